@@ -1,0 +1,1 @@
+"""HTTP handlers, one module per area; each exposes `setup(app)` registering its routes and roles."""

@@ -1,0 +1,86 @@
+"""Admin API: staff, customers (identifiers, representatives, adjustments), cases, CSV import, keys."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from .. import auth
+from ..errors import BadRequest, Invalid
+from ..http import add_route, dump, path_id, read_model
+from ..importer import CsvFormatError, import_csv
+from ..models import CaseIn, CasePatch, CustomerIn, KeyIn, StaffIn
+from ..state import POOL
+from ..store import cases, people
+
+CAUTION = ("caution_lead",)
+
+
+async def create_staff(request: web.Request) -> web.Response:
+    body = await read_model(request, StaffIn)
+    async with request.app[POOL].acquire() as conn:
+        return dump(await people.create_staff(conn, body), 201)
+
+
+async def get_staff(request: web.Request) -> web.Response:
+    return dump(await people.get_staff(request.app[POOL], path_id(request)))
+
+
+async def create_customer(request: web.Request) -> web.Response:
+    body = await read_model(request, CustomerIn)
+    async with request.app[POOL].acquire() as conn:
+        return dump(await people.create_customer(conn, body), 201)
+
+
+async def get_customer(request: web.Request) -> web.Response:
+    return dump(await people.get_customer(request.app[POOL], path_id(request)))
+
+
+async def import_customers(request: web.Request) -> web.Response:
+    if request.content_type not in ("text/csv", "application/csv", "text/plain"):
+        raise BadRequest("send the CSV export as the body with Content-Type: text/csv",
+                         code="unsupported_media_type")
+    raw = await request.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Invalid(f"the file is not UTF-8 (byte {exc.start})", [{"field": "body"}]) from None
+    async with request.app[POOL].acquire() as conn:
+        try:
+            report = await import_csv(conn, text)
+        except CsvFormatError as exc:
+            raise Invalid(str(exc), [{"field": "header", "message": str(exc)}]) from None
+    return web.json_response(report.as_dict(), status=200)
+
+
+async def create_case(request: web.Request) -> web.Response:
+    body = await read_model(request, CaseIn)
+    async with request.app[POOL].acquire() as conn:
+        return dump(await cases.create_case(conn, body), 201)
+
+
+async def get_case(request: web.Request) -> web.Response:
+    return dump(await cases.get_case(request.app[POOL], path_id(request)))
+
+
+async def patch_case(request: web.Request) -> web.Response:
+    body = await read_model(request, CasePatch)
+    async with request.app[POOL].acquire() as conn:
+        return dump(await cases.update_case(conn, path_id(request), body))
+
+
+async def create_key(request: web.Request) -> web.Response:
+    body = await read_model(request, KeyIn)
+    key_id, key = await auth.create_key(request.app[POOL], body.role, body.name)
+    return web.json_response({"id": key_id, "role": body.role, "name": body.name, "key": key}, status=201)
+
+
+def setup(app: web.Application) -> None:
+    add_route(app, "POST", "/v1/staff", create_staff, ())
+    add_route(app, "GET", "/v1/staff/{id}", get_staff, ())
+    add_route(app, "POST", "/v1/customers", create_customer, CAUTION)
+    add_route(app, "GET", "/v1/customers/{id}", get_customer, CAUTION)
+    add_route(app, "POST", "/v1/customers/import", import_customers, ())
+    add_route(app, "POST", "/v1/cases", create_case, CAUTION)
+    add_route(app, "GET", "/v1/cases/{id}", get_case, (*CAUTION, "manager"))
+    add_route(app, "PATCH", "/v1/cases/{id}", patch_case, CAUTION)
+    add_route(app, "POST", "/v1/keys", create_key, ())

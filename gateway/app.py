@@ -1,0 +1,64 @@
+"""The application factory: middlewares, routes, and the pools opened in cleanup contexts."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from . import db
+from .api import admin, ops
+from .auth import KeyRing
+from .http import MAX_BODY, ROUTE_ROLES, auth_middleware_factory, error_middleware
+from .settings import Settings
+from .state import KEYRING, POOL, REDIS, SERVICES, SETTINGS
+
+log = logging.getLogger(__name__)
+
+# Each area of the API registers its own routes; listed once here so the whole surface is visible.
+ROUTE_MODULES: list[Callable[[web.Application], None]] = [ops.setup, admin.setup]
+
+
+async def _postgres(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    assert settings.database_url
+    app[POOL] = await db.create_pool(settings.database_url, min_size=2, max_size=32)
+    app[KEYRING] = KeyRing(app[POOL])
+    yield
+    await app[POOL].close()
+
+
+async def _redis(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    assert settings.redis_url
+    client = aioredis.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0,
+                               health_check_interval=10)
+    app[REDIS] = client
+    yield
+    await client.aclose()
+
+
+def create_app(settings: Settings, *, extra_cleanup: list[Callable[..., AsyncIterator[None]]] | None = None
+               ) -> web.Application:
+    settings.require_services()
+
+    async def resolve(key: str) -> object:
+        return await app[KEYRING].resolve(key)
+
+    app = web.Application(
+        middlewares=[error_middleware, auth_middleware_factory(resolve)],  # type: ignore[arg-type]
+        client_max_size=settings.max_body_bytes,
+    )
+    app[SETTINGS] = settings
+    app[MAX_BODY] = settings.max_body_bytes
+    app[ROUTE_ROLES] = {}
+    app[SERVICES] = {}
+    app.cleanup_ctx.append(_postgres)
+    app.cleanup_ctx.append(_redis)
+    for extra in extra_cleanup or []:
+        app.cleanup_ctx.append(extra)
+    for setup in ROUTE_MODULES:
+        setup(app)
+    return app

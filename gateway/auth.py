@@ -1,0 +1,70 @@
+"""API keys: generation, hashing, lookup with a short in-process cache, and the route-to-role table."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+
+import asyncpg
+
+from .errors import Invalid
+
+ROLES = ("channel", "agent", "manager", "caution_lead", "admin")
+KEY_PREFIX = "gwk_"
+_CACHE_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class Principal:
+    key_id: int
+    name: str
+    role: str
+
+    @property
+    def actor(self) -> str:
+        """How this caller is named in audit records."""
+        return f"key:{self.key_id}:{self.name}"
+
+
+def hash_key(key: str) -> bytes:
+    # Keys carry 256 bits of randomness, so a plain SHA-256 is enough: no dictionary to attack.
+    return hashlib.sha256(key.encode()).digest()
+
+
+async def create_key(conn: asyncpg.Connection | asyncpg.Pool, role: str, name: str) -> tuple[int, str]:
+    """Store a new key's hash; the key itself is returned once and never stored."""
+    if role not in ROLES:
+        raise Invalid(f"role must be one of {', '.join(ROLES)}", [{"field": "role"}])
+    name = name.strip()
+    if not 1 <= len(name) <= 100:
+        raise Invalid("name must be 1 to 100 characters", [{"field": "name"}])
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    key_id = await conn.fetchval(
+        "INSERT INTO api_keys (name, role, hash) VALUES ($1, $2, $3) RETURNING id", name, role, hash_key(key)
+    )
+    return key_id, key
+
+
+class KeyRing:
+    """Resolves bearer keys to principals; caches hits briefly so the decide path avoids a query."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self._cache: dict[bytes, tuple[float, Principal | None]] = {}
+
+    async def resolve(self, key: str) -> Principal | None:
+        digest = hash_key(key)
+        now = time.monotonic()
+        hit = self._cache.get(digest)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        row = await self._pool.fetchrow(
+            "SELECT id, name, role FROM api_keys WHERE hash = $1 AND revoked_at IS NULL", digest
+        )
+        principal = Principal(row["id"], row["name"], row["role"]) if row else None
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[digest] = (now + _CACHE_SECONDS, principal)
+        return principal

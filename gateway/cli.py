@@ -1,0 +1,128 @@
+"""The command line: serve, migrate, demo, keys create, import FILE, replay."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from . import db, logs
+from .settings import Settings, SettingsError
+
+log = logging.getLogger("gateway")
+
+
+def _progress(total: int) -> object:
+    def show(n: int) -> None:
+        if n % 500 == 0 or n == total:
+            width = 30
+            done = int(width * n / max(total, 1))
+            sys.stderr.write(f"\r[{'#' * done}{'.' * (width - done)}] {n}/{total} rows")
+            sys.stderr.flush()
+    return show
+
+
+async def _migrate(settings: Settings) -> int:
+    from .migrate import migrate
+    conn = await db.connect(settings.require_services().database_url or "")
+    try:
+        applied = await migrate(conn)
+    finally:
+        await conn.close()
+    print(f"applied {len(applied)} migration(s): {', '.join(applied)}" if applied else "schema up to date")
+    return 0
+
+
+async def _keys_create(settings: Settings, role: str, name: str) -> int:
+    from .auth import create_key
+    conn = await db.connect(settings.require_services().database_url or "")
+    try:
+        key_id, key = await create_key(conn, role, name)
+    finally:
+        await conn.close()
+    print(f"key {key_id} ({role}, {name}) — shown once, store it now:\n{key}")
+    return 0
+
+
+async def _import(settings: Settings, path: Path) -> int:
+    from .importer import CsvFormatError, import_csv
+    text = path.read_text(encoding="utf-8-sig")
+    total = max(text.count("\n") - 1, 0)
+    conn = await db.connect(settings.require_services().database_url or "")
+    try:
+        report = await import_csv(conn, text, progress=_progress(total))  # type: ignore[arg-type]
+    except CsvFormatError as exc:
+        print(f"\n{path}: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        await conn.close()
+    sys.stderr.write("\n")
+    for err in report.errors[:200]:
+        print(f"{path}:{err['line']}: {err['field']}: {err['message']}", file=sys.stderr)
+    print(f"{report.created} created, {report.updated} updated, {len(report.errors)} rejected")
+    return 1 if report.errors else 0
+
+
+async def _demo(settings: Settings, only_if_empty: bool) -> int:
+    from .demo import load_demo
+    conn = await db.connect(settings.require_services().database_url or "")
+    try:
+        print(await load_demo(conn, only_if_empty=only_if_empty))
+    finally:
+        await conn.close()
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m gateway", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="migrate, then serve the API (GATEWAY_HOST:GATEWAY_PORT)")
+    sub.add_parser("migrate", help="apply pending migrations")
+    demo = sub.add_parser("demo", help="load the demo data set")
+    demo.add_argument("--if-empty", action="store_true", help="only when there are no customers yet")
+    keys = sub.add_parser("keys", help="API keys")
+    ksub = keys.add_subparsers(dest="keys_command", required=True)
+    kc = ksub.add_parser("create", help="create a key and print it once")
+    kc.add_argument("--role", required=True, choices=["channel", "agent", "manager", "caution_lead", "admin"])
+    kc.add_argument("--name", required=True)
+    imp = sub.add_parser("import", help="import customers from a housing-system CSV export")
+    imp.add_argument("file", type=Path)
+    sub.add_parser("replay", help="replay spooled contacts into the contact log")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    logs.setup(settings.log_level)
+    try:
+        if args.command == "serve":
+            from .serve import serve
+            return serve(settings)
+        if args.command == "migrate":
+            return asyncio.run(_migrate(settings))
+        if args.command == "demo":
+            return asyncio.run(_demo(settings, args.if_empty))
+        if args.command == "keys":
+            return asyncio.run(_keys_create(settings, args.role, args.name))
+        if args.command == "import":
+            if not args.file.is_file():
+                print(f"import: {args.file} is not a readable file", file=sys.stderr)
+                return 2
+            return asyncio.run(_import(settings, args.file))
+        if args.command == "replay":
+            from .serve import replay
+            return asyncio.run(replay(settings))
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, ConnectionError) as exc:
+        print(f"cannot reach a backing service: {exc}", file=sys.stderr)
+        return 3
+    return 0

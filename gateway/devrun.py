@@ -1,0 +1,59 @@
+"""`make run`: embedded services when none are configured, migrate, demo data, a key, then serve."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from . import db, embedded
+from .auth import create_key
+from .demo import load_demo
+from .migrate import migrate
+from .settings import Settings
+
+
+async def _prepare(settings: Settings) -> str:
+    conn = await db.connect(settings.database_url or "")
+    try:
+        await migrate(conn)
+        print(await load_demo(conn, only_if_empty=True), file=sys.stderr)
+        _, key = await create_key(conn, "admin", "make run")
+        return key
+    finally:
+        await conn.close()
+
+
+def main() -> int:
+    base = Path(os.environ.get("GATEWAY_EMBEDDED_DIR", ".gateway"))
+    env, started = embedded.ensure(base)
+    settings = Settings.from_env(env)
+    key = asyncio.run(_prepare(settings))
+    url = f"http://{settings.host}:{settings.port}"
+    print(f"""
+Contact gateway on {url}  (Ctrl-C stops it{'' if not started else ' and the embedded services'})
+Admin key for this session: {key}
+Try:
+  curl {url}/readyz
+  curl -H 'Authorization: Bearer {key}' {url}/v1/customers/1
+  curl -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\
+       -d '{{"channel": "phone", "from": "07700 900003"}}' {url}/v1/contacts
+External services: DATABASE_URL=postgresql://... REDIS_URL=redis://... make run
+""", file=sys.stderr, flush=True)
+    proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve"], env=env)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        proc.wait(timeout=10)
+        return 0
+    finally:
+        if started:
+            embedded.stop(base)
+            print("embedded services stopped", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

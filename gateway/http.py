@@ -1,0 +1,187 @@
+"""HTTP edge: the role table, the one error middleware, request ids, and body parsing helpers."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
+
+import asyncpg
+import pydantic
+from aiohttp import web
+
+from . import logs
+from .auth import Principal
+from .errors import BadRequest, Forbidden, GatewayError, Invalid, TooLarge, Unauthorized
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+M = TypeVar("M", bound=pydantic.BaseModel)
+
+# route → the API-key roles allowed on it; None means public (health, the HTML web form, ...).
+ROUTE_ROLES: web.AppKey[dict[web.AbstractRoute, frozenset[str] | None]] = web.AppKey("route_roles")
+PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal", Principal)
+
+
+def add_route(
+    app: web.Application, method: str, path: str, handler: Handler, roles: Iterable[str] | None,
+    *, name: str | None = None,
+) -> None:
+    """Register a route together with who may call it; `admin` may call everything."""
+    route = app.router.add_route(method, path, handler, name=name)
+    app[ROUTE_ROLES][route] = None if roles is None else frozenset(roles) | {"admin"}
+
+
+def principal(request: web.Request) -> Principal:
+    return request[PRINCIPAL]
+
+
+def error_body(status: int, code: str, message: str, details: Any = None) -> web.Response:
+    return web.json_response(
+        {"error": {"code": code, "message": message, "details": details}}, status=status
+    )
+
+
+_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+               405: "method_not_allowed", 409: "conflict", 413: "too_large", 415: "unsupported_media_type",
+               422: "invalid", 503: "unavailable"}
+
+
+def _pydantic_details(exc: pydantic.ValidationError) -> list[dict[str, Any]]:
+    return [
+        {"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"], "type": e["type"]}
+        for e in exc.errors(include_url=False, include_input=False)
+    ]
+
+
+def _translate(exc: BaseException) -> web.Response | None:
+    """Map a known exception to its JSON error response; None for a genuine fault."""
+    if isinstance(exc, GatewayError):
+        return error_body(exc.status, exc.code, exc.message, exc.details)
+    if isinstance(exc, pydantic.ValidationError):
+        details = _pydantic_details(exc)
+        first = details[0] if details else {"field": "body", "message": "invalid"}
+        return error_body(422, "invalid", f"{first['field']}: {first['message']}", details)
+    if isinstance(exc, web.HTTPException) and exc.status >= 400:
+        if exc.status == 413:
+            return error_body(413, "too_large", "request body is larger than the configured limit")
+        return error_body(exc.status, _HTTP_CODES.get(exc.status, "error"), exc.reason)
+    if isinstance(exc, asyncpg.UniqueViolationError):
+        return error_body(409, "conflict", "this would duplicate an existing record",
+                          {"constraint": exc.constraint_name})
+    if isinstance(exc, asyncpg.ForeignKeyViolationError):
+        return error_body(422, "invalid", "a referenced record does not exist",
+                          {"constraint": exc.constraint_name})
+    if isinstance(exc, asyncpg.CheckViolationError | asyncpg.NotNullViolationError):
+        return error_body(422, "invalid", "a value is outside what is allowed",
+                          {"constraint": exc.constraint_name})
+    if isinstance(exc, OSError | asyncpg.PostgresConnectionError | asyncpg.InterfaceError
+                  | asyncpg.CannotConnectNowError | TimeoutError):
+        return error_body(503, "unavailable", "a backing service is unavailable; try again")
+    return None
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    rid = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
+    token = logs.request_id.set(rid)
+    started = time.perf_counter()
+    try:
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            response = _translate(exc) or error_body(500, "internal", "internal error")
+        except Exception as exc:
+            translated = _translate(exc)
+            if translated is None:
+                log.exception("unhandled error on %s %s", request.method, request.path)
+                translated = error_body(500, "internal", "internal error; the request id is in the logs")
+            elif translated.status >= 500:
+                log.warning("%s on %s %s: %r", translated.status, request.method, request.path, exc)
+            response = translated
+        response.headers["X-Request-Id"] = rid
+        log.debug("request", extra={"method": request.method, "path": request.path,
+                                     "status": response.status,
+                                     "ms": round((time.perf_counter() - started) * 1000, 2)})
+        return response
+    finally:
+        logs.request_id.reset(token)
+
+
+def auth_middleware_factory(resolve: Callable[[str], Awaitable[Principal | None]]) -> Any:
+    @web.middleware
+    async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        route = request.match_info.route
+        roles = request.app[ROUTE_ROLES].get(route)
+        if roles is None:  # public route, or no route matched (the router answers 404/405)
+            return await handler(request)
+        header = request.headers.get("Authorization", "")
+        scheme, _, key = header.partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            raise Unauthorized("an API key is required: Authorization: Bearer <key>")
+        who = await resolve(key.strip())
+        if who is None:
+            raise Unauthorized("the API key is not recognised or has been revoked")
+        if who.role not in roles:
+            raise Forbidden(f"role {who.role!r} may not call this endpoint",
+                            {"allowed": sorted(roles)})
+        request[PRINCIPAL] = who
+        return await handler(request)
+
+    return auth_middleware
+
+
+async def read_json(request: web.Request) -> Any:
+    if request.content_type not in ("application/json", "", "application/octet-stream") and \
+            not request.content_type.endswith("+json"):
+        raise BadRequest(f"expected a JSON body (Content-Type: application/json), got {request.content_type}",
+                         code="unsupported_media_type")
+    raw = await request.read()
+    if len(raw) > request.app[MAX_BODY]:
+        raise TooLarge("request body is larger than the configured limit")
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}", code="malformed_json") from None
+
+
+async def read_model(request: web.Request, model: type[M]) -> M:
+    data = await read_json(request)
+    if not isinstance(data, dict):
+        raise Invalid("the body must be a JSON object", [{"field": "body", "message": "not an object"}])
+    return model.model_validate(data)
+
+
+def query_int(request: web.Request, name: str, default: int | None = None, *, low: int = 0,
+              high: int = 10**9) -> int | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise Invalid(f"{name}: not a whole number", [{"field": name, "message": "not a whole number"}]) from None
+    if not low <= value <= high:
+        raise Invalid(f"{name}: out of range {low}..{high}", [{"field": name, "message": "out of range"}])
+    return value
+
+
+def path_id(request: web.Request, name: str = "id") -> int:
+    raw = request.match_info[name]
+    if not raw.isdigit() or len(raw) > 18:
+        raise Invalid(f"{name}: not an id", [{"field": name, "message": "not an id"}])
+    return int(raw)
+
+
+def dump(model: pydantic.BaseModel, status: int = 200) -> web.Response:
+    return web.Response(text=model.model_dump_json(), status=status, content_type="application/json")
+
+
+MAX_BODY: web.AppKey[int] = web.AppKey("max_body")
+

@@ -1,0 +1,102 @@
+"""Normalising handles: phone numbers to E.164, email addresses to lower case, web account ids.
+
+The same functions serve the admin API (what is stored) and the decide path (what is looked up),
+so a number typed by a caution lead and the number a telephony platform sends always meet.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from email.utils import parseaddr
+from typing import Literal
+
+import phonenumbers
+
+Kind = Literal["phone", "email", "web"]
+DEFAULT_REGION = "GB"
+
+# What telephony platforms send for a caller who withheld their number; never matched to anyone.
+WITHHELD_PLACEHOLDERS = frozenset(
+    {"", "anonymous", "restricted", "unknown", "unavailable", "private", "withheld",
+     "+266696687", "266696687", "0", "+0"}
+)
+
+_WEB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
+_LOCAL_PART = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}$")
+
+
+class IdentifierError(ValueError):
+    """A handle that cannot be normalised; the message says why in words for a caller."""
+
+
+@dataclass(frozen=True)
+class Handle:
+    kind: Kind
+    value: str
+
+
+def is_withheld(raw: str | None) -> bool:
+    if raw is None:
+        return True
+    cleaned = raw.strip().lower()
+    if cleaned.startswith(("sip:", "tel:")):
+        cleaned = cleaned.split(":", 1)[1].split("@", 1)[0]
+    return cleaned in WITHHELD_PLACEHOLDERS
+
+
+@functools.lru_cache(maxsize=65_536)
+def normalise_phone(raw: str, region: str = DEFAULT_REGION) -> str:
+    """E.164 for anything that could be a number ("possible", not "valid": drama numbers count)."""
+    text = raw.strip()
+    if text.lower().startswith(("sip:", "tel:")):
+        text = text.split(":", 1)[1].split("@", 1)[0].split(";", 1)[0]
+    if len(text) > 40:
+        raise IdentifierError("a phone number is at most 40 characters")
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException as exc:
+        raise IdentifierError(f"not a phone number ({exc.args[0] if exc.args else 'unparsable'})") from None
+    if not phonenumbers.is_possible_number(number):
+        raise IdentifierError("not a possible phone number for its country")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalise_email(raw: str) -> str:
+    """Lower-cased address with the domain in IDNA form; display names and `+tags` removed."""
+    _, address = parseaddr(raw.strip())
+    address = address.strip().strip("<>")
+    if address.count("@") != 1:
+        raise IdentifierError("not an email address (expected name@domain)")
+    local, domain = address.rsplit("@", 1)
+    local = local.split("+", 1)[0] if "+" in local[1:] else local
+    if not _LOCAL_PART.match(local) or local.startswith(".") or local.endswith("."):
+        raise IdentifierError("the part before @ is not a valid mailbox name")
+    domain = domain.rstrip(".")
+    try:
+        domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise IdentifierError("the domain is not a valid internet domain name") from None
+    if "." not in domain or len(domain) > 253 or any(not 0 < len(p) <= 63 for p in domain.split(".")):
+        raise IdentifierError("the domain is not a valid internet domain name")
+    return f"{local}@{domain}".lower()
+
+
+def normalise_web(raw: str) -> str:
+    value = raw.strip()
+    if not _WEB_ID.match(value):
+        raise IdentifierError("a web account id is 1-128 letters, digits or . _ : @ -")
+    return value.lower()
+
+
+def normalise(kind: str, raw: str) -> str:
+    if kind == "phone":
+        return normalise_phone(raw)
+    if kind == "email":
+        return normalise_email(raw)
+    if kind == "web":
+        return normalise_web(raw)
+    raise IdentifierError(f"unknown identifier kind {kind!r} (phone, email or web)")

@@ -1,0 +1,15 @@
+"""Every Redis key prefix and channel the gateway uses, in one place."""
+
+PREFIX = "gw:"
+# Pub/sub channel carrying "customer N changed" so every process refreshes its restriction index.
+INVALIDATE_CHANNEL = PREFIX + "invalidate"
+# PostgreSQL LISTEN/NOTIFY channel with the same payload, used when Redis is down.
+PG_INVALIDATE_CHANNEL = "gateway_invalidate"
+# provider id → decision JSON, for idempotent retries: IDEMPOTENCY + channel + ":" + provider_id
+IDEMPOTENCY = PREFIX + "idem:"
+# contact counters for contact_limit and manager rules: COUNTER + counter key
+COUNTER = PREFIX + "count:"
+# acknowledgement rate limits: ACK_LIMIT + sender + ":" + case
+ACK_LIMIT = PREFIX + "ack:"
+# Pub/sub channel of banners for agent screens.
+BANNER_CHANNEL = PREFIX + "banners"

@@ -1,0 +1,118 @@
+"""One typed settings object, read once from the environment and passed in explicitly."""
+
+from __future__ import annotations
+
+import os
+import zoneinfo
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from ipaddress import IPv4Network, IPv6Network, ip_network
+from typing import Any
+
+DEFAULT_TZ = "Europe/London"
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message names the variable and what is expected."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a whole number (expected {low}..{high})") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name}={value} is out of range (expected {low}..{high})")
+    return value
+
+
+def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    if not raw.startswith(tuple(f"{s}://" for s in schemes)):
+        raise SettingsError(f"{name}={raw!r} must be a URL starting with {' or '.join(schemes)}://")
+    return raw
+
+
+def _networks(env: Mapping[str, str], name: str, default: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    raw = env.get(name) or default
+    out = []
+    for part in raw.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            out.append(ip_network(part, strict=False))
+        except ValueError:
+            raise SettingsError(f"{name}: {part!r} is not an IP address or CIDR range") from None
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None = None
+    redis_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    tz: str = DEFAULT_TZ
+    max_body_bytes: int = 1024 * 1024
+    decide_deadline_ms: int = 500
+    log_flush_max_rows: int = 500
+    spool_dir: str = ".gateway/spool"
+    resync_seconds: int = 60
+    review_default_months: int = 12
+    activation_rule: str = "service_caution_lead:1,caution_lead:2"
+    twilio_auth_token: str | None = None
+    public_url: str | None = None
+    fastagi_port: int = 0
+    fastagi_allow: tuple[IPv4Network | IPv6Network, ...] = field(
+        default_factory=lambda: (ip_network("127.0.0.0/8"), ip_network("::1/128"))
+    )
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        tz = env.get("GATEWAY_TZ") or DEFAULT_TZ
+        try:
+            zoneinfo.ZoneInfo(tz)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise SettingsError(f"GATEWAY_TZ={tz!r} is not an IANA time zone (e.g. Europe/London)") from None
+        level = (env.get("GATEWAY_LOG_LEVEL") or "INFO").upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise SettingsError(f"GATEWAY_LOG_LEVEL={level!r} must be DEBUG, INFO, WARNING or ERROR")
+        return cls(
+            database_url=_url(env, "DATABASE_URL", ("postgres", "postgresql")),
+            redis_url=_url(env, "REDIS_URL", ("redis", "rediss", "unix")),
+            host=env.get("GATEWAY_HOST") or "127.0.0.1",
+            port=_int(env, "GATEWAY_PORT", 8080, 0, 65535),
+            workers=_int(env, "GATEWAY_WORKERS", 1, 1, 64),
+            tz=tz,
+            max_body_bytes=_int(env, "GATEWAY_MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),
+            decide_deadline_ms=_int(env, "GATEWAY_DECIDE_DEADLINE_MS", 500, 10, 60_000),
+            spool_dir=env.get("GATEWAY_SPOOL_DIR") or ".gateway/spool",
+            resync_seconds=_int(env, "GATEWAY_RESYNC_SECONDS", 60, 1, 86_400),
+            review_default_months=_int(env, "GATEWAY_REVIEW_MONTHS", 12, 1, 12),
+            activation_rule=env.get("GATEWAY_ACTIVATION_RULE") or "service_caution_lead:1,caution_lead:2",
+            twilio_auth_token=env.get("TWILIO_AUTH_TOKEN") or None,
+            public_url=_url(env, "GATEWAY_PUBLIC_URL", ("http", "https")),
+            fastagi_port=_int(env, "FASTAGI_PORT", 0, 0, 65535),
+            fastagi_allow=_networks(env, "FASTAGI_ALLOW", "127.0.0.0/8,::1"),
+            log_level=level,
+        )
+
+    def require_services(self) -> Settings:
+        """Serving needs both backing services; name the first one that is missing."""
+        if not self.database_url:
+            raise SettingsError("DATABASE_URL is not set (expected postgresql://user@host:port/db)")
+        if not self.redis_url:
+            raise SettingsError("REDIS_URL is not set (expected redis://host:port/0)")
+        return self
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
