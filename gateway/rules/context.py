@@ -1,0 +1,152 @@
+"""What the I/O edge hands the pure engine: index views, rule set, calendar and counts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import TYPE_CHECKING, Literal, TypeVar
+
+from pydantic import BaseModel
+
+from .calendar import Calendar
+from .params import Params, Window
+
+if TYPE_CHECKING:
+    from .ruleset import CompiledRuleSet
+
+CaseStatus = Literal["open", "closed", "exhausted"]
+RestrictionStatus = Literal["proposed", "active", "under_appeal", "lifted", "lapsed"]
+P = TypeVar("P", bound=BaseModel)
+
+
+@dataclass(frozen=True, slots=True)
+class StaffView:
+    id: int
+    name: str
+    role: str = "agent"
+    line: str | None = None
+    voicemail: str | None = None
+    mailbox: str | None = None
+    queue: str | None = None
+    working_hours: tuple[Window, ...] = ()   # empty: always available
+
+
+@dataclass(frozen=True, slots=True)
+class CaseView:
+    id: int
+    reference: str
+    customer_id: int
+    status: CaseStatus
+    closed_on: date | None = None
+    subject: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RestrictionView:
+    id: int
+    customer_id: int
+    kind: str
+    params: Params
+    channels: frozenset[str]
+    status: RestrictionStatus = "active"
+    review_due: date | None = None
+
+    def covers(self, channel: str) -> bool:
+        return channel in self.channels
+
+    def params_as(self, model: type[P]) -> P:
+        """The params narrowed to the kind's model; a mismatch is a bug in the edge's loader."""
+        if not isinstance(self.params, model):
+            raise TypeError(f"restriction {self.id}: {self.kind} params expected, got "
+                            f"{type(self.params).__name__}")
+        return self.params
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerView:
+    id: int
+    name: str
+    adjustments_flags: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class RepresentativeView:
+    id: int
+    name: str
+    relationship: str
+
+
+@dataclass(frozen=True, slots=True)
+class Bundle:
+    """One customer with their restrictions (any status: the engine enforces only active ones)."""
+
+    customer: CustomerView
+    restrictions: tuple[RestrictionView, ...] = ()
+    representatives: tuple[RepresentativeView, ...] = ()
+    cases: tuple[CaseView, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """Who the sender is. A registered representative of X brings X's bundle, and X's id is in
+    representative_of."""
+
+    bundles: tuple[Bundle, ...] = ()
+    representative_of: tuple[int, ...] = ()
+    withheld: bool = False
+    sender_kind: str = "none"   # phone | email | web | withheld | none
+
+    @property
+    def ambiguous(self) -> bool:
+        return len(self.bundles) > 1
+
+    @property
+    def customer_ids(self) -> tuple[int, ...]:
+        return tuple(b.customer.id for b in self.bundles)
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    """How customers can write to the provider: quoted when a call or visit is deflected."""
+
+    name: str = "the housing team"
+    address: str = ""
+    email: str = ""
+    web_form_url: str = ""
+    phone: str = ""
+
+    def how_to_write(self) -> str:
+        ways = [f"write to {self.address}" if self.address else "write to us",
+                f"email {self.email}" if self.email else "",
+                f"use the contact form at {self.web_form_url}" if self.web_form_url else ""]
+        chosen = [w for w in ways if w]
+        text = chosen[0] if len(chosen) == 1 else ", ".join(chosen[:-1]) + " or " + chosen[-1]
+        return f"Please {text}."
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Everything `decide` may look at besides the contact and `now`.
+
+    `counts` maps counter keys (gateway.rules.counters) to contacts this period, this one included.
+    `case` is the case the contact is about, resolved by the edge from case_ref or subject.
+    """
+
+    match: Match
+    ruleset: CompiledRuleSet
+    staff: Mapping[int, StaffView] = field(default_factory=dict)
+    calendar: Calendar = field(default_factory=Calendar)
+    counts: Mapping[str, int] = field(default_factory=dict)
+    case: CaseView | None = None
+    appointment: bool = False
+    provider: Provider = field(default_factory=Provider)
+
+    def bundle_of(self, customer_id: int) -> Bundle | None:
+        return next((b for b in self.match.bundles if b.customer.id == customer_id), None)
+
+    def find_case(self, case_id: int) -> CaseView | None:
+        if self.case is not None and self.case.id == case_id:
+            return self.case
+        cases = (c for b in self.match.bundles for c in b.cases if c.id == case_id)
+        return next(cases, None)

@@ -1,0 +1,80 @@
+"""Wording shared across the engine: identity, rule overrides, targets and the combined banner."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+from ..contact import Banner, Reason
+from .calendar import format_date, join_words
+from .context import Match, RepresentativeView
+from .outcome import BannerPart, Dest, severity_rank
+
+
+def describe_dest(dest: Dest | None) -> str:
+    if dest is None:
+        return "no target"
+    if dest.type == "queue":
+        return f"queue '{dest.id}'"
+    return f"{dest.type} #{dest.id}"
+
+
+def describe_action(action: str, dest: Dest | None) -> str:
+    if action in ("route", "hold"):
+        return f"{action} to {describe_dest(dest)}"
+    return action.replace("_", "-")
+
+
+def closed_on(day: date | None) -> str:
+    return format_date(day) if day else "date not recorded"
+
+
+def describe_representatives(reps: Sequence[RepresentativeView]) -> str:
+    if not reps:
+        return "no representative registered"
+    return join_words([f"{r.name} ({r.relationship})" for r in reps])
+
+
+def identity_reasons(match: Match) -> list[Reason]:
+    if match.withheld:
+        return [Reason(source="identity", id="withheld",
+                       because="Number withheld: no restriction can be matched; normal route.")]
+    if not match.bundles:
+        return [Reason(source="identity", id="unmatched",
+                       because="Sender not recognised: normal route.")]
+    reasons = []
+    if match.ambiguous:
+        names = join_words([b.customer.name for b in match.bundles])
+        reasons.append(Reason(source="identity", id="ambiguous",
+                              because=f"This identifier reaches {len(match.bundles)} customers "
+                                      f"({names}): the restrictions of all of them apply."))
+    for cid in match.representative_of:
+        bundle = next((b for b in match.bundles if b.customer.id == cid), None)
+        name = bundle.customer.name if bundle else f"customer #{cid}"
+        reasons.append(Reason(source="identity", id=str(cid),
+                              because=f"Sender is a registered representative of {name}."))
+    return reasons
+
+
+def ambiguous_banner(match: Match) -> BannerPart:
+    names = join_words([b.customer.name for b in match.bundles])
+    return BannerPart("warning", f"Shared identifier: could be {names}. Check who is contacting "
+                                 "us; the restrictions of each are shown.")
+
+
+def overridden(rule_id: str, proposed: str, restriction_id: int, kind: str, why: str) -> Reason:
+    return Reason(source="rule", id=rule_id,
+                  because=f"Rule '{rule_id}' proposed {proposed}; overridden by restriction "
+                          f"#{restriction_id} ({kind.replace('_', ' ')}): {why}")
+
+
+def combine_banner(parts: Sequence[BannerPart], restriction_ids: Sequence[int],
+                   review_dues: Sequence[date]) -> Banner | None:
+    """Several banners become one: the highest severity, texts joined, every restriction id."""
+    if not parts:
+        return None
+    severity = max((p.severity for p in parts), key=severity_rank)
+    texts = list(dict.fromkeys(p.text for p in parts))
+    return Banner(severity=severity, text=" | ".join(texts),
+                  restriction_ids=sorted(set(restriction_ids)),
+                  review_due=min(review_dues) if review_dues else None)
