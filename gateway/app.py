@@ -9,16 +9,17 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from . import db
-from .api import admin, ops
+from .api import admin, contacts, ops
 from .auth import KeyRing
 from .http import MAX_BODY, ROUTE_ROLES, auth_middleware_factory, error_middleware
+from .runtime import decide_path
 from .settings import Settings
 from .state import KEYRING, POOL, REDIS, SERVICES, SETTINGS
 
 log = logging.getLogger(__name__)
 
 # Each area of the API registers its own routes; listed once here so the whole surface is visible.
-ROUTE_MODULES: list[Callable[[web.Application], None]] = [ops.setup, admin.setup]
+ROUTE_MODULES: list[Callable[[web.Application], None]] = [ops.setup, admin.setup, contacts.setup]
 
 
 async def _postgres(app: web.Application) -> AsyncIterator[None]:
@@ -57,6 +58,7 @@ def create_app(settings: Settings, *, extra_cleanup: list[Callable[..., AsyncIte
     app[SERVICES] = {}
     app.cleanup_ctx.append(_postgres)
     app.cleanup_ctx.append(_redis)
+    app.cleanup_ctx.append(decide_path)
     for extra in extra_cleanup or []:
         app.cleanup_ctx.append(extra)
     for setup in ROUTE_MODULES:

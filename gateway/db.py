@@ -8,9 +8,20 @@ from typing import Any
 import asyncpg
 
 
+def _jsonb_encode(value: Any) -> bytes:
+    return b"\x01" + json.dumps(value, separators=(",", ":")).encode()
+
+
+def _jsonb_decode(data: bytes) -> Any:
+    return json.loads(data[1:])
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    for name in ("json", "jsonb"):
-        await conn.set_type_codec(name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    # Binary codecs, so that COPY (the contact log's group commit) can carry JSON columns too.
+    await conn.set_type_codec("jsonb", encoder=_jsonb_encode, decoder=_jsonb_decode,
+                              schema="pg_catalog", format="binary")
+    await conn.set_type_codec("json", encoder=lambda v: json.dumps(v).encode(), decoder=json.loads,
+                              schema="pg_catalog", format="binary")
 
 
 async def _no_reset(conn: asyncpg.Connection) -> None:

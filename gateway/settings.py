@@ -74,6 +74,10 @@ class Settings:
         default_factory=lambda: (ip_network("127.0.0.0/8"), ip_network("::1/128"))
     )
     log_level: str = "INFO"
+    provider_name: str = "the housing team"
+    provider_address: str = ""
+    provider_email: str = ""
+    provider_web_form_url: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -104,6 +108,10 @@ class Settings:
             fastagi_port=_int(env, "FASTAGI_PORT", 0, 0, 65535),
             fastagi_allow=_networks(env, "FASTAGI_ALLOW", "127.0.0.0/8,::1"),
             log_level=level,
+            provider_name=env.get("GATEWAY_PROVIDER_NAME") or "the housing team",
+            provider_address=env.get("GATEWAY_PROVIDER_ADDRESS") or "",
+            provider_email=env.get("GATEWAY_PROVIDER_EMAIL") or "",
+            provider_web_form_url=env.get("GATEWAY_PROVIDER_WEB_FORM_URL") or "",
         )
 
     def require_services(self) -> Settings:

@@ -1,0 +1,294 @@
+"""The durable contact log: group commit to PostgreSQL, an fsync'd local spool when it is down.
+
+`append` resolves once the record is committed (or safely spooled). One writer task takes every
+record queued while the previous batch was committing, so batches grow with load and there is
+no fixed timer. Spooled records are replayed with ON CONFLICT DO NOTHING, so exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from . import db, metrics
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+_DB_TIMEOUT = 2.0
+
+
+@dataclass
+class ContactRecord:
+    """One row of `contacts`; field names are the column names."""
+
+    id: uuid.UUID
+    received_at: datetime
+    channel: str
+    action: str
+    status: str = "decided"
+    sender_raw: str | None = None
+    sender_kind: str | None = None
+    sender: str | None = None
+    recipient: str | None = None
+    provider_id: str | None = None
+    subject: str | None = None
+    body_excerpt: str | None = None
+    customer_ids: list[int] = field(default_factory=list)
+    case_id: int | None = None
+    case_ref: str | None = None
+    on_behalf_of: str | None = None
+    representative_of: list[int] = field(default_factory=list)
+    ambiguous: bool = False
+    target: dict[str, Any] | None = None
+    flagged: bool = False
+    banner: dict[str, Any] | None = None
+    customer_message: str | None = None
+    reasons: list[dict[str, Any]] = field(default_factory=list)
+    ruleset_version: int | None = None
+    degraded: bool = False
+    latency_us: int | None = None
+    ack_sent: bool = False
+    ack_note: str | None = None
+    error: str | None = None
+    # The decision as answered, kept with the provider id so a retry gets the same answer.
+    decision: dict[str, Any] | None = field(default=None, metadata={"column": False})
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["id"] = str(self.id)
+        data["received_at"] = self.received_at.isoformat()
+        return json.dumps(data, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, line: str) -> ContactRecord:
+        data = json.loads(line)
+        data["id"] = uuid.UUID(data["id"])
+        data["received_at"] = datetime.fromisoformat(data["received_at"])
+        return cls(**data)
+
+
+COLUMNS = tuple(f.name for f in fields(ContactRecord) if f.metadata.get("column", True))
+
+
+def _row(r: ContactRecord) -> tuple[Any, ...]:
+    return tuple(getattr(r, c) for c in COLUMNS)
+
+
+@dataclass
+class Appended:
+    """What happened to an appended record: committed, spooled, or a duplicate of an earlier one."""
+
+    spooled: bool = False
+    duplicate_of: dict[str, Any] | None = None
+
+
+async def _write_batch(conn: asyncpg.Connection, batch: Sequence[ContactRecord]) -> dict[int, dict[str, Any]]:
+    """One transaction: claim provider ids, COPY the rows that are not retries, fill customer ids.
+
+    Returns {index in batch: earlier decision} for records that repeat an already-logged provider id.
+    """
+    duplicates: dict[int, dict[str, Any]] = {}
+    async with conn.transaction():
+        keyed = [(i, r) for i, r in enumerate(batch) if r.provider_id]
+        if keyed:
+            claimed = await conn.fetch(
+                """INSERT INTO contact_provider_ids (channel, provider_id, contact_id, decision)
+                   SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::jsonb[])
+                   ON CONFLICT DO NOTHING RETURNING contact_id""",
+                [r.channel for _, r in keyed], [r.provider_id for _, r in keyed],
+                [r.id for _, r in keyed], [r.decision or {} for _, r in keyed])
+            won = {row["contact_id"] for row in claimed}
+            lost = [(i, r) for i, r in keyed if r.id not in won]
+            if lost:
+                earlier = await conn.fetch(
+                    """SELECT p.channel, p.provider_id, p.decision FROM contact_provider_ids p
+                       JOIN unnest($1::text[], $2::text[]) AS k(channel, provider_id)
+                       USING (channel, provider_id)""",
+                    [r.channel for _, r in lost], [r.provider_id for _, r in lost])
+                by_key = {(e["channel"], e["provider_id"]): e["decision"] for e in earlier}
+                duplicates = {i: by_key.get((r.channel, r.provider_id), {}) for i, r in lost}
+        rows = [_row(r) for i, r in enumerate(batch) if i not in duplicates]
+        if rows:
+            await conn.copy_records_to_table("contacts", records=rows, columns=COLUMNS)
+            await _fill_customers(conn, [r.id for i, r in enumerate(batch) if i not in duplicates])
+    return duplicates
+
+
+async def _fill_customers(conn: asyncpg.Connection, ids: list[uuid.UUID]) -> None:
+    """Record who a contact came from even when nobody restricted sent it (index-free lookup)."""
+    await conn.execute(
+        """UPDATE contacts c SET customer_ids = m.ids
+           FROM (SELECT c2.id, array_agg(DISTINCT i.customer_id) AS ids
+                 FROM contacts c2 JOIN identifiers i
+                   ON i.value = c2.sender AND i.kind = c2.sender_kind AND i.customer_id IS NOT NULL
+                 WHERE c2.id = ANY($1::uuid[]) AND c2.customer_ids = '{}'
+                 GROUP BY c2.id) m
+           WHERE c.id = m.id AND c.id = ANY($1::uuid[])""", ids)
+    await conn.execute(
+        """UPDATE contacts c SET case_id = k.id FROM cases k
+           WHERE c.id = ANY($1::uuid[]) AND c.case_id IS NULL AND c.case_ref IS NOT NULL
+             AND upper(k.reference) = upper(c.case_ref)""", ids)
+
+
+class Spool:
+    """An append-only JSON-lines file per process; each batch is fsync'd before it is acknowledged."""
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.dir = Path(directory)
+        self.path = self.dir / f"contacts-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
+
+    def write(self, batch: Sequence[ContactRecord]) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write("".join(r.to_json() + "\n" for r in batch))
+            f.flush()
+            os.fsync(f.fileno())
+        metrics.SPOOLED.inc(len(batch))
+
+    def files(self) -> list[Path]:
+        return sorted(self.dir.glob("contacts-*.jsonl")) if self.dir.exists() else []
+
+
+async def replay_file(conn: asyncpg.Connection, path: Path) -> int:
+    """Insert a spool file's records that are not in the log yet, then remove it. Locked per file."""
+    with open(path, "r+", encoding="utf-8") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return 0  # another process is replaying it
+        records = [ContactRecord.from_json(line) for line in f if line.strip()]
+        replayed = 0
+        for start in range(0, len(records), 500):
+            chunk = records[start:start + 500]
+            async with conn.transaction():
+                fresh = await conn.fetch(
+                    """SELECT x FROM unnest($1::uuid[]) AS x
+                       WHERE NOT EXISTS (SELECT 1 FROM contacts WHERE id = x)""", [r.id for r in chunk])
+                fresh_ids = {row["x"] for row in fresh}
+                todo = [r for r in chunk if r.id in fresh_ids]
+                if todo:
+                    replayed += len(todo) - len(await _write_batch(conn, todo))
+        path.unlink()
+        metrics.SPOOLED.dec(len(records))
+        return replayed
+
+
+_Item = tuple[ContactRecord, "asyncio.Future[Appended]"]
+
+
+class ContactLog:
+    """The group-commit writer. Start with `start()`, stop with `close()` (drains what is queued)."""
+
+    def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
+        self._pool = pool
+        self._max = settings.log_flush_max_rows
+        self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
+        self.spool = Spool(settings.spool_dir)
+        self._task: asyncio.Task[None] | None = None
+        self._replayer: asyncio.Task[None] | None = None
+        self.db_down = False
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="contact-log-writer")
+        self._replayer = asyncio.create_task(self._replay_loop(), name="contact-log-replayer")
+
+    async def append(self, record: ContactRecord) -> Appended:
+        fut: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((record, fut))
+        return await asyncio.shield(fut)
+
+    async def _run(self) -> None:
+        closing = False
+        while not closing:
+            first = await self._queue.get()
+            batch = []
+            for item in self._take(first):
+                if item is None:
+                    closing = True
+                else:
+                    batch.append(item)
+            if batch:
+                await self._flush(batch)
+
+    def _take(self, first: _Item | None) -> list[_Item | None]:
+        items = [first]
+        while len(items) < self._max and not self._queue.empty():
+            items.append(self._queue.get_nowait())
+        return items
+
+    async def _flush(self, batch: list[_Item]) -> None:
+        records = [r for r, _ in batch]
+        try:
+            async with asyncio.timeout(_DB_TIMEOUT), self._pool.acquire() as conn:
+                duplicates = await _write_batch(conn, records)
+            results = [Appended(duplicate_of=duplicates.get(i)) for i in range(len(records))]
+            self.db_down = False
+            metrics.LOG_BATCH.observe(len(records))
+        except (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+                asyncpg.CannotConnectNowError, asyncpg.exceptions.AdminShutdownError) as exc:
+            log.warning("contact log: database unavailable (%r); spooling %d record(s)", exc, len(records))
+            self.db_down = True
+            await asyncio.to_thread(self.spool.write, records)
+            results = [Appended(spooled=True) for _ in records]
+        except Exception as exc:
+            # A bad record must not take its batch-mates down with it: spool them all for replay.
+            log.exception("contact log: batch failed (%r); spooling %d record(s)", exc, len(records))
+            await asyncio.to_thread(self.spool.write, records)
+            results = [Appended(spooled=True) for _ in records]
+        for (_, fut), result in zip(batch, results, strict=True):
+            if not fut.done():
+                fut.set_result(result)
+
+    async def replay(self) -> int:
+        total = 0
+        for path in self.spool.files():
+            async with asyncio.timeout(60), self._pool.acquire() as conn:
+                total += await replay_file(conn, path)
+        if total:
+            log.info("contact log: replayed %d spooled record(s)", total)
+        return total
+
+    async def _replay_loop(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            if self.spool.files():
+                with contextlib.suppress(Exception):
+                    await self.replay()
+
+    async def close(self) -> None:
+        """Commit (or spool) everything queued, then stop."""
+        if self._replayer is not None:
+            self._replayer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._replayer
+        if self._task is not None:
+            self._queue.put_nowait(None)
+            await self._task
+
+
+async def replay_spool(settings: Settings) -> int:
+    """`python -m gateway replay`: push every spooled contact into the log, with progress."""
+    spool = Spool(settings.spool_dir)
+    files = spool.files()
+    conn = await db.connect(settings.require_services().database_url or "")
+    try:
+        total = 0
+        for n, path in enumerate(files, 1):
+            total += await replay_file(conn, path)
+            print(f"\r{n}/{len(files)} spool file(s), {total} contact(s) replayed", end="", flush=True)
+        print(f"\nreplayed {total} contact(s) from {len(files)} spool file(s)")
+        return 0
+    finally:
+        await conn.close()

@@ -1,0 +1,211 @@
+"""The one decide service every channel goes through: lookup, pure rules, durable log, reply.
+
+Bounded by the settings' deadline: on a fault or a slow dependency the contact is routed to the
+general queue with `degraded: true`, and still logged. Idempotent by (channel, provider id):
+Redis first, the database's unique key as the backstop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from . import metrics
+from .contact import Decision, InboundContact, degraded_decision
+from .contactlog import ContactLog, ContactRecord
+from .index import RestrictionIndex
+from .rediskeys import COUNTER, IDEMPOTENCY
+from .rules.calendar import Calendar
+from .rules.context import Context, Match, Provider
+from .rules.counters import CounterSpec, contact_limit_key, counters_needed, customer_count_key
+from .rules.engine import decide as rules_decide
+from .rules.params import ContactLimit
+from .rules.ruleset import CompiledRuleSet
+from .senders import SenderHandle, case_reference, sender_handle
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+_IDEM_TTL = 7 * 86400
+_PENDING = b"pending"
+
+
+class RulesetHolder:
+    """The published rule set of this process; swapped whole when a new version is published."""
+
+    def __init__(self, compiled: CompiledRuleSet) -> None:
+        self.compiled = compiled
+
+
+class DecideService:
+    def __init__(self, settings: Settings, index: RestrictionIndex, contact_log: ContactLog,
+                 redis: aioredis.Redis, pool: asyncpg.Pool, rules: RulesetHolder) -> None:
+        self.settings, self.index, self.log, self.redis, self.pool = settings, index, contact_log, redis, pool
+        self.rules = rules
+        self.tz = ZoneInfo(settings.tz)
+        self.deadline = settings.decide_deadline_ms / 1000
+        self.provider = Provider(name=settings.provider_name, address=settings.provider_address,
+                                 email=settings.provider_email, web_form_url=settings.provider_web_form_url)
+        self._calendar: tuple[frozenset[Any], Calendar] | None = None
+
+    def calendar(self) -> Calendar:
+        closures = self.index.closures
+        if self._calendar is None or self._calendar[0] is not closures:
+            self._calendar = (closures, Calendar(tz=self.tz, closures=closures))
+        return self._calendar[1]
+
+    async def decide(self, contact: InboundContact) -> tuple[Decision, bool]:
+        """Returns the decision and whether it is new (False: a repeat of an earlier provider id)."""
+        started = time.perf_counter()
+        received = contact.received_at or datetime.now(UTC)
+        if contact.provider_id:
+            earlier = await self._earlier(contact)
+            if earlier is not None:
+                return earlier, False
+        contact_id = str(uuid.uuid4())
+        handle = sender_handle(contact.channel, contact.sender)
+        try:
+            async with asyncio.timeout(self.deadline):
+                decision = await self._evaluate(contact, contact_id, handle, received)
+        except Exception as exc:  # the safe answer, whatever failed: never hang, never 500
+            why = "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
+            log.warning("decide degraded (%s) for %s contact", why, contact.channel, exc_info=not isinstance(
+                exc, TimeoutError | RedisError | OSError | asyncpg.PostgresConnectionError))
+            metrics.DEGRADED.labels(why).inc()
+            decision = degraded_decision(contact_id, f"restriction check unavailable ({why})")
+            decision.received_at = received
+        record = self.record(contact, decision, handle, received, started)
+        appended = await self.log.append(record)
+        created = True
+        if appended.duplicate_of:
+            decision, created = Decision.model_validate(appended.duplicate_of), False
+        if contact.provider_id:
+            await self._remember(contact, decision)
+        metrics.DECISIONS.labels(contact.channel, decision.action).inc()
+        metrics.DECIDE_SECONDS.observe(time.perf_counter() - started)
+        return decision, created
+
+    async def _evaluate(self, contact: InboundContact, contact_id: str, handle: SenderHandle,
+                        received: datetime) -> Decision:
+        match = self.index.match(handle.kind, handle.value, withheld=handle.withheld,
+                                 on_behalf_of=contact.on_behalf_of)
+        compiled = self.rules.compiled
+        specs = counters_needed(compiled, match.bundles, received, self.tz, contact.channel) \
+            if match.bundles else []
+        counts = await self._count(specs, match, received) if specs else {}
+        ctx = Context(match=match, ruleset=compiled, staff=self.index.staff, calendar=self.calendar(),
+                      counts=counts, case=self.index.case(case_reference(contact.case_ref, contact.subject)),
+                      appointment=contact.appointment, provider=self.provider)
+        verdict = rules_decide(contact, ctx, received)
+        return verdict.to_decision(contact_id, received_at=received)
+
+    async def _count(self, specs: list[CounterSpec], match: Match, now: datetime) -> dict[str, int]:
+        """Increment this contact's counters: Redis, or a count of the log when Redis is down."""
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            for s in specs:
+                pipe.incr(COUNTER + s.key)
+                pipe.expire(COUNTER + s.key, s.ttl_seconds)
+            results = await pipe.execute()
+            return {s.key: int(results[2 * i]) for i, s in enumerate(specs)}
+        except (RedisError, OSError) as exc:
+            log.warning("contact counters: Redis unavailable (%r); counting the contact log", exc)
+        owners = counter_owners(self.rules.compiled, match, now, self.tz)
+        counts = {}
+        for s in specs:
+            customer_id, period = owners[s.key]
+            counts[s.key] = 1 + int(await self.pool.fetchval(
+                "SELECT count(*) FROM contacts WHERE $1 = ANY(customer_ids) AND received_at >= $2",
+                customer_id, period_start(period, now, self.tz)))
+        return counts
+
+    async def _earlier(self, contact: InboundContact) -> Decision | None:
+        """A decision already given for this provider id, waiting briefly for one in flight."""
+        key = f"{IDEMPOTENCY}{contact.channel}:{contact.provider_id}"
+        try:
+            if await self.redis.set(key, _PENDING, nx=True, ex=_IDEM_TTL):
+                return None
+            waited_until = time.monotonic() + self.deadline
+            while time.monotonic() < waited_until:
+                value = await self.redis.get(key)
+                if value and value != _PENDING:
+                    return Decision.model_validate_json(value)
+                await asyncio.sleep(0.005)
+        except (RedisError, OSError) as exc:
+            log.debug("idempotency: Redis unavailable (%r); asking the database", exc)
+        try:
+            row = await self.pool.fetchval(
+                "SELECT decision FROM contact_provider_ids WHERE channel = $1 AND provider_id = $2",
+                contact.channel, contact.provider_id)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            return None  # the writer's unique key is the last word
+        return Decision.model_validate(row) if row else None
+
+    async def _remember(self, contact: InboundContact, decision: Decision) -> None:
+        key = f"{IDEMPOTENCY}{contact.channel}:{contact.provider_id}"
+        try:
+            await self.redis.set(key, decision.model_dump_json(), ex=_IDEM_TTL)
+        except (RedisError, OSError):
+            pass  # the database holds it too
+
+    def record(self, contact: InboundContact, decision: Decision, handle: SenderHandle,
+               received: datetime, started: float, *, status: str = "decided",
+               error: str | None = None) -> ContactRecord:
+        m = decision.matched
+        return ContactRecord(
+            id=uuid.UUID(decision.contact_id), received_at=received, channel=contact.channel,
+            action=decision.action, status=status, sender_raw=contact.sender[:320] or None,
+            sender_kind=handle.log_kind, sender=handle.value, recipient=contact.to,
+            provider_id=contact.provider_id, subject=(contact.subject or None) and contact.subject[:500],
+            body_excerpt=(contact.body or None) and contact.body[:2000], customer_ids=list(m.customer_ids),
+            case_id=m.case_id, case_ref=case_reference(contact.case_ref, contact.subject),
+            on_behalf_of=contact.on_behalf_of, representative_of=list(m.representative_of),
+            ambiguous=m.ambiguous, target=decision.target.model_dump() if decision.target else None,
+            flagged=decision.flagged,
+            banner=decision.banner.model_dump(mode="json") if decision.banner else None,
+            customer_message=decision.customer_message,
+            reasons=[r.model_dump() for r in decision.reasons], ruleset_version=decision.ruleset_version,
+            degraded=decision.degraded, latency_us=int((time.perf_counter() - started) * 1e6),
+            error=error, decision=decision.model_dump(mode="json"))
+
+
+def counter_owners(compiled: CompiledRuleSet, match: Match, now: datetime, tz: ZoneInfo
+                   ) -> dict[str, tuple[int, str]]:
+    """counter key → (customer id, period), to count the log instead when Redis is down."""
+    owners: dict[str, tuple[int, str]] = {}
+    for b in match.bundles:
+        for r in b.restrictions:
+            if isinstance(r.params, ContactLimit):
+                owners[contact_limit_key(r, now, tz)] = (b.customer.id, r.params.period)
+        for period in compiled.periods:
+            owners[customer_count_key(b.customer.id, period, now, tz)] = (b.customer.id, period)
+    return owners
+
+
+def period_start(period: str, now: datetime, tz: ZoneInfo) -> datetime:
+    local = now.astimezone(tz)
+    day = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == "week":
+        day -= timedelta(days=local.weekday())
+    elif period == "month":
+        day = day.replace(day=1)
+    return day.replace(tzinfo=None).replace(tzinfo=tz)
+
+
+async def log_rejected(service: DecideService, *, channel: str, sender: str, provider_id: str | None,
+                       status: str, error: str) -> None:
+    """Log a contact we could not decide (malformed or refused) so that nothing is lost."""
+    contact_id = uuid.uuid4()
+    record = ContactRecord(
+        id=contact_id, received_at=datetime.now(UTC), channel=channel[:32] or "unknown", action="hold",
+        status=status, sender_raw=sender[:320] or None, provider_id=None,
+        subject=f"provider id {provider_id[:200]}" if provider_id else None, error=error[:2000])
+    await service.log.append(record)

@@ -1,0 +1,39 @@
+"""Reading the contact log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+_COLS = """id, received_at, channel, status, sender_raw, sender_kind, sender, recipient, provider_id,
+           subject, customer_ids, case_id, case_ref, representative_of, ambiguous, action, target,
+           flagged, banner, customer_message, reasons, ruleset_version, degraded, latency_us,
+           ack_sent, ack_note, error"""
+
+
+def _jsonable(row: asyncpg.Record) -> dict[str, Any]:
+    out = dict(row)
+    out["id"] = str(out["id"])
+    out["received_at"] = out["received_at"].isoformat()
+    return out
+
+
+async def contacts_of(conn: asyncpg.Pool | asyncpg.Connection, customer_id: int, since: datetime | None,
+                      limit: int) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        f"""SELECT {_COLS} FROM contacts
+            WHERE $1 = ANY(customer_ids) AND ($2::timestamptz IS NULL OR received_at >= $2)
+            ORDER BY received_at DESC LIMIT $3""", customer_id, since, limit)
+    return [_jsonable(r) for r in rows]
+
+
+async def contact_count(conn: asyncpg.Pool | asyncpg.Connection, **where: Any) -> int:
+    """Rows matching simple equality filters; for tests, reports and the benchmark's checks."""
+    allowed = {"channel", "provider_id", "status", "sender"}
+    if not set(where) <= allowed:
+        raise ValueError(f"filter on {sorted(set(where) - allowed)} is not supported")
+    clauses = [f"{k} = ${i}" for i, k in enumerate(where, 1)]
+    sql = "SELECT count(*) FROM contacts" + (" WHERE " + " AND ".join(clauses) if clauses else "")
+    return int(await conn.fetchval(sql, *where.values()))
