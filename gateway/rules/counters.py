@@ -16,9 +16,9 @@ if TYPE_CHECKING:
     from .ruleset import CompiledRuleSet
 
 Period = Literal["day", "week", "month"]
-# The edge puts its own namespace in front (its Redis key constants); these are the suffixes.
-RESTRICTION_COUNTER = "count:restriction"
-CUSTOMER_COUNTER = "count:customer"
+# The edge puts its own namespace in front (gateway.rediskeys.COUNTER); these follow it.
+RESTRICTION_COUNTER = "restriction"
+CUSTOMER_COUNTER = "customer"
 # A bucket lives a little longer than its period so a late increment never resets a count.
 TTL_SECONDS: dict[str, int] = {"day": 2 * 86400, "week": 8 * 86400, "month": 32 * 86400}
 

@@ -205,7 +205,10 @@ def _overrides(proposal: Proposal, acting: list[Applied], deciding: list[Applied
     """Say which manager rule a restriction overrode, and why."""
     by: Applied | None = None
     if action != proposal.action and deciding:
-        by, rule_id = deciding[0], proposal.action_rule or proposal.target_rule
+        # A proposed route is best named by the rule that chose where it goes.
+        first, second = ((proposal.target_rule, proposal.action_rule) if proposal.action == "route"
+                         else (proposal.action_rule, proposal.target_rule))
+        by, rule_id = deciding[0], first or second
     elif target != proposal.target:
         by = next((a for a in acting if a.outcome.target == target), None)
         rule_id = proposal.target_rule
