@@ -1,0 +1,47 @@
+"""Reports over restrictions: the review-due list (JSON or CSV) and the subject-access export."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..http import add_route, path_id, principal
+from ..reviews import due_report, to_csv, window_end
+from ..state import POOL
+from ..store import reports
+from .restrictions import READ, WRITE, today
+
+
+def _wants_csv(request: web.Request) -> bool:
+    fmt = request.query.get("format")
+    if fmt is not None:
+        return fmt.lower() == "csv"
+    return "text/csv" in request.headers.get("Accept", "")
+
+
+async def reviews_due(request: web.Request) -> web.Response:
+    day = today(request)
+    end = window_end(day, request.query.get("within", "30d"))
+    items = due_report(await reports.review_rows(request.app[POOL]), day, end)
+    if _wants_csv(request):
+        return web.Response(
+            text=to_csv(items),
+            content_type="text/csv",
+            headers={
+                "Content-Disposition": f'attachment; filename="reviews-due-{day.isoformat()}.csv"'
+            },
+        )
+    return web.json_response(
+        {"today": day.isoformat(), "until": end.isoformat(), "items": [i.as_dict() for i in items]}
+    )
+
+
+async def export(request: web.Request) -> web.Response:
+    why = request.query.get("why", "").strip()[:500] or None
+    async with request.app[POOL].acquire() as conn:
+        doc = await reports.export_customer(conn, path_id(request), principal(request).actor, why)
+    return web.json_response(doc)
+
+
+def setup(app: web.Application) -> None:
+    add_route(app, "GET", "/v1/reviews/due", reviews_due, READ)
+    add_route(app, "GET", "/v1/customers/{id}/export", export, WRITE)

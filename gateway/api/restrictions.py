@@ -1,0 +1,198 @@
+"""Restriction lifecycle API: record, decide, letter, appeal, review, lift; full reads audited."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import date
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+import pydantic
+from aiohttp import web
+
+from .. import lifecycle as lc
+from ..errors import field_error
+from ..http import add_route, dump, path_id, principal, read_model
+from ..invalidation import publish
+from ..letters import Letter, render
+from ..restriction_models import (
+    AppealDecisionIn,
+    AppealIn,
+    DecisionIn,
+    LetterSentIn,
+    LiftIn,
+    Restriction,
+    RestrictionIn,
+    ReviewIn,
+)
+from ..reviews import local_today, utc_now
+from ..rules.calendar import Calendar
+from ..state import POOL, REDIS, SETTINGS
+from ..store import reports, transitions
+from ..store import restrictions as store
+from ..tasks import lapse_ctx
+
+WRITE = ("caution_lead",)
+READ = ("caution_lead", "manager")
+M = TypeVar("M", bound=pydantic.BaseModel)
+
+
+def today(request: web.Request) -> date:
+    return local_today(utc_now(), ZoneInfo(request.app[SETTINGS].tz))
+
+
+async def policy(request: web.Request) -> lc.Policy:
+    settings = request.app[SETTINGS]
+    closures = await request.app[POOL].fetch("SELECT day FROM closures")
+    return lc.Policy(
+        rule=lc.parse_rule(settings.activation_rule),
+        review_months=settings.review_default_months,
+        calendar=Calendar(ZoneInfo(settings.tz), frozenset(r["day"] for r in closures)),
+    )
+
+
+async def _published(request: web.Request, record: Restriction, status: int = 200) -> web.Response:
+    await publish(request.app[REDIS], record.customer_id)
+    return dump(record, status)
+
+
+async def create(request: web.Request) -> web.Response:
+    body = await read_model(request, RestrictionIn)
+    pol = await policy(request)
+    async with request.app[POOL].acquire() as conn:
+        record = await store.create(conn, body, pol, principal(request).actor, today(request))
+    return await _published(request, record, 201)
+
+
+def _why(request: web.Request) -> str:
+    why = request.query.get("why", "").strip()
+    if not 3 <= len(why) <= 500:
+        raise field_error(
+            "why", "say why you are reading the full record (?why=..., 3-500 characters)"
+        )
+    return why
+
+
+async def get_full(request: web.Request) -> web.Response:
+    async with request.app[POOL].acquire() as conn:
+        record = await store.view(
+            conn, path_id(request), await policy(request), principal(request).actor, _why(request)
+        )
+    return dump(record)
+
+
+async def get_events(request: web.Request) -> web.Response:
+    async with request.app[POOL].acquire() as conn:
+        found = await store.events(conn, path_id(request))
+        # The trail carries before/after copies of the record, so reading it is audited too.
+        await store.event(
+            conn,
+            await store.load(conn, path_id(request)),
+            principal(request).actor,
+            "viewed",
+            why=_why(request),
+        )
+    return web.json_response({"events": [e.model_dump(mode="json") for e in found]})
+
+
+Op = Callable[[Any, int, Any, lc.Policy, str, date], Awaitable[Restriction]]
+
+
+def _transition(model: type[M], op: Op) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """A lifecycle POST: read the body, run the store operation, publish the invalidation."""
+
+    async def handler(request: web.Request) -> web.Response:
+        body = await read_model(request, model)
+        pol = await policy(request)
+        async with request.app[POOL].acquire() as conn:
+            record = await op(
+                conn, path_id(request), body, pol, principal(request).actor, today(request)
+            )
+        return await _published(request, record)
+
+    return handler
+
+
+async def _decide(
+    conn: Any, rid: int, body: DecisionIn, pol: lc.Policy, actor: str, day: date
+) -> Restriction:
+    return await store.add_decision(conn, rid, body.staff_id, pol, actor, body.decided_on or day)
+
+
+async def _letter(request: web.Request, conn: Any, pol: lc.Policy) -> Letter:
+    facts = await reports.letter_facts(conn, path_id(request), pol, today(request))
+    return render(facts, pol.calendar)
+
+
+async def get_letter(request: web.Request) -> web.Response:
+    pol = await policy(request)
+    async with request.app[POOL].acquire() as conn:
+        letter = await _letter(request, conn, pol)
+        await store.event(
+            conn,
+            await store.load(conn, path_id(request)),
+            principal(request).actor,
+            "viewed",
+            why="rendered the customer letter",
+        )
+    fmt = request.query.get("format") or (
+        "text" if "text/plain" in request.headers.get("Accept", "") else "html"
+    )
+    if fmt == "text":
+        return web.Response(text=letter.text, content_type="text/plain")
+    if fmt == "json":
+        return web.json_response({"text": letter.text, "html": letter.html})
+    if fmt != "html":
+        raise field_error("format", "one of html, text, json")
+    return web.Response(text=letter.html, content_type="text/html")
+
+
+async def post_letter(request: web.Request) -> web.Response:
+    body = await read_model(request, LetterSentIn)
+    pol = await policy(request)
+    async with request.app[POOL].acquire() as conn:
+        letter = await _letter(request, conn, pol)
+        record = await transitions.record_letter(
+            conn,
+            path_id(request),
+            body,
+            (letter.text, letter.html),
+            pol,
+            principal(request).actor,
+            today(request),
+        )
+    return await _published(request, record)
+
+
+def setup(app: web.Application) -> None:
+    app.cleanup_ctx.append(lapse_ctx)
+    add_route(app, "POST", "/v1/restrictions", create, WRITE)
+    add_route(app, "GET", "/v1/restrictions/{id}", get_full, READ)
+    add_route(app, "GET", "/v1/restrictions/{id}/events", get_events, READ)
+    add_route(app, "POST", "/v1/restrictions/{id}/decide", _transition(DecisionIn, _decide), WRITE)
+    add_route(app, "GET", "/v1/restrictions/{id}/letter", get_letter, READ)
+    add_route(app, "POST", "/v1/restrictions/{id}/letter", post_letter, WRITE)
+    add_route(
+        app,
+        "POST",
+        "/v1/restrictions/{id}/appeal",
+        _transition(AppealIn, transitions.lodge_appeal),
+        WRITE,
+    )
+    add_route(
+        app,
+        "POST",
+        "/v1/restrictions/{id}/appeal/decision",
+        _transition(AppealDecisionIn, transitions.decide_appeal),
+        (*WRITE, "manager"),
+    )
+    add_route(
+        app,
+        "POST",
+        "/v1/restrictions/{id}/review",
+        _transition(ReviewIn, transitions.review),
+        WRITE,
+    )
+    add_route(
+        app, "POST", "/v1/restrictions/{id}/lift", _transition(LiftIn, transitions.lift), WRITE
+    )

@@ -1,0 +1,161 @@
+"""The customer's restriction letter: facts → words → a provider-editable template (HTML and text).
+
+Templates use `string.Template` ($name placeholders): customer text is never evaluated, and in
+HTML every substituted value is escaped.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from string import Template
+
+from .errors import GatewayError
+from .lifecycle import APPEAL_WINDOW_WORKING_DAYS, APPEAL_WORKING_DAYS
+from .restriction_models import Restriction
+from .rules.calendar import Calendar, describe_windows, format_date, join_words
+from .rules.params import SetTimes
+
+TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
+BEHAVIOUR = {
+    "aggressive_or_abusive": "aggressive, abusive or intimidating behaviour",
+    "unreasonable_demands": "unreasonable demands",
+    "unreasonable_persistence": "unreasonable persistence",
+}
+CHANNEL_WORDS = {
+    "phone": "telephone",
+    "email": "email",
+    "web_form": "our web form",
+    "letter": "letter",
+    "visit": "visits to our offices",
+}
+PERIOD_WORDS = {"day": "day", "week": "week", "month": "month"}
+
+
+class TemplateError(GatewayError):
+    """A provider's template names a placeholder we do not fill, or is malformed (a fault)."""
+
+    status, code = 500, "template_error"
+
+
+@dataclass(frozen=True, slots=True)
+class LetterFacts:
+    restriction: Restriction
+    customer_name: str
+    today: date
+    contact_name: str | None = None  # named_contact: who
+    contact_ways: str | None = None  # named_contact: their line / mailbox
+    case_reference: str | None = None  # closed_issue
+    case_subject: str | None = None
+    case_closed_on: date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Letter:
+    text: str
+    html: str
+
+
+def _channels(channels: list[str]) -> str:
+    return join_words([CHANNEL_WORDS.get(c, c) for c in channels])
+
+
+def _arrangement(f: LetterFacts) -> tuple[str, str]:
+    """(what is restricted, how to contact us instead) for the restriction's kind."""
+    r, ch = f.restriction, _channels(f.restriction.channels)
+    written = "You can still write to us by letter, email or through our web form at any time."
+    match r.kind:
+        case "set_times":
+            windows = describe_windows(SetTimes.model_validate(r.params).windows)
+            return (
+                f"We will only take contact by {ch} {windows} (not on bank holidays).",
+                f"Please contact us by {ch} {windows}. {written}",
+            )
+        case "named_contact":
+            return (
+                f"Your contact with us by {ch} will be handled by one named member of staff, "
+                f"{f.contact_name}.",
+                f"Please contact {f.contact_name}"
+                + (f" ({f.contact_ways})" if f.contact_ways else "")
+                + ".",
+            )
+        case "written_only":
+            return (
+                f"We will not accept contact by {ch}.",
+                f"Please contact us in writing. {written}",
+            )
+        case "no_personal_contact":
+            return (
+                f"Your name is on our 'no personal contact' list: we will not accept contact "
+                f"from you in person by {ch}.",
+                "Please contact us in writing, or through a third party such as a family "
+                "member, friend, advocate or support worker.",
+            )
+        case "appointment_only":
+            return (
+                "You may visit our offices only by prior appointment.",
+                "Please telephone or write to us to make an appointment before visiting.",
+            )
+        case "closed_issue":
+            closed = format_date(f.case_closed_on) if f.case_closed_on else "its closing date"
+            return (
+                f"Your complaint {f.case_reference} ({f.case_subject}) completed our complaints "
+                f"process on {closed}. Further contact about it will be read and filed, and "
+                "answered only where it gives new, relevant information.",
+                "We will still consider any new, unrelated matter you raise in the usual way.",
+            )
+        case "caution":
+            return (
+                "Our staff will take extra safety precautions when dealing with you, for "
+                "example not visiting alone.",
+                "You can contact us in the usual way.",
+            )
+        case _:  # contact_limit
+            limit, period = r.params.get("limit"), PERIOD_WORDS.get(str(r.params.get("period")), "")
+            return (
+                f"We will respond to up to {limit} contacts by {ch} each {period}. Further "
+                "contacts will be acknowledged and kept on file.",
+                f"{written} Anything urgent, such as an emergency repair, is always dealt with.",
+            )
+
+
+def values(f: LetterFacts, cal: Calendar) -> dict[str, str]:
+    r = f.restriction
+    restricted, instead = _arrangement(f)
+    letter_date = r.letter_sent_on or f.today
+    until = f"until {format_date(r.valid_to)}" if r.valid_to else "until we formally review it"
+    return {
+        "customer_name": f.customer_name,
+        "date": format_date(letter_date),
+        "reference": f"R{r.id}",
+        "behaviour": BEHAVIOUR[r.reason_category],
+        "reasons": r.reasons,
+        "restricted": restricted,
+        "contact_instead": instead,
+        "valid_from": format_date(r.valid_from),
+        "duration": until,
+        "review_date": format_date(r.review_due),
+        "appeal_by": format_date(cal.working_days_after(letter_date, APPEAL_WINDOW_WORKING_DAYS)),
+        "appeal_days": str(APPEAL_WORKING_DAYS),
+        "draft": "" if r.status in ("active", "under_appeal") else "DRAFT - NOT YET IN FORCE",
+    }
+
+
+def render(f: LetterFacts, cal: Calendar, template_dir: Path = TEMPLATE_DIR) -> Letter:
+    mapping = values(f, cal)
+    escaped = {k: html.escape(v).replace("\n", "<br>\n") for k, v in mapping.items()}
+    return Letter(
+        text=_fill(template_dir / "restriction_letter.txt", mapping),
+        html=_fill(template_dir / "restriction_letter.html", escaped),
+    )
+
+
+def _fill(path: Path, mapping: dict[str, str]) -> str:
+    try:
+        return Template(path.read_text(encoding="utf-8")).substitute(mapping)
+    except (KeyError, ValueError) as exc:
+        raise TemplateError(
+            f"letter template {path.name}: unknown or malformed placeholder {exc}"
+        ) from None

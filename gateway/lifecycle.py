@@ -1,0 +1,219 @@
+"""Pure policy checks for the restriction lifecycle: who activates, ways in, adjustments, dates.
+
+No I/O and no clock: the store passes the rows it loaded and `today`.
+"""
+
+from __future__ import annotations
+
+import calendar as _cal
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+
+from .errors import Conflict, Forbidden, field_error
+from .rules.calendar import Calendar
+from .rules.params import CHANNELS, WRITTEN, closed_channels
+
+ENFORCED = frozenset({"active", "under_appeal"})
+# A staff member of a key role may fill a slot of any role listed for it (a service caution
+# lead is also a caution lead; a caution lead is not a service caution lead).
+FILLS: dict[str, tuple[str, ...]] = {
+    "service_caution_lead": ("service_caution_lead", "caution_lead"),
+    "caution_lead": ("caution_lead",),
+}
+# Policy 000 §7.1: a review period longer than the standard is agreed by the Customer
+# Experience Manager or the Service Caution Lead; managers above them may agree it too.
+LONG_REVIEW_APPROVERS = frozenset({"service_caution_lead", "manager", "senior_manager"})
+APPEAL_DECIDERS = frozenset({"manager", "senior_manager"})
+APPEAL_WORKING_DAYS = 10
+# How long the customer has to appeal, counted from the letter (stated in the letter).
+APPEAL_WINDOW_WORKING_DAYS = 20
+# Which channels a reasonable-adjustment flag relies on: the flag is broken when all are closed.
+FLAG_NEEDS: dict[str, frozenset[str]] = {
+    "needs_phone": frozenset({"phone"}),
+    "needs_visit": frozenset({"visit"}),
+    "needs_email": frozenset({"email"}),
+    "needs_letter": frozenset({"letter"}),
+    "cannot_write": frozenset({"phone", "visit"}),
+}
+
+
+def parse_rule(rule: str) -> dict[str, int]:
+    """'service_caution_lead:1,caution_lead:2' → {'service_caution_lead': 1, 'caution_lead': 2}."""
+    out: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in rule.split(","))):
+        role, _, count = part.partition(":")
+        if role not in FILLS or not count.isdigit() or int(count) < 1:
+            raise ValueError(
+                f"activation rule part {part!r}: expected role:count with role "
+                f"one of {', '.join(FILLS)}"
+            )
+        out[role] = out.get(role, 0) + int(count)
+    if not out:
+        raise ValueError("the activation rule names no deciders")
+    return out
+
+
+def missing_deciders(rule: Mapping[str, int], decider_roles: Mapping[int, str]) -> dict[str, int]:
+    """Slots of the rule not yet filled by distinct deciders; empty means the rule is met."""
+    need = dict(rule)
+    # Most restrictive slots first, each taken by the least versatile person who can fill it:
+    # with nested roles this greedy choice is optimal.
+    people = sorted(decider_roles.values(), key=lambda r: len(FILLS.get(r, ())))
+    for role in sorted(need, key=lambda r: sum(r in fills for fills in FILLS.values())):
+        while need[role] > 0:
+            taker = next((p for p in people if role in FILLS.get(p, ())), None)
+            if taker is None:
+                break
+            people.remove(taker)
+            need[role] -= 1
+    return {role: n for role, n in need.items() if n > 0}
+
+
+def describe_missing(missing: Mapping[str, int]) -> str:
+    return ", ".join(f"{n} more {role.replace('_', ' ')}" for role, n in missing.items())
+
+
+@dataclass(frozen=True, slots=True)
+class Closing:
+    """What one restriction does to the customer's channels (for the checks below)."""
+
+    restriction_id: int | None
+    kind: str
+    channels: frozenset[str]
+
+    @property
+    def closes(self) -> frozenset[str]:
+        return closed_channels(self.kind, self.channels)
+
+
+def open_channels(
+    closings: Iterable[Closing], flags: Iterable[str] = (), has_representatives: bool = False
+) -> frozenset[str]:
+    """Channels the customer can still use; writing counts only if they or a representative can."""
+    closed = frozenset().union(*(c.closes for c in closings))
+    usable = set(CHANNELS)
+    if "cannot_write" in set(flags) and not has_representatives:
+        usable -= WRITTEN
+    return frozenset(usable - closed)
+
+
+def check_way_in(
+    closings: Sequence[Closing], flags: Iterable[str] = (), has_representatives: bool = False
+) -> None:
+    """Refuse a set of restrictions that together leave the customer no way to contact us."""
+    if open_channels(closings, flags, has_representatives):
+        return
+    ids = [c.restriction_id for c in closings if c.closes]
+    who = ", ".join(f"#{i}" if i else "this restriction" for i in ids)
+    raise Conflict(
+        "no way in: together with the customer's active restrictions this closes every channel "
+        f"they can use (closing: {who}); policy requires at least one form of contact",
+        {"conflict": "no_open_channel", "restriction_ids": [i for i in ids if i]},
+        code="no_open_channel",
+    )
+
+
+def adjustment_conflicts(
+    closings: Iterable[Closing], flags: Iterable[str], always_open: Iterable[str]
+) -> list[str]:
+    """Recorded adjustments (flags, channels always open) that these restrictions would break."""
+    closed = frozenset().union(*(c.closes for c in closings))
+    broken = [
+        f"{flag} (needs {' or '.join(sorted(FLAG_NEEDS[flag]))})"
+        for flag in sorted(set(flags))
+        if flag in FLAG_NEEDS and FLAG_NEEDS[flag] <= closed
+    ]
+    broken += [
+        f"{ch} is recorded as always open to this customer"
+        for ch in sorted(set(always_open) & closed)
+    ]
+    return broken
+
+
+def check_adjustments(
+    others: Sequence[Closing],
+    candidate: Closing,
+    flags: Iterable[str],
+    always_open: Iterable[str],
+    equality_note_signed: bool,
+) -> None:
+    """Refuse a restriction newly breaking a recorded adjustment, unless a manager signed a note."""
+    flags, always_open = list(flags), list(always_open)
+    already = set(adjustment_conflicts(others, flags, always_open))
+    broken = [
+        c
+        for c in adjustment_conflicts([*others, candidate], flags, always_open)
+        if c not in already
+    ]
+    if broken and not equality_note_signed:
+        raise Conflict(
+            "reasonable adjustments conflict: "
+            + "; ".join(broken)
+            + ". Attach an equality note signed by a manager to proceed",
+            {"conflict": "adjustments", "broken": broken},
+            code="adjustments_conflict",
+        )
+
+
+def add_months(day: date, months: int) -> date:
+    """Months later, clamped at month end (31 Jan + 1 → 28/29 Feb; 29 Feb + 12 → 28 Feb)."""
+    month0 = day.month - 1 + months
+    year, month = day.year + month0 // 12, month0 % 12 + 1
+    return date(year, month, min(day.day, _cal.monthrange(year, month)[1]))
+
+
+def check_review_due(
+    valid_from: date, review_due: date, default_months: int, approver_role: str | None
+) -> None:
+    if review_due <= valid_from:
+        raise field_error("review_due", "must be after valid_from")
+    if review_due > add_months(valid_from, default_months) and approver_role is None:
+        raise field_error(
+            "review_due",
+            f"is more than {default_months} months after valid_from; "
+            "a longer period needs review_approver (a staff id)",
+        )
+    if (
+        approver_role is not None
+        and review_due > add_months(valid_from, default_months)
+        and approver_role not in LONG_REVIEW_APPROVERS
+    ):
+        raise field_error(
+            "review_approver",
+            "a longer review period must be agreed by a service caution lead or a manager",
+        )
+
+
+def check_appeal_decider(staff_id: int, role: str, deciders: Iterable[int]) -> None:
+    """Policy 000 §6.3: someone more senior, not involved before, decides the appeal."""
+    if role not in APPEAL_DECIDERS:
+        raise Forbidden(
+            f"staff {staff_id} is a {role}; an appeal is decided by a manager or senior manager",
+            {"field": "staff_id"},
+            code="not_senior",
+        )
+    if staff_id in set(deciders):
+        raise Conflict(
+            f"staff {staff_id} was one of the deciders and cannot decide the appeal",
+            {"field": "staff_id"},
+            code="involved",
+        )
+
+
+def appeal_due(lodged_on: date, cal: Calendar, working_days: int = APPEAL_WORKING_DAYS) -> date:
+    return cal.working_days_after(lodged_on, working_days)
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The provider's lifecycle settings, resolved once per request from Settings and closures."""
+
+    rule: Mapping[str, int]
+    review_months: int = 12
+    calendar: Calendar = field(default_factory=Calendar)
+
+
+def check_not_future(field: str, day: date | None, today: date) -> None:
+    if day is not None and day > today:
+        raise field_error(field, f"{day.isoformat()} is in the future")

@@ -1,0 +1,205 @@
+"""Request and response shapes of the restriction lifecycle API (record, decide, appeal, review)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .rules.params import Channel, Kind, Params
+
+ReasonCategory = Literal[
+    "aggressive_or_abusive", "unreasonable_demands", "unreasonable_persistence"
+]
+Status = Literal["proposed", "active", "under_appeal", "lifted", "lapsed"]
+AppealOutcome = Literal["upheld", "varied", "lifted"]
+Text = Field(min_length=1, max_length=10_000)
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Incident(_In):
+    on: date
+    description: str = Field(min_length=1, max_length=4000)
+    channel: Channel | None = None
+
+
+class EqualityNote(_In):
+    staff_id: int = Field(gt=0)
+    note: str = Field(min_length=1, max_length=4000)
+    on: date | None = None
+
+
+def params_with_kind(data: Any) -> Any:
+    """`kind` may be given once at the top; copy it into params (which is discriminated on it)."""
+    if isinstance(data, dict) and isinstance(data.get("kind"), str):
+        params = data.get("params")
+        if params is None:
+            params = {}
+        if isinstance(params, dict):
+            if "kind" in params and params["kind"] != data["kind"]:
+                raise ValueError(
+                    f"params.kind {params['kind']!r} differs from kind {data['kind']!r}"
+                )
+            data = {**data, "params": {**params, "kind": data["kind"]}}
+    return data
+
+
+class RestrictionIn(_In):
+    customer_id: int = Field(gt=0)
+    kind: Kind
+    params: Params
+    channels: list[Channel] | None = Field(default=None, min_length=1, max_length=5)
+    reason_category: ReasonCategory
+    reasons: str = Text
+    incidents: list[Incident] = Field(min_length=1, max_length=200)
+    warned_on: date | None = None
+    immediate_risk: str | None = Field(default=None, min_length=1, max_length=4000)
+    deciders: list[int] = Field(default_factory=list, max_length=20)
+    decided_on: date | None = None
+    valid_from: date
+    valid_to: date | None = None
+    review_due: date | None = None
+    review_approver: int | None = Field(default=None, gt=0)
+    adjustments: str = Field(default="", max_length=4000)
+    equality_note: EqualityNote | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_into_params(cls, data: Any) -> Any:
+        return params_with_kind(data)
+
+    @model_validator(mode="after")
+    def _cross(self) -> RestrictionIn:
+        if self.warned_on is None and self.immediate_risk is None:
+            raise ValueError(
+                "give warned_on (the date the customer was warned) or immediate_risk "
+                "(why there was no warning)"
+            )
+        if self.valid_to is not None and self.valid_to < self.valid_from:
+            raise ValueError("valid_to must not be before valid_from")
+        if len(set(self.deciders)) != len(self.deciders):
+            raise ValueError("deciders lists someone twice")
+        return self
+
+
+class DecisionIn(_In):
+    staff_id: int = Field(gt=0)
+    decided_on: date | None = None
+
+
+class LetterSentIn(_In):
+    sent_on: date | None = None
+    method: Literal["post", "email", "hand", "other"] = "post"
+    note: str | None = Field(default=None, max_length=1000)
+
+
+class AppealIn(_In):
+    lodged_on: date
+    grounds: str = Text
+
+
+class Variation(_In):
+    """What an appeal decided 'varied' changes; unchanged fields are left out."""
+
+    channels: list[Channel] | None = Field(default=None, min_length=1, max_length=5)
+    params: dict[str, Any] | None = None
+    valid_to: date | None = None
+    review_due: date | None = None
+
+
+class AppealDecisionIn(_In):
+    staff_id: int = Field(gt=0)
+    outcome: AppealOutcome
+    notes: str = Text
+    decided_on: date | None = None
+    variation: Variation | None = None
+
+    @model_validator(mode="after")
+    def _variation(self) -> AppealDecisionIn:
+        if self.outcome == "varied" and self.variation is None:
+            raise ValueError(
+                "a 'varied' outcome needs variation (channels, params, valid_to or review_due)"
+            )
+        if self.outcome != "varied" and self.variation is not None:
+            raise ValueError("variation is only for a 'varied' outcome")
+        return self
+
+
+class ReviewIn(_In):
+    outcome: Literal["renew", "lift"]
+    staff_id: int = Field(gt=0)
+    reasons: str | None = Field(default=None, min_length=1, max_length=10_000)
+    incidents: list[Incident] = Field(default_factory=list, max_length=200)
+    review_due: date | None = None
+    review_approver: int | None = Field(default=None, gt=0)
+    valid_to: date | None = None
+    reviewed_on: date | None = None
+
+    @model_validator(mode="after")
+    def _renewal(self) -> ReviewIn:
+        if self.outcome == "renew" and not self.reasons:
+            raise ValueError("a renewal needs reasons (why the restriction is still needed)")
+        return self
+
+
+class LiftIn(_In):
+    reason: str = Text
+    staff_id: int | None = Field(default=None, gt=0)
+    lifted_on: date | None = None
+
+
+class Appeal(BaseModel):
+    id: int
+    lodged_on: date
+    grounds: str
+    due_on: date
+    decided_by: int | None = None
+    decided_on: date | None = None
+    outcome: AppealOutcome | None = None
+    notes: str | None = None
+
+
+class Restriction(BaseModel):
+    """The full record: for caution leads and managers only (it carries reasons and incidents)."""
+
+    id: int
+    customer_id: int
+    kind: Kind
+    params: dict[str, Any]
+    channels: list[str]
+    reason_category: ReasonCategory
+    reasons: str
+    incidents: list[Incident]
+    warned_on: date | None
+    immediate_risk: str | None
+    deciders: list[int]
+    decided_on: date | None
+    valid_from: date
+    valid_to: date | None
+    review_due: date
+    review_approver: int | None
+    adjustments: str
+    equality_note: EqualityNote | None
+    letter_sent_on: date | None
+    status: Status
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    appeals: list[Appeal] = Field(default_factory=list)
+    missing_deciders: dict[str, int] = Field(default_factory=dict)
+
+
+class Event(BaseModel):
+    id: int
+    restriction_id: int | None
+    customer_id: int | None
+    at: datetime
+    actor: str
+    kind: str
+    why: str | None
+    before: Any = None
+    after: Any = None

@@ -1,0 +1,126 @@
+"""Reads across restrictions: letter facts, the review-due rows, and the subject-access export."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import asyncpg
+
+from .. import lifecycle as lc
+from ..letters import LetterFacts
+from ..reviews import ReviewRow
+from .people import get_customer
+from .restrictions import event, get
+
+OPEN_STATUSES = ["proposed", "active", "under_appeal"]
+
+
+async def letter_facts(
+    conn: asyncpg.Connection, restriction_id: int, policy: lc.Policy, today: date
+) -> LetterFacts:
+    record = await get(conn, restriction_id, policy)
+    name = await conn.fetchval("SELECT name FROM customers WHERE id = $1", record.customer_id)
+    facts: dict[str, Any] = {}
+    if record.kind == "named_contact":
+        staff = await conn.fetchrow(
+            "SELECT name, line, mailbox FROM staff WHERE id = $1", record.params.get("staff_id")
+        )
+        if staff is not None:
+            ways = [w for w in (staff["line"], staff["mailbox"]) if w]
+            facts = {"contact_name": staff["name"], "contact_ways": ", ".join(ways) or None}
+    if record.kind == "closed_issue":
+        case = await conn.fetchrow(
+            "SELECT reference, subject, closed_on FROM cases WHERE id = $1",
+            record.params.get("case_id"),
+        )
+        if case is not None:
+            facts = {
+                "case_reference": case["reference"],
+                "case_subject": case["subject"],
+                "case_closed_on": case["closed_on"],
+            }
+    return LetterFacts(restriction=record, customer_name=name, today=today, **facts)
+
+
+async def review_rows(conn: asyncpg.Connection | asyncpg.Pool) -> list[ReviewRow]:
+    rows = await conn.fetch(
+        """SELECT r.id, r.customer_id, c.name, r.kind, r.status, r.review_due, r.valid_to,
+                  r.letter_sent_on,
+                  (SELECT min(a.due_on) FROM appeals a
+                    WHERE a.restriction_id = r.id AND a.outcome IS NULL) AS appeal_due
+           FROM restrictions r JOIN customers c ON c.id = r.customer_id
+           WHERE r.status = ANY($1::text[]) ORDER BY r.review_due, r.id""",
+        OPEN_STATUSES,
+    )
+    return [
+        ReviewRow(
+            r["id"],
+            r["customer_id"],
+            r["name"],
+            r["kind"],
+            r["status"],
+            r["review_due"],
+            r["valid_to"],
+            r["letter_sent_on"],
+            r["appeal_due"],
+        )
+        for r in rows
+    ]
+
+
+async def _json_rows(conn: asyncpg.Connection, sql: str, *args: Any) -> list[Any]:
+    # to_jsonb keeps the export complete when later migrations add columns.
+    return [r[0] for r in await conn.fetch(sql, *args)]
+
+
+async def export_customer(
+    conn: asyncpg.Connection, customer_id: int, actor: str, why: str | None
+) -> dict[str, Any]:
+    """Everything held about one customer (UK GDPR Art. 15), and an audit event saying so."""
+    async with conn.transaction(isolation="repeatable_read"):
+        customer = await get_customer(conn, customer_id)
+        rid = "(SELECT id FROM restrictions WHERE customer_id = $1)"
+        doc: dict[str, Any] = {
+            "customer": customer.model_dump(mode="json"),
+            "restrictions": await _json_rows(
+                conn,
+                "SELECT to_jsonb(r) FROM restrictions r WHERE customer_id = $1 ORDER BY id",
+                customer_id,
+            ),
+            "appeals": await _json_rows(
+                conn,
+                f"SELECT to_jsonb(a) FROM appeals a WHERE restriction_id IN {rid} ORDER BY id",
+                customer_id,
+            ),
+            "letters": await _json_rows(
+                conn,
+                f"SELECT to_jsonb(l) FROM restriction_letters l WHERE restriction_id IN {rid} "
+                "ORDER BY id",
+                customer_id,
+            ),
+            "events": await _json_rows(
+                conn,
+                "SELECT to_jsonb(e) FROM restriction_events e WHERE customer_id = $1 ORDER BY id",
+                customer_id,
+            ),
+            "cases": await _json_rows(
+                conn,
+                "SELECT to_jsonb(c) FROM cases c WHERE customer_id = $1 ORDER BY id",
+                customer_id,
+            ),
+            "contacts": await _json_rows(
+                conn,
+                "SELECT to_jsonb(k) FROM contacts k WHERE customer_ids @> ARRAY[$1]::bigint[] "
+                "OR representative_of @> ARRAY[$1]::bigint[] ORDER BY received_at",
+                customer_id,
+            ),
+        }
+        await event(
+            conn,
+            {"id": None, "customer_id": customer_id},
+            actor,
+            "exported",
+            why=why or "subject access export",
+        )
+    return doc

@@ -1,0 +1,339 @@
+"""Restriction records: validated save, activation by deciders, the audit trail and full reads."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+from typing import Any
+
+import asyncpg
+
+from .. import lifecycle as lc
+from ..errors import Conflict, NotFound, field_error
+from ..invalidation import notify_in_transaction
+from ..restriction_models import Appeal, Event, RestrictionIn
+from ..restriction_models import Restriction as Record
+from ..rules.params import DEFAULT_CHANNELS, ClosedIssue, NamedContact
+
+COLS = (
+    "id, customer_id, kind, params, channels, reason_category, reasons, incidents, warned_on, "
+    "immediate_risk, deciders, decided_on, valid_from, valid_to, review_due, review_approver, "
+    "adjustments, equality_note, letter_sent_on, status, created_by, created_at, updated_at"
+)
+DECIDER_ROLES = frozenset(lc.FILLS)
+
+
+async def event(
+    conn: asyncpg.Connection,
+    row: Any,
+    actor: str,
+    kind: str,
+    *,
+    why: str | None = None,
+    before: Any = None,
+    after: Any = None,
+) -> None:
+    """Append one audit event; `row` is the restriction (anything with id and customer_id)."""
+    await conn.execute(
+        """INSERT INTO restriction_events
+               (restriction_id, customer_id, actor, kind, why, before, after)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+        row["id"],
+        row["customer_id"],
+        actor,
+        kind,
+        why,
+        before,
+        after,
+    )
+
+
+async def staff_roles(conn: asyncpg.Connection, ids: Iterable[int]) -> dict[int, str]:
+    rows = await conn.fetch(
+        "SELECT id, role FROM staff WHERE id = ANY($1::bigint[]) AND active", list(ids)
+    )
+    return {r["id"]: r["role"] for r in rows}
+
+
+async def staff_role(conn: asyncpg.Connection, staff_id: int, field: str) -> str:
+    role = (await staff_roles(conn, [staff_id])).get(staff_id)
+    if role is None:
+        raise field_error(field, f"staff member {staff_id} does not exist or is inactive")
+    return role
+
+
+async def load(
+    conn: asyncpg.Connection, restriction_id: int, *, lock: bool = False
+) -> asyncpg.Record:
+    row = await conn.fetchrow(
+        f"SELECT {COLS} FROM restrictions WHERE id = $1" + (" FOR UPDATE" if lock else ""),
+        restriction_id,
+    )
+    if row is None:
+        raise NotFound(f"restriction {restriction_id} does not exist")
+    return row
+
+
+def snapshot(row: Any) -> dict[str, Any]:
+    """Record as JSON for an event's before/after (timestamps left out: events have their own)."""
+    return Record.model_validate(dict(row)).model_dump(
+        mode="json", exclude={"created_at", "updated_at", "appeals", "missing_deciders"}
+    )
+
+
+async def _check_params(conn: asyncpg.Connection, body: RestrictionIn) -> None:
+    p = body.params
+    if isinstance(p, NamedContact):
+        await staff_role(conn, p.staff_id, "params.staff_id")
+        if p.deputy_staff_id is not None:
+            await staff_role(conn, p.deputy_staff_id, "params.deputy_staff_id")
+    if isinstance(p, ClosedIssue):
+        case = await conn.fetchrow(
+            "SELECT customer_id, status, reference FROM cases WHERE id = $1", p.case_id
+        )
+        if case is None:
+            raise field_error("params.case_id", f"case {p.case_id} does not exist")
+        if case["customer_id"] != body.customer_id:
+            raise field_error(
+                "params.case_id", f"case {case['reference']} belongs to another customer"
+            )
+        if case["status"] not in ("closed", "exhausted"):
+            raise field_error(
+                "params.case_id",
+                f"case {case['reference']} is {case['status']}; "
+                "closed_issue needs a closed or exhausted case",
+            )
+
+
+async def check_deciders(
+    conn: asyncpg.Connection, ids: list[int], field: str = "deciders"
+) -> dict[int, str]:
+    roles = await staff_roles(conn, ids)
+    for i, staff_id in enumerate(ids):
+        role = roles.get(staff_id)
+        if role is None:
+            raise field_error(
+                f"{field}.{i}", f"staff member {staff_id} does not exist or is inactive"
+            )
+        if role not in DECIDER_ROLES:
+            raise field_error(
+                f"{field}.{i}",
+                f"staff member {staff_id} is a {role}; deciders are "
+                "caution leads or service caution leads",
+            )
+    return roles
+
+
+async def _check_equality_note(conn: asyncpg.Connection, body: RestrictionIn) -> bool:
+    if body.equality_note is None:
+        return False
+    role = await staff_role(conn, body.equality_note.staff_id, "equality_note.staff_id")
+    if role not in lc.APPEAL_DECIDERS:
+        raise field_error(
+            "equality_note.staff_id",
+            f"staff member {body.equality_note.staff_id} is a "
+            f"{role}; an equality note is signed by a manager",
+        )
+    return True
+
+
+async def check_channels(
+    conn: asyncpg.Connection, customer_id: int, candidate: lc.Closing, equality_signed: bool
+) -> None:
+    """Always a way in, and no recorded adjustment broken; locks the customer to serialise saves."""
+    cust = await conn.fetchrow(
+        """SELECT open_channels, adjustments->'flags' AS flags,
+                  EXISTS (SELECT 1 FROM representatives r WHERE r.customer_id = c.id) AS has_reps
+           FROM customers c WHERE id = $1 FOR UPDATE""",
+        customer_id,
+    )
+    if cust is None:
+        raise field_error("customer_id", f"customer {customer_id} does not exist")
+    rows = await conn.fetch(
+        "SELECT id, kind, channels FROM restrictions WHERE customer_id = $1 "
+        "AND status = ANY($2::text[]) AND id IS DISTINCT FROM $3",
+        customer_id,
+        list(lc.ENFORCED),
+        candidate.restriction_id,
+    )
+    others = [lc.Closing(r["id"], r["kind"], frozenset(r["channels"])) for r in rows]
+    flags, always = list(cust["flags"] or []), list(cust["open_channels"])
+    lc.check_way_in([*others, candidate], flags, cust["has_reps"])
+    lc.check_adjustments(others, candidate, flags, always, equality_signed)
+
+
+async def create(
+    conn: asyncpg.Connection, body: RestrictionIn, policy: lc.Policy, actor: str, today: date
+) -> Record:
+    channels = sorted(body.channels or DEFAULT_CHANNELS[body.kind])
+    valid_from = body.valid_from
+    review_due = body.review_due or lc.add_months(valid_from, policy.review_months)
+    for i, incident in enumerate(body.incidents):
+        lc.check_not_future(f"incidents.{i}.on", incident.on, today)
+    lc.check_not_future("warned_on", body.warned_on, today)
+    async with conn.transaction():
+        await _check_params(conn, body)
+        approver = body.review_approver
+        lc.check_review_due(
+            valid_from,
+            review_due,
+            policy.review_months,
+            await staff_role(conn, approver, "review_approver") if approver else None,
+        )
+        roles = await check_deciders(conn, body.deciders)
+        signed = await _check_equality_note(conn, body)
+        await check_channels(
+            conn, body.customer_id, lc.Closing(None, body.kind, frozenset(channels)), signed
+        )
+        note = body.equality_note.model_dump(mode="json") if body.equality_note else None
+        if note is not None and note["on"] is None:
+            note["on"] = today.isoformat()
+        row = await conn.fetchrow(
+            f"""INSERT INTO restrictions (customer_id, kind, params, channels, reason_category,
+                    reasons, incidents, warned_on, immediate_risk, deciders, valid_from, valid_to,
+                    review_due,
+                    review_approver, adjustments, equality_note, created_by)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+                RETURNING {COLS}""",
+            body.customer_id,
+            body.kind,
+            body.params.model_dump(mode="json"),
+            channels,
+            body.reason_category,
+            body.reasons,
+            [i.model_dump(mode="json") for i in body.incidents],
+            body.warned_on,
+            body.immediate_risk,
+            body.deciders,
+            valid_from,
+            body.valid_to,
+            review_due,
+            approver,
+            body.adjustments,
+            note,
+            actor,
+        )
+        await event(conn, row, actor, "created", after=snapshot(row))
+        row = await activate_if_met(conn, row, roles, policy, actor, body.decided_on or today)
+        await notify_in_transaction(conn, body.customer_id)
+    return await get(conn, row["id"], policy)
+
+
+async def activate_if_met(
+    conn: asyncpg.Connection,
+    row: asyncpg.Record,
+    roles: dict[int, str],
+    policy: lc.Policy,
+    actor: str,
+    decided_on: date,
+) -> asyncpg.Record:
+    """Proposed → active once the deciders satisfy the rule (re-checking the way in then)."""
+    if row["status"] != "proposed" or lc.missing_deciders(policy.rule, roles):
+        return row
+    await check_channels(
+        conn,
+        row["customer_id"],
+        lc.Closing(row["id"], row["kind"], frozenset(row["channels"])),
+        row["equality_note"] is not None,
+    )
+    active = await conn.fetchrow(
+        f"""UPDATE restrictions SET status = 'active', decided_on = $2, updated_at = now()
+            WHERE id = $1 RETURNING {COLS}""",
+        row["id"],
+        decided_on,
+    )
+    await event(
+        conn,
+        active,
+        actor,
+        "activated",
+        why="decision rule met",
+        before={"status": row["status"]},
+        after={
+            "status": "active",
+            "decided_on": decided_on.isoformat(),
+            "deciders": list(active["deciders"]),
+        },
+    )
+    return active
+
+
+async def add_decision(
+    conn: asyncpg.Connection,
+    restriction_id: int,
+    staff_id: int,
+    policy: lc.Policy,
+    actor: str,
+    decided_on: date,
+) -> Record:
+    async with conn.transaction():
+        row = await load(conn, restriction_id, lock=True)
+        if row["status"] != "proposed":
+            raise Conflict(
+                f"restriction {restriction_id} is {row['status']}; only a proposed "
+                "restriction takes decisions",
+                code="wrong_status",
+            )
+        if staff_id in row["deciders"]:
+            raise Conflict(
+                f"staff member {staff_id} is already a decider on this restriction",
+                {"field": "staff_id"},
+                code="duplicate_decider",
+            )
+        deciders = [*row["deciders"], staff_id]
+        roles = await check_deciders(conn, deciders)
+        updated = await conn.fetchrow(
+            f"UPDATE restrictions SET deciders = $2, updated_at = now() WHERE id = $1 "
+            f"RETURNING {COLS}",
+            restriction_id,
+            deciders,
+        )
+        await event(
+            conn,
+            updated,
+            actor,
+            "amended",
+            why=f"decision by staff {staff_id}",
+            before={"deciders": list(row["deciders"])},
+            after={"deciders": deciders},
+        )
+        await activate_if_met(conn, updated, roles, policy, actor, decided_on)
+        await notify_in_transaction(conn, row["customer_id"])
+    return await get(conn, restriction_id, policy)
+
+
+async def get(conn: asyncpg.Connection, restriction_id: int, policy: lc.Policy) -> Record:
+    row = await load(conn, restriction_id)
+    appeals = await conn.fetch(
+        """SELECT id, lodged_on, grounds, due_on, decided_by, decided_on, outcome, notes
+           FROM appeals WHERE restriction_id = $1 ORDER BY id""",
+        restriction_id,
+    )
+    record = Record.model_validate(
+        {**dict(row), "appeals": [Appeal.model_validate(dict(a)) for a in appeals]}
+    )
+    if record.status == "proposed":
+        record.missing_deciders = lc.missing_deciders(
+            policy.rule, await staff_roles(conn, record.deciders)
+        )
+    return record
+
+
+async def view(
+    conn: asyncpg.Connection, restriction_id: int, policy: lc.Policy, actor: str, why: str
+) -> Record:
+    """A read of the full record, audited with who and why."""
+    async with conn.transaction():
+        record = await get(conn, restriction_id, policy)
+        await event(
+            conn, {"id": record.id, "customer_id": record.customer_id}, actor, "viewed", why=why
+        )
+    return record
+
+
+async def events(conn: asyncpg.Connection, restriction_id: int) -> list[Event]:
+    await load(conn, restriction_id)
+    rows = await conn.fetch(
+        "SELECT * FROM restriction_events WHERE restriction_id = $1 ORDER BY id", restriction_id
+    )
+    return [Event.model_validate(dict(r)) for r in rows]

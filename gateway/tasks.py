@@ -1,0 +1,50 @@
+"""Periodic lifecycle work: restrictions past their valid_to lapse (idempotent, any process)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from .invalidation import publish
+from .reviews import local_today, utc_now
+from .state import POOL, REDIS, SETTINGS
+from .store.transitions import lapse_expired
+
+log = logging.getLogger(__name__)
+LAPSE_INTERVAL_SECONDS = 300.0
+
+
+async def lapse_once(pool: asyncpg.Pool, redis: aioredis.Redis | None, tz: ZoneInfo) -> list[int]:
+    """Lapse what has expired by the provider's local date; safe to run from several processes."""
+    async with pool.acquire() as conn:
+        lapsed = await lapse_expired(conn, local_today(utc_now(), tz))
+    for customer_id in sorted({c for _, c in lapsed}):
+        await publish(redis, customer_id)
+    if lapsed:
+        log.info("lapsed %d restriction(s): %s", len(lapsed), [r for r, _ in lapsed])
+    return [r for r, _ in lapsed]
+
+
+async def _loop(app: web.Application, interval: float) -> None:
+    tz = ZoneInfo(app[SETTINGS].tz)
+    while True:
+        try:
+            await lapse_once(app[POOL], app[REDIS], tz)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("lapse run failed, will retry: %r", exc)
+        await asyncio.sleep(interval)
+
+
+async def lapse_ctx(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.create_task(_loop(app, LAPSE_INTERVAL_SECONDS), name="lapse-restrictions")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
