@@ -9,7 +9,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from . import db
-from .api import admin, banners, contacts, ops, reports, restrictions
+from .api import admin, banners, contacts, openapi, ops, rulesets, reports, restrictions
 from .auth import KeyRing
 from .http import MAX_BODY, ROUTE_ROLES, auth_middleware_factory, error_middleware
 from .runtime import decide_path
@@ -19,8 +19,10 @@ from .state import KEYRING, POOL, REDIS, SERVICES, SETTINGS
 log = logging.getLogger(__name__)
 
 # Each area of the API registers its own routes; listed once here so the whole surface is visible.
-ROUTE_MODULES: list[Callable[[web.Application], None]] = [ops.setup, admin.setup, contacts.setup, banners.setup,
-                                                         restrictions.setup, reports.setup]
+ROUTE_MODULES: list[Callable[[web.Application], None]] = [
+    ops.setup, admin.setup, contacts.setup, banners.setup, restrictions.setup, reports.setup,
+    rulesets.setup, openapi.setup,
+]
 
 
 async def _postgres(app: web.Application) -> AsyncIterator[None]:

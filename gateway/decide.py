@@ -8,6 +8,7 @@ Redis first, the database's unique key as the backstop.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import uuid
@@ -23,7 +24,7 @@ from . import metrics
 from .contact import Decision, InboundContact, degraded_decision
 from .contactlog import ContactLog, ContactRecord
 from .index import RestrictionIndex
-from .rediskeys import COUNTER, IDEMPOTENCY
+from .rediskeys import BANNER_CHANNEL, COUNTER, IDEMPOTENCY
 from .rules.calendar import Calendar
 from .rules.context import Context, Match, Provider
 from .rules.counters import CounterSpec, contact_limit_key, counters_needed, customer_count_key
@@ -55,6 +56,7 @@ class DecideService:
         self.provider = Provider(name=settings.provider_name, address=settings.provider_address,
                                  email=settings.provider_email, web_form_url=settings.provider_web_form_url)
         self._calendar: tuple[frozenset[Any], Calendar] | None = None
+        self._background: set[asyncio.Task[None]] = set()
 
     def calendar(self) -> Calendar:
         closures = self.index.closures
@@ -89,6 +91,8 @@ class DecideService:
             decision, created = Decision.model_validate(appended.duplicate_of), False
         if contact.provider_id:
             await self._remember(contact, decision)
+        if decision.banner is not None and created:
+            self._push_banner(contact, decision)
         metrics.DECISIONS.labels(contact.channel, decision.action).inc()
         metrics.DECIDE_SECONDS.observe(time.perf_counter() - started)
         return decision, created
@@ -148,6 +152,23 @@ class DecideService:
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
             return None  # the writer's unique key is the last word
         return Decision.model_validate(row) if row else None
+
+    def _push_banner(self, contact: InboundContact, decision: Decision) -> None:
+        """Fan the banner out to agent screens after the reply; a lost push costs nothing durable."""
+        event = {"contact_id": decision.contact_id, "channel": contact.channel,
+                 "customer_ids": decision.matched.customer_ids,
+                 "target": decision.target.model_dump() if decision.target else None,
+                 "action": decision.action, "banner": decision.banner.model_dump(mode="json")
+                 if decision.banner else None}
+        task = asyncio.create_task(self._publish_banner(json.dumps(event)))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _publish_banner(self, payload: str) -> None:
+        try:
+            await self.redis.publish(BANNER_CHANNEL, payload)
+        except (RedisError, OSError) as exc:
+            log.debug("banner push failed: %r", exc)
 
     async def _remember(self, contact: InboundContact, decision: Decision) -> None:
         key = f"{IDEMPOTENCY}{contact.channel}:{contact.provider_id}"

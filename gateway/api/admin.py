@@ -9,7 +9,8 @@ from ..errors import BadRequest, Invalid
 from ..http import add_route, dump, path_id, read_model
 from ..importer import CsvFormatError, import_csv
 from ..models import CaseIn, CasePatch, CustomerIn, KeyIn, StaffIn
-from ..state import POOL
+from ..invalidation import publish
+from ..state import POOL, REDIS
 from ..store import cases, people
 
 CAUTION = ("caution_lead",)
@@ -18,7 +19,9 @@ CAUTION = ("caution_lead",)
 async def create_staff(request: web.Request) -> web.Response:
     body = await read_model(request, StaffIn)
     async with request.app[POOL].acquire() as conn:
-        return dump(await people.create_staff(conn, body), 201)
+        staff = await people.create_staff(conn, body)
+    await publish(request.app[REDIS], "staff")
+    return dump(staff, 201)
 
 
 async def get_staff(request: web.Request) -> web.Response:
@@ -28,7 +31,9 @@ async def get_staff(request: web.Request) -> web.Response:
 async def create_customer(request: web.Request) -> web.Response:
     body = await read_model(request, CustomerIn)
     async with request.app[POOL].acquire() as conn:
-        return dump(await people.create_customer(conn, body), 201)
+        customer = await people.create_customer(conn, body)
+    await publish(request.app[REDIS], customer.id)
+    return dump(customer, 201)
 
 
 async def get_customer(request: web.Request) -> web.Response:
@@ -65,7 +70,9 @@ async def get_case(request: web.Request) -> web.Response:
 async def patch_case(request: web.Request) -> web.Response:
     body = await read_model(request, CasePatch)
     async with request.app[POOL].acquire() as conn:
-        return dump(await cases.update_case(conn, path_id(request), body))
+        case = await cases.update_case(conn, path_id(request), body)
+    await publish(request.app[REDIS], case.customer_id)
+    return dump(case)
 
 
 async def create_key(request: web.Request) -> web.Response:

@@ -20,6 +20,7 @@ async def create_staff(conn: asyncpg.Connection, s: StaffIn) -> Staff:
         s.name, s.role, s.line, s.voicemail, s.mailbox, s.queue,
         [w.model_dump() for w in s.working_hours],
     )
+    await notify_in_transaction(conn, "staff")
     return Staff.model_validate(dict(row))
 
 

@@ -1,0 +1,106 @@
+"""Restriction banners for agents: on demand for a caller, and pushed live to agent screens (SSE).
+
+Least disclosure: the banner says how to handle the contact and when the restriction is reviewed;
+never the incidents or reasons behind it, which are for caution leads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from ..contact import InboundContact
+from ..errors import field_error
+from ..http import add_route, query_int
+from ..rediskeys import BANNER_CHANNEL
+from ..rules.context import Context, Match
+from ..rules.engine import decide as rules_decide
+from ..rules.outcome import ENFORCED_STATUSES
+from ..rules.params import CHANNELS
+from ..senders import sender_handle
+from ..state import DECIDER, INDEX, POOL, REDIS
+from ..store.people import ensure_customer
+
+AGENT = ("agent", "caution_lead", "manager")
+
+
+def _match_for(request: web.Request) -> Match:
+    index = request.app[INDEX]
+    customer_id = query_int(request, "customer_id", low=1)
+    if customer_id is not None:
+        bundle = index.bundles.get(customer_id)
+        return Match(bundles=(bundle,) if bundle else (), sender_kind="customer")
+    raw = request.query.get("identifier", "").strip()
+    if not raw:
+        raise field_error("identifier", "give ?identifier=<phone, email or web id> or ?customer_id=")
+    handle = sender_handle("phone" if "@" not in raw and any(c.isdigit() for c in raw) else "email", raw)
+    if handle.kind is None:
+        raise field_error("identifier", "not a phone number, email address or web account id")
+    return index.match(handle.kind, handle.value)
+
+
+async def get_banners(request: web.Request) -> web.Response:
+    channel = request.query.get("channel", "phone")
+    if channel not in CHANNELS:
+        raise field_error("channel", f"one of {', '.join(CHANNELS)}")
+    match = _match_for(request)
+    decider = request.app[DECIDER]
+    now = datetime.now(UTC)
+    ctx = Context(match=match, ruleset=decider.rules.compiled, staff=request.app[INDEX].staff,
+                  calendar=decider.calendar(), provider=decider.provider)
+    verdict = rules_decide(InboundContact.model_validate({"channel": channel}), ctx, now)
+    restrictions = [
+        {"id": r.id, "customer_id": b.customer.id, "kind": r.kind, "channels": sorted(r.channels),
+         "status": r.status, "review_due": r.review_due.isoformat() if r.review_due else None}
+        for b in match.bundles for r in b.restrictions if r.status in ENFORCED_STATUSES]
+    if request.query.get("customer_id") and not match.bundles:
+        await ensure_customer(request.app[POOL], int(request.query["customer_id"]))
+    return web.json_response({
+        "customer_ids": list(match.customer_ids),
+        "banner": verdict.banner.model_dump(mode="json") if verdict.banner else None,
+        "restrictions": restrictions,
+    })
+
+
+def _wanted(event: dict[str, Any], queue: str | None, staff: str | None) -> bool:
+    target = event.get("target") or {}
+    if queue and not (target.get("type") == "queue" and target.get("id") == queue):
+        return False
+    return not (staff and not (target.get("type") in ("staff", "voicemail") and target.get("id") == staff))
+
+
+async def stream_banners(request: web.Request) -> web.StreamResponse:
+    """Server-sent events: one `banner` event per contact that carries a banner, as it is decided."""
+    queue, staff = request.query.get("queue"), request.query.get("staff_id")
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+                                       "X-Accel-Buffering": "no"})
+    await resp.prepare(request)
+    await resp.write(b": connected\n\n")
+    pubsub = request.app[REDIS].pubsub()
+    try:
+        await pubsub.subscribe(BANNER_CHANNEL)
+        while True:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=15.0)
+            if message is None:
+                await resp.write(b": keep-alive\n\n")
+                continue
+            event = json.loads(message["data"])
+            if _wanted(event, queue, staff):
+                await resp.write(f"event: banner\ndata: {json.dumps(event)}\n\n".encode())
+    except (ConnectionResetError, asyncio.CancelledError, RedisError):
+        pass
+    finally:
+        with contextlib.suppress(Exception):
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+    return resp
+
+
+def setup(app: web.Application) -> None:
+    add_route(app, "GET", "/v1/banners", get_banners, AGENT)
+    add_route(app, "GET", "/v1/banners/stream", stream_banners, AGENT)
