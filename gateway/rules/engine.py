@@ -189,7 +189,7 @@ def _reasons(ctx: Context, proposal: Proposal, acting: list[Applied], deciding: 
              action: Action, target: Dest | None) -> list[Reason]:
     reasons = explain.identity_reasons(ctx.match)
     reasons += [Reason(source="rule", id=r.id, because=f"Rule '{r.id}' matched: {r.description}.")
-                for r in proposal.matched]
+                for r in proposal.matched] or [explain.NO_RULE]
     reasons += [Reason(source="restriction", id=str(a.restriction.id),
                        because=f"{_kind_label(a)}: {a.outcome.because}") for a in acting]
     return reasons + _overrides(proposal, acting, deciding, action, target)

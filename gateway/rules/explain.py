@@ -10,6 +10,9 @@ from .calendar import format_date, join_words
 from .context import Match, RepresentativeView
 from .outcome import BannerPart, Dest, severity_rank
 
+NO_RULE = Reason(source="rule", id=None,
+                 because="No routing rule matched: the general queue (the built-in default).")
+
 
 def describe_dest(dest: Dest | None) -> str:
     if dest is None:

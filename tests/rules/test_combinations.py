@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from datetime import date
 
-from gateway.rules.context import Bundle, Match
+from gateway.rules.context import Bundle, CustomerView, Match
 from gateway.rules.engine import decide
 from gateway.rules.params import Caution, SetTimes, Window
-from gateway.rules.ruleset import compile_ruleset, parse_ruleset
+from gateway.rules.ruleset import CompiledRuleSet, compile_ruleset, parse_ruleset
 
 from .factories import (
     CLOSED_CASE,
-    CUSTOMER,
     NEIGHBOUR,
     TUE_1030,
     TUE_1500,
@@ -22,7 +21,7 @@ from .factories import (
 from .factories import contact as make_contact
 
 
-def _only(*rules: dict[str, object]) -> object:
+def _only(*rules: dict[str, object]) -> CompiledRuleSet:
     return compile_ruleset(parse_ruleset({"version": 9, "rules": list(rules)}))
 
 
@@ -151,7 +150,7 @@ def test_rule_route_of_a_written_only_call_is_overridden() -> None:
                    "when": {"sender": ["matched"]},
                    "then": {"target": {"type": "queue", "id": "priority"}, "priority": 9}})
     b = bundle(restriction("written_only"))
-    v = decide(make_contact("phone"), context(Match((b,)), ruleset=rules), TUE_1030)  # type: ignore[arg-type]
+    v = decide(make_contact("phone"), context(Match((b,)), ruleset=rules), TUE_1030)
     assert v.action == "deflect"
     assert any(r.source == "rule" and r.id == "vip" and "overridden" in r.because
                for r in v.reasons)
@@ -166,9 +165,9 @@ def test_rule_deflection_message_is_rendered_safely() -> None:
              {"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "17:00"}]},
          "then": {"action": "deflect",
                   "message": "Sorry {customer_name}, we are closed. Call back {next_allowed}."}})
-    who = Bundle(CUSTOMER.__class__(1, "{case_ref}"), ())
+    who = Bundle(CustomerView(1, "{case_ref}"), ())
     v = decide(make_contact("phone"), context(Match((who,)), ruleset=rules), TUE_1500.replace(
-        hour=19))  # type: ignore[arg-type]
+        hour=19))
     assert v.action == "deflect"
     assert v.customer_message == "Sorry {case_ref}, we are closed. Call back tomorrow at 9am."
 
@@ -181,11 +180,11 @@ def test_count_at_least_rule_reads_the_customer_counter() -> None:
                    "when": {"count_at_least": {"count": 5, "period": "day"}},
                    "then": {"target": {"type": "queue", "id": "team-lead"}, "flag": True}})
     match = Match((bundle(),))
-    keys = [s.key for s in counters_needed(rules, match.bundles, TUE_1030, LONDON)]  # type: ignore[arg-type]
+    keys = [s.key for s in counters_needed(rules, match.bundles, TUE_1030, LONDON)]
     assert keys == ["customer:1:day:2026-03-03"]
-    low = decide(make_contact("phone"), context(match, ruleset=rules, counts={keys[0]: 4}),  # type: ignore[arg-type]
+    low = decide(make_contact("phone"), context(match, ruleset=rules, counts={keys[0]: 4}),
                  TUE_1030)
-    high = decide(make_contact("phone"), context(match, ruleset=rules, counts={keys[0]: 5}),  # type: ignore[arg-type]
+    high = decide(make_contact("phone"), context(match, ruleset=rules, counts={keys[0]: 5}),
                   TUE_1030)
     assert low.target is not None and low.target.id == "general" and not low.flagged
     assert high.target is not None and high.target.id == "team-lead" and high.flagged

@@ -1,4 +1,4 @@
-"""Manager rule sets: validation with precise paths, safe templates, compile, counters, self-tests."""
+"""Manager rule sets: validation with precise paths, safe templates, counters, self-tests."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from gateway.errors import Invalid
 from gateway.rules.calendar import LONDON
-from gateway.rules.context import Bundle, Match
+from gateway.rules.context import Bundle, CustomerView, Match
 from gateway.rules.counters import (
     TTL_SECONDS,
     contact_limit_key,
@@ -29,7 +29,7 @@ from gateway.rules.ruleset import (
 from gateway.rules.template import check_template, render
 from gateway.rules.testing import run_ruleset_tests
 
-from .factories import CUSTOMER, TUE_1030, bundle, restriction
+from .factories import TUE_1030, bundle, restriction
 
 
 def _rules(*extra: dict[str, Any]) -> dict[str, Any]:
@@ -166,7 +166,7 @@ def test_counters_needed() -> None:
     limit = restriction("contact_limit", ContactLimit(limit=5, period="month"), rid=9,
                         channels={"phone"})
     lifted = restriction("contact_limit", rid=10, status="lifted")
-    bundles = (bundle(limit, lifted), Bundle(CUSTOMER.__class__(2, "B")))
+    bundles = (bundle(limit, lifted), Bundle(CustomerView(2, "B")))
     compiled = compile_ruleset(parse_ruleset(_rules(
         {"id": "busy", "description": "Busy", "when": {"count_at_least": {"count": 3,
                                                                           "period": "week"}},

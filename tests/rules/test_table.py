@@ -7,14 +7,23 @@ from typing import Any
 
 import pytest
 
+from gateway.rules.calendar import LONDON
 from gateway.rules.context import Match
 from gateway.rules.counters import contact_limit_key
 from gateway.rules.engine import decide
-from gateway.rules.calendar import LONDON
 
-from .factories import CLOSED_CASE, OTHER_CASE, STAFF, TUE_1030, TUE_1500, TUE_2000, bundle, context
+from .factories import (
+    CLOSED_CASE,
+    OTHER_CASE,
+    STAFF,
+    TUE_1030,
+    TUE_1500,
+    TUE_2000,
+    bundle,
+    context,
+    restriction,
+)
 from .factories import contact as make_contact
-from .factories import restriction
 
 # The default rule set's normal route per channel.
 NORMAL = {"phone": ("queue", "general"), "email": ("queue", "email"),
