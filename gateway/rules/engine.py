@@ -20,10 +20,13 @@ from .outcome import (
     action_rank,
 )
 from .registry import REGISTRY
-from .ruleset import Facts, Proposal
+from .ruleset import GENERAL, Facts, Proposal
 from .template import render
 
-_FALLBACK = {"auto_acknowledge": Dest("queue", NEW_INFORMATION_QUEUE)}
+# Where a contact goes when neither a restriction nor a rule named a place (a rule deflected,
+# then a later one routed without a target).
+_FALLBACK: dict[Action, Dest] = {"route": GENERAL, "hold": GENERAL,
+                                 "auto_acknowledge": Dest("queue", NEW_INFORMATION_QUEUE)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +66,7 @@ def decide(contact: InboundContact, ctx: Context, now: datetime) -> Verdict:
     ctx.calendar.local(now)  # refuses a naive `now` before anything else
     applied = _apply_restrictions(contact, ctx, now)
     proposal = ctx.ruleset.propose(_facts(contact, ctx, now, applied))
-    return _compose(contact, ctx, now, proposal, applied)
+    return _compose(ctx, now, proposal, applied)
 
 
 def _apply_restrictions(contact: InboundContact, ctx: Context, now: datetime
@@ -100,8 +103,9 @@ def _facts(contact: InboundContact, ctx: Context, now: datetime,
                  counts=counts)
 
 
-def _compose(contact: InboundContact, ctx: Context, now: datetime, proposal: Proposal,
+def _compose(ctx: Context, now: datetime, proposal: Proposal,
              applied: tuple[Applied, ...]) -> Verdict:
+    """The most restrictive action wins; the restriction that chose it names the target."""
     acting = [a for a in applied if a.outcome.action is not None]
     rank = max([action_rank(proposal.action)]
                + [action_rank(a.outcome.action) for a in acting if a.outcome.action])
@@ -132,7 +136,8 @@ def _target(action: Action, proposal: Proposal, acting: list[Applied],
             deciding: list[Applied]) -> Dest | None:
     if action == "deflect":
         return None
-    own = next((a.outcome.target for a in deciding if a.outcome.target is not None), None)
+    own = _pinned(deciding) or next(
+        (a.outcome.target for a in deciding if a.outcome.target is not None), None)
     return own or _pinned(acting) or proposal.target or _FALLBACK.get(action)
 
 

@@ -202,3 +202,21 @@ def test_verdict_becomes_a_decision() -> None:
     v = decide(make_contact("phone"), context(Match()), TUE_1030)
     d = v.to_decision("abc")
     assert d.contact_id == "abc" and d.action == "route" and not d.degraded
+
+
+def test_a_route_without_a_target_after_a_deflect_goes_to_general() -> None:
+    rules = _only({"id": "a", "description": "Deflect all", "then": {"action": "deflect"}},
+                  {"id": "b", "description": "Route again", "then": {"action": "route"}})
+    v = decide(make_contact("phone"), context(Match(), ruleset=rules), TUE_1030)
+    assert v.action == "route" and v.target is not None and v.target.id == "general"
+
+
+def test_named_contact_person_preferred_over_caution_fallback_in_a_household() -> None:
+    from gateway.rules.params import NamedContact
+
+    missing = restriction("named_contact", NamedContact(staff_id=99), rid=1)
+    present = restriction("named_contact", NamedContact(staff_id=8), rid=2, customer_id=2)
+    v = decide(make_contact("email"),
+               context(Match((bundle(missing), Bundle(NEIGHBOUR, (present,))))), TUE_1030)
+    assert v.target is not None and (v.target.type, v.target.id) == ("staff", "8")
+    assert v.flagged
