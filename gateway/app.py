@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from . import db
+from . import channels, db
 from .api import admin, banners, contacts, openapi, ops, rulesets, reports, restrictions
 from .auth import KeyRing
 from .http import MAX_BODY, ROUTE_ROLES, auth_middleware_factory, error_middleware
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 # Each area of the API registers its own routes; listed once here so the whole surface is visible.
 ROUTE_MODULES: list[Callable[[web.Application], None]] = [
     ops.setup, admin.setup, contacts.setup, banners.setup, restrictions.setup, reports.setup,
-    rulesets.setup, openapi.setup,
+    rulesets.setup, openapi.setup, channels.register,
 ]
 
 

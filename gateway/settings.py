@@ -69,7 +69,9 @@ class Settings:
     activation_rule: str = "service_caution_lead:1,caution_lead:2"
     twilio_auth_token: str | None = None
     public_url: str | None = None
-    fastagi_port: int = 0
+    fastagi_port: int | None = None      # None: no FastAGI server; 0: any free port (tests)
+    fastagi_host: str = "127.0.0.1"
+    fastagi_timeout_ms: int = 3000       # per read of the AGI environment and per command reply
     fastagi_allow: tuple[IPv4Network | IPv6Network, ...] = field(
         default_factory=lambda: (ip_network("127.0.0.0/8"), ip_network("::1/128"))
     )
@@ -105,7 +107,10 @@ class Settings:
             activation_rule=env.get("GATEWAY_ACTIVATION_RULE") or "service_caution_lead:1,caution_lead:2",
             twilio_auth_token=env.get("TWILIO_AUTH_TOKEN") or None,
             public_url=_url(env, "GATEWAY_PUBLIC_URL", ("http", "https")),
-            fastagi_port=_int(env, "FASTAGI_PORT", 0, 0, 65535),
+            fastagi_port=_int(env, "FASTAGI_PORT", 0, 0, 65535) if env.get("FASTAGI_PORT")
+            else None,
+            fastagi_host=env.get("FASTAGI_HOST") or "127.0.0.1",
+            fastagi_timeout_ms=_int(env, "FASTAGI_TIMEOUT_MS", 3000, 50, 60_000),
             fastagi_allow=_networks(env, "FASTAGI_ALLOW", "127.0.0.0/8,::1"),
             log_level=level,
             provider_name=env.get("GATEWAY_PROVIDER_NAME") or "the housing team",
