@@ -1,4 +1,4 @@
-"""Each refusal on saving or changing a restriction: a clear 4xx naming the field or the conflict."""
+"""Each refusal on saving or changing a restriction: a clear 4xx naming the field or conflict."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from tests.restriction_factory import TODAY, body, make_case, make_customer, mak
 pytestmark = pytest.mark.asyncio
 
 
-async def refused(client: Any, key: str, data: Any, status: int, path: str = "/v1/restrictions"
-                  ) -> dict[str, Any]:
+async def refused(
+    client: Any, key: str, data: Any, status: int, path: str = "/v1/restrictions"
+) -> dict[str, Any]:
     resp = await client.post(path, json=data, headers=bearer(key))
     payload = await resp.json()
     assert resp.status == status, payload
@@ -38,15 +39,32 @@ async def test_field_refusals(client: Any, conn: asyncpg.Connection, keys: dict[
         (without(ok, "reasons"), "reasons"),
         ({**ok, "incidents": []}, "incidents"),
         ({**ok, "incidents": [{"description": "no date"}]}, "incidents.0.on"),
-        ({**ok, "incidents": [{"on": (TODAY + timedelta(days=2)).isoformat(), "description": "x"}]},
-         "incidents.0.on"),
+        (
+            {
+                **ok,
+                "incidents": [{"on": (TODAY + timedelta(days=2)).isoformat(), "description": "x"}],
+            },
+            "incidents.0.on",
+        ),
         (without(ok, "warned_on"), "warned_on"),
         ({**ok, "review_due": (TODAY + timedelta(days=400)).isoformat()}, "review_due"),
-        ({**ok, "review_due": (TODAY + timedelta(days=400)).isoformat(), "review_approver": team.cl1},
-         "review_approver"),
+        (
+            {
+                **ok,
+                "review_due": (TODAY + timedelta(days=400)).isoformat(),
+                "review_approver": team.cl1,
+            },
+            "review_approver",
+        ),
         ({**ok, "kind": "named_contact", "params": {"staff_id": 999}}, "params.staff_id"),
-        ({**ok, "kind": "set_times", "params": {"windows": [{"days": ["xyz"], "start": "10:00",
-                                                             "end": "12:00"}]}}, "params"),
+        (
+            {
+                **ok,
+                "kind": "set_times",
+                "params": {"windows": [{"days": ["xyz"], "start": "10:00", "end": "12:00"}]},
+            },
+            "params",
+        ),
         ({**ok, "kind": "contact_limit", "params": {"limit": 0, "period": "day"}}, "params"),
         ({**ok, "deciders": [team.agent]}, "deciders.0"),
         ({**ok, "deciders": [team.cl1, team.cl1]}, "deciders"),
@@ -55,22 +73,31 @@ async def test_field_refusals(client: Any, conn: asyncpg.Connection, keys: dict[
     ]
     for data, field in cases:
         err = await refused(client, lead, data, 422)
-        assert field in err["message"] or any(field in d.get("field", "") for d in err["details"] or []), \
-            (field, err)
-    # With an approver who may agree it, a longer period is accepted; immediate risk replaces a warning.
-    longer = {**without(ok, "warned_on"), "immediate_risk": "Threat to harm staff",
-              "review_due": (TODAY + timedelta(days=400)).isoformat(), "review_approver": team.manager}
+        assert field in err["message"] or any(
+            field in d.get("field", "") for d in err["details"] or []
+        ), (field, err)
+    # A longer period with an approver who may agree it; immediate risk instead of a warning.
+    longer = {
+        **without(ok, "warned_on"),
+        "immediate_risk": "Threat to harm staff",
+        "review_due": (TODAY + timedelta(days=400)).isoformat(),
+        "review_approver": team.manager,
+    }
     resp = await client.post("/v1/restrictions", json=longer, headers=bearer(lead))
     assert resp.status == 201, await resp.json()
     # Bad bodies never 500.
-    for raw in (b"", b"[]", b"{", b"null", '{"kind": "caution", "params": 5}'.encode()):
-        resp = await client.post("/v1/restrictions", data=raw, headers={
-            **bearer(lead), "Content-Type": "application/json"})
+    for raw in (b"", b"[]", b"{", b"null", b'{"kind": "caution", "params": 5}'):
+        resp = await client.post(
+            "/v1/restrictions",
+            data=raw,
+            headers={**bearer(lead), "Content-Type": "application/json"},
+        )
         assert 400 <= resp.status < 500
 
 
-async def test_closed_issue_needs_a_closed_case_of_the_customer(client: Any, conn: asyncpg.Connection,
-                                                                keys: dict[str, str]) -> None:
+async def test_closed_issue_needs_a_closed_case_of_the_customer(
+    client: Any, conn: asyncpg.Connection, keys: dict[str, str]
+) -> None:
     cid = await make_customer(conn)
     other = await make_customer(conn, name="Kevin Doyle")
     open_case = await make_case(conn, cid, "open", "CMP-1")
@@ -83,40 +110,64 @@ async def test_closed_issue_needs_a_closed_case_of_the_customer(client: Any, con
     assert "another customer" in err["message"]
     err = await refused(client, lead, body(cid, "closed_issue", params={"case_id": 4242}), 422)
     assert "does not exist" in err["message"]
-    resp = await client.post("/v1/restrictions", json=body(cid, "closed_issue", params={"case_id": exhausted}),
-                             headers=bearer(lead))
+    resp = await client.post(
+        "/v1/restrictions",
+        json=body(cid, "closed_issue", params={"case_id": exhausted}),
+        headers=bearer(lead),
+    )
     assert resp.status == 201
     assert (await resp.json())["channels"] == ["email", "letter", "phone", "visit", "web_form"]
 
 
-async def test_last_open_channel(client: Any, conn: asyncpg.Connection, keys: dict[str, str]) -> None:
+async def test_last_open_channel(
+    client: Any, conn: asyncpg.Connection, keys: dict[str, str]
+) -> None:
     """Someone who cannot write, with no representative: written-only would leave no way in."""
     team = await make_team(conn)
     cid = await make_customer(conn, flags=["cannot_write"])
-    err = await refused(client, keys["caution_lead"], body(cid, equality_note={
-        "staff_id": team.manager, "note": "Considered under the Equality Act."}), 409)
+    err = await refused(
+        client,
+        keys["caution_lead"],
+        body(
+            cid,
+            equality_note={"staff_id": team.manager, "note": "Considered under the Equality Act."},
+        ),
+        409,
+    )
     assert err["code"] == "no_open_channel" and "every channel" in err["message"]
     # With a representative who can write for them there is still a way in (and a signed note).
-    cid2 = await make_customer(conn, flags=["cannot_write"], name="Aisha Rahman", representatives=True)
-    resp = await client.post("/v1/restrictions", json=body(cid2, equality_note={
-        "staff_id": team.manager, "note": "Daughter writes for her."}), headers=bearer(keys["caution_lead"]))
+    cid2 = await make_customer(
+        conn, flags=["cannot_write"], name="Aisha Rahman", representatives=True
+    )
+    resp = await client.post(
+        "/v1/restrictions",
+        json=body(
+            cid2, equality_note={"staff_id": team.manager, "note": "Daughter writes for her."}
+        ),
+        headers=bearer(keys["caution_lead"]),
+    )
     assert resp.status == 201, await resp.json()
 
 
-async def test_activation_rechecks_the_way_in(client: Any, conn: asyncpg.Connection,
-                                              keys: dict[str, str]) -> None:
+async def test_activation_rechecks_the_way_in(
+    client: Any, conn: asyncpg.Connection, keys: dict[str, str]
+) -> None:
     team = await make_team(conn)
     cid = await make_customer(conn, flags=["cannot_write"], representatives=True)
     note = {"staff_id": team.manager, "note": "Representative writes."}
     lead = keys["caution_lead"]
-    first = await client.post("/v1/restrictions", json=body(cid, equality_note=note, deciders=[team.scl]),
-                              headers=bearer(lead))
+    first = await client.post(
+        "/v1/restrictions",
+        json=body(cid, equality_note=note, deciders=[team.scl]),
+        headers=bearer(lead),
+    )
     assert first.status == 201
     # The representative is removed before the remaining decisions.
     await conn.execute("DELETE FROM representatives WHERE customer_id = $1", cid)
     rid = (await first.json())["id"]
-    resp = await client.post(f"/v1/restrictions/{rid}/decide", json={"staff_id": team.cl1},
-                             headers=bearer(lead))
+    resp = await client.post(
+        f"/v1/restrictions/{rid}/decide", json={"staff_id": team.cl1}, headers=bearer(lead)
+    )
     assert resp.status == 200
     err = await refused(client, lead, {"staff_id": team.cl2}, 409, f"/v1/restrictions/{rid}/decide")
     assert err["code"] == "no_open_channel"
@@ -124,40 +175,66 @@ async def test_activation_rechecks_the_way_in(client: Any, conn: asyncpg.Connect
 
 
 async def test_adjustments_conflict_needs_a_managers_equality_note(
-        client: Any, conn: asyncpg.Connection, keys: dict[str, str]) -> None:
+    client: Any, conn: asyncpg.Connection, keys: dict[str, str]
+) -> None:
     team = await make_team(conn)
     cid = await make_customer(conn, flags=["needs_phone"])
     lead = keys["caution_lead"]
     err = await refused(client, lead, body(cid), 409)
     assert err["code"] == "adjustments_conflict" and "needs_phone" in err["message"]
-    err = await refused(client, lead, body(cid, equality_note={"staff_id": team.cl1, "note": "ok"}), 422)
+    err = await refused(
+        client, lead, body(cid, equality_note={"staff_id": team.cl1, "note": "ok"}), 422
+    )
     assert "equality_note.staff_id" in err["message"]
-    resp = await client.post("/v1/restrictions", json=body(cid, equality_note={
-        "staff_id": team.manager, "note": "Email and letters suit her; reviewed under the Equality Act."}),
-        headers=bearer(lead))
+    resp = await client.post(
+        "/v1/restrictions",
+        json=body(
+            cid,
+            equality_note={
+                "staff_id": team.manager,
+                "note": "Email and letters suit her; reviewed under the Equality Act.",
+            },
+        ),
+        headers=bearer(lead),
+    )
     assert resp.status == 201
     assert (await resp.json())["equality_note"]["on"] == TODAY.isoformat()
     # A restriction that does not touch the phone is not held up by the flag.
-    resp = await client.post("/v1/restrictions", json=body(cid, "appointment_only"), headers=bearer(lead))
+    resp = await client.post(
+        "/v1/restrictions", json=body(cid, "appointment_only"), headers=bearer(lead)
+    )
     assert resp.status == 201
 
 
-async def test_lifecycle_refusals(client: Any, conn: asyncpg.Connection, keys: dict[str, str]) -> None:
+async def test_lifecycle_refusals(
+    client: Any, conn: asyncpg.Connection, keys: dict[str, str]
+) -> None:
     team = await make_team(conn)
     cid = await make_customer(conn)
     lead = keys["caution_lead"]
-    resp = await client.post("/v1/restrictions", json=body(cid, deciders=[team.scl]), headers=bearer(lead))
+    resp = await client.post(
+        "/v1/restrictions", json=body(cid, deciders=[team.scl]), headers=bearer(lead)
+    )
     rid = (await resp.json())["id"]
     base = f"/v1/restrictions/{rid}"
     assert (await refused(client, lead, {}, 409, f"{base}/letter"))["code"] == "wrong_status"
-    assert (await refused(client, lead, {"lodged_on": TODAY.isoformat(), "grounds": "x"}, 409,
-                          f"{base}/appeal"))["code"] == "wrong_status"
-    assert (await refused(client, lead, {"staff_id": team.scl}, 409, f"{base}/decide"))["code"] \
-        == "duplicate_decider"
+    assert (
+        await refused(
+            client, lead, {"lodged_on": TODAY.isoformat(), "grounds": "x"}, 409, f"{base}/appeal"
+        )
+    )["code"] == "wrong_status"
+    assert (await refused(client, lead, {"staff_id": team.scl}, 409, f"{base}/decide"))[
+        "code"
+    ] == "duplicate_decider"
     await refused(client, lead, {"staff_id": team.manager}, 422, f"{base}/decide")
     await refused(client, lead, {"outcome": "renew", "staff_id": team.cl1}, 422, f"{base}/review")
-    await refused(client, lead, {"staff_id": team.manager, "outcome": "upheld", "notes": "x"}, 409,
-                  f"{base}/appeal/decision")
+    await refused(
+        client,
+        lead,
+        {"staff_id": team.manager, "outcome": "upheld", "notes": "x"},
+        409,
+        f"{base}/appeal/decision",
+    )
     await refused(client, lead, {"reason": "gone"}, 404, "/v1/restrictions/999999/lift")
     await refused(client, lead, {"reason": "x"}, 422, "/v1/restrictions/abc/lift")
     await refused(client, lead, {}, 422, f"{base}/lift")  # a reason is required
