@@ -1,0 +1,185 @@
+"""Twilio voice webhooks, signed with the twilio package's own RequestValidator."""
+
+from __future__ import annotations
+
+import itertools
+import xml.etree.ElementTree as ET
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from twilio.request_validator import RequestValidator
+
+from gateway.channels.twilio import twiml
+from gateway.contact import Decision, Target
+from tests.phone_support import restricted_customer, rows, running, staff_numbers
+
+TOKEN = "test-auth-token-0123456789abcdef"
+PUBLIC = "https://gateway.example.org"
+VOICE = "/v1/channels/twilio/voice"
+FALLBACK = "/v1/channels/twilio/fallback"
+_sids = itertools.count(1)
+
+
+def call_params(sender: str, sid: str | None = None) -> dict[str, str]:
+    return {"CallSid": sid or f"CA{next(_sids):032x}", "AccountSid": "AC" + "0" * 32,
+            "From": sender, "To": "+441632960000", "CallStatus": "ringing", "Direction": "inbound",
+            "ApiVersion": "2010-04-01"}
+
+
+def sign(path: str, params: dict[str, str]) -> str:
+    return RequestValidator(TOKEN).compute_signature(PUBLIC + path, params)
+
+
+@pytest.fixture
+async def phone(settings, conn):
+    async with running(settings.with_(twilio_auth_token=TOKEN, public_url=PUBLIC), conn) as (c, _):
+        yield c
+
+
+async def post(client, params, path=VOICE, signature=None):
+    headers = {"X-Twilio-Signature": signature if signature is not None else sign(path, params)}
+    return await client.post(path, data=params, headers=headers)
+
+
+async def verbs(client, sender, sid=None):
+    r = await post(client, call_params(sender, sid))
+    assert r.status == 200, await r.text()
+    assert r.content_type == "application/xml"
+    root = ET.fromstring(await r.text())
+    assert root.tag == "Response"
+    return [(el.tag, el.text, [(c.tag, c.text) for c in el]) for el in root]
+
+
+def says_and_hangs_up(found):
+    assert [v[0] for v in found] == ["Say", "Hangup"]
+    assert found[0][1]
+    return found[0][1]
+
+
+async def test_unrestricted_caller_is_enqueued_to_general(phone):
+    assert await verbs(phone, "07700 900010") == [("Enqueue", "general", [])]
+
+
+async def test_written_only_is_told_and_hung_up(phone):
+    message = says_and_hangs_up(await verbs(phone, "07700 900003"))
+    assert "writing" in message.lower()
+
+
+async def test_named_contact_dials_the_persons_line_or_voicemail(phone, conn):
+    sid = "CA" + "2" * 32
+    found = await verbs(phone, "07700 900002", sid)
+    (row,) = await rows(conn, "provider_id = $1", sid)
+    sam = await staff_numbers(conn, "Sam Patel")
+    target = row["target"]
+    assert target["id"] == sam["id"] and target["type"] in ("staff", "voicemail")
+    assert found == [("Dial", None, [("Number", sam[target["type"]])])]
+
+
+async def test_no_personal_contact_customer_deflected_representative_routed(phone):
+    says_and_hangs_up(await verbs(phone, "07700 900004"))
+    (verb,) = await verbs(phone, "07700 900444")  # Ruth Adeyemi, his advocate
+    assert verb[0] == "Enqueue" and verb[1]
+
+
+@pytest.mark.parametrize("number", ["07700 900006", "07700 900007"])  # closed_issue, caution
+async def test_banner_only_kinds_route_the_call(phone, conn, number):
+    sid = f"CA{next(_sids):032x}"
+    (verb,) = await verbs(phone, number, sid)
+    assert verb[0] == "Enqueue" and verb[1]
+    (row,) = await rows(conn, "provider_id = $1", sid)
+    assert row["action"] == "route" and row["banner"] is not None
+
+
+async def test_contact_limit_deflects_once_over_the_limit(phone):
+    for _ in range(3):  # limit 3 a day (the demo number is shared by a household of two)
+        assert (await verbs(phone, "07700 900008"))[0][0] in ("Enqueue", "Dial")
+    says_and_hangs_up(await verbs(phone, "07700 900008"))
+
+
+async def test_set_times_inside_and_outside(settings, conn):
+    tz = ZoneInfo(settings.tz)
+    later = (datetime.now(tz) + timedelta(days=2)).strftime("%a").lower()
+    await restricted_customer(conn, "T-IN", "07700 900501", {"kind": "set_times", "windows": [
+        {"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": "00:00",
+         "end": "24:00"}],
+        "closed_on_bank_holidays": False})
+    await restricted_customer(conn, "T-OUT", "07700 900502", {"kind": "set_times", "windows": [
+        {"days": [later], "start": "09:00", "end": "10:00"}]})
+    cfg = settings.with_(twilio_auth_token=TOKEN, public_url=PUBLIC)
+    async with running(cfg, conn, demo=False) as (client, _):
+        assert (await verbs(client, "07700 900501"))[0][0] == "Enqueue"
+        message = says_and_hangs_up(await verbs(client, "07700 900502"))
+    assert "The next time you can call is" in message and "at 9am" in message
+
+
+@pytest.mark.parametrize("withheld", ["anonymous", "+266696687", ""])
+async def test_withheld_numbers_routed_and_logged_as_withheld(phone, conn, withheld):
+    sid = f"CA{next(_sids):032x}"
+    assert await verbs(phone, withheld, sid) == [("Enqueue", "general", [])]
+    (row,) = await rows(conn, "provider_id = $1", sid)
+    assert row["sender_kind"] == "withheld" and row["customer_ids"] == []
+
+
+async def test_retry_with_the_same_callsid_same_twiml_one_row(phone, conn):
+    sid = "CA" + "7" * 32
+    first = await post(phone, call_params("07700 900003", sid))
+    again = await post(phone, call_params("07700 900003", sid))
+    assert first.status == again.status == 200
+    assert await first.text() == await again.text()
+    assert len(await rows(conn, "provider_id = $1", sid)) == 1
+
+
+@pytest.mark.parametrize("how", ["unsigned", "tampered", "wrong url", "garbage"])
+async def test_bad_signatures_are_refused_and_logged(phone, conn, how):
+    params = call_params("07700 900001")
+    elsewhere = RequestValidator(TOKEN).compute_signature("http://localhost" + VOICE, params)
+    signature = {"unsigned": "", "tampered": sign(VOICE, params), "wrong url": elsewhere,
+                 "garbage": "é not base64 ☃"}[how]
+    if how == "tampered":
+        params["From"] = "07700 900010"
+    r = await post(phone, params, signature=signature)
+    assert r.status == 403
+    assert (await r.json())["error"]["code"] == "forbidden"
+    (row,) = await rows(conn, "subject = $1", f"provider id {params['CallSid']}")
+    assert row["status"] == "rejected" and "X-Twilio-Signature" in row["error"]
+
+
+async def test_signature_with_the_default_port_is_accepted(phone):
+    params = call_params("07700 900010")
+    signature = RequestValidator(TOKEN).compute_signature(PUBLIC + ":443" + VOICE, params)
+    assert (await post(phone, params, signature=signature)).status == 200
+
+
+async def test_not_configured_refuses_with_503(settings, conn):
+    async with running(settings.with_(twilio_auth_token=None, public_url=PUBLIC), conn,
+                       demo=False) as (client, _):
+        r = await post(client, call_params("07700 900010"))
+        assert r.status == 503
+        assert "TWILIO_AUTH_TOKEN" in (await r.json())["error"]["message"]
+
+
+async def test_fallback_always_enqueues_general_and_logs_the_error_code(phone, conn):
+    params = {**call_params("07700 900003"), "ErrorCode": "11200",
+              "ErrorUrl": PUBLIC + VOICE}
+    r = await post(phone, params, path=FALLBACK)
+    assert r.status == 200
+    root = ET.fromstring(await r.text())
+    assert [(el.tag, el.text) for el in root] == [("Enqueue", "general")]
+    (row,) = await rows(conn, "subject = $1", f"Twilio fallback for call {params['CallSid']}")
+    assert "ErrorCode 11200" in row["error"] and row["degraded"] and row["status"] == "decided"
+
+
+async def test_fallback_is_signature_checked_too(phone):
+    params = {**call_params("07700 900003"), "ErrorCode": "11200"}
+    assert (await post(phone, params, path=FALLBACK, signature=sign(VOICE, params))).status == 403
+
+
+def test_twiml_escapes_text():
+    tricky = 'Call <us> & "we" will </Say><Dial>+1900</Dial>'
+    decision = Decision(contact_id="c", action="deflect", target=None, customer_message=tricky)
+    body = ET.tostring(twiml(decision, {}), encoding="unicode")
+    root = ET.fromstring(body)
+    assert [el.tag for el in root] == ["Say", "Hangup"] and root[0].text == tricky
+    queue = Decision(contact_id="c", action="route", target=Target(type="queue", id="a<b>&c"))
+    assert ET.fromstring(ET.tostring(twiml(queue, {}), encoding="unicode"))[0].text == "a<b>&c"
