@@ -60,8 +60,11 @@ def normalise_phone(raw: str, region: str = DEFAULT_REGION) -> str:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException as exc:
         raise IdentifierError(f"not a phone number ({exc.args[0] if exc.args else 'unparsable'})") from None
-    if not phonenumbers.is_possible_number(number):
-        raise IdentifierError("not a possible phone number for its country")
+    # "Possible" (right length for the country), not "valid": Ofcom's drama numbers must match too.
+    # A local-only number (no area code) cannot be matched reliably, so it is refused.
+    reason = phonenumbers.is_possible_number_with_reason(number)
+    if reason != phonenumbers.ValidationResult.IS_POSSIBLE:
+        raise IdentifierError("not a possible phone number for its country (check the area code and length)")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 

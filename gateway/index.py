@@ -238,6 +238,7 @@ class IndexKeeper:
         self._pending: set[str] = set()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
 
     async def start(self) -> None:
         await self.index.load_all(self.pool, self.today())
@@ -245,11 +246,12 @@ class IndexKeeper:
             self._tasks.append(asyncio.create_task(coro))
 
     async def close(self) -> None:
+        """Stop listening. Bounded: a client library that swallows cancellation cannot hang shutdown."""
+        self._closing = True
         for t in self._tasks:
             t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=2.0)
 
     def notify(self, payload: str) -> None:
         self._pending.add(payload)
@@ -279,12 +281,13 @@ class IndexKeeper:
                 await self.on_other(payload)
 
     async def _redis_loop(self) -> None:
-        while True:
+        while not self._closing:
+            pubsub = self.redis.pubsub()
             try:
-                pubsub = self.redis.pubsub()
                 await pubsub.subscribe(INVALIDATE_CHANNEL)
-                async for message in pubsub.listen():
-                    if message.get("type") == "message":
+                while not self._closing:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if message is not None:
                         data = message["data"]
                         self.notify(data.decode() if isinstance(data, bytes) else str(data))
             except asyncio.CancelledError:
@@ -292,15 +295,18 @@ class IndexKeeper:
             except Exception as exc:
                 log.debug("index: Redis subscription lost (%r); retrying", exc)
                 await asyncio.sleep(1.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(pubsub.aclose(), 1.0)  # type: ignore[no-untyped-call]
 
     async def _pg_loop(self) -> None:
-        while True:
+        while not self._closing:
             conn = None
             try:
                 conn = await asyncpg.connect(self.dsn)
                 await conn.add_listener(PG_INVALIDATE_CHANNEL, lambda *a: self.notify(str(a[3])))
-                while not conn.is_closed():
-                    await asyncio.sleep(1.0)
+                while not conn.is_closed() and not self._closing:
+                    await asyncio.sleep(0.5)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

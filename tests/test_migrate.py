@@ -1,0 +1,98 @@
+"""Migrations: applied once, in order, under an advisory lock; edited files refused."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sys
+import uuid
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from gateway.migrate import MigrationError, discover, migrate
+from tests.conftest import _with_db
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+async def fresh_db(base_settings):
+    name = f"gateway_mig_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(_with_db(base_settings.database_url, "postgres"))
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    yield _with_db(base_settings.database_url, name)
+    await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+async def _applied(url: str) -> list[tuple[int, str]]:
+    conn = await asyncpg.connect(url)
+    try:
+        return [(r["number"], r["name"]) for r in
+                await conn.fetch("SELECT number, name FROM schema_migrations ORDER BY number")]
+    finally:
+        await conn.close()
+
+
+async def test_second_run_is_a_no_op(fresh_db):
+    conn = await asyncpg.connect(fresh_db)
+    try:
+        first = await migrate(conn)
+        second = await migrate(conn)
+    finally:
+        await conn.close()
+    assert first == [m.name for m in discover()]
+    assert second == []
+
+
+async def test_two_processes_together_apply_each_file_once(fresh_db):
+    env = {**os.environ, "DATABASE_URL": fresh_db}
+    procs = [await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway", "migrate", env=env, cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE) for _ in range(2)]
+    results = await asyncio.gather(*(p.communicate() for p in procs))
+    assert [p.returncode for p in procs] == [0, 0], results
+    outputs = sorted(out.decode() for out, _ in results)
+    assert outputs[0].startswith("applied") and outputs[1].startswith("schema up to date"), outputs
+    applied = await _applied(fresh_db)
+    assert applied == [(m.number, m.name) for m in discover()]
+
+
+async def test_an_edited_migration_is_refused(fresh_db, tmp_path):
+    shutil.copytree(ROOT / "migrations", tmp_path / "m")
+    conn = await asyncpg.connect(fresh_db)
+    try:
+        await migrate(conn, tmp_path / "m")
+        first = sorted((tmp_path / "m").glob("*.sql"))[0]
+        first.write_text(first.read_text() + "\n-- edited\n")
+        with pytest.raises(MigrationError, match="edited after it was applied"):
+            await migrate(conn, tmp_path / "m")
+    finally:
+        await conn.close()
+
+
+def test_badly_named_file_is_refused(tmp_path):
+    (tmp_path / "7_oops.sql").write_text("SELECT 1")
+    with pytest.raises(MigrationError, match="NNN_description"):
+        discover(tmp_path)
+
+
+async def test_audit_events_cannot_be_changed(conn):
+    await conn.execute("INSERT INTO restriction_events (actor, kind) VALUES ('test', 'viewed')")
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        await conn.execute("UPDATE restriction_events SET actor = 'someone else'")
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        await conn.execute("DELETE FROM restriction_events")
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        await conn.execute("TRUNCATE restriction_events")
+
+
+async def test_contact_partitions_exist_ahead(conn):
+    months = await conn.fetchval(
+        "SELECT count(*) FROM pg_inherits WHERE inhparent = 'contacts'::regclass")
+    assert months >= 12
+    made = await conn.fetchval("SELECT ensure_contact_partitions(now()::date, 3)")
+    assert made == 0  # idempotent: already there
