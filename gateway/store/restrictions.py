@@ -166,57 +166,44 @@ async def create(
     conn: asyncpg.Connection, body: RestrictionIn, policy: lc.Policy, actor: str, today: date
 ) -> Record:
     channels = sorted(body.channels or DEFAULT_CHANNELS[body.kind])
-    valid_from = body.valid_from
-    review_due = body.review_due or lc.add_months(valid_from, policy.review_months)
+    review_due = body.review_due or lc.add_months(body.valid_from, policy.review_months)
     for i, incident in enumerate(body.incidents):
         lc.check_not_future(f"incidents.{i}.on", incident.on, today)
     lc.check_not_future("warned_on", body.warned_on, today)
     async with conn.transaction():
         await _check_params(conn, body)
         approver = body.review_approver
-        lc.check_review_due(
-            valid_from,
-            review_due,
-            policy.review_months,
-            await staff_role(conn, approver, "review_approver") if approver else None,
-        )
+        approver_role = await staff_role(conn, approver, "review_approver") if approver else None
+        lc.check_review_due(body.valid_from, review_due, policy.review_months, approver_role)
         roles = await check_deciders(conn, body.deciders)
         signed = await _check_equality_note(conn, body)
-        await check_channels(
-            conn, body.customer_id, lc.Closing(None, body.kind, frozenset(channels)), signed
-        )
-        note = body.equality_note.model_dump(mode="json") if body.equality_note else None
-        if note is not None and note["on"] is None:
-            note["on"] = today.isoformat()
-        row = await conn.fetchrow(
-            f"""INSERT INTO restrictions (customer_id, kind, params, channels, reason_category,
-                    reasons, incidents, warned_on, immediate_risk, deciders, valid_from, valid_to,
-                    review_due,
-                    review_approver, adjustments, equality_note, created_by)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
-                RETURNING {COLS}""",
-            body.customer_id,
-            body.kind,
-            body.params.model_dump(mode="json"),
-            channels,
-            body.reason_category,
-            body.reasons,
-            [i.model_dump(mode="json") for i in body.incidents],
-            body.warned_on,
-            body.immediate_risk,
-            body.deciders,
-            valid_from,
-            body.valid_to,
-            review_due,
-            approver,
-            body.adjustments,
-            note,
-            actor,
-        )
+        candidate = lc.Closing(None, body.kind, frozenset(channels))
+        await check_channels(conn, body.customer_id, candidate, signed)
+        row = await _insert(conn, body, channels, review_due, actor, today)
         await event(conn, row, actor, "created", after=snapshot(row))
         row = await activate_if_met(conn, row, roles, policy, actor, body.decided_on or today)
         await notify_in_transaction(conn, body.customer_id)
     return await get(conn, row["id"], policy)
+
+
+async def _insert(
+    conn: asyncpg.Connection, body: RestrictionIn, channels: list[str], review_due: date,
+    actor: str, today: date,
+) -> asyncpg.Record:
+    note = body.equality_note.model_dump(mode="json") if body.equality_note else None
+    if note is not None and note["on"] is None:
+        note["on"] = today.isoformat()
+    return await conn.fetchrow(
+        f"""INSERT INTO restrictions (customer_id, kind, params, channels, reason_category,
+                reasons, incidents, warned_on, immediate_risk, deciders, valid_from, valid_to,
+                review_due, review_approver, adjustments, equality_note, created_by)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+            RETURNING {COLS}""",
+        body.customer_id, body.kind, body.params.model_dump(mode="json"), channels,
+        body.reason_category, body.reasons, [i.model_dump(mode="json") for i in body.incidents],
+        body.warned_on, body.immediate_risk, body.deciders, body.valid_from, body.valid_to,
+        review_due, body.review_approver, body.adjustments, note, actor,
+    )
 
 
 async def activate_if_met(

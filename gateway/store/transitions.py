@@ -152,72 +152,52 @@ def _varied(row: asyncpg.Record, body: AppealDecisionIn) -> dict[str, Any]:
 
 
 async def decide_appeal(
-    conn: asyncpg.Connection,
-    restriction_id: int,
-    body: AppealDecisionIn,
-    policy: lc.Policy,
-    actor: str,
-    today: date,
+    conn: asyncpg.Connection, restriction_id: int, body: AppealDecisionIn, policy: lc.Policy,
+    actor: str, today: date,
 ) -> Restriction:
+    """Upheld keeps it, varied changes it (re-checked), lifted ends it; by an uninvolved manager."""
     decided_on = body.decided_on or today
     lc.check_not_future("decided_on", decided_on, today)
     async with conn.transaction():
         row = await load(conn, restriction_id, lock=True)
-        appeal = await conn.fetchrow(
-            "SELECT id, lodged_on FROM appeals WHERE restriction_id = $1 "
-            "AND outcome IS NULL ORDER BY id DESC LIMIT 1",
-            restriction_id,
-        )
-        if appeal is None or row["status"] != "under_appeal":
-            raise Conflict(
-                f"restriction {restriction_id} has no open appeal", code="no_open_appeal"
-            )
-        if decided_on < appeal["lodged_on"]:
-            raise field_error("decided_on", "is before the appeal was lodged")
+        appeal = await _open_appeal(conn, row, decided_on)
         role = await staff_role(conn, body.staff_id, "staff_id")
         lc.check_appeal_decider(body.staff_id, role, row["deciders"])
         await conn.execute(
             "UPDATE appeals SET decided_by = $2, decided_on = $3, outcome = $4, notes = $5 "
-            "WHERE id = $1",
-            appeal["id"],
-            body.staff_id,
-            decided_on,
-            body.outcome,
-            body.notes,
-        )
+            "WHERE id = $1", appeal["id"], body.staff_id, decided_on, body.outcome, body.notes)
         changes: dict[str, Any] = {"status": "active"}
         if body.outcome == "varied":
             changes.update(_varied(row, body))
         elif body.outcome == "lifted":
-            changes = {
-                "status": "lifted",
-                "valid_to": min(decided_on, row["valid_to"] or decided_on),
-            }
+            ends = min(decided_on, row["valid_to"] or decided_on)
+            changes = {"status": "lifted", "valid_to": ends}
         updated = await _update(conn, restriction_id, **changes)
         if body.outcome == "varied":
-            await check_channels(
-                conn, row["customer_id"], _closing(updated), row["equality_note"] is not None
-            )
-        await event(
-            conn,
-            updated,
-            actor,
-            "appeal_decided",
-            why=body.notes,
-            before=snapshot(row),
-            after={
-                **snapshot(updated),
-                "appeal_id": appeal["id"],
-                "outcome": body.outcome,
-                "decided_by": body.staff_id,
-            },
-        )
+            signed = row["equality_note"] is not None
+            await check_channels(conn, row["customer_id"], _closing(updated), signed)
+        after = {**snapshot(updated), "appeal_id": appeal["id"], "outcome": body.outcome,
+                 "decided_by": body.staff_id}
+        await event(conn, updated, actor, "appeal_decided", why=body.notes,
+                    before=snapshot(row), after=after)
         if body.outcome == "lifted":
-            await event(
-                conn, updated, actor, "lifted", why=f"lifted on appeal by staff {body.staff_id}"
-            )
+            why = f"lifted on appeal by staff {body.staff_id}"
+            await event(conn, updated, actor, "lifted", why=why)
         await notify_in_transaction(conn, row["customer_id"])
     return await get(conn, restriction_id, policy)
+
+
+async def _open_appeal(
+    conn: asyncpg.Connection, row: asyncpg.Record, decided_on: date
+) -> asyncpg.Record:
+    appeal = await conn.fetchrow(
+        "SELECT id, lodged_on FROM appeals WHERE restriction_id = $1 AND outcome IS NULL "
+        "ORDER BY id DESC LIMIT 1", row["id"])
+    if appeal is None or row["status"] != "under_appeal":
+        raise Conflict(f"restriction {row['id']} has no open appeal", code="no_open_appeal")
+    if decided_on < appeal["lodged_on"]:
+        raise field_error("decided_on", "is before the appeal was lodged")
+    return appeal
 
 
 def _closing(row: asyncpg.Record) -> lc.Closing:
