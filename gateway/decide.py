@@ -12,6 +12,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -67,35 +68,45 @@ class DecideService:
     async def decide(self, contact: InboundContact) -> tuple[Decision, bool]:
         """Returns the decision and whether it is new (False: a repeat of an earlier provider id)."""
         started = time.perf_counter()
+        deadline_at = asyncio.get_running_loop().time() + self.deadline
         received = contact.received_at or datetime.now(UTC)
         if contact.provider_id:
-            earlier = await self._earlier(contact)
+            try:
+                async with asyncio.timeout_at(deadline_at):
+                    earlier = await self._earlier(contact)
+            except TimeoutError:
+                earlier = None  # the log's unique key still catches a repeat
             if earlier is not None:
                 return earlier, False
         contact_id = str(uuid.uuid4())
         handle = sender_handle(contact.channel, contact.sender)
         try:
-            async with asyncio.timeout(self.deadline):
+            async with asyncio.timeout_at(deadline_at):
                 decision = await self._evaluate(contact, contact_id, handle, received)
         except Exception as exc:  # the safe answer, whatever failed: never hang, never 500
-            why = "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
-            log.warning("decide degraded (%s) for %s contact", why, contact.channel, exc_info=not isinstance(
-                exc, TimeoutError | RedisError | OSError | asyncpg.PostgresConnectionError))
-            metrics.DEGRADED.labels(why).inc()
-            decision = degraded_decision(contact_id, f"restriction check unavailable ({why})")
-            decision.received_at = received
+            decision = self._degraded(contact, contact_id, received, exc)
         record = self.record(contact, decision, handle, received, started)
         appended = await self.log.append(record)
         created = True
         if appended.duplicate_of:
             decision, created = Decision.model_validate(appended.duplicate_of), False
         if contact.provider_id:
-            await self._remember(contact, decision)
+            self._background_task(self._remember(contact, decision))
         if decision.banner is not None and created:
             self._push_banner(contact, decision)
         metrics.DECISIONS.labels(contact.channel, decision.action).inc()
         metrics.DECIDE_SECONDS.observe(time.perf_counter() - started)
         return decision, created
+
+    def _degraded(self, contact: InboundContact, contact_id: str, received: datetime,
+                  exc: Exception) -> Decision:
+        why = "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
+        expected = isinstance(exc, TimeoutError | RedisError | OSError | asyncpg.PostgresConnectionError)
+        log.warning("decide degraded (%s) for a %s contact", why, contact.channel, exc_info=not expected)
+        metrics.DEGRADED.labels(why).inc()
+        decision = degraded_decision(contact_id, f"restriction check unavailable ({why})")
+        decision.received_at = received
+        return decision
 
     async def _evaluate(self, contact: InboundContact, contact_id: str, handle: SenderHandle,
                         received: datetime) -> Decision:
@@ -137,8 +148,7 @@ class DecideService:
         try:
             if await self.redis.set(key, _PENDING, nx=True, ex=_IDEM_TTL):
                 return None
-            waited_until = time.monotonic() + self.deadline
-            while time.monotonic() < waited_until:
+            while True:  # bounded by the caller's deadline
                 value = await self.redis.get(key)
                 if value and value != _PENDING:
                     return Decision.model_validate_json(value)
@@ -160,7 +170,11 @@ class DecideService:
                  "target": decision.target.model_dump() if decision.target else None,
                  "action": decision.action, "banner": decision.banner.model_dump(mode="json")
                  if decision.banner else None}
-        task = asyncio.create_task(self._publish_banner(json.dumps(event)))
+        self._background_task(self._publish_banner(json.dumps(event)))
+
+    def _background_task(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Work the caller need not wait for (Redis fan-out); failures there lose nothing durable."""
+        task = asyncio.create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 

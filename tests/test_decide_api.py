@@ -1,0 +1,173 @@
+"""POST /v1/contacts end to end: contract, logging of every contact, idempotency, deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from gateway.app import create_app
+from tests.helpers import bearer, customer, deciders, eventually, free_port, restrict
+
+from aiohttp.test_utils import TestClient, TestServer
+
+
+@pytest.fixture
+def admin(keys):
+    return bearer(keys["admin"])
+
+
+@pytest.fixture
+def channel(keys):
+    return bearer(keys["channel"])
+
+
+async def _decide(client, headers, **body):
+    r = await client.post("/v1/contacts", headers=headers, json=body)
+    return r.status, await r.json()
+
+
+async def test_decision_has_the_contract_fields(client, channel, conn):
+    status, d = await _decide(client, channel, channel="phone", **{"from": "07700 900999"})
+    assert status == 201
+    assert set(d) >= {"contact_id", "action", "target", "flagged", "banner", "customer_message", "matched",
+                      "reasons", "ruleset_version", "degraded"}
+    assert (d["action"], d["target"], d["degraded"]) == ("route", {"type": "queue", "id": "general"}, False)
+    assert d["matched"]["customer_ids"] == [] and d["ruleset_version"] == 1
+    row = await conn.fetchrow("SELECT * FROM contacts WHERE id = $1", uuid.UUID(d["contact_id"]))
+    assert (row["sender"], row["sender_kind"], row["action"]) == ("+447700900999", "phone", "route")
+
+
+async def test_written_only_customer_is_deflected_then_lifted_everywhere(client, admin, channel):
+    ids = await deciders(client, admin)
+    cid = await customer(client, admin, "Aisha", ("phone", "07700 900003"))
+    r = await restrict(client, admin, cid, "written_only", ids)
+
+    async def deflected() -> bool:
+        return (await _decide(client, channel, channel="phone", **{"from": "+447700900003"}))[1]["action"] \
+            == "deflect"
+    await eventually(deflected, timeout=1.0)
+    _, d = await _decide(client, channel, channel="phone", **{"from": "07700 900003"})
+    assert d["matched"]["customer_ids"] == [cid] and d["banner"]["restriction_ids"] == [r["id"]]
+    assert "writing" in d["customer_message"]
+    staff = ids[0]
+    lift = await client.post(f"/v1/restrictions/{r['id']}/lift", headers=admin,
+                             json={"staff_id": staff, "reason": "Behaviour has improved."})
+    assert lift.status == 200, await lift.text()
+
+    async def routed() -> bool:
+        return (await _decide(client, channel, channel="phone", **{"from": "07700 900003"}))[1]["action"] \
+            == "route"
+    await eventually(routed, timeout=1.0)
+
+
+async def test_unknown_customer_contacts_are_still_attributed_in_the_log(client, admin, channel, conn):
+    cid = await customer(client, admin, "Plain", ("email", "plain@example.com"))
+    _, d = await _decide(client, channel, channel="email", **{"from": "Plain <PLAIN@example.com>"},
+                         subject="Hello")
+    assert d["matched"]["customer_ids"] == []  # nobody restricted: decided without a lookup
+    row = await conn.fetchrow("SELECT customer_ids FROM contacts WHERE id = $1", uuid.UUID(d["contact_id"]))
+    assert row["customer_ids"] == [cid]
+
+
+async def test_repeat_with_same_provider_id_gets_same_decision_and_one_row(client, channel, conn):
+    body = {"channel": "phone", "from": "07700 900555", "provider_id": "CA-123"}
+    s1, d1 = await _decide(client, channel, **body)
+    s2, d2 = await _decide(client, channel, **body)
+    assert (s1, s2) == (201, 200)
+    assert d1 == d2
+    assert await conn.fetchval("SELECT count(*) FROM contacts WHERE provider_id = 'CA-123'") == 1
+
+
+async def test_twenty_concurrent_identical_requests_give_one_row(client, channel, conn):
+    body = {"channel": "phone", "from": "07700 900556", "provider_id": "CA-burst"}
+    results = await asyncio.gather(*(_decide(client, channel, **body) for _ in range(20)))
+    assert sorted(s for s, _ in results) == [200] * 19 + [201]
+    assert len({d["contact_id"] for _, d in results}) == 1
+    assert await conn.fetchval("SELECT count(*) FROM contacts WHERE provider_id = 'CA-burst'") == 1
+
+
+async def test_same_provider_id_on_another_channel_is_another_contact(client, channel, conn):
+    await _decide(client, channel, channel="phone", **{"from": "07700 900557"}, provider_id="X-1")
+    status, _ = await _decide(client, channel, channel="email", **{"from": "a@example.com"}, provider_id="X-1")
+    assert status == 201
+    assert await conn.fetchval("SELECT count(*) FROM contacts WHERE provider_id = 'X-1'") == 2
+
+
+@pytest.mark.parametrize(("body", "status"), [
+    ('{"channel": "phone", "from": ', 400),
+    ('{"channel": "pigeon", "from": "07700 900001"}', 422),
+    ('{"channel": "phone", "from": 7700900001}', 422),
+    ('{"channel": "phone", "received_at": "yesterday"}', 422),
+    ('{"channel": "phone", "received_at": "2026-03-29T01:30:00"}', 422),  # no offset: ambiguous
+    ('["phone"]', 422),
+])
+async def test_malformed_contacts_are_refused_and_logged(client, channel, conn, body, status):
+    r = await client.post("/v1/contacts", headers={**channel, "Content-Type": "application/json"}, data=body)
+    assert r.status == status
+    err = (await r.json())["error"]
+    assert err["message"] and "Traceback" not in err["message"]
+    rows = await conn.fetch("SELECT status, action, error FROM contacts")
+    assert [(row["status"], row["action"]) for row in rows] == [("malformed", "hold")]
+    assert rows[0]["error"]
+
+
+async def test_withheld_number_is_never_matched(client, admin, channel, conn):
+    for raw in ("anonymous", "+266696687", "", "Restricted"):
+        _, d = await _decide(client, channel, channel="phone", **{"from": raw})
+        assert d["matched"]["withheld"] is True and d["action"] == "route"
+    kinds = {r["sender_kind"] for r in await conn.fetch("SELECT sender_kind FROM contacts")}
+    assert kinds == {"withheld"}
+
+
+async def _limited_customer(settings, admin) -> int:
+    async with TestClient(TestServer(create_app(settings))) as c:
+        ids = await deciders(c, admin)
+        cid = await customer(c, admin, "Gary", ("phone", "07700 900008"))
+        await restrict(c, admin, cid, "contact_limit", ids, {"limit": 2, "period": "day"})
+    return cid
+
+
+async def test_redis_down_counts_contacts_from_the_log(settings, keys, admin):
+    await _limited_customer(settings, admin)
+    no_redis = settings.with_(redis_url=f"redis://127.0.0.1:{free_port()}/0", decide_deadline_ms=3000)
+    async with TestClient(TestServer(create_app(no_redis))) as client:
+        actions = [(await _decide(client, bearer(keys["channel"]), channel="phone",
+                                  **{"from": "07700 900008"}))[1] for _ in range(3)]
+    assert [(d["action"], d["degraded"]) for d in actions] == [
+        ("route", False), ("route", False), ("deflect", False)]
+
+
+@pytest.fixture
+async def black_hole():
+    """A TCP server that accepts connections and never answers: a hung dependency."""
+    held = []
+
+    async def hold(reader, writer):
+        held.append(writer)
+        await asyncio.sleep(3600)
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    yield server.sockets[0].getsockname()[1]
+    for w in held:
+        w.close()
+    server.close()
+
+
+async def test_hung_dependency_gives_a_degraded_route_within_the_deadline(settings, keys, admin, conn,
+                                                                           black_hole):
+    await _limited_customer(settings, admin)
+    hung = settings.with_(redis_url=f"redis://127.0.0.1:{black_hole}/0", decide_deadline_ms=150)
+    async with TestClient(TestServer(create_app(hung))) as client:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        r = await client.post("/v1/contacts", headers=bearer(keys["channel"]),
+                              json={"channel": "phone", "from": "07700 900008", "provider_id": "slow-1"})
+        elapsed = loop.time() - start
+        d = await r.json()
+    assert r.status == 201
+    assert (d["action"], d["target"], d["degraded"]) == ("route", {"type": "queue", "id": "general"}, True)
+    assert "unavailable" in d["banner"]["text"]
+    assert elapsed < 1.0
+    row = await conn.fetchrow("SELECT degraded, action FROM contacts WHERE provider_id = 'slow-1'")
+    assert (row["degraded"], row["action"]) == (True, "route")
