@@ -107,3 +107,12 @@ async def test_set_times_at_fixed_instants(flat, at, action, spoken):
     if spoken:
         assert out["message"] == ("We can only accept calls on Tuesdays and Thursdays between 10am "
                                   f"and 12 noon. The next time you can call is {spoken}.")
+
+
+def test_a_channel_registered_twice_stops_start_up():
+    from aiohttp import web
+
+    from gateway.channels import CHANNELS, DuplicateChannel, register
+    with pytest.raises(DuplicateChannel, match="flat"):
+        register(web.Application(), (*CHANNELS, CHANNELS[1]))
+    assert len({c.name for c in CHANNELS}) == len(CHANNELS)
