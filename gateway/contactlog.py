@@ -82,8 +82,19 @@ class ContactRecord:
 COLUMNS = tuple(f.name for f in fields(ContactRecord) if f.metadata.get("column", True))
 
 
+def clean(value: Any) -> Any:
+    """PostgreSQL text and jsonb cannot hold NUL: replace it, in strings nested anywhere."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {clean(k): clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clean(v) for v in value]
+    return value
+
+
 def _row(r: ContactRecord) -> tuple[Any, ...]:
-    return tuple(getattr(r, c) for c in COLUMNS)
+    return tuple(clean(getattr(r, c)) for c in COLUMNS)
 
 
 @dataclass
@@ -107,8 +118,8 @@ async def _write_batch(conn: asyncpg.Connection, batch: Sequence[ContactRecord])
                 """INSERT INTO contact_provider_ids (channel, provider_id, contact_id, decision)
                    SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::jsonb[])
                    ON CONFLICT DO NOTHING RETURNING contact_id""",
-                [r.channel for _, r in keyed], [r.provider_id for _, r in keyed],
-                [r.id for _, r in keyed], [r.decision or {} for _, r in keyed])
+                [r.channel for _, r in keyed], [clean(r.provider_id) for _, r in keyed],
+                [r.id for _, r in keyed], [clean(r.decision or {}) for _, r in keyed])
             won = {row["contact_id"] for row in claimed}
             lost = [(i, r) for i, r in keyed if r.id not in won]
             if lost:
@@ -116,9 +127,9 @@ async def _write_batch(conn: asyncpg.Connection, batch: Sequence[ContactRecord])
                     """SELECT p.channel, p.provider_id, p.decision FROM contact_provider_ids p
                        JOIN unnest($1::text[], $2::text[]) AS k(channel, provider_id)
                        USING (channel, provider_id)""",
-                    [r.channel for _, r in lost], [r.provider_id for _, r in lost])
+                    [r.channel for _, r in lost], [clean(r.provider_id) for _, r in lost])
                 by_key = {(e["channel"], e["provider_id"]): e["decision"] for e in earlier}
-                duplicates = {i: by_key.get((r.channel, r.provider_id), {}) for i, r in lost}
+                duplicates = {i: by_key.get((r.channel, clean(r.provider_id)), {}) for i, r in lost}
         rows = [_row(r) for i, r in enumerate(batch) if i not in duplicates]
         if rows:
             await conn.copy_records_to_table("contacts", records=rows, columns=COLUMNS)
@@ -149,9 +160,13 @@ class Spool:
         self.dir = Path(directory)
         self.path = self.dir / f"contacts-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
 
-    def write(self, batch: Sequence[ContactRecord]) -> None:
+    @property
+    def quarantine(self) -> Path:
+        return self.dir / "quarantine.jsonl"
+
+    def write(self, batch: Sequence[ContactRecord], path: Path | None = None) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as f:
+        with open(path or self.path, "a", encoding="utf-8") as f:
             f.write("".join(r.to_json() + "\n" for r in batch))
             f.flush()
             os.fsync(f.fileno())
@@ -243,13 +258,24 @@ class ContactLog:
             await asyncio.to_thread(self.spool.write, records)
             results = [Appended(spooled=True) for _ in records]
         except Exception as exc:
-            # A bad record must not take its batch-mates down with it: spool them all for replay.
-            log.exception("contact log: batch failed (%r); spooling %d record(s)", exc, len(records))
-            await asyncio.to_thread(self.spool.write, records)
-            results = [Appended(spooled=True) for _ in records]
+            # A bad record must not take its batch-mates down with it: write them one by one.
+            log.exception("contact log: batch of %d failed (%r); writing one by one", len(records), exc)
+            results = [await self._write_alone(r) for r in records]
         for (_, fut), result in zip(batch, results, strict=True):
             if not fut.done():
                 fut.set_result(result)
+
+    async def _write_alone(self, record: ContactRecord) -> Appended:
+        try:
+            async with asyncio.timeout(_DB_TIMEOUT), self._pool.acquire() as conn:
+                duplicates = await _write_batch(conn, [record])
+            return Appended(duplicate_of=duplicates.get(0))
+        except Exception as exc:
+            # Kept on disk beside the spool, never replayed blindly, never dropped.
+            log.error("contact log: contact %s could not be written (%r); kept in %s",
+                      record.id, exc, self.spool.quarantine)
+            await asyncio.to_thread(self.spool.write, [record], self.spool.quarantine)
+            return Appended(spooled=True)
 
     async def replay(self) -> int:
         total = 0

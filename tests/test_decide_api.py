@@ -171,3 +171,11 @@ async def test_hung_dependency_gives_a_degraded_route_within_the_deadline(settin
     assert elapsed < 1.0
     row = await conn.fetchrow("SELECT degraded, action FROM contacts WHERE provider_id = 'slow-1'")
     assert (row["degraded"], row["action"]) == (True, "route")
+
+
+async def test_nul_bytes_are_logged_not_lost(client, channel, conn):
+    # Found by the property test: PostgreSQL text cannot hold NUL, so the log replaces it.
+    status, d = await _decide(client, channel, channel="email", **{"from": "a\x00b"}, subject="x\x00y")
+    assert status == 201
+    row = await conn.fetchrow("SELECT sender_raw, subject FROM contacts WHERE id = $1", uuid.UUID(d["contact_id"]))
+    assert (row["sender_raw"], row["subject"]) == ("a\ufffdb", "x\ufffdy")

@@ -1,0 +1,71 @@
+"""PostgreSQL goes away while contacts flow: every acknowledged contact is logged exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from gateway.app import create_app
+from gateway.contactlog import ContactRecord, Spool, replay_file
+from tests.helpers import bearer, eventually
+from tests.tcpproxy import TcpProxy
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def _via(url: str, port: int) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{port}"))
+
+
+@pytest.fixture
+async def proxy(settings):
+    parts = urlsplit(settings.database_url)
+    p = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+    await p.start()
+    yield p
+    await p.close()
+
+
+async def test_contacts_during_an_outage_are_spooled_and_replayed_once(settings, keys, conn, proxy, tmp_path):
+    cut_settings = settings.with_(database_url=_via(settings.database_url, proxy.port),
+                                  spool_dir=str(tmp_path / "spool"))
+    acknowledged: list[str] = []
+    async with TestClient(TestServer(create_app(cut_settings))) as client:
+        async def send(n: int) -> None:
+            r = await client.post("/v1/contacts", headers=bearer(keys["channel"]), json={
+                "channel": "phone", "from": f"07700 9{n:05d}", "provider_id": f"outage-{n}"})
+            assert r.status == 201, await r.text()
+            acknowledged.append((await r.json())["contact_id"])
+
+        await asyncio.gather(*(send(n) for n in range(0, 40)))
+        await proxy.cut()
+        await asyncio.gather(*(send(n) for n in range(40, 80)))        # database unreachable
+        assert any((tmp_path / "spool").glob("*.jsonl"))
+        await proxy.restore()
+        await asyncio.gather(*(send(n) for n in range(80, 120)))
+
+        async def all_logged() -> bool:
+            return await conn.fetchval("SELECT count(*) FROM contacts WHERE provider_id LIKE 'outage-%'") \
+                == len(acknowledged)
+        await eventually(all_logged, timeout=15)
+    rows = await conn.fetch("SELECT id FROM contacts WHERE provider_id LIKE 'outage-%'")
+    assert sorted(str(r["id"]) for r in rows) == sorted(acknowledged)
+    assert not list((tmp_path / "spool").glob("*.jsonl"))
+
+
+async def test_replaying_a_spool_twice_inserts_once(conn, tmp_path):
+    from datetime import UTC, datetime
+    spool = Spool(tmp_path)
+    records = [ContactRecord(id=uuid.uuid4(), received_at=datetime.now(UTC), channel="email", action="route",
+                             provider_id=f"spool-{i}", decision={"contact_id": "x"}) for i in range(5)]
+    spool.write(records)
+    copy = tmp_path / "contacts-copy.jsonl"
+    copy.write_bytes(spool.path.read_bytes())
+    assert await replay_file(conn, spool.path) == 5
+    assert await replay_file(conn, copy) == 0
+    assert await conn.fetchval("SELECT count(*) FROM contacts WHERE provider_id LIKE 'spool-%'") == 5

@@ -1,0 +1,45 @@
+"""Two real gateway processes over one database: propagation within 1 s, idempotency across both."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import pytest
+
+from tests.helpers import GatewayProcess, bearer, customer, deciders, eventually, restrict
+
+pytestmark = pytest.mark.timeout(120)
+
+
+async def _decide(session, gw, key, **body):
+    async with session.post(gw.url + "/v1/contacts", json=body, headers=bearer(key)) as r:
+        return r.status, await r.json()
+
+
+async def test_restriction_made_through_one_is_enforced_by_the_other_within_a_second(settings, keys, conn):
+    admin = bearer(keys["admin"])
+    async with GatewayProcess(settings) as a, GatewayProcess(settings) as b, \
+            aiohttp.ClientSession(base_url=a.url) as sa, aiohttp.ClientSession() as sb:
+        cid = await customer(sa, admin, "Aisha", ("phone", "07700 900003"))
+        ids = await deciders(sa, admin)
+        first = await _decide(sb, b, keys["channel"], channel="phone", **{"from": "07700 900003"})
+        assert first[1]["action"] == "route"
+        loop = asyncio.get_running_loop()
+        made = loop.time()
+        await restrict(sa, admin, cid, "written_only", ids)
+
+        async def enforced_by_b() -> bool:
+            _, d = await _decide(sb, b, keys["channel"], channel="phone", **{"from": "07700 900003"})
+            return d["action"] == "deflect"
+        await eventually(enforced_by_b, timeout=1.0)
+        assert loop.time() - made < 1.0
+
+
+async def test_idempotent_repeats_across_processes_give_one_row(settings, keys, conn):
+    async with GatewayProcess(settings) as a, GatewayProcess(settings) as b, aiohttp.ClientSession() as s:
+        body = {"channel": "phone", "from": "07700 900777", "provider_id": "CA-both"}
+        results = await asyncio.gather(*(_decide(s, gw, keys["channel"], **body) for gw in (a, b) * 10))
+    assert sorted(st for st, _ in results) == [200] * 19 + [201]
+    assert len({d["contact_id"] for _, d in results}) == 1
+    assert await conn.fetchval("SELECT count(*) FROM contacts WHERE provider_id = 'CA-both'") == 1
