@@ -1,0 +1,65 @@
+"""Agent banners: what to show for a caller now, least disclosure, and the live SSE push."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from tests.helpers import bearer, customer, deciders, eventually, restrict
+
+
+async def _setup(client, admin):
+    ids = await deciders(client, admin)
+    cid = await customer(client, admin, "Lorraine", ("phone", "07700 900007"), ("email", "lbell@example.com"))
+    r = await restrict(client, admin, cid, "caution", ids, {"note": "Do not visit alone: dog at the property."})
+    return cid, r
+
+
+async def test_banner_for_identifier_and_customer(client, keys):
+    admin, agent = bearer(keys["admin"]), bearer(keys["agent"])
+    cid, r = await _setup(client, admin)
+
+    async def shown() -> bool:
+        resp = await client.get("/v1/banners", params={"identifier": "07700 900007"}, headers=agent)
+        return (await resp.json())["banner"] is not None
+    await eventually(shown)
+    by_phone = await (await client.get("/v1/banners", params={"identifier": "07700 900007"},
+                                       headers=agent)).json()
+    by_id = await (await client.get("/v1/banners", params={"customer_id": cid}, headers=agent)).json()
+    assert by_phone["banner"] == by_id["banner"]
+    banner = by_phone["banner"]
+    assert banner["severity"] == "danger" and "dog at the property" in banner["text"]
+    assert banner["restriction_ids"] == [r["id"]] and banner["review_due"]
+    text = json.dumps(by_phone)
+    assert "Repeated calls" not in text and "Twelve calls" not in text  # no reasons, no incidents
+    assert by_phone["restrictions"][0]["kind"] == "caution"
+
+
+async def test_banner_errors(client, keys):
+    agent = bearer(keys["agent"])
+    assert (await client.get("/v1/banners", headers=agent)).status == 422
+    assert (await client.get("/v1/banners", params={"identifier": "not a handle"}, headers=agent)).status == 422
+    assert (await client.get("/v1/banners", params={"customer_id": 999}, headers=agent)).status == 404
+    nobody = await (await client.get("/v1/banners", params={"identifier": "07700 900999"}, headers=agent)).json()
+    assert nobody == {"customer_ids": [], "banner": None, "restrictions": []}
+
+
+async def test_banners_are_pushed_live_to_agent_screens(client, keys):
+    admin, agent = bearer(keys["admin"]), bearer(keys["agent"])
+    await _setup(client, admin)
+    stream = await client.get("/v1/banners/stream", headers=agent)
+    assert stream.headers["Content-Type"].startswith("text/event-stream")
+    assert (await stream.content.readline()).startswith(b": connected")
+
+    async def decide_until_banner() -> bool:
+        r = await client.post("/v1/contacts", headers=bearer(keys["channel"]),
+                              json={"channel": "phone", "from": "07700 900007"})
+        return (await r.json())["banner"] is not None
+    await eventually(decide_until_banner)
+    lines = []
+    async with asyncio.timeout(5):
+        while not any(line.startswith("data:") for line in lines):
+            lines.append((await stream.content.readline()).decode().strip())
+    event = json.loads(next(line for line in lines if line.startswith("data:"))[5:])
+    assert event["banner"]["severity"] == "danger" and event["channel"] == "phone"
+    stream.close()
