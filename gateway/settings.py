@@ -9,6 +9,8 @@ from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Any
 
+from .lifecycle import parse_rule
+
 DEFAULT_TZ = "Europe/London"
 
 
@@ -89,6 +91,11 @@ class Settings:
             zoneinfo.ZoneInfo(tz)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             raise SettingsError(f"GATEWAY_TZ={tz!r} is not an IANA time zone (e.g. Europe/London)") from None
+        rule = env.get("GATEWAY_ACTIVATION_RULE") or "service_caution_lead:1,caution_lead:2"
+        try:
+            parse_rule(rule)
+        except ValueError as exc:
+            raise SettingsError(f"GATEWAY_ACTIVATION_RULE={rule!r}: {exc}") from None
         level = (env.get("GATEWAY_LOG_LEVEL") or "INFO").upper()
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise SettingsError(f"GATEWAY_LOG_LEVEL={level!r} must be DEBUG, INFO, WARNING or ERROR")
@@ -104,7 +111,7 @@ class Settings:
             spool_dir=env.get("GATEWAY_SPOOL_DIR") or ".gateway/spool",
             resync_seconds=_int(env, "GATEWAY_RESYNC_SECONDS", 60, 1, 86_400),
             review_default_months=_int(env, "GATEWAY_REVIEW_MONTHS", 12, 1, 12),
-            activation_rule=env.get("GATEWAY_ACTIVATION_RULE") or "service_caution_lead:1,caution_lead:2",
+            activation_rule=rule,
             twilio_auth_token=env.get("TWILIO_AUTH_TOKEN") or None,
             public_url=_url(env, "GATEWAY_PUBLIC_URL", ("http", "https")),
             fastagi_port=_int(env, "FASTAGI_PORT", 0, 0, 65535) if env.get("FASTAGI_PORT")

@@ -23,6 +23,7 @@ def test_defaults():
     ({"REDIS_URL": "localhost:6379"}, "REDIS_URL"),
     ({"FASTAGI_ALLOW": "10.0.0.0/8,not-an-address"}, "FASTAGI_ALLOW"),
     ({"GATEWAY_WORKERS": "0"}, "GATEWAY_WORKERS"),
+    ({"GATEWAY_ACTIVATION_RULE": "caution_lead:two"}, "GATEWAY_ACTIVATION_RULE"),
 ])
 def test_malformed_setting_is_named(env, names):
     with pytest.raises(SettingsError, match=names):
