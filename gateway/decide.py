@@ -8,6 +8,7 @@ Redis first, the database's unique key as the backstop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -186,10 +187,8 @@ class DecideService:
 
     async def _remember(self, contact: InboundContact, decision: Decision) -> None:
         key = f"{IDEMPOTENCY}{contact.channel}:{contact.provider_id}"
-        try:
+        with contextlib.suppress(RedisError, OSError):  # the database holds it too
             await self.redis.set(key, decision.model_dump_json(), ex=_IDEM_TTL)
-        except (RedisError, OSError):
-            pass  # the database holds it too
 
     def record(self, contact: InboundContact, decision: Decision, handle: SenderHandle,
                received: datetime, started: float, *, status: str = "decided",

@@ -14,9 +14,11 @@ from .store import cases, people
 _WEEKDAYS = [{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "17:00"}]
 
 STAFF: list[dict[str, Any]] = [
-    {"name": "Priya Shah", "role": "service_caution_lead", "line": "01632 960101", "mailbox": "priya.shah@demo-homes.org.uk"},
+    {"name": "Priya Shah", "role": "service_caution_lead", "line": "01632 960101",
+     "mailbox": "priya.shah@demo-homes.org.uk"},
     {"name": "Tom Evans", "role": "caution_lead", "line": "01632 960102", "mailbox": "tom.evans@demo-homes.org.uk"},
-    {"name": "Grace Okafor", "role": "caution_lead", "line": "01632 960103", "mailbox": "grace.okafor@demo-homes.org.uk"},
+    {"name": "Grace Okafor", "role": "caution_lead", "line": "01632 960103",
+     "mailbox": "grace.okafor@demo-homes.org.uk"},
     {"name": "Helen Morris", "role": "manager", "line": "01632 960104", "mailbox": "helen.morris@demo-homes.org.uk"},
     {"name": "David Lee", "role": "senior_manager", "line": "01632 960105", "mailbox": "david.lee@demo-homes.org.uk"},
     {"name": "Sam Patel", "role": "agent", "line": "01632 960106", "voicemail": "01632 960199",
@@ -45,7 +47,8 @@ def _restrictions(staff: dict[str, int], customer: dict[str, int], case: dict[st
         {"customer": "HMS-100001", "kind": "set_times", "channels": ["phone"],
          "params": {"kind": "set_times", "windows": [{"days": ["tue", "thu"], "start": "10:00", "end": "12:00"}]},
          "reasons": "Repeated calls to the repairs line, several a day, about matters already answered."},
-        {"customer": "HMS-100002", "kind": "named_contact", "channels": ["phone", "email", "web_form", "letter", "visit"],
+        {"customer": "HMS-100002", "kind": "named_contact",
+         "channels": ["phone", "email", "web_form", "letter", "visit"],
          "params": {"kind": "named_contact", "staff_id": staff["Sam Patel"]},
          "reasons": "Contacts many officers with the same demands; one point of contact agreed."},
         {"customer": "HMS-100003", "kind": "written_only", "channels": ["phone", "visit"],

@@ -6,6 +6,7 @@ serving code: it is a developer convenience, not a production dependency.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -118,10 +119,8 @@ def stop(base: Path) -> None:
                        check=False, stdout=subprocess.DEVNULL, **_as_pg_user())  # type: ignore[call-overload]
     pidfile = base / "redis" / "redis.pid"
     if pidfile.exists():
-        try:
+        with contextlib.suppress(ProcessLookupError, ValueError):
             os.kill(int(pidfile.read_text().strip()), 15)
-        except (ProcessLookupError, ValueError):
-            pass
         pidfile.unlink(missing_ok=True)
 
 

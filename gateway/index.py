@@ -87,8 +87,8 @@ async def _load(conn: asyncpg.Connection, today: date, only: Sequence[int] | Non
            FROM identifiers i LEFT JOIN representatives r ON r.id = i.representative_id
            WHERE i.customer_id = ANY($1::bigint[]) OR r.customer_id = ANY($1::bigint[])""", ids)
     cases = await conn.fetch(
-        "SELECT id, reference, customer_id, status, closed_on, subject FROM cases WHERE customer_id = ANY($1::bigint[])",
-        ids)
+        """SELECT id, reference, customer_id, status, closed_on, subject
+           FROM cases WHERE customer_id = ANY($1::bigint[])""", ids)
     reps_of: dict[int, list[RepresentativeView]] = {}
     for r in reps:
         reps_of.setdefault(r["customer_id"], []).append(RepresentativeView(r["id"], r["name"], r["relationship"]))

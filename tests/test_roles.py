@@ -54,7 +54,6 @@ async def test_missing_or_unknown_key_is_401(client, keys):
 
 async def test_revoked_key_is_refused(client, keys, conn):
     await conn.execute("UPDATE api_keys SET revoked_at = now() WHERE role = 'agent'")
-    client.server.app  # a fresh app per test: nothing cached from before the revocation
     r = await client.get("/v1/banners?customer_id=1", headers=bearer(keys["agent"]))
     assert r.status == 401
 

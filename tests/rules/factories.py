@@ -43,8 +43,10 @@ NEIGHBOUR = CustomerView(2, "Jo Smith")
 REP = RepresentativeView(5, "Chris Doe", "support worker")
 SAM = StaffView(7, "Sam Jones", line="+441134960007", voicemail="+441134960070",
                 working_hours=(OFFICE_HOURS,))
-PAT = StaffView(8, "Pat Lee")
-STAFF = {SAM.id: SAM, PAT.id: PAT}
+PAT = StaffView(8, "Pat Lee", line="+441134960008")
+# Someone with no line, voicemail or queue of their own: nothing of theirs can take a call.
+LEE = StaffView(9, "Lee Unreachable", mailbox="lee@example.org")
+STAFF = {SAM.id: SAM, PAT.id: PAT, LEE.id: LEE}
 CLOSED_CASE = CaseView(42, "CMP-1234", CUSTOMER.id, "exhausted", date(2025, 11, 3), "Repairs")
 OTHER_CASE = CaseView(43, "CMP-2000", CUSTOMER.id, "open", None, "Noise")
 PROVIDER = Provider(name="Riverside Homes", address="1 River Street, Leeds LS1 1AA",

@@ -50,6 +50,7 @@ ROWS: list[Row] = [
      "info", False),
     ("named_contact", "email", {"staff": {}}, TUE_1030, "route", ("queue", "caution"),
      "info", True),
+
     # written_only: calls and visits deflected, writing routed.
     ("written_only", "phone", {}, TUE_1030, "deflect", None, "warning", False),
     ("written_only", "visit", {}, TUE_1030, "deflect", None, "warning", False),
@@ -117,3 +118,17 @@ def test_design_table(row: Row) -> None:
     assert verdict.flagged is flagged
     assert (verdict.customer_message is not None) is (action in ("deflect", "auto_acknowledge"))
     assert any(reason.source == "restriction" for reason in verdict.reasons) or action == "route"
+
+
+@pytest.mark.parametrize(("channel", "target", "flagged"), [
+    ("phone", ("queue", "caution"), True),   # nothing of theirs can take a call: a caution lead does
+    ("email", ("staff", "9"), False),        # their mailbox still can
+])
+def test_named_contact_with_no_line_never_falls_to_the_general_queue(channel, target, flagged) -> None:
+    from gateway.rules.context import RestrictionView
+    from gateway.rules.params import NamedContact
+    r = RestrictionView(1, 1, "named_contact", NamedContact(staff_id=9), frozenset({"phone", "email"}))
+    ctx = context(Match((bundle(r),)), staff={9: STAFF[9]})
+    verdict = decide(make_contact(channel), ctx, TUE_1030)
+    assert (verdict.target.type, verdict.target.id) == target
+    assert verdict.flagged is flagged

@@ -19,11 +19,19 @@ def _who(params: NamedContact, ctx: Context) -> tuple[StaffView | None, str]:
     return None, "unavailable"
 
 
-def _dest(channel: str, staff: StaffView, ctx: Context, now: datetime) -> Dest:
-    if channel == "phone" and staff.working_hours and not ctx.calendar.in_windows(
-            staff.working_hours, now, closed_on_holidays=True):
+def _dest(channel: str, staff: StaffView, ctx: Context, now: datetime) -> Dest | None:
+    """Their line, else their voicemail, else their own queue; None when nothing of theirs answers."""
+    if channel != "phone":
+        if staff.mailbox or not staff.queue:
+            return Dest("staff", str(staff.id))
+        return Dest("queue", staff.queue)
+    off_duty = bool(staff.working_hours) and not ctx.calendar.in_windows(
+        staff.working_hours, now, closed_on_holidays=True)
+    if staff.voicemail and (off_duty or not staff.line):
         return Dest("voicemail", str(staff.id))
-    return Dest("staff", str(staff.id))
+    if staff.line:
+        return Dest("staff", str(staff.id))
+    return Dest("queue", staff.queue) if staff.queue else None
 
 
 def check(contact: InboundContact, r: RestrictionView, ctx: Context, now: datetime) -> Outcome:
@@ -33,13 +41,14 @@ def check(contact: InboundContact, r: RestrictionView, ctx: Context, now: dateti
     banner = BannerPart("info", f"Named contact: {name} handles all contact with this customer.")
     if not r.covers(contact.channel):
         return Outcome(because="named contact does not cover this channel", banner=banner)
-    if staff is None:
+    dest = _dest(contact.channel, staff, ctx, now) if staff is not None else None
+    if staff is None or dest is None:
         return Outcome(action="route", target=Dest("queue", CAUTION_QUEUE), pins_target=True,
                        flagged=True, banner=banner,
-                       because=f"Named contact staff #{params.staff_id} and any deputy are not "
-                               "available: sent to the caution queue for a lead to handle.")
-    dest = _dest(contact.channel, staff, ctx, now)
-    where = "voicemail (outside their working hours)" if dest.type == "voicemail" else "them"
+                       because=f"Named contact {name} cannot be reached on this channel (no line, "
+                               "voicemail or queue, and no deputy): sent to the caution queue for a lead "
+                               "to handle.")
+    where = {"voicemail": "their voicemail", "queue": f"their queue '{dest.id}'"}.get(dest.type, "them")
     return Outcome(action="route", target=dest, pins_target=True, banner=banner,
                    because=f"Routed to {staff.name}, the {role}: to {where}.")
 
