@@ -9,7 +9,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from . import channels, db
-from .api import admin, banners, contacts, openapi, ops, rulesets, reports, restrictions
+from .api import admin, banners, contacts, openapi, ops, reports, restrictions, rulesets
 from .auth import KeyRing
 from .http import MAX_BODY, ROUTE_ROLES, auth_middleware_factory, error_middleware
 from .runtime import decide_path

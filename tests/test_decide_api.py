@@ -6,11 +6,10 @@ import asyncio
 import uuid
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.app import create_app
 from tests.helpers import bearer, customer, deciders, eventually, free_port, restrict
-
-from aiohttp.test_utils import TestClient, TestServer
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from .. import auth
 from ..errors import BadRequest, Invalid
 from ..http import add_route, dump, path_id, read_model
 from ..importer import CsvFormatError, import_csv
-from ..models import CaseIn, CasePatch, CustomerIn, KeyIn, StaffIn
 from ..invalidation import publish
+from ..models import CaseIn, CasePatch, CustomerIn, KeyIn, StaffIn
 from ..state import POOL, REDIS
 from ..store import cases, people
 
