@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from datetime import date, timedelta
 from typing import Any
 
 import asyncpg
 
+from . import lifecycle as lc
 from .models import CaseIn, CustomerIn, StaffIn
-from .store import cases, people
+from .restriction_models import RestrictionIn
+from .settings import Settings
+from .store import cases, people, restrictions
 
 _WEEKDAYS = [{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "17:00"}]
 
@@ -102,17 +104,14 @@ async def load_demo(conn: asyncpg.Connection, *, only_if_empty: bool = False) ->
                 closed_on=None if status == "open" else today - timedelta(days=60)))
             case[ref] = made.id
         deciders = [staff["Priya Shah"], staff["Tom Evans"], staff["Grace Okafor"]]
+        policy = lc.Policy(rule=lc.parse_rule(Settings().activation_rule))
         for r in _restrictions(staff, customer, case):
-            await conn.execute(
-                """INSERT INTO restrictions (customer_id, kind, params, channels, reason_category, reasons,
-                       incidents, warned_on, deciders, decided_on, valid_from, review_due, letter_sent_on,
-                       status, created_by)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $10, 'active', 'demo')""",
-                customer[str(r["customer"])], r["kind"], r["params"], r["channels"],
-                r.get("category", "unreasonable_persistence"), r["reasons"],
-                [{"on": str(today - timedelta(days=45)), "description": str(r["reasons"])}],
-                today - timedelta(days=40), deciders, today - timedelta(days=30),
-                today + timedelta(days=335))
-            await conn.execute("SELECT pg_notify('gateway_invalidate', $1)", str(customer[str(r["customer"])]))
+            restriction = RestrictionIn.model_validate({
+                "customer_id": customer[r["customer"]], "kind": r["kind"], "params": r["params"],
+                "channels": r["channels"], "reason_category": r.get("category", "unreasonable_persistence"),
+                "reasons": r["reasons"], "deciders": deciders, "warned_on": str(today - timedelta(days=40)),
+                "incidents": [{"on": str(today - timedelta(days=45)), "description": r["reasons"]}],
+                "decided_on": str(today - timedelta(days=30)), "valid_from": str(today - timedelta(days=30))})
+            await restrictions.create(conn, restriction, policy, "demo", today)
     return (f"demo data: {len(STAFF)} staff, {len(CUSTOMERS)} customers, {len(case)} cases, "
-            f"8 active restrictions ({json.dumps(sorted(customer))[:60]}...)")
+            "one active restriction of each kind, for customers HMS-100001 to HMS-100008")

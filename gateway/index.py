@@ -132,6 +132,7 @@ class RestrictionIndex:
         self.external_refs: dict[str, int] = {}
         self.closures: frozenset[date] = frozenset()
         self._handles: dict[int, set[str]] = {}
+        self._ref_of: dict[int, str] = {}
         self.version = 0          # bumped on every change; lets tests and the benchmark see propagation
         self.last_change = 0.0
 
@@ -186,8 +187,9 @@ class RestrictionIndex:
             if old is not None:
                 for c in old.cases:
                     self.cases_by_ref.pop(c.reference.upper(), None)
-            self.external_refs = {k: v for k, v in self.external_refs.items() if v != cid} \
-                if cid in self.external_refs.values() else self.external_refs
+            ref = self._ref_of.pop(cid, None)
+            if ref is not None:
+                self.external_refs.pop(ref, None)
         for key, new_links in loaded.links.items():
             self.links[key] = (*self.links.get(key, ()), *new_links)
         for cid, keys in loaded.handles.items():
@@ -196,7 +198,9 @@ class RestrictionIndex:
             self.bundles[cid] = bundle
             for c in bundle.cases:
                 self.cases_by_ref[c.reference.upper()] = c
-        self.external_refs.update(loaded.external_refs)
+        for ref, cid in loaded.external_refs.items():
+            self.external_refs[ref] = cid
+            self._ref_of[cid] = ref
         self._changed()
 
     def _changed(self) -> None:
@@ -210,7 +214,7 @@ class RestrictionIndex:
             staff = await load_staff(conn)
             closures = frozenset(r["day"] for r in await conn.fetch("SELECT day FROM closures"))
         self.bundles, self.links, self._handles = {}, {}, {}
-        self.cases_by_ref, self.external_refs = {}, {}
+        self.cases_by_ref, self.external_refs, self._ref_of = {}, {}, {}
         self.staff, self.closures = staff, closures
         self._install(loaded, ())
         self.loaded = True
