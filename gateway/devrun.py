@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -26,7 +27,14 @@ async def _prepare(settings: Settings) -> str:
         await conn.close()
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> int:
+    # Ctrl-C and a plain `kill` both stop the gateway and, if we started them, the services.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     base = Path(os.environ.get("GATEWAY_EMBEDDED_DIR", ".gateway"))
     env, started = embedded.ensure(base)
     settings = Settings.from_env(env)
@@ -47,7 +55,10 @@ External services: DATABASE_URL=postgresql://... REDIS_URL=redis://... make run
         return proc.wait()
     except KeyboardInterrupt:
         proc.terminate()
-        proc.wait(timeout=10)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
         return 0
     finally:
         if started:
