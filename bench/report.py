@@ -1,0 +1,137 @@
+"""The results table: rendered as Markdown, printed, and appended to bench/RESULTS.md."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .logcheck import LogCheck
+from .steady import percentile
+from .wrk import WrkResult
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+
+
+@dataclass
+class ScaleResult:
+    customers: int
+    startup_s: float
+    saturated: WrkResult
+    cpu_s: float                 # gateway workers' CPU seconds during the saturation run
+    sat_check: LogCheck
+    steady: dict[str, Any]
+    steady_check: LogCheck
+    propagation_s: list[float]
+    rss_mb: list[float]
+
+    @property
+    def cpu_us_per_decision(self) -> float:
+        return self.cpu_s / max(self.saturated.requests, 1) * 1e6
+
+    @property
+    def ok(self) -> bool:
+        return self.sat_check.ok and self.steady_check.ok and int(self.steady["failed"]) == 0
+
+
+def _cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+def _commit() -> str:
+    def git(*a: str) -> str:
+        return subprocess.run(["git", *a], capture_output=True, text=True).stdout.strip()
+    dirty = " (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else ""
+    return (git("rev-parse", "--short", "HEAD") or "unknown") + dirty
+
+
+def _ms(values: list[float]) -> str:
+    return " / ".join(f"{percentile(values, p):.2f}" for p in (50, 99, 99.9))
+
+
+def _rows(floor: WrkResult, s: ScaleResult, rate: int) -> list[str]:
+    lat = [float(x) for x in s.steady["latencies_ms"]]
+    achieved = int(s.steady["offered"]) / float(s.steady["seconds"])
+    prop = [x * 1000 for x in s.propagation_s]
+    w = s.saturated
+    return [
+        f"{s.startup_s:.1f}",
+        f"{w.rate:,.0f}",
+        f"{w.rate / floor.rate:.1%}",
+        f"{w.p50_ms:.2f} / {w.p99_ms:.2f} / {w.p999_ms:.2f}",
+        f"{s.cpu_us_per_decision:,.0f}",
+        f"{achieved:,.0f}/s offered: {_ms(lat)}",
+        s.sat_check.describe() + ("" if w.other == 0 and w.errors == 0 else f"; {w.other} non-2xx, {w.errors} errors"),
+        s.steady_check.describe() + (f"; {s.steady['failed']} failed" if s.steady["failed"] else ""),
+        f"{percentile(prop, 50):.0f} / {percentile(prop, 99):.0f} / {max(prop):.0f} (n={len(prop)})",
+        " + ".join(f"{x:.0f}" for x in s.rss_mb),
+    ]
+
+
+_LABELS = [
+    "start-up to /readyz 200 in every worker, s",
+    "decisions/s at saturation",
+    "decide / floor (target ≥ 50 %)",
+    "saturation latency p50 / p99 / p99.9, ms",
+    "gateway CPU per decision, µs (both workers)",
+    "constant load latency p50 / p99 / p99.9, ms (target p99 ≤ 5)",
+    "log check, saturation",
+    "log check, constant load",
+    "restriction in force in every worker p50 / p99 / max, ms (target p99 ≤ 1000)",
+    "resident memory per worker, MB",
+]
+
+
+def _table(floor: WrkResult, scales: list[ScaleResult], rate: int) -> list[str]:
+    head = "| | " + " | ".join(f"{s.customers:,} customers" for s in scales) + " |"
+    lines = [head, "|---" * (len(scales) + 1) + "|"]
+    columns = [_rows(floor, s, rate) for s in scales]
+    for i, label in enumerate(_LABELS):
+        lines.append(f"| {label} | " + " | ".join(c[i] for c in columns) + " |")
+    return lines
+
+
+def _scale_line(scales: list[ScaleResult]) -> str:
+    if len(scales) < 2:
+        return "Scale: one size only in this run."
+    small, big = scales[0], scales[-1]
+    cpu = big.cpu_us_per_decision / small.cpu_us_per_decision - 1
+    wall = small.saturated.rate / big.saturated.rate - 1
+    return (f"Scale {small.customers:,} → {big.customers:,} customers: gateway CPU per decision "
+            f"{cpu:+.1%}, wall time per decision at saturation {wall:+.1%} (target within ±10 %).")
+
+
+def render(args: argparse.Namespace, floor: WrkResult, scales: list[ScaleResult], mix: str,
+           elapsed: float) -> str:
+    lines = [
+        f"## {datetime.now().astimezone():%Y-%m-%d %H:%M %Z} — commit {_commit()}",
+        "",
+        f"CPU: {_cpu_model()}, {os.cpu_count()} cores. Workers: {args.workers}. "
+        f"Saturation: wrk -t1 -c{args.connections}, {args.seconds} s after a 2 s warm-up. "
+        f"Constant load: {args.rate}/s from bench/steady.py (aiohttp, timed from the scheduled send). "
+        f"Mix: {mix}. Run took {elapsed:.0f} s.",
+        "",
+        f"Floor (aiohttp fixed JSON, same workers, same wrk and mix): **{floor.rate:,.0f} req/s**, "
+        f"p50 / p99 / p99.9 {floor.p50_ms:.2f} / {floor.p99_ms:.2f} / {floor.p999_ms:.2f} ms.",
+        "",
+        *_table(floor, scales, args.rate),
+        "",
+        _scale_line(scales),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def append(text: str) -> None:
+    if not RESULTS.exists():
+        RESULTS.write_text("# Benchmark results\n\nAppended by `make bench` (newest last); "
+                           "see bench/README.md for what is measured and how.\n\n")
+    with RESULTS.open("a", encoding="utf-8") as f:
+        f.write(text + "\n")

@@ -1,0 +1,165 @@
+"""`make bench`: floor and decide path under the same load, at each data-set size; prints and records.
+
+`python -m bench.run [--customers 10000,1000000] [--seconds 10] [--rate 1000] [--quick]`, with
+DATABASE_URL and REDIS_URL set (the Makefile starts embedded ones when they are unset).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psutil
+import redis
+
+from gateway import db
+from gateway.auth import create_key
+
+from . import logcheck, propagation, report
+from .load import Shape, ensure_loaded
+from .mix import body_prefix, describe, senders
+from .servers import Server, start_floor, start_gateway
+from .wrk import WrkResult, ensure_wrk, run_wrk, write_script
+
+BENCH_REDIS_DB = 1  # the bench's own Redis database, flushed at the start of each scale
+
+
+def _args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--customers", default="10000,1000000", help="comma-separated data-set sizes")
+    p.add_argument("--seconds", type=int, default=10, help="length of each load phase")
+    p.add_argument("--rate", type=int, default=1000, help="offered load of the constant-rate phase")
+    p.add_argument("--connections", type=int, default=64, help="wrk connections at saturation")
+    p.add_argument("--changes", type=int, default=100, help="restriction changes to time")
+    p.add_argument("--workers", type=int, default=int(os.environ.get("GATEWAY_WORKERS") or 2))
+    p.add_argument("--quick", action="store_true", help="10,000 customers, 5 s phases, 30 changes")
+    p.add_argument("--no-record", action="store_true", help="print only; do not append to RESULTS.md")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.customers, args.seconds, args.changes = "10000", 5, 30
+    args.sizes = [int(x) for x in args.customers.split(",")]
+    return args
+
+
+def _redis_url(base: str) -> str:
+    return base.rsplit("/", 1)[0] + f"/{BENCH_REDIS_DB}"
+
+
+def _saturate(server: Server, script: Path, args: argparse.Namespace) -> tuple[WrkResult, float]:
+    """A short warm-up, then the measured wrk run; also the workers' CPU seconds it used."""
+    run_wrk(server.url + "/v1/contacts", script, seconds=2, connections=args.connections)
+    procs = [psutil.Process(p) for p in server.worker_pids()]
+    before = sum(sum(p.cpu_times()[:2]) for p in procs)
+    result = run_wrk(server.url + "/v1/contacts", script, seconds=args.seconds, connections=args.connections)
+    return result, sum(sum(p.cpu_times()[:2]) for p in procs) - before
+
+
+def _steady(url: str, key: str, pool: list[str], prefix: str, args: argparse.Namespace) -> dict[str, object]:
+    spec = {"url": url + "/v1/contacts", "key": key, "pool": pool, "prefix": prefix,
+            "rate": args.rate, "seconds": args.seconds}
+    out = subprocess.run([sys.executable, "-m", "bench.steady"], input=json.dumps(spec),
+                         check=True, capture_output=True, text=True).stdout
+    result: dict[str, object] = json.loads(out)
+    return result
+
+
+async def _new_key(url: str) -> str:
+    conn = await db.connect(url)
+    try:
+        return (await create_key(conn, "channel", "bench"))[1]
+    finally:
+        await conn.close()
+
+
+def _floor(args: argparse.Namespace, pool_script: Path) -> WrkResult:
+    print(f"floor: aiohttp fixed JSON, {args.workers} workers, wrk -c{args.connections} "
+          f"for {args.seconds} s", file=sys.stderr)
+    floor = start_floor(args.workers)
+    try:
+        return _saturate(floor, pool_script, args)[0]
+    finally:
+        floor.stop()
+
+
+def _scripts(tmp: Path, shape: Shape, prefix: str, key: str) -> tuple[Path, Path, list[str]]:
+    pool = senders(shape)
+    bodies = [body_prefix(s) for s in pool]
+    warm = write_script(tmp / f"warm-{shape.customers}.lua", pool, prefix + "warm-", key)
+    sat = write_script(tmp / f"sat-{shape.customers}.lua", pool, prefix + "sat-", key)
+    return warm, sat, bodies
+
+
+async def _scale(args: argparse.Namespace, shape: Shape, run_id: str, tmp: Path) -> report.ScaleResult:
+    base_db, base_redis = os.environ["DATABASE_URL"], os.environ["REDIS_URL"]
+    url, redis_url = await ensure_loaded(base_db, shape), _redis_url(base_redis)
+    redis.Redis.from_url(redis_url).flushdb()
+    key = await _new_key(url)
+    prefix = f"{run_id}-{shape.customers}-"
+    warm, sat, bodies = _scripts(tmp, shape, prefix, key)
+    env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": redis_url,
+           "GATEWAY_SPOOL_DIR": str(tmp / "spool")}
+    print(f"gateway: {shape.customers:,} customers, starting {args.workers} workers", file=sys.stderr)
+    server, startup = start_gateway(env, args.workers)
+    try:
+        run_wrk(server.url + "/v1/contacts", warm, seconds=2, connections=args.connections)
+        since = datetime.now(UTC) - timedelta(seconds=1)
+        procs = [psutil.Process(p) for p in server.worker_pids()]
+        cpu0 = sum(sum(p.cpu_times()[:2]) for p in procs)
+        saturated = run_wrk(server.url + "/v1/contacts", sat, seconds=args.seconds,
+                            connections=args.connections)
+        cpu = sum(sum(p.cpu_times()[:2]) for p in procs) - cpu0
+        await asyncio.sleep(1.0)  # let the requests wrk cut off at its deadline commit
+        sat_check = await logcheck.by_count(url, since, prefix + "sat-", saturated.ok201, args.connections)
+        print(f"  saturation: {saturated.rate:,.0f}/s; {sat_check.describe()}", file=sys.stderr)
+        since = datetime.now(UTC) - timedelta(seconds=1)
+        steady = _steady(server.url, key, bodies, prefix + "steady-", args)
+        created = steady["created"]
+        assert isinstance(created, list)
+        steady_check = await logcheck.by_id(url, since, prefix + "steady-", created, int(steady["failed"]))
+        print(f"  {args.rate}/s: {steady_check.describe()}", file=sys.stderr)
+        changes = await propagation.measure(server, url, redis_url, shape, key, run_id, args.changes)
+        rss = server.rss_mb()
+    finally:
+        server.stop()
+    return report.ScaleResult(shape.customers, startup, saturated, cpu, sat_check, steady, steady_check,
+                              [c.seconds for c in changes], rss)
+
+
+async def _main(args: argparse.Namespace) -> int:
+    ensure_wrk()
+    run_id = "b" + uuid.uuid4().hex[:8]
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="gateway-bench-") as name:
+        tmp = Path(name)
+        shapes = [Shape(n) for n in args.sizes]
+        await ensure_loaded(os.environ["DATABASE_URL"], shapes[-1])
+        _, floor_script, _ = _scripts(tmp, shapes[-1], f"{run_id}-floor-", "floor")
+        floor = _floor(args, floor_script)
+        print(f"  floor: {floor.rate:,.0f}/s", file=sys.stderr)
+        scales = [await _scale(args, s, run_id, tmp) for s in shapes]
+    text = report.render(args, floor, scales, describe(senders(shapes[-1])), time.monotonic() - started)
+    print(text)
+    if not args.no_record:
+        report.append(text)
+    return 0 if all(s.ok for s in scales) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _args(sys.argv[1:] if argv is None else argv)
+    if not os.environ.get("DATABASE_URL") or not os.environ.get("REDIS_URL"):
+        print("bench: DATABASE_URL and REDIS_URL must be set (`make bench` sets them)", file=sys.stderr)
+        return 2
+    return asyncio.run(_main(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

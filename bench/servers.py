@@ -1,0 +1,104 @@
+"""Starting and watching the servers under test: the gateway (`python -m gateway serve`) and the floor."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import psutil
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """A server process tree: the parent and its spawned workers."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    workers: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def worker_pids(self) -> list[int]:
+        parent = psutil.Process(self.proc.pid)
+        return [c.pid for c in parent.children()
+                if "spawn_main" in " ".join(c.cmdline())]
+
+    def listening_pids(self) -> set[int]:
+        out = set()
+        for pid in self.worker_pids():
+            try:
+                conns = psutil.Process(pid).net_connections(kind="tcp")
+            except psutil.NoSuchProcess:
+                continue
+            if any(c.status == psutil.CONN_LISTEN and c.laddr.port == self.port for c in conns):
+                out.add(pid)
+        return out
+
+    def rss_mb(self) -> list[float]:
+        return [psutil.Process(pid).memory_info().rss / 2**20 for pid in self.worker_pids()]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/readyz", timeout=2) as resp:
+            return int(resp.status) == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def wait_ready(server: Server, timeout: float = 180.0) -> float:
+    """Seconds from launch until every worker listens and /readyz answers 200.
+
+    A worker binds its socket only after its start-up (index load) completes, so "every worker
+    listening" means every worker has its index loaded.
+    """
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"server on port {server.port} exited with {server.proc.returncode}")
+        if len(server.listening_pids()) == server.workers and _ready(server.url):
+            return time.monotonic() - started
+        time.sleep(0.05)
+    raise RuntimeError(f"server on port {server.port} not ready after {timeout:.0f} s")
+
+
+def start_gateway(env: Mapping[str, str], workers: int) -> tuple[Server, float]:
+    port = free_port()
+    full_env = {**env, "GATEWAY_PORT": str(port), "GATEWAY_HOST": "127.0.0.1",
+                "GATEWAY_WORKERS": str(workers), "GATEWAY_LOG_LEVEL": env.get("GATEWAY_LOG_LEVEL", "WARNING")}
+    proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve"], env=full_env,
+                            stdout=subprocess.DEVNULL)
+    server = Server(proc, port, workers)
+    return server, wait_ready(server)
+
+
+def start_floor(workers: int) -> Server:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "bench.floor", "--port", str(port),
+                             "--workers", str(workers)], env=dict(os.environ))
+    server = Server(proc, port, workers)
+    wait_ready(server, 30)
+    return server
