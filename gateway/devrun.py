@@ -8,6 +8,9 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
 
 from . import db, embedded
 from .auth import create_key
@@ -16,8 +19,24 @@ from .migrate import migrate
 from .settings import Settings
 
 
+async def _connect_creating(url: str) -> asyncpg.Connection:
+    """Connect, creating the database first when the server is there but the database is not."""
+    try:
+        return await db.connect(url)
+    except asyncpg.InvalidCatalogNameError:
+        parts = urlsplit(url)
+        name = parts.path.lstrip("/")
+        admin = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")))
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+        print(f"created database {name!r}", file=sys.stderr)
+        return await db.connect(url)
+
+
 async def _prepare(settings: Settings) -> str:
-    conn = await db.connect(settings.database_url or "")
+    conn = await _connect_creating(settings.database_url or "")
     try:
         await migrate(conn)
         print(await load_demo(conn, only_if_empty=True), file=sys.stderr)
@@ -38,7 +57,11 @@ def main() -> int:
     base = Path(os.environ.get("GATEWAY_EMBEDDED_DIR", ".gateway"))
     env, started = embedded.ensure(base)
     settings = Settings.from_env(env)
-    key = asyncio.run(_prepare(settings))
+    try:
+        key = asyncio.run(_prepare(settings))
+    except (OSError, asyncpg.PostgresError) as exc:
+        print(f"cannot prepare the database at {settings.database_url}: {exc}", file=sys.stderr)
+        return 3
     url = f"http://{settings.host}:{settings.port}"
     print(f"""
 Contact gateway on {url}  (Ctrl-C stops it{'' if not started else ' and the embedded services'})
