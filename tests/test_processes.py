@@ -43,3 +43,23 @@ async def test_idempotent_repeats_across_processes_give_one_row(settings, keys, 
     assert sorted(st for st, _ in results) == [200] * 19 + [201]
     assert len({d["contact_id"] for _, d in results}) == 1
     assert await conn.fetchval("SELECT count(*) FROM contacts WHERE provider_id = 'CA-both'") == 1
+
+
+async def test_without_redis_changes_still_arrive_by_notify(settings, keys):
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from gateway.app import create_app
+    from tests.helpers import free_port
+    admin, channel = bearer(keys["admin"]), bearer(keys["channel"])
+    no_redis = settings.with_(redis_url=f"redis://127.0.0.1:{free_port()}/0", decide_deadline_ms=2000)
+    async with TestClient(TestServer(create_app(no_redis))) as client:
+        ready = await (await client.get("/readyz")).json()
+        assert ready["checks"]["cache"].startswith("down")
+        cid = await customer(client, admin, "Aisha", ("phone", "07700 900003"))
+        ids = await deciders(client, admin)
+        await restrict(client, admin, cid, "written_only", ids)
+
+        async def enforced() -> bool:
+            r = await client.post("/v1/contacts", headers=channel, json={"channel": "phone", "from": "07700 900003"})
+            return (await r.json())["action"] == "deflect"
+        assert await eventually(enforced, timeout=1.0) < 1.0
