@@ -67,6 +67,12 @@ async def test_public_operations_endpoints(client):
     assert "gateway_decisions_total" in await metrics.text()
     spec = await (await client.get("/v1/openapi.json")).json()
     assert "/v1/contacts" in spec["paths"] and "InboundContact" in spec["components"]["schemas"]
+    documented = {(m.upper(), p) for p, ops in spec["paths"].items() for m in ops}
+    registered = {(r.method, r.resource.get_info().get("path") or r.resource.get_info().get("formatter"))
+                  for r in client.server.app[ROUTE_ROLES] if r.method != "HEAD"}
+    assert documented == registered
+    body = spec["paths"]["/v1/restrictions"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body["$ref"].rsplit("/", 1)[1] in spec["components"]["schemas"]
 
 
 async def test_keys_are_stored_hashed(keys, conn):

@@ -12,6 +12,15 @@ from .. import __version__
 from ..contact import Decision, InboundContact
 from ..http import ROUTE_ROLES, add_route
 from ..models import CaseIn, CasePatch, CustomerIn, StaffIn
+from ..restriction_models import (
+    AppealDecisionIn,
+    AppealIn,
+    DecisionIn,
+    LetterSentIn,
+    LiftIn,
+    RestrictionIn,
+    ReviewIn,
+)
 
 # Request bodies we can describe exactly; other endpoints document themselves by summary.
 BODIES: dict[tuple[str, str], type[BaseModel]] = {
@@ -20,6 +29,13 @@ BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("POST", "/v1/customers"): CustomerIn,
     ("POST", "/v1/cases"): CaseIn,
     ("PATCH", "/v1/cases/{id}"): CasePatch,
+    ("POST", "/v1/restrictions"): RestrictionIn,
+    ("POST", "/v1/restrictions/{id}/decide"): DecisionIn,
+    ("POST", "/v1/restrictions/{id}/letter"): LetterSentIn,
+    ("POST", "/v1/restrictions/{id}/appeal"): AppealIn,
+    ("POST", "/v1/restrictions/{id}/appeal/decision"): AppealDecisionIn,
+    ("POST", "/v1/restrictions/{id}/review"): ReviewIn,
+    ("POST", "/v1/restrictions/{id}/lift"): LiftIn,
 }
 RESPONSES: dict[tuple[str, str], type[BaseModel]] = {("POST", "/v1/contacts"): Decision}
 
