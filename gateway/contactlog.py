@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
@@ -105,8 +105,10 @@ class Appended:
     duplicate_of: dict[str, Any] | None = None
 
 
-async def _write_batch(conn: asyncpg.Connection, batch: Sequence[ContactRecord]) -> dict[int, dict[str, Any]]:
-    """One transaction: claim provider ids, COPY the rows that are not retries, fill customer ids.
+async def _write_batch(conn: asyncpg.Connection, batch: Sequence[ContactRecord], *,
+                       fill: bool = False) -> dict[int, dict[str, Any]]:
+    """One transaction: claim provider ids, COPY the rows that are not retries (and, when asked,
+    fill in who sent them; the live writer does that after replying, see ContactLog._fill_loop).
 
     Returns {index in batch: earlier decision} for records that repeat an already-logged provider id.
     """
@@ -133,7 +135,8 @@ async def _write_batch(conn: asyncpg.Connection, batch: Sequence[ContactRecord])
         rows = [_row(r) for i, r in enumerate(batch) if i not in duplicates]
         if rows:
             await conn.copy_records_to_table("contacts", records=rows, columns=COLUMNS)
-            await _fill_customers(conn, [r.id for i, r in enumerate(batch) if i not in duplicates])
+            if fill:
+                await _fill_customers(conn, [r.id for i, r in enumerate(batch) if i not in duplicates])
     return duplicates
 
 
@@ -194,7 +197,7 @@ async def replay_file(conn: asyncpg.Connection, path: Path) -> int:
                 fresh_ids = {row["x"] for row in fresh}
                 todo = [r for r in chunk if r.id in fresh_ids]
                 if todo:
-                    replayed += len(todo) - len(await _write_batch(conn, todo))
+                    replayed += len(todo) - len(await _write_batch(conn, todo, fill=True))
         path.unlink()
         metrics.SPOOLED.dec(len(records))
         return replayed
@@ -206,18 +209,28 @@ _Item = tuple[ContactRecord, "asyncio.Future[Appended]"]
 class ContactLog:
     """The group-commit writer. Start with `start()`, stop with `close()` (drains what is queued)."""
 
-    def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
+    def __init__(self, pool: asyncpg.Pool, settings: Settings,
+                 on_committed: Callable[[list[ContactRecord]], Coroutine[Any, Any, None]] | None = None) -> None:
         self._pool = pool
+        self._on_committed = on_committed
+        self._to_fill: list[uuid.UUID] = []
+        self._fill_wake = asyncio.Event()
+        self._background: set[asyncio.Task[None]] = set()
         self._max = settings.log_flush_max_rows
         self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
         self.spool = Spool(settings.spool_dir)
         self._task: asyncio.Task[None] | None = None
         self._replayer: asyncio.Task[None] | None = None
+        self._filler: asyncio.Task[None] | None = None
         self.db_down = False
+
+    def on_committed(self, hook: Callable[[list[ContactRecord]], Coroutine[Any, Any, None]]) -> None:
+        self._on_committed = hook
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="contact-log-writer")
         self._replayer = asyncio.create_task(self._replay_loop(), name="contact-log-replayer")
+        self._filler = asyncio.create_task(self._fill_loop(), name="contact-log-filler")
 
     async def append(self, record: ContactRecord) -> Appended:
         fut: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
@@ -251,6 +264,7 @@ class ContactLog:
             results = [Appended(duplicate_of=duplicates.get(i)) for i in range(len(records))]
             self.db_down = False
             metrics.LOG_BATCH.observe(len(records))
+            self._committed([r for i, r in enumerate(records) if i not in duplicates])
         except (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
                 asyncpg.CannotConnectNowError, asyncpg.exceptions.AdminShutdownError) as exc:
             log.warning("contact log: database unavailable (%r); spooling %d record(s)", exc, len(records))
@@ -265,10 +279,34 @@ class ContactLog:
             if not fut.done():
                 fut.set_result(result)
 
+    def _committed(self, records: list[ContactRecord]) -> None:
+        """After the reply: who sent them (a join on identifiers), and the caller's own hook."""
+        if not records:
+            return
+        self._to_fill.extend(r.id for r in records)
+        self._fill_wake.set()
+        if self._on_committed is not None:
+            task = asyncio.create_task(self._on_committed(records))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _fill_loop(self) -> None:
+        while True:
+            await self._fill_wake.wait()
+            self._fill_wake.clear()
+            ids, self._to_fill = self._to_fill, []
+            try:
+                async with asyncio.timeout(10), self._pool.acquire() as conn, conn.transaction():
+                    await _fill_customers(conn, ids)
+            except Exception as exc:  # attribution is a convenience; the rows are already safe
+                log.warning("contact log: could not attribute %d contact(s) to customers: %r", len(ids), exc)
+
     async def _write_alone(self, record: ContactRecord) -> Appended:
         try:
             async with asyncio.timeout(_DB_TIMEOUT), self._pool.acquire() as conn:
                 duplicates = await _write_batch(conn, [record])
+            if 0 not in duplicates:
+                self._committed([record])
             return Appended(duplicate_of=duplicates.get(0))
         except Exception as exc:
             # Kept on disk beside the spool, never replayed blindly, never dropped.
@@ -302,6 +340,15 @@ class ContactLog:
         if self._task is not None:
             self._queue.put_nowait(None)
             await self._task
+        if self._to_fill:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(5), self._pool.acquire() as conn:
+                    await _fill_customers(conn, self._to_fill)
+        for task in (self._filler, *self._background):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
 
 
 async def replay_spool(settings: Settings) -> int:

@@ -91,8 +91,6 @@ class DecideService:
         created = True
         if appended.duplicate_of:
             decision, created = Decision.model_validate(appended.duplicate_of), False
-        if contact.provider_id:
-            self._background_task(self._remember(contact, decision))
         if decision.banner is not None and created:
             self._push_banner(contact, decision)
         metrics.DECISIONS.labels(contact.channel, decision.action).inc()
@@ -185,10 +183,16 @@ class DecideService:
         except (RedisError, OSError) as exc:
             log.debug("banner push failed: %r", exc)
 
-    async def _remember(self, contact: InboundContact, decision: Decision) -> None:
-        key = f"{IDEMPOTENCY}{contact.channel}:{contact.provider_id}"
-        with contextlib.suppress(RedisError, OSError):  # the database holds it too
-            await self.redis.set(key, decision.model_dump_json(), ex=_IDEM_TTL)
+    async def remember(self, records: list[ContactRecord]) -> None:
+        """Contact-log hook: once a batch commits, its decisions answer retries (one Redis round trip)."""
+        keyed = [r for r in records if r.provider_id and r.decision]
+        if not keyed:
+            return
+        with contextlib.suppress(RedisError, OSError):  # the database holds them too
+            pipe = self.redis.pipeline(transaction=False)
+            for r in keyed:
+                pipe.set(f"{IDEMPOTENCY}{r.channel}:{r.provider_id}", json.dumps(r.decision), ex=_IDEM_TTL)
+            await pipe.execute()
 
     def record(self, contact: InboundContact, decision: Decision, handle: SenderHandle,
                received: datetime, started: float, *, status: str = "decided",

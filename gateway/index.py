@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -69,7 +70,9 @@ _RESTRICTIONS = """
 async def _load(conn: asyncpg.Connection, today: date, only: Sequence[int] | None) -> _Loaded:
     rows = await conn.fetch(_RESTRICTIONS, list(ENFORCED), today, None if only is None else list(only))
     by_customer: dict[int, list[RestrictionView]] = {}
-    for r in rows:
+    for n, r in enumerate(rows):
+        if n % 500 == 499:
+            await asyncio.sleep(0)  # a full resync must not stall the decisions being served
         by_customer.setdefault(r["customer_id"], []).append(RestrictionView(
             id=r["id"], customer_id=r["customer_id"], kind=r["kind"], params=_PARAMS.validate_python(r["params"]),
             channels=frozenset(r["channels"]), status=r["status"], review_due=r["review_due"]))
@@ -83,9 +86,12 @@ async def _load(conn: asyncpg.Connection, today: date, only: Sequence[int] | Non
         "SELECT id, customer_id, name, relationship FROM representatives WHERE customer_id = ANY($1::bigint[])",
         ids)
     idents = await conn.fetch(
-        """SELECT i.kind, i.value, coalesce(i.customer_id, r.customer_id) AS customer_id, i.representative_id
-           FROM identifiers i LEFT JOIN representatives r ON r.id = i.representative_id
-           WHERE i.customer_id = ANY($1::bigint[]) OR r.customer_id = ANY($1::bigint[])""", ids)
+        """SELECT kind, value, customer_id, NULL::bigint AS representative_id
+           FROM identifiers WHERE customer_id = ANY($1::bigint[])
+           UNION ALL
+           SELECT i.kind, i.value, r.customer_id, i.representative_id
+           FROM representatives r JOIN identifiers i ON i.representative_id = r.id
+           WHERE r.customer_id = ANY($1::bigint[])""", ids)
     cases = await conn.fetch(
         """SELECT id, reference, customer_id, status, closed_on, subject
            FROM cases WHERE customer_id = ANY($1::bigint[])""", ids)
@@ -218,6 +224,8 @@ class RestrictionIndex:
         self.staff, self.closures = staff, closures
         self._install(loaded, ())
         self.loaded = True
+        # The index is long-lived: keep the cyclic collector from walking it on every full collection.
+        gc.freeze()
         log.info("restriction index loaded: %d customers, %d identifiers", len(self.bundles), len(self.links))
 
     async def refresh_customers(self, pool: asyncpg.Pool, today: date, ids: Sequence[int]) -> None:

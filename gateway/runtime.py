@@ -44,10 +44,12 @@ async def decide_path(app: web.Application) -> AsyncIterator[None]:
     keeper = IndexKeeper(index, pool, app[REDIS], settings.database_url or "", settings.resync_seconds,
                          today, on_other)
     contact_log = ContactLog(pool, settings)
+    decider = DecideService(settings, index, contact_log, app[REDIS], pool, rules)
+    contact_log.on_committed(decider.remember)
     contact_log.start()
     await keeper.start()
     app[INDEX] = index
-    app[DECIDER] = DecideService(settings, index, contact_log, app[REDIS], pool, rules)
+    app[DECIDER] = decider
     app[SERVICES].update(index=index, keeper=keeper, contact_log=contact_log, rules=rules)
     yield
     await keeper.close()

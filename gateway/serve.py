@@ -8,6 +8,7 @@ import multiprocessing
 import signal
 import sys
 
+import uvloop
 from aiohttp import web
 
 from . import db, logs
@@ -31,8 +32,10 @@ async def _migrate_once(settings: Settings) -> None:
 def _worker(settings: Settings, reuse_port: bool) -> None:
     logs.setup(settings.log_level)
     app = create_app(settings)
+    # uvloop: the same asyncio API on libuv, measurably cheaper per request (see bench/RESULTS.md).
     web.run_app(app, host=settings.host, port=settings.port, reuse_port=reuse_port,
-                print=None, access_log=None, handle_signals=True, shutdown_timeout=5)
+                print=None, access_log=None, handle_signals=True, shutdown_timeout=5,
+                loop=uvloop.new_event_loop())
 
 
 def serve(settings: Settings) -> int:

@@ -66,7 +66,7 @@ class Settings:
     decide_deadline_ms: int = 500
     log_flush_max_rows: int = 500
     spool_dir: str = ".gateway/spool"
-    resync_seconds: int = 60
+    resync_seconds: int = 300
     review_default_months: int = 12
     activation_rule: str = "service_caution_lead:1,caution_lead:2"
     twilio_auth_token: str | None = None
@@ -109,7 +109,7 @@ class Settings:
             max_body_bytes=_int(env, "GATEWAY_MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),
             decide_deadline_ms=_int(env, "GATEWAY_DECIDE_DEADLINE_MS", 500, 10, 60_000),
             spool_dir=env.get("GATEWAY_SPOOL_DIR") or ".gateway/spool",
-            resync_seconds=_int(env, "GATEWAY_RESYNC_SECONDS", 60, 1, 86_400),
+            resync_seconds=_int(env, "GATEWAY_RESYNC_SECONDS", 300, 1, 86_400),
             review_default_months=_int(env, "GATEWAY_REVIEW_MONTHS", 12, 1, 12),
             activation_rule=rule,
             twilio_auth_token=env.get("TWILIO_AUTH_TOKEN") or None,
