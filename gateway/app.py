@@ -37,8 +37,11 @@ async def _postgres(app: web.Application) -> AsyncIterator[None]:
 async def _redis(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     assert settings.redis_url
-    client = aioredis.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0,
-                               health_check_interval=10)
+    # A bounded pool that makes a burst wait for a connection instead of failing it.
+    pool = aioredis.BlockingConnectionPool.from_url(
+        settings.redis_url, max_connections=64, timeout=1.0, socket_timeout=1.0, socket_connect_timeout=1.0,
+        health_check_interval=10)
+    client = aioredis.Redis(connection_pool=pool)
     app[REDIS] = client
     yield
     await client.aclose()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .rules.params import Channel
 
@@ -37,6 +37,14 @@ class InboundContact(BaseModel):
     @classmethod
     def _blank_is_now(cls, v: Any) -> Any:
         return None if v == "" else v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        """PostgreSQL text cannot hold NUL; replace it so the contact is logged, not lost."""
+        if isinstance(data, dict) and any(isinstance(v, str) and "\x00" in v for v in data.values()):
+            return {k: v.replace("\x00", "\ufffd") if isinstance(v, str) else v for k, v in data.items()}
+        return data
 
 
 class Target(BaseModel):

@@ -94,7 +94,10 @@ def clean(value: Any) -> Any:
 
 
 def _row(r: ContactRecord) -> tuple[Any, ...]:
-    return tuple(clean(getattr(r, c)) for c in COLUMNS)
+    # Inbound text is cleaned when the contact is parsed (gateway.contact); the raw fields of a
+    # contact that failed to parse arrive here as they came, so the top-level strings are checked.
+    return tuple(v.replace("\x00", "\ufffd") if isinstance(v, str) and "\x00" in v else v
+                 for v in (getattr(r, c) for c in COLUMNS))
 
 
 @dataclass
@@ -121,7 +124,7 @@ async def _write_batch(conn: asyncpg.Connection, batch: Sequence[ContactRecord],
                    SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::jsonb[])
                    ON CONFLICT DO NOTHING RETURNING contact_id""",
                 [r.channel for _, r in keyed], [clean(r.provider_id) for _, r in keyed],
-                [r.id for _, r in keyed], [clean(r.decision or {}) for _, r in keyed])
+                [r.id for _, r in keyed], [r.decision or {} for _, r in keyed])
             won = {row["contact_id"] for row in claimed}
             lost = [(i, r) for i, r in keyed if r.id not in won]
             if lost:

@@ -26,6 +26,7 @@ from . import metrics
 from .contact import Decision, InboundContact, degraded_decision
 from .contactlog import ContactLog, ContactRecord
 from .index import RestrictionIndex
+from .redisbatch import RedisBatch
 from .rediskeys import BANNER_CHANNEL, COUNTER, IDEMPOTENCY
 from .rules.calendar import Calendar
 from .rules.context import Context, Match, Provider
@@ -53,6 +54,7 @@ class DecideService:
                  redis: aioredis.Redis, pool: asyncpg.Pool, rules: RulesetHolder) -> None:
         self.settings, self.index, self.log, self.redis, self.pool = settings, index, contact_log, redis, pool
         self.rules = rules
+        self.batch = RedisBatch(redis)
         self.tz = ZoneInfo(settings.tz)
         self.deadline = settings.decide_deadline_ms / 1000
         self.provider = Provider(name=settings.provider_name, address=settings.provider_address,
@@ -124,11 +126,11 @@ class DecideService:
     async def _count(self, specs: list[CounterSpec], match: Match, now: datetime) -> dict[str, int]:
         """Increment this contact's counters: Redis, or a count of the log when Redis is down."""
         try:
-            pipe = self.redis.pipeline(transaction=False)
+            calls = []
             for s in specs:
-                pipe.incr(COUNTER + s.key)
-                pipe.expire(COUNTER + s.key, s.ttl_seconds)
-            results = await pipe.execute()
+                calls.append(self.batch.call("incr", COUNTER + s.key))
+                calls.append(self.batch.call("expire", COUNTER + s.key, s.ttl_seconds))
+            results = await asyncio.gather(*calls)
             return {s.key: int(results[2 * i]) for i, s in enumerate(specs)}
         except (RedisError, OSError) as exc:
             log.warning("contact counters: Redis unavailable (%r); counting the contact log", exc)
@@ -145,10 +147,10 @@ class DecideService:
         """A decision already given for this provider id, waiting briefly for one in flight."""
         key = f"{IDEMPOTENCY}{contact.channel}:{contact.provider_id}"
         try:
-            if await self.redis.set(key, _PENDING, nx=True, ex=_IDEM_TTL):
+            if await self.batch.call("set", key, _PENDING, nx=True, ex=_IDEM_TTL):
                 return None
             while True:  # bounded by the caller's deadline
-                value = await self.redis.get(key)
+                value = await self.batch.call("get", key)
                 if value and value != _PENDING:
                     return Decision.model_validate_json(value)
                 await asyncio.sleep(0.005)
