@@ -108,10 +108,8 @@ class Appended:
     duplicate_of: dict[str, Any] | None = None
 
 
-async def _write_batch(conn: asyncpg.Connection, batch: Sequence[ContactRecord], *,
-                       fill: bool = False) -> dict[int, dict[str, Any]]:
-    """One transaction: claim provider ids, COPY the rows that are not retries (and, when asked,
-    fill in who sent them; the live writer does that after replying, see ContactLog._fill_loop).
+async def _write_batch(conn: asyncpg.Connection, batch: Sequence[ContactRecord]) -> dict[int, dict[str, Any]]:
+    """One transaction: claim provider ids, attribute and COPY the rows that are not retries.
 
     Returns {index in batch: earlier decision} for records that repeat an already-logged provider id.
     """
@@ -135,28 +133,34 @@ async def _write_batch(conn: asyncpg.Connection, batch: Sequence[ContactRecord],
                     [r.channel for _, r in lost], [clean(r.provider_id) for _, r in lost])
                 by_key = {(e["channel"], e["provider_id"]): e["decision"] for e in earlier}
                 duplicates = {i: by_key.get((r.channel, clean(r.provider_id)), {}) for i, r in lost}
-        rows = [_row(r) for i, r in enumerate(batch) if i not in duplicates]
-        if rows:
-            await conn.copy_records_to_table("contacts", records=rows, columns=COLUMNS)
-            if fill:
-                await _fill_customers(conn, [r.id for i, r in enumerate(batch) if i not in duplicates])
+        fresh = [r for i, r in enumerate(batch) if i not in duplicates]
+        if fresh:
+            await _attribute(conn, fresh)
+            await conn.copy_records_to_table("contacts", records=[_row(r) for r in fresh], columns=COLUMNS)
     return duplicates
 
 
-async def _fill_customers(conn: asyncpg.Connection, ids: list[uuid.UUID]) -> None:
-    """Record who a contact came from even when nobody restricted sent it (index-free lookup)."""
-    await conn.execute(
-        """UPDATE contacts c SET customer_ids = m.ids
-           FROM (SELECT c2.id, array_agg(DISTINCT i.customer_id) AS ids
-                 FROM contacts c2 JOIN identifiers i
-                   ON i.value = c2.sender AND i.kind = c2.sender_kind AND i.customer_id IS NOT NULL
-                 WHERE c2.id = ANY($1::uuid[]) AND c2.customer_ids = '{}'
-                 GROUP BY c2.id) m
-           WHERE c.id = m.id AND c.id = ANY($1::uuid[])""", ids)
-    await conn.execute(
-        """UPDATE contacts c SET case_id = k.id FROM cases k
-           WHERE c.id = ANY($1::uuid[]) AND c.case_id IS NULL AND c.case_ref IS NOT NULL
-             AND upper(k.reference) = upper(c.case_ref)""", ids)
+async def _attribute(conn: asyncpg.Connection, records: Sequence[ContactRecord]) -> None:
+    """Record who each contact came from and which case it is about, also for customers outside the
+    restriction index: one lookup per batch, before the rows are written (so each row is written once)."""
+    todo = [(n, r) for n, r in enumerate(records)
+            if (r.sender and r.sender_kind in ("phone", "email", "web")) or (r.case_id is None and r.case_ref)]
+    if not todo:
+        return
+    found = await conn.fetch(
+        """SELECT s.n,
+                  (SELECT array_agg(DISTINCT i.customer_id) FROM identifiers i
+                   WHERE i.kind = s.kind AND i.value = s.value AND i.customer_id IS NOT NULL) AS customer_ids,
+                  (SELECT k.id FROM cases k WHERE upper(k.reference) = upper(s.case_ref) LIMIT 1) AS case_id
+           FROM unnest($1::int[], $2::text[], $3::text[], $4::text[]) AS s(n, kind, value, case_ref)""",
+        [n for n, _ in todo], [r.sender_kind for _, r in todo], [r.sender for _, r in todo],
+        [r.case_ref if r.case_id is None else None for _, r in todo])
+    for row in found:
+        r = records[row["n"]]
+        if row["customer_ids"]:
+            r.customer_ids = sorted({*r.customer_ids, *row["customer_ids"]})
+        if r.case_id is None and row["case_id"] is not None:
+            r.case_id = row["case_id"]
 
 
 class Spool:
@@ -200,7 +204,7 @@ async def replay_file(conn: asyncpg.Connection, path: Path) -> int:
                 fresh_ids = {row["x"] for row in fresh}
                 todo = [r for r in chunk if r.id in fresh_ids]
                 if todo:
-                    replayed += len(todo) - len(await _write_batch(conn, todo, fill=True))
+                    replayed += len(todo) - len(await _write_batch(conn, todo))
         path.unlink()
         metrics.SPOOLED.dec(len(records))
         return replayed
@@ -216,15 +220,12 @@ class ContactLog:
                  on_committed: Callable[[list[ContactRecord]], Coroutine[Any, Any, None]] | None = None) -> None:
         self._pool = pool
         self._on_committed = on_committed
-        self._to_fill: list[uuid.UUID] = []
-        self._fill_wake = asyncio.Event()
         self._background: set[asyncio.Task[None]] = set()
         self._max = settings.log_flush_max_rows
         self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
         self.spool = Spool(settings.spool_dir)
         self._task: asyncio.Task[None] | None = None
         self._replayer: asyncio.Task[None] | None = None
-        self._filler: asyncio.Task[None] | None = None
         self.db_down = False
 
     def on_committed(self, hook: Callable[[list[ContactRecord]], Coroutine[Any, Any, None]]) -> None:
@@ -233,7 +234,6 @@ class ContactLog:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="contact-log-writer")
         self._replayer = asyncio.create_task(self._replay_loop(), name="contact-log-replayer")
-        self._filler = asyncio.create_task(self._fill_loop(), name="contact-log-filler")
 
     async def append(self, record: ContactRecord) -> Appended:
         fut: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
@@ -283,26 +283,11 @@ class ContactLog:
                 fut.set_result(result)
 
     def _committed(self, records: list[ContactRecord]) -> None:
-        """After the reply: who sent them (a join on identifiers), and the caller's own hook."""
-        if not records:
-            return
-        self._to_fill.extend(r.id for r in records)
-        self._fill_wake.set()
-        if self._on_committed is not None:
+        """After the reply: the owner's hook (remembering decisions for retries)."""
+        if records and self._on_committed is not None:
             task = asyncio.create_task(self._on_committed(records))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
-
-    async def _fill_loop(self) -> None:
-        while True:
-            await self._fill_wake.wait()
-            self._fill_wake.clear()
-            ids, self._to_fill = self._to_fill, []
-            try:
-                async with asyncio.timeout(10), self._pool.acquire() as conn, conn.transaction():
-                    await _fill_customers(conn, ids)
-            except Exception as exc:  # attribution is a convenience; the rows are already safe
-                log.warning("contact log: could not attribute %d contact(s) to customers: %r", len(ids), exc)
 
     async def _write_alone(self, record: ContactRecord) -> Appended:
         try:
@@ -343,15 +328,9 @@ class ContactLog:
         if self._task is not None:
             self._queue.put_nowait(None)
             await self._task
-        if self._to_fill:
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(5), self._pool.acquire() as conn:
-                    await _fill_customers(conn, self._to_fill)
-        for task in (self._filler, *self._background):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        for task in list(self._background):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(task, 1.0)
 
 
 async def replay_spool(settings: Settings) -> int:

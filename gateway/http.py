@@ -106,9 +106,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
                 log.warning("%s on %s %s: %r", translated.status, request.method, request.path, exc)
             response = translated
         response.headers["X-Request-Id"] = rid
-        log.debug("request", extra={"method": request.method, "path": request.path,
-                                     "status": response.status,
-                                     "ms": round((time.perf_counter() - started) * 1000, 2)})
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("request", extra={"method": request.method, "path": request.path,
+                                         "status": response.status,
+                                         "ms": round((time.perf_counter() - started) * 1000, 2)})
         return response
     finally:
         logs.request_id.reset(token)
