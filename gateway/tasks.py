@@ -1,4 +1,5 @@
-"""Periodic lifecycle work: restrictions past their valid_to lapse (idempotent, any process)."""
+"""Periodic work, idempotent and safe from any process: restrictions past their valid_to lapse,
+and the contact log's monthly partitions are created ahead of time."""
 
 from __future__ import annotations
 
@@ -32,10 +33,24 @@ async def lapse_once(pool: asyncpg.Pool, redis: aioredis.Redis | None, tz: ZoneI
     return [r for r, _ in lapsed]
 
 
+PARTITION_MONTHS_AHEAD = 3
+
+
+async def ensure_partitions(pool: asyncpg.Pool) -> int:
+    """This month's and the next few months' contact-log partitions; returns how many were made."""
+    async with pool.acquire() as conn:
+        made = int(await conn.fetchval("SELECT ensure_contact_partitions(now()::date, $1)",
+                                       PARTITION_MONTHS_AHEAD + 1))
+    if made:
+        log.info("created %d contact-log partition(s) ahead", made)
+    return made
+
+
 async def _loop(app: web.Application, interval: float) -> None:
     tz = ZoneInfo(app[SETTINGS].tz)
     while True:
         try:
+            await ensure_partitions(app[POOL])
             await lapse_once(app[POOL], app[REDIS], tz)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("lapse run failed, will retry: %r", exc)

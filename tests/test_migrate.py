@@ -96,3 +96,17 @@ async def test_contact_partitions_exist_ahead(conn):
     assert months >= 12
     made = await conn.fetchval("SELECT ensure_contact_partitions(now()::date, 3)")
     assert made == 0  # idempotent: already there
+
+
+async def test_periodic_task_creates_partitions_ahead(settings, conn):
+    from gateway import db
+    from gateway.tasks import ensure_partitions
+    next_month = await conn.fetchval("SELECT to_char(now() + interval '1 month', 'YYYY_MM')")
+    await conn.execute(f"DROP TABLE contacts_{next_month}")
+    pool = await db.create_pool(settings.database_url, min_size=1, max_size=2)
+    try:
+        assert await ensure_partitions(pool) == 1
+        assert await ensure_partitions(pool) == 0
+    finally:
+        await pool.close()
+    assert await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"contacts_{next_month}")
