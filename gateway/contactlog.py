@@ -27,6 +27,7 @@ from .settings import Settings
 
 log = logging.getLogger(__name__)
 _DB_TIMEOUT = 2.0
+FLUSHES_IN_FLIGHT = 2
 
 
 @dataclass
@@ -108,59 +109,67 @@ class Appended:
     duplicate_of: dict[str, Any] | None = None
 
 
+# Column types for the unnest() that carries a batch. Integer arrays travel as text ('{1,2}') because
+# PostgreSQL arrays of arrays must be rectangular; JSON travels as text too (a JSON list inside a
+# jsonb[] parameter would read as another array dimension) and is cast back in the statement.
+_TYPES = {"id": "uuid", "received_at": "timestamptz", "case_id": "bigint", "ambiguous": "boolean",
+          "flagged": "boolean", "ruleset_version": "integer", "degraded": "boolean", "latency_us": "integer",
+          "ack_sent": "boolean"}
+_JSON = ("target", "banner", "reasons", "decision")
+_FIELDS = (*COLUMNS, "decision")
+_DERIVED = {
+    **{c: f"r.{c}::jsonb" for c in _JSON},
+    # Who sent it, also for customers outside the restriction index, and the case it names.
+    "customer_ids": """ARRAY(SELECT DISTINCT x FROM unnest(r.customer_ids::bigint[] || ARRAY(
+                           SELECT i.customer_id FROM identifiers i WHERE i.kind = r.sender_kind
+                           AND i.value = r.sender AND i.customer_id IS NOT NULL)) AS x ORDER BY x)""",
+    "case_id": "coalesce(r.case_id, (SELECT k.id FROM cases k WHERE upper(k.reference) = upper(r.case_ref) LIMIT 1))",
+    "representative_of": "r.representative_of::bigint[]",
+}
+# One statement, so one round trip and atomic without BEGIN/COMMIT: claim the provider ids, write the
+# rows that are not retries, and return the ids that were retries.
+WRITE_BATCH = f"""
+WITH r AS (
+    SELECT * FROM unnest({", ".join(f"${n}::{_TYPES.get(c, 'text')}[]" for n, c in enumerate(_FIELDS, 1))})
+        AS r({", ".join(_FIELDS)})
+), claimed AS (
+    INSERT INTO contact_provider_ids (channel, provider_id, contact_id, decision)
+    SELECT channel, provider_id, id, coalesce(decision::jsonb, '{{}}') FROM r WHERE provider_id IS NOT NULL
+    ON CONFLICT DO NOTHING RETURNING contact_id
+), logged AS (
+    INSERT INTO contacts ({", ".join(COLUMNS)})
+    SELECT {", ".join(_DERIVED.get(c, f"r.{c}") for c in COLUMNS)}
+    FROM r WHERE r.provider_id IS NULL OR r.id IN (SELECT contact_id FROM claimed)
+    RETURNING id
+)
+SELECT r.id FROM r WHERE r.id NOT IN (SELECT id FROM logged)"""
+
+
+def _column_arrays(batch: Sequence[ContactRecord]) -> list[list[Any]]:
+    rows = [(*_row(r), r.decision) for r in batch]
+    arrays = [list(col) for col in zip(*rows, strict=True)]
+    for name in ("customer_ids", "representative_of"):
+        n = _FIELDS.index(name)
+        arrays[n] = ["{" + ",".join(map(str, v)) + "}" for v in arrays[n]]
+    for name in _JSON:
+        n = _FIELDS.index(name)
+        arrays[n] = [None if v is None else json.dumps(clean(v), separators=(",", ":")) for v in arrays[n]]
+    return arrays
+
+
 async def _write_batch(conn: asyncpg.Connection, batch: Sequence[ContactRecord]) -> dict[int, dict[str, Any]]:
-    """One transaction: claim provider ids, attribute and COPY the rows that are not retries.
-
-    Returns {index in batch: earlier decision} for records that repeat an already-logged provider id.
-    """
-    duplicates: dict[int, dict[str, Any]] = {}
-    async with conn.transaction():
-        keyed = [(i, r) for i, r in enumerate(batch) if r.provider_id]
-        if keyed:
-            claimed = await conn.fetch(
-                """INSERT INTO contact_provider_ids (channel, provider_id, contact_id, decision)
-                   SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::jsonb[])
-                   ON CONFLICT DO NOTHING RETURNING contact_id""",
-                [r.channel for _, r in keyed], [clean(r.provider_id) for _, r in keyed],
-                [r.id for _, r in keyed], [r.decision or {} for _, r in keyed])
-            won = {row["contact_id"] for row in claimed}
-            lost = [(i, r) for i, r in keyed if r.id not in won]
-            if lost:
-                earlier = await conn.fetch(
-                    """SELECT p.channel, p.provider_id, p.decision FROM contact_provider_ids p
-                       JOIN unnest($1::text[], $2::text[]) AS k(channel, provider_id)
-                       USING (channel, provider_id)""",
-                    [r.channel for _, r in lost], [clean(r.provider_id) for _, r in lost])
-                by_key = {(e["channel"], e["provider_id"]): e["decision"] for e in earlier}
-                duplicates = {i: by_key.get((r.channel, clean(r.provider_id)), {}) for i, r in lost}
-        fresh = [r for i, r in enumerate(batch) if i not in duplicates]
-        if fresh:
-            await _attribute(conn, fresh)
-            await conn.copy_records_to_table("contacts", records=[_row(r) for r in fresh], columns=COLUMNS)
-    return duplicates
-
-
-async def _attribute(conn: asyncpg.Connection, records: Sequence[ContactRecord]) -> None:
-    """Record who each contact came from and which case it is about, also for customers outside the
-    restriction index: one lookup per batch, before the rows are written (so each row is written once)."""
-    todo = [(n, r) for n, r in enumerate(records)
-            if (r.sender and r.sender_kind in ("phone", "email", "web")) or (r.case_id is None and r.case_ref)]
-    if not todo:
-        return
-    found = await conn.fetch(
-        """SELECT s.n,
-                  (SELECT array_agg(DISTINCT i.customer_id) FROM identifiers i
-                   WHERE i.kind = s.kind AND i.value = s.value AND i.customer_id IS NOT NULL) AS customer_ids,
-                  (SELECT k.id FROM cases k WHERE upper(k.reference) = upper(s.case_ref) LIMIT 1) AS case_id
-           FROM unnest($1::int[], $2::text[], $3::text[], $4::text[]) AS s(n, kind, value, case_ref)""",
-        [n for n, _ in todo], [r.sender_kind for _, r in todo], [r.sender for _, r in todo],
-        [r.case_ref if r.case_id is None else None for _, r in todo])
-    for row in found:
-        r = records[row["n"]]
-        if row["customer_ids"]:
-            r.customer_ids = sorted({*r.customer_ids, *row["customer_ids"]})
-        if r.case_id is None and row["case_id"] is not None:
-            r.case_id = row["case_id"]
+    """Write a batch in one statement. Returns {index in batch: earlier decision} for the records
+    that repeat an already-logged (channel, provider id): those get no row of their own."""
+    retries = {row["id"] for row in await conn.fetch(WRITE_BATCH, *_column_arrays(batch))}
+    if not retries:
+        return {}
+    lost = [(i, r) for i, r in enumerate(batch) if r.id in retries]
+    earlier = await conn.fetch(
+        """SELECT p.channel, p.provider_id, p.decision FROM contact_provider_ids p
+           JOIN unnest($1::text[], $2::text[]) AS k(channel, provider_id) USING (channel, provider_id)""",
+        [r.channel for _, r in lost], [clean(r.provider_id) for _, r in lost])
+    by_key = {(e["channel"], e["provider_id"]): e["decision"] for e in earlier}
+    return {i: by_key.get((r.channel, clean(r.provider_id)), {}) for i, r in lost}
 
 
 class Spool:
@@ -241,9 +250,14 @@ class ContactLog:
         return await asyncio.shield(fut)
 
     async def _run(self) -> None:
+        """Take what queued while a slot was busy; at most FLUSHES_IN_FLIGHT commits at once, so a
+        contact that arrives mid-commit waits for one commit, not for the current one and then its own."""
         closing = False
+        inflight: set[asyncio.Task[None]] = set()
         while not closing:
             first = await self._queue.get()
+            while len(inflight) >= FLUSHES_IN_FLIGHT:
+                await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
             batch = []
             for item in self._take(first):
                 if item is None:
@@ -251,7 +265,11 @@ class ContactLog:
                 else:
                     batch.append(item)
             if batch:
-                await self._flush(batch)
+                task = asyncio.create_task(self._flush(batch))
+                inflight.add(task)
+                task.add_done_callback(inflight.discard)
+        if inflight:
+            await asyncio.wait(inflight)
 
     def _take(self, first: _Item | None) -> list[_Item | None]:
         items = [first]
