@@ -134,12 +134,13 @@ WITH r AS (
         AS r({", ".join(_FIELDS)})
 ), claimed AS (
     INSERT INTO contact_provider_ids (channel, provider_id, contact_id, decision)
-    SELECT channel, provider_id, id, coalesce(decision::jsonb, '{{}}') FROM r WHERE provider_id IS NOT NULL
+    SELECT channel, provider_id, id, coalesce(decision::jsonb, '{{}}') FROM r
+    WHERE provider_id IS NOT NULL AND status = 'decided'
     ON CONFLICT DO NOTHING RETURNING contact_id
 ), logged AS (
     INSERT INTO contacts ({", ".join(COLUMNS)})
     SELECT {", ".join(_DERIVED.get(c, f"r.{c}") for c in COLUMNS)}
-    FROM r WHERE r.provider_id IS NULL OR r.id IN (SELECT contact_id FROM claimed)
+    FROM r WHERE r.provider_id IS NULL OR r.status <> 'decided' OR r.id IN (SELECT contact_id FROM claimed)
     RETURNING id
 )
 SELECT r.id FROM r WHERE r.id NOT IN (SELECT id FROM logged)"""

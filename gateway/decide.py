@@ -246,6 +246,7 @@ async def log_rejected(service: DecideService, *, channel: str, sender: str, pro
     contact_id = uuid.uuid4()
     record = ContactRecord(
         id=contact_id, received_at=datetime.now(UTC), channel=channel[:32] or "unknown", action="hold",
-        status=status, sender_raw=sender[:320] or None, provider_id=None,
-        subject=f"provider id {provider_id[:200]}" if provider_id else None, error=error[:2000])
+        status=status, sender_raw=sender[:320] or None,
+        # Kept for finding the attempt; a refused attempt never claims the id, so a good retry is decided.
+        provider_id=provider_id[:200] if provider_id else None, error=error[:2000])
     await service.log.append(record)

@@ -113,7 +113,7 @@ async def test_slow_peer_is_cut_off_at_the_deadline(agi, conn):
     assert await asyncio.wait_for(reader.read(), 5) == b""  # closed without a blank line from us
     assert TIMEOUT_MS / 1000 * 0.8 < time.monotonic() - started < 3
     writer.close()
-    (row,) = await rows(conn, "subject = $1", "provider id 1718000000.77")
+    (row,) = await rows(conn, "provider_id = $1", "1718000000.77")
     assert row["status"] == "malformed" and "no complete AGI environment" in row["error"]
 
 

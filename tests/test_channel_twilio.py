@@ -141,8 +141,13 @@ async def test_bad_signatures_are_refused_and_logged(phone, conn, how):
     r = await post(phone, params, signature=signature)
     assert r.status == 403
     assert (await r.json())["error"]["code"] == "forbidden"
-    (row,) = await rows(conn, "subject = $1", f"provider id {params['CallSid']}")
+    (row,) = await rows(conn, "provider_id = $1", params["CallSid"])
     assert row["status"] == "rejected" and "X-Twilio-Signature" in row["error"]
+    # The refused attempt does not claim the call id: the properly signed retry is decided and logged.
+    good = await post(phone, call_params("07700 900001") | {"CallSid": params["CallSid"]})
+    assert good.status == 200
+    assert sorted(r["status"] for r in await rows(conn, "provider_id = $1", params["CallSid"])) == [
+        "decided", "rejected"]
 
 
 async def test_signature_with_the_default_port_is_accepted(phone):
