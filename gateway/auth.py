@@ -47,6 +47,18 @@ async def create_key(conn: asyncpg.Connection | asyncpg.Pool, role: str, name: s
     return key_id, key
 
 
+async def list_keys(conn: asyncpg.Connection | asyncpg.Pool) -> list[asyncpg.Record]:
+    return list(await conn.fetch(
+        "SELECT id, name, role, created_at, revoked_at FROM api_keys ORDER BY id"))
+
+
+async def revoke_key(conn: asyncpg.Connection | asyncpg.Pool, key_id: int) -> bool:
+    """Revoke a key; processes stop accepting it within their cache time (30 s). False if unknown."""
+    done = await conn.fetchval(
+        "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 RETURNING id", key_id)
+    return done is not None
+
+
 class KeyRing:
     """Resolves bearer keys to principals; caches hits briefly so the decide path avoids a query."""
 

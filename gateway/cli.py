@@ -6,7 +6,11 @@ import argparse
 import asyncio
 import logging
 import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
+
+import asyncpg
 
 from . import db, logs
 from .settings import Settings, SettingsError
@@ -43,6 +47,31 @@ async def _keys_create(settings: Settings, role: str, name: str) -> int:
     finally:
         await conn.close()
     print(f"key {key_id} ({role}, {name}) — shown once, store it now:\n{key}")
+    return 0
+
+
+async def _keys_list(settings: Settings) -> int:
+    from .auth import list_keys
+    conn = await db.connect(settings.require_services().database_url or "")
+    try:
+        for k in await list_keys(conn):
+            state = f"revoked {k['revoked_at']:%Y-%m-%d %H:%M}" if k["revoked_at"] else "active"
+            print(f"{k['id']:>5}  {k['role']:<12}  {k['name']:<30}  created {k['created_at']:%Y-%m-%d}  {state}")
+    finally:
+        await conn.close()
+    return 0
+
+
+async def _keys_revoke(settings: Settings, key_id: int) -> int:
+    from .auth import revoke_key
+    conn = await db.connect(settings.require_services().database_url or "")
+    try:
+        if not await revoke_key(conn, key_id):
+            print(f"keys revoke: there is no key {key_id}", file=sys.stderr)
+            return 1
+    finally:
+        await conn.close()
+    print(f"key {key_id} revoked; every gateway process refuses it within 30 s")
     return 0
 
 
@@ -87,42 +116,49 @@ def _parser() -> argparse.ArgumentParser:
     kc = ksub.add_parser("create", help="create a key and print it once")
     kc.add_argument("--role", required=True, choices=["channel", "agent", "manager", "caution_lead", "admin"])
     kc.add_argument("--name", required=True)
+    ksub.add_parser("list", help="list keys (never the keys themselves)")
+    kr = ksub.add_parser("revoke", help="revoke a key by its id")
+    kr.add_argument("id", type=int)
     imp = sub.add_parser("import", help="import customers from a housing-system CSV export")
     imp.add_argument("file", type=Path)
     sub.add_parser("replay", help="replay spooled contacts into the contact log")
     return p
 
 
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    """One command; async ones run to completion on a fresh event loop."""
+    if args.command == "serve":
+        from .serve import serve
+        return serve(settings)
+    if args.command == "import" and not args.file.is_file():
+        print(f"import: {args.file} is not a readable file", file=sys.stderr)
+        return 2
+    if args.command == "replay":
+        from .serve import replay
+        return asyncio.run(replay(settings))
+    commands: dict[str, Callable[[], Coroutine[Any, Any, int]]] = {
+        "migrate": lambda: _migrate(settings),
+        "demo": lambda: _demo(settings, args.if_empty),
+        "import": lambda: _import(settings, args.file),
+        "keys": lambda: (_keys_list(settings) if args.keys_command == "list"
+                         else _keys_revoke(settings, args.id) if args.keys_command == "revoke"
+                         else _keys_create(settings, args.role, args.name)),
+    }
+    return asyncio.run(commands[args.command]())
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = Settings.from_env()
-    except SettingsError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return 2
-    logs.setup(settings.log_level)
-    try:
-        if args.command == "serve":
-            from .serve import serve
-            return serve(settings)
-        if args.command == "migrate":
-            return asyncio.run(_migrate(settings))
-        if args.command == "demo":
-            return asyncio.run(_demo(settings, args.if_empty))
-        if args.command == "keys":
-            return asyncio.run(_keys_create(settings, args.role, args.name))
-        if args.command == "import":
-            if not args.file.is_file():
-                print(f"import: {args.file} is not a readable file", file=sys.stderr)
-                return 2
-            return asyncio.run(_import(settings, args.file))
-        if args.command == "replay":
-            from .serve import replay
-            return asyncio.run(replay(settings))
+        logs.setup(settings.log_level)
+        return _run(args, settings)
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     except (OSError, ConnectionError) as exc:
         print(f"cannot reach a backing service: {exc}", file=sys.stderr)
         return 3
-    return 0
+    except asyncpg.PostgresError as exc:
+        print(f"database error: {exc}", file=sys.stderr)
+        return 3
