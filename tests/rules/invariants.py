@@ -31,14 +31,15 @@ def inside(windows: list[Window], now: datetime, closed_on_holidays: bool) -> bo
 
 
 def _named_targets(rs: list[RestrictionView], ctx: Context) -> set[tuple[str, str]]:
-    allowed: set[tuple[str, str]] = set()
+    """Where a named contact's customer may be routed: to that person (line, voicemail or their own
+    queue), or to the caution queue for a lead to handle; never to any other queue."""
+    allowed: set[tuple[str, str]] = {("queue", "caution")}
     for r in rs:
         p = r.params
         assert isinstance(p, NamedContact)
-        people = [i for i in (p.staff_id, p.deputy_staff_id) if i is not None and i in ctx.staff]
-        allowed |= {(t, str(i)) for i in people for t in ("staff", "voicemail")}
-        if not people:
-            allowed.add(("queue", "caution"))
+        people = [ctx.staff[i] for i in (p.staff_id, p.deputy_staff_id) if i is not None and i in ctx.staff]
+        allowed |= {(t, str(s.id)) for s in people for t in ("staff", "voicemail")}
+        allowed |= {("queue", s.queue) for s in people if s.queue}
     return allowed
 
 

@@ -153,7 +153,9 @@ def situations(draw: st.DrawFn) -> tuple[InboundContact, Context, datetime]:
     counts = {k: draw(st.integers(0, 8)) for k in keys}
     staff_ids = draw(st.lists(st.sampled_from([7, 8, 9]), unique=True))
     hours = draw(st.sampled_from([(), (Window(days=["mon", "tue"], start="09:00", end="17:00"),)]))
-    staff = {i: StaffView(i, f"Staff {i}", working_hours=hours) for i in staff_ids}
+    reachable = draw(st.booleans())  # with a line and voicemail, or with nothing that takes a call
+    staff = {i: StaffView(i, f"Staff {i}", working_hours=hours, line=f"+44113496000{i}" if reachable else None,
+                          voicemail=f"+44113496010{i}" if reachable else None) for i in staff_ids}
     case = draw(st.sampled_from([None, 41, 42, 43]))
     case_view = None if case is None else CaseView(case, f"CMP-{case}", 1, "exhausted", None)
     ctx = Context(match=match, ruleset=compiled, staff=staff, counts=counts, case=case_view,
