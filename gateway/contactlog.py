@@ -248,7 +248,8 @@ class ContactLog:
     async def append(self, record: ContactRecord) -> Appended:
         fut: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((record, fut))
-        return await asyncio.shield(fut)
+        # The writer resolves every queued record's future whether or not its caller is still waiting.
+        return await fut
 
     async def _run(self) -> None:
         """Take what queued while a slot was busy; at most FLUSHES_IN_FLIGHT commits at once, so a

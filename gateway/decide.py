@@ -71,20 +71,15 @@ class DecideService:
     async def decide(self, contact: InboundContact) -> tuple[Decision, bool]:
         """Returns the decision and whether it is new (False: a repeat of an earlier provider id)."""
         started = time.perf_counter()
-        deadline_at = asyncio.get_running_loop().time() + self.deadline
         received = contact.received_at or datetime.now(UTC)
-        if contact.provider_id:
-            try:
-                async with asyncio.timeout_at(deadline_at):
-                    earlier = await self._earlier(contact)
-            except TimeoutError:
-                earlier = None  # the log's unique key still catches a repeat
-            if earlier is not None:
-                return earlier, False
         contact_id = str(uuid.uuid4())
         handle = sender_handle(contact.channel, contact.sender)
         try:
-            async with asyncio.timeout_at(deadline_at):
+            # One deadline for the whole check: a retry's earlier answer, or a fresh decision.
+            async with asyncio.timeout(self.deadline):
+                earlier = await self._earlier(contact) if contact.provider_id else None
+                if earlier is not None:
+                    return earlier, False
                 decision = await self._evaluate(contact, contact_id, handle, received)
         except Exception as exc:  # the safe answer, whatever failed: never hang, never 500
             decision = self._degraded(contact, contact_id, received, exc)
