@@ -134,7 +134,7 @@ class DecideService:
         for s in specs:
             customer_id, period = owners[s.key]
             counts[s.key] = 1 + int(await self.pool.fetchval(
-                "SELECT count(*) FROM contacts WHERE $1 = ANY(customer_ids) AND received_at >= $2",
+                "SELECT count(*) FROM contacts WHERE customer_ids @> ARRAY[$1::bigint] AND received_at >= $2",
                 customer_id, period_start(period, now, self.tz)))
         return counts
 

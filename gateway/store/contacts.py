@@ -24,7 +24,7 @@ async def contacts_of(conn: asyncpg.Pool | asyncpg.Connection, customer_id: int,
                       limit: int) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         f"""SELECT {_COLS} FROM contacts
-            WHERE $1 = ANY(customer_ids) AND ($2::timestamptz IS NULL OR received_at >= $2)
+            WHERE customer_ids @> ARRAY[$1::bigint] AND ($2::timestamptz IS NULL OR received_at >= $2)
             ORDER BY received_at DESC LIMIT $3""", customer_id, since, limit)
     return [_jsonable(r) for r in rows]
 
