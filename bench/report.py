@@ -48,7 +48,9 @@ def _cpu_model() -> str:
 def _commit() -> str:
     def git(*a: str) -> str:
         return subprocess.run(["git", *a], capture_output=True, text=True).stdout.strip()
-    dirty = " (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else ""
+    # The results file itself changes with every run; only other edits make a run "uncommitted".
+    dirty = " (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no", "--",
+                                                 ".", ":!bench/RESULTS.md") else ""
     return (git("rev-parse", "--short", "HEAD") or "unknown") + dirty
 
 
