@@ -122,7 +122,9 @@ _DERIVED = {
     # Who sent it, also for customers outside the restriction index, and the case it names.
     "customer_ids": """ARRAY(SELECT DISTINCT x FROM unnest(r.customer_ids::bigint[] || ARRAY(
                            SELECT i.customer_id FROM identifiers i WHERE i.kind = r.sender_kind
-                           AND i.value = r.sender AND i.customer_id IS NOT NULL)) AS x ORDER BY x)""",
+                           AND i.value = r.sender AND i.customer_id IS NOT NULL) || ARRAY(
+                           SELECT c.id FROM customers c WHERE r.sender_kind = 'ref'
+                           AND lower(c.external_ref) = r.sender)) AS x ORDER BY x)""",
     "case_id": "coalesce(r.case_id, (SELECT k.id FROM cases k WHERE upper(k.reference) = upper(r.case_ref) LIMIT 1))",
     "representative_of": "r.representative_of::bigint[]",
 }

@@ -147,6 +147,9 @@ class RestrictionIndex:
               on_behalf_of: str | None = None) -> Match:
         if withheld or kind is None or value is None:
             return Match(withheld=withheld, sender_kind="withheld" if withheld else "none")
+        if kind == "ref":
+            cid = self.external_refs.get(value)
+            return Match(bundles=(self.bundles[cid],) if cid in self.bundles else (), sender_kind="ref")
         links = self.links.get(handle_key(kind, value), ())
         direct = [lk.customer_id for lk in links if lk.representative_id is None]
         acting_for = [lk.customer_id for lk in links if lk.representative_id is not None]

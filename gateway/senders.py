@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from .identity import IdentifierError, is_withheld, normalise_email, normalise_phone, normalise_web
 
 # An explicit case reference in an email subject, e.g. "Re: [CMP-1234] my complaint".
+_REFERENCE = re.compile(r"^(?=.*[0-9])[A-Za-z0-9][A-Za-z0-9/_.-]{0,99}$")
 CASE_IN_SUBJECT = re.compile(r"\[([A-Za-z]{2,8}-[0-9]{1,12})\]")
 
 
@@ -35,12 +36,25 @@ def _try(kind: str, raw: str) -> SenderHandle | None:
         return None
 
 
+def _reference(raw: str) -> SenderHandle:
+    """Reception and the post room identify people by their housing-system reference."""
+    text = raw.strip()
+    if _REFERENCE.match(text):
+        return SenderHandle("ref", text.lower())
+    return SenderHandle(None, None)
+
+
 def sender_handle(channel: str, raw: str) -> SenderHandle:
-    """Phones: withheld placeholders first, never matched. Written channels: email, then web id."""
-    if channel in ("phone", "visit"):
+    """Phones: withheld placeholders first, never matched. Written channels: email, then web id.
+    Visits and letters: a phone number, else the customer's housing-system reference."""
+    if channel == "phone":
         if is_withheld(raw):
-            return SenderHandle(None, None, withheld=channel == "phone")
+            return SenderHandle(None, None, withheld=True)
         return _try("phone", raw) or SenderHandle(None, None)
+    if channel == "visit":
+        return _try("phone", raw) or _reference(raw)
+    if channel == "letter" and "@" not in raw:
+        return _try("phone", raw) or _reference(raw)
     if not raw.strip():
         return SenderHandle(None, None)
     order = ("email", "web", "phone") if "@" in raw else ("web", "phone")

@@ -178,3 +178,23 @@ async def test_nul_bytes_are_logged_not_lost(client, channel, conn):
     assert status == 201
     row = await conn.fetchrow("SELECT sender_raw, subject FROM contacts WHERE id = $1", uuid.UUID(d["contact_id"]))
     assert (row["sender_raw"], row["subject"]) == ("a\ufffdb", "x\ufffdy")
+
+
+async def test_reception_names_a_visitor_by_housing_reference(client, admin, channel, conn):
+    ids = await deciders(client, admin)
+    cid = await customer(client, admin, "Sandra", ("phone", "07700 900005"), external_ref="HMS-100005")
+    plain = await customer(client, admin, "Pat", external_ref="HMS-100006")
+    await restrict(client, admin, cid, "appointment_only", ids)
+
+    async def deflected() -> bool:
+        return (await _decide(client, channel, channel="visit", **{"from": "hms-100005"}))[1]["action"] \
+            == "deflect"
+    await eventually(deflected)
+    _, with_appointment = await _decide(client, channel, channel="visit", **{"from": "HMS-100005"},
+                                        appointment=True)
+    assert with_appointment["action"] == "route" and with_appointment["matched"]["customer_ids"] == [cid]
+    _, other = await _decide(client, channel, channel="visit", **{"from": "HMS-100006"})
+    assert other["action"] == "route" and other["matched"]["customer_ids"] == []
+    row = await conn.fetchrow("SELECT sender_kind, customer_ids FROM contacts WHERE id = $1",
+                              uuid.UUID(other["contact_id"]))
+    assert (row["sender_kind"], row["customer_ids"]) == ("ref", [plain])
