@@ -29,7 +29,7 @@ from .index import RestrictionIndex
 from .redisbatch import RedisBatch
 from .rediskeys import BANNER_CHANNEL, COUNTER, IDEMPOTENCY
 from .rules.calendar import Calendar
-from .rules.context import Context, Match, Provider
+from .rules.context import Context, Match
 from .rules.counters import CounterSpec, contact_limit_key, counters_needed, customer_count_key
 from .rules.engine import decide as rules_decide
 from .rules.params import ContactLimit
@@ -57,8 +57,7 @@ class DecideService:
         self.batch = RedisBatch(redis)
         self.tz = ZoneInfo(settings.tz)
         self.deadline = settings.decide_deadline_ms / 1000
-        self.provider = Provider(name=settings.provider_name, address=settings.provider_address,
-                                 email=settings.provider_email, web_form_url=settings.provider_web_form_url)
+        self.provider = settings.provider()
         self._calendar: tuple[frozenset[Any], Calendar] | None = None
         self._background: set[asyncio.Task[None]] = set()
 

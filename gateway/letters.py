@@ -7,7 +7,7 @@ HTML every substituted value is escaped.
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from string import Template
@@ -16,6 +16,7 @@ from .errors import GatewayError
 from .lifecycle import APPEAL_WINDOW_WORKING_DAYS, APPEAL_WORKING_DAYS
 from .restriction_models import Restriction
 from .rules.calendar import Calendar, describe_windows, format_date, join_words
+from .rules.context import Provider
 from .rules.params import SetTimes
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
@@ -50,6 +51,7 @@ class LetterFacts:
     case_reference: str | None = None  # closed_issue
     case_subject: str | None = None
     case_closed_on: date | None = None
+    provider: Provider = field(default_factory=Provider)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +64,20 @@ def _channels(channels: list[str]) -> str:
     return join_words([CHANNEL_WORDS.get(c, c) for c in channels])
 
 
+def _ways_to_write(p: Provider) -> str:
+    """The provider's own addresses when configured (GATEWAY_PROVIDER_*), else the general words."""
+    ways = [f"by letter to {p.address}" if p.address else "", f"by email to {p.email}" if p.email else "",
+            f"through our web form at {p.web_form_url}" if p.web_form_url else ""]
+    given = [w for w in ways if w]
+    if not given:
+        return "You can still write to us by letter, email or through our web form at any time."
+    return f"You can still write to us at any time: {join_words(given)}."
+
+
 def _arrangement(f: LetterFacts) -> tuple[str, str]:
     """(what is restricted, how to contact us instead) for the restriction's kind."""
     r, ch = f.restriction, _channels(f.restriction.channels)
-    written = "You can still write to us by letter, email or through our web form at any time."
+    written = _ways_to_write(f.provider)
     match r.kind:
         case "set_times":
             windows = describe_windows(SetTimes.model_validate(r.params).windows)
@@ -139,6 +151,8 @@ def values(f: LetterFacts, cal: Calendar) -> dict[str, str]:
         "review_date": format_date(r.review_due),
         "appeal_by": format_date(cal.working_days_after(letter_date, APPEAL_WINDOW_WORKING_DAYS)),
         "appeal_days": str(APPEAL_WORKING_DAYS),
+        # The organisation under the signature, when the provider has named itself (GATEWAY_PROVIDER_NAME).
+        "provider_name": "" if f.provider.name == Provider().name else f.provider.name,
         "draft": "" if r.status in ("active", "under_appeal") else "DRAFT - NOT YET IN FORCE",
     }
 

@@ -10,6 +10,7 @@ from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Any
 
 from .lifecycle import parse_rule
+from .rules.context import Provider
 
 DEFAULT_TZ = "Europe/London"
 
@@ -133,6 +134,11 @@ class Settings:
         if not self.redis_url:
             raise SettingsError("REDIS_URL is not set (expected redis://host:port/0)")
         return self
+
+    def provider(self) -> Provider:
+        """How customers can write in, as quoted in deflections and letters."""
+        return Provider(name=self.provider_name, address=self.provider_address, email=self.provider_email,
+                        web_form_url=self.provider_web_form_url)
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)

@@ -199,3 +199,21 @@ async def test_changes_publish_invalidations(
     finally:
         await pubsub.aclose()
         await redis.aclose()
+
+
+async def test_letter_quotes_the_providers_own_addresses(settings, keys):
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from gateway.app import create_app
+    from tests.helpers import bearer, customer, deciders, restrict
+    named = settings.with_(provider_name="Riverside Homes", provider_address="1 River Street, Leeds LS1 1AA",
+                           provider_email="contact@riverside.example")
+    admin = bearer(keys["admin"])
+    async with TestClient(TestServer(create_app(named))) as client:
+        cid = await customer(client, admin, "Aisha", ("phone", "07700 900003"))
+        r = await restrict(client, admin, cid, "written_only", await deciders(client, admin))
+        letter = await client.get(f"/v1/restrictions/{r['id']}/letter",
+                                  params={"format": "text", "why": "checking the letter"}, headers=admin)
+        text = await letter.text()
+    assert "by letter to 1 River Street, Leeds LS1 1AA and by email to contact@riverside.example" in text
+    assert text.rstrip().endswith("Riverside Homes")

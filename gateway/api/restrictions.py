@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Any, TypeVar
@@ -121,7 +122,7 @@ async def _decide(
 
 async def _letter(request: web.Request, conn: Any, pol: lc.Policy) -> Letter:
     facts = await reports.letter_facts(conn, path_id(request), pol, today(request))
-    return render(facts, pol.calendar)
+    return render(dataclasses.replace(facts, provider=request.app[SETTINGS].provider()), pol.calendar)
 
 
 async def get_letter(request: web.Request) -> web.Response:
