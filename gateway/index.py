@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 _PARAMS: TypeAdapter[Any] = TypeAdapter(Params)
 _WINDOWS: TypeAdapter[list[Window]] = TypeAdapter(list[Window])
 ENFORCED = ("active", "under_appeal")
+DAY_CHECK_SECONDS = 30.0
 
 
 def handle_key(kind: str, value: str) -> str:
@@ -245,9 +246,11 @@ class IndexKeeper:
     """Keeps an index fresh: listens on Redis and PostgreSQL, and resyncs everything periodically."""
 
     def __init__(self, index: RestrictionIndex, pool: asyncpg.Pool, redis: aioredis.Redis,
-                 dsn: str, resync_seconds: int, today: Any, on_other: Any = None) -> None:
+                 dsn: str, resync_seconds: int, today: Any, on_other: Any = None,
+                 day_check_seconds: float = DAY_CHECK_SECONDS) -> None:
         self.index, self.pool, self.redis, self.dsn = index, pool, redis, dsn
         self.resync_seconds = resync_seconds
+        self.day_check_seconds = day_check_seconds
         self.today = today                 # () -> date in the provider's time zone
         self.on_other = on_other           # async (payload) -> None, for "ruleset" and the like
         self._pending: set[str] = set()
@@ -333,6 +336,11 @@ class IndexKeeper:
                         await asyncio.wait_for(conn.close(), 1.0)
 
     async def _resync_loop(self) -> None:
+        """A full resync every resync_seconds, and within half a minute of local midnight, when
+        restrictions start (valid_from) and end (valid_to) without anyone changing them."""
+        loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(self.resync_seconds)
+            day, since = self.today(), loop.time()
+            while loop.time() - since < self.resync_seconds and self.today() == day:
+                await asyncio.sleep(min(self.day_check_seconds, self.resync_seconds))
             self.notify("all")

@@ -63,3 +63,31 @@ async def test_without_redis_changes_still_arrive_by_notify(settings, keys):
             r = await client.post("/v1/contacts", headers=channel, json={"channel": "phone", "from": "07700 900003"})
             return (await r.json())["action"] == "deflect"
         assert await eventually(enforced, timeout=1.0) < 1.0
+
+
+async def test_index_resyncs_when_the_local_day_changes(settings):
+    """A restriction that starts tomorrow is enforced from the first moments of tomorrow."""
+    from datetime import date
+
+    import redis.asyncio as aioredis
+
+    from gateway import db
+    from gateway.index import IndexKeeper, RestrictionIndex
+
+    days = iter([1, 1, 1, 2])
+    index = RestrictionIndex()
+    pool = await db.create_pool(settings.database_url, min_size=1, max_size=2)
+    redis = aioredis.from_url(settings.redis_url)
+    keeper = IndexKeeper(index, pool, redis, settings.database_url, 3600,
+                         lambda: date(2026, 1, next(days, 2)), day_check_seconds=0.05)
+    try:
+        await keeper.start()
+        loaded = index.version
+
+        async def resynced() -> bool:
+            return index.version > loaded
+        await eventually(resynced, timeout=2)
+    finally:
+        await keeper.close()
+        await pool.close()
+        await redis.aclose()
