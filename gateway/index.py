@@ -68,7 +68,8 @@ _RESTRICTIONS = """
       AND ($3::bigint[] IS NULL OR r.customer_id = ANY($3::bigint[]))"""
 
 
-async def _load(conn: asyncpg.Connection, today: date, only: Sequence[int] | None) -> _Loaded:
+async def _restrictions(conn: asyncpg.Connection, today: date, only: Sequence[int] | None
+                        ) -> dict[int, list[RestrictionView]]:
     rows = await conn.fetch(_RESTRICTIONS, list(ENFORCED), today, None if only is None else list(only))
     by_customer: dict[int, list[RestrictionView]] = {}
     for n, r in enumerate(rows):
@@ -77,42 +78,44 @@ async def _load(conn: asyncpg.Connection, today: date, only: Sequence[int] | Non
         by_customer.setdefault(r["customer_id"], []).append(RestrictionView(
             id=r["id"], customer_id=r["customer_id"], kind=r["kind"], params=_PARAMS.validate_python(r["params"]),
             channels=frozenset(r["channels"]), status=r["status"], review_due=r["review_due"]))
-    ids = list(by_customer)
+    return by_customer
+
+
+_CUSTOMERS = "SELECT id, name, external_ref, adjustments FROM customers WHERE id = ANY($1::bigint[])"
+_REPRESENTATIVES = """SELECT id, customer_id, name, relationship FROM representatives
+                      WHERE customer_id = ANY($1::bigint[])"""
+_IDENTIFIERS = """SELECT kind, value, customer_id, NULL::bigint AS representative_id
+                  FROM identifiers WHERE customer_id = ANY($1::bigint[])
+                  UNION ALL
+                  SELECT i.kind, i.value, r.customer_id, i.representative_id
+                  FROM representatives r JOIN identifiers i ON i.representative_id = r.id
+                  WHERE r.customer_id = ANY($1::bigint[])"""
+_CASES = """SELECT id, reference, customer_id, status, closed_on, subject
+            FROM cases WHERE customer_id = ANY($1::bigint[])"""
+
+
+async def _load(conn: asyncpg.Connection, today: date, only: Sequence[int] | None) -> _Loaded:
+    """Bundles and identifier links for customers with an enforced restriction (all, or `only`)."""
+    by_customer = await _restrictions(conn, today, only)
     out = _Loaded()
-    if not ids:
+    if not by_customer:
         return out
-    customers = await conn.fetch(
-        "SELECT id, name, external_ref, adjustments FROM customers WHERE id = ANY($1::bigint[])", ids)
-    reps = await conn.fetch(
-        "SELECT id, customer_id, name, relationship FROM representatives WHERE customer_id = ANY($1::bigint[])",
-        ids)
-    idents = await conn.fetch(
-        """SELECT kind, value, customer_id, NULL::bigint AS representative_id
-           FROM identifiers WHERE customer_id = ANY($1::bigint[])
-           UNION ALL
-           SELECT i.kind, i.value, r.customer_id, i.representative_id
-           FROM representatives r JOIN identifiers i ON i.representative_id = r.id
-           WHERE r.customer_id = ANY($1::bigint[])""", ids)
-    cases = await conn.fetch(
-        """SELECT id, reference, customer_id, status, closed_on, subject
-           FROM cases WHERE customer_id = ANY($1::bigint[])""", ids)
+    ids = list(by_customer)
     reps_of: dict[int, list[RepresentativeView]] = {}
-    for r in reps:
+    for r in await conn.fetch(_REPRESENTATIVES, ids):
         reps_of.setdefault(r["customer_id"], []).append(RepresentativeView(r["id"], r["name"], r["relationship"]))
     cases_of: dict[int, list[CaseView]] = {}
-    for c in cases:
+    for c in await conn.fetch(_CASES, ids):
         cases_of.setdefault(c["customer_id"], []).append(CaseView(
             c["id"], c["reference"], c["customer_id"], c["status"], c["closed_on"], c["subject"]))
-    for c in customers:
+    for c in await conn.fetch(_CUSTOMERS, ids):
         flags = frozenset((c["adjustments"] or {}).get("flags", []))
         out.bundles[c["id"]] = Bundle(
-            customer=CustomerView(c["id"], c["name"], flags),
-            restrictions=tuple(by_customer[c["id"]]),
-            representatives=tuple(reps_of.get(c["id"], ())),
-            cases=tuple(cases_of.get(c["id"], ())))
+            customer=CustomerView(c["id"], c["name"], flags), restrictions=tuple(by_customer[c["id"]]),
+            representatives=tuple(reps_of.get(c["id"], ())), cases=tuple(cases_of.get(c["id"], ())))
         if c["external_ref"]:
             out.external_refs[c["external_ref"].lower()] = c["id"]
-    for i in idents:
+    for i in await conn.fetch(_IDENTIFIERS, ids):
         key = handle_key(i["kind"], i["value"])
         out.links.setdefault(key, []).append(Link(i["customer_id"], i["representative_id"]))
         out.handles.setdefault(i["customer_id"], set()).add(key)
