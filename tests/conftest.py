@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import hypothesis
 import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
@@ -24,6 +25,12 @@ from gateway.migrate import migrate
 from gateway.settings import Settings
 
 TEST_REDIS_DB = 13
+
+# CI replays the same examples every run (a red build must be reproducible, not a dice roll);
+# a developer's run explores new ones. Failures found either way are kept in .hypothesis/.
+hypothesis.settings.register_profile("ci", derandomize=True)
+if os.environ.get("CI"):
+    hypothesis.settings.load_profile("ci")
 
 
 def _with_db(url: str, name: str) -> str:

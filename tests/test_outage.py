@@ -69,3 +69,23 @@ async def test_replaying_a_spool_twice_inserts_once(conn, tmp_path):
     assert await replay_file(conn, spool.path) == 5
     assert await replay_file(conn, copy) == 0
     assert await conn.fetchval("SELECT count(*) FROM contacts WHERE provider_id LIKE 'spool-%'") == 5
+
+
+async def test_replay_command_pushes_spool_files_with_progress(settings, conn, tmp_path):
+    import os
+    import sys
+    from datetime import UTC, datetime
+
+    from tests.helpers import ROOT
+    spool = Spool(tmp_path)
+    spool.write([ContactRecord(id=uuid.uuid4(), received_at=datetime.now(UTC), channel="phone", action="route",
+                               provider_id=f"cli-{i}") for i in range(3)])
+    env = {**os.environ, "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url,
+           "GATEWAY_SPOOL_DIR": str(tmp_path)}
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "gateway", "replay", env=env, cwd=ROOT,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, _ = await proc.communicate()
+    assert proc.returncode == 0
+    assert "1/1 spool file(s), 3 contact(s) replayed" in out.decode()
+    assert await conn.fetchval("SELECT count(*) FROM contacts WHERE provider_id LIKE 'cli-%'") == 3
+    assert not list(tmp_path.glob("contacts-*.jsonl"))
