@@ -198,3 +198,19 @@ async def test_reception_names_a_visitor_by_housing_reference(client, admin, cha
     row = await conn.fetchrow("SELECT sender_kind, customer_ids FROM contacts WHERE id = $1",
                               uuid.UUID(other["contact_id"]))
     assert (row["sender_kind"], row["customer_ids"]) == ("ref", [plain])
+
+
+async def test_contact_log_for_a_customer_with_since(client, admin, channel, keys):
+    cid = await customer(client, admin, "Jo", ("phone", "07700 900321"))
+    old = {"channel": "phone", "from": "07700 900321", "received_at": "2026-01-05T10:00:00+00:00"}
+    await _decide(client, channel, **old)
+    await _decide(client, channel, channel="phone", **{"from": "07700 900321"})
+    await _decide(client, channel, channel="phone", **{"from": "07700 900999"})  # someone else
+    lead = bearer(keys["caution_lead"])
+    everything = await (await client.get("/v1/contacts", params={"customer_id": cid}, headers=lead)).json()
+    assert len(everything["contacts"]) == 2
+    recent = await (await client.get("/v1/contacts", params={"customer_id": cid, "since": "2026-06-01"},
+                                     headers=lead)).json()
+    assert len(recent["contacts"]) == 1 and recent["contacts"][0]["sender"] == "+447700900321"
+    bad = await client.get("/v1/contacts", params={"customer_id": cid, "since": "last week"}, headers=lead)
+    assert bad.status == 422 and (await bad.json())["error"]["details"][0]["field"] == "since"
