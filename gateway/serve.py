@@ -7,6 +7,7 @@ import logging
 import multiprocessing
 import signal
 import sys
+import time
 
 import uvloop
 from aiohttp import web
@@ -17,6 +18,7 @@ from .migrate import migrate
 from .settings import Settings
 
 log = logging.getLogger(__name__)
+RESTART_CHECK_SECONDS = 0.5
 
 
 async def _migrate_once(settings: Settings) -> None:
@@ -46,20 +48,38 @@ def serve(settings: Settings) -> int:
     if settings.workers == 1:
         _worker(settings, reuse_port=False)
         return 0
+    return _supervise(settings)
+
+
+def _supervise(settings: Settings) -> int:
+    """Run GATEWAY_WORKERS processes on one port; replace any that dies until we are told to stop."""
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_worker, args=(settings, True), daemon=False) for _ in range(settings.workers)]
-    for p in procs:
-        p.start()
+
+    def spawn() -> multiprocessing.process.BaseProcess:
+        proc = ctx.Process(target=_worker, args=(settings, True), daemon=False)
+        proc.start()
+        return proc
+
+    procs = [spawn() for _ in range(settings.workers)]
+    stopping = False
 
     def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
         for p in procs:
             if p.is_alive():
                 p.terminate()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    while not stopping:
+        time.sleep(RESTART_CHECK_SECONDS)
+        for i, p in enumerate(procs):
+            if not p.is_alive() and not stopping:
+                log.error("worker %s exited with %s; starting a replacement", p.pid, p.exitcode)
+                procs[i] = spawn()
     for p in procs:
-        p.join()
+        p.join(timeout=15)
     return 0
 
 

@@ -91,3 +91,42 @@ async def test_index_resyncs_when_the_local_day_changes(settings):
         await keeper.close()
         await pool.close()
         await redis.aclose()
+
+
+async def test_a_worker_that_dies_is_replaced(settings):
+    import os
+    import signal
+
+    import psutil
+    async with GatewayProcess(settings, GATEWAY_WORKERS="2") as gw:
+        parent = psutil.Process(gw.proc.pid)
+
+        def workers() -> list[int]:
+            """Live worker processes (not multiprocessing's resource tracker, not an unreaped zombie)."""
+            found = []
+            for c in parent.children():
+                try:
+                    if c.status() != psutil.STATUS_ZOMBIE and "resource_tracker" not in " ".join(c.cmdline()):
+                        found.append(c.pid)
+                except psutil.Error:
+                    continue
+            return sorted(found)
+
+        async def two_workers() -> bool:
+            return len(workers()) == 2
+        await eventually(two_workers, timeout=20)
+        victim = workers()[0]
+        os.kill(victim, signal.SIGKILL)
+
+        async def replaced() -> bool:
+            now = workers()
+            return len(now) == 2 and victim not in now
+        await eventually(replaced, timeout=10)
+        async with aiohttp.ClientSession() as s:
+            async def ready() -> bool:
+                async with s.get(gw.url + "/readyz") as r:
+                    return r.status == 200
+            await eventually(ready, timeout=20)
+        children = [psutil.Process(pid) for pid in workers()]
+    gone, alive = psutil.wait_procs(children, timeout=15)
+    assert not alive
