@@ -128,5 +128,5 @@ async def test_a_worker_that_dies_is_replaced(settings):
                     return r.status == 200
             await eventually(ready, timeout=20)
         children = [psutil.Process(pid) for pid in workers()]
-    gone, alive = psutil.wait_procs(children, timeout=15)
+    _, alive = psutil.wait_procs(children, timeout=15)
     assert not alive
