@@ -28,7 +28,8 @@ ROUTE_MODULES: list[Callable[[web.Application], None]] = [
 async def _postgres(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     assert settings.database_url
-    app[POOL] = await db.create_pool(settings.database_url, min_size=2, max_size=32)
+    # min_size 0: start-up does not need the database; a worker can answer degraded without it.
+    app[POOL] = await db.create_pool(settings.database_url, min_size=0, max_size=32)
     app[KEYRING] = KeyRing(app[POOL])
     yield
     await app[POOL].close()

@@ -60,10 +60,12 @@ async def revoke_key(conn: asyncpg.Connection | asyncpg.Pool, key_id: int) -> bo
 
 
 class KeyRing:
-    """Resolves bearer keys to principals; caches hits briefly so the decide path avoids a query."""
+    """Resolves bearer keys to principals. Hits are cached briefly so the decide path avoids a query,
+    and a cached answer keeps serving while the database is unreachable (revocations then wait)."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, ttl: float = _CACHE_SECONDS) -> None:
         self._pool = pool
+        self._ttl = ttl
         self._cache: dict[bytes, tuple[float, Principal | None]] = {}
 
     async def resolve(self, key: str) -> Principal | None:
@@ -72,11 +74,15 @@ class KeyRing:
         hit = self._cache.get(digest)
         if hit is not None and hit[0] > now:
             return hit[1]
-        row = await self._pool.fetchrow(
-            "SELECT id, name, role FROM api_keys WHERE hash = $1 AND revoked_at IS NULL", digest
-        )
+        try:
+            row = await self._pool.fetchrow(
+                "SELECT id, name, role FROM api_keys WHERE hash = $1 AND revoked_at IS NULL", digest)
+        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, TimeoutError):
+            if hit is not None:
+                return hit[1]
+            raise
         principal = Principal(row["id"], row["name"], row["role"]) if row else None
         if len(self._cache) > 10_000:
             self._cache.clear()
-        self._cache[digest] = (now + _CACHE_SECONDS, principal)
+        self._cache[digest] = (now + self._ttl, principal)
         return principal

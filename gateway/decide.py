@@ -42,6 +42,10 @@ _IDEM_TTL = 7 * 86400
 _PENDING = b"pending"
 
 
+class IndexNotLoaded(Exception):
+    """The restriction index has not loaded (the database was unreachable at start-up)."""
+
+
 class RulesetHolder:
     """The published rule set of this process; swapped whole when a new version is published."""
 
@@ -96,7 +100,8 @@ class DecideService:
     def _degraded(self, contact: InboundContact, contact_id: str, received: datetime,
                   exc: Exception) -> Decision:
         why = "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
-        expected = isinstance(exc, TimeoutError | RedisError | OSError | asyncpg.PostgresConnectionError)
+        expected = isinstance(exc, TimeoutError | RedisError | OSError | asyncpg.PostgresConnectionError
+                              | IndexNotLoaded)
         log.warning("decide degraded (%s) for a %s contact", why, contact.channel, exc_info=not expected)
         metrics.DEGRADED.labels(why).inc()
         decision = degraded_decision(contact_id, f"restriction check unavailable ({why})")
@@ -105,6 +110,8 @@ class DecideService:
 
     async def _evaluate(self, contact: InboundContact, contact_id: str, handle: SenderHandle,
                         received: datetime) -> Decision:
+        if not self.index.loaded:
+            raise IndexNotLoaded("restriction index not loaded yet")
         match = self.index.match(handle.kind, handle.value, withheld=handle.withheld,
                                  on_behalf_of=contact.on_behalf_of)
         compiled = self.rules.compiled

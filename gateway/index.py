@@ -262,9 +262,26 @@ class IndexKeeper:
         self._closing = False
 
     async def start(self) -> None:
-        await self.index.load_all(self.pool, self.today())
-        for coro in (self._apply_loop(), self._redis_loop(), self._pg_loop(), self._resync_loop()):
+        """Load, then listen. If the database is unreachable, start anyway (decisions are degraded
+        until the index loads) and keep trying to load it in the background."""
+        loops = [self._apply_loop(), self._redis_loop(), self._pg_loop(), self._resync_loop()]
+        try:
+            await self.index.load_all(self.pool, self.today())
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("restriction index not loaded (%r): answering degraded until it is", exc)
+            loops.append(self._load_until_loaded())
+        for coro in loops:
             self._tasks.append(asyncio.create_task(coro))
+
+    async def _load_until_loaded(self) -> None:
+        while not self.index.loaded:
+            await asyncio.sleep(1.0)
+            try:
+                await self.index.load_all(self.pool, self.today())
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                continue
+            if self.on_other is not None:
+                await self.on_other("ruleset")  # the published rule set could not be read either
 
     async def close(self) -> None:
         """Stop listening. Bounded: a client library that swallows cancellation cannot hang shutdown."""

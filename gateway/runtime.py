@@ -34,7 +34,11 @@ async def decide_path(app: web.Application) -> AsyncIterator[None]:
         return datetime.now(tz).date()
 
     index = RestrictionIndex()
-    rules = RulesetHolder(await load_published_ruleset(pool))
+    try:
+        rules = RulesetHolder(await load_published_ruleset(pool))
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        log.warning("published rule set not readable (%r): the default applies until it is", exc)
+        rules = RulesetHolder(compile_ruleset(parse_ruleset(DEFAULT_RULESET)))
 
     async def on_other(payload: str) -> None:
         if payload == "ruleset":

@@ -9,6 +9,7 @@ import signal
 import sys
 import time
 
+import asyncpg
 import uvloop
 from aiohttp import web
 
@@ -42,7 +43,12 @@ def _worker(settings: Settings, reuse_port: bool) -> None:
 
 def serve(settings: Settings) -> int:
     settings.require_services()
-    asyncio.run(_migrate_once(settings))
+    try:
+        asyncio.run(_migrate_once(settings))
+    except (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError) as exc:
+        # Better a gateway that answers every call safely (degraded) than none: serve, and say so.
+        log.error("database unreachable at start-up (%r): serving degraded decisions until it returns; "
+                  "migrations were not checked and run on the next start", exc)
     print(f"contact gateway serving on http://{settings.host}:{settings.port} "
           f"with {settings.workers} worker(s)", file=sys.stderr, flush=True)
     if settings.workers == 1:

@@ -89,3 +89,50 @@ async def test_replay_command_pushes_spool_files_with_progress(settings, conn, t
     assert "1/1 spool file(s), 3 contact(s) replayed" in out.decode()
     assert await conn.fetchval("SELECT count(*) FROM contacts WHERE provider_id LIKE 'cli-%'") == 3
     assert not list(tmp_path.glob("contacts-*.jsonl"))
+
+
+async def test_api_keys_keep_working_while_the_database_is_away(settings, conn, proxy):
+    from gateway import db
+    from gateway.auth import KeyRing, create_key
+    _, key = await create_key(conn, "channel", "switch")
+    pool = await db.create_pool(_via(settings.database_url, proxy.port), min_size=0, max_size=2)
+    try:
+        ring = KeyRing(pool, ttl=0.05)
+        first = await ring.resolve(key)
+        await proxy.cut()
+        await asyncio.sleep(0.1)  # the cached answer is stale now
+        assert await ring.resolve(key) == first  # served stale rather than refused
+        with pytest.raises(OSError):
+            await ring.resolve("gwk_never-seen-before")
+    finally:
+        await pool.close()
+
+
+async def test_a_gateway_started_without_its_database_answers_calls_degraded(settings, conn, proxy, tmp_path):
+    """Cold start during an outage: calls are routed safely and logged, and it recovers by itself."""
+    import xml.etree.ElementTree as ET
+
+    from twilio.request_validator import RequestValidator
+    token, public = "cold-start-token", "https://gateway.example.org"
+    await proxy.cut()
+    cold = settings.with_(database_url=_via(settings.database_url, proxy.port), spool_dir=str(tmp_path),
+                          twilio_auth_token=token, public_url=public)
+    params = {"CallSid": "CA-cold-start", "From": "07700 900003", "To": "+441632960000"}
+    signature = RequestValidator(token).compute_signature(public + "/v1/channels/twilio/voice", params)
+    async with TestClient(TestServer(create_app(cold))) as client:
+        assert (await client.get("/readyz")).status == 503
+        r = await client.post("/v1/channels/twilio/voice", data=params, headers={"X-Twilio-Signature": signature})
+        assert r.status == 200
+        twiml = ET.fromstring(await r.text())
+        assert twiml.find("Enqueue") is not None and twiml.find("Enqueue").text == "general"
+        await proxy.restore()
+
+        async def ready() -> bool:
+            return (await client.get("/readyz")).status == 200
+        await eventually(ready, timeout=10)
+
+        async def logged() -> bool:
+            return await conn.fetchval("SELECT count(*) FROM contacts WHERE provider_id = 'CA-cold-start'") == 1
+        await eventually(logged, timeout=10)
+    row = await conn.fetchrow("SELECT degraded, action FROM contacts WHERE provider_id = 'CA-cold-start'")
+    assert (row["degraded"], row["action"]) == (True, "route")
