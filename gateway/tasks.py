@@ -1,5 +1,5 @@
 """Periodic work, idempotent and safe from any process: restrictions past their valid_to lapse,
-and the contact log's monthly partitions are created ahead of time."""
+the contact log's monthly partitions are created ahead of time, old provider ids are forgotten."""
 
 from __future__ import annotations
 
@@ -46,11 +46,24 @@ async def ensure_partitions(pool: asyncpg.Pool) -> int:
     return made
 
 
+PROVIDER_ID_RETENTION_DAYS = 30
+
+
+async def forget_old_provider_ids(pool: asyncpg.Pool, days: int = PROVIDER_ID_RETENTION_DAYS) -> int:
+    """Retries come within minutes; after a month a provider id no longer needs remembering (the
+    contact rows themselves stay)."""
+    async with pool.acquire() as conn:
+        done = await conn.execute(
+            "DELETE FROM contact_provider_ids WHERE created_at < now() - make_interval(days => $1)", days)
+    return int(done.split()[-1])
+
+
 async def _loop(app: web.Application, interval: float) -> None:
     tz = ZoneInfo(app[SETTINGS].tz)
     while True:
         try:
             await ensure_partitions(app[POOL])
+            await forget_old_provider_ids(app[POOL])
             await lapse_once(app[POOL], app[REDIS], tz)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("lapse run failed, will retry: %r", exc)

@@ -110,3 +110,21 @@ async def test_periodic_task_creates_partitions_ahead(settings, conn):
     finally:
         await pool.close()
     assert await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"contacts_{next_month}")
+
+
+async def test_old_provider_ids_are_forgotten_but_contacts_stay(settings, conn):
+    import uuid
+
+    from gateway import db
+    from gateway.tasks import forget_old_provider_ids
+    old, new = uuid.uuid4(), uuid.uuid4()
+    await conn.execute(
+        """INSERT INTO contact_provider_ids (channel, provider_id, contact_id, decision, created_at)
+           VALUES ('phone', 'old', $1, '{}', now() - interval '40 days'), ('phone', 'new', $2, '{}', now())""",
+        old, new)
+    pool = await db.create_pool(settings.database_url, min_size=1, max_size=2)
+    try:
+        assert await forget_old_provider_ids(pool) == 1
+    finally:
+        await pool.close()
+    assert [r["provider_id"] for r in await conn.fetch("SELECT provider_id FROM contact_provider_ids")] == ["new"]
