@@ -27,6 +27,9 @@ from .settings import Settings
 
 log = logging.getLogger(__name__)
 _DB_TIMEOUT = 2.0
+# Errors that belong to a record (a value PostgreSQL will not take), not to the database's health.
+_RECORD_ERRORS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError, UnicodeEncodeError,
+                  OverflowError)
 FLUSHES_IN_FLIGHT = 2
 
 
@@ -75,6 +78,8 @@ class ContactRecord:
     @classmethod
     def from_json(cls, line: str) -> ContactRecord:
         data = json.loads(line)
+        known = {f.name for f in fields(cls)}
+        data = {k: v for k, v in data.items() if k in known}  # written by an older or newer version
         data["id"] = uuid.UUID(data["id"])
         data["received_at"] = datetime.fromisoformat(data["received_at"])
         return cls(**data)
@@ -160,10 +165,11 @@ def _column_arrays(batch: Sequence[ContactRecord]) -> list[list[Any]]:
     return arrays
 
 
-async def _write_batch(conn: asyncpg.Connection, batch: Sequence[ContactRecord]) -> dict[int, dict[str, Any]]:
+async def _write_batch(conn: asyncpg.Connection, batch: Sequence[ContactRecord],
+                       timeout: float | None = None) -> dict[int, dict[str, Any]]:
     """Write a batch in one statement. Returns {index in batch: earlier decision} for the records
     that repeat an already-logged (channel, provider id): those get no row of their own."""
-    retries = {row["id"] for row in await conn.fetch(WRITE_BATCH, *_column_arrays(batch))}
+    retries = {row["id"] for row in await conn.fetch(WRITE_BATCH, *_column_arrays(batch), timeout=timeout)}
     if not retries:
         return {}
     lost = [(i, r) for i, r in enumerate(batch) if r.id in retries]
@@ -176,7 +182,11 @@ async def _write_batch(conn: asyncpg.Connection, batch: Sequence[ContactRecord])
 
 
 class Spool:
-    """An append-only JSON-lines file per process; each batch is fsync'd before it is acknowledged."""
+    """An append-only JSON-lines file per process; each batch is fsync'd before it is acknowledged.
+
+    Writers hold an exclusive lock while appending. A replayer first renames a file (so new writes
+    start a fresh one), then takes the same lock, so it never reads a file someone is still writing.
+    """
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.dir = Path(directory)
@@ -187,36 +197,85 @@ class Spool:
         return self.dir / "quarantine.jsonl"
 
     def write(self, batch: Sequence[ContactRecord], path: Path | None = None) -> None:
+        target = path or self.path
+        created = not self.dir.exists()
         self.dir.mkdir(parents=True, exist_ok=True)
-        with open(path or self.path, "a", encoding="utf-8") as f:
-            f.write("".join(r.to_json() + "\n" for r in batch))
-            f.flush()
-            os.fsync(f.fileno())
+        data = "".join(r.to_json() + "\n" for r in batch)
+        while True:
+            with open(target, "a", encoding="utf-8") as f:
+                fcntl.flock(f, fcntl.LOCK_EX)
+                if not target.exists() or os.fstat(f.fileno()).st_ino != os.stat(target).st_ino:
+                    continue  # renamed away by a replayer between open and lock: write a fresh file
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+                break
+        if created:
+            _fsync_dir(self.dir)
         metrics.SPOOLED.inc(len(batch))
 
     def files(self) -> list[Path]:
-        return sorted(self.dir.glob("contacts-*.jsonl")) if self.dir.exists() else []
+        if not self.dir.exists():
+            return []
+        return sorted([*self.dir.glob("contacts-*.jsonl"), *self.dir.glob("contacts-*.replaying")])
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _read_spool(path: Path, quarantine: Path) -> list[ContactRecord]:
+    """Records of a spool file, once per id; a line that cannot be read is kept aside, not retried."""
+    records: dict[uuid.UUID, ContactRecord] = {}
+    bad: list[str] = []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            try:
+                record = ContactRecord.from_json(line)
+            except (ValueError, TypeError, KeyError):
+                bad.append(line if line.endswith("\n") else line + "\n")
+                continue
+            records.setdefault(record.id, record)
+    if bad:
+        log.error("spool %s: %d unreadable line(s) kept in %s", path.name, len(bad), quarantine.name)
+        with open(quarantine, "a", encoding="utf-8") as q:
+            q.write("".join(bad))
+            q.flush()
+            os.fsync(q.fileno())
+    return list(records.values())
 
 
 async def replay_file(conn: asyncpg.Connection, path: Path) -> int:
-    """Insert a spool file's records that are not in the log yet, then remove it. Locked per file."""
-    with open(path, "r+", encoding="utf-8") as f:
+    """Insert a spool file's records that are not in the log yet, then remove it."""
+    if path.suffix == ".jsonl":
+        claimed = path.with_suffix(".replaying")
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            path.rename(claimed)  # new writes go to a fresh file from here on
+        except FileNotFoundError:
+            return 0  # another process took it
+        path = claimed
+    with open(path, encoding="utf-8") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            return 0  # another process is replaying it
-        records = [ContactRecord.from_json(line) for line in f if line.strip()]
+            return 0  # another replayer holds it, or a writer is finishing: next round
+        records = _read_spool(path, path.parent / "quarantine.jsonl")
         replayed = 0
         for start in range(0, len(records), 500):
             chunk = records[start:start + 500]
-            async with conn.transaction():
-                fresh = await conn.fetch(
-                    """SELECT x FROM unnest($1::uuid[]) AS x
-                       WHERE NOT EXISTS (SELECT 1 FROM contacts WHERE id = x)""", [r.id for r in chunk])
-                fresh_ids = {row["x"] for row in fresh}
-                todo = [r for r in chunk if r.id in fresh_ids]
-                if todo:
-                    replayed += len(todo) - len(await _write_batch(conn, todo))
+            fresh = await conn.fetch(
+                """SELECT x FROM unnest($1::uuid[]) AS x
+                   WHERE NOT EXISTS (SELECT 1 FROM contacts WHERE id = x)""", [r.id for r in chunk])
+            fresh_ids = {row["x"] for row in fresh}
+            todo = [r for r in chunk if r.id in fresh_ids]
+            if todo:
+                replayed += len(todo) - len(await _write_batch(conn, todo))
         path.unlink()
         metrics.SPOOLED.dec(len(records))
         return replayed
@@ -229,9 +288,9 @@ class ContactLog:
     """The group-commit writer. Start with `start()`, stop with `close()` (drains what is queued)."""
 
     def __init__(self, pool: asyncpg.Pool, settings: Settings,
-                 on_committed: Callable[[list[ContactRecord]], Coroutine[Any, Any, None]] | None = None) -> None:
+                 on_logged: Callable[[list[ContactRecord]], Coroutine[Any, Any, None]] | None = None) -> None:
         self._pool = pool
-        self._on_committed = on_committed
+        self._on_logged = on_logged
         self._background: set[asyncio.Task[None]] = set()
         self._max = settings.log_flush_max_rows
         self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
@@ -239,19 +298,29 @@ class ContactLog:
         self._task: asyncio.Task[None] | None = None
         self._replayer: asyncio.Task[None] | None = None
         self.db_down = False
+        self.spool_failed = False
 
-    def on_committed(self, hook: Callable[[list[ContactRecord]], Coroutine[Any, Any, None]]) -> None:
-        self._on_committed = hook
+    def on_logged(self, hook: Callable[[list[ContactRecord]], Coroutine[Any, Any, None]]) -> None:
+        self._on_logged = hook
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="contact-log-writer")
         self._replayer = asyncio.create_task(self._replay_loop(), name="contact-log-replayer")
 
-    async def append(self, record: ContactRecord) -> Appended:
+    async def append(self, record: ContactRecord, wait: float | None = None) -> Appended:
+        """Durably log a record: committed, or (after `wait` seconds, or on a fault) spooled."""
         fut: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((record, fut))
-        # The writer resolves every queued record's future whether or not its caller is still waiting.
-        return await fut
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), wait)
+        except TimeoutError:
+            # The database is too slow for the caller: make the record durable on disk now. If its
+            # batch commits after all, replay skips it by id; if the batch fails, it is spooled twice
+            # and replayed once.
+            log.warning("contact log: commit slower than %.1f s; spooling contact %s", wait, record.id)
+            if await self._spool_safely([record]):
+                self._logged([record])
+            return Appended(spooled=True)
 
     async def _run(self) -> None:
         """Take what queued while a slot was busy; at most FLUSHES_IN_FLIGHT commits at once, so a
@@ -283,47 +352,64 @@ class ContactLog:
 
     async def _flush(self, batch: list[_Item]) -> None:
         records = [r for r, _ in batch]
+        results = [Appended(spooled=True) for _ in records]
         try:
-            async with asyncio.timeout(_DB_TIMEOUT), self._pool.acquire() as conn:
-                duplicates = await _write_batch(conn, records)
+            async with self._pool.acquire(timeout=_DB_TIMEOUT) as conn:
+                duplicates = await _write_batch(conn, records, timeout=_DB_TIMEOUT)
             results = [Appended(duplicate_of=duplicates.get(i)) for i in range(len(records))]
             self.db_down = False
             metrics.LOG_BATCH.observe(len(records))
-            self._committed([r for i, r in enumerate(records) if i not in duplicates])
-        except (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-                asyncpg.CannotConnectNowError, asyncpg.exceptions.AdminShutdownError) as exc:
-            log.warning("contact log: database unavailable (%r); spooling %d record(s)", exc, len(records))
-            self.db_down = True
-            await asyncio.to_thread(self.spool.write, records)
-            results = [Appended(spooled=True) for _ in records]
-        except Exception as exc:
+            self._logged([r for i, r in enumerate(records) if i not in duplicates])
+        except _RECORD_ERRORS as exc:
             # A bad record must not take its batch-mates down with it: write them one by one.
             log.exception("contact log: batch of %d failed (%r); writing one by one", len(records), exc)
             results = [await self._write_alone(r) for r in records]
-        for (_, fut), result in zip(batch, results, strict=True):
-            if not fut.done():
-                fut.set_result(result)
+        except Exception as exc:  # anything else is an outage: spool, replay later
+            log.warning("contact log: database unavailable (%r); spooling %d record(s)", exc, len(records))
+            self.db_down = True
+            if await self._spool_safely(records):
+                self._logged(records)
+        finally:
+            for (_, fut), result in zip(batch, results, strict=True):
+                if not fut.done():
+                    fut.set_result(result)
 
-    def _committed(self, records: list[ContactRecord]) -> None:
-        """After the reply: the owner's hook (remembering decisions for retries)."""
-        if records and self._on_committed is not None:
-            task = asyncio.create_task(self._on_committed(records))
+    async def _spool_safely(self, records: list[ContactRecord], path: Path | None = None) -> bool:
+        """Write to the spool; if even that fails the caller is still answered, and we say so loudly."""
+        try:
+            await asyncio.to_thread(self.spool.write, records, path)
+            return True
+        except OSError as exc:
+            self.spool_failed = True
+            log.critical("contact log: database down AND spool %s unwritable (%r): %d contact(s) NOT "
+                         "durably logged", self.spool.dir, exc, len(records))
+            return False
+
+    def _logged(self, records: list[ContactRecord]) -> None:
+        """Once durable (committed or spooled): the owner's hook, remembering decisions for retries."""
+        if records and self._on_logged is not None:
+            task = asyncio.create_task(self._on_logged(records))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
     async def _write_alone(self, record: ContactRecord) -> Appended:
         try:
-            async with asyncio.timeout(_DB_TIMEOUT), self._pool.acquire() as conn:
-                duplicates = await _write_batch(conn, [record])
-            if 0 not in duplicates:
-                self._committed([record])
-            return Appended(duplicate_of=duplicates.get(0))
-        except Exception as exc:
-            # Kept on disk beside the spool, never replayed blindly, never dropped.
+            async with self._pool.acquire(timeout=_DB_TIMEOUT) as conn:
+                duplicates = await _write_batch(conn, [record], timeout=_DB_TIMEOUT)
+        except _RECORD_ERRORS as exc:
+            # This record itself cannot be written: kept on disk beside the spool, never dropped.
             log.error("contact log: contact %s could not be written (%r); kept in %s",
                       record.id, exc, self.spool.quarantine)
-            await asyncio.to_thread(self.spool.write, [record], self.spool.quarantine)
+            await self._spool_safely([record], self.spool.quarantine)
             return Appended(spooled=True)
+        except Exception as exc:
+            log.warning("contact log: database unavailable (%r); spooling contact %s", exc, record.id)
+            if await self._spool_safely([record]):
+                self._logged([record])
+            return Appended(spooled=True)
+        if 0 not in duplicates:
+            self._logged([record])
+        return Appended(duplicate_of=duplicates.get(0))
 
     async def replay(self) -> int:
         total = 0

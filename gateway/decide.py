@@ -39,7 +39,13 @@ from .settings import Settings
 
 log = logging.getLogger(__name__)
 _IDEM_TTL = 7 * 86400
+REDIS_BUDGET_SECONDS = 0.1   # a healthy Redis answers in well under a millisecond
+REDIS_REST_SECONDS = 5
 _PENDING = b"pending"
+
+
+class RedisResting(Exception):
+    """Redis failed or is being left alone after a failure; the caller uses the database instead."""
 
 
 class IndexNotLoaded(Exception):
@@ -59,6 +65,7 @@ class DecideService:
         self.settings, self.index, self.log, self.redis, self.pool = settings, index, contact_log, redis, pool
         self.rules = rules
         self.batch = RedisBatch(redis)
+        self._redis_resting_until = 0.0
         self.tz = ZoneInfo(settings.tz)
         self.deadline = settings.decide_deadline_ms / 1000
         self.provider = settings.provider()
@@ -87,7 +94,8 @@ class DecideService:
         except Exception as exc:  # the safe answer, whatever failed: never hang, never 500
             decision = self._degraded(contact, contact_id, received, exc)
         record = self.record(contact, decision, handle, received, started)
-        appended = await self.log.append(record)
+        # Answer only once the row is durable: committed, or spooled if the database is slow.
+        appended = await self.log.append(record, wait=self.settings.log_wait_ms / 1000)
         created = True
         if appended.duplicate_of:
             decision, created = Decision.model_validate(appended.duplicate_of), False
@@ -124,39 +132,50 @@ class DecideService:
         verdict = rules_decide(contact, ctx, received)
         return verdict.to_decision(contact_id, received_at=received)
 
+    async def _redis(self, command: str, *args: Any, **kwargs: Any) -> Any:
+        """One Redis command within its own small budget. After a failure Redis is left alone for a
+        few seconds (callers use the database instead), so a hung Redis cannot eat every deadline."""
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._redis_resting_until:
+            raise RedisResting
+        try:
+            async with asyncio.timeout(REDIS_BUDGET_SECONDS):
+                return await self.batch.call(command, *args, **kwargs)
+        except (RedisError, OSError, TimeoutError) as exc:
+            self._redis_resting_until = loop.time() + REDIS_REST_SECONDS
+            log.warning("Redis unavailable (%r): using the database for %d s", exc, REDIS_REST_SECONDS)
+            raise RedisResting from exc
+
     async def _count(self, specs: list[CounterSpec], match: Match, now: datetime) -> dict[str, int]:
         """Increment this contact's counters: Redis, or a count of the log when Redis is down."""
         try:
-            calls = []
-            for s in specs:
-                calls.append(self.batch.call("incr", COUNTER + s.key))
-                calls.append(self.batch.call("expire", COUNTER + s.key, s.ttl_seconds))
-            results = await asyncio.gather(*calls)
+            results = await asyncio.gather(*(self._redis(cmd, COUNTER + s.key, *extra) for s in specs
+                                             for cmd, extra in (("incr", ()), ("expire", (s.ttl_seconds,)))))
             return {s.key: int(results[2 * i]) for i, s in enumerate(specs)}
-        except (RedisError, OSError) as exc:
-            log.warning("contact counters: Redis unavailable (%r); counting the contact log", exc)
+        except RedisResting:
+            pass
         owners = counter_owners(self.rules.compiled, match, now, self.tz)
         counts = {}
         for s in specs:
             customer_id, period = owners[s.key]
             counts[s.key] = 1 + int(await self.pool.fetchval(
-                "SELECT count(*) FROM contacts WHERE customer_ids @> ARRAY[$1::bigint] AND received_at >= $2",
-                customer_id, period_start(period, now, self.tz)))
+                """SELECT count(*) FROM contacts WHERE customer_ids @> ARRAY[$1::bigint] AND received_at >= $2
+                   AND status = 'decided'""", customer_id, period_start(period, now, self.tz)))
         return counts
 
     async def _earlier(self, contact: InboundContact) -> Decision | None:
         """A decision already given for this provider id, waiting briefly for one in flight."""
         key = f"{IDEMPOTENCY}{contact.channel}:{contact.provider_id}"
         try:
-            if await self.batch.call("set", key, _PENDING, nx=True, ex=_IDEM_TTL):
+            if await self._redis("set", key, _PENDING, nx=True, ex=_IDEM_TTL):
                 return None
             while True:  # bounded by the caller's deadline
-                value = await self.batch.call("get", key)
+                value = await self._redis("get", key)
                 if value and value != _PENDING:
                     return Decision.model_validate_json(value)
                 await asyncio.sleep(0.005)
-        except (RedisError, OSError) as exc:
-            log.debug("idempotency: Redis unavailable (%r); asking the database", exc)
+        except RedisResting:
+            pass
         try:
             row = await self.pool.fetchval(
                 "SELECT decision FROM contact_provider_ids WHERE channel = $1 AND provider_id = $2",
@@ -250,4 +269,4 @@ async def log_rejected(service: DecideService, *, channel: str, sender: str, pro
         status=status, sender_raw=sender[:320] or None,
         # Kept for finding the attempt; a refused attempt never claims the id, so a good retry is decided.
         provider_id=provider_id[:200] if provider_id else None, error=error[:2000])
-    await service.log.append(record)
+    await service.log.append(record, wait=service.settings.log_wait_ms / 1000)

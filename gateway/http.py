@@ -150,6 +150,8 @@ async def read_json(request: web.Request) -> Any:
         return json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}", code="malformed_json") from None
+    except RecursionError:
+        raise BadRequest("the body's JSON is nested too deeply", code="malformed_json") from None
 
 
 async def read_model(request: web.Request, model: type[M]) -> M:

@@ -302,8 +302,11 @@ class IndexKeeper:
             batch, self._pending = self._pending, set()
             try:
                 await self._apply(batch)
-            except Exception as exc:  # a failed refresh is retried by the next resync
-                log.warning("index refresh failed (%r); the periodic resync will retry", exc)
+            except Exception as exc:  # put the work back and try again shortly
+                log.warning("index refresh failed (%r); retrying in a second", exc)
+                self._pending |= batch
+                await asyncio.sleep(1.0)
+                self._wake.set()
 
     async def _apply(self, batch: set[str]) -> None:
         customers = sorted({int(p) for p in batch if p.isdigit()})

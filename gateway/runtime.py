@@ -49,7 +49,7 @@ async def decide_path(app: web.Application) -> AsyncIterator[None]:
                          today, on_other)
     contact_log = ContactLog(pool, settings)
     decider = DecideService(settings, index, contact_log, app[REDIS], pool, rules)
-    contact_log.on_committed(decider.remember)
+    contact_log.on_logged(decider.remember)
     contact_log.start()
     await keeper.start()
     app[INDEX] = index

@@ -65,6 +65,7 @@ class Settings:
     tz: str = DEFAULT_TZ
     max_body_bytes: int = 1024 * 1024
     decide_deadline_ms: int = 500
+    log_wait_ms: int = 1000
     log_flush_max_rows: int = 500
     spool_dir: str = ".gateway/spool"
     resync_seconds: int = 300
@@ -109,6 +110,7 @@ class Settings:
             tz=tz,
             max_body_bytes=_int(env, "GATEWAY_MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),
             decide_deadline_ms=_int(env, "GATEWAY_DECIDE_DEADLINE_MS", 500, 10, 60_000),
+            log_wait_ms=_int(env, "GATEWAY_LOG_WAIT_MS", 1000, 10, 60_000),
             spool_dir=env.get("GATEWAY_SPOOL_DIR") or ".gateway/spool",
             resync_seconds=_int(env, "GATEWAY_RESYNC_SECONDS", 300, 1, 86_400),
             review_default_months=_int(env, "GATEWAY_REVIEW_MONTHS", 12, 1, 12),

@@ -153,23 +153,24 @@ async def black_hole():
     server.close()
 
 
-async def test_hung_dependency_gives_a_degraded_route_within_the_deadline(settings, keys, admin, conn,
-                                                                           black_hole):
+async def test_hung_redis_costs_little_and_the_database_decides(settings, keys, admin, conn, black_hole):
+    """A Redis that accepts connections and never answers: idempotency and contact counts fall back to
+    the database after a small budget, so decisions stay correct and well inside the deadline."""
     await _limited_customer(settings, admin)
-    hung = settings.with_(redis_url=f"redis://127.0.0.1:{black_hole}/0", decide_deadline_ms=150)
+    hung = settings.with_(redis_url=f"redis://127.0.0.1:{black_hole}/0", decide_deadline_ms=500)
     async with TestClient(TestServer(create_app(hung))) as client:
         loop = asyncio.get_running_loop()
-        start = loop.time()
-        r = await client.post("/v1/contacts", headers=bearer(keys["channel"]),
-                              json={"channel": "phone", "from": "07700 900008", "provider_id": "slow-1"})
-        elapsed = loop.time() - start
-        d = await r.json()
-    assert r.status == 201
-    assert (d["action"], d["target"], d["degraded"]) == ("route", {"type": "queue", "id": "general"}, True)
-    assert "unavailable" in d["banner"]["text"]
-    assert elapsed < 1.0
-    row = await conn.fetchrow("SELECT degraded, action FROM contacts WHERE provider_id = 'slow-1'")
-    assert (row["degraded"], row["action"]) == (True, "route")
+        decisions, slowest = [], 0.0
+        for n in range(3):
+            start = loop.time()
+            r = await client.post("/v1/contacts", headers=bearer(keys["channel"]),
+                                  json={"channel": "phone", "from": "07700 900008", "provider_id": f"slow-{n}"})
+            slowest = max(slowest, loop.time() - start)
+            decisions.append(await r.json())
+    assert [(d["action"], d["degraded"]) for d in decisions] == [
+        ("route", False), ("route", False), ("deflect", False)]
+    assert slowest < 0.5
+    assert await conn.fetchval("SELECT count(*) FROM contacts WHERE provider_id LIKE 'slow-%'") == 3
 
 
 async def test_nul_bytes_are_logged_not_lost(client, channel, conn):
@@ -214,3 +215,11 @@ async def test_contact_log_for_a_customer_with_since(client, admin, channel, key
     assert len(recent["contacts"]) == 1 and recent["contacts"][0]["sender"] == "+447700900321"
     bad = await client.get("/v1/contacts", params={"customer_id": cid, "since": "last week"}, headers=lead)
     assert bad.status == 422 and (await bad.json())["error"]["details"][0]["field"] == "since"
+
+
+async def test_deeply_nested_json_is_a_400_and_logged(client, channel, conn):
+    # Found in review: a RecursionError from the JSON parser came back as a 500.
+    r = await client.post("/v1/contacts", headers={**channel, "Content-Type": "application/json"},
+                          data="[" * 100_000)
+    assert r.status == 400 and (await r.json())["error"]["code"] == "malformed_json"
+    assert await conn.fetchval("SELECT count(*) FROM contacts WHERE status = 'malformed'") == 1

@@ -136,3 +136,120 @@ async def test_a_gateway_started_without_its_database_answers_calls_degraded(set
         await eventually(logged, timeout=10)
     row = await conn.fetchrow("SELECT degraded, action FROM contacts WHERE provider_id = 'CA-cold-start'")
     assert (row["degraded"], row["action"]) == (True, "route")
+
+
+async def test_a_hung_database_does_not_hold_the_reply(settings, keys, conn, proxy, tmp_path):
+    """Found in review: a database that stops answering held replies for 30 s and more."""
+    hung = settings.with_(database_url=_via(settings.database_url, proxy.port), spool_dir=str(tmp_path),
+                          log_wait_ms=300)
+    async with TestClient(TestServer(create_app(hung))) as client:
+        await client.post("/v1/contacts", headers=bearer(keys["channel"]), json={"channel": "phone", "from": ""})
+        proxy.freeze()
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        r = await client.post("/v1/contacts", headers=bearer(keys["channel"]),
+                              json={"channel": "phone", "from": "07700 900123", "provider_id": "hung-1"})
+        assert r.status == 201 and loop.time() - start < 1.5
+        assert any(tmp_path.glob("contacts-*"))
+        proxy.thaw()
+
+        async def logged() -> bool:
+            return await conn.fetchval("SELECT count(*) FROM contacts WHERE provider_id = 'hung-1'") == 1
+        await eventually(logged, timeout=10)
+    assert await conn.fetchval("SELECT count(*) FROM contacts WHERE provider_id = 'hung-1'") == 1
+
+
+async def test_a_record_spooled_while_its_file_is_replayed_is_not_lost(settings, conn, proxy, tmp_path):
+    """Found in review: a replay removed a file another writer was still appending to."""
+    from datetime import UTC, datetime
+
+    from gateway import db
+
+    def record(n: int) -> ContactRecord:
+        return ContactRecord(id=uuid.uuid4(), received_at=datetime.now(UTC), channel="phone", action="route",
+                             provider_id=f"race-{n}")
+    spool = Spool(tmp_path)
+    spool.write([record(1)])
+    slow = await db.connect(_via(settings.database_url, proxy.port))
+    proxy.freeze()
+    replaying = asyncio.create_task(replay_file(slow, spool.path))
+    await asyncio.sleep(0.2)  # the replayer has claimed the file and is waiting on the database
+    spool.write([record(2)])  # the live writer appends meanwhile
+    proxy.thaw()
+    assert await replaying == 1
+    await slow.close()
+    left = list(tmp_path.glob("contacts-*.jsonl"))
+    assert len(left) == 1 and "race-2" in left[0].read_text()
+    assert await replay_file(conn, left[0]) == 1
+    assert await conn.fetchval("SELECT count(*) FROM contacts WHERE provider_id LIKE 'race-%'") == 2
+
+
+async def test_unreadable_spool_lines_are_set_aside_and_the_rest_replayed(conn, tmp_path):
+    from datetime import UTC, datetime
+    spool = Spool(tmp_path)
+    spool.write([ContactRecord(id=uuid.uuid4(), received_at=datetime.now(UTC), channel="email", action="route",
+                               provider_id="torn-ok")])
+    with open(spool.path, "a") as f:
+        f.write('{"id": "torn-by-a-cr')  # a crash mid-line
+    assert await replay_file(conn, spool.path) == 1
+    assert "torn-by-a-cr" in (tmp_path / "quarantine.jsonl").read_text()
+    assert not list(tmp_path.glob("contacts-*"))
+
+
+async def test_database_refusing_writes_spools_instead_of_quarantining(settings, tmp_path, conn):
+    """Found in review: a read-only database (e.g. after a failover) sent contacts to quarantine."""
+    from datetime import UTC, datetime
+
+    from gateway import db
+    from gateway.contactlog import ContactLog
+    pool = await db.create_pool(settings.database_url, min_size=1, max_size=2,
+                                server_settings={"default_transaction_read_only": "on"})
+    log = ContactLog(pool, settings.with_(spool_dir=str(tmp_path)))
+    log.start()
+    try:
+        got = await log.append(ContactRecord(id=uuid.uuid4(), received_at=datetime.now(UTC), channel="phone",
+                                             action="route", provider_id="ro-1"), wait=5)
+    finally:
+        await log.close()
+        await pool.close()
+    assert got.spooled
+    assert not (tmp_path / "quarantine.jsonl").exists()
+    (spooled,) = list(tmp_path.glob("contacts-*"))
+    assert await replay_file(conn, spooled) == 1
+
+
+async def test_an_unwritable_spool_still_answers_and_says_so(settings, keys, proxy, tmp_path):
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("")
+    broken = settings.with_(database_url=_via(settings.database_url, proxy.port), spool_dir=str(not_a_dir / "x"))
+    async with TestClient(TestServer(create_app(broken))) as client:
+        await client.post("/v1/contacts", headers=bearer(keys["channel"]), json={"channel": "phone", "from": ""})
+        await proxy.cut()
+        r = await asyncio.wait_for(client.post("/v1/contacts", headers=bearer(keys["channel"]),
+                                               json={"channel": "phone", "from": "07700 900123"}), 10)
+        assert r.status == 201
+        ready = await (await client.get("/readyz")).json()
+        assert ready["checks"]["spool"].startswith("down")
+
+
+async def test_a_retry_during_an_outage_gets_the_same_answer(settings, keys, conn, proxy, tmp_path):
+    """Found in review: the retry of a spooled contact waited out the deadline and came back degraded."""
+    from tests.helpers import customer, deciders, restrict
+    admin = bearer(keys["admin"])
+    cut = settings.with_(database_url=_via(settings.database_url, proxy.port), spool_dir=str(tmp_path))
+    async with TestClient(TestServer(create_app(cut))) as client:
+        cid = await customer(client, admin, "Aisha", ("phone", "07700 900003"))
+        await restrict(client, admin, cid, "written_only", await deciders(client, admin))
+
+        async def deflected() -> bool:
+            r = await client.post("/v1/contacts", headers=bearer(keys["channel"]),
+                                  json={"channel": "phone", "from": "07700 900003"})
+            return (await r.json())["action"] == "deflect"
+        await eventually(deflected)
+        await proxy.cut()
+        body = {"channel": "phone", "from": "07700 900003", "provider_id": "CA-during-outage"}
+        first = await (await client.post("/v1/contacts", headers=bearer(keys["channel"]), json=body)).json()
+        await asyncio.sleep(0.1)  # the decision is remembered once the contact is spooled
+        again = await client.post("/v1/contacts", headers=bearer(keys["channel"]), json=body)
+        assert again.status == 200 and await again.json() == first
+        assert first["action"] == "deflect" and first["degraded"] is False

@@ -34,6 +34,9 @@ async def readyz(request: web.Request) -> web.Response:
     index = app[SERVICES].get("index")
     if index is not None:
         checks["index"] = "ok" if index.loaded else "loading"
+    contact_log = app[SERVICES].get("contact_log")
+    if contact_log is not None and contact_log.spool_failed:
+        checks["spool"] = "down: cannot write the local spool"
     ready = all(v == "ok" for v in checks.values())
     return web.json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
 
