@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -13,6 +13,8 @@ Action = Literal["route", "deflect", "auto_acknowledge", "hold"]
 TargetType = Literal["queue", "staff", "voicemail"]
 Severity = Literal["info", "warning", "danger"]
 GENERAL_QUEUE = "general"
+RECEIVED_AT_PAST = timedelta(days=400)
+RECEIVED_AT_FUTURE = timedelta(days=1)
 
 
 class InboundContact(BaseModel):
@@ -37,6 +39,18 @@ class InboundContact(BaseModel):
     @classmethod
     def _blank_is_now(cls, v: Any) -> Any:
         return None if v == "" else v
+
+    @field_validator("received_at")
+    @classmethod
+    def _plausible(cls, v: datetime | None) -> datetime | None:
+        """A platform's clock may be off, and a letter may be logged late, but not by years."""
+        if v is None:
+            return v
+        now = datetime.now(UTC)
+        if not now - RECEIVED_AT_PAST <= v <= now + RECEIVED_AT_FUTURE:
+            raise ValueError(f"must be within {RECEIVED_AT_PAST.days} days before and "
+                             f"{RECEIVED_AT_FUTURE.days} day after now")
+        return v
 
     @model_validator(mode="before")
     @classmethod

@@ -264,6 +264,8 @@ async def log_rejected(service: DecideService, *, channel: str, sender: str, pro
                        status: str, error: str) -> None:
     """Log a contact we could not decide (malformed or refused) so that nothing is lost."""
     contact_id = uuid.uuid4()
+    # Raw caller input: make it storable text (lone surrogates and NULs would fail the log write).
+    sender, error = (v.encode("utf-8", "replace").decode("utf-8") for v in (sender, error))
     record = ContactRecord(
         id=contact_id, received_at=datetime.now(UTC), channel=channel[:32] or "unknown", action="hold",
         status=status, sender_raw=sender[:320] or None,

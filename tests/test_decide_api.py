@@ -223,3 +223,20 @@ async def test_deeply_nested_json_is_a_400_and_logged(client, channel, conn):
                           data="[" * 100_000)
     assert r.status == 400 and (await r.json())["error"]["code"] == "malformed_json"
     assert await conn.fetchval("SELECT count(*) FROM contacts WHERE status = 'malformed'") == 1
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:00:00-14:00",
+                                  "2019-01-01T00:00:00+00:00"])
+async def test_implausible_received_at_is_refused_and_logged(client, channel, conn, when):
+    # Found in review: year 1 overflowed on the way to the log and the contact was not logged.
+    status, body = await _decide(client, channel, channel="phone", **{"from": "07700 900001"}, received_at=when)
+    assert status == 422 and body["error"]["details"][0]["field"] == "received_at"
+    assert await conn.fetchval("SELECT count(*) FROM contacts WHERE status = 'malformed'") == 1
+
+
+async def test_a_lone_surrogate_is_refused_and_still_logged(client, channel, conn):
+    r = await client.post("/v1/contacts", headers={**channel, "Content-Type": "application/json"},
+                          data='{"channel": "phone", "from": "\\ud800"}')
+    assert r.status == 422
+    row = await conn.fetchrow("SELECT status, sender_raw FROM contacts")
+    assert row["status"] == "malformed"
