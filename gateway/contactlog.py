@@ -312,7 +312,8 @@ class ContactLog:
         fut: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((record, fut))
         try:
-            return await asyncio.wait_for(asyncio.shield(fut), wait)
+            async with asyncio.timeout(wait):
+                return await fut  # on time-out this private future is cancelled; the writer skips it
         except TimeoutError:
             # The database is too slow for the caller: make the record durable on disk now. If its
             # batch commits after all, replay skips it by id; if the batch fails, it is spooled twice

@@ -44,10 +44,6 @@ REDIS_REST_SECONDS = 5
 _PENDING = b"pending"
 
 
-class RedisResting(Exception):
-    """Redis failed or is being left alone after a failure; the caller uses the database instead."""
-
-
 class IndexNotLoaded(Exception):
     """The restriction index has not loaded (the database was unreachable at start-up)."""
 
@@ -132,28 +128,26 @@ class DecideService:
         verdict = rules_decide(contact, ctx, received)
         return verdict.to_decision(contact_id, received_at=received)
 
-    async def _redis(self, command: str, *args: Any, **kwargs: Any) -> Any:
-        """One Redis command within its own small budget. After a failure Redis is left alone for a
-        few seconds (callers use the database instead), so a hung Redis cannot eat every deadline."""
-        loop = asyncio.get_running_loop()
-        if loop.time() < self._redis_resting_until:
-            raise RedisResting
-        try:
-            async with asyncio.timeout(REDIS_BUDGET_SECONDS):
-                return await self.batch.call(command, *args, **kwargs)
-        except (RedisError, OSError, TimeoutError) as exc:
-            self._redis_resting_until = loop.time() + REDIS_REST_SECONDS
-            log.warning("Redis unavailable (%r): using the database for %d s", exc, REDIS_REST_SECONDS)
-            raise RedisResting from exc
+    def _redis_usable(self) -> bool:
+        return asyncio.get_running_loop().time() >= self._redis_resting_until
+
+    def _redis_failed(self, exc: BaseException) -> None:
+        """Leave Redis alone for a few seconds (callers use the database), so a hung Redis cannot
+        eat every contact's deadline."""
+        self._redis_resting_until = asyncio.get_running_loop().time() + REDIS_REST_SECONDS
+        log.warning("Redis unavailable (%r): using the database for %d s", exc, REDIS_REST_SECONDS)
 
     async def _count(self, specs: list[CounterSpec], match: Match, now: datetime) -> dict[str, int]:
         """Increment this contact's counters: Redis, or a count of the log when Redis is down."""
-        try:
-            results = await asyncio.gather(*(self._redis(cmd, COUNTER + s.key, *extra) for s in specs
-                                             for cmd, extra in (("incr", ()), ("expire", (s.ttl_seconds,)))))
-            return {s.key: int(results[2 * i]) for i, s in enumerate(specs)}
-        except RedisResting:
-            pass
+        if self._redis_usable():
+            try:
+                async with asyncio.timeout(REDIS_BUDGET_SECONDS):
+                    results = await asyncio.gather(*(
+                        self.batch.call(cmd, COUNTER + s.key, *extra) for s in specs
+                        for cmd, extra in (("incr", ()), ("expire", (s.ttl_seconds,)))))
+                return {s.key: int(results[2 * i]) for i, s in enumerate(specs)}
+            except (RedisError, OSError, TimeoutError) as exc:
+                self._redis_failed(exc)
         owners = counter_owners(self.rules.compiled, match, now, self.tz)
         counts = {}
         for s in specs:
@@ -166,16 +160,19 @@ class DecideService:
     async def _earlier(self, contact: InboundContact) -> Decision | None:
         """A decision already given for this provider id, waiting briefly for one in flight."""
         key = f"{IDEMPOTENCY}{contact.channel}:{contact.provider_id}"
-        try:
-            if await self._redis("set", key, _PENDING, nx=True, ex=_IDEM_TTL):
-                return None
-            while True:  # bounded by the caller's deadline
-                value = await self._redis("get", key)
-                if value and value != _PENDING:
-                    return Decision.model_validate_json(value)
-                await asyncio.sleep(0.005)
-        except RedisResting:
-            pass
+        if self._redis_usable():
+            try:
+                async with asyncio.timeout(REDIS_BUDGET_SECONDS):
+                    claimed = await self.batch.call("set", key, _PENDING, nx=True, ex=_IDEM_TTL)
+                if claimed:
+                    return None
+                while True:  # another request holds it: wait for its answer, within the deadline
+                    value = await self.batch.call("get", key)
+                    if value and value != _PENDING:
+                        return Decision.model_validate_json(value)
+                    await asyncio.sleep(0.005)
+            except (RedisError, OSError, TimeoutError) as exc:
+                self._redis_failed(exc)
         try:
             row = await self.pool.fetchval(
                 "SELECT decision FROM contact_provider_ids WHERE channel = $1 AND provider_id = $2",
