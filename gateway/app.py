@@ -30,7 +30,6 @@ async def _postgres(app: web.Application) -> AsyncIterator[None]:
     assert settings.database_url
     # min_size 0: start-up does not need the database; a worker can answer degraded without it.
     app[POOL] = await db.create_pool(settings.database_url, min_size=0, max_size=32)
-    app[KEYRING] = KeyRing(app[POOL])
     yield
     await app[POOL].close()
 
@@ -44,6 +43,7 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
         health_check_interval=10)
     client = aioredis.Redis(connection_pool=pool)
     app[REDIS] = client
+    app[KEYRING] = KeyRing(app[POOL], client)
     yield
     await client.aclose()
 

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import dataclasses
 import hashlib
+import json
 import secrets
 import time
 from dataclasses import dataclass
 
 import asyncpg
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from .errors import Invalid
+from .rediskeys import API_KEY
 
 ROLES = ("channel", "agent", "manager", "caution_lead", "admin")
 KEY_PREFIX = "gwk_"
 _CACHE_SECONDS = 30.0
+_SHARED_SECONDS = 86_400
 
 
 @dataclass(frozen=True)
@@ -60,11 +68,14 @@ async def revoke_key(conn: asyncpg.Connection | asyncpg.Pool, key_id: int) -> bo
 
 
 class KeyRing:
-    """Resolves bearer keys to principals. Hits are cached briefly so the decide path avoids a query,
-    and a cached answer keeps serving while the database is unreachable (revocations then wait)."""
+    """Resolves bearer keys to principals. Hits are cached briefly so the decide path avoids a query.
+    While the database is unreachable, a cached answer keeps serving, and a process that has not seen
+    a key yet (just started) asks Redis, where every process leaves the keys it has resolved."""
 
-    def __init__(self, pool: asyncpg.Pool, ttl: float = _CACHE_SECONDS) -> None:
+    def __init__(self, pool: asyncpg.Pool, redis: aioredis.Redis | None = None,
+                 ttl: float = _CACHE_SECONDS) -> None:
         self._pool = pool
+        self._redis = redis
         self._ttl = ttl
         self._cache: dict[bytes, tuple[float, Principal | None]] = {}
 
@@ -80,9 +91,31 @@ class KeyRing:
         except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, TimeoutError):
             if hit is not None:
                 return hit[1]
-            raise
+            return await self._shared(digest)
         principal = Principal(row["id"], row["name"], row["role"]) if row else None
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[digest] = (now + self._ttl, principal)
+        await self._share(digest, principal)
         return principal
+
+    async def _share(self, digest: bytes, principal: Principal | None) -> None:
+        if self._redis is None:
+            return
+        name = API_KEY + digest.hex()
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            async with asyncio.timeout(0.1):
+                if principal is None:  # unknown or revoked: no process may keep serving it
+                    await self._redis.delete(name)
+                else:
+                    await self._redis.set(name, json.dumps(dataclasses.asdict(principal)), ex=_SHARED_SECONDS)
+
+    async def _shared(self, digest: bytes) -> Principal | None:
+        """The database is away and this process has not seen the key: what other processes saw."""
+        if self._redis is not None:
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                async with asyncio.timeout(0.1):
+                    raw = await self._redis.get(API_KEY + digest.hex())
+                if raw:
+                    return Principal(**json.loads(raw))
+        raise ConnectionError("API keys cannot be checked: the database is unreachable")

@@ -13,3 +13,5 @@ COUNTER = PREFIX + "count:"
 ACK_LIMIT = PREFIX + "ack:"
 # Pub/sub channel of banners for agent screens.
 BANNER_CHANNEL = PREFIX + "banners"
+# API key hash (hex) → the principal, so a newly started process can check keys while the database is away.
+API_KEY = PREFIX + "key:"

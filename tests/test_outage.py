@@ -102,7 +102,7 @@ async def test_api_keys_keep_working_while_the_database_is_away(settings, conn, 
         await proxy.cut()
         await asyncio.sleep(0.1)  # the cached answer is stale now
         assert await ring.resolve(key) == first  # served stale rather than refused
-        with pytest.raises(OSError):
+        with pytest.raises(OSError):  # ConnectionError: no process has seen it, nowhere to ask
             await ring.resolve("gwk_never-seen-before")
     finally:
         await pool.close()
@@ -253,3 +253,26 @@ async def test_a_retry_during_an_outage_gets_the_same_answer(settings, keys, con
         again = await client.post("/v1/contacts", headers=bearer(keys["channel"]), json=body)
         assert again.status == 200 and await again.json() == first
         assert first["action"] == "deflect" and first["degraded"] is False
+
+
+async def test_a_new_process_checks_keys_others_have_seen_while_the_database_is_away(settings, conn, proxy):
+    import redis.asyncio as aioredis
+
+    from gateway import db
+    from gateway.auth import KeyRing, create_key, revoke_key
+    key_id, key = await create_key(conn, "channel", "switch")
+    redis = aioredis.from_url(settings.redis_url)
+    pool = await db.create_pool(_via(settings.database_url, proxy.port), min_size=0, max_size=2)
+    try:
+        seen = await KeyRing(pool, redis).resolve(key)          # a running process resolves it
+        await proxy.cut()
+        assert await KeyRing(pool, redis).resolve(key) == seen  # a fresh one, database away
+        await proxy.restore()
+        await revoke_key(conn, key_id)
+        assert await KeyRing(pool, redis).resolve(key) is None  # revoked: and forgotten in Redis
+        await proxy.cut()
+        with pytest.raises(OSError):
+            await KeyRing(pool, redis).resolve(key)
+    finally:
+        await pool.close()
+        await redis.aclose()
