@@ -21,7 +21,8 @@ test: $(STAMP)
 	$(PY) -m gateway.embedded exec -- $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check gateway tests
+	$(VENV)/bin/ruff check gateway tests bench
+	$(VENV)/bin/ruff format --check gateway tests bench
 	$(VENV)/bin/mypy gateway
 
 bench: $(STAMP)

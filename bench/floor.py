@@ -15,13 +15,20 @@ import uvloop
 from aiohttp import web
 
 # The shape of a real decision, so both servers send replies of about the same size.
-BODY = json.dumps({
-    "contact_id": "00000000-0000-4000-8000-000000000000", "action": "route",
-    "target": {"type": "queue", "id": "general"}, "flagged": False, "banner": None,
-    "customer_message": None, "matched": {"customer_ids": [], "case_id": None, "representative_of": []},
-    "reasons": [{"source": "rule", "id": "general", "because": "Everything goes to the general queue"}],
-    "ruleset_version": 1, "degraded": False,
-}).encode()
+BODY = json.dumps(
+    {
+        "contact_id": "00000000-0000-4000-8000-000000000000",
+        "action": "route",
+        "target": {"type": "queue", "id": "general"},
+        "flagged": False,
+        "banner": None,
+        "customer_message": None,
+        "matched": {"customer_ids": [], "case_id": None, "representative_of": []},
+        "reasons": [{"source": "rule", "id": "general", "because": "Everything goes to the general queue"}],
+        "ruleset_version": 1,
+        "degraded": False,
+    }
+).encode()
 
 
 async def contact(request: web.Request) -> web.Response:
@@ -38,8 +45,9 @@ def _worker(port: int) -> None:
     app.router.add_post("/v1/contacts", contact)
     app.router.add_get("/readyz", ready)
     # The same event loop as the gateway's workers (gateway/serve.py), so the ratio compares like with like.
-    web.run_app(app, host="127.0.0.1", port=port, reuse_port=True, print=None, access_log=None,
-                loop=uvloop.new_event_loop())
+    web.run_app(
+        app, host="127.0.0.1", port=port, reuse_port=True, print=None, access_log=None, loop=uvloop.new_event_loop()
+    )
 
 
 def main() -> None:

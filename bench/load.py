@@ -24,11 +24,16 @@ from gateway.rules.params import KINDS
 CHUNK = 50_000
 BENCH_CREATOR = "bench"
 PROPAGATION_CREATOR = "bench-propagation"
-_CHANNELS = {"set_times": ["phone"], "named_contact": ["phone", "email", "web_form", "letter", "visit"],
-             "written_only": ["phone", "visit"], "no_personal_contact": ["phone", "visit"],
-             "appointment_only": ["visit"], "closed_issue": ["phone", "email", "web_form", "letter"],
-             "caution": ["phone", "email", "web_form", "letter", "visit"],
-             "contact_limit": ["phone", "email", "web_form"]}
+_CHANNELS = {
+    "set_times": ["phone"],
+    "named_contact": ["phone", "email", "web_form", "letter", "visit"],
+    "written_only": ["phone", "visit"],
+    "no_personal_contact": ["phone", "visit"],
+    "appointment_only": ["visit"],
+    "closed_issue": ["phone", "email", "web_form", "letter"],
+    "caution": ["phone", "email", "web_form", "letter", "visit"],
+    "contact_limit": ["phone", "email", "web_form"],
+}
 
 
 @dataclass(frozen=True)
@@ -72,9 +77,12 @@ def email_of(customer_id: int) -> str:
 
 
 def identifiers_of(customer_id: int) -> list[tuple[str, str]]:
-    all_three = [("phone", phone_of(customer_id)), ("email", email_of(customer_id)),
-                 ("phone", landline_of(customer_id))]
-    return all_three[:identifier_count(customer_id)]
+    all_three = [
+        ("phone", phone_of(customer_id)),
+        ("email", email_of(customer_id)),
+        ("phone", landline_of(customer_id)),
+    ]
+    return all_three[: identifier_count(customer_id)]
 
 
 def database_url(base_url: str, name: str) -> str:
@@ -93,8 +101,12 @@ class Progress:
         frac = self.done / self.total if self.total else 1.0
         bar = "#" * int(frac * 30)
         rate = self.done / max(time.monotonic() - self.started, 1e-6)
-        print(f"\r  {self.label:<12} [{bar:<30}] {self.done:>9,}/{self.total:,} {rate:>9,.0f}/s",
-              end="", file=sys.stderr, flush=True)
+        print(
+            f"\r  {self.label:<12} [{bar:<30}] {self.done:>9,}/{self.total:,} {rate:>9,.0f}/s",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
         if self.done >= self.total:
             print(file=sys.stderr, flush=True)
 
@@ -110,8 +122,9 @@ def _chunks(rows: Iterator[tuple[Any, ...]], size: int = CHUNK) -> Iterator[list
         yield chunk
 
 
-async def _copy(conn: asyncpg.Connection, table: str, columns: Sequence[str], total: int,
-                rows: Iterator[tuple[Any, ...]]) -> None:
+async def _copy(
+    conn: asyncpg.Connection, table: str, columns: Sequence[str], total: int, rows: Iterator[tuple[Any, ...]]
+) -> None:
     bar = Progress(table, total)
     for chunk in _chunks(rows):
         await conn.copy_records_to_table(table, records=chunk, columns=list(columns))
@@ -150,34 +163,66 @@ def _params(kind: str, k: int, staff: Sequence[int]) -> dict[str, Any]:
     return {"kind": kind, **extra}
 
 
-RESTRICTION_COLUMNS = ("customer_id", "kind", "params", "channels", "reason_category", "reasons",
-                       "incidents", "warned_on", "deciders", "decided_on", "valid_from", "review_due",
-                       "letter_sent_on", "status", "created_by")
+RESTRICTION_COLUMNS = (
+    "customer_id",
+    "kind",
+    "params",
+    "channels",
+    "reason_category",
+    "reasons",
+    "incidents",
+    "warned_on",
+    "deciders",
+    "decided_on",
+    "valid_from",
+    "review_due",
+    "letter_sent_on",
+    "status",
+    "created_by",
+)
 
 
-def restriction_row(customer_id: int, kind: str, params: dict[str, Any], deciders: Sequence[int],
-                    created_by: str) -> tuple[Any, ...]:
+def restriction_row(
+    customer_id: int, kind: str, params: dict[str, Any], deciders: Sequence[int], created_by: str
+) -> tuple[Any, ...]:
     today = date.today()
-    return (customer_id, kind, params, _CHANNELS[kind], "unreasonable_persistence",
-            "Benchmark restriction", [{"on": str(today - timedelta(days=45)), "description": "bench"}],
-            today - timedelta(days=40), list(deciders), today - timedelta(days=30),
-            today - timedelta(days=30), today + timedelta(days=300), today - timedelta(days=30),
-            "active", created_by)
+    return (
+        customer_id,
+        kind,
+        params,
+        _CHANNELS[kind],
+        "unreasonable_persistence",
+        "Benchmark restriction",
+        [{"on": str(today - timedelta(days=45)), "description": "bench"}],
+        today - timedelta(days=40),
+        list(deciders),
+        today - timedelta(days=30),
+        today - timedelta(days=30),
+        today + timedelta(days=300),
+        today - timedelta(days=30),
+        "active",
+        created_by,
+    )
 
 
 def _restrictions(shape: Shape, staff: Sequence[int]) -> Iterator[tuple[Any, ...]]:
     for k in range(shape.restrictions):
         kind = KINDS[k % len(KINDS)]
-        yield restriction_row(shape.restricted_customer(k), kind, _params(kind, k, staff), staff[:3],
-                              BENCH_CREATOR)
+        yield restriction_row(shape.restricted_customer(k), kind, _params(kind, k, staff), staff[:3], BENCH_CREATOR)
 
 
 async def _staff(conn: asyncpg.Connection) -> list[int]:
     ids = [r["id"] for r in await conn.fetch("SELECT id FROM staff ORDER BY id")]
     for n in range(8 - len(ids)):
-        ids.append(await conn.fetchval(
-            """INSERT INTO staff (name, role, line, mailbox, queue) VALUES ($1, 'caution_lead', $2, $3, 'general')
-               RETURNING id""", f"Bench officer {n}", f"+44113496{n:04d}", f"officer{n}@bench.example.org"))
+        ids.append(
+            await conn.fetchval(
+                """INSERT INTO staff (name, role, line, mailbox, queue) VALUES ($1, 'caution_lead', $2, $3, 'general')
+               RETURNING id""",
+                f"Bench officer {n}",
+                f"+44113496{n:04d}",
+                f"officer{n}@bench.example.org",
+            )
+        )
     return ids
 
 
@@ -186,12 +231,12 @@ async def _load(conn: asyncpg.Connection, shape: Shape) -> None:
     await _copy(conn, "customers", ("id", "external_ref", "name"), shape.customers, _customers(shape))
     total_idents = sum(identifier_count(c) for c in range(1, shape.customers + 1))
     await _copy(conn, "identifiers", ("kind", "value", "customer_id"), total_idents, _identifiers(shape))
-    await _copy(conn, "cases", ("id", "customer_id", "reference", "subject", "status", "closed_on"),
-                shape.cases, _cases(shape))
+    await _copy(
+        conn, "cases", ("id", "customer_id", "reference", "subject", "status", "closed_on"), shape.cases, _cases(shape)
+    )
     await _copy(conn, "restrictions", RESTRICTION_COLUMNS, shape.restrictions, _restrictions(shape, staff))
     for table in ("customers", "cases"):
-        await conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                           f"(SELECT max(id) FROM {table}))")
+        await conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
     await conn.execute("ANALYZE")
 
 
@@ -199,7 +244,8 @@ async def _counts(conn: asyncpg.Connection) -> tuple[int, int, int]:
     row = await conn.fetchrow(
         """SELECT (SELECT count(*) FROM customers) AS customers,
                   (SELECT count(*) FROM restrictions WHERE status = 'active') AS restrictions,
-                  (SELECT count(*) FROM cases) AS cases""")
+                  (SELECT count(*) FROM cases) AS cases"""
+    )
     return row["customers"], row["restrictions"], row["cases"]
 
 

@@ -14,13 +14,13 @@ from gateway import db
 
 @dataclass
 class LogCheck:
-    acked_new: int        # replies 201 (a new contact)
-    rows: int             # rows in contacts with the phase's prefix
-    distinct_ids: int     # distinct provider ids among those rows
-    missing: int          # acknowledged 201 but no row (lost): must be 0
-    unacked_rows: int     # rows whose reply the generator never read (cut off at the end of a wrk run)
-    exact: bool           # checked id by id (True) or by count only (wrk)
-    in_flight: int = 0    # the most rows that can be logged unread: wrk's connection count
+    acked_new: int  # replies 201 (a new contact)
+    rows: int  # rows in contacts with the phase's prefix
+    distinct_ids: int  # distinct provider ids among those rows
+    missing: int  # acknowledged 201 but no row (lost): must be 0
+    unacked_rows: int  # rows whose reply the generator never read (cut off at the end of a wrk run)
+    exact: bool  # checked id by id (True) or by count only (wrk)
+    in_flight: int = 0  # the most rows that can be logged unread: wrk's connection count
 
     @property
     def duplicated(self) -> int:
@@ -33,8 +33,10 @@ class LogCheck:
     def describe(self) -> str:
         how = "id by id" if self.exact else "by count"
         extra = f", {self.unacked_rows} logged but cut off unread" if self.unacked_rows else ""
-        return (f"{self.acked_new:,} acked / {self.rows:,} rows ({how}): {self.missing} lost, "
-                f"{self.duplicated} duplicated{extra}")
+        return (
+            f"{self.acked_new:,} acked / {self.rows:,} rows ({how}): {self.missing} lost, "
+            f"{self.duplicated} duplicated{extra}"
+        )
 
 
 _ROWS = """SELECT provider_id FROM contacts
@@ -49,21 +51,19 @@ async def _ids(database_url: str, since: datetime, prefix: str) -> list[str]:
         await conn.close()
 
 
-async def by_count(database_url: str, since: datetime, prefix: str, acked_new: int,
-                   in_flight: int) -> LogCheck:
+async def by_count(database_url: str, since: datetime, prefix: str, acked_new: int, in_flight: int) -> LogCheck:
     """For wrk: counts only. Up to `in_flight` rows may exist whose reply wrk dropped at its deadline."""
     ids = await _ids(database_url, since, prefix)
     rows = len(ids)
     unacked = max(0, rows - acked_new)
-    return LogCheck(acked_new, rows, len(set(ids)), max(0, acked_new - rows), unacked, exact=False,
-                    in_flight=in_flight)
+    return LogCheck(acked_new, rows, len(set(ids)), max(0, acked_new - rows), unacked, exact=False, in_flight=in_flight)
 
 
-async def by_id(database_url: str, since: datetime, prefix: str, created: list[str],
-                failed: int) -> LogCheck:
+async def by_id(database_url: str, since: datetime, prefix: str, created: list[str], failed: int) -> LogCheck:
     """For the Python generator: every provider id answered 201 must have exactly one row."""
     ids = await _ids(database_url, since, prefix)
     logged = set(ids)
     missing = len(set(created) - logged)
-    return LogCheck(len(created), len(ids), len(logged), missing, len(logged - set(created)), exact=True,
-                    in_flight=failed)
+    return LogCheck(
+        len(created), len(ids), len(logged), missing, len(logged - set(created)), exact=True, in_flight=failed
+    )

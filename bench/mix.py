@@ -17,7 +17,7 @@ POOL_SIZE = 20_000
 RESTRICTED_SHARE = 0.05
 WITHHELD_SHARE = 0.03
 UNKNOWN_SHARE = 0.25
-REPEAT_SHARE = 0.02   # a provider retrying the same provider id (answered 200, no new row)
+REPEAT_SHARE = 0.02  # a provider retrying the same provider id (answered 200, no new row)
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,8 @@ def body_prefix(s: Sender) -> str:
 def describe(pool: list[Sender]) -> str:
     n = len(pool)
     phone = sum(s.channel == "phone" for s in pool)
-    return (f"{n:,} distinct senders: {phone / n:.0%} phone, {1 - phone / n:.0%} email, "
-            f"{sum(s.restricted for s in pool) / n:.1%} restricted, "
-            f"{sum(s.raw == 'anonymous' for s in pool) / n:.1%} withheld, {REPEAT_SHARE:.0%} repeats")
+    return (
+        f"{n:,} distinct senders: {phone / n:.0%} phone, {1 - phone / n:.0%} email, "
+        f"{sum(s.restricted for s in pool) / n:.1%} restricted, "
+        f"{sum(s.raw == 'anonymous' for s in pool) / n:.1%} withheld, {REPEAT_SHARE:.0%} repeats"
+    )

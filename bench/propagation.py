@@ -39,13 +39,17 @@ class PinnedConnection:
 
     async def post_json(self, path: str, body: dict[str, object], key: str) -> tuple[int, dict[str, object]]:
         data = json.dumps(body).encode()
-        self.writer.write(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
-                          f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"
-                          f"Content-Length: {len(data)}\r\n\r\n".encode() + data)
+        self.writer.write(
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
+            f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(data)}\r\n\r\n".encode()
+            + data
+        )
         head = (await self.reader.readuntil(b"\r\n\r\n")).decode()
         status = int(head.split(" ", 2)[1])
-        length = next(int(line.split(":", 1)[1]) for line in head.split("\r\n")
-                      if line.lower().startswith("content-length:"))
+        length = next(
+            int(line.split(":", 1)[1]) for line in head.split("\r\n") if line.lower().startswith("content-length:")
+        )
         return status, json.loads(await self.reader.readexactly(length))
 
     def close(self) -> None:
@@ -59,8 +63,15 @@ async def pin_workers(server: Server, attempts: int = 64) -> dict[int, PinnedCon
     for _ in range(attempts):
         conn = await PinnedConnection.open(server.port)
         await asyncio.sleep(0.01)
-        owner = next((pid for pid in server.worker_pids() for c in psutil.Process(pid).net_connections("tcp")
-                      if c.raddr and c.raddr.port == conn.local_port and c.laddr.port == server.port), None)
+        owner = next(
+            (
+                pid
+                for pid in server.worker_pids()
+                for c in psutil.Process(pid).net_connections("tcp")
+                if c.raddr and c.raddr.port == conn.local_port and c.laddr.port == server.port
+            ),
+            None,
+        )
         if owner is not None and owner not in pinned:
             pinned[owner] = conn
         else:
@@ -87,30 +98,41 @@ async def _poll_until_deflect(conn: PinnedConnection, cid: int, key: str, tag: s
     while True:
         polls += 1
         status, decision = await conn.post_json(
-            "/v1/contacts", {"channel": "phone", "from": phone_of(cid), "provider_id": f"{tag}-{polls}"}, key)
+            "/v1/contacts", {"channel": "phone", "from": phone_of(cid), "provider_id": f"{tag}-{polls}"}, key
+        )
         if status in (200, 201) and decision.get("action") == "deflect":
             return polls
         if polls > 5000:
             raise RuntimeError(f"restriction for customer {cid} never took effect on port {conn.local_port}")
 
 
-async def _one_change(conn: asyncpg.Connection, redis: aioredis.Redis, pinned: dict[int, PinnedConnection],
-                      cid: int, key: str, run_id: str) -> Change:
+async def _one_change(
+    conn: asyncpg.Connection,
+    redis: aioredis.Redis,
+    pinned: dict[int, PinnedConnection],
+    cid: int,
+    key: str,
+    run_id: str,
+) -> Change:
     started = time.perf_counter()
     async with conn.transaction():
         row = restriction_row(cid, "written_only", {"kind": "written_only"}, [], PROPAGATION_CREATOR)
         rid = await conn.fetchval(
             f"INSERT INTO restrictions ({', '.join(RESTRICTION_COLUMNS)}) "
-            f"VALUES ({', '.join(f'${i + 1}' for i in range(len(row)))}) RETURNING id", *row)
+            f"VALUES ({', '.join(f'${i + 1}' for i in range(len(row)))}) RETURNING id",
+            *row,
+        )
         await notify_in_transaction(conn, cid)
     await publish(redis, cid)
-    polls = await asyncio.gather(*(_poll_until_deflect(c, cid, key, f"{run_id}-prop-{cid}-{pid}")
-                                   for pid, c in pinned.items()))
+    polls = await asyncio.gather(
+        *(_poll_until_deflect(c, cid, key, f"{run_id}-prop-{cid}-{pid}") for pid, c in pinned.items())
+    )
     return Change(cid, rid, time.perf_counter() - started, sum(polls))
 
 
-async def measure(server: Server, database_url: str, redis_url: str, shape: Shape, key: str,
-                  run_id: str, changes: int = 100) -> list[Change]:
+async def measure(
+    server: Server, database_url: str, redis_url: str, shape: Shape, key: str, run_id: str, changes: int = 100
+) -> list[Change]:
     pinned = await pin_workers(server)
     conn = await db.connect(database_url)
     redis = aioredis.from_url(redis_url)

@@ -22,7 +22,7 @@ class ScaleResult:
     customers: int
     startup_s: float
     saturated: WrkResult
-    cpu_s: float                 # gateway workers' CPU seconds during the saturation run
+    cpu_s: float  # gateway workers' CPU seconds during the saturation run
     sat_check: LogCheck
     steady: dict[str, Any]
     steady_check: LogCheck
@@ -48,9 +48,13 @@ def _cpu_model() -> str:
 def _commit() -> str:
     def git(*a: str) -> str:
         return subprocess.run(["git", *a], capture_output=True, text=True).stdout.strip()
+
     # The results file itself changes with every run; only other edits make a run "uncommitted".
-    dirty = " (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no", "--",
-                                                 ".", ":!bench/RESULTS.md") else ""
+    dirty = (
+        " (with uncommitted changes)"
+        if git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/RESULTS.md")
+        else ""
+    )
     return (git("rev-parse", "--short", "HEAD") or "unknown") + dirty
 
 
@@ -106,12 +110,13 @@ def _scale_line(scales: list[ScaleResult]) -> str:
     small, big = scales[0], scales[-1]
     cpu = big.cpu_us_per_decision / small.cpu_us_per_decision - 1
     wall = small.saturated.rate / big.saturated.rate - 1
-    return (f"Scale {small.customers:,} → {big.customers:,} customers: gateway CPU per decision "
-            f"{cpu:+.1%}, wall time per decision at saturation {wall:+.1%} (target within ±10 %).")
+    return (
+        f"Scale {small.customers:,} → {big.customers:,} customers: gateway CPU per decision "
+        f"{cpu:+.1%}, wall time per decision at saturation {wall:+.1%} (target within ±10 %)."
+    )
 
 
-def render(args: argparse.Namespace, floor: WrkResult, scales: list[ScaleResult], mix: str,
-           elapsed: float) -> str:
+def render(args: argparse.Namespace, floor: WrkResult, scales: list[ScaleResult], mix: str, elapsed: float) -> str:
     lines = [
         f"## {datetime.now().astimezone():%Y-%m-%d %H:%M %Z} — commit {_commit()}",
         "",
@@ -133,7 +138,9 @@ def render(args: argparse.Namespace, floor: WrkResult, scales: list[ScaleResult]
 
 def append(text: str) -> None:
     if not RESULTS.exists():
-        RESULTS.write_text("# Benchmark results\n\nAppended by `make bench` (newest last); "
-                           "see bench/README.md for what is measured and how.\n\n")
+        RESULTS.write_text(
+            "# Benchmark results\n\nAppended by `make bench` (newest last); "
+            "see bench/README.md for what is measured and how.\n\n"
+        )
     with RESULTS.open("a", encoding="utf-8") as f:
         f.write(text + "\n")

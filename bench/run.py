@@ -64,10 +64,17 @@ def _saturate(server: Server, script: Path, args: argparse.Namespace) -> tuple[W
 
 
 def _steady(url: str, key: str, pool: list[str], prefix: str, args: argparse.Namespace) -> dict[str, object]:
-    spec = {"url": url + "/v1/contacts", "key": key, "pool": pool, "prefix": prefix,
-            "rate": args.rate, "seconds": args.seconds}
-    out = subprocess.run([sys.executable, "-m", "bench.steady"], input=json.dumps(spec),
-                         check=True, capture_output=True, text=True).stdout
+    spec = {
+        "url": url + "/v1/contacts",
+        "key": key,
+        "pool": pool,
+        "prefix": prefix,
+        "rate": args.rate,
+        "seconds": args.seconds,
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.steady"], input=json.dumps(spec), check=True, capture_output=True, text=True
+    ).stdout
     result: dict[str, object] = json.loads(out)
     return result
 
@@ -81,8 +88,10 @@ async def _new_key(url: str) -> str:
 
 
 def _floor(args: argparse.Namespace, pool_script: Path) -> WrkResult:
-    print(f"floor: aiohttp fixed JSON, {args.workers} workers, wrk -c{args.connections} "
-          f"for {args.seconds} s", file=sys.stderr)
+    print(
+        f"floor: aiohttp fixed JSON, {args.workers} workers, wrk -c{args.connections} for {args.seconds} s",
+        file=sys.stderr,
+    )
     floor = start_floor(args.workers)
     try:
         return _saturate(floor, pool_script, args)[0]
@@ -105,8 +114,7 @@ async def _scale(args: argparse.Namespace, shape: Shape, run_id: str, tmp: Path)
     key = await _new_key(url)
     prefix = f"{run_id}-{shape.customers}-"
     warm, sat, bodies = _scripts(tmp, shape, prefix, key)
-    env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": redis_url,
-           "GATEWAY_SPOOL_DIR": str(tmp / "spool")}
+    env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": redis_url, "GATEWAY_SPOOL_DIR": str(tmp / "spool")}
     print(f"gateway: {shape.customers:,} customers, starting {args.workers} workers", file=sys.stderr)
     server, startup = start_gateway(env, args.workers)
     try:
@@ -114,8 +122,7 @@ async def _scale(args: argparse.Namespace, shape: Shape, run_id: str, tmp: Path)
         since = datetime.now(UTC) - timedelta(seconds=1)
         procs = [psutil.Process(p) for p in server.worker_pids()]
         cpu0 = sum(sum(p.cpu_times()[:2]) for p in procs)
-        saturated = run_wrk(server.url + "/v1/contacts", sat, seconds=args.seconds,
-                            connections=args.connections)
+        saturated = run_wrk(server.url + "/v1/contacts", sat, seconds=args.seconds, connections=args.connections)
         cpu = sum(sum(p.cpu_times()[:2]) for p in procs) - cpu0
         await asyncio.sleep(1.0)  # let the requests wrk cut off at its deadline commit
         sat_check = await logcheck.by_count(url, since, prefix + "sat-", saturated.ok201, args.connections)
@@ -130,8 +137,9 @@ async def _scale(args: argparse.Namespace, shape: Shape, run_id: str, tmp: Path)
         rss = server.rss_mb()
     finally:
         server.stop()
-    return report.ScaleResult(shape.customers, startup, saturated, cpu, sat_check, steady, steady_check,
-                              [c.seconds for c in changes], rss)
+    return report.ScaleResult(
+        shape.customers, startup, saturated, cpu, sat_check, steady, steady_check, [c.seconds for c in changes], rss
+    )
 
 
 async def _main(args: argparse.Namespace) -> int:

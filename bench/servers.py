@@ -35,8 +35,7 @@ class Server:
 
     def worker_pids(self) -> list[int]:
         parent = psutil.Process(self.proc.pid)
-        return [c.pid for c in parent.children()
-                if "spawn_main" in " ".join(c.cmdline())]
+        return [c.pid for c in parent.children() if "spawn_main" in " ".join(c.cmdline())]
 
     def listening_pids(self) -> set[int]:
         out = set()
@@ -87,18 +86,23 @@ def wait_ready(server: Server, timeout: float = 180.0) -> float:
 
 def start_gateway(env: Mapping[str, str], workers: int) -> tuple[Server, float]:
     port = free_port()
-    full_env = {**env, "GATEWAY_PORT": str(port), "GATEWAY_HOST": "127.0.0.1",
-                "GATEWAY_WORKERS": str(workers), "GATEWAY_LOG_LEVEL": env.get("GATEWAY_LOG_LEVEL", "WARNING")}
-    proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve"], env=full_env,
-                            stdout=subprocess.DEVNULL)
+    full_env = {
+        **env,
+        "GATEWAY_PORT": str(port),
+        "GATEWAY_HOST": "127.0.0.1",
+        "GATEWAY_WORKERS": str(workers),
+        "GATEWAY_LOG_LEVEL": env.get("GATEWAY_LOG_LEVEL", "WARNING"),
+    }
+    proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve"], env=full_env, stdout=subprocess.DEVNULL)
     server = Server(proc, port, workers)
     return server, wait_ready(server)
 
 
 def start_floor(workers: int) -> Server:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "bench.floor", "--port", str(port),
-                             "--workers", str(workers)], env=dict(os.environ))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.floor", "--port", str(port), "--workers", str(workers)], env=dict(os.environ)
+    )
     server = Server(proc, port, workers)
     wait_ready(server, 30)
     return server

@@ -25,10 +25,10 @@ class SteadyResult:
     offered: int = 0
     seconds: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
-    created: list[str] = field(default_factory=list)   # provider ids answered 201
-    repeated: int = 0                                   # answered 200
+    created: list[str] = field(default_factory=list)  # provider ids answered 201
+    repeated: int = 0  # answered 200
     failed: int = 0
-    max_lag_ms: float = 0.0                             # how late the generator itself sent
+    max_lag_ms: float = 0.0  # how late the generator itself sent
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -73,8 +73,9 @@ class _Sender:
             self.result.failed += 1
 
 
-async def run(url: str, key: str, pool: list[str], prefix: str, rate: int, seconds: int,
-              connections: int = 64) -> SteadyResult:
+async def run(
+    url: str, key: str, pool: list[str], prefix: str, rate: int, seconds: int, connections: int = 64
+) -> SteadyResult:
     connector = aiohttp.TCPConnector(limit=connections, keepalive_timeout=60)
     timeout = aiohttp.ClientTimeout(total=10)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:

@@ -107,17 +107,36 @@ def _lua_string(s: str) -> str:
 
 def write_script(path: Path, pool: list[Sender], provider_prefix: str, key: str) -> Path:
     entries = ",\n".join(_lua_string(body_prefix(s)) for s in pool)
-    path.write_text(_LUA % {"pool": "{\n" + entries + "\n}", "prefix": _lua_string(provider_prefix),
-                            "key": key, "repeat_share": REPEAT_SHARE})
+    path.write_text(
+        _LUA
+        % {
+            "pool": "{\n" + entries + "\n}",
+            "prefix": _lua_string(provider_prefix),
+            "key": key,
+            "repeat_share": REPEAT_SHARE,
+        }
+    )
     return path
 
 
 def run_wrk(url: str, script: Path, *, seconds: int, connections: int, threads: int = 1) -> WrkResult:
-    out = subprocess.run([ensure_wrk(), f"-t{threads}", f"-c{connections}", f"-d{seconds}s",
-                          "--timeout", "5s", "-s", str(script), url],
-                         check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [ensure_wrk(), f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "-s", str(script), url],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     line = next(x for x in out.splitlines() if x.startswith("BENCH_JSON "))
     d = json.loads(line.removeprefix("BENCH_JSON "))
-    return WrkResult(requests=d["requests"], seconds=d["duration_us"] / 1e6, errors=d["errors"],
-                     p50_ms=d["p50_us"] / 1000, p99_ms=d["p99_us"] / 1000, p999_ms=d["p999_us"] / 1000,
-                     ok201=d["ok201"], ok200=d["ok200"], other=d["other"], repeats=d["repeats"])
+    return WrkResult(
+        requests=d["requests"],
+        seconds=d["duration_us"] / 1e6,
+        errors=d["errors"],
+        p50_ms=d["p50_us"] / 1000,
+        p99_ms=d["p99_us"] / 1000,
+        p999_ms=d["p999_us"] / 1000,
+        ok201=d["ok201"],
+        ok200=d["ok200"],
+        other=d["other"],
+        repeats=d["repeats"],
+    )

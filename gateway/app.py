@@ -20,8 +20,15 @@ log = logging.getLogger(__name__)
 
 # Each area of the API registers its own routes; listed once here so the whole surface is visible.
 ROUTE_MODULES: list[Callable[[web.Application], None]] = [
-    ops.setup, admin.setup, contacts.setup, banners.setup, restrictions.setup, reports.setup,
-    rulesets.setup, openapi.setup, channels.register,
+    ops.setup,
+    admin.setup,
+    contacts.setup,
+    banners.setup,
+    restrictions.setup,
+    reports.setup,
+    rulesets.setup,
+    openapi.setup,
+    channels.register,
 ]
 
 
@@ -39,8 +46,13 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
     assert settings.redis_url
     # A bounded pool that makes a burst wait for a connection instead of failing it.
     pool = aioredis.BlockingConnectionPool.from_url(
-        settings.redis_url, max_connections=64, timeout=1.0, socket_timeout=1.0, socket_connect_timeout=1.0,
-        health_check_interval=10)
+        settings.redis_url,
+        max_connections=64,
+        timeout=1.0,
+        socket_timeout=1.0,
+        socket_connect_timeout=1.0,
+        health_check_interval=10,
+    )
     client = aioredis.Redis(connection_pool=pool)
     app[REDIS] = client
     app[KEYRING] = KeyRing(app[POOL], client)
@@ -48,8 +60,9 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
     await client.aclose()
 
 
-def create_app(settings: Settings, *, extra_cleanup: list[Callable[..., AsyncIterator[None]]] | None = None
-               ) -> web.Application:
+def create_app(
+    settings: Settings, *, extra_cleanup: list[Callable[..., AsyncIterator[None]]] | None = None
+) -> web.Application:
     settings.require_services()
 
     async def resolve(key: str) -> object:

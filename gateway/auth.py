@@ -56,14 +56,14 @@ async def create_key(conn: asyncpg.Connection | asyncpg.Pool, role: str, name: s
 
 
 async def list_keys(conn: asyncpg.Connection | asyncpg.Pool) -> list[asyncpg.Record]:
-    return list(await conn.fetch(
-        "SELECT id, name, role, created_at, revoked_at FROM api_keys ORDER BY id"))
+    return list(await conn.fetch("SELECT id, name, role, created_at, revoked_at FROM api_keys ORDER BY id"))
 
 
 async def revoke_key(conn: asyncpg.Connection | asyncpg.Pool, key_id: int) -> bool:
     """Revoke a key; processes stop accepting it within their cache time (30 s). False if unknown."""
     done = await conn.fetchval(
-        "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 RETURNING id", key_id)
+        "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 RETURNING id", key_id
+    )
     return done is not None
 
 
@@ -72,8 +72,7 @@ class KeyRing:
     While the database is unreachable, a cached answer keeps serving, and a process that has not seen
     a key yet (just started) asks Redis, where every process leaves the keys it has resolved."""
 
-    def __init__(self, pool: asyncpg.Pool, redis: aioredis.Redis | None = None,
-                 ttl: float = _CACHE_SECONDS) -> None:
+    def __init__(self, pool: asyncpg.Pool, redis: aioredis.Redis | None = None, ttl: float = _CACHE_SECONDS) -> None:
         self._pool = pool
         self._redis = redis
         self._ttl = ttl
@@ -87,7 +86,8 @@ class KeyRing:
             return hit[1]
         try:
             row = await self._pool.fetchrow(
-                "SELECT id, name, role FROM api_keys WHERE hash = $1 AND revoked_at IS NULL", digest)
+                "SELECT id, name, role FROM api_keys WHERE hash = $1 AND revoked_at IS NULL", digest
+            )
         except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, TimeoutError):
             if hit is not None:
                 return hit[1]

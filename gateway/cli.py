@@ -25,11 +25,13 @@ def _progress(total: int) -> object:
             done = int(width * n / max(total, 1))
             sys.stderr.write(f"\r[{'#' * done}{'.' * (width - done)}] {n}/{total} rows")
             sys.stderr.flush()
+
     return show
 
 
 async def _migrate(settings: Settings) -> int:
     from .migrate import migrate
+
     conn = await db.connect(settings.require_services().database_url or "")
     try:
         applied = await migrate(conn)
@@ -41,6 +43,7 @@ async def _migrate(settings: Settings) -> int:
 
 async def _keys_create(settings: Settings, role: str, name: str) -> int:
     from .auth import create_key
+
     conn = await db.connect(settings.require_services().database_url or "")
     try:
         key_id, key = await create_key(conn, role, name)
@@ -52,6 +55,7 @@ async def _keys_create(settings: Settings, role: str, name: str) -> int:
 
 async def _keys_list(settings: Settings) -> int:
     from .auth import list_keys
+
     conn = await db.connect(settings.require_services().database_url or "")
     try:
         for k in await list_keys(conn):
@@ -64,6 +68,7 @@ async def _keys_list(settings: Settings) -> int:
 
 async def _keys_revoke(settings: Settings, key_id: int) -> int:
     from .auth import revoke_key
+
     conn = await db.connect(settings.require_services().database_url or "")
     try:
         if not await revoke_key(conn, key_id):
@@ -77,6 +82,7 @@ async def _keys_revoke(settings: Settings, key_id: int) -> int:
 
 async def _import(settings: Settings, path: Path) -> int:
     from .importer import CsvFormatError, import_csv
+
     text = path.read_text(encoding="utf-8-sig")
     total = max(text.count("\n") - 1, 0)
     conn = await db.connect(settings.require_services().database_url or "")
@@ -96,6 +102,7 @@ async def _import(settings: Settings, path: Path) -> int:
 
 async def _demo(settings: Settings, only_if_empty: bool) -> int:
     from .demo import load_demo
+
     conn = await db.connect(settings.require_services().database_url or "")
     try:
         print(await load_demo(conn, only_if_empty=only_if_empty))
@@ -129,20 +136,26 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     """One command; async ones run to completion on a fresh event loop."""
     if args.command == "serve":
         from .serve import serve
+
         return serve(settings)
     if args.command == "import" and not args.file.is_file():
         print(f"import: {args.file} is not a readable file", file=sys.stderr)
         return 2
     if args.command == "replay":
         from .serve import replay
+
         return asyncio.run(replay(settings))
     commands: dict[str, Callable[[], Coroutine[Any, Any, int]]] = {
         "migrate": lambda: _migrate(settings),
         "demo": lambda: _demo(settings, args.if_empty),
         "import": lambda: _import(settings, args.file),
-        "keys": lambda: (_keys_list(settings) if args.keys_command == "list"
-                         else _keys_revoke(settings, args.id) if args.keys_command == "revoke"
-                         else _keys_create(settings, args.role, args.name)),
+        "keys": lambda: (
+            _keys_list(settings)
+            if args.keys_command == "list"
+            else _keys_revoke(settings, args.id)
+            if args.keys_command == "revoke"
+            else _keys_create(settings, args.role, args.name)
+        ),
     }
     return asyncio.run(commands[args.command]())
 

@@ -48,8 +48,9 @@ class InboundContact(BaseModel):
             return v
         now = datetime.now(UTC)
         if not now - RECEIVED_AT_PAST <= v <= now + RECEIVED_AT_FUTURE:
-            raise ValueError(f"must be within {RECEIVED_AT_PAST.days} days before and "
-                             f"{RECEIVED_AT_FUTURE.days} day after now")
+            raise ValueError(
+                f"must be within {RECEIVED_AT_PAST.days} days before and {RECEIVED_AT_FUTURE.days} day after now"
+            )
         return v
 
     @model_validator(mode="before")
@@ -82,7 +83,7 @@ class Matched(BaseModel):
 
 
 class Reason(BaseModel):
-    source: str          # restriction | rule | identity | system
+    source: str  # restriction | rule | identity | system
     id: str | None = None
     because: str
 
@@ -110,8 +111,11 @@ def degraded_decision(contact_id: str, why: str) -> Decision:
         action="route",
         target=Target(type="queue", id=GENERAL_QUEUE),
         flagged=True,
-        banner=Banner(severity="warning", text="Restriction check unavailable: check the customer "
-                      "record for contact restrictions before you continue."),
+        banner=Banner(
+            severity="warning",
+            text="Restriction check unavailable: check the customer "
+            "record for contact restrictions before you continue.",
+        ),
         reasons=[Reason(source="system", because=why)],
         degraded=True,
     )

@@ -28,8 +28,7 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 _DB_TIMEOUT = 2.0
 # Errors that belong to a record (a value PostgreSQL will not take), not to the database's health.
-_RECORD_ERRORS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError, UnicodeEncodeError,
-                  OverflowError)
+_RECORD_ERRORS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError, UnicodeEncodeError, OverflowError)
 FLUSHES_IN_FLIGHT = 2
 
 
@@ -102,8 +101,10 @@ def clean(value: Any) -> Any:
 def _row(r: ContactRecord) -> tuple[Any, ...]:
     # Inbound text is cleaned when the contact is parsed (gateway.contact); the raw fields of a
     # contact that failed to parse arrive here as they came, so the top-level strings are checked.
-    return tuple(v.replace("\x00", "\ufffd") if isinstance(v, str) and "\x00" in v else v
-                 for v in (getattr(r, c) for c in COLUMNS))
+    return tuple(
+        v.replace("\x00", "\ufffd") if isinstance(v, str) and "\x00" in v else v
+        for v in (getattr(r, c) for c in COLUMNS)
+    )
 
 
 @dataclass
@@ -117,9 +118,17 @@ class Appended:
 # Column types for the unnest() that carries a batch. Integer arrays travel as text ('{1,2}') because
 # PostgreSQL arrays of arrays must be rectangular; JSON travels as text too (a JSON list inside a
 # jsonb[] parameter would read as another array dimension) and is cast back in the statement.
-_TYPES = {"id": "uuid", "received_at": "timestamptz", "case_id": "bigint", "ambiguous": "boolean",
-          "flagged": "boolean", "ruleset_version": "integer", "degraded": "boolean", "latency_us": "integer",
-          "ack_sent": "boolean"}
+_TYPES = {
+    "id": "uuid",
+    "received_at": "timestamptz",
+    "case_id": "bigint",
+    "ambiguous": "boolean",
+    "flagged": "boolean",
+    "ruleset_version": "integer",
+    "degraded": "boolean",
+    "latency_us": "integer",
+    "ack_sent": "boolean",
+}
 _JSON = ("target", "banner", "reasons", "decision")
 _FIELDS = (*COLUMNS, "decision")
 _DERIVED = {
@@ -165,8 +174,9 @@ def _column_arrays(batch: Sequence[ContactRecord]) -> list[list[Any]]:
     return arrays
 
 
-async def _write_batch(conn: asyncpg.Connection, batch: Sequence[ContactRecord],
-                       timeout: float | None = None) -> dict[int, dict[str, Any]]:
+async def _write_batch(
+    conn: asyncpg.Connection, batch: Sequence[ContactRecord], timeout: float | None = None
+) -> dict[int, dict[str, Any]]:
     """Write a batch in one statement. Returns {index in batch: earlier decision} for the records
     that repeat an already-logged (channel, provider id): those get no row of their own."""
     retries = {row["id"] for row in await conn.fetch(WRITE_BATCH, *_column_arrays(batch), timeout=timeout)}
@@ -176,7 +186,9 @@ async def _write_batch(conn: asyncpg.Connection, batch: Sequence[ContactRecord],
     earlier = await conn.fetch(
         """SELECT p.channel, p.provider_id, p.decision FROM contact_provider_ids p
            JOIN unnest($1::text[], $2::text[]) AS k(channel, provider_id) USING (channel, provider_id)""",
-        [r.channel for _, r in lost], [clean(r.provider_id) for _, r in lost])
+        [r.channel for _, r in lost],
+        [clean(r.provider_id) for _, r in lost],
+    )
     by_key = {(e["channel"], e["provider_id"]): e["decision"] for e in earlier}
     return {i: by_key.get((r.channel, clean(r.provider_id)), {}) for i, r in lost}
 
@@ -268,10 +280,12 @@ async def replay_file(conn: asyncpg.Connection, path: Path) -> int:
         records = _read_spool(path, path.parent / "quarantine.jsonl")
         replayed = 0
         for start in range(0, len(records), 500):
-            chunk = records[start:start + 500]
+            chunk = records[start : start + 500]
             fresh = await conn.fetch(
                 """SELECT x FROM unnest($1::uuid[]) AS x
-                   WHERE NOT EXISTS (SELECT 1 FROM contacts WHERE id = x)""", [r.id for r in chunk])
+                   WHERE NOT EXISTS (SELECT 1 FROM contacts WHERE id = x)""",
+                [r.id for r in chunk],
+            )
             fresh_ids = {row["x"] for row in fresh}
             todo = [r for r in chunk if r.id in fresh_ids]
             if todo:
@@ -287,8 +301,12 @@ _Item = tuple[ContactRecord, "asyncio.Future[Appended]"]
 class ContactLog:
     """The group-commit writer. Start with `start()`, stop with `close()` (drains what is queued)."""
 
-    def __init__(self, pool: asyncpg.Pool, settings: Settings,
-                 on_logged: Callable[[list[ContactRecord]], Coroutine[Any, Any, None]] | None = None) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        settings: Settings,
+        on_logged: Callable[[list[ContactRecord]], Coroutine[Any, Any, None]] | None = None,
+    ) -> None:
         self._pool = pool
         self._on_logged = on_logged
         self._background: set[asyncio.Task[None]] = set()
@@ -382,8 +400,12 @@ class ContactLog:
             return True
         except OSError as exc:
             self.spool_failed = True
-            log.critical("contact log: database down AND spool %s unwritable (%r): %d contact(s) NOT "
-                         "durably logged", self.spool.dir, exc, len(records))
+            log.critical(
+                "contact log: database down AND spool %s unwritable (%r): %d contact(s) NOT durably logged",
+                self.spool.dir,
+                exc,
+                len(records),
+            )
             return False
 
     def _logged(self, records: list[ContactRecord]) -> None:
@@ -399,8 +421,9 @@ class ContactLog:
                 duplicates = await _write_batch(conn, [record], timeout=_DB_TIMEOUT)
         except _RECORD_ERRORS as exc:
             # This record itself cannot be written: kept on disk beside the spool, never dropped.
-            log.error("contact log: contact %s could not be written (%r); kept in %s",
-                      record.id, exc, self.spool.quarantine)
+            log.error(
+                "contact log: contact %s could not be written (%r); kept in %s", record.id, exc, self.spool.quarantine
+            )
             await self._spool_safely([record], self.spool.quarantine)
             return Appended(spooled=True)
         except Exception as exc:

@@ -18,10 +18,12 @@ def _jsonb_decode(data: bytes) -> Any:
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
     # Binary codecs, so that COPY (the contact log's group commit) can carry JSON columns too.
-    await conn.set_type_codec("jsonb", encoder=_jsonb_encode, decoder=_jsonb_decode,
-                              schema="pg_catalog", format="binary")
-    await conn.set_type_codec("json", encoder=lambda v: json.dumps(v).encode(), decoder=json.loads,
-                              schema="pg_catalog", format="binary")
+    await conn.set_type_codec(
+        "jsonb", encoder=_jsonb_encode, decoder=_jsonb_decode, schema="pg_catalog", format="binary"
+    )
+    await conn.set_type_codec(
+        "json", encoder=lambda v: json.dumps(v).encode(), decoder=json.loads, schema="pg_catalog", format="binary"
+    )
 
 
 async def _no_reset(conn: asyncpg.Connection) -> None:

@@ -39,7 +39,7 @@ from .settings import Settings
 
 log = logging.getLogger(__name__)
 _IDEM_TTL = 7 * 86400
-REDIS_BUDGET_SECONDS = 0.1   # a healthy Redis answers in well under a millisecond
+REDIS_BUDGET_SECONDS = 0.1  # a healthy Redis answers in well under a millisecond
 REDIS_REST_SECONDS = 5
 _PENDING = b"pending"
 
@@ -56,8 +56,15 @@ class RulesetHolder:
 
 
 class DecideService:
-    def __init__(self, settings: Settings, index: RestrictionIndex, contact_log: ContactLog,
-                 redis: aioredis.Redis, pool: asyncpg.Pool, rules: RulesetHolder) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        index: RestrictionIndex,
+        contact_log: ContactLog,
+        redis: aioredis.Redis,
+        pool: asyncpg.Pool,
+        rules: RulesetHolder,
+    ) -> None:
         self.settings, self.index, self.log, self.redis, self.pool = settings, index, contact_log, redis, pool
         self.rules = rules
         self.batch = RedisBatch(redis)
@@ -101,30 +108,36 @@ class DecideService:
         metrics.DECIDE_SECONDS.observe(time.perf_counter() - started)
         return decision, created
 
-    def _degraded(self, contact: InboundContact, contact_id: str, received: datetime,
-                  exc: Exception) -> Decision:
+    def _degraded(self, contact: InboundContact, contact_id: str, received: datetime, exc: Exception) -> Decision:
         why = "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
-        expected = isinstance(exc, TimeoutError | RedisError | OSError | asyncpg.PostgresConnectionError
-                              | IndexNotLoaded)
+        expected = isinstance(
+            exc, TimeoutError | RedisError | OSError | asyncpg.PostgresConnectionError | IndexNotLoaded
+        )
         log.warning("decide degraded (%s) for a %s contact", why, contact.channel, exc_info=not expected)
         metrics.DEGRADED.labels(why).inc()
         decision = degraded_decision(contact_id, f"restriction check unavailable ({why})")
         decision.received_at = received
         return decision
 
-    async def _evaluate(self, contact: InboundContact, contact_id: str, handle: SenderHandle,
-                        received: datetime) -> Decision:
+    async def _evaluate(
+        self, contact: InboundContact, contact_id: str, handle: SenderHandle, received: datetime
+    ) -> Decision:
         if not self.index.loaded:
             raise IndexNotLoaded("restriction index not loaded yet")
-        match = self.index.match(handle.kind, handle.value, withheld=handle.withheld,
-                                 on_behalf_of=contact.on_behalf_of)
+        match = self.index.match(handle.kind, handle.value, withheld=handle.withheld, on_behalf_of=contact.on_behalf_of)
         compiled = self.rules.compiled
-        specs = counters_needed(compiled, match.bundles, received, self.tz, contact.channel) \
-            if match.bundles else []
+        specs = counters_needed(compiled, match.bundles, received, self.tz, contact.channel) if match.bundles else []
         counts = await self._count(specs, match, received) if specs else {}
-        ctx = Context(match=match, ruleset=compiled, staff=self.index.staff, calendar=self.calendar(),
-                      counts=counts, case=self.index.case(case_reference(contact.case_ref, contact.subject)),
-                      appointment=contact.appointment, provider=self.provider)
+        ctx = Context(
+            match=match,
+            ruleset=compiled,
+            staff=self.index.staff,
+            calendar=self.calendar(),
+            counts=counts,
+            case=self.index.case(case_reference(contact.case_ref, contact.subject)),
+            appointment=contact.appointment,
+            provider=self.provider,
+        )
         verdict = rules_decide(contact, ctx, received)
         return verdict.to_decision(contact_id, received_at=received)
 
@@ -142,9 +155,13 @@ class DecideService:
         if self._redis_usable():
             try:
                 async with asyncio.timeout(REDIS_BUDGET_SECONDS):
-                    results = await asyncio.gather(*(
-                        self.batch.call(cmd, COUNTER + s.key, *extra) for s in specs
-                        for cmd, extra in (("incr", ()), ("expire", (s.ttl_seconds,)))))
+                    results = await asyncio.gather(
+                        *(
+                            self.batch.call(cmd, COUNTER + s.key, *extra)
+                            for s in specs
+                            for cmd, extra in (("incr", ()), ("expire", (s.ttl_seconds,)))
+                        )
+                    )
                 return {s.key: int(results[2 * i]) for i, s in enumerate(specs)}
             except (RedisError, OSError, TimeoutError) as exc:
                 self._redis_failed(exc)
@@ -152,9 +169,14 @@ class DecideService:
         counts = {}
         for s in specs:
             customer_id, period = owners[s.key]
-            counts[s.key] = 1 + int(await self.pool.fetchval(
-                """SELECT count(*) FROM contacts WHERE customer_ids @> ARRAY[$1::bigint] AND received_at >= $2
-                   AND status = 'decided'""", customer_id, period_start(period, now, self.tz)))
+            counts[s.key] = 1 + int(
+                await self.pool.fetchval(
+                    """SELECT count(*) FROM contacts WHERE customer_ids @> ARRAY[$1::bigint] AND received_at >= $2
+                   AND status = 'decided'""",
+                    customer_id,
+                    period_start(period, now, self.tz),
+                )
+            )
         return counts
 
     async def _earlier(self, contact: InboundContact) -> Decision | None:
@@ -176,18 +198,23 @@ class DecideService:
         try:
             row = await self.pool.fetchval(
                 "SELECT decision FROM contact_provider_ids WHERE channel = $1 AND provider_id = $2",
-                contact.channel, contact.provider_id)
+                contact.channel,
+                contact.provider_id,
+            )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
             return None  # the writer's unique key is the last word
         return Decision.model_validate(row) if row else None
 
     def _push_banner(self, contact: InboundContact, decision: Decision) -> None:
         """Fan the banner out to agent screens after the reply; a lost push costs nothing durable."""
-        event = {"contact_id": decision.contact_id, "channel": contact.channel,
-                 "customer_ids": decision.matched.customer_ids,
-                 "target": decision.target.model_dump() if decision.target else None,
-                 "action": decision.action, "banner": decision.banner.model_dump(mode="json")
-                 if decision.banner else None}
+        event = {
+            "contact_id": decision.contact_id,
+            "channel": contact.channel,
+            "customer_ids": decision.matched.customer_ids,
+            "target": decision.target.model_dump() if decision.target else None,
+            "action": decision.action,
+            "banner": decision.banner.model_dump(mode="json") if decision.banner else None,
+        }
         self._background_task(self._publish_banner(json.dumps(event)))
 
     def _background_task(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -213,29 +240,51 @@ class DecideService:
                 pipe.set(f"{IDEMPOTENCY}{r.channel}:{r.provider_id}", json.dumps(r.decision), ex=_IDEM_TTL)
             await pipe.execute()
 
-    def record(self, contact: InboundContact, decision: Decision, handle: SenderHandle,
-               received: datetime, started: float, *, status: str = "decided",
-               error: str | None = None) -> ContactRecord:
+    def record(
+        self,
+        contact: InboundContact,
+        decision: Decision,
+        handle: SenderHandle,
+        received: datetime,
+        started: float,
+        *,
+        status: str = "decided",
+        error: str | None = None,
+    ) -> ContactRecord:
         m = decision.matched
         return ContactRecord(
-            id=uuid.UUID(decision.contact_id), received_at=received, channel=contact.channel,
-            action=decision.action, status=status, sender_raw=contact.sender[:320] or None,
-            sender_kind=handle.log_kind, sender=handle.value, recipient=contact.to,
-            provider_id=contact.provider_id, subject=(contact.subject or None) and contact.subject[:500],
-            body_excerpt=(contact.body or None) and contact.body[:2000], customer_ids=list(m.customer_ids),
-            case_id=m.case_id, case_ref=case_reference(contact.case_ref, contact.subject),
-            on_behalf_of=contact.on_behalf_of, representative_of=list(m.representative_of),
-            ambiguous=m.ambiguous, target=decision.target.model_dump() if decision.target else None,
+            id=uuid.UUID(decision.contact_id),
+            received_at=received,
+            channel=contact.channel,
+            action=decision.action,
+            status=status,
+            sender_raw=contact.sender[:320] or None,
+            sender_kind=handle.log_kind,
+            sender=handle.value,
+            recipient=contact.to,
+            provider_id=contact.provider_id,
+            subject=(contact.subject or None) and contact.subject[:500],
+            body_excerpt=(contact.body or None) and contact.body[:2000],
+            customer_ids=list(m.customer_ids),
+            case_id=m.case_id,
+            case_ref=case_reference(contact.case_ref, contact.subject),
+            on_behalf_of=contact.on_behalf_of,
+            representative_of=list(m.representative_of),
+            ambiguous=m.ambiguous,
+            target=decision.target.model_dump() if decision.target else None,
             flagged=decision.flagged,
             banner=decision.banner.model_dump(mode="json") if decision.banner else None,
             customer_message=decision.customer_message,
-            reasons=[r.model_dump() for r in decision.reasons], ruleset_version=decision.ruleset_version,
-            degraded=decision.degraded, latency_us=int((time.perf_counter() - started) * 1e6),
-            error=error, decision=decision.model_dump(mode="json"))
+            reasons=[r.model_dump() for r in decision.reasons],
+            ruleset_version=decision.ruleset_version,
+            degraded=decision.degraded,
+            latency_us=int((time.perf_counter() - started) * 1e6),
+            error=error,
+            decision=decision.model_dump(mode="json"),
+        )
 
 
-def counter_owners(compiled: CompiledRuleSet, match: Match, now: datetime, tz: ZoneInfo
-                   ) -> dict[str, tuple[int, str]]:
+def counter_owners(compiled: CompiledRuleSet, match: Match, now: datetime, tz: ZoneInfo) -> dict[str, tuple[int, str]]:
     """counter key → (customer id, period), to count the log instead when Redis is down."""
     owners: dict[str, tuple[int, str]] = {}
     for b in match.bundles:
@@ -257,15 +306,22 @@ def period_start(period: str, now: datetime, tz: ZoneInfo) -> datetime:
     return day.replace(tzinfo=None).replace(tzinfo=tz)
 
 
-async def log_rejected(service: DecideService, *, channel: str, sender: str, provider_id: str | None,
-                       status: str, error: str) -> None:
+async def log_rejected(
+    service: DecideService, *, channel: str, sender: str, provider_id: str | None, status: str, error: str
+) -> None:
     """Log a contact we could not decide (malformed or refused) so that nothing is lost."""
     contact_id = uuid.uuid4()
     # Raw caller input: make it storable text (lone surrogates and NULs would fail the log write).
     sender, error = (v.encode("utf-8", "replace").decode("utf-8") for v in (sender, error))
     record = ContactRecord(
-        id=contact_id, received_at=datetime.now(UTC), channel=channel[:32] or "unknown", action="hold",
-        status=status, sender_raw=sender[:320] or None,
+        id=contact_id,
+        received_at=datetime.now(UTC),
+        channel=channel[:32] or "unknown",
+        action="hold",
+        status=status,
+        sender_raw=sender[:320] or None,
         # Kept for finding the attempt; a refused attempt never claims the id, so a good retry is decided.
-        provider_id=provider_id[:200] if provider_id else None, error=error[:2000])
+        provider_id=provider_id[:200] if provider_id else None,
+        error=error[:2000],
+    )
     await service.log.append(record, wait=service.settings.log_wait_ms / 1000)

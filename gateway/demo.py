@@ -16,15 +16,30 @@ from .store import cases, people, restrictions
 _WEEKDAYS = [{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "17:00"}]
 
 STAFF: list[dict[str, Any]] = [
-    {"name": "Priya Shah", "role": "service_caution_lead", "line": "01632 960101",
-     "mailbox": "priya.shah@demo-homes.org.uk"},
+    {
+        "name": "Priya Shah",
+        "role": "service_caution_lead",
+        "line": "01632 960101",
+        "mailbox": "priya.shah@demo-homes.org.uk",
+    },
     {"name": "Tom Evans", "role": "caution_lead", "line": "01632 960102", "mailbox": "tom.evans@demo-homes.org.uk"},
-    {"name": "Grace Okafor", "role": "caution_lead", "line": "01632 960103",
-     "mailbox": "grace.okafor@demo-homes.org.uk"},
+    {
+        "name": "Grace Okafor",
+        "role": "caution_lead",
+        "line": "01632 960103",
+        "mailbox": "grace.okafor@demo-homes.org.uk",
+    },
     {"name": "Helen Morris", "role": "manager", "line": "01632 960104", "mailbox": "helen.morris@demo-homes.org.uk"},
     {"name": "David Lee", "role": "senior_manager", "line": "01632 960105", "mailbox": "david.lee@demo-homes.org.uk"},
-    {"name": "Sam Patel", "role": "agent", "line": "01632 960106", "voicemail": "01632 960199",
-     "mailbox": "sam.patel@demo-homes.org.uk", "queue": "tenancy", "working_hours": _WEEKDAYS},
+    {
+        "name": "Sam Patel",
+        "role": "agent",
+        "line": "01632 960106",
+        "voicemail": "01632 960199",
+        "mailbox": "sam.patel@demo-homes.org.uk",
+        "queue": "tenancy",
+        "working_hours": _WEEKDAYS,
+    },
 ]
 
 CUSTOMERS = [
@@ -43,34 +58,70 @@ CUSTOMERS = [
 ]
 
 
-def _restrictions(staff: dict[str, int], customer: dict[str, int], case: dict[str, int]
-                  ) -> list[dict[str, Any]]:
+def _restrictions(staff: dict[str, int], customer: dict[str, int], case: dict[str, int]) -> list[dict[str, Any]]:
     return [
-        {"customer": "HMS-100001", "kind": "set_times", "channels": ["phone"],
-         "params": {"kind": "set_times", "windows": [{"days": ["tue", "thu"], "start": "10:00", "end": "12:00"}]},
-         "reasons": "Repeated calls to the repairs line, several a day, about matters already answered."},
-        {"customer": "HMS-100002", "kind": "named_contact",
-         "channels": ["phone", "email", "web_form", "letter", "visit"],
-         "params": {"kind": "named_contact", "staff_id": staff["Sam Patel"]},
-         "reasons": "Contacts many officers with the same demands; one point of contact agreed."},
-        {"customer": "HMS-100003", "kind": "written_only", "channels": ["phone", "visit"],
-         "params": {"kind": "written_only"}, "category": "aggressive_or_abusive",
-         "reasons": "Verbal abuse of call handlers on three occasions."},
-        {"customer": "HMS-100004", "kind": "no_personal_contact", "channels": ["phone", "visit"],
-         "params": {"kind": "no_personal_contact"}, "category": "aggressive_or_abusive",
-         "reasons": "Threats made to a housing officer; contact through writing or his advocate only."},
-        {"customer": "HMS-100005", "kind": "appointment_only", "channels": ["visit"],
-         "params": {"kind": "appointment_only"},
-         "reasons": "Unannounced visits to the area office demanding to see senior staff."},
-        {"customer": "HMS-100006", "kind": "closed_issue", "channels": ["phone", "email", "web_form", "letter"],
-         "params": {"kind": "closed_issue", "case_id": case["CMP-2041"]},
-         "reasons": "Complaint CMP-2041 has completed every stage including the Ombudsman."},
-        {"customer": "HMS-100007", "kind": "caution", "channels": ["phone", "email", "web_form", "letter", "visit"],
-         "params": {"kind": "caution", "note": "Do not visit alone: dog at the property and a history of aggression."},
-         "category": "aggressive_or_abusive", "reasons": "Officer assaulted at the property in 2025."},
-        {"customer": "HMS-100008", "kind": "contact_limit", "channels": ["phone", "email", "web_form"],
-         "params": {"kind": "contact_limit", "limit": 3, "period": "day"},
-         "reasons": "Over 40 calls and emails a week to several teams."},
+        {
+            "customer": "HMS-100001",
+            "kind": "set_times",
+            "channels": ["phone"],
+            "params": {"kind": "set_times", "windows": [{"days": ["tue", "thu"], "start": "10:00", "end": "12:00"}]},
+            "reasons": "Repeated calls to the repairs line, several a day, about matters already answered.",
+        },
+        {
+            "customer": "HMS-100002",
+            "kind": "named_contact",
+            "channels": ["phone", "email", "web_form", "letter", "visit"],
+            "params": {"kind": "named_contact", "staff_id": staff["Sam Patel"]},
+            "reasons": "Contacts many officers with the same demands; one point of contact agreed.",
+        },
+        {
+            "customer": "HMS-100003",
+            "kind": "written_only",
+            "channels": ["phone", "visit"],
+            "params": {"kind": "written_only"},
+            "category": "aggressive_or_abusive",
+            "reasons": "Verbal abuse of call handlers on three occasions.",
+        },
+        {
+            "customer": "HMS-100004",
+            "kind": "no_personal_contact",
+            "channels": ["phone", "visit"],
+            "params": {"kind": "no_personal_contact"},
+            "category": "aggressive_or_abusive",
+            "reasons": "Threats made to a housing officer; contact through writing or his advocate only.",
+        },
+        {
+            "customer": "HMS-100005",
+            "kind": "appointment_only",
+            "channels": ["visit"],
+            "params": {"kind": "appointment_only"},
+            "reasons": "Unannounced visits to the area office demanding to see senior staff.",
+        },
+        {
+            "customer": "HMS-100006",
+            "kind": "closed_issue",
+            "channels": ["phone", "email", "web_form", "letter"],
+            "params": {"kind": "closed_issue", "case_id": case["CMP-2041"]},
+            "reasons": "Complaint CMP-2041 has completed every stage including the Ombudsman.",
+        },
+        {
+            "customer": "HMS-100007",
+            "kind": "caution",
+            "channels": ["phone", "email", "web_form", "letter", "visit"],
+            "params": {
+                "kind": "caution",
+                "note": "Do not visit alone: dog at the property and a history of aggression.",
+            },
+            "category": "aggressive_or_abusive",
+            "reasons": "Officer assaulted at the property in 2025.",
+        },
+        {
+            "customer": "HMS-100008",
+            "kind": "contact_limit",
+            "channels": ["phone", "email", "web_form"],
+            "params": {"kind": "contact_limit", "limit": 3, "period": "day"},
+            "reasons": "Over 40 calls and emails a week to several teams.",
+        },
     ]
 
 
@@ -83,14 +134,26 @@ async def load_demo(conn: asyncpg.Connection, *, only_if_empty: bool = False) ->
             staff[s["name"]] = (await people.create_staff(conn, StaffIn.model_validate(s))).id
         customer: dict[str, int] = {}
         for ref, name, phones, emails in CUSTOMERS:
-            body = CustomerIn(external_ref=ref, name=name, identifiers=[
-                *({"kind": "phone", "value": p} for p in phones),
-                *({"kind": "email", "value": e} for e in emails)],
-                representatives=[{"name": "Ruth Adeyemi", "relationship": "advocate",
-                                  "identifiers": [{"kind": "phone", "value": "07700 900444"}]}]
-                if ref == "HMS-100004" else [],
+            body = CustomerIn(
+                external_ref=ref,
+                name=name,
+                identifiers=[
+                    *({"kind": "phone", "value": p} for p in phones),
+                    *({"kind": "email", "value": e} for e in emails),
+                ],
+                representatives=[
+                    {
+                        "name": "Ruth Adeyemi",
+                        "relationship": "advocate",
+                        "identifiers": [{"kind": "phone", "value": "07700 900444"}],
+                    }
+                ]
+                if ref == "HMS-100004"
+                else [],
                 adjustments={"text": "Dyslexic: prefers phone calls", "flags": ["needs_phone"]}
-                if ref == "HMS-100011" else {})
+                if ref == "HMS-100011"
+                else {},
+            )
             customer[ref] = (await people.create_customer(conn, body)).id
         today = date.today()
         case: dict[str, int] = {}
@@ -99,19 +162,37 @@ async def load_demo(conn: asyncpg.Connection, *, only_if_empty: bool = False) ->
             ("CMP-2107", "HMS-100006", "Noise from the flat above", "open"),
             ("CMP-1988", "HMS-100001", "Repairs to the boiler", "closed"),
         ]:
-            made = await cases.create_case(conn, CaseIn(
-                customer_id=customer[cust], reference=ref, subject=subject, status=status,
-                closed_on=None if status == "open" else today - timedelta(days=60)))
+            made = await cases.create_case(
+                conn,
+                CaseIn(
+                    customer_id=customer[cust],
+                    reference=ref,
+                    subject=subject,
+                    status=status,
+                    closed_on=None if status == "open" else today - timedelta(days=60),
+                ),
+            )
             case[ref] = made.id
         deciders = [staff["Priya Shah"], staff["Tom Evans"], staff["Grace Okafor"]]
         policy = lc.Policy(rule=lc.parse_rule(Settings().activation_rule))
         for r in _restrictions(staff, customer, case):
-            restriction = RestrictionIn.model_validate({
-                "customer_id": customer[r["customer"]], "kind": r["kind"], "params": r["params"],
-                "channels": r["channels"], "reason_category": r.get("category", "unreasonable_persistence"),
-                "reasons": r["reasons"], "deciders": deciders, "warned_on": str(today - timedelta(days=40)),
-                "incidents": [{"on": str(today - timedelta(days=45)), "description": r["reasons"]}],
-                "decided_on": str(today - timedelta(days=30)), "valid_from": str(today - timedelta(days=30))})
+            restriction = RestrictionIn.model_validate(
+                {
+                    "customer_id": customer[r["customer"]],
+                    "kind": r["kind"],
+                    "params": r["params"],
+                    "channels": r["channels"],
+                    "reason_category": r.get("category", "unreasonable_persistence"),
+                    "reasons": r["reasons"],
+                    "deciders": deciders,
+                    "warned_on": str(today - timedelta(days=40)),
+                    "incidents": [{"on": str(today - timedelta(days=45)), "description": r["reasons"]}],
+                    "decided_on": str(today - timedelta(days=30)),
+                    "valid_from": str(today - timedelta(days=30)),
+                }
+            )
             await restrictions.create(conn, restriction, policy, "demo", today)
-    return (f"demo data: {len(STAFF)} staff, {len(CUSTOMERS)} customers, {len(case)} cases, "
-            "one active restriction of each kind, for customers HMS-100001 to HMS-100008")
+    return (
+        f"demo data: {len(STAFF)} staff, {len(CUSTOMERS)} customers, {len(case)} cases, "
+        "one active restriction of each kind, for customers HMS-100001 to HMS-100008"
+    )

@@ -63,8 +63,9 @@ def main() -> int:
         print(f"cannot prepare the database at {settings.database_url}: {exc}", file=sys.stderr)
         return 3
     url = f"http://{settings.host}:{settings.port}"
-    print(f"""
-Contact gateway on {url}  (Ctrl-C stops it{'' if not started else ' and the embedded services'})
+    print(
+        f"""
+Contact gateway on {url}  (Ctrl-C stops it{"" if not started else " and the embedded services"})
 Admin key for this session: {key}
 Try:
   curl {url}/readyz
@@ -72,7 +73,10 @@ Try:
   curl -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\
        -d '{{"channel": "phone", "from": "07700 900003"}}' {url}/v1/contacts
 External services: DATABASE_URL=postgresql://... REDIS_URL=redis://... make run
-""", file=sys.stderr, flush=True)
+""",
+        file=sys.stderr,
+        flush=True,
+    )
     proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve"], env=env)
     try:
         return proc.wait()

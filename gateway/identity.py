@@ -19,8 +19,19 @@ DEFAULT_REGION = "GB"
 
 # What telephony platforms send for a caller who withheld their number; never matched to anyone.
 WITHHELD_PLACEHOLDERS = frozenset(
-    {"", "anonymous", "restricted", "unknown", "unavailable", "private", "withheld",
-     "+266696687", "266696687", "0", "+0"}
+    {
+        "",
+        "anonymous",
+        "restricted",
+        "unknown",
+        "unavailable",
+        "private",
+        "withheld",
+        "+266696687",
+        "266696687",
+        "0",
+        "+0",
+    }
 )
 
 _WEB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")

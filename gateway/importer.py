@@ -43,8 +43,13 @@ class ImportReport:
         return self.created + self.updated + len(self.errors)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"rows": self.rows, "created": self.created, "updated": self.updated,
-                "rejected": len(self.errors), "errors": self.errors[:1000]}
+        return {
+            "rows": self.rows,
+            "created": self.created,
+            "updated": self.updated,
+            "rejected": len(self.errors),
+            "errors": self.errors[:1000],
+        }
 
 
 class CsvFormatError(ValueError):
@@ -59,12 +64,14 @@ def _row_model(raw: dict[str, str | None]) -> ImportRow:
     idents = [{"kind": "phone", "value": v} for v in _split(raw.get("phones"))]
     idents += [{"kind": "email", "value": v} for v in _split(raw.get("emails"))]
     idents += [{"kind": "web", "value": v} for v in _split(raw.get("web_account"))]
-    return ImportRow.model_validate({
-        "external_ref": raw.get("external_ref") or "",
-        "name": raw.get("name") or "",
-        "identifiers": idents,
-        "adjustments": {"text": raw.get("adjustments") or "", "flags": _split(raw.get("adjustment_flags"))},
-    })
+    return ImportRow.model_validate(
+        {
+            "external_ref": raw.get("external_ref") or "",
+            "name": raw.get("name") or "",
+            "identifiers": idents,
+            "adjustments": {"text": raw.get("adjustments") or "", "flags": _split(raw.get("adjustment_flags"))},
+        }
+    )
 
 
 def _field_name(loc: tuple[Any, ...], raw: dict[str, str | None]) -> str:
@@ -97,8 +104,14 @@ def parse(text: str) -> Iterator[tuple[int, ImportRow | dict[str, Any]]]:
             yield line, _row_model(raw)
         except pydantic.ValidationError as exc:
             err = exc.errors(include_url=False)[0]
-            yield line, {"line": line, "field": _field_name(tuple(err["loc"]), raw),
-                         "message": err["msg"].removeprefix("Value error, ")}
+            yield (
+                line,
+                {
+                    "line": line,
+                    "field": _field_name(tuple(err["loc"]), raw),
+                    "message": err["msg"].removeprefix("Value error, "),
+                },
+            )
 
 
 async def _save(conn: asyncpg.Connection, row: ImportRow) -> bool:
@@ -107,22 +120,28 @@ async def _save(conn: asyncpg.Connection, row: ImportRow) -> bool:
     if existing is None:
         customer_id = await conn.fetchval(
             "INSERT INTO customers (external_ref, name, adjustments) VALUES ($1, $2, $3) RETURNING id",
-            row.external_ref, row.name, row.adjustments.model_dump())
+            row.external_ref,
+            row.name,
+            row.adjustments.model_dump(),
+        )
     else:
         customer_id = existing
-        await conn.execute("UPDATE customers SET name = $2, updated_at = now() WHERE id = $1",
-                           customer_id, row.name)
+        await conn.execute("UPDATE customers SET name = $2, updated_at = now() WHERE id = $1", customer_id, row.name)
     for ident in row.identifiers:
         await conn.execute(
             """INSERT INTO identifiers (kind, value, customer_id) VALUES ($1, $2, $3)
                ON CONFLICT (kind, value, customer_id) WHERE customer_id IS NOT NULL DO NOTHING""",
-            ident.kind, ident.value, customer_id)
+            ident.kind,
+            ident.value,
+            customer_id,
+        )
     await notify_in_transaction(conn, customer_id)
     return existing is None
 
 
-async def import_csv(conn: asyncpg.Connection, text: str,
-                     progress: Callable[[int], None] | None = None) -> ImportReport:
+async def import_csv(
+    conn: asyncpg.Connection, text: str, progress: Callable[[int], None] | None = None
+) -> ImportReport:
     report = ImportReport()
     for n, (line, item) in enumerate(parse(text), start=1):
         if n > MAX_ROWS:
@@ -135,8 +154,9 @@ async def import_csv(conn: asyncpg.Connection, text: str,
                 async with conn.transaction():
                     created = await _save(conn, item)
             except asyncpg.UniqueViolationError:
-                report.errors.append({"line": line, "field": "web_account",
-                                      "message": "web account already belongs to another customer"})
+                report.errors.append(
+                    {"line": line, "field": "web_account", "message": "web account already belongs to another customer"}
+                )
                 continue
             if created:
                 report.created += 1

@@ -68,16 +68,25 @@ _RESTRICTIONS = """
       AND ($3::bigint[] IS NULL OR r.customer_id = ANY($3::bigint[]))"""
 
 
-async def _restrictions(conn: asyncpg.Connection, today: date, only: Sequence[int] | None
-                        ) -> dict[int, list[RestrictionView]]:
+async def _restrictions(
+    conn: asyncpg.Connection, today: date, only: Sequence[int] | None
+) -> dict[int, list[RestrictionView]]:
     rows = await conn.fetch(_RESTRICTIONS, list(ENFORCED), today, None if only is None else list(only))
     by_customer: dict[int, list[RestrictionView]] = {}
     for n, r in enumerate(rows):
         if n % 500 == 499:
             await asyncio.sleep(0)  # a full resync must not stall the decisions being served
-        by_customer.setdefault(r["customer_id"], []).append(RestrictionView(
-            id=r["id"], customer_id=r["customer_id"], kind=r["kind"], params=_PARAMS.validate_python(r["params"]),
-            channels=frozenset(r["channels"]), status=r["status"], review_due=r["review_due"]))
+        by_customer.setdefault(r["customer_id"], []).append(
+            RestrictionView(
+                id=r["id"],
+                customer_id=r["customer_id"],
+                kind=r["kind"],
+                params=_PARAMS.validate_python(r["params"]),
+                channels=frozenset(r["channels"]),
+                status=r["status"],
+                review_due=r["review_due"],
+            )
+        )
     return by_customer
 
 
@@ -106,13 +115,17 @@ async def _load(conn: asyncpg.Connection, today: date, only: Sequence[int] | Non
         reps_of.setdefault(r["customer_id"], []).append(RepresentativeView(r["id"], r["name"], r["relationship"]))
     cases_of: dict[int, list[CaseView]] = {}
     for c in await conn.fetch(_CASES, ids):
-        cases_of.setdefault(c["customer_id"], []).append(CaseView(
-            c["id"], c["reference"], c["customer_id"], c["status"], c["closed_on"], c["subject"]))
+        cases_of.setdefault(c["customer_id"], []).append(
+            CaseView(c["id"], c["reference"], c["customer_id"], c["status"], c["closed_on"], c["subject"])
+        )
     for c in await conn.fetch(_CUSTOMERS, ids):
         flags = frozenset((c["adjustments"] or {}).get("flags", []))
         out.bundles[c["id"]] = Bundle(
-            customer=CustomerView(c["id"], c["name"], flags), restrictions=tuple(by_customer[c["id"]]),
-            representatives=tuple(reps_of.get(c["id"], ())), cases=tuple(cases_of.get(c["id"], ())))
+            customer=CustomerView(c["id"], c["name"], flags),
+            restrictions=tuple(by_customer[c["id"]]),
+            representatives=tuple(reps_of.get(c["id"], ())),
+            cases=tuple(cases_of.get(c["id"], ())),
+        )
         if c["external_ref"]:
             out.external_refs[c["external_ref"].lower()] = c["id"]
     for i in await conn.fetch(_IDENTIFIERS, ids):
@@ -124,10 +137,21 @@ async def _load(conn: asyncpg.Connection, today: date, only: Sequence[int] | Non
 
 async def load_staff(conn: asyncpg.Connection | asyncpg.Pool) -> dict[int, StaffView]:
     rows = await conn.fetch(
-        "SELECT id, name, role, line, voicemail, mailbox, queue, working_hours FROM staff WHERE active")
-    return {r["id"]: StaffView(r["id"], r["name"], r["role"], r["line"], r["voicemail"], r["mailbox"],
-                               r["queue"], tuple(_WINDOWS.validate_python(r["working_hours"] or [])))
-            for r in rows}
+        "SELECT id, name, role, line, voicemail, mailbox, queue, working_hours FROM staff WHERE active"
+    )
+    return {
+        r["id"]: StaffView(
+            r["id"],
+            r["name"],
+            r["role"],
+            r["line"],
+            r["voicemail"],
+            r["mailbox"],
+            r["queue"],
+            tuple(_WINDOWS.validate_python(r["working_hours"] or [])),
+        )
+        for r in rows
+    }
 
 
 class RestrictionIndex:
@@ -143,12 +167,13 @@ class RestrictionIndex:
         self.closures: frozenset[date] = frozenset()
         self._handles: dict[int, set[str]] = {}
         self._ref_of: dict[int, str] = {}
-        self.version = 0          # bumped on every change; lets tests and the benchmark see propagation
+        self.version = 0  # bumped on every change; lets tests and the benchmark see propagation
         self.last_change = 0.0
 
     # -- reads (the decide path) ---------------------------------------------------------------
-    def match(self, kind: str | None, value: str | None, *, withheld: bool = False,
-              on_behalf_of: str | None = None) -> Match:
+    def match(
+        self, kind: str | None, value: str | None, *, withheld: bool = False, on_behalf_of: str | None = None
+    ) -> Match:
         if withheld or kind is None or value is None:
             return Match(withheld=withheld, sender_kind="withheld" if withheld else "none")
         if kind == "ref":
@@ -163,8 +188,11 @@ class RestrictionIndex:
             if named not in direct and named not in acting_for:
                 direct.append(named)  # an unregistered third party: treated as the customer
         ids = list(dict.fromkeys([*direct, *acting_for]))
-        return Match(bundles=tuple(self.bundles[c] for c in ids if c in self.bundles),
-                     representative_of=tuple(dict.fromkeys(acting_for)), sender_kind=kind)
+        return Match(
+            bundles=tuple(self.bundles[c] for c in ids if c in self.bundles),
+            representative_of=tuple(dict.fromkeys(acting_for)),
+            sender_kind=kind,
+        )
 
     def _customer_named(self, text: str | None) -> int | None:
         if not text:
@@ -173,6 +201,7 @@ class RestrictionIndex:
         if cid is not None:
             return cid
         from .identity import IdentifierError, normalise
+
         for kind in ("phone", "email", "web"):
             try:
                 links = self.links.get(handle_key(kind, normalise(kind, text)), ())
@@ -248,14 +277,22 @@ class RestrictionIndex:
 class IndexKeeper:
     """Keeps an index fresh: listens on Redis and PostgreSQL, and resyncs everything periodically."""
 
-    def __init__(self, index: RestrictionIndex, pool: asyncpg.Pool, redis: aioredis.Redis,
-                 dsn: str, resync_seconds: int, today: Any, on_other: Any = None,
-                 day_check_seconds: float = DAY_CHECK_SECONDS) -> None:
+    def __init__(
+        self,
+        index: RestrictionIndex,
+        pool: asyncpg.Pool,
+        redis: aioredis.Redis,
+        dsn: str,
+        resync_seconds: int,
+        today: Any,
+        on_other: Any = None,
+        day_check_seconds: float = DAY_CHECK_SECONDS,
+    ) -> None:
         self.index, self.pool, self.redis, self.dsn = index, pool, redis, dsn
         self.resync_seconds = resync_seconds
         self.day_check_seconds = day_check_seconds
-        self.today = today                 # () -> date in the provider's time zone
-        self.on_other = on_other           # async (payload) -> None, for "ruleset" and the like
+        self.today = today  # () -> date in the provider's time zone
+        self.on_other = on_other  # async (payload) -> None, for "ruleset" and the like
         self._pending: set[str] = set()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []

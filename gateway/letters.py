@@ -66,8 +66,11 @@ def _channels(channels: list[str]) -> str:
 
 def _ways_to_write(p: Provider) -> str:
     """The provider's own addresses when configured (GATEWAY_PROVIDER_*), else the general words."""
-    ways = [f"by letter to {p.address}" if p.address else "", f"by email to {p.email}" if p.email else "",
-            f"through our web form at {p.web_form_url}" if p.web_form_url else ""]
+    ways = [
+        f"by letter to {p.address}" if p.address else "",
+        f"by email to {p.email}" if p.email else "",
+        f"through our web form at {p.web_form_url}" if p.web_form_url else "",
+    ]
     given = [w for w in ways if w]
     if not given:
         return "You can still write to us by letter, email or through our web form at any time."
@@ -87,11 +90,8 @@ def _arrangement(f: LetterFacts) -> tuple[str, str]:
             )
         case "named_contact":
             return (
-                f"Your contact with us by {ch} will be handled by one named member of staff, "
-                f"{f.contact_name}.",
-                f"Please contact {f.contact_name}"
-                + (f" ({f.contact_ways})" if f.contact_ways else "")
-                + ".",
+                f"Your contact with us by {ch} will be handled by one named member of staff, {f.contact_name}.",
+                f"Please contact {f.contact_name}" + (f" ({f.contact_ways})" if f.contact_ways else "") + ".",
             )
         case "written_only":
             return (
@@ -120,8 +120,7 @@ def _arrangement(f: LetterFacts) -> tuple[str, str]:
             )
         case "caution":
             return (
-                "Our staff will take extra safety precautions when dealing with you, for "
-                "example not visiting alone.",
+                "Our staff will take extra safety precautions when dealing with you, for example not visiting alone.",
                 "You can contact us in the usual way.",
             )
         case _:  # contact_limit
@@ -170,6 +169,4 @@ def _fill(path: Path, mapping: dict[str, str]) -> str:
     try:
         return Template(path.read_text(encoding="utf-8")).substitute(mapping)
     except (KeyError, ValueError) as exc:
-        raise TemplateError(
-            f"letter template {path.name}: unknown or malformed placeholder {exc}"
-        ) from None
+        raise TemplateError(f"letter template {path.name}: unknown or malformed placeholder {exc}") from None

@@ -44,10 +44,7 @@ def parse_rule(rule: str) -> dict[str, int]:
     for part in filter(None, (p.strip() for p in rule.split(","))):
         role, _, count = part.partition(":")
         if role not in FILLS or not count.isdigit() or int(count) < 1:
-            raise ValueError(
-                f"activation rule part {part!r}: expected role:count with role "
-                f"one of {', '.join(FILLS)}"
-            )
+            raise ValueError(f"activation rule part {part!r}: expected role:count with role one of {', '.join(FILLS)}")
         out[role] = out.get(role, 0) + int(count)
     if not out:
         raise ValueError("the activation rule names no deciders")
@@ -98,9 +95,7 @@ def open_channels(
     return frozenset(usable - closed)
 
 
-def check_way_in(
-    closings: Sequence[Closing], flags: Iterable[str] = (), has_representatives: bool = False
-) -> None:
+def check_way_in(closings: Sequence[Closing], flags: Iterable[str] = (), has_representatives: bool = False) -> None:
     """Refuse a set of restrictions that together leave the customer no way to contact us."""
     if open_channels(closings, flags, has_representatives):
         return
@@ -114,9 +109,7 @@ def check_way_in(
     )
 
 
-def adjustment_conflicts(
-    closings: Iterable[Closing], flags: Iterable[str], always_open: Iterable[str]
-) -> list[str]:
+def adjustment_conflicts(closings: Iterable[Closing], flags: Iterable[str], always_open: Iterable[str]) -> list[str]:
     """Recorded adjustments (flags, channels always open) that these restrictions would break."""
     closed = frozenset().union(*(c.closes for c in closings))
     broken = [
@@ -124,10 +117,7 @@ def adjustment_conflicts(
         for flag in sorted(set(flags))
         if flag in FLAG_NEEDS and FLAG_NEEDS[flag] <= closed
     ]
-    broken += [
-        f"{ch} is recorded as always open to this customer"
-        for ch in sorted(set(always_open) & closed)
-    ]
+    broken += [f"{ch} is recorded as always open to this customer" for ch in sorted(set(always_open) & closed)]
     return broken
 
 
@@ -141,11 +131,7 @@ def check_adjustments(
     """Refuse a restriction newly breaking a recorded adjustment, unless a manager signed a note."""
     flags, always_open = list(flags), list(always_open)
     already = set(adjustment_conflicts(others, flags, always_open))
-    broken = [
-        c
-        for c in adjustment_conflicts([*others, candidate], flags, always_open)
-        if c not in already
-    ]
+    broken = [c for c in adjustment_conflicts([*others, candidate], flags, always_open) if c not in already]
     if broken and not equality_note_signed:
         raise Conflict(
             "reasonable adjustments conflict: "
@@ -163,9 +149,7 @@ def add_months(day: date, months: int) -> date:
     return date(year, month, min(day.day, _cal.monthrange(year, month)[1]))
 
 
-def check_review_due(
-    valid_from: date, review_due: date, default_months: int, approver_role: str | None
-) -> None:
+def check_review_due(valid_from: date, review_due: date, default_months: int, approver_role: str | None) -> None:
     if review_due <= valid_from:
         raise field_error("review_due", "must be after valid_from")
     if review_due > add_months(valid_from, default_months) and approver_role is None:

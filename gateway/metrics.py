@@ -6,16 +6,26 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
-REQUESTS = Counter("gateway_http_requests_total", "HTTP requests by route and status",
-                   ["route", "status"], registry=REGISTRY)
-DECISIONS = Counter("gateway_decisions_total", "Contacts decided, by channel and action",
-                    ["channel", "action"], registry=REGISTRY)
-DECIDE_SECONDS = Histogram("gateway_decide_seconds", "Time from request to logged decision",
-                           buckets=(.0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1.0),
-                           registry=REGISTRY)
-DEGRADED = Counter("gateway_degraded_total", "Contacts answered without a restriction check",
-                   ["why"], registry=REGISTRY)
-LOG_BATCH = Histogram("gateway_contact_log_batch_rows", "Rows per contact-log commit",
-                      buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500), registry=REGISTRY)
+REQUESTS = Counter(
+    "gateway_http_requests_total", "HTTP requests by route and status", ["route", "status"], registry=REGISTRY
+)
+DECISIONS = Counter(
+    "gateway_decisions_total", "Contacts decided, by channel and action", ["channel", "action"], registry=REGISTRY
+)
+DECIDE_SECONDS = Histogram(
+    "gateway_decide_seconds",
+    "Time from request to logged decision",
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+    registry=REGISTRY,
+)
+DEGRADED = Counter(
+    "gateway_degraded_total", "Contacts answered without a restriction check", ["why"], registry=REGISTRY
+)
+LOG_BATCH = Histogram(
+    "gateway_contact_log_batch_rows",
+    "Rows per contact-log commit",
+    buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500),
+    registry=REGISTRY,
+)
 SPOOLED = Gauge("gateway_contact_log_spooled", "Contacts waiting in the local spool", registry=REGISTRY)
 INDEX_SIZE = Gauge("gateway_index_identifiers", "Identifiers in the restriction index", registry=REGISTRY)

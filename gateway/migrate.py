@@ -71,7 +71,9 @@ async def migrate(conn: asyncpg.Connection, directory: Path = MIGRATIONS_DIR) ->
                 await conn.execute(m.sql)
                 await conn.execute(
                     "INSERT INTO schema_migrations (number, name, checksum) VALUES ($1, $2, $3)",
-                    m.number, m.name, m.checksum,
+                    m.number,
+                    m.name,
+                    m.checksum,
                 )
             log.info("applied migration %s", m.name)
             done.append(m.name)

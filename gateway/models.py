@@ -14,8 +14,16 @@ StaffRole = Literal["agent", "caution_lead", "service_caution_lead", "manager", 
 CaseStatus = Literal["open", "closed", "exhausted"]
 IdentifierKind = Literal["phone", "email", "web"]
 # Flags a caution lead records so that a restriction cannot silently remove a channel someone needs.
-ADJUSTMENT_FLAGS = ("needs_phone", "needs_visit", "cannot_write", "needs_email", "needs_letter",
-                    "needs_interpreter", "needs_large_print", "needs_third_party")
+ADJUSTMENT_FLAGS = (
+    "needs_phone",
+    "needs_visit",
+    "cannot_write",
+    "needs_email",
+    "needs_letter",
+    "needs_interpreter",
+    "needs_large_print",
+    "needs_third_party",
+)
 
 
 class _In(BaseModel):

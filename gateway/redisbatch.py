@@ -32,7 +32,7 @@ class RedisBatch:
 
     async def _run(self) -> None:
         while self._pending:
-            batch, self._pending = self._pending[:self.max_batch], self._pending[self.max_batch:]
+            batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
             pipe = self.redis.pipeline(transaction=False)
             for command, args, kwargs, _ in batch:
                 getattr(pipe, command)(*args, **kwargs)

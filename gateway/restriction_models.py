@@ -9,9 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .rules.params import Channel, Kind, Params
 
-ReasonCategory = Literal[
-    "aggressive_or_abusive", "unreasonable_demands", "unreasonable_persistence"
-]
+ReasonCategory = Literal["aggressive_or_abusive", "unreasonable_demands", "unreasonable_persistence"]
 Status = Literal["proposed", "active", "under_appeal", "lifted", "lapsed"]
 AppealOutcome = Literal["upheld", "varied", "lifted"]
 Text = Field(min_length=1, max_length=10_000)
@@ -41,9 +39,7 @@ def params_with_kind(data: Any) -> Any:
             params = {}
         if isinstance(params, dict):
             if "kind" in params and params["kind"] != data["kind"]:
-                raise ValueError(
-                    f"params.kind {params['kind']!r} differs from kind {data['kind']!r}"
-                )
+                raise ValueError(f"params.kind {params['kind']!r} differs from kind {data['kind']!r}")
             data = {**data, "params": {**params, "kind": data["kind"]}}
     return data
 
@@ -76,8 +72,7 @@ class RestrictionIn(_In):
     def _cross(self) -> RestrictionIn:
         if self.warned_on is None and self.immediate_risk is None:
             raise ValueError(
-                "give warned_on (the date the customer was warned) or immediate_risk "
-                "(why there was no warning)"
+                "give warned_on (the date the customer was warned) or immediate_risk (why there was no warning)"
             )
         if self.valid_to is not None and self.valid_to < self.valid_from:
             raise ValueError("valid_to must not be before valid_from")
@@ -121,9 +116,7 @@ class AppealDecisionIn(_In):
     @model_validator(mode="after")
     def _variation(self) -> AppealDecisionIn:
         if self.outcome == "varied" and self.variation is None:
-            raise ValueError(
-                "a 'varied' outcome needs variation (channels, params, valid_to or review_due)"
-            )
+            raise ValueError("a 'varied' outcome needs variation (channels, params, valid_to or review_due)")
         if self.outcome != "varied" and self.variation is not None:
             raise ValueError("variation is only for a 'varied' outcome")
         return self

@@ -49,11 +49,7 @@ def window_end(today: date, within: str) -> date:
     n, unit = int(match.group(1)), match.group(2)
     if n * {"d": 1, "w": 7, "m": 31}[unit] > MAX_WITHIN_DAYS:
         raise field_error("within", "at most ten years ahead")
-    return (
-        add_months(today, n)
-        if unit == "m"
-        else today + timedelta(days=n * (7 if unit == "w" else 1))
-    )
+    return add_months(today, n) if unit == "m" else today + timedelta(days=n * (7 if unit == "w" else 1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,9 +111,7 @@ def issues_of(row: ReviewRow, today: date, end: date) -> tuple[str, ...]:
 def due_report(rows: Iterable[ReviewRow], today: date, end: date) -> list[ReportItem]:
     """Rows with at least one issue, most urgent review first."""
     items = [ReportItem(r, (r.review_due - today).days, issues_of(r, today, end)) for r in rows]
-    return sorted(
-        (i for i in items if i.issues), key=lambda i: (i.row.review_due, i.row.restriction_id)
-    )
+    return sorted((i for i in items if i.issues), key=lambda i: (i.row.review_due, i.row.restriction_id))
 
 
 def to_csv(items: Iterable[ReportItem]) -> str:

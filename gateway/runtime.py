@@ -21,8 +21,7 @@ log = logging.getLogger(__name__)
 
 async def load_published_ruleset(conn: asyncpg.Pool | asyncpg.Connection) -> CompiledRuleSet:
     row = await conn.fetchrow("SELECT version, rules, tests FROM rulesets WHERE published")
-    data = DEFAULT_RULESET if row is None else {"version": row["version"], "rules": row["rules"],
-                                                   "tests": row["tests"]}
+    data = DEFAULT_RULESET if row is None else {"version": row["version"], "rules": row["rules"], "tests": row["tests"]}
     return compile_ruleset(parse_ruleset(data))
 
 
@@ -45,8 +44,7 @@ async def decide_path(app: web.Application) -> AsyncIterator[None]:
             rules.compiled = await load_published_ruleset(pool)
             log.info("rule set version %s now in force", rules.compiled.version)
 
-    keeper = IndexKeeper(index, pool, app[REDIS], settings.database_url or "", settings.resync_seconds,
-                         today, on_other)
+    keeper = IndexKeeper(index, pool, app[REDIS], settings.database_url or "", settings.resync_seconds, today, on_other)
     contact_log = ContactLog(pool, settings)
     decider = DecideService(settings, index, contact_log, app[REDIS], pool, rules)
     contact_log.on_logged(decider.remember)

@@ -15,7 +15,7 @@ CASE_IN_SUBJECT = re.compile(r"\[([A-Za-z]{2,8}-[0-9]{1,12})\]")
 
 @dataclass(frozen=True, slots=True)
 class SenderHandle:
-    kind: str | None          # phone | email | web, or None when nothing could be read
+    kind: str | None  # phone | email | web, or None when nothing could be read
     value: str | None
     withheld: bool = False
 
@@ -25,7 +25,10 @@ class SenderHandle:
 
 
 _NORMALISERS: dict[str, Callable[[str], str]] = {
-    "phone": normalise_phone, "email": normalise_email, "web": normalise_web}
+    "phone": normalise_phone,
+    "email": normalise_email,
+    "web": normalise_web,
+}
 
 
 def _try(kind: str, raw: str) -> SenderHandle | None:

@@ -36,9 +36,17 @@ def _worker(settings: Settings, reuse_port: bool) -> None:
     logs.setup(settings.log_level)
     app = create_app(settings)
     # uvloop: the same asyncio API on libuv, measurably cheaper per request (see bench/RESULTS.md).
-    web.run_app(app, host=settings.host, port=settings.port, reuse_port=reuse_port,
-                print=None, access_log=None, handle_signals=True, shutdown_timeout=5,
-                loop=uvloop.new_event_loop())
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        reuse_port=reuse_port,
+        print=None,
+        access_log=None,
+        handle_signals=True,
+        shutdown_timeout=5,
+        loop=uvloop.new_event_loop(),
+    )
 
 
 def serve(settings: Settings) -> int:
@@ -47,10 +55,16 @@ def serve(settings: Settings) -> int:
         asyncio.run(_migrate_once(settings))
     except (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError) as exc:
         # Better a gateway that answers every call safely (degraded) than none: serve, and say so.
-        log.error("database unreachable at start-up (%r): serving degraded decisions until it returns; "
-                  "migrations were not checked and run on the next start", exc)
-    print(f"contact gateway serving on http://{settings.host}:{settings.port} "
-          f"with {settings.workers} worker(s)", file=sys.stderr, flush=True)
+        log.error(
+            "database unreachable at start-up (%r): serving degraded decisions until it returns; "
+            "migrations were not checked and run on the next start",
+            exc,
+        )
+    print(
+        f"contact gateway serving on http://{settings.host}:{settings.port} with {settings.workers} worker(s)",
+        file=sys.stderr,
+        flush=True,
+    )
     if settings.workers == 1:
         _worker(settings, reuse_port=False)
         return 0
@@ -92,4 +106,5 @@ def _supervise(settings: Settings) -> int:
 async def replay(settings: Settings) -> int:
     """Replays spooled contacts into the contact log (implemented by the contact log writer)."""
     from .contactlog import replay_spool
+
     return await replay_spool(settings)

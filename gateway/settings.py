@@ -73,9 +73,9 @@ class Settings:
     activation_rule: str = "service_caution_lead:1,caution_lead:2"
     twilio_auth_token: str | None = None
     public_url: str | None = None
-    fastagi_port: int | None = None      # None: no FastAGI server; 0: any free port (tests)
+    fastagi_port: int | None = None  # None: no FastAGI server; 0: any free port (tests)
     fastagi_host: str = "127.0.0.1"
-    fastagi_timeout_ms: int = 3000       # per read of the AGI environment and per command reply
+    fastagi_timeout_ms: int = 3000  # per read of the AGI environment and per command reply
     fastagi_allow: tuple[IPv4Network | IPv6Network, ...] = field(
         default_factory=lambda: (ip_network("127.0.0.0/8"), ip_network("::1/128"))
     )
@@ -117,8 +117,7 @@ class Settings:
             activation_rule=rule,
             twilio_auth_token=env.get("TWILIO_AUTH_TOKEN") or None,
             public_url=_url(env, "GATEWAY_PUBLIC_URL", ("http", "https")),
-            fastagi_port=_int(env, "FASTAGI_PORT", 0, 0, 65535) if env.get("FASTAGI_PORT")
-            else None,
+            fastagi_port=_int(env, "FASTAGI_PORT", 0, 0, 65535) if env.get("FASTAGI_PORT") else None,
             fastagi_host=env.get("FASTAGI_HOST") or "127.0.0.1",
             fastagi_timeout_ms=_int(env, "FASTAGI_TIMEOUT_MS", 3000, 50, 60_000),
             fastagi_allow=_networks(env, "FASTAGI_ALLOW", "127.0.0.0/8,::1"),
@@ -139,8 +138,12 @@ class Settings:
 
     def provider(self) -> Provider:
         """How customers can write in, as quoted in deflections and letters."""
-        return Provider(name=self.provider_name, address=self.provider_address, email=self.provider_email,
-                        web_form_url=self.provider_web_form_url)
+        return Provider(
+            name=self.provider_name,
+            address=self.provider_address,
+            email=self.provider_email,
+            web_form_url=self.provider_web_form_url,
+        )
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)

@@ -39,8 +39,7 @@ PARTITION_MONTHS_AHEAD = 3
 async def ensure_partitions(pool: asyncpg.Pool) -> int:
     """This month's and the next few months' contact-log partitions; returns how many were made."""
     async with pool.acquire() as conn:
-        made = int(await conn.fetchval("SELECT ensure_contact_partitions(now()::date, $1)",
-                                       PARTITION_MONTHS_AHEAD + 1))
+        made = int(await conn.fetchval("SELECT ensure_contact_partitions(now()::date, $1)", PARTITION_MONTHS_AHEAD + 1))
     if made:
         log.info("created %d contact-log partition(s) ahead", made)
     return made
@@ -54,7 +53,8 @@ async def forget_old_provider_ids(pool: asyncpg.Pool, days: int = PROVIDER_ID_RE
     contact rows themselves stay)."""
     async with pool.acquire() as conn:
         done = await conn.execute(
-            "DELETE FROM contact_provider_ids WHERE created_at < now() - make_interval(days => $1)", days)
+            "DELETE FROM contact_provider_ids WHERE created_at < now() - make_interval(days => $1)", days
+        )
     return int(done.split()[-1])
 
 

@@ -55,19 +55,26 @@ async def base_settings() -> AsyncIterator[Settings]:
     conn = await db.connect(url)
     await migrate(conn)
     await conn.close()
-    yield env_settings.with_(database_url=url, redis_url=_with_redis_db(env_settings.redis_url, TEST_REDIS_DB),
-                             spool_dir=f"/tmp/{name}-spool")
+    yield env_settings.with_(
+        database_url=url,
+        redis_url=_with_redis_db(env_settings.redis_url, TEST_REDIS_DB),
+        spool_dir=f"/tmp/{name}-spool",
+    )
     await admin.execute(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-        name)
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", name
+    )
     await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
     await admin.close()
 
 
 async def _empty_tables(conn: asyncpg.Connection) -> None:
-    tables = [r["tablename"] for r in await conn.fetch(
-        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-        "AND tablename NOT IN ('schema_migrations', 'rulesets') AND tablename NOT LIKE 'contacts_%'")]
+    tables = [
+        r["tablename"]
+        for r in await conn.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+            "AND tablename NOT IN ('schema_migrations', 'rulesets') AND tablename NOT LIKE 'contacts_%'"
+        )
+    ]
     # The audit table refuses TRUNCATE by trigger; replica mode (superuser, tests only) skips triggers.
     await conn.execute("SET session_replication_role = replica")
     await conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")

@@ -32,24 +32,37 @@ async def deciders(client: Any, headers: dict[str, str]) -> list[int]:
     return ids
 
 
-async def customer(client: Any, headers: dict[str, str], name: str, *identifiers: tuple[str, str],
-                   **extra: Any) -> int:
-    r = await client.post("/v1/customers", headers=headers, json={
-        "name": name, "identifiers": [{"kind": k, "value": v} for k, v in identifiers], **extra})
+async def customer(client: Any, headers: dict[str, str], name: str, *identifiers: tuple[str, str], **extra: Any) -> int:
+    r = await client.post(
+        "/v1/customers",
+        headers=headers,
+        json={"name": name, "identifiers": [{"kind": k, "value": v} for k, v in identifiers], **extra},
+    )
     assert r.status == 201, await r.text()
     return int((await r.json())["id"])
 
 
-async def restrict(client: Any, headers: dict[str, str], customer_id: int, kind: str,
-                   decided_by: list[int], params: dict[str, Any] | None = None,
-                   channels: list[str] | None = None) -> dict[str, Any]:
+async def restrict(
+    client: Any,
+    headers: dict[str, str],
+    customer_id: int,
+    kind: str,
+    decided_by: list[int],
+    params: dict[str, Any] | None = None,
+    channels: list[str] | None = None,
+) -> dict[str, Any]:
     today = date.today()
     body: dict[str, Any] = {
-        "customer_id": customer_id, "kind": kind, "params": {"kind": kind, **(params or {})},
-        "reason_category": "unreasonable_persistence", "reasons": "Repeated calls about the same matter.",
+        "customer_id": customer_id,
+        "kind": kind,
+        "params": {"kind": kind, **(params or {})},
+        "reason_category": "unreasonable_persistence",
+        "reasons": "Repeated calls about the same matter.",
         "incidents": [{"on": str(today - timedelta(days=10)), "description": "Twelve calls in one day."}],
-        "warned_on": str(today - timedelta(days=5)), "deciders": decided_by,
-        "valid_from": str(today - timedelta(days=1))}
+        "warned_on": str(today - timedelta(days=5)),
+        "deciders": decided_by,
+        "valid_from": str(today - timedelta(days=1)),
+    }
     if channels:
         body["channels"] = channels
     r = await client.post("/v1/restrictions", headers=headers, json=body)
@@ -83,22 +96,36 @@ class GatewayProcess:
     def __init__(self, settings: Settings, **env: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "DATABASE_URL": settings.database_url or "",
-                    "REDIS_URL": settings.redis_url or "", "GATEWAY_PORT": str(self.port),
-                    "GATEWAY_SPOOL_DIR": settings.spool_dir + f"-{self.port}", **env}
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": settings.database_url or "",
+            "REDIS_URL": settings.redis_url or "",
+            "GATEWAY_PORT": str(self.port),
+            "GATEWAY_SPOOL_DIR": settings.spool_dir + f"-{self.port}",
+            **env,
+        }
         self.proc: asyncio.subprocess.Process | None = None
 
     async def __aenter__(self) -> GatewayProcess:
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "gateway", "serve", env=self.env, cwd=ROOT,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+            sys.executable,
+            "-m",
+            "gateway",
+            "serve",
+            env=self.env,
+            cwd=ROOT,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
         async with aiohttp.ClientSession() as s:
+
             async def ready() -> bool:
                 try:
                     async with s.get(self.url + "/readyz") as r:
                         return r.status == 200
                 except aiohttp.ClientError:
                     return False
+
             await eventually(ready, timeout=30)
         return self
 

@@ -20,8 +20,9 @@ from gateway.store import people
 
 
 @asynccontextmanager
-async def running(settings: Settings, conn: asyncpg.Connection, *, demo: bool = True
-                  ) -> AsyncIterator[tuple[TestClient[Any, Any], web.Application]]:
+async def running(
+    settings: Settings, conn: asyncpg.Connection, *, demo: bool = True
+) -> AsyncIterator[tuple[TestClient[Any, Any], web.Application]]:
     """The demo data first, so the index loads it at start-up: no waiting on invalidations."""
     if demo:
         await load_demo(conn)
@@ -46,12 +47,13 @@ async def rows(conn: asyncpg.Connection, where: str, *args: Any) -> list[asyncpg
     return found
 
 
-async def restricted_customer(conn: asyncpg.Connection, ref: str, phone: str,
-                              params: dict[str, Any], channels: tuple[str, ...] = ("phone",)
-                              ) -> int:
+async def restricted_customer(
+    conn: asyncpg.Connection, ref: str, phone: str, params: dict[str, Any], channels: tuple[str, ...] = ("phone",)
+) -> int:
     """A customer with one active restriction, inserted the way the demo data does it."""
-    customer = await people.create_customer(conn, CustomerIn(
-        external_ref=ref, name=f"Test {ref}", identifiers=[{"kind": "phone", "value": phone}]))
+    customer = await people.create_customer(
+        conn, CustomerIn(external_ref=ref, name=f"Test {ref}", identifiers=[{"kind": "phone", "value": phone}])
+    )
     today = date.today()
     await conn.execute(
         """INSERT INTO restrictions (customer_id, kind, params, channels, reason_category, reasons,
@@ -59,6 +61,11 @@ async def restricted_customer(conn: asyncpg.Connection, ref: str, phone: str,
                status, created_by)
            VALUES ($1, $2, $3, $4, 'unreasonable_persistence', 'test', '[]', $5, '{}', $5, $5,
                    $6, $5, 'active', 'test')""",
-        customer.id, params["kind"], params, list(channels), today - timedelta(days=1),
-        today + timedelta(days=300))
+        customer.id,
+        params["kind"],
+        params,
+        list(channels),
+        today - timedelta(days=1),
+        today + timedelta(days=300),
+    )
     return customer.id

@@ -57,11 +57,7 @@ async def make_customer(
     name: str = "Margaret Hughes",
     representatives: bool = False,
 ) -> int:
-    reps = (
-        [{"name": "Ann Hughes", "relationship": "daughter", "identifiers": []}]
-        if representatives
-        else []
-    )
+    reps = [{"name": "Ann Hughes", "relationship": "daughter", "identifiers": []}] if representatives else []
     body = CustomerIn.model_validate(
         {
             "name": name,
@@ -73,9 +69,7 @@ async def make_customer(
     return (await people.create_customer(conn, body)).id
 
 
-async def make_case(
-    conn: asyncpg.Connection, customer_id: int, status: str, ref: str = "CMP-1"
-) -> int:
+async def make_case(conn: asyncpg.Connection, customer_id: int, status: str, ref: str = "CMP-1") -> int:
     closed_on = None if status == "open" else TODAY - timedelta(days=40)
     body = CaseIn.model_validate(
         {

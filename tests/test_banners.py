@@ -22,9 +22,9 @@ async def test_banner_for_identifier_and_customer(client, keys):
     async def shown() -> bool:
         resp = await client.get("/v1/banners", params={"identifier": "07700 900007"}, headers=agent)
         return (await resp.json())["banner"] is not None
+
     await eventually(shown)
-    by_phone = await (await client.get("/v1/banners", params={"identifier": "07700 900007"},
-                                       headers=agent)).json()
+    by_phone = await (await client.get("/v1/banners", params={"identifier": "07700 900007"}, headers=agent)).json()
     by_id = await (await client.get("/v1/banners", params={"customer_id": cid}, headers=agent)).json()
     assert by_phone["banner"] == by_id["banner"]
     banner = by_phone["banner"]
@@ -52,9 +52,11 @@ async def test_banners_are_pushed_live_to_agent_screens(client, keys):
     assert (await stream.content.readline()).startswith(b": connected")
 
     async def decide_until_banner() -> bool:
-        r = await client.post("/v1/contacts", headers=bearer(keys["channel"]),
-                              json={"channel": "phone", "from": "07700 900007"})
+        r = await client.post(
+            "/v1/contacts", headers=bearer(keys["channel"]), json={"channel": "phone", "from": "07700 900007"}
+        )
         return (await r.json())["banner"] is not None
+
     await eventually(decide_until_banner)
     lines = []
     async with asyncio.timeout(5):

@@ -21,12 +21,27 @@ _ids = itertools.count(1)
 
 
 def environment(caller: str, uid: str) -> list[str]:
-    return ["agi_network: yes", "agi_network_script: contact", "agi_request: agi://127.0.0.1/contact",
-            "agi_channel: PJSIP/trunk-00000001", "agi_language: en", "agi_type: PJSIP",
-            f"agi_uniqueid: {uid}", "agi_version: 20.5.0", f"agi_callerid: {caller}",
-            "agi_calleridname: unknown", "agi_callingpres: 0", "agi_dnid: 01632960000",
-            "agi_rdnis: unknown", "agi_context: from-trunk", "agi_extension: 01632960000",
-            "agi_priority: 2", "agi_enhanced: 0.0", "agi_accountcode: ", "agi_threadid: 1401"]
+    return [
+        "agi_network: yes",
+        "agi_network_script: contact",
+        "agi_request: agi://127.0.0.1/contact",
+        "agi_channel: PJSIP/trunk-00000001",
+        "agi_language: en",
+        "agi_type: PJSIP",
+        f"agi_uniqueid: {uid}",
+        "agi_version: 20.5.0",
+        f"agi_callerid: {caller}",
+        "agi_calleridname: unknown",
+        "agi_callingpres: 0",
+        "agi_dnid: 01632960000",
+        "agi_rdnis: unknown",
+        "agi_context: from-trunk",
+        "agi_extension: 01632960000",
+        "agi_priority: 2",
+        "agi_enhanced: 0.0",
+        "agi_accountcode: ",
+        "agi_threadid: 1401",
+    ]
 
 
 def parse_set(line: str) -> tuple[str, str]:
@@ -86,16 +101,22 @@ async def test_withheld_callers_route_and_log_as_withheld(agi, conn, caller):
 
 
 async def test_caller_hangs_up_mid_exchange(agi, conn):
-    variables, commands = await call(agi, "07700900010", "1718000000.10",
-                                     reply=lambda n, _: HANGUP if n == 2 else "200 result=1")
+    variables, commands = await call(
+        agi, "07700900010", "1718000000.10", reply=lambda n, _: HANGUP if n == 2 else "200 result=1"
+    )
     assert len(commands) == 2 and "CONTACT_ACTION" not in variables
     assert len(await rows(conn, "provider_id = $1", "1718000000.10")) == 1  # decided and logged
     assert (await call(agi, "07700900010"))[0]["CONTACT_ACTION"] == "route"  # server still serves
 
 
 async def test_garbage_lines_do_not_crash_the_server(agi, conn):
-    env = ["hello there", "\x00\xff\xfe binary", "agi_no_colon", "x" * 20_000,
-           *environment("07700900003", "1718000000.66")]
+    env = [
+        "hello there",
+        "\x00\xff\xfe binary",
+        "agi_no_colon",
+        "x" * 20_000,
+        *environment("07700900003", "1718000000.66"),
+    ]
     variables, _ = await call(agi, "", lines=env)
     assert variables["CONTACT_ACTION"] == "deflect"
     _, commands = await call(agi, "07700900010", reply=lambda n, _: "what is this?")

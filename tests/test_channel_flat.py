@@ -10,8 +10,17 @@ from tests.conftest import bearer
 from tests.phone_support import rows, running
 
 FLAT = "/v1/channels/flat"
-FIELDS = {"contact_id", "action", "target_type", "target_id", "target_number", "message", "banner",
-          "flagged", "degraded"}
+FIELDS = {
+    "contact_id",
+    "action",
+    "target_type",
+    "target_id",
+    "target_number",
+    "message",
+    "banner",
+    "flagged",
+    "degraded",
+}
 _ids = itertools.count(1)
 SET_TIMES = "07700 900001"  # the demo's set_times customer: Tuesdays and Thursdays 10am-12 noon
 
@@ -19,8 +28,10 @@ SET_TIMES = "07700 900001"  # the demo's set_times customer: Tuesdays and Thursd
 @pytest.fixture
 async def flat(settings, conn, keys):
     async with running(settings, conn) as (client, _):
+
         async def post(body, key="channel"):
             return await client.post(FLAT, json=body, headers=bearer(keys[key]))
+
         yield post
 
 
@@ -42,19 +53,30 @@ async def test_our_shape_written_only_deflects(flat):
 
 
 async def test_amazon_connect_event_shape(flat, conn):
-    event = {"Name": "ContactFlowEvent", "Details": {"Parameters": {}, "ContactData": {
-        "ContactId": "4a573372-1f28-4e26-b97b-XXXXXXXXXXX", "Channel": "VOICE",
-        "CustomerEndpoint": {"Address": "+447700900010", "Type": "TELEPHONE_NUMBER"},
-        "SystemEndpoint": {"Address": "+441632960000", "Type": "TELEPHONE_NUMBER"}}}}
-    out = (await (await flat(event)).json())
+    event = {
+        "Name": "ContactFlowEvent",
+        "Details": {
+            "Parameters": {},
+            "ContactData": {
+                "ContactId": "4a573372-1f28-4e26-b97b-XXXXXXXXXXX",
+                "Channel": "VOICE",
+                "CustomerEndpoint": {"Address": "+447700900010", "Type": "TELEPHONE_NUMBER"},
+                "SystemEndpoint": {"Address": "+441632960000", "Type": "TELEPHONE_NUMBER"},
+            },
+        },
+    }
+    out = await (await flat(event)).json()
     assert out["action"] == "route" and out["target_type"] == "queue" and out["target_id"]
     (row,) = await rows(conn, "provider_id = $1", "4a573372-1f28-4e26-b97b-XXXXXXXXXXX")
     assert row["sender"] == "+447700900010" and row["recipient"] == "+441632960000"
 
 
 async def test_forwarded_contact_data_and_idempotent_retry(flat, conn):
-    data = {"ContactId": "connect-retry-1", "CustomerEndpoint": {"Address": "+447700900003"},
-            "SystemEndpoint": {"Address": "+441632960000"}}
+    data = {
+        "ContactId": "connect-retry-1",
+        "CustomerEndpoint": {"Address": "+447700900003"},
+        "SystemEndpoint": {"Address": "+441632960000"},
+    }
     first, again = await (await flat(data)).json(), await (await flat(data)).json()
     assert first == again and first["action"] == "deflect"
     assert len(await rows(conn, "provider_id = $1", "connect-retry-1")) == 1
@@ -87,14 +109,14 @@ async def test_authentication_and_malformed(flat, conn):
 # (instant, action, spoken next time). UK clocks went forward 29 Mar 2026 and back 25 Oct 2026;
 # 25 Dec 2025 (a Thursday) is a bank holiday.
 SET_TIMES_CASES = [
-    ("2026-03-31T09:30:00Z", "route", None),                 # 10:30 BST, not 09:30
+    ("2026-03-31T09:30:00Z", "route", None),  # 10:30 BST, not 09:30
     ("2026-03-31T11:15:00Z", "deflect", "Thursday at 10am"),  # 12:15 BST
-    ("2026-03-26T09:30:00Z", "deflect", "today at 10am"),     # 09:30 GMT
-    ("2026-03-26T11:30:00Z", "route", None),                  # 11:30 GMT
-    ("2026-03-26T12:00:00Z", "deflect", "Tuesday at 10am"),   # next window is after the change
-    ("2026-10-22T09:30:00Z", "route", None),                  # 10:30 BST
-    ("2026-10-27T09:30:00Z", "deflect", "today at 10am"),     # 09:30 GMT, after the change back
-    ("2025-12-25T10:30:00Z", "deflect", "Tuesday at 10am"),   # Christmas Day: closed
+    ("2026-03-26T09:30:00Z", "deflect", "today at 10am"),  # 09:30 GMT
+    ("2026-03-26T11:30:00Z", "route", None),  # 11:30 GMT
+    ("2026-03-26T12:00:00Z", "deflect", "Tuesday at 10am"),  # next window is after the change
+    ("2026-10-22T09:30:00Z", "route", None),  # 10:30 BST
+    ("2026-10-27T09:30:00Z", "deflect", "today at 10am"),  # 09:30 GMT, after the change back
+    ("2025-12-25T10:30:00Z", "deflect", "Tuesday at 10am"),  # Christmas Day: closed
     ("2025-12-23T11:30:00Z", "route", None),
     ("2025-12-23T12:30:00Z", "deflect", "Tuesday 30 December at 10am"),  # skips Christmas
 ]
@@ -105,14 +127,17 @@ async def test_set_times_at_fixed_instants(flat, at, action, spoken):
     out = await decide(flat, SET_TIMES, at)
     assert out["action"] == action, out
     if spoken:
-        assert out["message"] == ("We can only accept calls on Tuesdays and Thursdays between 10am "
-                                  f"and 12 noon. The next time you can call is {spoken}.")
+        assert out["message"] == (
+            "We can only accept calls on Tuesdays and Thursdays between 10am "
+            f"and 12 noon. The next time you can call is {spoken}."
+        )
 
 
 def test_a_channel_registered_twice_stops_start_up():
     from aiohttp import web
 
     from gateway.channels import CHANNELS, DuplicateChannel, register
+
     with pytest.raises(DuplicateChannel, match="flat"):
         register(web.Application(), (*CHANNELS, CHANNELS[1]))
     assert len({c.name for c in CHANNELS}) == len(CHANNELS)

@@ -22,9 +22,15 @@ _sids = itertools.count(1)
 
 
 def call_params(sender: str, sid: str | None = None) -> dict[str, str]:
-    return {"CallSid": sid or f"CA{next(_sids):032x}", "AccountSid": "AC" + "0" * 32,
-            "From": sender, "To": "+441632960000", "CallStatus": "ringing", "Direction": "inbound",
-            "ApiVersion": "2010-04-01"}
+    return {
+        "CallSid": sid or f"CA{next(_sids):032x}",
+        "AccountSid": "AC" + "0" * 32,
+        "From": sender,
+        "To": "+441632960000",
+        "CallStatus": "ringing",
+        "Direction": "inbound",
+        "ApiVersion": "2010-04-01",
+    }
 
 
 def sign(path: str, params: dict[str, str]) -> str:
@@ -100,12 +106,22 @@ async def test_contact_limit_deflects_once_over_the_limit(phone):
 async def test_set_times_inside_and_outside(settings, conn):
     tz = ZoneInfo(settings.tz)
     later = (datetime.now(tz) + timedelta(days=2)).strftime("%a").lower()
-    await restricted_customer(conn, "T-IN", "07700 900501", {"kind": "set_times", "windows": [
-        {"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": "00:00",
-         "end": "24:00"}],
-        "closed_on_bank_holidays": False})
-    await restricted_customer(conn, "T-OUT", "07700 900502", {"kind": "set_times", "windows": [
-        {"days": [later], "start": "09:00", "end": "10:00"}]})
+    await restricted_customer(
+        conn,
+        "T-IN",
+        "07700 900501",
+        {
+            "kind": "set_times",
+            "windows": [{"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": "00:00", "end": "24:00"}],
+            "closed_on_bank_holidays": False,
+        },
+    )
+    await restricted_customer(
+        conn,
+        "T-OUT",
+        "07700 900502",
+        {"kind": "set_times", "windows": [{"days": [later], "start": "09:00", "end": "10:00"}]},
+    )
     cfg = settings.with_(twilio_auth_token=TOKEN, public_url=PUBLIC)
     async with running(cfg, conn, demo=False) as (client, _):
         assert (await verbs(client, "07700 900501"))[0][0] == "Enqueue"
@@ -134,8 +150,9 @@ async def test_retry_with_the_same_callsid_same_twiml_one_row(phone, conn):
 async def test_bad_signatures_are_refused_and_logged(phone, conn, how):
     params = call_params("07700 900001")
     elsewhere = RequestValidator(TOKEN).compute_signature("http://localhost" + VOICE, params)
-    signature = {"unsigned": "", "tampered": sign(VOICE, params), "wrong url": elsewhere,
-                 "garbage": "é not base64 ☃"}[how]
+    signature = {"unsigned": "", "tampered": sign(VOICE, params), "wrong url": elsewhere, "garbage": "é not base64 ☃"}[
+        how
+    ]
     if how == "tampered":
         params["From"] = "07700 900010"
     r = await post(phone, params, signature=signature)
@@ -147,7 +164,9 @@ async def test_bad_signatures_are_refused_and_logged(phone, conn, how):
     good = await post(phone, call_params("07700 900001") | {"CallSid": params["CallSid"]})
     assert good.status == 200
     assert sorted(r["status"] for r in await rows(conn, "provider_id = $1", params["CallSid"])) == [
-        "decided", "rejected"]
+        "decided",
+        "rejected",
+    ]
 
 
 async def test_signature_with_the_default_port_is_accepted(phone):
@@ -157,16 +176,14 @@ async def test_signature_with_the_default_port_is_accepted(phone):
 
 
 async def test_not_configured_refuses_with_503(settings, conn):
-    async with running(settings.with_(twilio_auth_token=None, public_url=PUBLIC), conn,
-                       demo=False) as (client, _):
+    async with running(settings.with_(twilio_auth_token=None, public_url=PUBLIC), conn, demo=False) as (client, _):
         r = await post(client, call_params("07700 900010"))
         assert r.status == 503
         assert "TWILIO_AUTH_TOKEN" in (await r.json())["error"]["message"]
 
 
 async def test_fallback_always_enqueues_general_and_logs_the_error_code(phone, conn):
-    params = {**call_params("07700 900003"), "ErrorCode": "11200",
-              "ErrorUrl": PUBLIC + VOICE}
+    params = {**call_params("07700 900003"), "ErrorCode": "11200", "ErrorUrl": PUBLIC + VOICE}
     r = await post(phone, params, path=FALLBACK)
     assert r.status == 200
     root = ET.fromstring(await r.text())

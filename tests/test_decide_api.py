@@ -30,8 +30,18 @@ async def _decide(client, headers, **body):
 async def test_decision_has_the_contract_fields(client, channel, conn):
     status, d = await _decide(client, channel, channel="phone", **{"from": "07700 900999"})
     assert status == 201
-    assert set(d) >= {"contact_id", "action", "target", "flagged", "banner", "customer_message", "matched",
-                      "reasons", "ruleset_version", "degraded"}
+    assert set(d) >= {
+        "contact_id",
+        "action",
+        "target",
+        "flagged",
+        "banner",
+        "customer_message",
+        "matched",
+        "reasons",
+        "ruleset_version",
+        "degraded",
+    }
     assert (d["action"], d["target"], d["degraded"]) == ("route", {"type": "queue", "id": "general"}, False)
     assert d["matched"]["customer_ids"] == [] and d["ruleset_version"] == 1
     row = await conn.fetchrow("SELECT * FROM contacts WHERE id = $1", uuid.UUID(d["contact_id"]))
@@ -44,27 +54,27 @@ async def test_written_only_customer_is_deflected_then_lifted_everywhere(client,
     r = await restrict(client, admin, cid, "written_only", ids)
 
     async def deflected() -> bool:
-        return (await _decide(client, channel, channel="phone", **{"from": "+447700900003"}))[1]["action"] \
-            == "deflect"
+        return (await _decide(client, channel, channel="phone", **{"from": "+447700900003"}))[1]["action"] == "deflect"
+
     await eventually(deflected, timeout=1.0)
     _, d = await _decide(client, channel, channel="phone", **{"from": "07700 900003"})
     assert d["matched"]["customer_ids"] == [cid] and d["banner"]["restriction_ids"] == [r["id"]]
     assert "writing" in d["customer_message"]
     staff = ids[0]
-    lift = await client.post(f"/v1/restrictions/{r['id']}/lift", headers=admin,
-                             json={"staff_id": staff, "reason": "Behaviour has improved."})
+    lift = await client.post(
+        f"/v1/restrictions/{r['id']}/lift", headers=admin, json={"staff_id": staff, "reason": "Behaviour has improved."}
+    )
     assert lift.status == 200, await lift.text()
 
     async def routed() -> bool:
-        return (await _decide(client, channel, channel="phone", **{"from": "07700 900003"}))[1]["action"] \
-            == "route"
+        return (await _decide(client, channel, channel="phone", **{"from": "07700 900003"}))[1]["action"] == "route"
+
     await eventually(routed, timeout=1.0)
 
 
 async def test_unknown_customer_contacts_are_still_attributed_in_the_log(client, admin, channel, conn):
     cid = await customer(client, admin, "Plain", ("email", "plain@example.com"))
-    _, d = await _decide(client, channel, channel="email", **{"from": "Plain <PLAIN@example.com>"},
-                         subject="Hello")
+    _, d = await _decide(client, channel, channel="email", **{"from": "Plain <PLAIN@example.com>"}, subject="Hello")
     assert d["matched"]["customer_ids"] == []  # nobody restricted: decided without a lookup
     row = await conn.fetchrow("SELECT customer_ids FROM contacts WHERE id = $1", uuid.UUID(d["contact_id"]))
     assert row["customer_ids"] == [cid]
@@ -94,14 +104,17 @@ async def test_same_provider_id_on_another_channel_is_another_contact(client, ch
     assert await conn.fetchval("SELECT count(*) FROM contacts WHERE provider_id = 'X-1'") == 2
 
 
-@pytest.mark.parametrize(("body", "status"), [
-    ('{"channel": "phone", "from": ', 400),
-    ('{"channel": "pigeon", "from": "07700 900001"}', 422),
-    ('{"channel": "phone", "from": 7700900001}', 422),
-    ('{"channel": "phone", "received_at": "yesterday"}', 422),
-    ('{"channel": "phone", "received_at": "2026-03-29T01:30:00"}', 422),  # no offset: ambiguous
-    ('["phone"]', 422),
-])
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ('{"channel": "phone", "from": ', 400),
+        ('{"channel": "pigeon", "from": "07700 900001"}', 422),
+        ('{"channel": "phone", "from": 7700900001}', 422),
+        ('{"channel": "phone", "received_at": "yesterday"}', 422),
+        ('{"channel": "phone", "received_at": "2026-03-29T01:30:00"}', 422),  # no offset: ambiguous
+        ('["phone"]', 422),
+    ],
+)
 async def test_malformed_contacts_are_refused_and_logged(client, channel, conn, body, status):
     r = await client.post("/v1/contacts", headers={**channel, "Content-Type": "application/json"}, data=body)
     assert r.status == status
@@ -132,10 +145,11 @@ async def test_redis_down_counts_contacts_from_the_log(settings, keys, admin):
     await _limited_customer(settings, admin)
     no_redis = settings.with_(redis_url=f"redis://127.0.0.1:{free_port()}/0", decide_deadline_ms=3000)
     async with TestClient(TestServer(create_app(no_redis))) as client:
-        actions = [(await _decide(client, bearer(keys["channel"]), channel="phone",
-                                  **{"from": "07700 900008"}))[1] for _ in range(3)]
-    assert [(d["action"], d["degraded"]) for d in actions] == [
-        ("route", False), ("route", False), ("deflect", False)]
+        actions = [
+            (await _decide(client, bearer(keys["channel"]), channel="phone", **{"from": "07700 900008"}))[1]
+            for _ in range(3)
+        ]
+    assert [(d["action"], d["degraded"]) for d in actions] == [("route", False), ("route", False), ("deflect", False)]
 
 
 @pytest.fixture
@@ -146,6 +160,7 @@ async def black_hole():
     async def hold(reader, writer):
         held.append(writer)
         await asyncio.sleep(3600)
+
     server = await asyncio.start_server(hold, "127.0.0.1", 0)
     yield server.sockets[0].getsockname()[1]
     for w in held:
@@ -163,12 +178,14 @@ async def test_hung_redis_costs_little_and_the_database_decides(settings, keys, 
         decisions, slowest = [], 0.0
         for n in range(3):
             start = loop.time()
-            r = await client.post("/v1/contacts", headers=bearer(keys["channel"]),
-                                  json={"channel": "phone", "from": "07700 900008", "provider_id": f"slow-{n}"})
+            r = await client.post(
+                "/v1/contacts",
+                headers=bearer(keys["channel"]),
+                json={"channel": "phone", "from": "07700 900008", "provider_id": f"slow-{n}"},
+            )
             slowest = max(slowest, loop.time() - start)
             decisions.append(await r.json())
-    assert [(d["action"], d["degraded"]) for d in decisions] == [
-        ("route", False), ("route", False), ("deflect", False)]
+    assert [(d["action"], d["degraded"]) for d in decisions] == [("route", False), ("route", False), ("deflect", False)]
     assert slowest < 0.5
     assert await conn.fetchval("SELECT count(*) FROM contacts WHERE provider_id LIKE 'slow-%'") == 3
 
@@ -188,16 +205,16 @@ async def test_reception_names_a_visitor_by_housing_reference(client, admin, cha
     await restrict(client, admin, cid, "appointment_only", ids)
 
     async def deflected() -> bool:
-        return (await _decide(client, channel, channel="visit", **{"from": "hms-100005"}))[1]["action"] \
-            == "deflect"
+        return (await _decide(client, channel, channel="visit", **{"from": "hms-100005"}))[1]["action"] == "deflect"
+
     await eventually(deflected)
-    _, with_appointment = await _decide(client, channel, channel="visit", **{"from": "HMS-100005"},
-                                        appointment=True)
+    _, with_appointment = await _decide(client, channel, channel="visit", **{"from": "HMS-100005"}, appointment=True)
     assert with_appointment["action"] == "route" and with_appointment["matched"]["customer_ids"] == [cid]
     _, other = await _decide(client, channel, channel="visit", **{"from": "HMS-100006"})
     assert other["action"] == "route" and other["matched"]["customer_ids"] == []
-    row = await conn.fetchrow("SELECT sender_kind, customer_ids FROM contacts WHERE id = $1",
-                              uuid.UUID(other["contact_id"]))
+    row = await conn.fetchrow(
+        "SELECT sender_kind, customer_ids FROM contacts WHERE id = $1", uuid.UUID(other["contact_id"])
+    )
     assert (row["sender_kind"], row["customer_ids"]) == ("ref", [plain])
 
 
@@ -210,8 +227,9 @@ async def test_contact_log_for_a_customer_with_since(client, admin, channel, key
     lead = bearer(keys["caution_lead"])
     everything = await (await client.get("/v1/contacts", params={"customer_id": cid}, headers=lead)).json()
     assert len(everything["contacts"]) == 2
-    recent = await (await client.get("/v1/contacts", params={"customer_id": cid, "since": "2026-06-01"},
-                                     headers=lead)).json()
+    recent = await (
+        await client.get("/v1/contacts", params={"customer_id": cid, "since": "2026-06-01"}, headers=lead)
+    ).json()
     assert len(recent["contacts"]) == 1 and recent["contacts"][0]["sender"] == "+447700900321"
     bad = await client.get("/v1/contacts", params={"customer_id": cid, "since": "last week"}, headers=lead)
     assert bad.status == 422 and (await bad.json())["error"]["details"][0]["field"] == "since"
@@ -219,14 +237,14 @@ async def test_contact_log_for_a_customer_with_since(client, admin, channel, key
 
 async def test_deeply_nested_json_is_a_400_and_logged(client, channel, conn):
     # Found in review: a RecursionError from the JSON parser came back as a 500.
-    r = await client.post("/v1/contacts", headers={**channel, "Content-Type": "application/json"},
-                          data="[" * 100_000)
+    r = await client.post("/v1/contacts", headers={**channel, "Content-Type": "application/json"}, data="[" * 100_000)
     assert r.status == 400 and (await r.json())["error"]["code"] == "malformed_json"
     assert await conn.fetchval("SELECT count(*) FROM contacts WHERE status = 'malformed'") == 1
 
 
-@pytest.mark.parametrize("when", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:00:00-14:00",
-                                  "2019-01-01T00:00:00+00:00"])
+@pytest.mark.parametrize(
+    "when", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:00:00-14:00", "2019-01-01T00:00:00+00:00"]
+)
 async def test_implausible_received_at_is_refused_and_logged(client, channel, conn, when):
     # Found in review: year 1 overflowed on the way to the log and the contact was not logged.
     status, body = await _decide(client, channel, channel="phone", **{"from": "07700 900001"}, received_at=when)
@@ -235,8 +253,11 @@ async def test_implausible_received_at_is_refused_and_logged(client, channel, co
 
 
 async def test_a_lone_surrogate_is_refused_and_still_logged(client, channel, conn):
-    r = await client.post("/v1/contacts", headers={**channel, "Content-Type": "application/json"},
-                          data='{"channel": "phone", "from": "\\ud800"}')
+    r = await client.post(
+        "/v1/contacts",
+        headers={**channel, "Content-Type": "application/json"},
+        data='{"channel": "phone", "from": "\\ud800"}',
+    )
     assert r.status == 422
     row = await conn.fetchrow("SELECT status, sender_raw FROM contacts")
     assert row["status"] == "malformed"

@@ -16,7 +16,9 @@ async def test_demo_has_one_active_restriction_per_kind_and_decides(client, keys
     assert "already present" in await load_demo(conn, only_if_empty=True)
 
     async def deflected() -> bool:
-        r = await client.post("/v1/contacts", headers=bearer(keys["channel"]),
-                              json={"channel": "phone", "from": "07700 900003"})
+        r = await client.post(
+            "/v1/contacts", headers=bearer(keys["channel"]), json={"channel": "phone", "from": "07700 900003"}
+        )
         return (await r.json())["action"] == "deflect"
+
     await eventually(deflected)

@@ -31,8 +31,10 @@ async def fresh_db(base_settings):
 async def _applied(url: str) -> list[tuple[int, str]]:
     conn = await asyncpg.connect(url)
     try:
-        return [(r["number"], r["name"]) for r in
-                await conn.fetch("SELECT number, name FROM schema_migrations ORDER BY number")]
+        return [
+            (r["number"], r["name"])
+            for r in await conn.fetch("SELECT number, name FROM schema_migrations ORDER BY number")
+        ]
     finally:
         await conn.close()
 
@@ -50,9 +52,19 @@ async def test_second_run_is_a_no_op(fresh_db):
 
 async def test_two_processes_together_apply_each_file_once(fresh_db):
     env = {**os.environ, "DATABASE_URL": fresh_db}
-    procs = [await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway", "migrate", env=env, cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE) for _ in range(2)]
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "gateway",
+            "migrate",
+            env=env,
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]
     results = await asyncio.gather(*(p.communicate() for p in procs))
     assert [p.returncode for p in procs] == [0, 0], results
     outputs = sorted(out.decode() for out, _ in results)
@@ -91,8 +103,7 @@ async def test_audit_events_cannot_be_changed(conn):
 
 
 async def test_contact_partitions_exist_ahead(conn):
-    months = await conn.fetchval(
-        "SELECT count(*) FROM pg_inherits WHERE inhparent = 'contacts'::regclass")
+    months = await conn.fetchval("SELECT count(*) FROM pg_inherits WHERE inhparent = 'contacts'::regclass")
     assert months >= 12
     made = await conn.fetchval("SELECT ensure_contact_partitions(now()::date, 3)")
     assert made == 0  # idempotent: already there
@@ -101,6 +112,7 @@ async def test_contact_partitions_exist_ahead(conn):
 async def test_periodic_task_creates_partitions_ahead(settings, conn):
     from gateway import db
     from gateway.tasks import ensure_partitions
+
     next_month = await conn.fetchval("SELECT to_char(now() + interval '1 month', 'YYYY_MM')")
     await conn.execute(f"DROP TABLE contacts_{next_month}")
     pool = await db.create_pool(settings.database_url, min_size=1, max_size=2)
@@ -117,11 +129,14 @@ async def test_old_provider_ids_are_forgotten_but_contacts_stay(settings, conn):
 
     from gateway import db
     from gateway.tasks import forget_old_provider_ids
+
     old, new = uuid.uuid4(), uuid.uuid4()
     await conn.execute(
         """INSERT INTO contact_provider_ids (channel, provider_id, contact_id, decision, created_at)
            VALUES ('phone', 'old', $1, '{}', now() - interval '40 days'), ('phone', 'new', $2, '{}', now())""",
-        old, new)
+        old,
+        new,
+    )
     pool = await db.create_pool(settings.database_url, min_size=1, max_size=2)
     try:
         assert await forget_old_provider_ids(pool) == 1

@@ -32,26 +32,33 @@ async def proxy(settings):
 
 
 async def test_contacts_during_an_outage_are_spooled_and_replayed_once(settings, keys, conn, proxy, tmp_path):
-    cut_settings = settings.with_(database_url=_via(settings.database_url, proxy.port),
-                                  spool_dir=str(tmp_path / "spool"))
+    cut_settings = settings.with_(
+        database_url=_via(settings.database_url, proxy.port), spool_dir=str(tmp_path / "spool")
+    )
     acknowledged: list[str] = []
     async with TestClient(TestServer(create_app(cut_settings))) as client:
+
         async def send(n: int) -> None:
-            r = await client.post("/v1/contacts", headers=bearer(keys["channel"]), json={
-                "channel": "phone", "from": f"07700 9{n:05d}", "provider_id": f"outage-{n}"})
+            r = await client.post(
+                "/v1/contacts",
+                headers=bearer(keys["channel"]),
+                json={"channel": "phone", "from": f"07700 9{n:05d}", "provider_id": f"outage-{n}"},
+            )
             assert r.status == 201, await r.text()
             acknowledged.append((await r.json())["contact_id"])
 
         await asyncio.gather(*(send(n) for n in range(0, 40)))
         await proxy.cut()
-        await asyncio.gather(*(send(n) for n in range(40, 80)))        # database unreachable
+        await asyncio.gather(*(send(n) for n in range(40, 80)))  # database unreachable
         assert any((tmp_path / "spool").glob("*.jsonl"))
         await proxy.restore()
         await asyncio.gather(*(send(n) for n in range(80, 120)))
 
         async def all_logged() -> bool:
-            return await conn.fetchval("SELECT count(*) FROM contacts WHERE provider_id LIKE 'outage-%'") \
-                == len(acknowledged)
+            return await conn.fetchval("SELECT count(*) FROM contacts WHERE provider_id LIKE 'outage-%'") == len(
+                acknowledged
+            )
+
         await eventually(all_logged, timeout=15)
     rows = await conn.fetch("SELECT id FROM contacts WHERE provider_id LIKE 'outage-%'")
     assert sorted(str(r["id"]) for r in rows) == sorted(acknowledged)
@@ -60,9 +67,19 @@ async def test_contacts_during_an_outage_are_spooled_and_replayed_once(settings,
 
 async def test_replaying_a_spool_twice_inserts_once(conn, tmp_path):
     from datetime import UTC, datetime
+
     spool = Spool(tmp_path)
-    records = [ContactRecord(id=uuid.uuid4(), received_at=datetime.now(UTC), channel="email", action="route",
-                             provider_id=f"spool-{i}", decision={"contact_id": "x"}) for i in range(5)]
+    records = [
+        ContactRecord(
+            id=uuid.uuid4(),
+            received_at=datetime.now(UTC),
+            channel="email",
+            action="route",
+            provider_id=f"spool-{i}",
+            decision={"contact_id": "x"},
+        )
+        for i in range(5)
+    ]
     spool.write(records)
     copy = tmp_path / "contacts-copy.jsonl"
     copy.write_bytes(spool.path.read_bytes())
@@ -77,13 +94,32 @@ async def test_replay_command_pushes_spool_files_with_progress(settings, conn, t
     from datetime import UTC, datetime
 
     from tests.helpers import ROOT
+
     spool = Spool(tmp_path)
-    spool.write([ContactRecord(id=uuid.uuid4(), received_at=datetime.now(UTC), channel="phone", action="route",
-                               provider_id=f"cli-{i}") for i in range(3)])
-    env = {**os.environ, "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url,
-           "GATEWAY_SPOOL_DIR": str(tmp_path)}
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "gateway", "replay", env=env, cwd=ROOT,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    spool.write(
+        [
+            ContactRecord(
+                id=uuid.uuid4(), received_at=datetime.now(UTC), channel="phone", action="route", provider_id=f"cli-{i}"
+            )
+            for i in range(3)
+        ]
+    )
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "GATEWAY_SPOOL_DIR": str(tmp_path),
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway",
+        "replay",
+        env=env,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, _ = await proc.communicate()
     assert proc.returncode == 0
     assert "1/1 spool file(s), 3 contact(s) replayed" in out.decode()
@@ -94,6 +130,7 @@ async def test_replay_command_pushes_spool_files_with_progress(settings, conn, t
 async def test_api_keys_keep_working_while_the_database_is_away(settings, conn, proxy):
     from gateway import db
     from gateway.auth import KeyRing, create_key
+
     _, key = await create_key(conn, "channel", "switch")
     pool = await db.create_pool(_via(settings.database_url, proxy.port), min_size=0, max_size=2)
     try:
@@ -113,10 +150,15 @@ async def test_a_gateway_started_without_its_database_answers_calls_degraded(set
     import xml.etree.ElementTree as ET
 
     from twilio.request_validator import RequestValidator
+
     token, public = "cold-start-token", "https://gateway.example.org"
     await proxy.cut()
-    cold = settings.with_(database_url=_via(settings.database_url, proxy.port), spool_dir=str(tmp_path),
-                          twilio_auth_token=token, public_url=public)
+    cold = settings.with_(
+        database_url=_via(settings.database_url, proxy.port),
+        spool_dir=str(tmp_path),
+        twilio_auth_token=token,
+        public_url=public,
+    )
     params = {"CallSid": "CA-cold-start", "From": "07700 900003", "To": "+441632960000"}
     signature = RequestValidator(token).compute_signature(public + "/v1/channels/twilio/voice", params)
     async with TestClient(TestServer(create_app(cold))) as client:
@@ -129,10 +171,12 @@ async def test_a_gateway_started_without_its_database_answers_calls_degraded(set
 
         async def ready() -> bool:
             return (await client.get("/readyz")).status == 200
+
         await eventually(ready, timeout=10)
 
         async def logged() -> bool:
             return await conn.fetchval("SELECT count(*) FROM contacts WHERE provider_id = 'CA-cold-start'") == 1
+
         await eventually(logged, timeout=10)
     row = await conn.fetchrow("SELECT degraded, action FROM contacts WHERE provider_id = 'CA-cold-start'")
     assert (row["degraded"], row["action"]) == (True, "route")
@@ -140,21 +184,26 @@ async def test_a_gateway_started_without_its_database_answers_calls_degraded(set
 
 async def test_a_hung_database_does_not_hold_the_reply(settings, keys, conn, proxy, tmp_path):
     """Found in review: a database that stops answering held replies for 30 s and more."""
-    hung = settings.with_(database_url=_via(settings.database_url, proxy.port), spool_dir=str(tmp_path),
-                          log_wait_ms=300)
+    hung = settings.with_(
+        database_url=_via(settings.database_url, proxy.port), spool_dir=str(tmp_path), log_wait_ms=300
+    )
     async with TestClient(TestServer(create_app(hung))) as client:
         await client.post("/v1/contacts", headers=bearer(keys["channel"]), json={"channel": "phone", "from": ""})
         proxy.freeze()
         loop = asyncio.get_running_loop()
         start = loop.time()
-        r = await client.post("/v1/contacts", headers=bearer(keys["channel"]),
-                              json={"channel": "phone", "from": "07700 900123", "provider_id": "hung-1"})
+        r = await client.post(
+            "/v1/contacts",
+            headers=bearer(keys["channel"]),
+            json={"channel": "phone", "from": "07700 900123", "provider_id": "hung-1"},
+        )
         assert r.status == 201 and loop.time() - start < 1.5
         assert any(tmp_path.glob("contacts-*"))
         proxy.thaw()
 
         async def logged() -> bool:
             return await conn.fetchval("SELECT count(*) FROM contacts WHERE provider_id = 'hung-1'") == 1
+
         await eventually(logged, timeout=10)
     assert await conn.fetchval("SELECT count(*) FROM contacts WHERE provider_id = 'hung-1'") == 1
 
@@ -166,8 +215,10 @@ async def test_a_record_spooled_while_its_file_is_replayed_is_not_lost(settings,
     from gateway import db
 
     def record(n: int) -> ContactRecord:
-        return ContactRecord(id=uuid.uuid4(), received_at=datetime.now(UTC), channel="phone", action="route",
-                             provider_id=f"race-{n}")
+        return ContactRecord(
+            id=uuid.uuid4(), received_at=datetime.now(UTC), channel="phone", action="route", provider_id=f"race-{n}"
+        )
+
     spool = Spool(tmp_path)
     spool.write([record(1)])
     slow = await db.connect(_via(settings.database_url, proxy.port))
@@ -186,9 +237,15 @@ async def test_a_record_spooled_while_its_file_is_replayed_is_not_lost(settings,
 
 async def test_unreadable_spool_lines_are_set_aside_and_the_rest_replayed(conn, tmp_path):
     from datetime import UTC, datetime
+
     spool = Spool(tmp_path)
-    spool.write([ContactRecord(id=uuid.uuid4(), received_at=datetime.now(UTC), channel="email", action="route",
-                               provider_id="torn-ok")])
+    spool.write(
+        [
+            ContactRecord(
+                id=uuid.uuid4(), received_at=datetime.now(UTC), channel="email", action="route", provider_id="torn-ok"
+            )
+        ]
+    )
     with open(spool.path, "a") as f:
         f.write('{"id": "torn-by-a-cr')  # a crash mid-line
     assert await replay_file(conn, spool.path) == 1
@@ -202,13 +259,19 @@ async def test_database_refusing_writes_spools_instead_of_quarantining(settings,
 
     from gateway import db
     from gateway.contactlog import ContactLog
-    pool = await db.create_pool(settings.database_url, min_size=1, max_size=2,
-                                server_settings={"default_transaction_read_only": "on"})
+
+    pool = await db.create_pool(
+        settings.database_url, min_size=1, max_size=2, server_settings={"default_transaction_read_only": "on"}
+    )
     log = ContactLog(pool, settings.with_(spool_dir=str(tmp_path)))
     log.start()
     try:
-        got = await log.append(ContactRecord(id=uuid.uuid4(), received_at=datetime.now(UTC), channel="phone",
-                                             action="route", provider_id="ro-1"), wait=5)
+        got = await log.append(
+            ContactRecord(
+                id=uuid.uuid4(), received_at=datetime.now(UTC), channel="phone", action="route", provider_id="ro-1"
+            ),
+            wait=5,
+        )
     finally:
         await log.close()
         await pool.close()
@@ -225,8 +288,12 @@ async def test_an_unwritable_spool_still_answers_and_says_so(settings, keys, pro
     async with TestClient(TestServer(create_app(broken))) as client:
         await client.post("/v1/contacts", headers=bearer(keys["channel"]), json={"channel": "phone", "from": ""})
         await proxy.cut()
-        r = await asyncio.wait_for(client.post("/v1/contacts", headers=bearer(keys["channel"]),
-                                               json={"channel": "phone", "from": "07700 900123"}), 10)
+        r = await asyncio.wait_for(
+            client.post(
+                "/v1/contacts", headers=bearer(keys["channel"]), json={"channel": "phone", "from": "07700 900123"}
+            ),
+            10,
+        )
         assert r.status == 201
         ready = await (await client.get("/readyz")).json()
         assert ready["checks"]["spool"].startswith("down")
@@ -235,6 +302,7 @@ async def test_an_unwritable_spool_still_answers_and_says_so(settings, keys, pro
 async def test_a_retry_during_an_outage_gets_the_same_answer(settings, keys, conn, proxy, tmp_path):
     """Found in review: the retry of a spooled contact waited out the deadline and came back degraded."""
     from tests.helpers import customer, deciders, restrict
+
     admin = bearer(keys["admin"])
     cut = settings.with_(database_url=_via(settings.database_url, proxy.port), spool_dir=str(tmp_path))
     async with TestClient(TestServer(create_app(cut))) as client:
@@ -242,9 +310,11 @@ async def test_a_retry_during_an_outage_gets_the_same_answer(settings, keys, con
         await restrict(client, admin, cid, "written_only", await deciders(client, admin))
 
         async def deflected() -> bool:
-            r = await client.post("/v1/contacts", headers=bearer(keys["channel"]),
-                                  json={"channel": "phone", "from": "07700 900003"})
+            r = await client.post(
+                "/v1/contacts", headers=bearer(keys["channel"]), json={"channel": "phone", "from": "07700 900003"}
+            )
             return (await r.json())["action"] == "deflect"
+
         await eventually(deflected)
         await proxy.cut()
         body = {"channel": "phone", "from": "07700 900003", "provider_id": "CA-during-outage"}
@@ -260,11 +330,12 @@ async def test_a_new_process_checks_keys_others_have_seen_while_the_database_is_
 
     from gateway import db
     from gateway.auth import KeyRing, create_key, revoke_key
+
     key_id, key = await create_key(conn, "channel", "switch")
     redis = aioredis.from_url(settings.redis_url)
     pool = await db.create_pool(_via(settings.database_url, proxy.port), min_size=0, max_size=2)
     try:
-        seen = await KeyRing(pool, redis).resolve(key)          # a running process resolves it
+        seen = await KeyRing(pool, redis).resolve(key)  # a running process resolves it
         await proxy.cut()
         assert await KeyRing(pool, redis).resolve(key) == seen  # a fresh one, database away
         await proxy.restore()

@@ -19,8 +19,12 @@ async def _decide(session, gw, key, **body):
 
 async def test_restriction_made_through_one_is_enforced_by_the_other_within_a_second(settings, keys, conn):
     admin = bearer(keys["admin"])
-    async with GatewayProcess(settings) as a, GatewayProcess(settings) as b, \
-            aiohttp.ClientSession(base_url=a.url) as sa, aiohttp.ClientSession() as sb:
+    async with (
+        GatewayProcess(settings) as a,
+        GatewayProcess(settings) as b,
+        aiohttp.ClientSession(base_url=a.url) as sa,
+        aiohttp.ClientSession() as sb,
+    ):
         cid = await customer(sa, admin, "Aisha", ("phone", "07700 900003"))
         ids = await deciders(sa, admin)
         first = await _decide(sb, b, keys["channel"], channel="phone", **{"from": "07700 900003"})
@@ -32,6 +36,7 @@ async def test_restriction_made_through_one_is_enforced_by_the_other_within_a_se
         async def enforced_by_b() -> bool:
             _, d = await _decide(sb, b, keys["channel"], channel="phone", **{"from": "07700 900003"})
             return d["action"] == "deflect"
+
         await eventually(enforced_by_b, timeout=1.0)
         assert loop.time() - made < 1.0
 
@@ -50,6 +55,7 @@ async def test_without_redis_changes_still_arrive_by_notify(settings, keys):
 
     from gateway.app import create_app
     from tests.helpers import free_port
+
     admin, channel = bearer(keys["admin"]), bearer(keys["channel"])
     no_redis = settings.with_(redis_url=f"redis://127.0.0.1:{free_port()}/0", decide_deadline_ms=2000)
     async with TestClient(TestServer(create_app(no_redis))) as client:
@@ -62,6 +68,7 @@ async def test_without_redis_changes_still_arrive_by_notify(settings, keys):
         async def enforced() -> bool:
             r = await client.post("/v1/contacts", headers=channel, json={"channel": "phone", "from": "07700 900003"})
             return (await r.json())["action"] == "deflect"
+
         assert await eventually(enforced, timeout=1.0) < 1.0
 
 
@@ -78,14 +85,16 @@ async def test_index_resyncs_when_the_local_day_changes(settings):
     index = RestrictionIndex()
     pool = await db.create_pool(settings.database_url, min_size=1, max_size=2)
     redis = aioredis.from_url(settings.redis_url)
-    keeper = IndexKeeper(index, pool, redis, settings.database_url, 3600,
-                         lambda: date(2026, 1, next(days, 2)), day_check_seconds=0.05)
+    keeper = IndexKeeper(
+        index, pool, redis, settings.database_url, 3600, lambda: date(2026, 1, next(days, 2)), day_check_seconds=0.05
+    )
     try:
         await keeper.start()
         loaded = index.version
 
         async def resynced() -> bool:
             return index.version > loaded
+
         await eventually(resynced, timeout=2)
     finally:
         await keeper.close()
@@ -98,6 +107,7 @@ async def test_a_worker_that_dies_is_replaced(settings):
     import signal
 
     import psutil
+
     async with GatewayProcess(settings, GATEWAY_WORKERS="2") as gw:
         parent = psutil.Process(gw.proc.pid)
 
@@ -114,6 +124,7 @@ async def test_a_worker_that_dies_is_replaced(settings):
 
         async def two_workers() -> bool:
             return len(workers()) == 2
+
         await eventually(two_workers, timeout=20)
         victim = workers()[0]
         os.kill(victim, signal.SIGKILL)
@@ -121,11 +132,14 @@ async def test_a_worker_that_dies_is_replaced(settings):
         async def replaced() -> bool:
             now = workers()
             return len(now) == 2 and victim not in now
+
         await eventually(replaced, timeout=10)
         async with aiohttp.ClientSession() as s:
+
             async def ready() -> bool:
                 async with s.get(gw.url + "/readyz") as r:
                     return r.status == 200
+
             await eventually(ready, timeout=20)
         children = [psutil.Process(pid) for pid in workers()]
     _, alive = psutil.wait_procs(children, timeout=15)

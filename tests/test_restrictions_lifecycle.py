@@ -16,9 +16,7 @@ pytestmark = pytest.mark.asyncio
 
 
 async def kinds_of(conn: asyncpg.Connection, rid: int) -> list[str]:
-    rows = await conn.fetch(
-        "SELECT kind FROM restriction_events WHERE restriction_id = $1 ORDER BY id", rid
-    )
+    rows = await conn.fetch("SELECT kind FROM restriction_events WHERE restriction_id = $1 ORDER BY id", rid)
     return [r["kind"] for r in rows]
 
 
@@ -66,9 +64,7 @@ async def test_whole_life(client: Any, conn: asyncpg.Connection, keys: dict[str,
     r = await post(client, lead, f"/v1/restrictions/{rid}/letter", {"method": "post"})
     assert r["letter_sent_on"] == TODAY.isoformat()
     assert (await kinds_of(conn, rid))[-1] == "letter_sent"
-    copy = await conn.fetchval(
-        "SELECT body_text FROM restriction_letters WHERE restriction_id = $1", rid
-    )
+    copy = await conn.fetchval("SELECT body_text FROM restriction_letters WHERE restriction_id = $1", rid)
     assert "Housing Ombudsman" in copy
 
     # Appeal: lodged, stays enforced; a decider may not decide it, an uninvolved manager may.
@@ -87,9 +83,7 @@ async def test_whole_life(client: Any, conn: asyncpg.Connection, keys: dict[str,
         403,
     )
     assert refused["error"]["code"] == "not_senior"
-    await conn.execute(
-        "UPDATE restrictions SET deciders = deciders || $2::bigint WHERE id = $1", rid, team.manager
-    )
+    await conn.execute("UPDATE restrictions SET deciders = deciders || $2::bigint WHERE id = $1", rid, team.manager)
     refused = await post(
         client,
         manager,
@@ -124,16 +118,13 @@ async def test_whole_life(client: Any, conn: asyncpg.Connection, keys: dict[str,
     assert r["reasons"] == "Abuse continued in June." and r["review_due"] == new_due
     assert r["letter_sent_on"] is None and r["status"] == "active"
     reviewed = await conn.fetchrow(
-        "SELECT before, after FROM restriction_events WHERE restriction_id = $1 "
-        "AND kind = 'reviewed'",
+        "SELECT before, after FROM restriction_events WHERE restriction_id = $1 AND kind = 'reviewed'",
         rid,
     )
     assert reviewed["before"]["reasons"] != reviewed["after"]["reasons"]
 
     # Full read is audited with who and why.
-    resp = await client.get(
-        f"/v1/restrictions/{rid}?why=monthly+review+meeting", headers=bearer(manager)
-    )
+    resp = await client.get(f"/v1/restrictions/{rid}?why=monthly+review+meeting", headers=bearer(manager))
     assert resp.status == 200 and (await resp.json())["incidents"]
     viewed = await conn.fetchrow(
         "SELECT actor, why FROM restriction_events WHERE kind = 'viewed' ORDER BY id DESC LIMIT 1"
@@ -165,9 +156,7 @@ async def test_whole_life(client: Any, conn: asyncpg.Connection, keys: dict[str,
             await conn.execute(sql, rid)
 
 
-async def test_roles_and_least_disclosure(
-    client: Any, conn: asyncpg.Connection, keys: dict[str, str]
-) -> None:
+async def test_roles_and_least_disclosure(client: Any, conn: asyncpg.Connection, keys: dict[str, str]) -> None:
     team = await make_team(conn)
     cid = await make_customer(conn)
     r = await post(
@@ -179,9 +168,7 @@ async def test_roles_and_least_disclosure(
     )
     assert r["status"] == "active"
     for role in ("agent", "channel"):
-        resp = await client.get(
-            f"/v1/restrictions/{r['id']}?why=curious", headers=bearer(keys[role])
-        )
+        resp = await client.get(f"/v1/restrictions/{r['id']}?why=curious", headers=bearer(keys[role]))
         assert resp.status == 403
     resp = await client.post("/v1/restrictions", json=body(cid), headers=bearer(keys["manager"]))
     assert resp.status == 403
@@ -189,9 +176,7 @@ async def test_roles_and_least_disclosure(
     assert resp.status == 422 and "why" in (await resp.json())["error"]["message"]
 
 
-async def test_export_gathers_everything(
-    client: Any, conn: asyncpg.Connection, keys: dict[str, str]
-) -> None:
+async def test_export_gathers_everything(client: Any, conn: asyncpg.Connection, keys: dict[str, str]) -> None:
     team = await make_team(conn)
     cid = await make_customer(conn)
     r = await post(

@@ -36,9 +36,7 @@ def test_activation_rule(roles: dict[int, str], missing: dict[str, int]) -> None
     assert lc.missing_deciders(RULE, roles) == missing
 
 
-@pytest.mark.parametrize(
-    "bad", ["", "manager:1", "caution_lead:0", "caution_lead", "caution_lead:x"]
-)
+@pytest.mark.parametrize("bad", ["", "manager:1", "caution_lead:0", "caution_lead", "caution_lead:x"])
 def test_activation_rule_setting_is_validated(bad: str) -> None:
     with pytest.raises(ValueError):
         lc.parse_rule(bad)
@@ -58,11 +56,7 @@ closing = st.builds(
 
 def oracle_open(closings: list[lc.Closing], cannot_write: bool, reps: bool) -> set[str]:
     usable = set(CHANNELS) - (WRITTEN if cannot_write and not reps else set())
-    return {
-        c
-        for c in usable
-        if not any(c in r.channels and c in TURNS_AWAY.get(r.kind, ()) for r in closings)
-    }
+    return {c for c in usable if not any(c in r.channels and c in TURNS_AWAY.get(r.kind, ()) for r in closings)}
 
 
 @given(st.lists(closing, max_size=8), st.booleans(), st.booleans())
@@ -98,9 +92,7 @@ def test_always_a_way_in(closings: list[lc.Closing], cannot_write: bool, reps: b
         ),
     ],
 )
-def test_adjustment_conflicts(
-    flags: list[str], always: list[str], kinds: list[str], broken: list[str]
-) -> None:
+def test_adjustment_conflicts(flags: list[str], always: list[str], kinds: list[str], broken: list[str]) -> None:
     closings = [lc.Closing(i, k, frozenset(CHANNELS)) for i, k in enumerate(kinds, 1)]
     assert lc.adjustment_conflicts(closings, flags, always) == broken
 
@@ -193,9 +185,7 @@ def row(rid: int, review_due: date, **kw: object) -> ReviewRow:
 
 
 def issues(rows: list[ReviewRow], today: date, within: str) -> dict[int, tuple[str, ...]]:
-    return {
-        i.row.restriction_id: i.issues for i in due_report(rows, today, window_end(today, within))
-    }
+    return {i.row.restriction_id: i.issues for i in due_report(rows, today, window_end(today, within))}
 
 
 @pytest.mark.parametrize(

@@ -14,9 +14,7 @@ from tests.restriction_factory import TODAY, body, make_case, make_customer, mak
 pytestmark = pytest.mark.asyncio
 
 
-async def refused(
-    client: Any, key: str, data: Any, status: int, path: str = "/v1/restrictions"
-) -> dict[str, Any]:
+async def refused(client: Any, key: str, data: Any, status: int, path: str = "/v1/restrictions") -> dict[str, Any]:
     resp = await client.post(path, json=data, headers=bearer(key))
     payload = await resp.json()
     assert resp.status == status, payload
@@ -73,9 +71,7 @@ async def test_field_refusals(client: Any, conn: asyncpg.Connection, keys: dict[
     ]
     for data, field in cases:
         err = await refused(client, lead, data, 422)
-        assert field in err["message"] or any(
-            field in d.get("field", "") for d in err["details"] or []
-        ), (field, err)
+        assert field in err["message"] or any(field in d.get("field", "") for d in err["details"] or []), (field, err)
     # A longer period with an approver who may agree it; immediate risk instead of a warning.
     longer = {
         **without(ok, "warned_on"),
@@ -119,9 +115,7 @@ async def test_closed_issue_needs_a_closed_case_of_the_customer(
     assert (await resp.json())["channels"] == ["email", "letter", "phone", "visit", "web_form"]
 
 
-async def test_last_open_channel(
-    client: Any, conn: asyncpg.Connection, keys: dict[str, str]
-) -> None:
+async def test_last_open_channel(client: Any, conn: asyncpg.Connection, keys: dict[str, str]) -> None:
     """Someone who cannot write, with no representative: written-only would leave no way in."""
     team = await make_team(conn)
     cid = await make_customer(conn, flags=["cannot_write"])
@@ -136,22 +130,16 @@ async def test_last_open_channel(
     )
     assert err["code"] == "no_open_channel" and "every channel" in err["message"]
     # With a representative who can write for them there is still a way in (and a signed note).
-    cid2 = await make_customer(
-        conn, flags=["cannot_write"], name="Aisha Rahman", representatives=True
-    )
+    cid2 = await make_customer(conn, flags=["cannot_write"], name="Aisha Rahman", representatives=True)
     resp = await client.post(
         "/v1/restrictions",
-        json=body(
-            cid2, equality_note={"staff_id": team.manager, "note": "Daughter writes for her."}
-        ),
+        json=body(cid2, equality_note={"staff_id": team.manager, "note": "Daughter writes for her."}),
         headers=bearer(keys["caution_lead"]),
     )
     assert resp.status == 201, await resp.json()
 
 
-async def test_activation_rechecks_the_way_in(
-    client: Any, conn: asyncpg.Connection, keys: dict[str, str]
-) -> None:
+async def test_activation_rechecks_the_way_in(client: Any, conn: asyncpg.Connection, keys: dict[str, str]) -> None:
     team = await make_team(conn)
     cid = await make_customer(conn, flags=["cannot_write"], representatives=True)
     note = {"staff_id": team.manager, "note": "Representative writes."}
@@ -165,9 +153,7 @@ async def test_activation_rechecks_the_way_in(
     # The representative is removed before the remaining decisions.
     await conn.execute("DELETE FROM representatives WHERE customer_id = $1", cid)
     rid = (await first.json())["id"]
-    resp = await client.post(
-        f"/v1/restrictions/{rid}/decide", json={"staff_id": team.cl1}, headers=bearer(lead)
-    )
+    resp = await client.post(f"/v1/restrictions/{rid}/decide", json={"staff_id": team.cl1}, headers=bearer(lead))
     assert resp.status == 200
     err = await refused(client, lead, {"staff_id": team.cl2}, 409, f"/v1/restrictions/{rid}/decide")
     assert err["code"] == "no_open_channel"
@@ -182,9 +168,7 @@ async def test_adjustments_conflict_needs_a_managers_equality_note(
     lead = keys["caution_lead"]
     err = await refused(client, lead, body(cid), 409)
     assert err["code"] == "adjustments_conflict" and "needs_phone" in err["message"]
-    err = await refused(
-        client, lead, body(cid, equality_note={"staff_id": team.cl1, "note": "ok"}), 422
-    )
+    err = await refused(client, lead, body(cid, equality_note={"staff_id": team.cl1, "note": "ok"}), 422)
     assert "equality_note.staff_id" in err["message"]
     resp = await client.post(
         "/v1/restrictions",
@@ -200,32 +184,22 @@ async def test_adjustments_conflict_needs_a_managers_equality_note(
     assert resp.status == 201
     assert (await resp.json())["equality_note"]["on"] == TODAY.isoformat()
     # A restriction that does not touch the phone is not held up by the flag.
-    resp = await client.post(
-        "/v1/restrictions", json=body(cid, "appointment_only"), headers=bearer(lead)
-    )
+    resp = await client.post("/v1/restrictions", json=body(cid, "appointment_only"), headers=bearer(lead))
     assert resp.status == 201
 
 
-async def test_lifecycle_refusals(
-    client: Any, conn: asyncpg.Connection, keys: dict[str, str]
-) -> None:
+async def test_lifecycle_refusals(client: Any, conn: asyncpg.Connection, keys: dict[str, str]) -> None:
     team = await make_team(conn)
     cid = await make_customer(conn)
     lead = keys["caution_lead"]
-    resp = await client.post(
-        "/v1/restrictions", json=body(cid, deciders=[team.scl]), headers=bearer(lead)
-    )
+    resp = await client.post("/v1/restrictions", json=body(cid, deciders=[team.scl]), headers=bearer(lead))
     rid = (await resp.json())["id"]
     base = f"/v1/restrictions/{rid}"
     assert (await refused(client, lead, {}, 409, f"{base}/letter"))["code"] == "wrong_status"
-    assert (
-        await refused(
-            client, lead, {"lodged_on": TODAY.isoformat(), "grounds": "x"}, 409, f"{base}/appeal"
-        )
-    )["code"] == "wrong_status"
-    assert (await refused(client, lead, {"staff_id": team.scl}, 409, f"{base}/decide"))[
+    assert (await refused(client, lead, {"lodged_on": TODAY.isoformat(), "grounds": "x"}, 409, f"{base}/appeal"))[
         "code"
-    ] == "duplicate_decider"
+    ] == "wrong_status"
+    assert (await refused(client, lead, {"staff_id": team.scl}, 409, f"{base}/decide"))["code"] == "duplicate_decider"
     await refused(client, lead, {"staff_id": team.manager}, 422, f"{base}/decide")
     await refused(client, lead, {"outcome": "renew", "staff_id": team.cl1}, 422, f"{base}/review")
     await refused(

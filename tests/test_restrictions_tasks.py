@@ -51,9 +51,7 @@ async def test_lapse_is_idempotent(
     last_day = await create(
         client,
         keys["caution_lead"],
-        body(
-            cid, "appointment_only", deciders=deciders, valid_from=past, valid_to=TODAY.isoformat()
-        ),
+        body(cid, "appointment_only", deciders=deciders, valid_from=past, valid_to=TODAY.isoformat()),
     )
     pool = await db.create_pool(settings.database_url or "", min_size=1, max_size=2)
     try:
@@ -68,9 +66,7 @@ async def test_lapse_is_idempotent(
     assert [(e["kind"], e["actor"]) for e in events] == [("lapsed", "system:lapse")]
 
 
-async def test_reviews_due_json_and_csv(
-    client: Any, conn: asyncpg.Connection, keys: dict[str, str]
-) -> None:
+async def test_reviews_due_json_and_csv(client: Any, conn: asyncpg.Connection, keys: dict[str, str]) -> None:
     team = await make_team(conn)
     cid = await make_customer(conn, name="=cmd|' /C calc'!A0")
     soon = await create(
@@ -90,9 +86,7 @@ async def test_reviews_due_json_and_csv(
     assert by_id[soon["id"]]["issues"] == ["review_due", "letter_not_sent"]
     assert by_id[soon["id"]]["days_to_review"] == 10
     assert len(by_id) == 2  # the proposed one appears as awaiting deciders
-    resp = await client.get(
-        "/v1/reviews/due", headers={**bearer(keys["caution_lead"]), "Accept": "text/csv"}
-    )
+    resp = await client.get("/v1/reviews/due", headers={**bearer(keys["caution_lead"]), "Accept": "text/csv"})
     text = await resp.text()
     assert resp.status == 200 and resp.content_type == "text/csv"
     assert "'=cmd" in text and "review_due;letter_not_sent" in text
@@ -100,16 +94,12 @@ async def test_reviews_due_json_and_csv(
     assert resp.status == 403
 
 
-async def test_appeal_varied_and_lifted(
-    client: Any, conn: asyncpg.Connection, keys: dict[str, str]
-) -> None:
+async def test_appeal_varied_and_lifted(client: Any, conn: asyncpg.Connection, keys: dict[str, str]) -> None:
     team = await make_team(conn)
     cid = await make_customer(conn)
     lead, deciders = keys["caution_lead"], [team.scl, team.cl1, team.cl2]
     windows = [{"days": ["tue", "thu"], "start": "10:00", "end": "12:00"}]
-    r = await create(
-        client, lead, body(cid, "set_times", params={"windows": windows}, deciders=deciders)
-    )
+    r = await create(client, lead, body(cid, "set_times", params={"windows": windows}, deciders=deciders))
     appeal = {"lodged_on": TODAY.isoformat(), "grounds": "I work on Tuesdays."}
     await client.post(f"/v1/restrictions/{r['id']}/appeal", json=appeal, headers=bearer(lead))
     variation = {"params": {"windows": [{"days": ["wed"], "start": "14:00", "end": "16:00"}]}}
@@ -126,9 +116,7 @@ async def test_appeal_varied_and_lifted(
     varied = await resp.json()
     assert resp.status == 200, varied
     assert varied["status"] == "active" and varied["params"]["windows"][0]["days"] == ["wed"]
-    second = await client.post(
-        f"/v1/restrictions/{r['id']}/appeal", json=appeal, headers=bearer(lead)
-    )
+    second = await client.post(f"/v1/restrictions/{r['id']}/appeal", json=appeal, headers=bearer(lead))
     assert second.status == 200
     resp = await client.post(
         f"/v1/restrictions/{r['id']}/appeal/decision",
@@ -142,16 +130,12 @@ async def test_appeal_varied_and_lifted(
     ]
     kinds = [
         r["kind"]
-        for r in await conn.fetch(
-            "SELECT kind FROM restriction_events WHERE restriction_id = $1 ORDER BY id", r["id"]
-        )
+        for r in await conn.fetch("SELECT kind FROM restriction_events WHERE restriction_id = $1 ORDER BY id", r["id"])
     ]
     assert kinds[-2:] == ["appeal_decided", "lifted"]
 
 
-async def test_letter_escapes_customer_text(
-    client: Any, conn: asyncpg.Connection, keys: dict[str, str]
-) -> None:
+async def test_letter_escapes_customer_text(client: Any, conn: asyncpg.Connection, keys: dict[str, str]) -> None:
     team = await make_team(conn)
     cid = await make_customer(conn, name="<script>alert(1)</script> $reasons")
     r = await create(
@@ -165,9 +149,7 @@ async def test_letter_escapes_customer_text(
             deciders=[team.scl, team.cl1, team.cl2],
         ),
     )
-    resp = await client.get(
-        f"/v1/restrictions/{r['id']}/letter?format=json", headers=bearer(keys["caution_lead"])
-    )
+    resp = await client.get(f"/v1/restrictions/{r['id']}/letter?format=json", headers=bearer(keys["caution_lead"]))
     letter = await resp.json()
     assert "<script>" not in letter["html"] and "&lt;script&gt;" in letter["html"]
     assert "Said &lt;b&gt;this&lt;/b&gt; &amp; ${that}" in letter["html"]
@@ -185,9 +167,7 @@ async def test_changes_publish_invalidations(
     heard: list[str] = []
     await conn.add_listener("gateway_invalidate", lambda *args: heard.append(args[3]))
     try:
-        await create(
-            client, keys["caution_lead"], body(cid, deciders=[team.scl, team.cl1, team.cl2])
-        )
+        await create(client, keys["caution_lead"], body(cid, deciders=[team.scl, team.cl1, team.cl2]))
         message = None
         for _ in range(50):
             message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
@@ -206,14 +186,19 @@ async def test_letter_quotes_the_providers_own_addresses(settings, keys):
 
     from gateway.app import create_app
     from tests.helpers import bearer, customer, deciders, restrict
-    named = settings.with_(provider_name="Riverside Homes", provider_address="1 River Street, Leeds LS1 1AA",
-                           provider_email="contact@riverside.example")
+
+    named = settings.with_(
+        provider_name="Riverside Homes",
+        provider_address="1 River Street, Leeds LS1 1AA",
+        provider_email="contact@riverside.example",
+    )
     admin = bearer(keys["admin"])
     async with TestClient(TestServer(create_app(named))) as client:
         cid = await customer(client, admin, "Aisha", ("phone", "07700 900003"))
         r = await restrict(client, admin, cid, "written_only", await deciders(client, admin))
-        letter = await client.get(f"/v1/restrictions/{r['id']}/letter",
-                                  params={"format": "text", "why": "checking the letter"}, headers=admin)
+        letter = await client.get(
+            f"/v1/restrictions/{r['id']}/letter", params={"format": "text", "why": "checking the letter"}, headers=admin
+        )
         text = await letter.text()
     assert "by letter to 1 River Street, Leeds LS1 1AA and by email to contact@riverside.example" in text
     assert text.rstrip().endswith("Riverside Homes")

@@ -22,8 +22,9 @@ async def test_every_route_for_every_role(client, keys):
     checked = 0
     for method, path, allowed in _routes(client):
         for role in ROLES:
-            r = await client.request(method, path, headers={**bearer(keys[role]),
-                                                             "Content-Type": "application/json"}, data="{}")
+            r = await client.request(
+                method, path, headers={**bearer(keys[role]), "Content-Type": "application/json"}, data="{}"
+            )
             if role in allowed:
                 assert r.status not in (401, 403), (method, path, role, r.status)
                 assert r.status < 500, (method, path, role, r.status, await r.text())
@@ -68,8 +69,11 @@ async def test_public_operations_endpoints(client):
     spec = await (await client.get("/v1/openapi.json")).json()
     assert "/v1/contacts" in spec["paths"] and "InboundContact" in spec["components"]["schemas"]
     documented = {(m.upper(), p) for p, ops in spec["paths"].items() for m in ops}
-    registered = {(r.method, r.resource.get_info().get("path") or r.resource.get_info().get("formatter"))
-                  for r in client.server.app[ROUTE_ROLES] if r.method != "HEAD"}
+    registered = {
+        (r.method, r.resource.get_info().get("path") or r.resource.get_info().get("formatter"))
+        for r in client.server.app[ROUTE_ROLES]
+        if r.method != "HEAD"
+    }
     assert documented == registered
     body = spec["paths"]["/v1/restrictions"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert body["$ref"].rsplit("/", 1)[1] in spec["components"]["schemas"]

@@ -15,16 +15,19 @@ def test_defaults():
     assert (s.host, s.port, s.tz, s.workers) == ("127.0.0.1", 8080, "Europe/London", 1)
 
 
-@pytest.mark.parametrize(("env", "names"), [
-    ({"GATEWAY_PORT": "eighty"}, "GATEWAY_PORT"),
-    ({"GATEWAY_PORT": "70000"}, "GATEWAY_PORT"),
-    ({"GATEWAY_TZ": "Mars/Olympus"}, "GATEWAY_TZ"),
-    ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
-    ({"REDIS_URL": "localhost:6379"}, "REDIS_URL"),
-    ({"FASTAGI_ALLOW": "10.0.0.0/8,not-an-address"}, "FASTAGI_ALLOW"),
-    ({"GATEWAY_WORKERS": "0"}, "GATEWAY_WORKERS"),
-    ({"GATEWAY_ACTIVATION_RULE": "caution_lead:two"}, "GATEWAY_ACTIVATION_RULE"),
-])
+@pytest.mark.parametrize(
+    ("env", "names"),
+    [
+        ({"GATEWAY_PORT": "eighty"}, "GATEWAY_PORT"),
+        ({"GATEWAY_PORT": "70000"}, "GATEWAY_PORT"),
+        ({"GATEWAY_TZ": "Mars/Olympus"}, "GATEWAY_TZ"),
+        ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
+        ({"REDIS_URL": "localhost:6379"}, "REDIS_URL"),
+        ({"FASTAGI_ALLOW": "10.0.0.0/8,not-an-address"}, "FASTAGI_ALLOW"),
+        ({"GATEWAY_WORKERS": "0"}, "GATEWAY_WORKERS"),
+        ({"GATEWAY_ACTIVATION_RULE": "caution_lead:two"}, "GATEWAY_ACTIVATION_RULE"),
+    ],
+)
 def test_malformed_setting_is_named(env, names):
     with pytest.raises(SettingsError, match=names):
         Settings.from_env(env)
@@ -38,11 +41,17 @@ def test_serving_needs_both_services():
 
 
 def test_cli_stops_with_one_clear_line():
-    out = subprocess.run([sys.executable, "-m", "gateway", "migrate"], capture_output=True, text=True,
-                         env={"PATH": "/usr/bin:/bin", "GATEWAY_PORT": "abc"}, timeout=30)
+    out = subprocess.run(
+        [sys.executable, "-m", "gateway", "migrate"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "GATEWAY_PORT": "abc"},
+        timeout=30,
+    )
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [
-        "configuration error: GATEWAY_PORT='abc' is not a whole number (expected 0..65535)"]
+        "configuration error: GATEWAY_PORT='abc' is not a whole number (expected 0..65535)"
+    ]
 
 
 def test_with_makes_a_modified_copy():

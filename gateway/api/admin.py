@@ -42,8 +42,7 @@ async def get_customer(request: web.Request) -> web.Response:
 
 async def import_customers(request: web.Request) -> web.Response:
     if request.content_type not in ("text/csv", "application/csv", "text/plain"):
-        raise BadRequest("send the CSV export as the body with Content-Type: text/csv",
-                         code="unsupported_media_type")
+        raise BadRequest("send the CSV export as the body with Content-Type: text/csv", code="unsupported_media_type")
     raw = await request.read()
     try:
         text = raw.decode("utf-8")

@@ -52,20 +52,36 @@ async def get_banners(request: web.Request) -> web.Response:
     match = _match_for(request)
     decider = request.app[DECIDER]
     now = datetime.now(UTC)
-    ctx = Context(match=match, ruleset=decider.rules.compiled, staff=request.app[INDEX].staff,
-                  calendar=decider.calendar(), provider=decider.provider)
+    ctx = Context(
+        match=match,
+        ruleset=decider.rules.compiled,
+        staff=request.app[INDEX].staff,
+        calendar=decider.calendar(),
+        provider=decider.provider,
+    )
     verdict = rules_decide(InboundContact.model_validate({"channel": channel}), ctx, now)
     restrictions = [
-        {"id": r.id, "customer_id": b.customer.id, "kind": r.kind, "channels": sorted(r.channels),
-         "status": r.status, "review_due": r.review_due.isoformat() if r.review_due else None}
-        for b in match.bundles for r in b.restrictions if r.status in ENFORCED_STATUSES]
+        {
+            "id": r.id,
+            "customer_id": b.customer.id,
+            "kind": r.kind,
+            "channels": sorted(r.channels),
+            "status": r.status,
+            "review_due": r.review_due.isoformat() if r.review_due else None,
+        }
+        for b in match.bundles
+        for r in b.restrictions
+        if r.status in ENFORCED_STATUSES
+    ]
     if request.query.get("customer_id") and not match.bundles:
         await ensure_customer(request.app[POOL], int(request.query["customer_id"]))
-    return web.json_response({
-        "customer_ids": list(match.customer_ids),
-        "banner": verdict.banner.model_dump(mode="json") if verdict.banner else None,
-        "restrictions": restrictions,
-    })
+    return web.json_response(
+        {
+            "customer_ids": list(match.customer_ids),
+            "banner": verdict.banner.model_dump(mode="json") if verdict.banner else None,
+            "restrictions": restrictions,
+        }
+    )
 
 
 def _wanted(event: dict[str, Any], queue: str | None, staff: str | None) -> bool:
@@ -78,8 +94,9 @@ def _wanted(event: dict[str, Any], queue: str | None, staff: str | None) -> bool
 async def stream_banners(request: web.Request) -> web.StreamResponse:
     """Server-sent events: one `banner` event per contact that carries a banner, as it is decided."""
     queue, staff = request.query.get("queue"), request.query.get("staff_id")
-    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
-                                       "X-Accel-Buffering": "no"})
+    resp = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
     await resp.prepare(request)
     await resp.write(b": connected\n\n")
     pubsub = request.app[REDIS].pubsub()

@@ -25,13 +25,19 @@ async def decide_contact(request: web.Request, data: Any) -> web.Response:
         contact = InboundContact.model_validate(data)
     except (GatewayError, pydantic.ValidationError) as exc:
         raw = data if isinstance(data, dict) else {}
-        await log_rejected(request.app[DECIDER], channel=str(raw.get("channel") or "unknown"),
-                           sender=str(raw.get("from") or ""), provider_id=_str(raw.get("provider_id")),
-                           status="malformed", error=str(exc)[:2000])
+        await log_rejected(
+            request.app[DECIDER],
+            channel=str(raw.get("channel") or "unknown"),
+            sender=str(raw.get("from") or ""),
+            provider_id=_str(raw.get("provider_id")),
+            status="malformed",
+            error=str(exc)[:2000],
+        )
         raise
     decision, created = await request.app[DECIDER].decide(contact)
-    return web.Response(text=decision.model_dump_json(), status=201 if created else 200,
-                        content_type="application/json")
+    return web.Response(
+        text=decision.model_dump_json(), status=201 if created else 200, content_type="application/json"
+    )
 
 
 def _str(v: Any) -> str | None:
@@ -42,8 +48,9 @@ async def post_contact(request: web.Request) -> web.Response:
     try:
         data = await read_json(request)
     except GatewayError as exc:
-        await log_rejected(request.app[DECIDER], channel="unknown", sender="", provider_id=None,
-                           status="malformed", error=exc.message)
+        await log_rejected(
+            request.app[DECIDER], channel="unknown", sender="", provider_id=None, status="malformed", error=exc.message
+        )
         raise
     return await decide_contact(request, data)
 

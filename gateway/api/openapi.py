@@ -42,21 +42,37 @@ RESPONSES: dict[tuple[str, str], type[BaseModel]] = {("POST", "/v1/contacts"): D
 
 def _operation(method: str, path: str, handler: Any, roles: frozenset[str] | None) -> dict[str, Any]:
     doc = (handler.__doc__ or handler.__name__.replace("_", " ")).strip().splitlines()[0]
-    op: dict[str, Any] = {"summary": doc, "responses": {"default": {"description": "JSON error body",
-                          "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}
+    op: dict[str, Any] = {
+        "summary": doc,
+        "responses": {
+            "default": {
+                "description": "JSON error body",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            }
+        },
+    }
     params = re.findall(r"{(\w+)}", path)
     if params:
-        op["parameters"] = [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
-                            for p in params]
+        op["parameters"] = [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in params]
     if roles is not None:
         op["security"] = [{"apiKey": []}]
         op["x-roles"] = sorted(roles)
     if (method, path) in BODIES:
-        op["requestBody"] = {"required": True, "content": {"application/json": {
-            "schema": {"$ref": f"#/components/schemas/{BODIES[(method, path)].__name__}"}}}}
+        op["requestBody"] = {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{BODIES[(method, path)].__name__}"}}
+            },
+        }
     model = RESPONSES.get((method, path))
-    op["responses"]["200"] = {"description": "OK", **({"content": {"application/json": {
-        "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}} if model else {})}
+    op["responses"]["200"] = {
+        "description": "OK",
+        **(
+            {"content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}
+            if model
+            else {}
+        ),
+    }
     return op
 
 
@@ -68,17 +84,27 @@ def document(app: web.Application) -> dict[str, Any]:
         if not path or route.method == "HEAD":
             continue
         paths.setdefault(path, {})[route.method.lower()] = _operation(route.method, path, route.handler, roles)
-    schemas: dict[str, Any] = {"Error": {"type": "object", "properties": {"error": {"type": "object",
-                               "properties": {"code": {"type": "string"}, "message": {"type": "string"},
-                                              "details": {}}}}}}
+    schemas: dict[str, Any] = {
+        "Error": {
+            "type": "object",
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "details": {}},
+                }
+            },
+        }
+    }
     for model in {*BODIES.values(), *RESPONSES.values()}:
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}", by_alias=True)
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
-    return {"openapi": "3.1.0", "info": {"title": "Contact gateway", "version": __version__},
-            "paths": dict(sorted(paths.items())),
-            "components": {"schemas": schemas, "securitySchemes": {
-                "apiKey": {"type": "http", "scheme": "bearer"}}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Contact gateway", "version": __version__},
+        "paths": dict(sorted(paths.items())),
+        "components": {"schemas": schemas, "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}}},
+    }
 
 
 async def openapi(request: web.Request) -> web.Response:

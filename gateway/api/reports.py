@@ -26,9 +26,7 @@ async def reviews_due(request: web.Request) -> web.Response:
         return web.Response(
             text=to_csv(items),
             content_type="text/csv",
-            headers={
-                "Content-Disposition": f'attachment; filename="reviews-due-{day.isoformat()}.csv"'
-            },
+            headers={"Content-Disposition": f'attachment; filename="reviews-due-{day.isoformat()}.csv"'},
         )
     return web.json_response(
         {"today": day.isoformat(), "until": end.isoformat(), "items": [i.as_dict() for i in items]}

@@ -68,9 +68,7 @@ async def create(request: web.Request) -> web.Response:
 def _why(request: web.Request) -> str:
     why = request.query.get("why", "").strip()
     if not 3 <= len(why) <= 500:
-        raise field_error(
-            "why", "say why you are reading the full record (?why=..., 3-500 characters)"
-        )
+        raise field_error("why", "say why you are reading the full record (?why=..., 3-500 characters)")
     return why
 
 
@@ -106,17 +104,13 @@ def _transition(model: type[M], op: Op) -> Callable[[web.Request], Awaitable[web
         body = await read_model(request, model)
         pol = await policy(request)
         async with request.app[POOL].acquire() as conn:
-            record = await op(
-                conn, path_id(request), body, pol, principal(request).actor, today(request)
-            )
+            record = await op(conn, path_id(request), body, pol, principal(request).actor, today(request))
         return await _published(request, record)
 
     return handler
 
 
-async def _decide(
-    conn: Any, rid: int, body: DecisionIn, pol: lc.Policy, actor: str, day: date
-) -> Restriction:
+async def _decide(conn: Any, rid: int, body: DecisionIn, pol: lc.Policy, actor: str, day: date) -> Restriction:
     return await store.add_decision(conn, rid, body.staff_id, pol, actor, body.decided_on or day)
 
 
@@ -136,9 +130,7 @@ async def get_letter(request: web.Request) -> web.Response:
             "viewed",
             why="rendered the customer letter",
         )
-    fmt = request.query.get("format") or (
-        "text" if "text/plain" in request.headers.get("Accept", "") else "html"
-    )
+    fmt = request.query.get("format") or ("text" if "text/plain" in request.headers.get("Accept", "") else "html")
     if fmt == "text":
         return web.Response(text=letter.text, content_type="text/plain")
     if fmt == "json":
@@ -194,6 +186,4 @@ def setup(app: web.Application) -> None:
         _transition(ReviewIn, transitions.review),
         WRITE,
     )
-    add_route(
-        app, "POST", "/v1/restrictions/{id}/lift", _transition(LiftIn, transitions.lift), WRITE
-    )
+    add_route(app, "POST", "/v1/restrictions/{id}/lift", _transition(LiftIn, transitions.lift), WRITE)

@@ -29,11 +29,17 @@ _MAX_ENV_LINES = 256
 _MAX_VALUE = 1000
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 # CONTACT_ACTION goes last: if it is empty, the exchange did not finish and the dialplan routes.
-VARIABLES = (("CONTACT_ID", "contact_id"), ("CONTACT_TARGET_TYPE", "target_type"),
-             ("CONTACT_TARGET", "target_id"), ("CONTACT_TARGET_NUMBER", "target_number"),
-             ("CONTACT_MESSAGE", "message"), ("CONTACT_BANNER", "banner"),
-             ("CONTACT_FLAGGED", "flagged"), ("CONTACT_DEGRADED", "degraded"),
-             ("CONTACT_ACTION", "action"))
+VARIABLES = (
+    ("CONTACT_ID", "contact_id"),
+    ("CONTACT_TARGET_TYPE", "target_type"),
+    ("CONTACT_TARGET", "target_id"),
+    ("CONTACT_TARGET_NUMBER", "target_number"),
+    ("CONTACT_MESSAGE", "message"),
+    ("CONTACT_BANNER", "banner"),
+    ("CONTACT_FLAGGED", "flagged"),
+    ("CONTACT_DEGRADED", "degraded"),
+    ("CONTACT_ACTION", "action"),
+)
 
 
 class PeerGone(Exception):
@@ -57,8 +63,9 @@ def allowed(host: str, networks: tuple[IPv4Network | IPv6Network, ...]) -> bool:
 
 
 class FastAGIServer:
-    def __init__(self, settings: Settings, service: DecideService,
-                 staff: Callable[[], Mapping[int, StaffView]]) -> None:
+    def __init__(
+        self, settings: Settings, service: DecideService, staff: Callable[[], Mapping[int, StaffView]]
+    ) -> None:
         self.settings, self.service, self.staff = settings, service, staff
         self.timeout = settings.fastagi_timeout_ms / 1000
         self._server: asyncio.Server | None = None
@@ -67,8 +74,12 @@ class FastAGIServer:
     async def start(self) -> None:
         port = self.settings.fastagi_port or 0
         self._server = await asyncio.start_server(
-            self._connected, self.settings.fastagi_host, port, limit=_LINE_LIMIT,
-            reuse_port=self.settings.workers > 1 and port != 0)
+            self._connected,
+            self.settings.fastagi_host,
+            port,
+            limit=_LINE_LIMIT,
+            reuse_port=self.settings.workers > 1 and port != 0,
+        )
         log.info("FastAGI listening on %s:%s", self.settings.fastagi_host, self.port)
 
     @property
@@ -107,15 +118,25 @@ class FastAGIServer:
         if not allowed(host, self.settings.fastagi_allow):
             writer.close()
             log.warning("FastAGI: refused a connection from %s (not in FASTAGI_ALLOW)", host)
-            await log_rejected(self.service, channel="phone", sender="", provider_id=None,
-                               status="rejected", error=f"FastAGI connection from {host} refused: "
-                                                        "not in FASTAGI_ALLOW")
+            await log_rejected(
+                self.service,
+                channel="phone",
+                sender="",
+                provider_id=None,
+                status="rejected",
+                error=f"FastAGI connection from {host} refused: not in FASTAGI_ALLOW",
+            )
             return
         env, problem = await self._read_env(reader)
         if problem:
-            await log_rejected(self.service, channel="phone", sender=env.get("agi_callerid", ""),
-                               provider_id=env.get("agi_uniqueid"), status="malformed",
-                               error=f"FastAGI from {host}: {problem}")
+            await log_rejected(
+                self.service,
+                channel="phone",
+                sender=env.get("agi_callerid", ""),
+                provider_id=env.get("agi_uniqueid"),
+                status="malformed",
+                error=f"FastAGI from {host}: {problem}",
+            )
             return
         fields = await self._decide(env)
         await self._answer(reader, writer, fields)
@@ -144,20 +165,28 @@ class FastAGIServer:
 
     async def _decide(self, env: dict[str, str]) -> dict[str, str]:
         dnid = env.get("agi_dnid", "")
-        raw = {"channel": "phone", "from": env.get("agi_callerid", ""),
-               "to": dnid if dnid and dnid != "unknown" else None,
-               "provider_id": env.get("agi_uniqueid") or None}
+        raw = {
+            "channel": "phone",
+            "from": env.get("agi_callerid", ""),
+            "to": dnid if dnid and dnid != "unknown" else None,
+            "provider_id": env.get("agi_uniqueid") or None,
+        }
         try:
             contact = InboundContact.model_validate(raw)
         except pydantic.ValidationError as exc:  # the call is waiting: log it, give the safe answer
-            await log_rejected(self.service, channel="phone", sender=str(raw["from"])[:320],
-                               provider_id=raw["provider_id"], status="malformed", error=str(exc))
+            await log_rejected(
+                self.service,
+                channel="phone",
+                sender=str(raw["from"])[:320],
+                provider_id=raw["provider_id"],
+                status="malformed",
+                error=str(exc),
+            )
             return flat_fields(degraded_decision("", "malformed AGI environment"), {})
         decision, _ = await self.service.decide(contact)
         return flat_fields(decision, self.staff())
 
-    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                      fields: dict[str, str]) -> None:
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, fields: dict[str, str]) -> None:
         for name, key in VARIABLES:
             writer.write(f"SET VARIABLE {name} {agi_quote(fields[key])}\n".encode())
             try:

@@ -26,20 +26,28 @@ def _address(endpoint: Any) -> str:
 def contact_fields(data: Any) -> dict[str, Any]:
     """Either our own shape {contact_id, from, to} or Amazon Connect's Details.ContactData."""
     if not isinstance(data, dict):
-        raise Invalid("the body must be a JSON object",
-                      [{"field": "body", "message": "not an object"}])
+        raise Invalid("the body must be a JSON object", [{"field": "body", "message": "not an object"}])
     details = data.get("Details")
     connect = details.get("ContactData") if isinstance(details, dict) else None
     if connect is None and "ContactId" in data:
         connect = data  # the Lambda forwarded ContactData itself
     fields: dict[str, Any] = {"channel": "phone", "received_at": data.get("received_at")}
     if isinstance(connect, dict):
-        fields.update({"from": _address(connect.get("CustomerEndpoint")),
-                       "to": _address(connect.get("SystemEndpoint")) or None,
-                       "provider_id": connect.get("ContactId") or None})
+        fields.update(
+            {
+                "from": _address(connect.get("CustomerEndpoint")),
+                "to": _address(connect.get("SystemEndpoint")) or None,
+                "provider_id": connect.get("ContactId") or None,
+            }
+        )
     else:
-        fields.update({"from": data.get("from") or "", "to": data.get("to") or None,
-                       "provider_id": data.get("contact_id") or None})
+        fields.update(
+            {
+                "from": data.get("from") or "",
+                "to": data.get("to") or None,
+                "provider_id": data.get("contact_id") or None,
+            }
+        )
     return fields
 
 
@@ -50,9 +58,14 @@ async def post_flat(request: web.Request) -> web.Response:
         contact = InboundContact.model_validate(raw)
     except (GatewayError, pydantic.ValidationError) as exc:
         raw = raw or {}
-        await log_rejected(service, channel="phone", sender=str(raw.get("from") or ""),
-                           provider_id=_str(raw.get("provider_id")), status="malformed",
-                           error=str(exc)[:2000])
+        await log_rejected(
+            service,
+            channel="phone",
+            sender=str(raw.get("from") or ""),
+            provider_id=_str(raw.get("provider_id")),
+            status="malformed",
+            error=str(exc)[:2000],
+        )
         raise
     decision, _ = await service.decide(contact)
     return web.json_response(flat_fields(decision, request.app[INDEX].staff))

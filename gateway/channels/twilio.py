@@ -55,24 +55,33 @@ def _with_and_without_port(url: str) -> list[str]:
 
 def signature_ok(token: str, url: str, params: MultiDict[str], signature: str) -> bool:
     given = signature.encode("utf-8", "replace")
-    return any(hmac.compare_digest(expected_signature(token, u, params).encode(), given)
-               for u in _with_and_without_port(url))
+    return any(
+        hmac.compare_digest(expected_signature(token, u, params).encode(), given) for u in _with_and_without_port(url)
+    )
 
 
 async def _signed_form(request: web.Request) -> MultiDict[str]:
     """The form parameters of a request Twilio signed; refuses (and logs) anything else."""
     settings = request.app[SETTINGS]
     if not settings.twilio_auth_token or not settings.public_url:
-        raise Unavailable("the Twilio channel is not configured: set TWILIO_AUTH_TOKEN and "
-                          "GATEWAY_PUBLIC_URL (unsigned requests are never accepted)")
+        raise Unavailable(
+            "the Twilio channel is not configured: set TWILIO_AUTH_TOKEN and "
+            "GATEWAY_PUBLIC_URL (unsigned requests are never accepted)"
+        )
     form = _strings(await request.post())
     url = settings.public_url.rstrip("/") + request.raw_path
     signature = request.headers.get("X-Twilio-Signature", "")
     if not signature or not signature_ok(settings.twilio_auth_token, url, form, signature):
         why = "bad X-Twilio-Signature" if signature else "missing X-Twilio-Signature"
         log.warning("Twilio %s refused: %s (signed URL expected: %s)", request.path, why, url)
-        await log_rejected(request.app[DECIDER], channel="phone", sender=form.get("From", ""),
-                           provider_id=form.get("CallSid") or None, status="rejected", error=why)
+        await log_rejected(
+            request.app[DECIDER],
+            channel="phone",
+            sender=form.get("From", ""),
+            provider_id=form.get("CallSid") or None,
+            status="rejected",
+            error=why,
+        )
         raise Forbidden(f"{why}: the request was not signed by Twilio for {url}")
     return form
 
@@ -84,13 +93,23 @@ def _strings(form: MultiDictProxy[Any]) -> MultiDict[str]:
 async def voice(request: web.Request) -> web.Response:
     form = await _signed_form(request)
     try:
-        contact = InboundContact.model_validate({
-            "channel": "phone", "from": form.get("From", ""), "to": form.get("To") or None,
-            "provider_id": form.get("CallSid") or None})
+        contact = InboundContact.model_validate(
+            {
+                "channel": "phone",
+                "from": form.get("From", ""),
+                "to": form.get("To") or None,
+                "provider_id": form.get("CallSid") or None,
+            }
+        )
     except pydantic.ValidationError as exc:  # a caller is waiting: log it, then the safe answer
-        await log_rejected(request.app[DECIDER], channel="phone", sender=form.get("From", ""),
-                           provider_id=form.get("CallSid") or None, status="malformed",
-                           error=str(exc))
+        await log_rejected(
+            request.app[DECIDER],
+            channel="phone",
+            sender=form.get("From", ""),
+            provider_id=form.get("CallSid") or None,
+            status="malformed",
+            error=str(exc),
+        )
         return _reply(enqueue(GENERAL_QUEUE))
     decision, _ = await request.app[DECIDER].decide(contact)
     return _reply(twiml(decision, request.app[INDEX].staff))
@@ -100,19 +119,24 @@ async def fallback(request: web.Request) -> web.Response:
     """Twilio's Fallback URL: the voice URL failed, so route to the general queue and log why."""
     form = await _signed_form(request)
     service = request.app[DECIDER]
-    error = (f"Twilio fallback: ErrorCode {form.get('ErrorCode', '?')} "
-             f"at {form.get('ErrorUrl', '?')}")
+    error = f"Twilio fallback: ErrorCode {form.get('ErrorCode', '?')} at {form.get('ErrorUrl', '?')}"
     log.warning("%s for call %s", error, form.get("CallSid", "?"))
     sender = form.get("From", "")[:320]
     # No provider id: the voice URL may already have logged this call with a different answer.
-    contact = InboundContact.model_validate({
-        "channel": "phone", "from": sender, "to": (form.get("To") or "")[:320] or None,
-        "subject": f"Twilio fallback for call {form.get('CallSid', '?')[:100]}"})
+    contact = InboundContact.model_validate(
+        {
+            "channel": "phone",
+            "from": sender,
+            "to": (form.get("To") or "")[:320] or None,
+            "subject": f"Twilio fallback for call {form.get('CallSid', '?')[:100]}",
+        }
+    )
     decision = degraded_decision(str(uuid.uuid4()), error[:500])
     received = datetime.now(UTC)
     decision.received_at = received
-    record = service.record(contact, decision, sender_handle("phone", sender), received,
-                            time.perf_counter(), error=error[:2000])
+    record = service.record(
+        contact, decision, sender_handle("phone", sender), received, time.perf_counter(), error=error[:2000]
+    )
     await service.log.append(record)
     return _reply(enqueue(GENERAL_QUEUE))
 

@@ -15,8 +15,20 @@ from .params import WEEKDAYS, Window
 LONDON = ZoneInfo("Europe/London")
 SEARCH_DAYS = 60
 DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August",
-               "September", "October", "November", "December")
+MONTH_NAMES = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
 
 
 @lru_cache(maxsize=128)
@@ -50,15 +62,15 @@ class Calendar:
                 left -= 1
         return current
 
-    def in_windows(self, windows: Sequence[Window], now: datetime,
-                   closed_on_holidays: bool = True) -> bool:
+    def in_windows(self, windows: Sequence[Window], now: datetime, closed_on_holidays: bool = True) -> bool:
         local = self.local(now)
         if closed_on_holidays and self.is_holiday(local.date()):
             return False
         return any(_open_at(w, local) for w in windows)
 
-    def next_allowed(self, windows: Sequence[Window], now: datetime,
-                     closed_on_holidays: bool = True) -> datetime | None:
+    def next_allowed(
+        self, windows: Sequence[Window], now: datetime, closed_on_holidays: bool = True
+    ) -> datetime | None:
         """`now` (local) if a window is open, else the next window start within SEARCH_DAYS."""
         local = self.local(now)
         if self.in_windows(windows, now, closed_on_holidays):
@@ -94,8 +106,9 @@ def _on_day(window: Window, day: date) -> bool:
 
 def _open_at(window: Window, local: datetime) -> bool:
     now = local.time().replace(tzinfo=None)
-    return _on_day(window, local.date()) and window.start_time <= now and (
-        window.end == "24:00" or now < window.end_time)
+    return (
+        _on_day(window, local.date()) and window.start_time <= now and (window.end == "24:00" or now < window.end_time)
+    )
 
 
 def format_time(t: time) -> str:

@@ -29,7 +29,7 @@ class StaffView:
     voicemail: str | None = None
     mailbox: str | None = None
     queue: str | None = None
-    working_hours: tuple[Window, ...] = ()   # empty: always available
+    working_hours: tuple[Window, ...] = ()  # empty: always available
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +58,7 @@ class RestrictionView:
     def params_as(self, model: type[P]) -> P:
         """The params narrowed to the kind's model; a mismatch is a bug in the edge's loader."""
         if not isinstance(self.params, model):
-            raise TypeError(f"restriction {self.id}: {self.kind} params expected, got "
-                            f"{type(self.params).__name__}")
+            raise TypeError(f"restriction {self.id}: {self.kind} params expected, got {type(self.params).__name__}")
         return self.params
 
 
@@ -95,7 +94,7 @@ class Match:
     bundles: tuple[Bundle, ...] = ()
     representative_of: tuple[int, ...] = ()
     withheld: bool = False
-    sender_kind: str = "none"   # phone | email | web | withheld | none
+    sender_kind: str = "none"  # phone | email | web | withheld | none
 
     @property
     def ambiguous(self) -> bool:
@@ -117,9 +116,11 @@ class Provider:
     phone: str = ""
 
     def how_to_write(self) -> str:
-        ways = [f"write to {self.address}" if self.address else "write to us",
-                f"email {self.email}" if self.email else "",
-                f"use the contact form at {self.web_form_url}" if self.web_form_url else ""]
+        ways = [
+            f"write to {self.address}" if self.address else "write to us",
+            f"email {self.email}" if self.email else "",
+            f"use the contact form at {self.web_form_url}" if self.web_form_url else "",
+        ]
         chosen = [w for w in ways if w]
         text = chosen[0] if len(chosen) == 1 else ", ".join(chosen[:-1]) + " or " + chosen[-1]
         return f"Please {text}."

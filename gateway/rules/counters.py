@@ -51,15 +51,15 @@ def customer_count_key(customer_id: int, period: str, now: datetime, tz: ZoneInf
     return f"{CUSTOMER_COUNTER}:{customer_id}:{period}:{period_bucket(period, now, tz)}"
 
 
-def counters_needed(compiled: CompiledRuleSet, bundles: Iterable[Bundle], now: datetime,
-                    tz: ZoneInfo, channel: str | None = None) -> list[CounterSpec]:
+def counters_needed(
+    compiled: CompiledRuleSet, bundles: Iterable[Bundle], now: datetime, tz: ZoneInfo, channel: str | None = None
+) -> list[CounterSpec]:
     """Counters to increment for this contact: enforced contact limits covering `channel` (any
     channel when None) and one per customer per period that a rule's count_at_least reads."""
     specs: dict[str, CounterSpec] = {}
     for bundle in bundles:
         for r in bundle.restrictions:
-            if (r.kind == "contact_limit" and r.status in ENFORCED_STATUSES
-                    and (channel is None or r.covers(channel))):
+            if r.kind == "contact_limit" and r.status in ENFORCED_STATUSES and (channel is None or r.covers(channel)):
                 key = contact_limit_key(r, now, tz)
                 specs[key] = CounterSpec(key, TTL_SECONDS[r.params_as(ContactLimit).period])
         for period in sorted(compiled.periods):

@@ -25,8 +25,11 @@ from .template import render
 
 # Where a contact goes when neither a restriction nor a rule named a place (a rule deflected,
 # then a later one routed without a target).
-_FALLBACK: dict[Action, Dest] = {"route": GENERAL, "hold": GENERAL,
-                                 "auto_acknowledge": Dest("queue", NEW_INFORMATION_QUEUE)}
+_FALLBACK: dict[Action, Dest] = {
+    "route": GENERAL,
+    "hold": GENERAL,
+    "auto_acknowledge": Dest("queue", NEW_INFORMATION_QUEUE),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,13 +55,20 @@ class Verdict:
     ruleset_version: int | None
     priority: int = 0
 
-    def to_decision(self, contact_id: str, *, degraded: bool = False,
-                    received_at: datetime | None = None) -> Decision:
-        return Decision(contact_id=contact_id, action=self.action, target=self.target,
-                        flagged=self.flagged, banner=self.banner,
-                        customer_message=self.customer_message, matched=self.matched,
-                        reasons=self.reasons, ruleset_version=self.ruleset_version,
-                        degraded=degraded, received_at=received_at)
+    def to_decision(self, contact_id: str, *, degraded: bool = False, received_at: datetime | None = None) -> Decision:
+        return Decision(
+            contact_id=contact_id,
+            action=self.action,
+            target=self.target,
+            flagged=self.flagged,
+            banner=self.banner,
+            customer_message=self.customer_message,
+            matched=self.matched,
+            reasons=self.reasons,
+            ruleset_version=self.ruleset_version,
+            degraded=degraded,
+            received_at=received_at,
+        )
 
 
 def decide(contact: InboundContact, ctx: Context, now: datetime) -> Verdict:
@@ -69,13 +79,15 @@ def decide(contact: InboundContact, ctx: Context, now: datetime) -> Verdict:
     return _compose(ctx, now, proposal, applied)
 
 
-def _apply_restrictions(contact: InboundContact, ctx: Context, now: datetime
-                        ) -> tuple[Applied, ...]:
+def _apply_restrictions(contact: InboundContact, ctx: Context, now: datetime) -> tuple[Applied, ...]:
     if ctx.match.withheld:
         return ()
-    return tuple(Applied(r, bundle, REGISTRY[r.kind].check(contact, r, ctx, now))
-                 for bundle in ctx.match.bundles for r in bundle.restrictions
-                 if r.status in ENFORCED_STATUSES)
+    return tuple(
+        Applied(r, bundle, REGISTRY[r.kind].check(contact, r, ctx, now))
+        for bundle in ctx.match.bundles
+        for r in bundle.restrictions
+        if r.status in ENFORCED_STATUSES
+    )
 
 
 def _senders(ctx: Context) -> frozenset[str]:
@@ -90,25 +102,30 @@ def _senders(ctx: Context) -> frozenset[str]:
     return frozenset(labels)
 
 
-def _facts(contact: InboundContact, ctx: Context, now: datetime,
-           applied: tuple[Applied, ...]) -> Facts:
+def _facts(contact: InboundContact, ctx: Context, now: datetime, applied: tuple[Applied, ...]) -> Facts:
     bundles = () if ctx.match.withheld else ctx.match.bundles
-    counts = {period: max((ctx.counts.get(customer_count_key(b.customer.id, period, now,
-                                                             ctx.calendar.tz), 0)
-                           for b in bundles), default=0)
-              for period in ctx.ruleset.periods}
-    return Facts(channel=contact.channel, senders=_senders(ctx),
-                 kinds=frozenset(a.restriction.kind for a in applied), now=now,
-                 calendar=ctx.calendar, case_status=ctx.case.status if ctx.case else "none",
-                 counts=counts)
+    counts = {
+        period: max(
+            (ctx.counts.get(customer_count_key(b.customer.id, period, now, ctx.calendar.tz), 0) for b in bundles),
+            default=0,
+        )
+        for period in ctx.ruleset.periods
+    }
+    return Facts(
+        channel=contact.channel,
+        senders=_senders(ctx),
+        kinds=frozenset(a.restriction.kind for a in applied),
+        now=now,
+        calendar=ctx.calendar,
+        case_status=ctx.case.status if ctx.case else "none",
+        counts=counts,
+    )
 
 
-def _compose(ctx: Context, now: datetime, proposal: Proposal,
-             applied: tuple[Applied, ...]) -> Verdict:
+def _compose(ctx: Context, now: datetime, proposal: Proposal, applied: tuple[Applied, ...]) -> Verdict:
     """The most restrictive action wins; the restriction that chose it names the target."""
     acting = [a for a in applied if a.outcome.action is not None]
-    rank = max([action_rank(proposal.action)]
-               + [action_rank(a.outcome.action) for a in acting if a.outcome.action])
+    rank = max([action_rank(proposal.action)] + [action_rank(a.outcome.action) for a in acting if a.outcome.action])
     action = ACTION_ORDER[rank]
     deciding = [a for a in acting if a.outcome.action == action]
     target = _target(action, proposal, acting, deciding)
@@ -127,22 +144,21 @@ def _compose(ctx: Context, now: datetime, proposal: Proposal,
 
 def _pinned(acting: list[Applied]) -> Dest | None:
     """A named contact's target; a real person before the caution-queue fallback."""
-    pins = sorted((a.outcome.target for a in acting if a.outcome.pins_target and a.outcome.target),
-                  key=lambda d: d.type == "queue")
+    pins = sorted(
+        (a.outcome.target for a in acting if a.outcome.pins_target and a.outcome.target),
+        key=lambda d: d.type == "queue",
+    )
     return pins[0] if pins else None
 
 
-def _target(action: Action, proposal: Proposal, acting: list[Applied],
-            deciding: list[Applied]) -> Dest | None:
+def _target(action: Action, proposal: Proposal, acting: list[Applied], deciding: list[Applied]) -> Dest | None:
     if action == "deflect":
         return None
-    own = _pinned(deciding) or next(
-        (a.outcome.target for a in deciding if a.outcome.target is not None), None)
+    own = _pinned(deciding) or next((a.outcome.target for a in deciding if a.outcome.target is not None), None)
     return own or _pinned(acting) or proposal.target or _FALLBACK.get(action)
 
 
-def _message(ctx: Context, now: datetime, proposal: Proposal, deciding: list[Applied],
-             action: Action) -> str | None:
+def _message(ctx: Context, now: datetime, proposal: Proposal, deciding: list[Applied], action: Action) -> str | None:
     """The deciding restriction's words; else the rule's, if its action stood."""
     own = next((a.outcome.customer_message for a in deciding if a.outcome.customer_message), None)
     if own is not None:
@@ -154,24 +170,34 @@ def _message(ctx: Context, now: datetime, proposal: Proposal, deciding: list[App
 
 def _variables(ctx: Context, now: datetime, proposal: Proposal) -> dict[str, str]:
     bundles = ctx.match.bundles if not ctx.match.withheld else ()
-    nxt = (ctx.calendar.next_allowed(proposal.message_windows, now, closed_on_holidays=False)
-           if proposal.message_windows else None)
+    nxt = (
+        ctx.calendar.next_allowed(proposal.message_windows, now, closed_on_holidays=False)
+        if proposal.message_windows
+        else None
+    )
     p = ctx.provider
     return {
         "customer_name": bundles[0].customer.name if len(bundles) == 1 else "",
         "next_allowed": ctx.calendar.describe_next(nxt, now) if nxt else "",
         "case_ref": ctx.case.reference if ctx.case else "",
-        "provider_name": p.name, "provider_address": p.address, "provider_email": p.email,
-        "provider_phone": p.phone, "web_form_url": p.web_form_url,
+        "provider_name": p.name,
+        "provider_address": p.address,
+        "provider_email": p.email,
+        "provider_phone": p.phone,
+        "web_form_url": p.web_form_url,
     }
 
 
 def _matched(ctx: Context) -> Matched:
     m = ctx.match
     ids = [] if m.withheld else sorted(set(m.customer_ids))
-    return Matched(customer_ids=ids, case_id=ctx.case.id if ctx.case else None,
-                   representative_of=[] if m.withheld else sorted(set(m.representative_of)),
-                   ambiguous=m.ambiguous and not m.withheld, withheld=m.withheld)
+    return Matched(
+        customer_ids=ids,
+        case_id=ctx.case.id if ctx.case else None,
+        representative_of=[] if m.withheld else sorted(set(m.representative_of)),
+        ambiguous=m.ambiguous and not m.withheld,
+        withheld=m.withheld,
+    )
 
 
 def _banner(ctx: Context, proposal: Proposal, applied: tuple[Applied, ...]) -> Banner | None:
@@ -186,17 +212,28 @@ def _banner(ctx: Context, proposal: Proposal, applied: tuple[Applied, ...]) -> B
             parts.append(BannerPart(a.outcome.banner.severity, text))
     parts += [BannerPart("info", text) for text in proposal.banners]
     return explain.combine_banner(
-        parts, [a.restriction.id for a in applied],
-        [a.restriction.review_due for a in applied if a.restriction.review_due is not None])
+        parts,
+        [a.restriction.id for a in applied],
+        [a.restriction.review_due for a in applied if a.restriction.review_due is not None],
+    )
 
 
-def _reasons(ctx: Context, proposal: Proposal, acting: list[Applied], deciding: list[Applied],
-             action: Action, target: Dest | None) -> list[Reason]:
+def _reasons(
+    ctx: Context,
+    proposal: Proposal,
+    acting: list[Applied],
+    deciding: list[Applied],
+    action: Action,
+    target: Dest | None,
+) -> list[Reason]:
     reasons = explain.identity_reasons(ctx.match)
-    reasons += [Reason(source="rule", id=r.id, because=f"Rule '{r.id}' matched: {r.description}.")
-                for r in proposal.matched] or [explain.NO_RULE]
-    reasons += [Reason(source="restriction", id=str(a.restriction.id),
-                       because=f"{_kind_label(a)}: {a.outcome.because}") for a in acting]
+    reasons += [
+        Reason(source="rule", id=r.id, because=f"Rule '{r.id}' matched: {r.description}.") for r in proposal.matched
+    ] or [explain.NO_RULE]
+    reasons += [
+        Reason(source="restriction", id=str(a.restriction.id), because=f"{_kind_label(a)}: {a.outcome.because}")
+        for a in acting
+    ]
     return reasons + _overrides(proposal, acting, deciding, action, target)
 
 
@@ -205,14 +242,18 @@ def _kind_label(a: Applied) -> str:
     return f"{label} ({a.bundle.customer.name})"
 
 
-def _overrides(proposal: Proposal, acting: list[Applied], deciding: list[Applied],
-               action: Action, target: Dest | None) -> list[Reason]:
+def _overrides(
+    proposal: Proposal, acting: list[Applied], deciding: list[Applied], action: Action, target: Dest | None
+) -> list[Reason]:
     """Say which manager rule a restriction overrode, and why."""
     by: Applied | None = None
     if action != proposal.action and deciding:
         # A proposed route is best named by the rule that chose where it goes.
-        first, second = ((proposal.target_rule, proposal.action_rule) if proposal.action == "route"
-                         else (proposal.action_rule, proposal.target_rule))
+        first, second = (
+            (proposal.target_rule, proposal.action_rule)
+            if proposal.action == "route"
+            else (proposal.action_rule, proposal.target_rule)
+        )
         by, rule_id = deciding[0], first or second
     elif target != proposal.target:
         by = next((a for a in acting if a.outcome.target == target), None)
@@ -220,5 +261,4 @@ def _overrides(proposal: Proposal, acting: list[Applied], deciding: list[Applied
     if by is None or rule_id is None:
         return []
     proposed = explain.describe_action(proposal.action, proposal.target)
-    return [explain.overridden(rule_id, proposed, by.restriction.id, by.restriction.kind,
-                               by.outcome.because)]
+    return [explain.overridden(rule_id, proposed, by.restriction.id, by.restriction.kind, by.outcome.because)]

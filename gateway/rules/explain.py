@@ -10,8 +10,7 @@ from .calendar import format_date, join_words
 from .context import Match, RepresentativeView
 from .outcome import BannerPart, Dest, severity_rank
 
-NO_RULE = Reason(source="rule", id=None,
-                 because="No routing rule matched: the general queue (the built-in default).")
+NO_RULE = Reason(source="rule", id=None, because="No routing rule matched: the general queue (the built-in default).")
 
 
 def describe_dest(dest: Dest | None) -> str:
@@ -40,44 +39,63 @@ def describe_representatives(reps: Sequence[RepresentativeView]) -> str:
 
 def identity_reasons(match: Match) -> list[Reason]:
     if match.withheld:
-        return [Reason(source="identity", id="withheld",
-                       because="Number withheld: no restriction can be matched; normal route.")]
+        return [
+            Reason(
+                source="identity",
+                id="withheld",
+                because="Number withheld: no restriction can be matched; normal route.",
+            )
+        ]
     if not match.bundles:
-        return [Reason(source="identity", id="unmatched",
-                       because="Sender not recognised: normal route.")]
+        return [Reason(source="identity", id="unmatched", because="Sender not recognised: normal route.")]
     reasons = []
     if match.ambiguous:
         names = join_words([b.customer.name for b in match.bundles])
-        reasons.append(Reason(source="identity", id="ambiguous",
-                              because=f"This identifier reaches {len(match.bundles)} customers "
-                                      f"({names}): the restrictions of all of them apply."))
+        reasons.append(
+            Reason(
+                source="identity",
+                id="ambiguous",
+                because=f"This identifier reaches {len(match.bundles)} customers "
+                f"({names}): the restrictions of all of them apply.",
+            )
+        )
     for cid in match.representative_of:
         bundle = next((b for b in match.bundles if b.customer.id == cid), None)
         name = bundle.customer.name if bundle else f"customer #{cid}"
-        reasons.append(Reason(source="identity", id=str(cid),
-                              because=f"Sender is a registered representative of {name}."))
+        reasons.append(
+            Reason(source="identity", id=str(cid), because=f"Sender is a registered representative of {name}.")
+        )
     return reasons
 
 
 def ambiguous_banner(match: Match) -> BannerPart:
     names = join_words([b.customer.name for b in match.bundles])
-    return BannerPart("warning", f"Shared identifier: could be {names}. Check who is contacting "
-                                 "us; the restrictions of each are shown.")
+    return BannerPart(
+        "warning",
+        f"Shared identifier: could be {names}. Check who is contacting us; the restrictions of each are shown.",
+    )
 
 
 def overridden(rule_id: str, proposed: str, restriction_id: int, kind: str, why: str) -> Reason:
-    return Reason(source="rule", id=rule_id,
-                  because=f"Rule '{rule_id}' proposed {proposed}; overridden by restriction "
-                          f"#{restriction_id} ({kind.replace('_', ' ')}): {why}")
+    return Reason(
+        source="rule",
+        id=rule_id,
+        because=f"Rule '{rule_id}' proposed {proposed}; overridden by restriction "
+        f"#{restriction_id} ({kind.replace('_', ' ')}): {why}",
+    )
 
 
-def combine_banner(parts: Sequence[BannerPart], restriction_ids: Sequence[int],
-                   review_dues: Sequence[date]) -> Banner | None:
+def combine_banner(
+    parts: Sequence[BannerPart], restriction_ids: Sequence[int], review_dues: Sequence[date]
+) -> Banner | None:
     """Several banners become one: the highest severity, texts joined, every restriction id."""
     if not parts:
         return None
     severity = max((p.severity for p in parts), key=severity_rank)
     texts = list(dict.fromkeys(p.text for p in parts))
-    return Banner(severity=severity, text=" | ".join(texts),
-                  restriction_ids=sorted(set(restriction_ids)),
-                  review_due=min(review_dues) if review_dues else None)
+    return Banner(
+        severity=severity,
+        text=" | ".join(texts),
+        restriction_ids=sorted(set(restriction_ids)),
+        review_due=min(review_dues) if review_dues else None,
+    )

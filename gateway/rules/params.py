@@ -17,10 +17,26 @@ WRITTEN: frozenset[str] = frozenset({"email", "web_form", "letter"})
 PERSONAL: frozenset[str] = frozenset({"phone", "visit"})
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-Kind = Literal["set_times", "named_contact", "written_only", "no_personal_contact",
-               "appointment_only", "closed_issue", "caution", "contact_limit"]
-KINDS: tuple[Kind, ...] = ("set_times", "named_contact", "written_only", "no_personal_contact",
-                           "appointment_only", "closed_issue", "caution", "contact_limit")
+Kind = Literal[
+    "set_times",
+    "named_contact",
+    "written_only",
+    "no_personal_contact",
+    "appointment_only",
+    "closed_issue",
+    "caution",
+    "contact_limit",
+]
+KINDS: tuple[Kind, ...] = (
+    "set_times",
+    "named_contact",
+    "written_only",
+    "no_personal_contact",
+    "appointment_only",
+    "closed_issue",
+    "caution",
+    "contact_limit",
+)
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
 
 
@@ -98,8 +114,7 @@ class ContactLimit(_Strict):
 
 
 Params = Annotated[
-    SetTimes | NamedContact | WrittenOnly | NoPersonalContact | AppointmentOnly | ClosedIssue
-    | Caution | ContactLimit,
+    SetTimes | NamedContact | WrittenOnly | NoPersonalContact | AppointmentOnly | ClosedIssue | Caution | ContactLimit,
     Field(discriminator="kind"),
 ]
 

@@ -35,7 +35,7 @@ SenderLabel = Literal["matched", "unmatched", "representative", "ambiguous", "wi
 RuleAction = Literal["route", "deflect", "auto_acknowledge"]
 _QUEUE_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _STAFF_ID = re.compile(r"^[1-9][0-9]{0,17}$")
-GENERAL = Dest("queue", GENERAL_QUEUE)   # the route when no rule matches
+GENERAL = Dest("queue", GENERAL_QUEUE)  # the route when no rule matches
 
 
 class _Strict(BaseModel):
@@ -48,8 +48,11 @@ class TargetSpec(_Strict):
 
     @model_validator(mode="after")
     def _id_fits_type(self) -> TargetSpec:
-        pattern, what = ((_QUEUE_ID, "a queue name: lower-case letters, digits, '-', '_', '.'")
-                         if self.type == "queue" else (_STAFF_ID, "a staff id (digits)"))
+        pattern, what = (
+            (_QUEUE_ID, "a queue name: lower-case letters, digits, '-', '_', '.'")
+            if self.type == "queue"
+            else (_STAFF_ID, "a staff id (digits)")
+        )
         if not pattern.match(self.id):
             raise ValueError(f"id must be {what}")
         return self
@@ -74,8 +77,7 @@ class When(_Strict):
     windows: list[Window] | None = Field(default=None, min_length=1, max_length=21)
     outside_windows: list[Window] | None = Field(default=None, min_length=1, max_length=21)
     bank_holiday: bool | None = None
-    case_status: list[Literal["open", "closed", "exhausted", "none"]] | None = Field(
-        default=None, min_length=1)
+    case_status: list[Literal["open", "closed", "exhausted", "none"]] | None = Field(default=None, min_length=1)
     count_at_least: CountAtLeast | None = None
 
 
@@ -92,8 +94,7 @@ class Then(_Strict):
 
     @field_validator("target")
     @classmethod
-    def _no_target_when_deflected(cls, v: TargetSpec | None,
-                                  info: ValidationInfo) -> TargetSpec | None:
+    def _no_target_when_deflected(cls, v: TargetSpec | None, info: ValidationInfo) -> TargetSpec | None:
         if v is not None and info.data.get("action") == "deflect":
             raise ValueError("a deflected contact has no target")
         return v
@@ -113,7 +114,7 @@ class Rule(_Strict):
 
 class SituationRestriction(_Strict):
     params: Params
-    channels: list[Channel] | None = Field(default=None, min_length=1)   # None: kind default
+    channels: list[Channel] | None = Field(default=None, min_length=1)  # None: kind default
     status: RestrictionStatus = "active"
 
 
@@ -166,8 +167,9 @@ def parse_ruleset(data: Mapping[str, Any]) -> RuleSet:
     try:
         ruleset = RuleSet.model_validate(data)
     except ValidationError as exc:
-        raise RuleSetError([{"field": _path(e["loc"]), "message": e["msg"]}
-                            for e in exc.errors(include_url=False)]) from None
+        raise RuleSetError(
+            [{"field": _path(e["loc"]), "message": e["msg"]} for e in exc.errors(include_url=False)]
+        ) from None
     _check_unique(ruleset)
     return ruleset
 
@@ -184,6 +186,7 @@ def _check_unique(ruleset: RuleSet) -> None:
 
 # ---- compiled form -------------------------------------------------------------------------
 
+
 @dataclass(frozen=True, slots=True)
 class Facts:
     """What rules may look at, gathered once per contact by the engine."""
@@ -193,8 +196,8 @@ class Facts:
     kinds: frozenset[str]
     now: datetime
     calendar: Calendar
-    case_status: str                    # open | closed | exhausted | none
-    counts: Mapping[str, int]           # period -> contacts this period (most of any customer)
+    case_status: str  # open | closed | exhausted | none
+    counts: Mapping[str, int]  # period -> contacts this period (most of any customer)
 
 
 Predicate = Callable[[Facts], bool]
@@ -206,6 +209,7 @@ def _any_of(attr: str) -> Callable[[Any], Predicate]:
         if attr in ("senders", "kinds"):
             return lambda f: bool(wanted & getattr(f, attr))
         return lambda f: getattr(f, attr) in wanted
+
     return build
 
 
@@ -247,8 +251,8 @@ class Proposal:
     priority: int = 0
     flagged: bool = False
     banners: tuple[str, ...] = ()
-    message: str | None = None                 # template; the engine renders it
-    message_windows: tuple[Window, ...] = ()   # what {next_allowed} refers to
+    message: str | None = None  # template; the engine renders it
+    message_windows: tuple[Window, ...] = ()  # what {next_allowed} refers to
     action_rule: str | None = None
     target_rule: str | None = None
     matched: tuple[Rule, ...] = ()
@@ -265,8 +269,7 @@ class CompiledRule:
     def apply(self, p: Proposal) -> Proposal:
         then, rid = self.rule.then, self.rule.id
         when = self.rule.when
-        changes: dict[str, Any] = {"matched": (*p.matched, self.rule),
-                                   "flagged": p.flagged or then.flag}
+        changes: dict[str, Any] = {"matched": (*p.matched, self.rule), "flagged": p.flagged or then.flag}
         if then.action is not None:
             changes.update(action=then.action, action_rule=rid)
             if then.action == "deflect":
@@ -278,8 +281,7 @@ class CompiledRule:
         if then.banner is not None:
             changes["banners"] = (*p.banners, then.banner)
         if then.message is not None:
-            changes.update(message=then.message,
-                           message_windows=tuple(when.outside_windows or when.windows or ()))
+            changes.update(message=then.message, message_windows=tuple(when.outside_windows or when.windows or ()))
         return dataclasses.replace(p, **changes)
 
 
@@ -287,7 +289,7 @@ class CompiledRule:
 class CompiledRuleSet:
     version: int
     rules: tuple[CompiledRule, ...]
-    periods: frozenset[str]          # periods some rule's count_at_least reads
+    periods: frozenset[str]  # periods some rule's count_at_least reads
     source: RuleSet
 
     def propose(self, facts: Facts) -> Proposal:
@@ -302,21 +304,19 @@ class CompiledRuleSet:
 
 
 def _compile_rule(rule: Rule) -> CompiledRule:
-    predicates = tuple(build(getattr(rule.when, name)) for name, build in CONDITIONS
-                       if getattr(rule.when, name) is not None)
+    predicates = tuple(
+        build(getattr(rule.when, name)) for name, build in CONDITIONS if getattr(rule.when, name) is not None
+    )
     return CompiledRule(rule, predicates)
 
 
 def compile_ruleset(ruleset: RuleSet) -> CompiledRuleSet:
     _check_unique(ruleset)
-    periods = frozenset(r.when.count_at_least.period for r in ruleset.rules
-                        if r.when.count_at_least is not None)
-    return CompiledRuleSet(ruleset.version, tuple(_compile_rule(r) for r in ruleset.rules),
-                           periods, ruleset)
+    periods = frozenset(r.when.count_at_least.period for r in ruleset.rules if r.when.count_at_least is not None)
+    return CompiledRuleSet(ruleset.version, tuple(_compile_rule(r) for r in ruleset.rules), periods, ruleset)
 
 
-def _rule(rid: str, description: str, when: dict[str, Any], then: dict[str, Any]
-          ) -> dict[str, Any]:
+def _rule(rid: str, description: str, when: dict[str, Any], then: dict[str, Any]) -> dict[str, Any]:
     return {"id": rid, "description": description, "when": when, "then": then}
 
 
@@ -324,35 +324,67 @@ def _rule(rid: str, description: str, when: dict[str, Any], then: dict[str, Any]
 DEFAULT_RULESET: dict[str, Any] = {
     "version": 1,
     "rules": [
-        _rule("general", "Everything goes to the general queue unless a later rule says otherwise",
-              {}, {"action": "route", "target": {"type": "queue", "id": "general"}}),
-        _rule("email", "Emails go to the email team", {"channels": ["email"]},
-              {"target": {"type": "queue", "id": "email"}}),
-        _rule("web-form", "Web forms go to the web team", {"channels": ["web_form"]},
-              {"target": {"type": "queue", "id": "web"}}),
-        _rule("reception", "Visits go to reception", {"channels": ["visit"]},
-              {"target": {"type": "queue", "id": "reception"}}),
-        _rule("withheld-phone", "Calls from withheld numbers go to the general queue",
-              {"channels": ["phone"], "sender": ["withheld"]},
-              {"target": {"type": "queue", "id": "general"}}),
-        _rule("caution", "Customers with a caution marker go to the caution queue, flagged",
-              {"kinds": ["caution"]},
-              {"target": {"type": "queue", "id": "caution"}, "flag": True, "stop": True}),
+        _rule(
+            "general",
+            "Everything goes to the general queue unless a later rule says otherwise",
+            {},
+            {"action": "route", "target": {"type": "queue", "id": "general"}},
+        ),
+        _rule(
+            "email",
+            "Emails go to the email team",
+            {"channels": ["email"]},
+            {"target": {"type": "queue", "id": "email"}},
+        ),
+        _rule(
+            "web-form",
+            "Web forms go to the web team",
+            {"channels": ["web_form"]},
+            {"target": {"type": "queue", "id": "web"}},
+        ),
+        _rule(
+            "reception",
+            "Visits go to reception",
+            {"channels": ["visit"]},
+            {"target": {"type": "queue", "id": "reception"}},
+        ),
+        _rule(
+            "withheld-phone",
+            "Calls from withheld numbers go to the general queue",
+            {"channels": ["phone"], "sender": ["withheld"]},
+            {"target": {"type": "queue", "id": "general"}},
+        ),
+        _rule(
+            "caution",
+            "Customers with a caution marker go to the caution queue, flagged",
+            {"kinds": ["caution"]},
+            {"target": {"type": "queue", "id": "caution"}, "flag": True, "stop": True},
+        ),
     ],
     "tests": [
-        {"name": "unknown caller goes to general", "contact": {"channel": "phone"},
-         "situation": {"sender": "unmatched"},
-         "expect": {"action": "route", "target": {"type": "queue", "id": "general"}}},
-        {"name": "email goes to the email queue", "contact": {"channel": "email"},
-         "situation": {"sender": "unmatched"},
-         "expect": {"action": "route", "target": {"type": "queue", "id": "email"}}},
-        {"name": "caution marker goes to the caution queue", "contact": {"channel": "phone"},
-         "situation": {"restrictions": [{"params": {"kind": "caution",
-                                                    "note": "Threatened staff"}}]},
-         "expect": {"action": "route", "target": {"type": "queue", "id": "caution"},
-                    "flagged": True}},
-        {"name": "written-only caller is deflected", "contact": {"channel": "phone"},
-         "situation": {"restrictions": [{"params": {"kind": "written_only"}}]},
-         "expect": {"action": "deflect"}},
+        {
+            "name": "unknown caller goes to general",
+            "contact": {"channel": "phone"},
+            "situation": {"sender": "unmatched"},
+            "expect": {"action": "route", "target": {"type": "queue", "id": "general"}},
+        },
+        {
+            "name": "email goes to the email queue",
+            "contact": {"channel": "email"},
+            "situation": {"sender": "unmatched"},
+            "expect": {"action": "route", "target": {"type": "queue", "id": "email"}},
+        },
+        {
+            "name": "caution marker goes to the caution queue",
+            "contact": {"channel": "phone"},
+            "situation": {"restrictions": [{"params": {"kind": "caution", "note": "Threatened staff"}}]},
+            "expect": {"action": "route", "target": {"type": "queue", "id": "caution"}, "flagged": True},
+        },
+        {
+            "name": "written-only caller is deflected",
+            "contact": {"channel": "phone"},
+            "situation": {"restrictions": [{"params": {"kind": "written_only"}}]},
+            "expect": {"action": "deflect"},
+        },
     ],
 }

@@ -8,8 +8,18 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-PLACEHOLDERS = frozenset({"customer_name", "next_allowed", "case_ref", "provider_name",
-                          "provider_address", "provider_email", "provider_phone", "web_form_url"})
+PLACEHOLDERS = frozenset(
+    {
+        "customer_name",
+        "next_allowed",
+        "case_ref",
+        "provider_name",
+        "provider_address",
+        "provider_email",
+        "provider_phone",
+        "web_form_url",
+    }
+)
 _PLACEHOLDER = re.compile(r"\{([a-z_]{1,40})\}")
 
 
@@ -17,8 +27,9 @@ def check_template(text: str) -> str:
     """The template unchanged, or ValueError naming the first unknown placeholder or stray brace."""
     for name in _PLACEHOLDER.findall(text):
         if name not in PLACEHOLDERS:
-            raise ValueError(f"unknown placeholder {{{name}}}; allowed: "
-                             + ", ".join(f"{{{p}}}" for p in sorted(PLACEHOLDERS)))
+            raise ValueError(
+                f"unknown placeholder {{{name}}}; allowed: " + ", ".join(f"{{{p}}}" for p in sorted(PLACEHOLDERS))
+            )
     rest = _PLACEHOLDER.sub("", text)
     if "{" in rest or "}" in rest:
         raise ValueError("braces are only allowed around a placeholder such as {customer_name}")

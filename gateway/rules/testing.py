@@ -30,15 +30,26 @@ class CaseResult:
 
 def _restrictions(s: Situation) -> tuple[RestrictionView, ...]:
     return tuple(
-        RestrictionView(id=i, customer_id=CUSTOMER.id, kind=r.params.kind, params=r.params,
-                        channels=frozenset(r.channels or DEFAULT_CHANNELS[r.params.kind]),
-                        status=r.status)
-        for i, r in enumerate(s.restrictions, start=1))
+        RestrictionView(
+            id=i,
+            customer_id=CUSTOMER.id,
+            kind=r.params.kind,
+            params=r.params,
+            channels=frozenset(r.channels or DEFAULT_CHANNELS[r.params.kind]),
+            status=r.status,
+        )
+        for i, r in enumerate(s.restrictions, start=1)
+    )
 
 
 def _staff(rs: tuple[RestrictionView, ...]) -> dict[int, StaffView]:
-    ids = {i for r in rs if isinstance(r.params, NamedContact)
-           for i in (r.params.staff_id, r.params.deputy_staff_id) if i is not None}
+    ids = {
+        i
+        for r in rs
+        if isinstance(r.params, NamedContact)
+        for i in (r.params.staff_id, r.params.deputy_staff_id)
+        if i is not None
+    }
     return {i: StaffView(id=i, name=f"Staff {i}") for i in ids}
 
 
@@ -62,28 +73,35 @@ def _match(s: Situation, bundle: Bundle) -> Match:
     }[s.sender]
 
 
-def situation_context(case: RuleTestCase, compiled: CompiledRuleSet, at: datetime,
-                      calendar: Calendar | None = None) -> Context:
+def situation_context(
+    case: RuleTestCase, compiled: CompiledRuleSet, at: datetime, calendar: Calendar | None = None
+) -> Context:
     """The Context a test case describes: one test customer, their restrictions, staff, cases."""
     s, cal = case.situation, calendar or Calendar()
     rs = _restrictions(s)
-    cases = tuple(CaseView(r.params.case_id, f"CASE-{r.params.case_id}", CUSTOMER.id,
-                           "exhausted", cal.local(at).date())
-                  for r in rs if isinstance(r.params, ClosedIssue))
+    cases = tuple(
+        CaseView(r.params.case_id, f"CASE-{r.params.case_id}", CUSTOMER.id, "exhausted", cal.local(at).date())
+        for r in rs
+        if isinstance(r.params, ClosedIssue)
+    )
     match = _match(s, Bundle(CUSTOMER, rs, (), cases))
     specs = counters_needed(compiled, match.bundles, at, cal.tz)
-    return Context(match=match, ruleset=compiled, staff=_staff(rs), calendar=cal,
-                   counts={spec.key: s.count for spec in specs},
-                   case=_case(s, cases, cal.local(at).date()), appointment=s.appointment)
+    return Context(
+        match=match,
+        ruleset=compiled,
+        staff=_staff(rs),
+        calendar=cal,
+        counts={spec.key: s.count for spec in specs},
+        case=_case(s, cases, cal.local(at).date()),
+        appointment=s.appointment,
+    )
 
 
-def _problems(case: RuleTestCase, action: Action, target: Target | None,
-              flagged: bool) -> tuple[str, ...]:
+def _problems(case: RuleTestCase, action: Action, target: Target | None, flagged: bool) -> tuple[str, ...]:
     want, problems = case.expect, []
     if action != want.action:
         problems.append(f"action: expected {want.action}, got {action}")
-    if want.target is not None and (target is None or (target.type, target.id)
-                                    != (want.target.type, want.target.id)):
+    if want.target is not None and (target is None or (target.type, target.id) != (want.target.type, want.target.id)):
         got = f"{target.type} {target.id}" if target else "none"
         problems.append(f"target: expected {want.target.type} {want.target.id}, got {got}")
     if want.flagged is not None and flagged != want.flagged:
@@ -91,8 +109,7 @@ def _problems(case: RuleTestCase, action: Action, target: Target | None,
     return tuple(problems)
 
 
-def run_ruleset_tests(compiled: CompiledRuleSet, tests: list[RuleTestCase] | None,
-                      now: datetime) -> list[CaseResult]:
+def run_ruleset_tests(compiled: CompiledRuleSet, tests: list[RuleTestCase] | None, now: datetime) -> list[CaseResult]:
     """Each case decided at its own `at` (or `now`); it passes when action, target and flag
     are as expected."""
     results = []
@@ -100,6 +117,9 @@ def run_ruleset_tests(compiled: CompiledRuleSet, tests: list[RuleTestCase] | Non
         at = case.situation.at or now
         verdict = decide(case.contact, situation_context(case, compiled, at), at)
         problems = _problems(case, verdict.action, verdict.target, verdict.flagged)
-        results.append(CaseResult(case.name, not problems, problems, verdict.action,
-                                  verdict.target, verdict.flagged, verdict.reasons))
+        results.append(
+            CaseResult(
+                case.name, not problems, problems, verdict.action, verdict.target, verdict.flagged, verdict.reasons
+            )
+        )
     return results

@@ -26,8 +26,12 @@ async def create_case(conn: asyncpg.Connection, c: CaseIn) -> Case:
         row = await conn.fetchrow(
             f"""INSERT INTO cases (customer_id, reference, subject, status, closed_on, outcome_letter)
                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_COLS}""",
-            c.customer_id, c.reference, c.subject, c.status,
-            c.closed_on if c.status != "open" else None, c.outcome_letter,
+            c.customer_id,
+            c.reference,
+            c.subject,
+            c.status,
+            c.closed_on if c.status != "open" else None,
+            c.outcome_letter,
         )
         await notify_in_transaction(conn, c.customer_id)
     return Case.model_validate(dict(row))
@@ -52,7 +56,11 @@ async def update_case(conn: asyncpg.Connection, case_id: int, patch: CasePatch) 
         updated = await conn.fetchrow(
             f"""UPDATE cases SET subject = $2, status = $3, closed_on = $4, outcome_letter = $5,
                        updated_at = now() WHERE id = $1 RETURNING {_COLS}""",
-            case_id, merged["subject"], merged["status"], merged["closed_on"], merged["outcome_letter"],
+            case_id,
+            merged["subject"],
+            merged["status"],
+            merged["closed_on"],
+            merged["outcome_letter"],
         )
         await notify_in_transaction(conn, row["customer_id"])
     return Case.model_validate(dict(updated))

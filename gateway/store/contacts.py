@@ -20,12 +20,17 @@ def _jsonable(row: asyncpg.Record) -> dict[str, Any]:
     return out
 
 
-async def contacts_of(conn: asyncpg.Pool | asyncpg.Connection, customer_id: int, since: datetime | None,
-                      limit: int) -> list[dict[str, Any]]:
+async def contacts_of(
+    conn: asyncpg.Pool | asyncpg.Connection, customer_id: int, since: datetime | None, limit: int
+) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         f"""SELECT {_COLS} FROM contacts
             WHERE customer_ids @> ARRAY[$1::bigint] AND ($2::timestamptz IS NULL OR received_at >= $2)
-            ORDER BY received_at DESC LIMIT $3""", customer_id, since, limit)
+            ORDER BY received_at DESC LIMIT $3""",
+        customer_id,
+        since,
+        limit,
+    )
     return [_jsonable(r) for r in rows]
 
 

@@ -17,7 +17,12 @@ async def create_staff(conn: asyncpg.Connection, s: StaffIn) -> Staff:
     row = await conn.fetchrow(
         f"""INSERT INTO staff (name, role, line, voicemail, mailbox, queue, working_hours)
             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {_STAFF_COLS}""",
-        s.name, s.role, s.line, s.voicemail, s.mailbox, s.queue,
+        s.name,
+        s.role,
+        s.line,
+        s.voicemail,
+        s.mailbox,
+        s.queue,
         [w.model_dump() for w in s.working_hours],
     )
     await notify_in_transaction(conn, "staff")
@@ -31,24 +36,38 @@ async def get_staff(conn: asyncpg.Connection | asyncpg.Pool, staff_id: int) -> S
     return Staff.model_validate(dict(row))
 
 
-async def _insert_identifiers(conn: asyncpg.Connection, idents: list[IdentifierIn], *,
-                              customer_id: int | None = None, representative_id: int | None = None,
-                              field: str = "identifiers") -> None:
+async def _insert_identifiers(
+    conn: asyncpg.Connection,
+    idents: list[IdentifierIn],
+    *,
+    customer_id: int | None = None,
+    representative_id: int | None = None,
+    field: str = "identifiers",
+) -> None:
     seen: set[tuple[str, str]] = set()
     for i, ident in enumerate(idents):
         if (ident.kind, ident.value) in seen:
-            raise Conflict(f"{field}.{i}: {ident.kind} {ident.value} is listed twice",
-                           [{"field": f"{field}.{i}.value", "message": "duplicate"}])
+            raise Conflict(
+                f"{field}.{i}: {ident.kind} {ident.value} is listed twice",
+                [{"field": f"{field}.{i}.value", "message": "duplicate"}],
+            )
         seen.add((ident.kind, ident.value))
         if ident.kind == "web":
-            owner = await conn.fetchval("SELECT coalesce(customer_id, representative_id) FROM identifiers "
-                                        "WHERE kind = 'web' AND value = $1", ident.value)
+            owner = await conn.fetchval(
+                "SELECT coalesce(customer_id, representative_id) FROM identifiers WHERE kind = 'web' AND value = $1",
+                ident.value,
+            )
             if owner is not None:
-                raise Conflict(f"{field}.{i}: web account {ident.value} already belongs to someone else",
-                               [{"field": f"{field}.{i}.value", "message": "already in use"}])
+                raise Conflict(
+                    f"{field}.{i}: web account {ident.value} already belongs to someone else",
+                    [{"field": f"{field}.{i}.value", "message": "already in use"}],
+                )
         await conn.execute(
             "INSERT INTO identifiers (kind, value, customer_id, representative_id) VALUES ($1, $2, $3, $4)",
-            ident.kind, ident.value, customer_id, representative_id,
+            ident.kind,
+            ident.value,
+            customer_id,
+            representative_id,
         )
 
 
@@ -57,21 +76,29 @@ async def create_customer(conn: asyncpg.Connection, c: CustomerIn) -> Customer:
         if c.external_ref is not None:
             existing = await conn.fetchval("SELECT id FROM customers WHERE external_ref = $1", c.external_ref)
             if existing is not None:
-                raise Conflict(f"external_ref {c.external_ref} is already customer {existing}",
-                               [{"field": "external_ref", "message": "already exists", "id": existing}])
+                raise Conflict(
+                    f"external_ref {c.external_ref} is already customer {existing}",
+                    [{"field": "external_ref", "message": "already exists", "id": existing}],
+                )
         customer_id = await conn.fetchval(
             """INSERT INTO customers (external_ref, name, open_channels, adjustments)
                VALUES ($1, $2, $3, $4) RETURNING id""",
-            c.external_ref, c.name, list(c.open_channels), c.adjustments.model_dump(),
+            c.external_ref,
+            c.name,
+            list(c.open_channels),
+            c.adjustments.model_dump(),
         )
         await _insert_identifiers(conn, c.identifiers, customer_id=customer_id)
         for n, rep in enumerate(c.representatives):
             rep_id = await conn.fetchval(
                 "INSERT INTO representatives (customer_id, name, relationship) VALUES ($1, $2, $3) RETURNING id",
-                customer_id, rep.name, rep.relationship,
+                customer_id,
+                rep.name,
+                rep.relationship,
             )
-            await _insert_identifiers(conn, rep.identifiers, representative_id=rep_id,
-                                      field=f"representatives.{n}.identifiers")
+            await _insert_identifiers(
+                conn, rep.identifiers, representative_id=rep_id, field=f"representatives.{n}.identifiers"
+            )
         await notify_in_transaction(conn, customer_id)
     return await get_customer(conn, customer_id)
 
@@ -85,29 +112,35 @@ async def get_customer(conn: asyncpg.Connection | asyncpg.Pool, customer_id: int
     idents = await conn.fetch(
         """SELECT kind, value, customer_id, representative_id FROM identifiers
            WHERE customer_id = $1 OR representative_id IN
-                 (SELECT id FROM representatives WHERE customer_id = $1) ORDER BY id""", customer_id)
+                 (SELECT id FROM representatives WHERE customer_id = $1) ORDER BY id""",
+        customer_id,
+    )
     reps = await conn.fetch(
         "SELECT id, name, relationship FROM representatives WHERE customer_id = $1 ORDER BY id", customer_id
     )
     data: dict[str, Any] = dict(row)
     data["identifiers"] = [{"kind": i["kind"], "value": i["value"]} for i in idents if i["customer_id"]]
     data["representatives"] = [
-        {**dict(r), "identifiers": [{"kind": i["kind"], "value": i["value"]}
-                                    for i in idents if i["representative_id"] == r["id"]]}
+        {
+            **dict(r),
+            "identifiers": [
+                {"kind": i["kind"], "value": i["value"]} for i in idents if i["representative_id"] == r["id"]
+            ],
+        }
         for r in reps
     ]
     return Customer.model_validate(data)
 
 
-async def ensure_customer(conn: asyncpg.Connection | asyncpg.Pool, customer_id: int,
-                          field: str = "customer_id") -> None:
+async def ensure_customer(
+    conn: asyncpg.Connection | asyncpg.Pool, customer_id: int, field: str = "customer_id"
+) -> None:
     if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM customers WHERE id = $1)", customer_id):
         raise NotFound(f"customer {customer_id} does not exist", [{"field": field}])
 
 
 async def representatives_of(conn: asyncpg.Connection, customer_id: int) -> list[Representative]:
-    rows = await conn.fetch("SELECT id, name, relationship FROM representatives WHERE customer_id = $1",
-                            customer_id)
+    rows = await conn.fetch("SELECT id, name, relationship FROM representatives WHERE customer_id = $1", customer_id)
     return [Representative.model_validate(dict(r)) for r in rows]
 
 

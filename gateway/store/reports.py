@@ -16,9 +16,7 @@ from .restrictions import event, get
 OPEN_STATUSES = ["proposed", "active", "under_appeal"]
 
 
-async def letter_facts(
-    conn: asyncpg.Connection, restriction_id: int, policy: lc.Policy, today: date
-) -> LetterFacts:
+async def letter_facts(conn: asyncpg.Connection, restriction_id: int, policy: lc.Policy, today: date) -> LetterFacts:
     record = await get(conn, restriction_id, policy)
     name = await conn.fetchval("SELECT name FROM customers WHERE id = $1", record.customer_id)
     facts: dict[str, Any] = {}
@@ -74,9 +72,7 @@ async def _json_rows(conn: asyncpg.Connection, sql: str, *args: Any) -> list[Any
     return [r[0] for r in await conn.fetch(sql, *args)]
 
 
-async def export_customer(
-    conn: asyncpg.Connection, customer_id: int, actor: str, why: str | None
-) -> dict[str, Any]:
+async def export_customer(conn: asyncpg.Connection, customer_id: int, actor: str, why: str | None) -> dict[str, Any]:
     """Everything held about one customer (UK GDPR Art. 15), and an audit event saying so."""
     async with conn.transaction(isolation="repeatable_read"):
         customer = await get_customer(conn, customer_id)
@@ -95,8 +91,7 @@ async def export_customer(
             ),
             "letters": await _json_rows(
                 conn,
-                f"SELECT to_jsonb(l) FROM restriction_letters l WHERE restriction_id IN {rid} "
-                "ORDER BY id",
+                f"SELECT to_jsonb(l) FROM restriction_letters l WHERE restriction_id IN {rid} ORDER BY id",
                 customer_id,
             ),
             "events": await _json_rows(

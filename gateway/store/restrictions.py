@@ -49,9 +49,7 @@ async def event(
 
 
 async def staff_roles(conn: asyncpg.Connection, ids: Iterable[int]) -> dict[int, str]:
-    rows = await conn.fetch(
-        "SELECT id, role FROM staff WHERE id = ANY($1::bigint[]) AND active", list(ids)
-    )
+    rows = await conn.fetch("SELECT id, role FROM staff WHERE id = ANY($1::bigint[]) AND active", list(ids))
     return {r["id"]: r["role"] for r in rows}
 
 
@@ -62,9 +60,7 @@ async def staff_role(conn: asyncpg.Connection, staff_id: int, field: str) -> str
     return role
 
 
-async def load(
-    conn: asyncpg.Connection, restriction_id: int, *, lock: bool = False
-) -> asyncpg.Record:
+async def load(conn: asyncpg.Connection, restriction_id: int, *, lock: bool = False) -> asyncpg.Record:
     row = await conn.fetchrow(
         f"SELECT {COLS} FROM restrictions WHERE id = $1" + (" FOR UPDATE" if lock else ""),
         restriction_id,
@@ -88,38 +84,28 @@ async def _check_params(conn: asyncpg.Connection, body: RestrictionIn) -> None:
         if p.deputy_staff_id is not None:
             await staff_role(conn, p.deputy_staff_id, "params.deputy_staff_id")
     if isinstance(p, ClosedIssue):
-        case = await conn.fetchrow(
-            "SELECT customer_id, status, reference FROM cases WHERE id = $1", p.case_id
-        )
+        case = await conn.fetchrow("SELECT customer_id, status, reference FROM cases WHERE id = $1", p.case_id)
         if case is None:
             raise field_error("params.case_id", f"case {p.case_id} does not exist")
         if case["customer_id"] != body.customer_id:
-            raise field_error(
-                "params.case_id", f"case {case['reference']} belongs to another customer"
-            )
+            raise field_error("params.case_id", f"case {case['reference']} belongs to another customer")
         if case["status"] not in ("closed", "exhausted"):
             raise field_error(
                 "params.case_id",
-                f"case {case['reference']} is {case['status']}; "
-                "closed_issue needs a closed or exhausted case",
+                f"case {case['reference']} is {case['status']}; closed_issue needs a closed or exhausted case",
             )
 
 
-async def check_deciders(
-    conn: asyncpg.Connection, ids: list[int], field: str = "deciders"
-) -> dict[int, str]:
+async def check_deciders(conn: asyncpg.Connection, ids: list[int], field: str = "deciders") -> dict[int, str]:
     roles = await staff_roles(conn, ids)
     for i, staff_id in enumerate(ids):
         role = roles.get(staff_id)
         if role is None:
-            raise field_error(
-                f"{field}.{i}", f"staff member {staff_id} does not exist or is inactive"
-            )
+            raise field_error(f"{field}.{i}", f"staff member {staff_id} does not exist or is inactive")
         if role not in DECIDER_ROLES:
             raise field_error(
                 f"{field}.{i}",
-                f"staff member {staff_id} is a {role}; deciders are "
-                "caution leads or service caution leads",
+                f"staff member {staff_id} is a {role}; deciders are caution leads or service caution leads",
             )
     return roles
 
@@ -131,8 +117,7 @@ async def _check_equality_note(conn: asyncpg.Connection, body: RestrictionIn) ->
     if role not in lc.APPEAL_DECIDERS:
         raise field_error(
             "equality_note.staff_id",
-            f"staff member {body.equality_note.staff_id} is a "
-            f"{role}; an equality note is signed by a manager",
+            f"staff member {body.equality_note.staff_id} is a {role}; an equality note is signed by a manager",
         )
     return True
 
@@ -162,9 +147,7 @@ async def check_channels(
     lc.check_adjustments(others, candidate, flags, always, equality_signed)
 
 
-async def create(
-    conn: asyncpg.Connection, body: RestrictionIn, policy: lc.Policy, actor: str, today: date
-) -> Record:
+async def create(conn: asyncpg.Connection, body: RestrictionIn, policy: lc.Policy, actor: str, today: date) -> Record:
     channels = sorted(body.channels or DEFAULT_CHANNELS[body.kind])
     review_due = body.review_due or lc.add_months(body.valid_from, policy.review_months)
     for i, incident in enumerate(body.incidents):
@@ -187,8 +170,12 @@ async def create(
 
 
 async def _insert(
-    conn: asyncpg.Connection, body: RestrictionIn, channels: list[str], review_due: date,
-    actor: str, today: date,
+    conn: asyncpg.Connection,
+    body: RestrictionIn,
+    channels: list[str],
+    review_due: date,
+    actor: str,
+    today: date,
 ) -> asyncpg.Record:
     note = body.equality_note.model_dump(mode="json") if body.equality_note else None
     if note is not None and note["on"] is None:
@@ -199,10 +186,23 @@ async def _insert(
                 review_due, review_approver, adjustments, equality_note, created_by)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
             RETURNING {COLS}""",
-        body.customer_id, body.kind, body.params.model_dump(mode="json"), channels,
-        body.reason_category, body.reasons, [i.model_dump(mode="json") for i in body.incidents],
-        body.warned_on, body.immediate_risk, body.deciders, body.valid_from, body.valid_to,
-        review_due, body.review_approver, body.adjustments, note, actor,
+        body.customer_id,
+        body.kind,
+        body.params.model_dump(mode="json"),
+        channels,
+        body.reason_category,
+        body.reasons,
+        [i.model_dump(mode="json") for i in body.incidents],
+        body.warned_on,
+        body.immediate_risk,
+        body.deciders,
+        body.valid_from,
+        body.valid_to,
+        review_due,
+        body.review_approver,
+        body.adjustments,
+        note,
+        actor,
     )
 
 
@@ -257,8 +257,7 @@ async def add_decision(
         row = await load(conn, restriction_id, lock=True)
         if row["status"] != "proposed":
             raise Conflict(
-                f"restriction {restriction_id} is {row['status']}; only a proposed "
-                "restriction takes decisions",
+                f"restriction {restriction_id} is {row['status']}; only a proposed restriction takes decisions",
                 code="wrong_status",
             )
         if staff_id in row["deciders"]:
@@ -270,8 +269,7 @@ async def add_decision(
         deciders = [*row["deciders"], staff_id]
         roles = await check_deciders(conn, deciders)
         updated = await conn.fetchrow(
-            f"UPDATE restrictions SET deciders = $2, updated_at = now() WHERE id = $1 "
-            f"RETURNING {COLS}",
+            f"UPDATE restrictions SET deciders = $2, updated_at = now() WHERE id = $1 RETURNING {COLS}",
             restriction_id,
             deciders,
         )
@@ -296,31 +294,21 @@ async def get(conn: asyncpg.Connection, restriction_id: int, policy: lc.Policy) 
            FROM appeals WHERE restriction_id = $1 ORDER BY id""",
         restriction_id,
     )
-    record = Record.model_validate(
-        {**dict(row), "appeals": [Appeal.model_validate(dict(a)) for a in appeals]}
-    )
+    record = Record.model_validate({**dict(row), "appeals": [Appeal.model_validate(dict(a)) for a in appeals]})
     if record.status == "proposed":
-        record.missing_deciders = lc.missing_deciders(
-            policy.rule, await staff_roles(conn, record.deciders)
-        )
+        record.missing_deciders = lc.missing_deciders(policy.rule, await staff_roles(conn, record.deciders))
     return record
 
 
-async def view(
-    conn: asyncpg.Connection, restriction_id: int, policy: lc.Policy, actor: str, why: str
-) -> Record:
+async def view(conn: asyncpg.Connection, restriction_id: int, policy: lc.Policy, actor: str, why: str) -> Record:
     """A read of the full record, audited with who and why."""
     async with conn.transaction():
         record = await get(conn, restriction_id, policy)
-        await event(
-            conn, {"id": record.id, "customer_id": record.customer_id}, actor, "viewed", why=why
-        )
+        await event(conn, {"id": record.id, "customer_id": record.customer_id}, actor, "viewed", why=why)
     return record
 
 
 async def events(conn: asyncpg.Connection, restriction_id: int) -> list[Event]:
     await load(conn, restriction_id)
-    rows = await conn.fetch(
-        "SELECT * FROM restriction_events WHERE restriction_id = $1 ORDER BY id", restriction_id
-    )
+    rows = await conn.fetch("SELECT * FROM restriction_events WHERE restriction_id = $1 ORDER BY id", restriction_id)
     return [Event.model_validate(dict(r)) for r in rows]

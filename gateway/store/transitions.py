@@ -144,16 +144,18 @@ def _varied(row: asyncpg.Record, body: AppealDecisionIn) -> dict[str, Any]:
         changes["valid_to"] = v.valid_to
     if v.review_due is not None:
         if v.review_due > row["review_due"] or v.review_due <= row["valid_from"]:
-            raise field_error(
-                "variation.review_due", "a variation may bring the review forward only"
-            )
+            raise field_error("variation.review_due", "a variation may bring the review forward only")
         changes["review_due"] = v.review_due
     return changes
 
 
 async def decide_appeal(
-    conn: asyncpg.Connection, restriction_id: int, body: AppealDecisionIn, policy: lc.Policy,
-    actor: str, today: date,
+    conn: asyncpg.Connection,
+    restriction_id: int,
+    body: AppealDecisionIn,
+    policy: lc.Policy,
+    actor: str,
+    today: date,
 ) -> Restriction:
     """Upheld keeps it, varied changes it (re-checked), lifted ends it; by an uninvolved manager."""
     decided_on = body.decided_on or today
@@ -164,8 +166,13 @@ async def decide_appeal(
         role = await staff_role(conn, body.staff_id, "staff_id")
         lc.check_appeal_decider(body.staff_id, role, row["deciders"])
         await conn.execute(
-            "UPDATE appeals SET decided_by = $2, decided_on = $3, outcome = $4, notes = $5 "
-            "WHERE id = $1", appeal["id"], body.staff_id, decided_on, body.outcome, body.notes)
+            "UPDATE appeals SET decided_by = $2, decided_on = $3, outcome = $4, notes = $5 WHERE id = $1",
+            appeal["id"],
+            body.staff_id,
+            decided_on,
+            body.outcome,
+            body.notes,
+        )
         changes: dict[str, Any] = {"status": "active"}
         if body.outcome == "varied":
             changes.update(_varied(row, body))
@@ -176,10 +183,8 @@ async def decide_appeal(
         if body.outcome == "varied":
             signed = row["equality_note"] is not None
             await check_channels(conn, row["customer_id"], _closing(updated), signed)
-        after = {**snapshot(updated), "appeal_id": appeal["id"], "outcome": body.outcome,
-                 "decided_by": body.staff_id}
-        await event(conn, updated, actor, "appeal_decided", why=body.notes,
-                    before=snapshot(row), after=after)
+        after = {**snapshot(updated), "appeal_id": appeal["id"], "outcome": body.outcome, "decided_by": body.staff_id}
+        await event(conn, updated, actor, "appeal_decided", why=body.notes, before=snapshot(row), after=after)
         if body.outcome == "lifted":
             why = f"lifted on appeal by staff {body.staff_id}"
             await event(conn, updated, actor, "lifted", why=why)
@@ -187,12 +192,11 @@ async def decide_appeal(
     return await get(conn, restriction_id, policy)
 
 
-async def _open_appeal(
-    conn: asyncpg.Connection, row: asyncpg.Record, decided_on: date
-) -> asyncpg.Record:
+async def _open_appeal(conn: asyncpg.Connection, row: asyncpg.Record, decided_on: date) -> asyncpg.Record:
     appeal = await conn.fetchrow(
-        "SELECT id, lodged_on FROM appeals WHERE restriction_id = $1 AND outcome IS NULL "
-        "ORDER BY id DESC LIMIT 1", row["id"])
+        "SELECT id, lodged_on FROM appeals WHERE restriction_id = $1 AND outcome IS NULL ORDER BY id DESC LIMIT 1",
+        row["id"],
+    )
     if appeal is None or row["status"] != "under_appeal":
         raise Conflict(f"restriction {row['id']} has no open appeal", code="no_open_appeal")
     if decided_on < appeal["lodged_on"]:
@@ -248,9 +252,7 @@ async def review(
             },
         )
         if body.outcome == "lift":
-            await event(
-                conn, updated, actor, "lifted", why=f"lifted at review by staff {body.staff_id}"
-            )
+            await event(conn, updated, actor, "lifted", why=f"lifted at review by staff {body.staff_id}")
         await notify_in_transaction(conn, row["customer_id"])
     return await get(conn, restriction_id, policy)
 

@@ -41,16 +41,19 @@ OFFICE_HOURS = Window(days=["mon", "tue", "wed", "thu", "fri"], start="09:00", e
 CUSTOMER = CustomerView(1, "Alex Smith")
 NEIGHBOUR = CustomerView(2, "Jo Smith")
 REP = RepresentativeView(5, "Chris Doe", "support worker")
-SAM = StaffView(7, "Sam Jones", line="+441134960007", voicemail="+441134960070",
-                working_hours=(OFFICE_HOURS,))
+SAM = StaffView(7, "Sam Jones", line="+441134960007", voicemail="+441134960070", working_hours=(OFFICE_HOURS,))
 PAT = StaffView(8, "Pat Lee", line="+441134960008")
 # Someone with no line, voicemail or queue of their own: nothing of theirs can take a call.
 LEE = StaffView(9, "Lee Unreachable", mailbox="lee@example.org")
 STAFF = {SAM.id: SAM, PAT.id: PAT, LEE.id: LEE}
 CLOSED_CASE = CaseView(42, "CMP-1234", CUSTOMER.id, "exhausted", date(2025, 11, 3), "Repairs")
 OTHER_CASE = CaseView(43, "CMP-2000", CUSTOMER.id, "open", None, "Noise")
-PROVIDER = Provider(name="Riverside Homes", address="1 River Street, Leeds LS1 1AA",
-                    email="contact@riverside.example", web_form_url="https://riverside.example/contact")
+PROVIDER = Provider(
+    name="Riverside Homes",
+    address="1 River Street, Leeds LS1 1AA",
+    email="contact@riverside.example",
+    web_form_url="https://riverside.example/contact",
+)
 DEFAULT = compile_ruleset(parse_ruleset(DEFAULT_RULESET))
 
 PARAMS: dict[str, Any] = {
@@ -65,25 +68,50 @@ PARAMS: dict[str, Any] = {
 }
 
 
-def restriction(kind: str, params: Any = None, *, rid: int = 1, customer_id: int = 1,
-                channels: set[str] | None = None, status: str = "active",
-                review_due: date | None = date(2027, 3, 1)) -> RestrictionView:
-    return RestrictionView(rid, customer_id, kind, params or PARAMS[kind],
-                           frozenset(channels or DEFAULT_CHANNELS[kind]),
-                           status, review_due)  # type: ignore[arg-type]
+def restriction(
+    kind: str,
+    params: Any = None,
+    *,
+    rid: int = 1,
+    customer_id: int = 1,
+    channels: set[str] | None = None,
+    status: str = "active",
+    review_due: date | None = date(2027, 3, 1),
+) -> RestrictionView:
+    return RestrictionView(
+        rid,
+        customer_id,
+        kind,
+        params or PARAMS[kind],
+        frozenset(channels or DEFAULT_CHANNELS[kind]),
+        status,
+        review_due,
+    )  # type: ignore[arg-type]
 
 
 def bundle(*restrictions: RestrictionView, customer: CustomerView = CUSTOMER) -> Bundle:
     return Bundle(customer, tuple(restrictions), (REP,), (CLOSED_CASE, OTHER_CASE))
 
 
-def context(match: Match, *, ruleset: CompiledRuleSet = DEFAULT,
-            staff: Mapping[int, StaffView] | None = None, counts: Mapping[str, int] | None = None,
-            case: CaseView | None = None, appointment: bool = False) -> Context:
-    return Context(match=match, ruleset=ruleset, staff=STAFF if staff is None else staff,
-                   counts=counts or {}, case=case, appointment=appointment, provider=PROVIDER)
+def context(
+    match: Match,
+    *,
+    ruleset: CompiledRuleSet = DEFAULT,
+    staff: Mapping[int, StaffView] | None = None,
+    counts: Mapping[str, int] | None = None,
+    case: CaseView | None = None,
+    appointment: bool = False,
+) -> Context:
+    return Context(
+        match=match,
+        ruleset=ruleset,
+        staff=STAFF if staff is None else staff,
+        counts=counts or {},
+        case=case,
+        appointment=appointment,
+        provider=PROVIDER,
+    )
 
 
 def contact(channel: str, **fields: Any) -> InboundContact:
     return InboundContact.model_validate({"channel": channel, "from": "+447700900123", **fields})
-

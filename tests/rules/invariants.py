@@ -22,12 +22,10 @@ REACHES_STAFF = {"route", "hold"}
 
 def inside(windows: list[Window], now: datetime, closed_on_holidays: bool) -> bool:
     local = now.astimezone(LONDON)
-    if closed_on_holidays and local.date() in holidays.country_holidays("GB", subdiv="ENG",
-                                                                  years=local.year):
+    if closed_on_holidays and local.date() in holidays.country_holidays("GB", subdiv="ENG", years=local.year):
         return False
     hm = local.strftime("%H:%M")
-    return any(DAYS[local.weekday()] in w.days and w.start <= hm
-               and (w.end == "24:00" or hm < w.end) for w in windows)
+    return any(DAYS[local.weekday()] in w.days and w.start <= hm and (w.end == "24:00" or hm < w.end) for w in windows)
 
 
 def _named_targets(rs: list[RestrictionView], ctx: Context) -> set[tuple[str, str]]:
@@ -43,24 +41,42 @@ def _named_targets(rs: list[RestrictionView], ctx: Context) -> set[tuple[str, st
     return allowed
 
 
-def _kind_breach(r: RestrictionView, c: InboundContact, ctx: Context, now: datetime,
-                 v: Verdict) -> str | None:
+def _kind_breach(r: RestrictionView, c: InboundContact, ctx: Context, now: datetime, v: Verdict) -> str | None:
     ch, routed, p = c.channel, v.action in REACHES_STAFF, r.params
     if r.kind == "written_only" and ch in PERSONAL and routed:
         return "written-only customer reached staff in person"
-    if (r.kind == "no_personal_contact" and ch in PERSONAL and routed
-            and r.customer_id not in ctx.match.representative_of):
+    if (
+        r.kind == "no_personal_contact"
+        and ch in PERSONAL
+        and routed
+        and r.customer_id not in ctx.match.representative_of
+    ):
         return "no-personal-contact customer reached staff in person"
-    if (r.kind == "set_times" and isinstance(p, SetTimes) and ch in PERSONAL and routed
-            and not inside(p.windows, now, p.closed_on_bank_holidays)):
+    if (
+        r.kind == "set_times"
+        and isinstance(p, SetTimes)
+        and ch in PERSONAL
+        and routed
+        and not inside(p.windows, now, p.closed_on_bank_holidays)
+    ):
         return "set-times customer routed outside their windows"
     if r.kind == "appointment_only" and ch == "visit" and routed and not ctx.appointment:
         return "visit without an appointment routed"
-    if (r.kind == "closed_issue" and isinstance(p, ClosedIssue) and ch in WRITTEN
-            and ctx.case is not None and ctx.case.id == p.case_id and routed):
+    if (
+        r.kind == "closed_issue"
+        and isinstance(p, ClosedIssue)
+        and ch in WRITTEN
+        and ctx.case is not None
+        and ctx.case.id == p.case_id
+        and routed
+    ):
         return "closed-issue correspondence routed for a reply"
-    if r.kind == "contact_limit" and isinstance(p, ContactLimit) and routed and (
-            ctx.counts.get(contact_limit_key(r, now, LONDON), 0) > p.limit):
+    if (
+        r.kind == "contact_limit"
+        and isinstance(p, ContactLimit)
+        and routed
+        and (ctx.counts.get(contact_limit_key(r, now, LONDON), 0) > p.limit)
+    ):
         return "over the contact limit but routed"
     if r.kind == "caution" and (v.banner is None or v.banner.severity != "danger"):
         return "caution marker without a danger banner"
@@ -71,10 +87,13 @@ def breaches(c: InboundContact, ctx: Context, now: datetime, v: Verdict) -> list
     """Every way the verdict breaks an enforced restriction; empty when it keeps them all."""
     if ctx.match.withheld:
         return ["withheld sender matched"] if v.matched.customer_ids else []
-    enforced = [r for b in ctx.match.bundles for r in b.restrictions
-                if r.status in ("active", "under_appeal")]
-    found = [f"#{r.id} {r.kind}: {why}" for r in enforced if c.channel in r.channels
-             if (why := _kind_breach(r, c, ctx, now, v))]
+    enforced = [r for b in ctx.match.bundles for r in b.restrictions if r.status in ("active", "under_appeal")]
+    found = [
+        f"#{r.id} {r.kind}: {why}"
+        for r in enforced
+        if c.channel in r.channels
+        if (why := _kind_breach(r, c, ctx, now, v))
+    ]
     named = [r for r in enforced if r.kind == "named_contact" and c.channel in r.channels]
     target = (v.target.type, v.target.id) if v.target else None
     if named and v.action in REACHES_STAFF and target not in _named_targets(named, ctx):

@@ -25,67 +25,87 @@ def _call(windows: list[Window], at: datetime, closed: bool = True) -> tuple[str
     return v.action, v.customer_message
 
 
-@pytest.mark.parametrize(("at", "action"), [
-    (datetime(2026, 3, 22, 9, 30, tzinfo=UTC), "deflect"),   # GMT: 09:30 local
-    (datetime(2026, 3, 29, 9, 30, tzinfo=UTC), "route"),     # spring forward: 10:30 BST
-    (datetime(2026, 3, 29, 11, 0, tzinfo=UTC), "deflect"),   # 12:00 BST: window just closed
-    (datetime(2026, 10, 25, 9, 30, tzinfo=UTC), "deflect"),  # fall back: 09:30 GMT
-    (datetime(2026, 10, 25, 10, 30, tzinfo=UTC), "route"),   # 10:30 GMT
-    (datetime(2026, 10, 18, 9, 30, tzinfo=UTC), "route"),    # still BST: 10:30 local
-])
+@pytest.mark.parametrize(
+    ("at", "action"),
+    [
+        (datetime(2026, 3, 22, 9, 30, tzinfo=UTC), "deflect"),  # GMT: 09:30 local
+        (datetime(2026, 3, 29, 9, 30, tzinfo=UTC), "route"),  # spring forward: 10:30 BST
+        (datetime(2026, 3, 29, 11, 0, tzinfo=UTC), "deflect"),  # 12:00 BST: window just closed
+        (datetime(2026, 10, 25, 9, 30, tzinfo=UTC), "deflect"),  # fall back: 09:30 GMT
+        (datetime(2026, 10, 25, 10, 30, tzinfo=UTC), "route"),  # 10:30 GMT
+        (datetime(2026, 10, 18, 9, 30, tzinfo=UTC), "route"),  # still BST: 10:30 local
+    ],
+)
 def test_set_times_across_dst(at: datetime, action: str) -> None:
     assert _call([SUNDAY_10_12], at)[0] == action
 
 
-@pytest.mark.parametrize(("at", "closed", "action", "next_text"), [
-    (datetime(2026, 12, 25, 11, 0, tzinfo=UTC), True, "deflect", "Tuesday at 10am"),
-    (datetime(2026, 12, 28, 11, 0, tzinfo=UTC), True, "deflect", "tomorrow at 10am"),
-    (datetime(2026, 5, 4, 10, 0, tzinfo=UTC), True, "deflect", "tomorrow at 10am"),
-    (datetime(2026, 5, 4, 10, 0, tzinfo=UTC), False, "route", None),
-    (datetime(2026, 12, 29, 11, 0, tzinfo=UTC), True, "route", None),
-])
-def test_set_times_on_bank_holidays(at: datetime, closed: bool, action: str,
-                                    next_text: str | None) -> None:
+@pytest.mark.parametrize(
+    ("at", "closed", "action", "next_text"),
+    [
+        (datetime(2026, 12, 25, 11, 0, tzinfo=UTC), True, "deflect", "Tuesday at 10am"),
+        (datetime(2026, 12, 28, 11, 0, tzinfo=UTC), True, "deflect", "tomorrow at 10am"),
+        (datetime(2026, 5, 4, 10, 0, tzinfo=UTC), True, "deflect", "tomorrow at 10am"),
+        (datetime(2026, 5, 4, 10, 0, tzinfo=UTC), False, "route", None),
+        (datetime(2026, 12, 29, 11, 0, tzinfo=UTC), True, "route", None),
+    ],
+)
+def test_set_times_on_bank_holidays(at: datetime, closed: bool, action: str, next_text: str | None) -> None:
     got, message = _call([WEEKDAYS_10_12], at, closed)
     assert got == action
     if next_text:
-        assert message == ("We can only accept calls Monday to Friday between 10am and 12 noon. "
-                           f"The next time you can call is {next_text}.")
+        assert message == (
+            "We can only accept calls Monday to Friday between 10am and 12 noon. "
+            f"The next time you can call is {next_text}."
+        )
 
 
-@pytest.mark.parametrize(("now", "when", "text"), [
-    (datetime(2026, 3, 3, 9, 0, tzinfo=UTC), datetime(2026, 3, 3, 14, 0, tzinfo=UTC),
-     "today at 2pm"),
-    (datetime(2026, 3, 3, 23, 30, tzinfo=UTC), datetime(2026, 3, 4, 10, 0, tzinfo=UTC),
-     "tomorrow at 10am"),
-    (datetime(2026, 3, 3, 9, 0, tzinfo=UTC), datetime(2026, 3, 9, 10, 30, tzinfo=UTC),
-     "Monday at 10:30am"),
-    (datetime(2026, 1, 1, 9, 0, tzinfo=UTC), datetime(2026, 1, 12, 12, 0, tzinfo=UTC),
-     "Monday 12 January at 12 noon"),
-    (datetime(2026, 12, 30, 9, 0, tzinfo=UTC), datetime(2027, 1, 11, 10, 0, tzinfo=UTC),
-     "Monday 11 January 2027 at 10am"),
-    # 23:30 UTC on 29 March is already 30 March in London (BST): "today", not "tomorrow".
-    (datetime(2026, 3, 29, 23, 30, tzinfo=UTC), datetime(2026, 3, 30, 9, 0, tzinfo=UTC),
-     "today at 10am"),
-])
+@pytest.mark.parametrize(
+    ("now", "when", "text"),
+    [
+        (datetime(2026, 3, 3, 9, 0, tzinfo=UTC), datetime(2026, 3, 3, 14, 0, tzinfo=UTC), "today at 2pm"),
+        (datetime(2026, 3, 3, 23, 30, tzinfo=UTC), datetime(2026, 3, 4, 10, 0, tzinfo=UTC), "tomorrow at 10am"),
+        (datetime(2026, 3, 3, 9, 0, tzinfo=UTC), datetime(2026, 3, 9, 10, 30, tzinfo=UTC), "Monday at 10:30am"),
+        (
+            datetime(2026, 1, 1, 9, 0, tzinfo=UTC),
+            datetime(2026, 1, 12, 12, 0, tzinfo=UTC),
+            "Monday 12 January at 12 noon",
+        ),
+        (
+            datetime(2026, 12, 30, 9, 0, tzinfo=UTC),
+            datetime(2027, 1, 11, 10, 0, tzinfo=UTC),
+            "Monday 11 January 2027 at 10am",
+        ),
+        # 23:30 UTC on 29 March is already 30 March in London (BST): "today", not "tomorrow".
+        (datetime(2026, 3, 29, 23, 30, tzinfo=UTC), datetime(2026, 3, 30, 9, 0, tzinfo=UTC), "today at 10am"),
+    ],
+)
 def test_describe_next(now: datetime, when: datetime, text: str) -> None:
     assert CAL.describe_next(when, now) == text
 
 
-@pytest.mark.parametrize(("t", "text"), [
-    (time(10, 0), "10am"), (time(10, 30), "10:30am"), (time(12, 0), "12 noon"),
-    (time(14, 0), "2pm"), (time(0, 0), "midnight"), (time(12, 15), "12:15pm"),
-])
+@pytest.mark.parametrize(
+    ("t", "text"),
+    [
+        (time(10, 0), "10am"),
+        (time(10, 30), "10:30am"),
+        (time(12, 0), "12 noon"),
+        (time(14, 0), "2pm"),
+        (time(0, 0), "midnight"),
+        (time(12, 15), "12:15pm"),
+    ],
+)
 def test_format_time(t: time, text: str) -> None:
     assert format_time(t) == text
 
 
 def test_describe_windows() -> None:
     assert describe_windows([Window(days=["thu", "tue"], start="10:00", end="12:00")]) == (
-        "on Tuesdays and Thursdays between 10am and 12 noon")
-    assert describe_windows([Window(days=["sat", "sun"], start="09:00", end="24:00"),
-                             Window(days=["mon"], start="08:30", end="09:00")]) == (
-        "at weekends between 9am and midnight and on Mondays between 8:30am and 9am")
+        "on Tuesdays and Thursdays between 10am and 12 noon"
+    )
+    assert describe_windows(
+        [Window(days=["sat", "sun"], start="09:00", end="24:00"), Window(days=["mon"], start="08:30", end="09:00")]
+    ) == ("at weekends between 9am and midnight and on Mondays between 8:30am and 9am")
 
 
 def test_bank_holidays_and_closures() -> None:
@@ -104,16 +124,17 @@ def test_working_days_after_skips_weekends_and_bank_holidays() -> None:
 def test_next_allowed_is_now_inside_a_window_and_none_when_never() -> None:
     inside = datetime(2026, 3, 3, 10, 30, tzinfo=UTC)
     assert CAL.next_allowed([WEEKDAYS_10_12], inside) == inside
-    always_shut = Calendar(closures=frozenset(date(2026, 3, d) for d in range(1, 32))
-                           | frozenset(date(2026, 4, d) for d in range(1, 31))
-                           | frozenset(date(2026, 5, d) for d in range(1, 32)))
+    always_shut = Calendar(
+        closures=frozenset(date(2026, 3, d) for d in range(1, 32))
+        | frozenset(date(2026, 4, d) for d in range(1, 31))
+        | frozenset(date(2026, 5, d) for d in range(1, 32))
+    )
     assert always_shut.next_allowed([WEEKDAYS_10_12], inside) is None
 
 
 def test_next_allowed_across_the_spring_forward_gap() -> None:
     # 01:30 on 29 March 2026 does not exist in London: the next start is a real instant.
-    nxt = CAL.next_allowed([Window(days=["sun"], start="01:30", end="03:00")],
-                           datetime(2026, 3, 28, 12, 0, tzinfo=UTC))
+    nxt = CAL.next_allowed([Window(days=["sun"], start="01:30", end="03:00")], datetime(2026, 3, 28, 12, 0, tzinfo=UTC))
     assert nxt is not None and nxt.astimezone(UTC) == datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
 
 

@@ -53,7 +53,8 @@ def test_set_times_and_named_contact() -> None:
     assert outside.action == "deflect" and outside.target is None
     assert outside.customer_message == (
         "We can only accept calls on Tuesdays and Thursdays between 10am and 12 noon. "
-        "The next time you can call is Thursday at 10am.")
+        "The next time you can call is Thursday at 10am."
+    )
     email = decide(make_contact("email"), context(Match((b,))), TUE_1500)
     assert email.target is not None and (email.target.type, email.target.id) == ("staff", "7")
 
@@ -79,13 +80,11 @@ def test_no_personal_contact_representative_versus_customer() -> None:
 
 def test_closed_issue_about_the_case_versus_an_unrelated_report() -> None:
     b = bundle(restriction("closed_issue"))
-    about = decide(make_contact("email", case_ref="CMP-1234"),
-                   context(Match((b,)), case=CLOSED_CASE), TUE_1030)
+    about = decide(make_contact("email", case_ref="CMP-1234"), context(Match((b,)), case=CLOSED_CASE), TUE_1030)
     assert about.action == "auto_acknowledge" and about.flagged
     assert about.matched.case_id == 42
     assert any("filed to case CMP-1234" in r.because for r in about.reasons)
-    assert "will reply only if it contains new, relevant information" in (
-        about.customer_message or "")
+    assert "will reply only if it contains new, relevant information" in (about.customer_message or "")
     unrelated = decide(make_contact("email"), context(Match((b,))), TUE_1030)
     assert unrelated.action == "route" and unrelated.target is not None
     assert unrelated.target.id == "email" and not unrelated.flagged
@@ -96,8 +95,11 @@ def test_closed_issue_about_the_case_versus_an_unrelated_report() -> None:
 
 def test_withheld_number_is_never_matched() -> None:
     b = bundle(restriction("written_only"))
-    v = decide(make_contact("phone", **{"from": "anonymous"}),
-               context(Match((b,), withheld=True, sender_kind="withheld")), TUE_1030)
+    v = decide(
+        make_contact("phone", **{"from": "anonymous"}),
+        context(Match((b,), withheld=True, sender_kind="withheld")),
+        TUE_1030,
+    )
     assert (v.action, v.target and v.target.id, v.banner) == ("route", "general", None)
     assert v.matched.withheld and v.matched.customer_ids == []
     assert v.reasons[0].id == "withheld" and "withheld" in v.reasons[0].because.lower()
@@ -105,15 +107,13 @@ def test_withheld_number_is_never_matched() -> None:
 
 def test_unknown_sender_gets_the_normal_route() -> None:
     v = decide(make_contact("web_form"), context(Match()), TUE_1030)
-    assert (v.action, v.target and v.target.id, v.banner, v.flagged) == (
-        "route", "web", None, False)
+    assert (v.action, v.target and v.target.id, v.banner, v.flagged) == ("route", "web", None, False)
     assert v.reasons[0].id == "unmatched" and v.ruleset_version == 1
 
 
 def test_ambiguous_household_number_applies_everyone_s_restrictions() -> None:
     first = bundle(restriction("written_only", rid=1))
-    second = Bundle(NEIGHBOUR, (restriction("caution", rid=2, customer_id=2,
-                                            params=Caution(note="Dog on site")),))
+    second = Bundle(NEIGHBOUR, (restriction("caution", rid=2, customer_id=2, params=Caution(note="Dog on site")),))
     v = decide(make_contact("phone"), context(Match((first, second))), TUE_1030)
     assert v.action == "deflect" and v.matched.ambiguous
     assert v.matched.customer_ids == [1, 2]
@@ -125,8 +125,13 @@ def test_ambiguous_household_number_applies_everyone_s_restrictions() -> None:
 
 
 def test_only_active_and_under_appeal_restrictions_are_enforced() -> None:
-    for status, enforced in [("proposed", False), ("lifted", False), ("lapsed", False),
-                             ("active", True), ("under_appeal", True)]:
+    for status, enforced in [
+        ("proposed", False),
+        ("lifted", False),
+        ("lapsed", False),
+        ("active", True),
+        ("under_appeal", True),
+    ]:
         b = bundle(restriction("written_only", status=status))
         v = decide(make_contact("phone"), context(Match((b,))), TUE_1030)
         assert (v.action == "deflect") is enforced, status
@@ -134,8 +139,10 @@ def test_only_active_and_under_appeal_restrictions_are_enforced() -> None:
 
 
 def test_banner_review_due_is_the_earliest() -> None:
-    b = bundle(restriction("caution", rid=1, review_due=date(2027, 5, 1)),
-               restriction("written_only", rid=2, review_due=date(2026, 9, 1)))
+    b = bundle(
+        restriction("caution", rid=1, review_due=date(2027, 5, 1)),
+        restriction("written_only", rid=2, review_due=date(2026, 9, 1)),
+    )
     v = decide(make_contact("email"), context(Match((b,))), TUE_1030)
     assert v.banner is not None and v.banner.review_due == date(2026, 9, 1)
 
@@ -146,28 +153,35 @@ def test_visit_caution_says_do_not_visit_alone() -> None:
 
 
 def test_rule_route_of_a_written_only_call_is_overridden() -> None:
-    rules = _only({"id": "vip", "description": "Known callers to the priority queue",
-                   "when": {"sender": ["matched"]},
-                   "then": {"target": {"type": "queue", "id": "priority"}, "priority": 9}})
+    rules = _only(
+        {
+            "id": "vip",
+            "description": "Known callers to the priority queue",
+            "when": {"sender": ["matched"]},
+            "then": {"target": {"type": "queue", "id": "priority"}, "priority": 9},
+        }
+    )
     b = bundle(restriction("written_only"))
     v = decide(make_contact("phone"), context(Match((b,)), ruleset=rules), TUE_1030)
     assert v.action == "deflect"
-    assert any(r.source == "rule" and r.id == "vip" and "overridden" in r.because
-               for r in v.reasons)
+    assert any(r.source == "rule" and r.id == "vip" and "overridden" in r.because for r in v.reasons)
 
 
 def test_rule_deflection_message_is_rendered_safely() -> None:
     rules = _only(
-        {"id": "base", "description": "Calls to general", "then": {
-            "target": {"type": "queue", "id": "general"}}},
-        {"id": "closed", "description": "Out of hours",
-         "when": {"channels": ["phone"], "outside_windows": [
-             {"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "17:00"}]},
-         "then": {"action": "deflect",
-                  "message": "Sorry {customer_name}, we are closed. Call back {next_allowed}."}})
+        {"id": "base", "description": "Calls to general", "then": {"target": {"type": "queue", "id": "general"}}},
+        {
+            "id": "closed",
+            "description": "Out of hours",
+            "when": {
+                "channels": ["phone"],
+                "outside_windows": [{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "17:00"}],
+            },
+            "then": {"action": "deflect", "message": "Sorry {customer_name}, we are closed. Call back {next_allowed}."},
+        },
+    )
     who = Bundle(CustomerView(1, "{case_ref}"), ())
-    v = decide(make_contact("phone"), context(Match((who,)), ruleset=rules), TUE_1500.replace(
-        hour=19))
+    v = decide(make_contact("phone"), context(Match((who,)), ruleset=rules), TUE_1500.replace(hour=19))
     assert v.action == "deflect"
     assert v.customer_message == "Sorry {case_ref}, we are closed. Call back tomorrow at 9am."
 
@@ -176,23 +190,29 @@ def test_count_at_least_rule_reads_the_customer_counter() -> None:
     from gateway.rules.calendar import LONDON
     from gateway.rules.counters import counters_needed
 
-    rules = _only({"id": "busy", "description": "Frequent callers to a team lead",
-                   "when": {"count_at_least": {"count": 5, "period": "day"}},
-                   "then": {"target": {"type": "queue", "id": "team-lead"}, "flag": True}})
+    rules = _only(
+        {
+            "id": "busy",
+            "description": "Frequent callers to a team lead",
+            "when": {"count_at_least": {"count": 5, "period": "day"}},
+            "then": {"target": {"type": "queue", "id": "team-lead"}, "flag": True},
+        }
+    )
     match = Match((bundle(),))
     keys = [s.key for s in counters_needed(rules, match.bundles, TUE_1030, LONDON)]
     assert keys == ["customer:1:day:2026-03-03"]
-    low = decide(make_contact("phone"), context(match, ruleset=rules, counts={keys[0]: 4}),
-                 TUE_1030)
-    high = decide(make_contact("phone"), context(match, ruleset=rules, counts={keys[0]: 5}),
-                  TUE_1030)
+    low = decide(make_contact("phone"), context(match, ruleset=rules, counts={keys[0]: 4}), TUE_1030)
+    high = decide(make_contact("phone"), context(match, ruleset=rules, counts={keys[0]: 5}), TUE_1030)
     assert low.target is not None and low.target.id == "general" and not low.flagged
     assert high.target is not None and high.target.id == "team-lead" and high.flagged
 
 
 def test_set_times_on_a_written_channel_holds_until_the_next_window() -> None:
-    r = restriction("set_times", channels={"phone", "email"},
-                    params=SetTimes(windows=[Window(days=["tue"], start="10:00", end="11:00")]))
+    r = restriction(
+        "set_times",
+        channels={"phone", "email"},
+        params=SetTimes(windows=[Window(days=["tue"], start="10:00", end="11:00")]),
+    )
     v = decide(make_contact("email"), context(Match((bundle(r),))), TUE_1500)
     assert v.action == "hold" and v.target is not None and v.target.id == "email"
     assert any("held until Tuesday 10 March at 10am" in x.because for x in v.reasons)
@@ -205,8 +225,10 @@ def test_verdict_becomes_a_decision() -> None:
 
 
 def test_a_route_without_a_target_after_a_deflect_goes_to_general() -> None:
-    rules = _only({"id": "a", "description": "Deflect all", "then": {"action": "deflect"}},
-                  {"id": "b", "description": "Route again", "then": {"action": "route"}})
+    rules = _only(
+        {"id": "a", "description": "Deflect all", "then": {"action": "deflect"}},
+        {"id": "b", "description": "Route again", "then": {"action": "route"}},
+    )
     v = decide(make_contact("phone"), context(Match(), ruleset=rules), TUE_1030)
     assert v.action == "route" and v.target is not None and v.target.id == "general"
 
@@ -216,7 +238,6 @@ def test_named_contact_person_preferred_over_caution_fallback_in_a_household() -
 
     missing = restriction("named_contact", NamedContact(staff_id=99), rid=1)
     present = restriction("named_contact", NamedContact(staff_id=8), rid=2, customer_id=2)
-    v = decide(make_contact("email"),
-               context(Match((bundle(missing), Bundle(NEIGHBOUR, (present,))))), TUE_1030)
+    v = decide(make_contact("email"), context(Match((bundle(missing), Bundle(NEIGHBOUR, (present,))))), TUE_1030)
     assert v.target is not None and (v.target.type, v.target.id) == ("staff", "8")
     assert v.flagged

@@ -43,8 +43,7 @@ from gateway.rules.template import PLACEHOLDERS
 from .factories import PROVIDER
 from .invariants import breaches
 
-FAST = settings(max_examples=200, deadline=None, database=None,
-                suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 STATUSES = ("proposed", "active", "under_appeal", "lifted", "lapsed")
 QUEUES = ("general", "email", "web", "reception", "caution", "priority", "new-information")
 
@@ -55,23 +54,25 @@ def windows(draw: st.DrawFn) -> Window:
     end = draw(st.integers(start + 1, 24))
     minute = draw(st.sampled_from(["00", "30"]))
     days = draw(st.lists(st.sampled_from(WEEKDAYS), min_size=1, max_size=7, unique=True))
-    return Window(days=days, start=f"{start:02d}:{minute}",
-                  end="24:00" if end == 24 else f"{end:02d}:00")
+    return Window(days=days, start=f"{start:02d}:{minute}", end="24:00" if end == 24 else f"{end:02d}:00")
 
 
 def params_for(kind: str) -> st.SearchStrategy[Any]:
     return {
-        "set_times": st.builds(SetTimes, windows=st.lists(windows(), min_size=1, max_size=3),
-                               closed_on_bank_holidays=st.booleans()),
-        "named_contact": st.builds(NamedContact, staff_id=st.sampled_from([7, 8, 9]),
-                                   deputy_staff_id=st.sampled_from([None, 7, 8, 9])),
+        "set_times": st.builds(
+            SetTimes, windows=st.lists(windows(), min_size=1, max_size=3), closed_on_bank_holidays=st.booleans()
+        ),
+        "named_contact": st.builds(
+            NamedContact, staff_id=st.sampled_from([7, 8, 9]), deputy_staff_id=st.sampled_from([None, 7, 8, 9])
+        ),
         "written_only": st.just(WrittenOnly()),
         "no_personal_contact": st.just(NoPersonalContact()),
         "appointment_only": st.just(AppointmentOnly()),
         "closed_issue": st.builds(ClosedIssue, case_id=st.sampled_from([41, 42])),
         "caution": st.builds(Caution, note=st.sampled_from(["Knife", "Shouts {at} staff"])),
-        "contact_limit": st.builds(ContactLimit, limit=st.integers(1, 5),
-                                   period=st.sampled_from(["day", "week", "month"])),
+        "contact_limit": st.builds(
+            ContactLimit, limit=st.integers(1, 5), period=st.sampled_from(["day", "week", "month"])
+        ),
     }[kind]
 
 
@@ -79,17 +80,25 @@ def params_for(kind: str) -> st.SearchStrategy[Any]:
 def restrictions(draw: st.DrawFn, rid: int, customer_id: int) -> RestrictionView:
     kind = draw(st.sampled_from(KINDS))
     channels = draw(st.lists(st.sampled_from(CHANNELS), min_size=1, unique=True))
-    return RestrictionView(rid, customer_id, kind, draw(params_for(kind)), frozenset(channels),
-                           draw(st.sampled_from(STATUSES)), draw(st.none() | st.dates(
-                               date(2026, 1, 1), date(2028, 1, 1))))
+    return RestrictionView(
+        rid,
+        customer_id,
+        kind,
+        draw(params_for(kind)),
+        frozenset(channels),
+        draw(st.sampled_from(STATUSES)),
+        draw(st.none() | st.dates(date(2026, 1, 1), date(2028, 1, 1))),
+    )
 
 
 @st.composite
 def bundles(draw: st.DrawFn, customer_id: int) -> Bundle:
     count = draw(st.integers(0, 4))
     rs = tuple(draw(restrictions(customer_id * 10 + i, customer_id)) for i in range(count))
-    cases = (CaseView(41, "CMP-41", customer_id, "exhausted", date(2025, 6, 1)),
-             CaseView(42, "CMP-42", customer_id, "closed", date(2025, 7, 1)))
+    cases = (
+        CaseView(41, "CMP-41", customer_id, "exhausted", date(2025, 6, 1)),
+        CaseView(42, "CMP-42", customer_id, "closed", date(2025, 7, 1)),
+    )
     reps = draw(st.sampled_from([(), (RepresentativeView(1, "Rep", "advocate"),)]))
     return Bundle(CustomerView(customer_id, f"Customer {customer_id}"), rs, reps, cases)
 
@@ -107,8 +116,11 @@ def matches(draw: st.DrawFn) -> Match:
 
 
 def _target(draw: st.DrawFn) -> dict[str, str] | None:
-    return draw(st.none() | st.builds(lambda q: {"type": "queue", "id": q}, st.sampled_from(QUEUES))
-                | st.builds(lambda s: {"type": "staff", "id": str(s)}, st.integers(1, 9)))
+    return draw(
+        st.none()
+        | st.builds(lambda q: {"type": "queue", "id": q}, st.sampled_from(QUEUES))
+        | st.builds(lambda s: {"type": "staff", "id": str(s)}, st.integers(1, 9))
+    )
 
 
 @st.composite
@@ -119,17 +131,24 @@ def rules(draw: st.DrawFn, index: int) -> dict[str, Any]:
     if draw(st.booleans()):
         when["kinds"] = draw(st.lists(st.sampled_from(KINDS), min_size=1, unique=True))
     if draw(st.booleans()):
-        when["sender"] = draw(st.lists(st.sampled_from(
-            ["matched", "unmatched", "representative", "ambiguous", "withheld"]), min_size=1))
+        when["sender"] = draw(
+            st.lists(st.sampled_from(["matched", "unmatched", "representative", "ambiguous", "withheld"]), min_size=1)
+        )
     if draw(st.booleans()):
         key = draw(st.sampled_from(["windows", "outside_windows"]))
         when[key] = [w.model_dump() for w in draw(st.lists(windows(), min_size=1, max_size=2))]
     if draw(st.booleans()):
-        when["count_at_least"] = {"count": draw(st.integers(1, 4)),
-                                  "period": draw(st.sampled_from(["day", "week", "month"]))}
+        when["count_at_least"] = {
+            "count": draw(st.integers(1, 4)),
+            "period": draw(st.sampled_from(["day", "week", "month"])),
+        }
     action = draw(st.sampled_from([None, "route", "deflect", "auto_acknowledge"]))
-    then: dict[str, Any] = {"action": action, "flag": draw(st.booleans()),
-                            "stop": draw(st.booleans()), "banner": draw(st.none() | st.just("Hi"))}
+    then: dict[str, Any] = {
+        "action": action,
+        "flag": draw(st.booleans()),
+        "stop": draw(st.booleans()),
+        "banner": draw(st.none() | st.just("Hi")),
+    }
     if action != "deflect":
         then["target"] = _target(draw)
     placeholder = draw(st.sampled_from(sorted(PLACEHOLDERS)))
@@ -146,30 +165,43 @@ def rulesets(draw: st.DrawFn) -> CompiledRuleSet:
 
 @st.composite
 def situations(draw: st.DrawFn) -> tuple[InboundContact, Context, datetime]:
-    now = draw(st.datetimes(datetime(2026, 1, 1), datetime(2027, 12, 31),
-                            timezones=st.just(UTC)))
+    now = draw(st.datetimes(datetime(2026, 1, 1), datetime(2027, 12, 31), timezones=st.just(UTC)))
     match, compiled = draw(matches()), draw(rulesets())
     keys = [s.key for s in counters_needed(compiled, match.bundles, now, LONDON)]
     counts = {k: draw(st.integers(0, 8)) for k in keys}
     staff_ids = draw(st.lists(st.sampled_from([7, 8, 9]), unique=True))
     hours = draw(st.sampled_from([(), (Window(days=["mon", "tue"], start="09:00", end="17:00"),)]))
     reachable = draw(st.booleans())  # with a line and voicemail, or with nothing that takes a call
-    staff = {i: StaffView(i, f"Staff {i}", working_hours=hours, line=f"+44113496000{i}" if reachable else None,
-                          voicemail=f"+44113496010{i}" if reachable else None) for i in staff_ids}
+    staff = {
+        i: StaffView(
+            i,
+            f"Staff {i}",
+            working_hours=hours,
+            line=f"+44113496000{i}" if reachable else None,
+            voicemail=f"+44113496010{i}" if reachable else None,
+        )
+        for i in staff_ids
+    }
     case = draw(st.sampled_from([None, 41, 42, 43]))
     case_view = None if case is None else CaseView(case, f"CMP-{case}", 1, "exhausted", None)
-    ctx = Context(match=match, ruleset=compiled, staff=staff, counts=counts, case=case_view,
-                  appointment=draw(st.booleans()), provider=PROVIDER)
+    ctx = Context(
+        match=match,
+        ruleset=compiled,
+        staff=staff,
+        counts=counts,
+        case=case_view,
+        appointment=draw(st.booleans()),
+        provider=PROVIDER,
+    )
     contact = InboundContact(channel=draw(st.sampled_from(CHANNELS)), appointment=False)
     return contact, ctx, now
 
 
 @FAST
 @given(situations())
-def test_no_decision_breaches_an_enforced_restriction(
-        case: tuple[InboundContact, Context, datetime]) -> None:
+def test_no_decision_breaches_an_enforced_restriction(case: tuple[InboundContact, Context, datetime]) -> None:
     contact, ctx, now = case
-    verdict = decide(contact, ctx, now)   # (2) never raises on valid input
+    verdict = decide(contact, ctx, now)  # (2) never raises on valid input
     assert breaches(contact, ctx, now, verdict) == [], verdict.reasons
 
 
@@ -182,8 +214,7 @@ def test_decisions_are_deterministic(case: tuple[InboundContact, Context, dateti
 
 @FAST
 @given(situations())
-def test_every_override_and_restriction_is_explained(
-        case: tuple[InboundContact, Context, datetime]) -> None:
+def test_every_override_and_restriction_is_explained(case: tuple[InboundContact, Context, datetime]) -> None:
     contact, ctx, now = case
     verdict = decide(contact, ctx, now)
     assert verdict.reasons and all(r.because for r in verdict.reasons)

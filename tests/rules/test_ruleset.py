@@ -49,36 +49,40 @@ def _bad(path: list[str | int], value: Any) -> dict[str, Any]:
 
 QUEUE = {"type": "queue", "id": "general"}
 BAD: list[tuple[str, dict[str, Any], str]] = [
-    ("rules.2.then.target", _bad(["rules", 2, "then", "target"],
-                                 {"type": "queue", "id": "Web Team!"}), "queue name"),
-    ("rules.0.then.target", _bad(["rules", 0, "then", "target"], {"type": "staff", "id": "abc"}),
-     "staff id"),
-    ("rules.1.then.target", _bad(["rules", 1, "then"], {"action": "deflect", "target": QUEUE}),
-     "no target"),
-    ("rules.3.then.message", _bad(["rules", 3, "then", "message"], "Hi {customer.__class__}"),
-     "brace"),
-    ("rules.3.then.message", _bad(["rules", 3, "then", "message"], "Hi {password}"),
-     "unknown placeholder {password}"),
+    ("rules.2.then.target", _bad(["rules", 2, "then", "target"], {"type": "queue", "id": "Web Team!"}), "queue name"),
+    ("rules.0.then.target", _bad(["rules", 0, "then", "target"], {"type": "staff", "id": "abc"}), "staff id"),
+    ("rules.1.then.target", _bad(["rules", 1, "then"], {"action": "deflect", "target": QUEUE}), "no target"),
+    ("rules.3.then.message", _bad(["rules", 3, "then", "message"], "Hi {customer.__class__}"), "brace"),
+    ("rules.3.then.message", _bad(["rules", 3, "then", "message"], "Hi {password}"), "unknown placeholder {password}"),
     ("rules.0.when.colour", _bad(["rules", 0, "when", "colour"], "red"), "Extra inputs"),
-    ("rules.4.when.windows.0.start",
-     _bad(["rules", 4, "when", "windows"], [{"days": ["mon"], "start": "9am", "end": "10:00"}]),
-     "HH:MM"),
-    ("rules.1.when.count_at_least.period",
-     _bad(["rules", 1, "when", "count_at_least"], {"count": 3, "period": "year"}), "day"),
+    (
+        "rules.4.when.windows.0.start",
+        _bad(["rules", 4, "when", "windows"], [{"days": ["mon"], "start": "9am", "end": "10:00"}]),
+        "HH:MM",
+    ),
+    (
+        "rules.1.when.count_at_least.period",
+        _bad(["rules", 1, "when", "count_at_least"], {"count": 3, "period": "year"}),
+        "day",
+    ),
     ("rules.5.then.action", _bad(["rules", 5, "then", "action"], "explode"), "route"),
     ("rules.2.id", _bad(["rules", 2, "id"], "General Rule"), "pattern"),
     ("rules.3.id", _bad(["rules", 3, "id"], "general"), "duplicate rule id 'general'"),
     ("tests.0.expect.action", _bad(["tests", 0, "expect", "action"], "maybe"), "route"),
-    ("tests.1.situation.restrictions.0.params.contact_limit.limit",
-     _bad(["tests", 1, "situation", "restrictions"],
-          [{"params": {"kind": "contact_limit", "limit": 0, "period": "week"}}]), "greater"),
+    (
+        "tests.1.situation.restrictions.0.params.contact_limit.limit",
+        _bad(
+            ["tests", 1, "situation", "restrictions"],
+            [{"params": {"kind": "contact_limit", "limit": 0, "period": "week"}}],
+        ),
+        "greater",
+    ),
     ("version", _bad(["version"], -1), "greater"),
 ]
 
 
 @pytest.mark.parametrize(("path", "data", "words"), BAD, ids=[b[0] for b in BAD])
-def test_validation_errors_name_the_exact_path(path: str, data: dict[str, Any],
-                                               words: str) -> None:
+def test_validation_errors_name_the_exact_path(path: str, data: dict[str, Any], words: str) -> None:
     with pytest.raises(RuleSetError) as caught:
         parse_ruleset(data)
     fields = {e["field"]: e["message"] for e in caught.value.errors}
@@ -103,48 +107,71 @@ def test_default_ruleset_is_valid_and_its_own_tests_pass() -> None:
 
 def test_a_failing_rule_test_reports_what_differed() -> None:
     data = _rules()
-    data["tests"] = [{"name": "email to general?", "contact": {"channel": "email"},
-                      "situation": {"sender": "unmatched"},
-                      "expect": {"action": "deflect", "target": QUEUE, "flagged": True}}]
+    data["tests"] = [
+        {
+            "name": "email to general?",
+            "contact": {"channel": "email"},
+            "situation": {"sender": "unmatched"},
+            "expect": {"action": "deflect", "target": QUEUE, "flagged": True},
+        }
+    ]
     compiled = compile_ruleset(parse_ruleset(data))
     [result] = run_ruleset_tests(compiled, None, TUE_1030)
     assert not result.passed
-    assert result.problems == ("action: expected deflect, got route",
-                               "target: expected queue general, got queue email",
-                               "flagged: expected True, got False")
+    assert result.problems == (
+        "action: expected deflect, got route",
+        "target: expected queue general, got queue email",
+        "flagged: expected True, got False",
+    )
 
 
 def test_rule_tests_cover_situations() -> None:
     data = _rules()
     data["tests"] = [
-        {"name": "rep may call", "contact": {"channel": "phone"},
-         "situation": {"sender": "representative",
-                       "restrictions": [{"params": {"kind": "no_personal_contact"}}]},
-         "expect": {"action": "route"}},
-        {"name": "closed case email", "contact": {"channel": "email"},
-         "situation": {"case_status": "exhausted",
-                       "restrictions": [{"params": {"kind": "closed_issue", "case_id": 4}}]},
-         "expect": {"action": "auto_acknowledge",
-                    "target": {"type": "queue", "id": "new-information"}}},
-        {"name": "over the limit", "contact": {"channel": "phone"},
-         "situation": {"count": 9, "at": "2026-03-03T10:00:00Z", "restrictions": [
-             {"params": {"kind": "contact_limit", "limit": 2, "period": "day"}}]},
-         "expect": {"action": "deflect", "flagged": True}},
-        {"name": "named contact", "contact": {"channel": "email"},
-         "situation": {"restrictions": [{"params": {"kind": "named_contact", "staff_id": 3}}]},
-         "expect": {"action": "route", "target": {"type": "staff", "id": "3"}}},
-        {"name": "proposed is not enforced", "contact": {"channel": "phone"},
-         "situation": {"restrictions": [{"params": {"kind": "written_only"},
-                                         "status": "proposed"}]},
-         "expect": {"action": "route"}},
+        {
+            "name": "rep may call",
+            "contact": {"channel": "phone"},
+            "situation": {"sender": "representative", "restrictions": [{"params": {"kind": "no_personal_contact"}}]},
+            "expect": {"action": "route"},
+        },
+        {
+            "name": "closed case email",
+            "contact": {"channel": "email"},
+            "situation": {
+                "case_status": "exhausted",
+                "restrictions": [{"params": {"kind": "closed_issue", "case_id": 4}}],
+            },
+            "expect": {"action": "auto_acknowledge", "target": {"type": "queue", "id": "new-information"}},
+        },
+        {
+            "name": "over the limit",
+            "contact": {"channel": "phone"},
+            "situation": {
+                "count": 9,
+                "at": "2026-03-03T10:00:00Z",
+                "restrictions": [{"params": {"kind": "contact_limit", "limit": 2, "period": "day"}}],
+            },
+            "expect": {"action": "deflect", "flagged": True},
+        },
+        {
+            "name": "named contact",
+            "contact": {"channel": "email"},
+            "situation": {"restrictions": [{"params": {"kind": "named_contact", "staff_id": 3}}]},
+            "expect": {"action": "route", "target": {"type": "staff", "id": "3"}},
+        },
+        {
+            "name": "proposed is not enforced",
+            "contact": {"channel": "phone"},
+            "situation": {"restrictions": [{"params": {"kind": "written_only"}, "status": "proposed"}]},
+            "expect": {"action": "route"},
+        },
     ]
     results = run_ruleset_tests(compile_ruleset(parse_ruleset(data)), None, TUE_1030)
     assert [r.problems for r in results] == [()] * 5
 
 
 def test_template_substitutes_once_and_only_allowed_names() -> None:
-    assert render("Dear {customer_name}", {"customer_name": "{case_ref}", "case_ref": "X"}) == (
-        "Dear {case_ref}")
+    assert render("Dear {customer_name}", {"customer_name": "{case_ref}", "case_ref": "X"}) == ("Dear {case_ref}")
     assert render("{next_allowed}", {}) == ""
     with pytest.raises(ValueError, match="unknown placeholder"):
         check_template("{__class__}")
@@ -154,7 +181,7 @@ def test_template_substitutes_once_and_only_allowed_names() -> None:
 
 
 def test_period_buckets_are_in_local_time() -> None:
-    late = datetime(2026, 3, 29, 23, 30, tzinfo=UTC)   # 00:30 BST on Monday 30 March
+    late = datetime(2026, 3, 29, 23, 30, tzinfo=UTC)  # 00:30 BST on Monday 30 March
     assert period_bucket("day", late, LONDON) == "2026-03-30"
     assert period_bucket("week", late, LONDON) == "2026-W14"
     assert period_bucket("month", datetime(2026, 3, 31, 23, 30, tzinfo=UTC), LONDON) == "2026-04"
@@ -163,20 +190,29 @@ def test_period_buckets_are_in_local_time() -> None:
 
 
 def test_counters_needed() -> None:
-    limit = restriction("contact_limit", ContactLimit(limit=5, period="month"), rid=9,
-                        channels={"phone"})
+    limit = restriction("contact_limit", ContactLimit(limit=5, period="month"), rid=9, channels={"phone"})
     lifted = restriction("contact_limit", rid=10, status="lifted")
     bundles = (bundle(limit, lifted), Bundle(CustomerView(2, "B")))
-    compiled = compile_ruleset(parse_ruleset(_rules(
-        {"id": "busy", "description": "Busy", "when": {"count_at_least": {"count": 3,
-                                                                          "period": "week"}},
-         "then": {"flag": True}})))
+    compiled = compile_ruleset(
+        parse_ruleset(
+            _rules(
+                {
+                    "id": "busy",
+                    "description": "Busy",
+                    "when": {"count_at_least": {"count": 3, "period": "week"}},
+                    "then": {"flag": True},
+                }
+            )
+        )
+    )
     specs = counters_needed(compiled, bundles, TUE_1030, LONDON, channel="phone")
-    assert [(s.key, s.ttl_seconds) for s in specs] == sorted([
-        (contact_limit_key(limit, TUE_1030, LONDON), TTL_SECONDS["month"]),
-        (customer_count_key(1, "week", TUE_1030, LONDON), TTL_SECONDS["week"]),
-        (customer_count_key(2, "week", TUE_1030, LONDON), TTL_SECONDS["week"]),
-    ])
+    assert [(s.key, s.ttl_seconds) for s in specs] == sorted(
+        [
+            (contact_limit_key(limit, TUE_1030, LONDON), TTL_SECONDS["month"]),
+            (customer_count_key(1, "week", TUE_1030, LONDON), TTL_SECONDS["week"]),
+            (customer_count_key(2, "week", TUE_1030, LONDON), TTL_SECONDS["week"]),
+        ]
+    )
     assert contact_limit_key(limit, TUE_1030, LONDON) == "restriction:9:2026-03"
     email = counters_needed(compiled, bundles, TUE_1030, LONDON, channel="email")
     assert all(not s.key.startswith("restriction:") for s in email)

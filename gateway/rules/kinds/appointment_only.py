@@ -19,10 +19,12 @@ def check(contact: InboundContact, r: RestrictionView, ctx: Context, now: dateti
         return Outcome(action="route", banner=BANNER, because="Not a visit: allowed.")
     if ctx.appointment:
         return Outcome(action="route", banner=BANNER, because="Visit with an appointment.")
-    return Outcome(action="deflect", banner=BANNER,
-                   customer_message="We can only see you by appointment. Please contact us to "
-                                    "arrange one before you visit.",
-                   because="Visit without an appointment: declined.")
+    return Outcome(
+        action="deflect",
+        banner=BANNER,
+        customer_message="We can only see you by appointment. Please contact us to arrange one before you visit.",
+        because="Visit without an appointment: declined.",
+    )
 
 
 KIND = RestrictionKind("appointment_only", "Visits by prior appointment only.", check)

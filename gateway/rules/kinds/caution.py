@@ -19,8 +19,7 @@ def check(contact: InboundContact, r: RestrictionView, ctx: Context, now: dateti
     banner = BannerPart("danger", text)
     if not r.covers(contact.channel):
         return Outcome(because="caution does not cover this channel", banner=banner)
-    return Outcome(action="route", banner=banner,
-                   because="Staff safety marker: route with the caution banner.")
+    return Outcome(action="route", banner=banner, because="Staff safety marker: route with the caution banner.")
 
 
 KIND = RestrictionKind("caution", "Staff safety marker shown to every agent.", check)

@@ -26,7 +26,8 @@ def _dest(channel: str, staff: StaffView, ctx: Context, now: datetime) -> Dest |
             return Dest("staff", str(staff.id))
         return Dest("queue", staff.queue)
     off_duty = bool(staff.working_hours) and not ctx.calendar.in_windows(
-        staff.working_hours, now, closed_on_holidays=True)
+        staff.working_hours, now, closed_on_holidays=True
+    )
     if staff.voicemail and (off_duty or not staff.line):
         return Dest("voicemail", str(staff.id))
     if staff.line:
@@ -43,14 +44,24 @@ def check(contact: InboundContact, r: RestrictionView, ctx: Context, now: dateti
         return Outcome(because="named contact does not cover this channel", banner=banner)
     dest = _dest(contact.channel, staff, ctx, now) if staff is not None else None
     if staff is None or dest is None:
-        return Outcome(action="route", target=Dest("queue", CAUTION_QUEUE), pins_target=True,
-                       flagged=True, banner=banner,
-                       because=f"Named contact {name} cannot be reached on this channel (no line, "
-                               "voicemail or queue, and no deputy): sent to the caution queue for a lead "
-                               "to handle.")
+        return Outcome(
+            action="route",
+            target=Dest("queue", CAUTION_QUEUE),
+            pins_target=True,
+            flagged=True,
+            banner=banner,
+            because=f"Named contact {name} cannot be reached on this channel (no line, "
+            "voicemail or queue, and no deputy): sent to the caution queue for a lead "
+            "to handle.",
+        )
     where = {"voicemail": "their voicemail", "queue": f"their queue '{dest.id}'"}.get(dest.type, "them")
-    return Outcome(action="route", target=dest, pins_target=True, banner=banner,
-                   because=f"Routed to {staff.name}, the {role}: to {where}.")
+    return Outcome(
+        action="route",
+        target=dest,
+        pins_target=True,
+        banner=banner,
+        because=f"Routed to {staff.name}, the {role}: to {where}.",
+    )
 
 
 KIND = RestrictionKind("named_contact", "One member of staff handles all contact.", check)

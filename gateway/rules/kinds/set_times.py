@@ -23,20 +23,23 @@ def check(contact: InboundContact, r: RestrictionView, ctx: Context, now: dateti
         return Outcome(because="set times do not cover this channel", banner=banner)
     cal = ctx.calendar
     if cal.in_windows(params.windows, now, params.closed_on_bank_holidays):
-        return Outcome(action="route", because=f"Inside the agreed times ({windows}).",
-                       banner=banner)
+        return Outcome(action="route", because=f"Inside the agreed times ({windows}).", banner=banner)
     nxt = cal.next_allowed(params.windows, now, params.closed_on_bank_holidays)
     when = cal.describe_next(nxt, now) if nxt else "not within the next 60 days"
     if contact.channel in WRITTEN:
-        return Outcome(action="hold", banner=banner,
-                       because=f"Outside the agreed times ({windows}): held until {when}.")
+        return Outcome(
+            action="hold", banner=banner, because=f"Outside the agreed times ({windows}): held until {when}."
+        )
     plural, singular = _NOUNS.get(contact.channel, ("contact", "contact us"))
     message = f"We can only accept {plural} {windows}."
     if nxt:
         message += f" The next time you can {singular} is {when}."
-    return Outcome(action="deflect", banner=banner, customer_message=message,
-                   because=f"Outside the agreed times ({windows}); next allowed {when}.")
+    return Outcome(
+        action="deflect",
+        banner=banner,
+        customer_message=message,
+        because=f"Outside the agreed times ({windows}); next allowed {when}.",
+    )
 
 
-KIND = RestrictionKind("set_times", "Contact only inside agreed weekly windows, in local time.",
-                       check)
+KIND = RestrictionKind("set_times", "Contact only inside agreed weekly windows, in local time.", check)

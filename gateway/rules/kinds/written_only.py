@@ -10,20 +10,21 @@ from ..kind import RestrictionKind
 from ..outcome import BannerPart, Outcome
 from ..params import PERSONAL
 
-BANNER = BannerPart("warning", "Written contact only: letter, email or web form. "
-                               "Do not take calls or visits.")
+BANNER = BannerPart("warning", "Written contact only: letter, email or web form. Do not take calls or visits.")
 
 
 def check(contact: InboundContact, r: RestrictionView, ctx: Context, now: datetime) -> Outcome:
     if not r.covers(contact.channel):
         return Outcome(because="written-only does not cover this channel", banner=BANNER)
     if contact.channel in PERSONAL:
-        message = ("We can only accept contact from you in writing. "
-                   + ctx.provider.how_to_write())
-        return Outcome(action="deflect", banner=BANNER, customer_message=message,
-                       because="Written contact only: calls and visits are declined.")
+        message = "We can only accept contact from you in writing. " + ctx.provider.how_to_write()
+        return Outcome(
+            action="deflect",
+            banner=BANNER,
+            customer_message=message,
+            because="Written contact only: calls and visits are declined.",
+        )
     return Outcome(action="route", banner=BANNER, because="Written contact is allowed.")
 
 
-KIND = RestrictionKind("written_only", "Contact in writing only (letter, email, web form).",
-                       check)
+KIND = RestrictionKind("written_only", "Contact in writing only (letter, email, web form).", check)
