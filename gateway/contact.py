@@ -1,37 +1,54 @@
-"""The decide contract (DESIGN.md §4): what every channel adapter sends in and gets back."""
+"""The decide contract's inbound side (DESIGN.md §4): the contact as a caller system sends it.
+
+`InboundContact` is the rules' `Contact` plus what only the edge needs: when it arrived, the
+provider's id for idempotency, and adapter-set headers. Whether `received_at` is plausible
+depends on the clock, so the edge checks it (`implausible_received_at`), not the model.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+from datetime import datetime, timedelta
+from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AwareDatetime, Field, field_validator
 
-from .rules.params import Channel
+from .rules.vocabulary import (
+    GENERAL_QUEUE,
+    Action,
+    Banner,
+    Contact,
+    Decision,
+    Matched,
+    Reason,
+    Severity,
+    Target,
+    TargetType,
+)
 
-Action = Literal["route", "deflect", "auto_acknowledge", "hold"]
-TargetType = Literal["queue", "staff", "voicemail"]
-Severity = Literal["info", "warning", "danger"]
-GENERAL_QUEUE = "general"
+__all__ = [
+    "GENERAL_QUEUE",
+    "Action",
+    "Banner",
+    "Decision",
+    "InboundContact",
+    "Matched",
+    "Reason",
+    "Severity",
+    "Target",
+    "TargetType",
+    "degraded_decision",
+    "implausible_received_at",
+]
+
 RECEIVED_AT_PAST = timedelta(days=400)
 RECEIVED_AT_FUTURE = timedelta(days=1)
 
 
-class InboundContact(BaseModel):
-    """One inbound contact as any adapter normalises it. `from` is the raw sender."""
+class InboundContact(Contact):
+    """One inbound contact as any adapter normalises it."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, str_strip_whitespace=True)
-
-    channel: Channel
-    sender: str = Field(default="", alias="from", max_length=320)
-    to: str | None = Field(default=None, max_length=320)
     received_at: AwareDatetime | None = None
     provider_id: str | None = Field(default=None, min_length=1, max_length=200)
-    subject: str | None = Field(default=None, max_length=1000)
-    body: str | None = Field(default=None, max_length=200_000)
-    case_ref: str | None = Field(default=None, max_length=50)
-    on_behalf_of: str | None = Field(default=None, max_length=320)
-    appointment: bool = False
     # Set by adapters, not callers of POST /v1/contacts: email threading headers and the like.
     headers: dict[str, str] = Field(default_factory=dict, exclude=True)
 
@@ -40,68 +57,14 @@ class InboundContact(BaseModel):
     def _blank_is_now(cls, v: Any) -> Any:
         return None if v == "" else v
 
-    @field_validator("received_at")
-    @classmethod
-    def _plausible(cls, v: datetime | None) -> datetime | None:
-        """A platform's clock may be off, and a letter may be logged late, but not by years."""
-        if v is None:
-            return v
-        now = datetime.now(UTC)
-        if not now - RECEIVED_AT_PAST <= v <= now + RECEIVED_AT_FUTURE:
-            raise ValueError(
-                f"must be within {RECEIVED_AT_PAST.days} days before and {RECEIVED_AT_FUTURE.days} day after now"
-            )
-        return v
 
-    @model_validator(mode="before")
-    @classmethod
-    def _no_nul(cls, data: Any) -> Any:
-        """PostgreSQL text cannot hold NUL; replace it so the contact is logged, not lost."""
-        if isinstance(data, dict) and any(isinstance(v, str) and "\x00" in v for v in data.values()):
-            return {k: v.replace("\x00", "\ufffd") if isinstance(v, str) else v for k, v in data.items()}
-        return data
-
-
-class Target(BaseModel):
-    type: TargetType
-    id: str
-
-
-class Banner(BaseModel):
-    severity: Severity
-    text: str
-    restriction_ids: list[int] = Field(default_factory=list)
-    review_due: date | None = None
-
-
-class Matched(BaseModel):
-    customer_ids: list[int] = Field(default_factory=list)
-    case_id: int | None = None
-    representative_of: list[int] = Field(default_factory=list)
-    ambiguous: bool = False
-    withheld: bool = False
-
-
-class Reason(BaseModel):
-    source: str  # restriction | rule | identity | system
-    id: str | None = None
-    because: str
-
-
-class Decision(BaseModel):
-    """The answer every caller system gets: what to do with the contact, and why."""
-
-    contact_id: str
-    action: Action
-    target: Target | None
-    flagged: bool = False
-    banner: Banner | None = None
-    customer_message: str | None = None
-    matched: Matched = Field(default_factory=Matched)
-    reasons: list[Reason] = Field(default_factory=list)
-    ruleset_version: int | None = None
-    degraded: bool = False
-    received_at: datetime | None = None
+def implausible_received_at(contact: InboundContact, now: datetime) -> str | None:
+    """Why `received_at` cannot be right, or None. A platform's clock may be off, and a letter may
+    be logged late, but not by years (nor would such a date fit the monthly log partitions)."""
+    v = contact.received_at
+    if v is None or now - RECEIVED_AT_PAST <= v <= now + RECEIVED_AT_FUTURE:
+        return None
+    return f"must be within {RECEIVED_AT_PAST.days} days before and {RECEIVED_AT_FUTURE.days} day after now"
 
 
 def degraded_decision(contact_id: str, why: str) -> Decision:
@@ -113,8 +76,8 @@ def degraded_decision(contact_id: str, why: str) -> Decision:
         flagged=True,
         banner=Banner(
             severity="warning",
-            text="Restriction check unavailable: check the customer "
-            "record for contact restrictions before you continue.",
+            text="Restriction check unavailable: check the customer record for contact restrictions "
+            "before you continue.",
         ),
         reasons=[Reason(source="system", because=why)],
         degraded=True,

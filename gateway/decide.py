@@ -33,6 +33,7 @@ from .rules.context import Context, Match
 from .rules.counters import CounterSpec, contact_limit_key, counters_needed, customer_count_key
 from .rules.engine import decide as rules_decide
 from .rules.params import ContactLimit
+from .rules.registry import REGISTRY
 from .rules.ruleset import CompiledRuleSet
 from .senders import SenderHandle, case_reference, sender_handle
 from .settings import Settings
@@ -131,6 +132,7 @@ class DecideService:
         ctx = Context(
             match=match,
             ruleset=compiled,
+            kinds=REGISTRY,
             staff=self.index.staff,
             calendar=self.calendar(),
             counts=counts,

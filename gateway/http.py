@@ -16,6 +16,7 @@ from aiohttp import web
 from . import logs
 from .auth import Principal
 from .errors import BadRequest, Forbidden, GatewayError, Invalid, TooLarge, Unauthorized
+from .rules.vocabulary import RulesInvalid
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,8 @@ def _translate(exc: BaseException) -> web.Response | None:
     """Map a known exception to its JSON error response; None for a genuine fault."""
     if isinstance(exc, GatewayError):
         return error_body(exc.status, exc.code, exc.message, exc.details)
+    if isinstance(exc, RulesInvalid):
+        return error_body(422, exc.code, str(exc), exc.errors)
     if isinstance(exc, pydantic.ValidationError):
         details = _pydantic_details(exc)
         first = details[0] if details else {"field": "body", "message": "invalid"}

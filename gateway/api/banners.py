@@ -23,6 +23,7 @@ from ..rules.context import Context, Match
 from ..rules.engine import decide as rules_decide
 from ..rules.outcome import ENFORCED_STATUSES
 from ..rules.params import CHANNELS
+from ..rules.registry import REGISTRY
 from ..senders import sender_handle
 from ..state import DECIDER, INDEX, POOL, REDIS
 from ..store.people import ensure_customer
@@ -55,6 +56,7 @@ async def get_banners(request: web.Request) -> web.Response:
     ctx = Context(
         match=match,
         ruleset=decider.rules.compiled,
+        kinds=REGISTRY,
         staff=request.app[INDEX].staff,
         calendar=decider.calendar(),
         provider=decider.provider,

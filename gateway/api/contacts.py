@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pydantic
 from aiohttp import web
 
-from ..contact import InboundContact
+from ..contact import InboundContact, implausible_received_at
 from ..decide import log_rejected
 from ..errors import GatewayError, Invalid, field_error
 from ..http import add_route, query_int, read_json
@@ -23,6 +23,8 @@ async def decide_contact(request: web.Request, data: Any) -> web.Response:
         if not isinstance(data, dict):
             raise Invalid("the body must be a JSON object", [{"field": "body", "message": "not an object"}])
         contact = InboundContact.model_validate(data)
+        if problem := implausible_received_at(contact, datetime.now(UTC)):
+            raise field_error("received_at", problem)
     except (GatewayError, pydantic.ValidationError) as exc:
         raw = data if isinstance(data, dict) else {}
         await log_rejected(

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pydantic
 from aiohttp import web
 
-from ..contact import InboundContact
+from ..contact import InboundContact, implausible_received_at
 from ..decide import log_rejected
-from ..errors import GatewayError, Invalid
+from ..errors import GatewayError, Invalid, field_error
 from ..http import add_route, read_json
 from ..state import DECIDER, INDEX
 from .render import flat_fields
@@ -56,6 +57,8 @@ async def post_flat(request: web.Request) -> web.Response:
     try:
         raw = contact_fields(await read_json(request))
         contact = InboundContact.model_validate(raw)
+        if problem := implausible_received_at(contact, datetime.now(UTC)):
+            raise field_error("received_at", problem)
     except (GatewayError, pydantic.ValidationError) as exc:
         raw = raw or {}
         await log_rejected(

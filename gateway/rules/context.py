@@ -13,6 +13,7 @@ from .calendar import Calendar
 from .params import Params, Window
 
 if TYPE_CHECKING:
+    from .registry import Registry
     from .ruleset import CompiledRuleSet
 
 CaseStatus = Literal["open", "closed", "exhausted"]
@@ -136,6 +137,7 @@ class Context:
 
     match: Match
     ruleset: CompiledRuleSet
+    kinds: Registry  # the restriction kinds in force: each enforced restriction's check comes from here
     staff: Mapping[int, StaffView] = field(default_factory=dict)
     calendar: Calendar = field(default_factory=Calendar)
     counts: Mapping[str, int] = field(default_factory=dict)

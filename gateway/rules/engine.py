@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from ..contact import Action, Banner, Decision, InboundContact, Matched, Reason, Target
 from . import explain
 from .context import Bundle, Context, RestrictionView
 from .counters import customer_count_key
@@ -19,9 +18,9 @@ from .outcome import (
     Outcome,
     action_rank,
 )
-from .registry import REGISTRY
 from .ruleset import GENERAL, Facts, Proposal
 from .template import render
+from .vocabulary import Action, Banner, Contact, Decision, Matched, Reason, Target
 
 # Where a contact goes when neither a restriction nor a rule named a place (a rule deflected,
 # then a later one routed without a target).
@@ -71,7 +70,7 @@ class Verdict:
         )
 
 
-def decide(contact: InboundContact, ctx: Context, now: datetime) -> Verdict:
+def decide(contact: Contact, ctx: Context, now: datetime) -> Verdict:
     """The pure decision for one contact at instant `now` (aware) given the loaded context."""
     ctx.calendar.local(now)  # refuses a naive `now` before anything else
     applied = _apply_restrictions(contact, ctx, now)
@@ -79,11 +78,11 @@ def decide(contact: InboundContact, ctx: Context, now: datetime) -> Verdict:
     return _compose(ctx, now, proposal, applied)
 
 
-def _apply_restrictions(contact: InboundContact, ctx: Context, now: datetime) -> tuple[Applied, ...]:
+def _apply_restrictions(contact: Contact, ctx: Context, now: datetime) -> tuple[Applied, ...]:
     if ctx.match.withheld:
         return ()
     return tuple(
-        Applied(r, bundle, REGISTRY[r.kind].check(contact, r, ctx, now))
+        Applied(r, bundle, ctx.kinds[r.kind].check(contact, r, ctx, now))
         for bundle in ctx.match.bundles
         for r in bundle.restrictions
         if r.status in ENFORCED_STATUSES
@@ -102,7 +101,7 @@ def _senders(ctx: Context) -> frozenset[str]:
     return frozenset(labels)
 
 
-def _facts(contact: InboundContact, ctx: Context, now: datetime, applied: tuple[Applied, ...]) -> Facts:
+def _facts(contact: Contact, ctx: Context, now: datetime, applied: tuple[Applied, ...]) -> Facts:
     bundles = () if ctx.match.withheld else ctx.match.bundles
     counts = {
         period: max(

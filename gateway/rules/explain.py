@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 
-from ..contact import Banner, Reason
 from .calendar import format_date, join_words
 from .context import Match, RepresentativeView
 from .outcome import BannerPart, Dest, severity_rank
+from .vocabulary import Banner, Reason
 
 NO_RULE = Reason(source="rule", id=None, because="No routing rule matched: the general queue (the built-in default).")
 

@@ -6,11 +6,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from ..contact import InboundContact
 from .context import Context, RestrictionView
 from .outcome import Outcome
+from .vocabulary import Contact
 
-Check = Callable[[InboundContact, RestrictionView, Context, datetime], Outcome]
+Check = Callable[[Contact, RestrictionView, Context, datetime], Outcome]
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..contact import Action, Severity, Target, TargetType
+from .vocabulary import Action, Severity, Target, TargetType
 
 # Least to most restrictive: when outcomes disagree the most restrictive wins.
 ACTION_ORDER: tuple[Action, ...] = ("route", "hold", "auto_acknowledge", "deflect")

@@ -23,13 +23,12 @@ from pydantic import (
     model_validator,
 )
 
-from ..contact import GENERAL_QUEUE, Action, InboundContact
-from ..errors import Invalid
 from .calendar import Calendar
 from .context import CaseStatus, RestrictionStatus
 from .outcome import Dest
 from .params import Channel, Kind, Params, Window
 from .template import check_template
+from .vocabulary import GENERAL_QUEUE, Action, Contact, RulesInvalid
 
 SenderLabel = Literal["matched", "unmatched", "representative", "ambiguous", "withheld"]
 RuleAction = Literal["route", "deflect", "auto_acknowledge"]
@@ -138,7 +137,7 @@ class Expect(_Strict):
 
 class RuleTestCase(_Strict):
     name: str = Field(min_length=1, max_length=200)
-    contact: InboundContact
+    contact: Contact
     situation: Situation = Field(default_factory=Situation)
     expect: Expect
 
@@ -149,13 +148,10 @@ class RuleSet(_Strict):
     tests: list[RuleTestCase] = Field(default_factory=list, max_length=500)
 
 
-class RuleSetError(Invalid):
-    """A rule set that cannot be loaded; `details` lists {field, message} with precise paths."""
+class RuleSetError(RulesInvalid):
+    """A rule set that cannot be loaded; `errors` lists {field, message} with precise paths."""
 
-    def __init__(self, errors: list[dict[str, str]]) -> None:
-        first = errors[0]
-        super().__init__(f"{first['field']}: {first['message']}", errors, code="invalid_ruleset")
-        self.errors = errors
+    code = "invalid_ruleset"
 
 
 def _path(loc: tuple[int | str, ...]) -> str:

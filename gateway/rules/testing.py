@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from ..contact import Action, Reason, Target
 from .calendar import Calendar
 from .context import Bundle, CaseView, Context, CustomerView, Match, RestrictionView, StaffView
 from .counters import counters_needed
 from .engine import decide
 from .params import DEFAULT_CHANNELS, ClosedIssue, NamedContact
+from .registry import REGISTRY
 from .ruleset import CompiledRuleSet, RuleTestCase, Situation
+from .vocabulary import Action, Reason, Target
 
 CUSTOMER = CustomerView(1, "Test Customer")
 OTHER = CustomerView(2, "Other Household Member")
@@ -89,6 +90,7 @@ def situation_context(
     return Context(
         match=match,
         ruleset=compiled,
+        kinds=REGISTRY,
         staff=_staff(rs),
         calendar=cal,
         counts={spec.key: s.count for spec in specs},

@@ -30,6 +30,7 @@ from gateway.rules.params import (
     Window,
     WrittenOnly,
 )
+from gateway.rules.registry import REGISTRY
 from gateway.rules.ruleset import DEFAULT_RULESET, CompiledRuleSet, compile_ruleset, parse_ruleset
 
 # Tuesday 3 March 2026 (GMT): 10:30 is inside "Tuesdays and Thursdays 10am-12 noon", 15:00 is not.
@@ -105,6 +106,7 @@ def context(
     return Context(
         match=match,
         ruleset=ruleset,
+        kinds=REGISTRY,
         staff=STAFF if staff is None else staff,
         counts=counts or {},
         case=case,

@@ -37,6 +37,7 @@ from gateway.rules.params import (
     Window,
     WrittenOnly,
 )
+from gateway.rules.registry import REGISTRY
 from gateway.rules.ruleset import CompiledRuleSet, compile_ruleset, parse_ruleset
 from gateway.rules.template import PLACEHOLDERS
 
@@ -187,6 +188,7 @@ def situations(draw: st.DrawFn) -> tuple[InboundContact, Context, datetime]:
     ctx = Context(
         match=match,
         ruleset=compiled,
+        kinds=REGISTRY,
         staff=staff,
         counts=counts,
         case=case_view,

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ...contact import InboundContact
 from ..context import Context, RestrictionView
 from ..kind import RestrictionKind
 from ..outcome import BannerPart, Outcome
+from ..vocabulary import Contact
 
 BANNER = BannerPart("info", "Appointment only: visits by prior appointment.")
 
 
-def check(contact: InboundContact, r: RestrictionView, ctx: Context, now: datetime) -> Outcome:
+def check(contact: Contact, r: RestrictionView, ctx: Context, now: datetime) -> Outcome:
     if not r.covers(contact.channel):
         return Outcome(because="appointment-only does not cover this channel", banner=BANNER)
     if contact.channel != "visit":

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ...contact import InboundContact
 from ..context import Context, RestrictionView
 from ..kind import RestrictionKind
 from ..outcome import BannerPart, Outcome
 from ..params import Caution
+from ..vocabulary import Contact
 
 
-def check(contact: InboundContact, r: RestrictionView, ctx: Context, now: datetime) -> Outcome:
+def check(contact: Contact, r: RestrictionView, ctx: Context, now: datetime) -> Outcome:
     params = r.params_as(Caution)
     text = f"Caution: {params.note.rstrip('.')}."
     if contact.channel == "visit":

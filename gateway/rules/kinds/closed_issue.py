@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ...contact import InboundContact
 from ..context import Context, RestrictionView
 from ..explain import closed_on
 from ..kind import RestrictionKind
 from ..outcome import NEW_INFORMATION_QUEUE, BannerPart, Dest, Outcome
 from ..params import WRITTEN, ClosedIssue
+from ..vocabulary import Contact
 
 
-def check(contact: InboundContact, r: RestrictionView, ctx: Context, now: datetime) -> Outcome:
+def check(contact: Contact, r: RestrictionView, ctx: Context, now: datetime) -> Outcome:
     params = r.params_as(ClosedIssue)
     case = ctx.find_case(params.case_id)
     ref = case.reference if case else f"#{params.case_id}"

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ...contact import InboundContact
 from ..context import Context, RestrictionView
 from ..counters import contact_limit_key
 from ..kind import RestrictionKind
 from ..outcome import NEW_INFORMATION_QUEUE, BannerPart, Dest, Outcome
 from ..params import PERSONAL, ContactLimit
+from ..vocabulary import Contact
 
 
-def check(contact: InboundContact, r: RestrictionView, ctx: Context, now: datetime) -> Outcome:
+def check(contact: Contact, r: RestrictionView, ctx: Context, now: datetime) -> Outcome:
     params = r.params_as(ContactLimit)
     count = ctx.counts.get(contact_limit_key(r, now, ctx.calendar.tz), 0)
     per = f"{params.limit} per {params.period}"

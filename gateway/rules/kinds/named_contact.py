@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ...contact import InboundContact
 from ..context import Context, RestrictionView, StaffView
 from ..kind import RestrictionKind
 from ..outcome import CAUTION_QUEUE, BannerPart, Dest, Outcome
 from ..params import NamedContact
+from ..vocabulary import Contact
 
 
 def _who(params: NamedContact, ctx: Context) -> tuple[StaffView | None, str]:
@@ -35,7 +35,7 @@ def _dest(channel: str, staff: StaffView, ctx: Context, now: datetime) -> Dest |
     return Dest("queue", staff.queue) if staff.queue else None
 
 
-def check(contact: InboundContact, r: RestrictionView, ctx: Context, now: datetime) -> Outcome:
+def check(contact: Contact, r: RestrictionView, ctx: Context, now: datetime) -> Outcome:
     params = r.params_as(NamedContact)
     staff, role = _who(params, ctx)
     name = staff.name if staff else f"staff #{params.staff_id} (not available)"

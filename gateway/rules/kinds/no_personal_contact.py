@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ...contact import InboundContact
 from ..context import Context, RestrictionView
 from ..explain import describe_representatives
 from ..kind import RestrictionKind
 from ..outcome import BannerPart, Outcome
 from ..params import PERSONAL
+from ..vocabulary import Contact
 
 
-def check(contact: InboundContact, r: RestrictionView, ctx: Context, now: datetime) -> Outcome:
+def check(contact: Contact, r: RestrictionView, ctx: Context, now: datetime) -> Outcome:
     bundle = ctx.bundle_of(r.customer_id)
     reps = describe_representatives(bundle.representatives if bundle else ())
     banner = BannerPart(

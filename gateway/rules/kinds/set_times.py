@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ...contact import InboundContact
 from ..calendar import describe_windows
 from ..context import Context, RestrictionView
 from ..kind import RestrictionKind
 from ..outcome import BannerPart, Outcome
 from ..params import WRITTEN, SetTimes
+from ..vocabulary import Contact
 
 _NOUNS = {"phone": ("calls", "call"), "visit": ("visits", "visit")}
 
 
-def check(contact: InboundContact, r: RestrictionView, ctx: Context, now: datetime) -> Outcome:
+def check(contact: Contact, r: RestrictionView, ctx: Context, now: datetime) -> Outcome:
     params = r.params_as(SetTimes)
     windows = describe_windows(params.windows)
     holidays = ", not on bank holidays" if params.closed_on_bank_holidays else ""

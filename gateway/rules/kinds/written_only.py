@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ...contact import InboundContact
 from ..context import Context, RestrictionView
 from ..kind import RestrictionKind
 from ..outcome import BannerPart, Outcome
 from ..params import PERSONAL
+from ..vocabulary import Contact
 
 BANNER = BannerPart("warning", "Written contact only: letter, email or web form. Do not take calls or visits.")
 
 
-def check(contact: InboundContact, r: RestrictionView, ctx: Context, now: datetime) -> Outcome:
+def check(contact: Contact, r: RestrictionView, ctx: Context, now: datetime) -> Outcome:
     if not r.covers(contact.channel):
         return Outcome(because="written-only does not cover this channel", banner=BANNER)
     if contact.channel in PERSONAL:

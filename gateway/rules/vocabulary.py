@@ -1,0 +1,98 @@
+"""The decision vocabulary: the contact the rules see, and the Decision they produce.
+
+The bottom of the package: the edge (channels, HTTP, the decide service) speaks these words, the
+rules produce them, and nothing here imports anything above `gateway.rules` or reads a clock.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .params import Channel
+
+Action = Literal["route", "deflect", "auto_acknowledge", "hold"]
+TargetType = Literal["queue", "staff", "voicemail"]
+Severity = Literal["info", "warning", "danger"]
+GENERAL_QUEUE = "general"
+
+
+class Contact(BaseModel):
+    """One contact as the rules see it: who sent what over which channel. `from` is the raw sender."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, str_strip_whitespace=True)
+
+    channel: Channel
+    sender: str = Field(default="", alias="from", max_length=320)
+    to: str | None = Field(default=None, max_length=320)
+    subject: str | None = Field(default=None, max_length=1000)
+    body: str | None = Field(default=None, max_length=200_000)
+    case_ref: str | None = Field(default=None, max_length=50)
+    on_behalf_of: str | None = Field(default=None, max_length=320)
+    appointment: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        """PostgreSQL text cannot hold NUL; replace it so the contact is logged, not lost."""
+        if isinstance(data, dict) and any(isinstance(v, str) and "\x00" in v for v in data.values()):
+            return {k: v.replace("\x00", "\ufffd") if isinstance(v, str) else v for k, v in data.items()}
+        return data
+
+
+class Target(BaseModel):
+    type: TargetType
+    id: str
+
+
+class Banner(BaseModel):
+    severity: Severity
+    text: str
+    restriction_ids: list[int] = Field(default_factory=list)
+    review_due: date | None = None
+
+
+class Matched(BaseModel):
+    customer_ids: list[int] = Field(default_factory=list)
+    case_id: int | None = None
+    representative_of: list[int] = Field(default_factory=list)
+    ambiguous: bool = False
+    withheld: bool = False
+
+
+class Reason(BaseModel):
+    source: str  # restriction | rule | identity | system
+    id: str | None = None
+    because: str
+
+
+class Decision(BaseModel):
+    """The answer every caller system gets: what to do with the contact, and why."""
+
+    contact_id: str
+    action: Action
+    target: Target | None
+    flagged: bool = False
+    banner: Banner | None = None
+    customer_message: str | None = None
+    matched: Matched = Field(default_factory=Matched)
+    reasons: list[Reason] = Field(default_factory=list)
+    ruleset_version: int | None = None
+    degraded: bool = False
+    received_at: datetime | None = None
+
+
+class RulesInvalid(ValueError):
+    """Data handed to the rules (a rule set, a restriction's params) that cannot be used.
+
+    `errors` lists {field, message} with precise paths; the HTTP edge answers 422 with them.
+    """
+
+    code = "invalid"
+
+    def __init__(self, errors: list[dict[str, str]]) -> None:
+        first = errors[0]
+        super().__init__(f"{first['field']}: {first['message']}")
+        self.errors = errors
