@@ -1,4 +1,5 @@
-"""The application factory: middlewares, routes, and the pools opened in cleanup contexts."""
+"""The application factory. It reads in the order the app is built: settings → pools → the Runtime
+(index, contact log, decide service) → channels → API routes → background tasks."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ from . import channels, db
 from .api import admin, banners, contacts, openapi, ops, reports, restrictions, rulesets
 from .auth import KeyRing
 from .http import MAX_BODY, ROUTE_ROLES, auth_middleware_factory, error_middleware
-from .runtime import decide_path
+from .runtime import RUNTIME, Runtime
 from .settings import Settings
-from .state import KEYRING, POOL, REDIS, SERVICES, SETTINGS
+from .state import KEYRING, POOL, REDIS, SETTINGS
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +29,8 @@ ROUTE_MODULES: list[Callable[[web.Application], None]] = [
     reports.setup,
     rulesets.setup,
     openapi.setup,
-    channels.register,
 ]
+CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
 
 async def _postgres(app: web.Application) -> AsyncIterator[None]:
@@ -60,9 +61,13 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
     await client.aclose()
 
 
-def create_app(
-    settings: Settings, *, extra_cleanup: list[Callable[..., AsyncIterator[None]]] | None = None
-) -> web.Application:
+async def _runtime(app: web.Application) -> AsyncIterator[None]:
+    app[RUNTIME] = await Runtime.open(app[SETTINGS], app[POOL], app[REDIS])
+    yield
+    await app[RUNTIME].close()
+
+
+def create_app(settings: Settings, *, extra_cleanup: list[CleanupContext] | None = None) -> web.Application:
     settings.require_services()
 
     async def resolve(key: str) -> object:
@@ -75,12 +80,9 @@ def create_app(
     app[SETTINGS] = settings
     app[MAX_BODY] = settings.max_body_bytes
     app[ROUTE_ROLES] = {}
-    app[SERVICES] = {}
-    app.cleanup_ctx.append(_postgres)
-    app.cleanup_ctx.append(_redis)
-    app.cleanup_ctx.append(decide_path)
-    for extra in extra_cleanup or []:
-        app.cleanup_ctx.append(extra)
+    app.cleanup_ctx.extend([_postgres, _redis, _runtime])
+    channels.register(app)
     for setup in ROUTE_MODULES:
         setup(app)
+    app.cleanup_ctx.extend(extra_cleanup or [])
     return app

@@ -1,58 +1,94 @@
-"""The decide path's long-lived parts, opened with the app: index, its keeper, contact log, rules."""
+"""One Runtime per process: the long-lived services every request and channel shares.
+
+Built top to bottom when the app starts — rule set in force → restriction index and its keeper →
+after-commit effects → contact log → decide service — and closed in reverse. Held under one typed
+app key, RUNTIME; nothing else wires services together.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 import asyncpg
+import redis.asyncio as aioredis
 from aiohttp import web
 
 from .contactlog import ContactLog
-from .decide import DecideService, RulesetHolder
+from .decide import Contexts, DecideService, RulesInForce
+from .decide.counting import Counting
+from .decide.effects import Effects
+from .decide.idempotency import Idempotency
+from .decide.redishealth import RedisHealth
 from .index import IndexKeeper, RestrictionIndex
+from .redisbatch import RedisBatch
 from .rules.ruleset import DEFAULT_RULESET, CompiledRuleSet, compile_ruleset, parse_ruleset
-from .state import DECIDER, INDEX, POOL, REDIS, SERVICES, SETTINGS
+from .settings import Settings
+from .store.rulesets import published_ruleset
 
 log = logging.getLogger(__name__)
+DATABASE_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 async def load_published_ruleset(conn: asyncpg.Pool | asyncpg.Connection) -> CompiledRuleSet:
-    row = await conn.fetchrow("SELECT version, rules, tests FROM rulesets WHERE published")
-    data = DEFAULT_RULESET if row is None else {"version": row["version"], "rules": row["rules"], "tests": row["tests"]}
-    return compile_ruleset(parse_ruleset(data))
+    return compile_ruleset(parse_ruleset(await published_ruleset(conn) or DEFAULT_RULESET))
 
 
-async def decide_path(app: web.Application) -> AsyncIterator[None]:
-    settings, pool = app[SETTINGS], app[POOL]
-    tz = ZoneInfo(settings.tz)
+@dataclass
+class Runtime:
+    settings: Settings
+    pool: asyncpg.Pool
+    redis: aioredis.Redis
+    rules: RulesInForce
+    index: RestrictionIndex
+    keeper: IndexKeeper
+    contexts: Contexts
+    contact_log: ContactLog
+    decide: DecideService
 
-    def today() -> date:
-        return datetime.now(tz).date()
+    @classmethod
+    async def open(cls, settings: Settings, pool: asyncpg.Pool, redis: aioredis.Redis) -> Runtime:
+        tz = ZoneInfo(settings.tz)
+        rules = RulesInForce(await _ruleset_or_default(pool))
+        index = RestrictionIndex()
+        health, batch = RedisHealth(), RedisBatch(redis)
+        claims = Idempotency(redis, batch, health, pool)
+        effects = Effects(redis, claims)
+        contexts = Contexts(index, rules, tz, settings.provider())
+        contact_log = ContactLog(pool, settings, on_logged=effects.after_commit)
+        decide = DecideService(
+            settings, index, contexts, claims, Counting(batch, health, pool, tz), contact_log, effects
+        )
 
-    index = RestrictionIndex()
+        def today() -> date:
+            return datetime.now(tz).date()
+
+        async def on_message(payload: str) -> None:
+            if payload == "ruleset":
+                rules.compiled = await load_published_ruleset(pool)
+                log.info("rule set version %s now in force", rules.compiled.version)
+
+        keeper = IndexKeeper(
+            index, pool, redis, settings.database_url or "", settings.resync_seconds, today, on_message
+        )
+        runtime = cls(settings, pool, redis, rules, index, keeper, contexts, contact_log, decide)
+        contact_log.start()
+        await keeper.start()
+        return runtime
+
+    async def close(self) -> None:
+        await self.keeper.close()
+        await self.contact_log.close()
+
+
+async def _ruleset_or_default(pool: asyncpg.Pool) -> CompiledRuleSet:
     try:
-        rules = RulesetHolder(await load_published_ruleset(pool))
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        return await load_published_ruleset(pool)
+    except DATABASE_ERRORS as exc:
         log.warning("published rule set not readable (%r): the default applies until it is", exc)
-        rules = RulesetHolder(compile_ruleset(parse_ruleset(DEFAULT_RULESET)))
+        return compile_ruleset(parse_ruleset(DEFAULT_RULESET))
 
-    async def on_other(payload: str) -> None:
-        if payload == "ruleset":
-            rules.compiled = await load_published_ruleset(pool)
-            log.info("rule set version %s now in force", rules.compiled.version)
 
-    keeper = IndexKeeper(index, pool, app[REDIS], settings.database_url or "", settings.resync_seconds, today, on_other)
-    contact_log = ContactLog(pool, settings)
-    decider = DecideService(settings, index, contact_log, app[REDIS], pool, rules)
-    contact_log.on_logged(decider.remember)
-    contact_log.start()
-    await keeper.start()
-    app[INDEX] = index
-    app[DECIDER] = decider
-    app[SERVICES].update(index=index, keeper=keeper, contact_log=contact_log, rules=rules)
-    yield
-    await keeper.close()
-    await contact_log.close()
+RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime", Runtime)

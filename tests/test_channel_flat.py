@@ -136,8 +136,9 @@ async def test_set_times_at_fixed_instants(flat, at, action, spoken):
 def test_a_channel_registered_twice_stops_start_up():
     from aiohttp import web
 
-    from gateway.channels import CHANNELS, DuplicateChannel, register
+    from gateway.channels import HTTP_CHANNELS as CHANNELS
+    from gateway.channels import DuplicateChannel, register
 
-    with pytest.raises(DuplicateChannel, match="flat"):
+    with pytest.raises(DuplicateChannel, match=CHANNELS[1].name):
         register(web.Application(), (*CHANNELS, CHANNELS[1]))
     assert len({c.name for c in CHANNELS}) == len(CHANNELS)

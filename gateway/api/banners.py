@@ -19,20 +19,20 @@ from ..contact import InboundContact
 from ..errors import field_error
 from ..http import add_route, query_int
 from ..rediskeys import BANNER_CHANNEL
-from ..rules.context import Context, Match
+from ..rules.context import Match
 from ..rules.engine import decide as rules_decide
 from ..rules.outcome import ENFORCED_STATUSES
 from ..rules.params import CHANNELS
-from ..rules.registry import REGISTRY
+from ..runtime import RUNTIME
 from ..senders import sender_handle
-from ..state import DECIDER, INDEX, POOL, REDIS
+from ..state import POOL, REDIS
 from ..store.people import ensure_customer
 
 AGENT = ("agent", "caution_lead", "manager")
 
 
 def _match_for(request: web.Request) -> Match:
-    index = request.app[INDEX]
+    index = request.app[RUNTIME].index
     customer_id = query_int(request, "customer_id", low=1)
     if customer_id is not None:
         bundle = index.bundles.get(customer_id)
@@ -51,16 +51,8 @@ async def get_banners(request: web.Request) -> web.Response:
     if channel not in CHANNELS:
         raise field_error("channel", f"one of {', '.join(CHANNELS)}")
     match = _match_for(request)
-    decider = request.app[DECIDER]
     now = datetime.now(UTC)
-    ctx = Context(
-        match=match,
-        ruleset=decider.rules.compiled,
-        kinds=REGISTRY,
-        staff=request.app[INDEX].staff,
-        calendar=decider.calendar(),
-        provider=decider.provider,
-    )
+    ctx = request.app[RUNTIME].contexts.build(match)
     verdict = rules_decide(InboundContact.model_validate({"channel": channel}), ctx, now)
     restrictions = [
         {

@@ -10,7 +10,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ..http import add_route
 from ..metrics import REGISTRY
-from ..state import POOL, REDIS, SERVICES
+from ..runtime import RUNTIME
+from ..state import POOL, REDIS
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -31,11 +32,9 @@ async def readyz(request: web.Request) -> web.Response:
         "database": await _check(app[POOL].fetchval("SELECT 1")),
         "cache": await _check(app[REDIS].ping()),
     }
-    index = app[SERVICES].get("index")
-    if index is not None:
-        checks["index"] = "ok" if index.loaded else "loading"
-    contact_log = app[SERVICES].get("contact_log")
-    if contact_log is not None and contact_log.spool_failed:
+    rt = app[RUNTIME]
+    checks["index"] = "ok" if rt.index.loaded else "loading"
+    if rt.contact_log.spool_failed:
         checks["spool"] = "down: cannot write the local spool"
     ready = all(v == "ok" for v in checks.values())
     return web.json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)

@@ -1,41 +1,34 @@
-"""Channel adapters, registered explicitly in one place; a duplicate name stops start-up."""
+"""Inbound channels, registered explicitly in one place; a duplicate name stops start-up.
+
+A new channel is one module implementing the Channel protocol (channels/base.py) and one line here.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 from aiohttp import web
 
-from .fastagi import setup as fastagi_setup
-from .flat import setup as flat_setup
-from .twilio import setup as twilio_setup
+from ..http import add_route
+from .base import HttpChannel, http_handler
+from .fastagi import FastAGIChannel, serve_fastagi
+from .flat import FlatChannel
+from .generic import GenericChannel
+from .twilio import TwilioVoice, add_fallback
 
-
-@dataclass(frozen=True)
-class ChannelAdapter:
-    name: str
-    description: str
-    setup: Callable[[web.Application], None]
-
-
-CHANNELS: tuple[ChannelAdapter, ...] = (
-    ChannelAdapter("twilio", "Twilio voice webhooks answered with TwiML", twilio_setup),
-    ChannelAdapter("flat", "Amazon Connect / Genesys: a flat map of strings", flat_setup),
-    ChannelAdapter("fastagi", "Asterisk / FreePBX FastAGI server", fastagi_setup),
-)
+HTTP_CHANNELS: tuple[HttpChannel, ...] = (GenericChannel(), TwilioVoice(), FlatChannel())
+LISTENERS: tuple[FastAGIChannel, ...] = (FastAGIChannel(),)
 
 
 class DuplicateChannel(RuntimeError):
-    """Two adapters claim the same name: a programming error, caught at start-up."""
+    """Two channels claim the same name: a programming error, caught at start-up."""
 
 
-def register(app: web.Application, channels: tuple[ChannelAdapter, ...] = CHANNELS) -> None:
-    """Set up every channel adapter on the app; refuses two adapters with the same name."""
-    seen: set[str] = set()
-    for channel in channels:
-        if channel.name in seen:
-            raise DuplicateChannel(f"channel {channel.name!r} is registered twice")
-        seen.add(channel.name)
-    for channel in channels:
-        channel.setup(app)
+def register(app: web.Application, http: tuple[HttpChannel, ...] = HTTP_CHANNELS) -> None:
+    """Mount every HTTP channel on its path and start the listeners with the app."""
+    names = [c.name for c in http] + [c.name for c in LISTENERS]
+    for name in names:
+        if names.count(name) > 1:
+            raise DuplicateChannel(f"channel {name!r} is registered twice")
+    for channel in http:
+        add_route(app, "POST", channel.mount.path, http_handler(channel), channel.mount.roles)
+    add_fallback(app)
+    app.cleanup_ctx.append(serve_fastagi)

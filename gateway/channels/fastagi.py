@@ -10,17 +10,16 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator
 from ipaddress import IPv4Network, IPv6Network, ip_address
 
 import pydantic
 from aiohttp import web
 
-from ..contact import InboundContact, degraded_decision
-from ..decide import DecideService, log_rejected
-from ..rules.context import StaffView
-from ..settings import Settings
-from ..state import DECIDER, INDEX, SETTINGS
+from ..contact import Decision, InboundContact
+from ..decide import Rejected
+from ..runtime import RUNTIME, Runtime
+from .base import drive
 from .render import flat_fields
 
 log = logging.getLogger(__name__)
@@ -62,12 +61,31 @@ def allowed(host: str, networks: tuple[IPv4Network | IPv6Network, ...]) -> bool:
     return any(addr in net for net in networks)
 
 
+class FastAGIChannel:
+    """The channel half: the agi_* environment in, SET VARIABLE values out."""
+
+    name = "fastagi"
+    description = "Asterisk / FreePBX FastAGI server"
+
+    async def parse(self, raw: dict[str, str], rt: Runtime) -> InboundContact | Rejected:
+        dnid = raw.get("agi_dnid", "")
+        caller, call_id = raw.get("agi_callerid", ""), raw.get("agi_uniqueid") or None
+        to = dnid if dnid and dnid != "unknown" else None
+        try:
+            return InboundContact.model_validate({"channel": "phone", "from": caller, "to": to, "provider_id": call_id})
+        except pydantic.ValidationError as exc:  # the call is waiting: logged, then the safe answer
+            return Rejected("malformed", str(exc), "phone", caller, call_id)
+
+    def render(self, decision: Decision, created: bool, rt: Runtime) -> dict[str, str]:
+        return flat_fields(decision, rt.index.staff)
+
+
 class FastAGIServer:
-    def __init__(
-        self, settings: Settings, service: DecideService, staff: Callable[[], Mapping[int, StaffView]]
-    ) -> None:
-        self.settings, self.service, self.staff = settings, service, staff
-        self.timeout = settings.fastagi_timeout_ms / 1000
+    """The transport half: a TCP server for Asterisk, each connection bounded by its own deadlines."""
+
+    def __init__(self, rt: Runtime, channel: FastAGIChannel) -> None:
+        self.rt, self.settings, self.channel = rt, rt.settings, channel
+        self.timeout = self.settings.fastagi_timeout_ms / 1000
         self._server: asyncio.Server | None = None
         self._sessions: set[asyncio.Task[None]] = set()
 
@@ -115,31 +133,19 @@ class FastAGIServer:
     async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         host = str(peer[0]) if peer else ""
-        if not allowed(host, self.settings.fastagi_allow):
+        if not allowed(host, self.settings.fastagi_allow):  # FastAGI authenticates by source address
             writer.close()
             log.warning("FastAGI: refused a connection from %s (not in FASTAGI_ALLOW)", host)
-            await log_rejected(
-                self.service,
-                channel="phone",
-                sender="",
-                provider_id=None,
-                status="rejected",
-                error=f"FastAGI connection from {host} refused: not in FASTAGI_ALLOW",
-            )
+            why = f"FastAGI connection from {host} refused: not in FASTAGI_ALLOW"
+            await self.rt.decide.log_rejected(Rejected("rejected", why, "phone"))
             return
         env, problem = await self._read_env(reader)
-        if problem:
-            await log_rejected(
-                self.service,
-                channel="phone",
-                sender=env.get("agi_callerid", ""),
-                provider_id=env.get("agi_uniqueid"),
-                status="malformed",
-                error=f"FastAGI from {host}: {problem}",
-            )
+        if problem:  # nobody is left to answer: logged, and the dialplan routes on an empty result
+            error = f"FastAGI from {host}: {problem}"
+            caller, call_id = env.get("agi_callerid", ""), env.get("agi_uniqueid")
+            await self.rt.decide.log_rejected(Rejected("malformed", error, "phone", caller, call_id))
             return
-        fields = await self._decide(env)
-        await self._answer(reader, writer, fields)
+        await self._answer(reader, writer, await drive(self.channel, env, self.rt))
 
     async def _read_env(self, reader: asyncio.StreamReader) -> tuple[dict[str, str], str | None]:
         """The agi_* block up to its blank line, within the deadline; garbage lines are skipped."""
@@ -162,29 +168,6 @@ class FastAGIServer:
         except TimeoutError:
             return env, f"no complete AGI environment within {self.timeout:g} s"
         return env, None if env else "an empty AGI environment"
-
-    async def _decide(self, env: dict[str, str]) -> dict[str, str]:
-        dnid = env.get("agi_dnid", "")
-        raw = {
-            "channel": "phone",
-            "from": env.get("agi_callerid", ""),
-            "to": dnid if dnid and dnid != "unknown" else None,
-            "provider_id": env.get("agi_uniqueid") or None,
-        }
-        try:
-            contact = InboundContact.model_validate(raw)
-        except pydantic.ValidationError as exc:  # the call is waiting: log it, give the safe answer
-            await log_rejected(
-                self.service,
-                channel="phone",
-                sender=str(raw["from"])[:320],
-                provider_id=raw["provider_id"],
-                status="malformed",
-                error=str(exc),
-            )
-            return flat_fields(degraded_decision("", "malformed AGI environment"), {})
-        decision, _ = await self.service.decide(contact)
-        return flat_fields(decision, self.staff())
 
     async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, fields: dict[str, str]) -> None:
         for name, key in VARIABLES:
@@ -223,14 +206,13 @@ async def _reply(reader: asyncio.StreamReader) -> str:
     return line or ""
 
 
-def setup(app: web.Application) -> None:
-    if app[SETTINGS].fastagi_port is not None:
-        app.cleanup_ctx.append(_serve)
-
-
-async def _serve(app: web.Application) -> AsyncIterator[None]:
-    index = app[INDEX]
-    server = FastAGIServer(app[SETTINGS], app[DECIDER], lambda: index.staff)
+async def serve_fastagi(app: web.Application) -> AsyncIterator[None]:
+    """Started with the app when FASTAGI_PORT is set."""
+    rt = app[RUNTIME]
+    if rt.settings.fastagi_port is None:
+        yield
+        return
+    server = FastAGIServer(rt, FastAGIChannel())
     await server.start()
     app[FASTAGI] = server
     yield

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import pydantic
 from aiohttp import web
 
-from ..contact import InboundContact, implausible_received_at
-from ..decide import log_rejected
-from ..errors import GatewayError, Invalid, field_error
-from ..http import add_route, read_json
-from ..state import DECIDER, INDEX
+from ..contact import Decision, InboundContact
+from ..decide import Rejected
+from ..errors import GatewayError, Invalid
+from ..http import read_json
+from ..runtime import Runtime
+from .base import HttpMount
 from .render import flat_fields
 
 FLAT_PATH = "/v1/channels/flat"
@@ -52,31 +52,26 @@ def contact_fields(data: Any) -> dict[str, Any]:
     return fields
 
 
-async def post_flat(request: web.Request) -> web.Response:
-    service, raw = request.app[DECIDER], None
-    try:
-        raw = contact_fields(await read_json(request))
-        contact = InboundContact.model_validate(raw)
-        if problem := implausible_received_at(contact, datetime.now(UTC)):
-            raise field_error("received_at", problem)
-    except (GatewayError, pydantic.ValidationError) as exc:
-        raw = raw or {}
-        await log_rejected(
-            service,
-            channel="phone",
-            sender=str(raw.get("from") or ""),
-            provider_id=_str(raw.get("provider_id")),
-            status="malformed",
-            error=str(exc)[:2000],
-        )
-        raise
-    decision, _ = await service.decide(contact)
-    return web.json_response(flat_fields(decision, request.app[INDEX].staff))
+class FlatChannel:
+    name = "flat"
+    description = "Amazon Connect / Genesys: a flat map of strings"
+    mount = HttpMount(FLAT_PATH, ("channel",))
 
+    async def parse(self, raw: web.Request, rt: Runtime) -> InboundContact | Rejected:
+        fields: dict[str, Any] = {}
+        try:
+            fields = contact_fields(await read_json(raw))
+            return InboundContact.model_validate(fields)
+        except (GatewayError, pydantic.ValidationError) as exc:
+            provider_id = fields.get("provider_id")
+            return Rejected(
+                "malformed",
+                str(exc)[:2000],
+                "phone",
+                str(fields.get("from") or ""),
+                None if provider_id is None else str(provider_id),
+                refusal=exc,
+            )
 
-def _str(v: Any) -> str | None:
-    return str(v) if v is not None else None
-
-
-def setup(app: web.Application) -> None:
-    add_route(app, "POST", FLAT_PATH, post_flat, ("channel",))
+    def render(self, decision: Decision, created: bool, rt: Runtime) -> web.StreamResponse:
+        return web.json_response(flat_fields(decision, rt.index.staff))

@@ -6,11 +6,9 @@ import base64
 import hashlib
 import hmac
 import logging
-import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,12 +17,12 @@ from aiohttp import web
 from multidict import MultiDict, MultiDictProxy
 
 from ..contact import GENERAL_QUEUE, Decision, InboundContact, degraded_decision
-from ..decide import log_rejected
+from ..decide import Rejected
 from ..errors import Forbidden, Unavailable
 from ..http import add_route
 from ..rules.context import StaffView
-from ..senders import sender_handle
-from ..state import DECIDER, INDEX, SETTINGS
+from ..runtime import RUNTIME, Runtime
+from .base import HttpMount
 from .render import dial_number
 
 log = logging.getLogger(__name__)
@@ -60,84 +58,70 @@ def signature_ok(token: str, url: str, params: MultiDict[str], signature: str) -
     )
 
 
-async def _signed_form(request: web.Request) -> MultiDict[str]:
-    """The form parameters of a request Twilio signed; refuses (and logs) anything else."""
-    settings = request.app[SETTINGS]
+async def _signed_form(request: web.Request, rt: Runtime) -> MultiDict[str] | Rejected:
+    """The form parameters of a request Twilio signed; anything else is a Rejected attempt."""
+    settings = rt.settings
     if not settings.twilio_auth_token or not settings.public_url:
-        raise Unavailable(
-            "the Twilio channel is not configured: set TWILIO_AUTH_TOKEN and "
-            "GATEWAY_PUBLIC_URL (unsigned requests are never accepted)"
-        )
+        why = "the Twilio channel is not configured: set TWILIO_AUTH_TOKEN and GATEWAY_PUBLIC_URL"
+        return Rejected("rejected", why, "phone", refusal=Unavailable(why + " (unsigned requests are never accepted)"))
     form = _strings(await request.post())
     url = settings.public_url.rstrip("/") + request.raw_path
     signature = request.headers.get("X-Twilio-Signature", "")
-    if not signature or not signature_ok(settings.twilio_auth_token, url, form, signature):
-        why = "bad X-Twilio-Signature" if signature else "missing X-Twilio-Signature"
-        log.warning("Twilio %s refused: %s (signed URL expected: %s)", request.path, why, url)
-        await log_rejected(
-            request.app[DECIDER],
-            channel="phone",
-            sender=form.get("From", ""),
-            provider_id=form.get("CallSid") or None,
-            status="rejected",
-            error=why,
-        )
-        raise Forbidden(f"{why}: the request was not signed by Twilio for {url}")
-    return form
+    if signature and signature_ok(settings.twilio_auth_token, url, form, signature):
+        return form
+    why = "bad X-Twilio-Signature" if signature else "missing X-Twilio-Signature"
+    # The signed URL helps whoever configures Twilio; it is for our log, not for the caller.
+    log.warning("Twilio %s refused: %s (signed URL expected: %s)", request.path, why, url)
+    refusal = Forbidden(f"{why}: the request was not signed by Twilio for {url}")
+    return Rejected("rejected", why, "phone", form.get("From", ""), form.get("CallSid") or None, refusal=refusal)
 
 
 def _strings(form: MultiDictProxy[Any]) -> MultiDict[str]:
     return MultiDict((k, v) for k, v in form.items() if isinstance(v, str))
 
 
-async def voice(request: web.Request) -> web.Response:
-    form = await _signed_form(request)
-    try:
-        contact = InboundContact.model_validate(
-            {
-                "channel": "phone",
-                "from": form.get("From", ""),
-                "to": form.get("To") or None,
-                "provider_id": form.get("CallSid") or None,
-            }
-        )
-    except pydantic.ValidationError as exc:  # a caller is waiting: log it, then the safe answer
-        await log_rejected(
-            request.app[DECIDER],
-            channel="phone",
-            sender=form.get("From", ""),
-            provider_id=form.get("CallSid") or None,
-            status="malformed",
-            error=str(exc),
-        )
-        return _reply(enqueue(GENERAL_QUEUE))
-    decision, _ = await request.app[DECIDER].decide(contact)
-    return _reply(twiml(decision, request.app[INDEX].staff))
+class TwilioVoice:
+    name = "twilio"
+    description = "Twilio voice webhooks answered with TwiML"
+    mount = HttpMount(VOICE_PATH, None)  # no API key: Twilio signs its requests
+
+    async def parse(self, raw: web.Request, rt: Runtime) -> InboundContact | Rejected:
+        form = await _signed_form(raw, rt)
+        if isinstance(form, Rejected):
+            return form
+        sender, call_id = form.get("From", ""), form.get("CallSid") or None
+        try:
+            fields = {"channel": "phone", "from": sender, "to": form.get("To") or None, "provider_id": call_id}
+            return InboundContact.model_validate(fields)
+        except pydantic.ValidationError as exc:  # a caller is waiting: logged, then the safe answer
+            return Rejected("malformed", str(exc), "phone", sender, call_id)
+
+    def render(self, decision: Decision, created: bool, rt: Runtime) -> web.StreamResponse:
+        return _reply(twiml(decision, rt.index.staff))
 
 
-async def fallback(request: web.Request) -> web.Response:
-    """Twilio's Fallback URL: the voice URL failed, so route to the general queue and log why."""
-    form = await _signed_form(request)
-    service = request.app[DECIDER]
+async def fallback(request: web.Request) -> web.StreamResponse:
+    """Twilio's Fallback URL: the voice URL failed, so route to the general queue and log why.
+    Not decided again: the log shows the answer the caller really got."""
+    rt = request.app[RUNTIME]
+    form = await _signed_form(request, rt)
+    if isinstance(form, Rejected):
+        await rt.decide.log_rejected(form)
+        assert form.refusal is not None
+        raise form.refusal
     error = f"Twilio fallback: ErrorCode {form.get('ErrorCode', '?')} at {form.get('ErrorUrl', '?')}"
     log.warning("%s for call %s", error, form.get("CallSid", "?"))
-    sender = form.get("From", "")[:320]
     # No provider id: the voice URL may already have logged this call with a different answer.
     contact = InboundContact.model_validate(
         {
             "channel": "phone",
-            "from": sender,
+            "from": form.get("From", "")[:320],
             "to": (form.get("To") or "")[:320] or None,
             "subject": f"Twilio fallback for call {form.get('CallSid', '?')[:100]}",
         }
     )
     decision = degraded_decision(str(uuid.uuid4()), error[:500])
-    received = datetime.now(UTC)
-    decision.received_at = received
-    record = service.record(
-        contact, decision, sender_handle("phone", sender), received, time.perf_counter(), error=error[:2000]
-    )
-    await service.log.append(record)
+    await rt.decide.log_answered(contact, decision, error)
     return _reply(enqueue(GENERAL_QUEUE))
 
 
@@ -170,7 +154,5 @@ def _reply(root: ET.Element) -> web.Response:
     return web.Response(text=body, content_type="application/xml")
 
 
-def setup(app: web.Application) -> None:
-    # No API key: Twilio authenticates by signature, checked in the handlers.
-    add_route(app, "POST", VOICE_PATH, voice, None)
-    add_route(app, "POST", FALLBACK_PATH, fallback, None)
+def add_fallback(app: web.Application) -> None:
+    add_route(app, "POST", FALLBACK_PATH, fallback, None)  # signed by Twilio, checked in the handler

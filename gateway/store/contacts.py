@@ -42,3 +42,22 @@ async def contact_count(conn: asyncpg.Pool | asyncpg.Connection, **where: Any) -
     clauses = [f"{k} = ${i}" for i, k in enumerate(where, 1)]
     sql = "SELECT count(*) FROM contacts" + (" WHERE " + " AND ".join(clauses) if clauses else "")
     return int(await conn.fetchval(sql, *where.values()))
+
+
+async def earlier_decision(conn: asyncpg.Pool | asyncpg.Connection, channel: str, provider_id: str) -> Any:
+    """The decision logged for a provider id, or None: the contact log's idempotency backstop."""
+    return await conn.fetchval(
+        "SELECT decision FROM contact_provider_ids WHERE channel = $1 AND provider_id = $2", channel, provider_id
+    )
+
+
+async def decided_since(conn: asyncpg.Pool | asyncpg.Connection, customer_id: int, since: datetime) -> int:
+    """Decided contacts from a customer since an instant: the contact counters when Redis is down."""
+    return int(
+        await conn.fetchval(
+            """SELECT count(*) FROM contacts WHERE customer_ids @> ARRAY[$1::bigint] AND received_at >= $2
+               AND status = 'decided'""",
+            customer_id,
+            since,
+        )
+    )

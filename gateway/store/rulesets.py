@@ -26,3 +26,9 @@ async def list_rulesets(conn: asyncpg.Pool | asyncpg.Connection) -> list[dict[st
 async def get_ruleset(conn: asyncpg.Pool | asyncpg.Connection, version: int) -> dict[str, Any] | None:
     row = await conn.fetchrow("SELECT version, rules, tests, note, published FROM rulesets WHERE version = $1", version)
     return dict(row) if row else None
+
+
+async def published_ruleset(conn: asyncpg.Pool | asyncpg.Connection) -> dict[str, Any] | None:
+    """The published version as {version, rules, tests}; None before any is stored."""
+    row = await conn.fetchrow("SELECT version, rules, tests FROM rulesets WHERE published")
+    return None if row is None else {"version": row["version"], "rules": row["rules"], "tests": row["tests"]}

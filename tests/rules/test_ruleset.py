@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from gateway.decide.ruletests import run_ruleset_tests
 from gateway.errors import Invalid
 from gateway.rules.calendar import LONDON
 from gateway.rules.context import Bundle, CustomerView, Match
@@ -27,7 +28,6 @@ from gateway.rules.ruleset import (
     parse_ruleset,
 )
 from gateway.rules.template import check_template, render
-from gateway.rules.testing import run_ruleset_tests
 from gateway.rules.vocabulary import RulesInvalid
 
 from .factories import TUE_1030, bundle, restriction

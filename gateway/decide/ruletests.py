@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from .calendar import Calendar
-from .context import Bundle, CaseView, Context, CustomerView, Match, RestrictionView, StaffView
-from .counters import counters_needed
-from .engine import decide
-from .params import DEFAULT_CHANNELS, ClosedIssue, NamedContact
-from .registry import REGISTRY
-from .ruleset import CompiledRuleSet, RuleTestCase, Situation
-from .vocabulary import Action, Reason, Target
+from ..rules.calendar import Calendar
+from ..rules.context import Bundle, CaseView, Context, CustomerView, Match, RestrictionView, StaffView
+from ..rules.counters import counters_needed
+from ..rules.engine import decide
+from ..rules.params import DEFAULT_CHANNELS, ClosedIssue, NamedContact
+from ..rules.ruleset import CompiledRuleSet, RuleTestCase, Situation
+from ..rules.vocabulary import Action, Reason, Target
+from .context import make_context
 
 CUSTOMER = CustomerView(1, "Test Customer")
 OTHER = CustomerView(2, "Other Household Member")
@@ -87,10 +87,9 @@ def situation_context(
     )
     match = _match(s, Bundle(CUSTOMER, rs, (), cases))
     specs = counters_needed(compiled, match.bundles, at, cal.tz)
-    return Context(
-        match=match,
-        ruleset=compiled,
-        kinds=REGISTRY,
+    return make_context(
+        match,
+        compiled,
         staff=_staff(rs),
         calendar=cal,
         counts={spec.key: s.count for spec in specs},

@@ -1,0 +1,55 @@
+"""The generic decide entry, `POST /v1/contacts`: the decide contract as JSON in and JSON out.
+
+Any phone platform (or a post room logging letters) can call it; every other channel speaks the
+same contract in its caller system's own format.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pydantic
+from aiohttp import web
+
+from ..contact import Decision, InboundContact
+from ..decide import Rejected
+from ..errors import GatewayError, Invalid
+from ..http import read_json
+from ..runtime import Runtime
+from .base import HttpMount
+
+
+def _text(v: Any) -> str:
+    return "" if v is None else str(v)
+
+
+class GenericChannel:
+    name = "contacts"
+    description = "The decide contract as JSON (DESIGN.md §4): any platform, a post room, reception."
+    mount = HttpMount("/v1/contacts", ("channel",))
+
+    async def parse(self, raw: web.Request, rt: Runtime) -> InboundContact | Rejected:
+        try:
+            data = await read_json(raw)
+        except GatewayError as exc:
+            return Rejected("malformed", exc.message, refusal=exc)
+        if not isinstance(data, dict):
+            problem = Invalid("the body must be a JSON object", [{"field": "body", "message": "not an object"}])
+            return Rejected("malformed", problem.message, refusal=problem)
+        try:
+            return InboundContact.model_validate(data)
+        except pydantic.ValidationError as exc:
+            provider_id = data.get("provider_id")
+            return Rejected(
+                "malformed",
+                str(exc),
+                _text(data.get("channel")) or "unknown",
+                _text(data.get("from")),
+                None if provider_id is None else str(provider_id),
+                refusal=exc,
+            )
+
+    def render(self, decision: Decision, created: bool, rt: Runtime) -> web.StreamResponse:
+        return web.Response(
+            text=decision.model_dump_json(), status=201 if created else 200, content_type="application/json"
+        )

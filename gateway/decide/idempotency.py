@@ -1,0 +1,83 @@
+"""The one place that knows whether a provider id was answered before.
+
+A retry of a provider id (Twilio and Amazon Connect retry) gets the answer the first attempt got.
+Redis holds the claim and then the answer; the contact log's unique key on (channel, provider id)
+is the backstop that settles any race Redis could not see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+
+import asyncpg
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from ..contact import Decision, InboundContact
+from ..contactlog import Appended, ContactRecord
+from ..redisbatch import RedisBatch
+from ..rediskeys import IDEMPOTENCY
+from ..store.contacts import earlier_decision
+from .redishealth import RedisHealth
+
+TTL_SECONDS = 7 * 86400
+PENDING = b"pending"
+POLL_SECONDS = 0.005
+
+
+def key(channel: str, provider_id: str) -> str:
+    return f"{IDEMPOTENCY}{channel}:{provider_id}"
+
+
+class Idempotency:
+    def __init__(self, redis: aioredis.Redis, batch: RedisBatch, health: RedisHealth, pool: asyncpg.Pool) -> None:
+        self.redis, self.batch, self.health, self.pool = redis, batch, health, pool
+
+    async def earlier(self, contact: InboundContact) -> Decision | None:
+        """The answer already given for this provider id, waiting for one in flight; None: ours to decide."""
+        if not contact.provider_id:
+            return None
+        k = key(contact.channel, contact.provider_id)
+        if self.health.usable():
+            try:
+                async with asyncio.timeout(self.health.budget):
+                    claimed = await self.batch.call("set", k, PENDING, nx=True, ex=TTL_SECONDS)
+                if claimed:
+                    return None
+                return await self._wait_for_answer(k)
+            except (RedisError, OSError, TimeoutError) as exc:
+                self.health.failed(exc)
+        try:
+            row = await earlier_decision(self.pool, contact.channel, contact.provider_id)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            return None  # the writer's unique key is the last word
+        return Decision.model_validate(row) if row else None
+
+    async def _wait_for_answer(self, k: str) -> Decision:
+        """Another request holds the claim: poll for its answer (the caller's deadline bounds this)."""
+        while True:
+            value = await self.batch.call("get", k)
+            if value and value != PENDING:
+                return Decision.model_validate_json(value)
+            await asyncio.sleep(POLL_SECONDS)
+
+    @staticmethod
+    def settle(decision: Decision, appended: Appended) -> tuple[Decision, bool]:
+        """The answer to give once the log has spoken: ours, or the earlier one it already held."""
+        if appended.duplicate_of is not None:
+            return Decision.model_validate(appended.duplicate_of), False
+        return decision, True
+
+    async def remember(self, records: list[ContactRecord]) -> None:
+        """Once a batch is durable, its decisions answer retries (one Redis round trip)."""
+        keyed = [r for r in records if r.provider_id and r.decision]
+        if not keyed:
+            return
+        with contextlib.suppress(RedisError, OSError):  # the database holds them too
+            pipe = self.redis.pipeline(transaction=False)
+            for r in keyed:
+                assert r.provider_id is not None
+                pipe.set(key(r.channel, r.provider_id), json.dumps(r.decision), ex=TTL_SECONDS)
+            await pipe.execute()

@@ -1,0 +1,92 @@
+"""What the contact log keeps of a contact: a decided one, or an attempt that could not be decided."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from ..contact import Decision, InboundContact
+from ..contactlog import ContactRecord
+from ..senders import SenderHandle, case_reference
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """An attempt that was not decided (malformed, or refused by authentication), as far as it was read.
+
+    `refusal` is what the caller is told; None means the channel gives its safe answer (a caller
+    is waiting on the phone), after the attempt is logged.
+    """
+
+    status: Literal["malformed", "rejected"]
+    error: str
+    channel: str = "unknown"
+    sender: str = ""
+    provider_id: str | None = None
+    refusal: Exception | None = None
+
+
+def storable(text: str) -> str:
+    """Raw caller input as text PostgreSQL will take: lone surrogates and NULs replaced."""
+    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
+
+
+def decided_record(
+    contact: InboundContact,
+    decision: Decision,
+    handle: SenderHandle,
+    received: datetime,
+    started: float,
+    *,
+    error: str | None = None,
+) -> ContactRecord:
+    m = decision.matched
+    return ContactRecord(
+        id=uuid.UUID(decision.contact_id),
+        received_at=received,
+        channel=contact.channel,
+        action=decision.action,
+        status="decided",
+        sender_raw=contact.sender[:320] or None,
+        sender_kind=handle.log_kind,
+        sender=handle.value,
+        recipient=contact.to,
+        provider_id=contact.provider_id,
+        subject=(contact.subject or None) and contact.subject[:500],
+        body_excerpt=(contact.body or None) and contact.body[:2000],
+        customer_ids=list(m.customer_ids),
+        case_id=m.case_id,
+        case_ref=case_reference(contact.case_ref, contact.subject),
+        on_behalf_of=contact.on_behalf_of,
+        representative_of=list(m.representative_of),
+        ambiguous=m.ambiguous,
+        target=decision.target.model_dump() if decision.target else None,
+        flagged=decision.flagged,
+        banner=decision.banner.model_dump(mode="json") if decision.banner else None,
+        customer_message=decision.customer_message,
+        reasons=[r.model_dump() for r in decision.reasons],
+        ruleset_version=decision.ruleset_version,
+        degraded=decision.degraded,
+        latency_us=int((time.perf_counter() - started) * 1e6),
+        error=error,
+        decision=decision.model_dump(mode="json"),
+    )
+
+
+def rejected_record(rejected: Rejected) -> ContactRecord:
+    """A refused or malformed attempt keeps its provider id (findable by CallSid) without claiming
+    it, so a good retry is still decided and logged."""
+    provider_id = storable(rejected.provider_id)[:200] if rejected.provider_id else None
+    return ContactRecord(
+        id=uuid.uuid4(),
+        received_at=datetime.now(UTC),
+        channel=storable(rejected.channel)[:32] or "unknown",
+        action="hold",
+        status=rejected.status,
+        sender_raw=storable(rejected.sender)[:320] or None,
+        provider_id=provider_id,
+        error=storable(rejected.error)[:2000],
+    )

@@ -1,0 +1,117 @@
+"""The one decide service every channel goes through. It reads in the order a contact travels:
+claim (a retry gets its earlier answer) → lookup (the index) → count → rules (pure) → log → effects.
+
+Bounded by the settings' deadline: on a fault or a slow dependency the contact is routed to the
+general queue with `degraded: true`, and still logged. The reply waits until the row is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from datetime import UTC, datetime
+
+import asyncpg
+from redis.exceptions import RedisError
+
+from .. import metrics
+from ..contact import Decision, InboundContact, degraded_decision
+from ..contactlog import ContactLog, ContactRecord
+from ..index import RestrictionIndex
+from ..rules.engine import decide as rules_decide
+from ..senders import SenderHandle, case_reference, sender_handle
+from ..settings import Settings
+from .context import Contexts
+from .counting import Counting
+from .effects import Effects
+from .idempotency import Idempotency
+from .records import Rejected, decided_record, rejected_record
+
+log = logging.getLogger(__name__)
+# Faults the safe answer expects; anything else is also answered safely but logged with its trace.
+EXPECTED_FAULTS = (TimeoutError, RedisError, OSError, asyncpg.PostgresConnectionError)
+
+
+class IndexNotLoaded(Exception):
+    """The restriction index has not loaded (the database was unreachable at start-up)."""
+
+
+class DecideService:
+    def __init__(
+        self,
+        settings: Settings,
+        index: RestrictionIndex,
+        contexts: Contexts,
+        claims: Idempotency,
+        counting: Counting,
+        contact_log: ContactLog,
+        effects: Effects,
+    ) -> None:
+        self.index, self.contexts, self.claims, self.counting = index, contexts, claims, counting
+        self.log, self.effects = contact_log, effects
+        self.deadline = settings.decide_deadline_ms / 1000
+        self.log_wait = settings.log_wait_ms / 1000
+
+    async def decide(self, contact: InboundContact) -> tuple[Decision, bool]:
+        """The decision, and whether it is new (False: a repeat of an earlier provider id)."""
+        started = time.perf_counter()
+        received = contact.received_at or datetime.now(UTC)
+        contact_id = str(uuid.uuid4())
+        handle = sender_handle(contact.channel, contact.sender)
+        try:
+            async with asyncio.timeout(self.deadline):  # one deadline: the claim and the decision
+                earlier = await self.claims.earlier(contact)
+                if earlier is not None:
+                    return earlier, False
+                decision = await self._evaluate(contact, contact_id, handle, received)
+        except Exception as exc:  # the safe answer, whatever failed: never hang, never 500
+            decision = self._degraded(contact, contact_id, received, exc)
+        appended = await self.log.append(
+            decided_record(contact, decision, handle, received, started), wait=self.log_wait
+        )
+        decision, created = self.claims.settle(decision, appended)
+        self.effects.after_reply(contact, decision, created)
+        metrics.DECISIONS.labels(contact.channel, decision.action).inc()
+        metrics.DECIDE_SECONDS.observe(time.perf_counter() - started)
+        return decision, created
+
+    async def _evaluate(
+        self, contact: InboundContact, contact_id: str, handle: SenderHandle, received: datetime
+    ) -> Decision:
+        if not self.index.loaded:
+            raise IndexNotLoaded("restriction index not loaded yet")
+        match = self.index.match(handle.kind, handle.value, withheld=handle.withheld, on_behalf_of=contact.on_behalf_of)
+        compiled = self.contexts.rules.compiled
+        counts = await self.counting.count(compiled, match, contact.channel, received)
+        case = self.index.case(case_reference(contact.case_ref, contact.subject))
+        ctx = self.contexts.build(match, counts=counts, case=case, appointment=contact.appointment)
+        return rules_decide(contact, ctx, received).to_decision(contact_id, received_at=received)
+
+    def _degraded(self, contact: InboundContact, contact_id: str, received: datetime, exc: Exception) -> Decision:
+        why = "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
+        expected = isinstance(exc, (*EXPECTED_FAULTS, IndexNotLoaded))
+        log.warning("decide degraded (%s) for a %s contact", why, contact.channel, exc_info=not expected)
+        metrics.DEGRADED.labels(why).inc()
+        decision = degraded_decision(contact_id, f"restriction check unavailable ({why})")
+        decision.received_at = received
+        return decision
+
+    async def log_rejected(self, rejected: Rejected) -> None:
+        """Log an attempt we could not decide (malformed or refused), so that nothing is lost."""
+        await self.log.append(rejected_record(rejected), wait=self.log_wait)
+
+    async def log_answered(self, contact: InboundContact, decision: Decision, error: str) -> None:
+        """Log a contact a channel answered without deciding (a platform's fallback call)."""
+        received = contact.received_at or datetime.now(UTC)
+        decision.received_at = received
+        record: ContactRecord = decided_record(
+            contact,
+            decision,
+            sender_handle(contact.channel, contact.sender),
+            received,
+            time.perf_counter(),
+            error=error[:2000],
+        )
+        await self.log.append(record, wait=self.log_wait)
