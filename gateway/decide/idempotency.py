@@ -25,6 +25,14 @@ from .redishealth import RedisHealth
 TTL_SECONDS = 7 * 86400
 PENDING = b"pending"
 POLL_SECONDS = 0.005
+# The first durable answer for a provider id stands: a later one (an attempt that gave up waiting
+# for it) never replaces it, so every retry from then on hears the same answer.
+FIRST_ANSWER = """
+local v = redis.call('GET', KEYS[1])
+if v and v ~= 'pending' then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return 1
+"""
 
 
 def key(channel: str, provider_id: str) -> str:
@@ -34,9 +42,15 @@ def key(channel: str, provider_id: str) -> str:
 class Idempotency:
     def __init__(self, redis: aioredis.Redis, batch: RedisBatch, health: RedisHealth, pool: asyncpg.Pool) -> None:
         self.redis, self.batch, self.health, self.pool = redis, batch, health, pool
+        self._first_answer = redis.register_script(FIRST_ANSWER)
 
-    async def earlier(self, contact: InboundContact) -> Decision | None:
-        """The answer already given for this provider id, waiting for one in flight; None: ours to decide."""
+    async def earlier(self, contact: InboundContact, budget: asyncio.Timeout, patience: float) -> Decision | None:
+        """The answer already given for this provider id; None: ours to decide.
+
+        When another attempt holds the claim, its answer is waited for beyond the caller's budget,
+        up to `patience` (long enough for that attempt to be decided and made durable, even on the
+        spool): answering a retry on its own would acknowledge a second contact id for one contact.
+        """
         if not contact.provider_id:
             return None
         k = key(contact.channel, contact.provider_id)
@@ -46,9 +60,11 @@ class Idempotency:
                     claimed = await self.batch.call("set", k, PENDING, nx=True, ex=TTL_SECONDS)
                 if claimed:
                     return None
-                return await self._wait_for_answer(k)
             except (RedisError, OSError, TimeoutError) as exc:
                 self.health.failed(exc)
+            else:
+                budget.reschedule(asyncio.get_running_loop().time() + patience)
+                return await self._wait_for_answer(k)
         try:
             row = await earlier_decision(self.pool, contact.channel, contact.provider_id)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
@@ -79,5 +95,6 @@ class Idempotency:
             pipe = self.redis.pipeline(transaction=False)
             for r in keyed:
                 assert r.provider_id is not None
-                pipe.set(key(r.channel, r.provider_id), json.dumps(r.decision), ex=TTL_SECONDS)
+                args = (json.dumps(r.decision), TTL_SECONDS)
+                await self._first_answer(keys=[key(r.channel, r.provider_id)], args=args, client=pipe)
             await pipe.execute()

@@ -53,6 +53,8 @@ class DecideService:
         self.log, self.effects = contact_log, effects
         self.deadline = settings.decide_deadline_ms / 1000
         self.log_wait = settings.log_wait_ms / 1000
+        # How long a retry waits for the attempt in flight: its decision, then its row made durable.
+        self.retry_patience = self.deadline + self.log_wait + 1.0
 
     async def decide(self, contact: InboundContact) -> tuple[Decision, bool]:
         """The decision, and whether it is new (False: a repeat of an earlier provider id)."""
@@ -61,8 +63,8 @@ class DecideService:
         contact_id = str(uuid.uuid4())
         handle = sender_handle(contact.channel, contact.sender)
         try:
-            async with asyncio.timeout(self.deadline):  # one deadline: the claim and the decision
-                earlier = await self.claims.earlier(contact)
+            async with asyncio.timeout(self.deadline) as budget:  # one timer: the claim and the decision
+                earlier = await self.claims.earlier(contact, budget, self.retry_patience)
                 if earlier is not None:
                     return earlier, False
                 decision = await self._evaluate(contact, contact_id, handle, received)
