@@ -53,7 +53,7 @@ class Runtime:
         tz = ZoneInfo(settings.tz)
         rules = RulesInForce(await _ruleset_or_default(pool))
         index = RestrictionIndex()
-        health, batch = RedisHealth(), RedisBatch(redis)
+        health, batch = RedisHealth(redis), RedisBatch(redis)
         claims = Idempotency(redis, batch, health, pool)
         effects = Effects(redis, claims)
         contexts = Contexts(index, rules, tz, settings.provider())
