@@ -24,7 +24,9 @@ from .decide.idempotency import Idempotency
 from .decide.redishealth import RedisHealth
 from .index import IndexKeeper, RestrictionIndex
 from .redisbatch import RedisBatch
-from .rules.ruleset import DEFAULT_RULESET, CompiledRuleSet, compile_ruleset, parse_ruleset
+from .rules.compiled import CompiledRuleSet, compile_ruleset
+from .rules.default_ruleset import DEFAULT_RULESET
+from .rules.ruleset import parse_ruleset
 from .settings import Settings
 from .store.rulesets import published_ruleset
 

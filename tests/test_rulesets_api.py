@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.rules.ruleset import DEFAULT_RULESET
+from gateway.rules.default_ruleset import DEFAULT_RULESET
 from tests.helpers import bearer
 
 

@@ -12,9 +12,9 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from ..rules.calendar import Calendar
+from ..rules.compiled import CompiledRuleSet
 from ..rules.context import CaseView, Context, Match, Provider, StaffView
 from ..rules.registry import REGISTRY, Registry
-from ..rules.ruleset import CompiledRuleSet
 
 
 class RulesInForce:

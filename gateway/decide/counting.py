@@ -15,10 +15,10 @@ from redis.exceptions import RedisError
 
 from ..redisbatch import RedisBatch
 from ..rediskeys import COUNTER
+from ..rules.compiled import CompiledRuleSet
 from ..rules.context import Match
 from ..rules.counters import CounterSpec, contact_limit_key, counters_needed, customer_count_key
 from ..rules.params import ContactLimit
-from ..rules.ruleset import CompiledRuleSet
 from ..store.contacts import decided_since
 from .redishealth import RedisHealth
 

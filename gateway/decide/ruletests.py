@@ -6,11 +6,12 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from ..rules.calendar import Calendar
+from ..rules.compiled import CompiledRuleSet
 from ..rules.context import Bundle, CaseView, Context, CustomerView, Match, RestrictionView, StaffView
 from ..rules.counters import counters_needed
 from ..rules.engine import decide
 from ..rules.params import DEFAULT_CHANNELS, ClosedIssue, NamedContact
-from ..rules.ruleset import CompiledRuleSet, RuleTestCase, Situation
+from ..rules.ruleset import RuleTestCase, Situation
 from ..rules.vocabulary import Action, Reason, Target
 from .context import make_context
 

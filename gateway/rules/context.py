@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
-from typing import TYPE_CHECKING, Literal, TypeVar
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from pydantic import BaseModel
 
 from .calendar import Calendar
+from .outcome import Outcome
 from .params import Params, Window
+from .vocabulary import CaseStatus, Contact, RestrictionStatus
 
 if TYPE_CHECKING:
-    from .registry import Registry
-    from .ruleset import CompiledRuleSet
+    from .compiled import CompiledRuleSet
 
-CaseStatus = Literal["open", "closed", "exhausted"]
-RestrictionStatus = Literal["proposed", "active", "under_appeal", "lifted", "lapsed"]
 P = TypeVar("P", bound=BaseModel)
 
 
@@ -127,6 +126,19 @@ class Provider:
         return f"Please {text}."
 
 
+class KindCheck(Protocol):
+    """What the engine needs of a restriction kind (gateway.rules.kind.RestrictionKind)."""
+
+    @property
+    def check(self) -> Callable[[Contact, RestrictionView, Context, datetime], Outcome]: ...
+
+
+class Kinds(Protocol):
+    """The registry of restriction kinds, as the engine sees it."""
+
+    def __getitem__(self, name: str, /) -> KindCheck: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Context:
     """Everything `decide` may look at besides the contact and `now`.
@@ -137,7 +149,7 @@ class Context:
 
     match: Match
     ruleset: CompiledRuleSet
-    kinds: Registry  # the restriction kinds in force: each enforced restriction's check comes from here
+    kinds: Kinds  # the restriction kinds in force (the registry): each enforced restriction's check
     staff: Mapping[int, StaffView] = field(default_factory=dict)
     calendar: Calendar = field(default_factory=Calendar)
     counts: Mapping[str, int] = field(default_factory=dict)

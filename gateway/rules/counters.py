@@ -13,7 +13,7 @@ from .outcome import ENFORCED_STATUSES
 from .params import ContactLimit
 
 if TYPE_CHECKING:
-    from .ruleset import CompiledRuleSet
+    from .compiled import CompiledRuleSet
 
 Period = Literal["day", "week", "month"]
 # The edge puts its own namespace in front (gateway.rediskeys.COUNTER); these follow it.

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from . import explain
+from .compiled import Facts, Proposal
 from .context import Bundle, Context, RestrictionView
 from .counters import customer_count_key
 from .outcome import (
@@ -18,7 +19,7 @@ from .outcome import (
     Outcome,
     action_rank,
 )
-from .ruleset import GENERAL, Facts, Proposal
+from .ruleset import GENERAL
 from .template import render
 from .vocabulary import Action, Banner, Contact, Decision, Matched, Reason, Target
 

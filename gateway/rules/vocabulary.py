@@ -17,6 +17,8 @@ Action = Literal["route", "deflect", "auto_acknowledge", "hold"]
 TargetType = Literal["queue", "staff", "voicemail"]
 Severity = Literal["info", "warning", "danger"]
 GENERAL_QUEUE = "general"
+CaseStatus = Literal["open", "closed", "exhausted"]
+RestrictionStatus = Literal["proposed", "active", "under_appeal", "lifted", "lapsed"]
 
 
 class Contact(BaseModel):

@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from gateway.contact import InboundContact
+from gateway.rules.compiled import CompiledRuleSet, compile_ruleset
 from gateway.rules.context import (
     Bundle,
     CaseView,
@@ -18,6 +19,7 @@ from gateway.rules.context import (
     RestrictionView,
     StaffView,
 )
+from gateway.rules.default_ruleset import DEFAULT_RULESET
 from gateway.rules.params import (
     DEFAULT_CHANNELS,
     AppointmentOnly,
@@ -31,7 +33,7 @@ from gateway.rules.params import (
     WrittenOnly,
 )
 from gateway.rules.registry import REGISTRY
-from gateway.rules.ruleset import DEFAULT_RULESET, CompiledRuleSet, compile_ruleset, parse_ruleset
+from gateway.rules.ruleset import parse_ruleset
 
 # Tuesday 3 March 2026 (GMT): 10:30 is inside "Tuesdays and Thursdays 10am-12 noon", 15:00 is not.
 TUE_1030 = datetime(2026, 3, 3, 10, 30, tzinfo=UTC)

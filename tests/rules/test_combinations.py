@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import date
 
+from gateway.rules.compiled import CompiledRuleSet, compile_ruleset
 from gateway.rules.context import Bundle, CustomerView, Match
 from gateway.rules.engine import decide
 from gateway.rules.params import Caution, SetTimes, Window
-from gateway.rules.ruleset import CompiledRuleSet, compile_ruleset, parse_ruleset
+from gateway.rules.ruleset import parse_ruleset
 
 from .factories import (
     CLOSED_CASE,

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from gateway.contact import InboundContact
 from gateway.rules.calendar import LONDON
+from gateway.rules.compiled import CompiledRuleSet, compile_ruleset
 from gateway.rules.context import (
     Bundle,
     CaseView,
@@ -38,7 +39,7 @@ from gateway.rules.params import (
     WrittenOnly,
 )
 from gateway.rules.registry import REGISTRY
-from gateway.rules.ruleset import CompiledRuleSet, compile_ruleset, parse_ruleset
+from gateway.rules.ruleset import parse_ruleset
 from gateway.rules.template import PLACEHOLDERS
 
 from .factories import PROVIDER

@@ -11,6 +11,7 @@ import pytest
 from gateway.decide.ruletests import run_ruleset_tests
 from gateway.errors import Invalid
 from gateway.rules.calendar import LONDON
+from gateway.rules.compiled import compile_ruleset
 from gateway.rules.context import Bundle, CustomerView, Match
 from gateway.rules.counters import (
     TTL_SECONDS,
@@ -19,14 +20,9 @@ from gateway.rules.counters import (
     customer_count_key,
     period_bucket,
 )
+from gateway.rules.default_ruleset import DEFAULT_RULESET
 from gateway.rules.params import ContactLimit
-from gateway.rules.ruleset import (
-    DEFAULT_RULESET,
-    RuleSet,
-    RuleSetError,
-    compile_ruleset,
-    parse_ruleset,
-)
+from gateway.rules.ruleset import RuleSet, RuleSetError, parse_ruleset
 from gateway.rules.template import check_template, render
 from gateway.rules.vocabulary import RulesInvalid
 
