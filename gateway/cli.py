@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from . import db, logs
 from .settings import Settings, SettingsError
 
 log = logging.getLogger("gateway")
+SERVICE_VARS = {"DATABASE_URL": "postgresql://user@host:port/db", "REDIS_URL": "redis://host:port/0"}
 
 
 def _progress(total: int) -> object:
@@ -132,6 +134,33 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _environment(command: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment a command runs with: what is unset is taken from `make run`'s embedded services.
+
+    `serve` is left alone: a server takes its services from its configuration only.
+    """
+    env = dict(environ)
+    missing = [name for name in SERVICE_VARS if not env.get(name)]
+    if command == "serve" or not missing:
+        return env
+    from . import embedded  # found only, never started: starting services is `make run`'s job
+
+    base = Path(env.get("GATEWAY_EMBEDDED_DIR") or ".gateway")
+    found = {name: url for name, url in embedded.running(base).items() if name in missing}
+    unfound = [name for name in missing if name not in found]
+    if unfound:
+        are = "is" if len(unfound) == 1 else "are"
+        raise SettingsError(
+            f"{' and '.join(unfound)} {are} not set and no embedded service is running under {base.resolve()}/: "
+            "start the services with `make run` (in another terminal), or set "
+            + " and ".join(f"{name}={SERVICE_VARS[name]}" for name in unfound)
+        )
+    env.update(found)
+    shown = " ".join(f"{name}={url}" for name, url in found.items())
+    print(f"using the embedded services of `make run` under {base}/: {shown}", file=sys.stderr)
+    return env
+
+
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     """One command; async ones run to completion on a fresh event loop."""
     if args.command == "serve":
@@ -163,7 +192,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        settings = Settings.from_env()
+        settings = Settings.from_env(_environment(args.command, os.environ))
         logs.setup(settings.log_level)
         return _run(args, settings)
     except SettingsError as exc:

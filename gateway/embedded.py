@@ -1,7 +1,7 @@
 """The embedded default: PostgreSQL and Redis from wheels, under ./.gateway/, started once and reused.
 
-Used by `make run` / `make test` when DATABASE_URL / REDIS_URL are not set. Never imported by the
-serving code: it is a developer convenience, not a production dependency.
+Started by `make run` / `make test` when DATABASE_URL / REDIS_URL are not set; the command line only
+finds running ones. Never imported by the serving code: a developer convenience, not a production dependency.
 """
 
 from __future__ import annotations
@@ -43,6 +43,23 @@ def _listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _running_port(path: Path) -> int | None:
+    """The port recorded in `path` if a service is listening on it (a stopped one leaves the file)."""
+    try:
+        port = int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return port if _listening(port) else None
+
+
+def _pg_url(port: int) -> str:
+    return f"postgresql://postgres@127.0.0.1:{port}/{DB_NAME}"
+
+
+def _redis_url(port: int) -> str:
+    return f"redis://127.0.0.1:{port}/0"
+
+
 def _as_pg_user() -> dict[str, object]:
     if os.geteuid() != 0:
         return {}
@@ -71,7 +88,7 @@ def start_postgres(base: Path) -> str:
     root = base / "pg"
     root.mkdir(parents=True, exist_ok=True)
     port = _port_file(root / "port")
-    url = f"postgresql://postgres@127.0.0.1:{port}/{DB_NAME}"
+    url = _pg_url(port)
     if _listening(port):
         return url
     data = root / "data"
@@ -131,7 +148,7 @@ def start_redis(base: Path) -> str:
     root = base / "redis"
     root.mkdir(parents=True, exist_ok=True)
     port = _port_file(root / "port")
-    url = f"redis://127.0.0.1:{port}/0"
+    url = _redis_url(port)
     if _listening(port):
         return url
     subprocess.run(
@@ -181,6 +198,16 @@ def stop(base: Path) -> None:
         pidfile.unlink(missing_ok=True)
 
 
+def running(base: Path) -> dict[str, str]:
+    """DATABASE_URL / REDIS_URL of the embedded services already running under `base`; starts nothing."""
+    found = {}
+    if (port := _running_port(base / "pg" / "port")) is not None:
+        found["DATABASE_URL"] = _pg_url(port)
+    if (port := _running_port(base / "redis" / "port")) is not None:
+        found["REDIS_URL"] = _redis_url(port)
+    return found
+
+
 def ensure(base: Path) -> tuple[dict[str, str], bool]:
     """Environment with DATABASE_URL / REDIS_URL, starting embedded services for what is unset.
 
@@ -189,13 +216,11 @@ def ensure(base: Path) -> tuple[dict[str, str], bool]:
     env = dict(os.environ)
     started = False
     if not env.get("DATABASE_URL"):
-        port_file = base / "pg" / "port"
-        started |= not (port_file.exists() and _listening(int(port_file.read_text())))
+        started |= _running_port(base / "pg" / "port") is None
         env["DATABASE_URL"] = start_postgres(base)
         print(f"embedded PostgreSQL: {env['DATABASE_URL']} (data in {base}/pg)", file=sys.stderr)
     if not env.get("REDIS_URL"):
-        port_file = base / "redis" / "port"
-        started |= not (port_file.exists() and _listening(int(port_file.read_text())))
+        started |= _running_port(base / "redis" / "port") is None
         env["REDIS_URL"] = start_redis(base)
         print(f"embedded Redis: {env['REDIS_URL']} (in {base}/redis)", file=sys.stderr)
     return env, started

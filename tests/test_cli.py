@@ -1,16 +1,28 @@
-"""The command line against the real services: keys create, list and revoke."""
+"""The command line against the real services: keys create, list and revoke, and finding `make run`'s services."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import sys
+import uuid
+from pathlib import Path
 
+import asyncpg
+import pytest
+
+from gateway import embedded
+from gateway.auth import active_key_id
 from tests.helpers import ROOT, bearer
 
 
 async def _cli(settings, *args):
     env = {**os.environ, "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url}
+    return await _cli_env(env, *args)
+
+
+async def _cli_env(env, *args):
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -44,3 +56,59 @@ async def test_keys_create_list_revoke(settings, client, conn):
 async def test_bad_role_is_refused_by_the_cli(settings):
     rc, _, err = await _cli(settings, "keys", "create", "--role", "superuser", "--name", "x")
     assert rc == 2 and "invalid choice" in err
+
+
+def _embedded_env(base: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    return {**env, "GATEWAY_EMBEDDED_DIR": str(base), **extra}
+
+
+async def test_commands_use_the_running_embedded_services_when_nothing_is_set():
+    # `make test` runs the suite on the embedded services, exactly as `make run` leaves them running.
+    base = ROOT / os.environ.get("GATEWAY_EMBEDDED_DIR", ".gateway")
+    urls = embedded.running(base)
+    if set(urls) != {"DATABASE_URL", "REDIS_URL"}:
+        pytest.skip(f"no embedded services running under {base}: the suite runs on external ones")
+    env = _embedded_env(base)
+    rc, _, err = await _cli_env(env, "migrate")
+    assert rc == 0, err
+    said = [line for line in err.splitlines() if "embedded services" in line]
+    assert len(said) == 1 and urls["DATABASE_URL"] in said[0] and urls["REDIS_URL"] in said[0]
+    name = f"cli test {uuid.uuid4().hex[:8]}"
+    rc, out, err = await _cli_env(env, "keys", "create", "--role", "agent", "--name", name)
+    assert rc == 0, err
+    conn = await asyncpg.connect(urls["DATABASE_URL"])
+    try:
+        assert await active_key_id(conn, out.strip().splitlines()[-1]) is not None
+        rc, out, _ = await _cli_env(env, "keys", "list")
+        assert rc == 0 and name in out
+    finally:
+        await conn.execute("DELETE FROM api_keys WHERE name = $1", name)
+        await conn.close()
+
+
+def _stale_port_files(base: Path) -> None:
+    """What `make stop` leaves: port files naming ports nothing listens on."""
+    for service in ("pg", "redis"):
+        (base / service).mkdir(parents=True)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        (base / service / "port").write_text(str(port))
+
+
+@pytest.mark.parametrize("stale", [False, True], ids=["never started", "stopped"])
+async def test_without_services_the_error_names_the_variables_and_make_run(tmp_path, stale):
+    if stale:
+        _stale_port_files(tmp_path)
+    before = sorted(tmp_path.rglob("*"))
+    rc, out, err = await _cli_env(_embedded_env(tmp_path), "keys", "list")
+    assert rc == 2 and out == ""
+    assert "DATABASE_URL and REDIS_URL are not set" in err and "`make run`" in err and str(tmp_path) in err
+    assert sorted(tmp_path.rglob("*")) == before  # nothing was started
+    assert embedded.running(tmp_path) == {}
+
+
+async def test_only_the_unset_variable_is_reported(settings, tmp_path):
+    rc, _, err = await _cli_env(_embedded_env(tmp_path, DATABASE_URL=settings.database_url), "keys", "list")
+    assert rc == 2 and "REDIS_URL is not set" in err and "`make run`" in err and "DATABASE_URL" not in err
