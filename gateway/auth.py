@@ -67,6 +67,26 @@ async def revoke_key(conn: asyncpg.Connection | asyncpg.Pool, key_id: int) -> bo
     return done is not None
 
 
+async def active_key_id(conn: asyncpg.Connection | asyncpg.Pool, key: str) -> int | None:
+    """The id of `key` if it is a stored key that has not been revoked."""
+    key_id: int | None = await conn.fetchval(
+        "SELECT id FROM api_keys WHERE hash = $1 AND revoked_at IS NULL", hash_key(key)
+    )
+    return key_id
+
+
+async def revoke_others(conn: asyncpg.Connection | asyncpg.Pool, role: str, name: str, keep: int) -> list[int]:
+    """Revoke every active key with this role and name except `keep`; the ids revoked."""
+    rows = await conn.fetch(
+        "UPDATE api_keys SET revoked_at = now() WHERE role = $1 AND name = $2 AND id <> $3 AND revoked_at IS NULL "
+        "RETURNING id",
+        role,
+        name,
+        keep,
+    )
+    return [r["id"] for r in rows]
+
+
 class KeyRing:
     """Resolves bearer keys to principals. Hits are cached briefly so the decide path avoids a query.
     While the database is unreachable, a cached answer keeps serving, and a process that has not seen

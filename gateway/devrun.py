@@ -1,4 +1,4 @@
-"""`make run`: embedded services when none are configured, migrate, demo data, a key, then serve."""
+"""`make run`: embedded services when none are configured, migrate, demo data, an admin key, then serve."""
 
 from __future__ import annotations
 
@@ -13,10 +13,13 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from . import db, embedded
-from .auth import create_key
+from .auth import active_key_id, create_key, revoke_others
 from .demo import load_demo
 from .migrate import migrate
 from .settings import Settings
+
+KEY_NAME = "make run"
+KEY_FILE = "admin-key"
 
 
 async def _connect_creating(url: str) -> asyncpg.Connection:
@@ -35,13 +38,44 @@ async def _connect_creating(url: str) -> asyncpg.Connection:
         return await db.connect(url)
 
 
-async def _prepare(settings: Settings) -> str:
+def _read_key(path: Path) -> str | None:
+    try:
+        return path.read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def _write_key(path: Path, key: str) -> None:
+    """Only the owner may read the key: it opens every endpoint."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key + "\n")
+    os.replace(tmp, path)
+
+
+async def admin_key(conn: asyncpg.Connection, path: Path) -> str:
+    """The admin key `make run` prints: the one saved by the last start while it still works, else a new
+    one. Either way it is left the only active `make run` key, so restarts do not pile keys up."""
+    key = _read_key(path)
+    key_id = await active_key_id(conn, key) if key else None
+    if key is None or key_id is None:
+        key_id, key = await create_key(conn, "admin", KEY_NAME)
+        _write_key(path, key)
+    revoked = await revoke_others(conn, "admin", KEY_NAME, keep=key_id)
+    if revoked:
+        print(f"revoked {len(revoked)} earlier `make run` admin key(s)", file=sys.stderr)
+    return key
+
+
+async def _prepare(settings: Settings, key_file: Path) -> str:
     conn = await _connect_creating(settings.database_url or "")
     try:
         await migrate(conn)
         print(await load_demo(conn, only_if_empty=True), file=sys.stderr)
-        _, key = await create_key(conn, "admin", "make run")
-        return key
+        return await admin_key(conn, key_file)
     finally:
         await conn.close()
 
@@ -58,7 +92,7 @@ def main() -> int:
     env, started = embedded.ensure(base)
     settings = Settings.from_env(env)
     try:
-        key = asyncio.run(_prepare(settings))
+        key = asyncio.run(_prepare(settings, base / KEY_FILE))
     except (OSError, asyncpg.PostgresError) as exc:
         print(f"cannot prepare the database at {settings.database_url}: {exc}", file=sys.stderr)
         return 3
@@ -66,7 +100,7 @@ def main() -> int:
     print(
         f"""
 Contact gateway on {url}  (Ctrl-C stops it{"" if not started else " and the embedded services"})
-Admin key for this session: {key}
+Admin key (kept in {base / KEY_FILE} for the next start): {key}
 Try:
   curl {url}/readyz
   curl -H 'Authorization: Bearer {key}' {url}/v1/customers/1

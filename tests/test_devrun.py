@@ -1,0 +1,85 @@
+"""`make run`'s admin key: kept between starts, replaced when revoked or lost, never piling up."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import stat
+import sys
+
+from gateway.auth import active_key_id, create_key, revoke_key
+from gateway.devrun import KEY_NAME, admin_key
+from tests.helpers import ROOT, bearer
+
+
+async def _active_run_keys(conn) -> list[int]:
+    rows = await conn.fetch(
+        "SELECT id FROM api_keys WHERE role = 'admin' AND name = $1 AND revoked_at IS NULL", KEY_NAME
+    )
+    return [r["id"] for r in rows]
+
+
+async def test_a_second_start_reuses_the_key(conn, client, tmp_path):
+    path = tmp_path / "admin-key"
+    first = await admin_key(conn, path)
+    second = await admin_key(conn, path)
+    assert first == second
+    assert await _active_run_keys(conn) == [await active_key_id(conn, first)]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert (await client.get("/v1/rulesets", headers=bearer(first))).status == 200
+
+
+async def test_a_revoked_or_lost_key_is_replaced_and_earlier_ones_revoked(conn, tmp_path):
+    piled_up = [await create_key(conn, "admin", KEY_NAME) for _ in range(3)]  # one per start, before keys were kept
+    other_id, _ = await create_key(conn, "admin", "operations")
+    path = tmp_path / "admin-key"
+    first = await admin_key(conn, path)
+    assert first not in {key for _, key in piled_up}
+    assert await _active_run_keys(conn) == [await active_key_id(conn, first)]
+    first_id = await active_key_id(conn, first)
+    assert first_id is not None and await revoke_key(conn, first_id)
+    second = await admin_key(conn, path)
+    assert second != first and path.read_text().strip() == second
+    assert await _active_run_keys(conn) == [await active_key_id(conn, second)]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert await active_key_id(conn, "not a key") is None
+    assert await conn.fetchval("SELECT revoked_at IS NULL FROM api_keys WHERE id = $1", other_id)
+
+
+async def _start_and_read_key(settings, base) -> str:
+    """One `make run` start against the test services, up to its banner; then stopped like Ctrl-C."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "GATEWAY_EMBEDDED_DIR": str(base),
+        "GATEWAY_SPOOL_DIR": settings.spool_dir,
+        "GATEWAY_PORT": "0",
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway.devrun",
+        env=env,
+        cwd=ROOT,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,  # so the stop reaches the server it starts too
+    )
+    assert proc.stderr is not None
+    try:
+        async with asyncio.timeout(30):
+            while line := (await proc.stderr.readline()).decode():
+                if line.startswith("Admin key"):
+                    return line.split()[-1]
+        raise AssertionError("`make run` ended without printing a key")
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        await proc.wait()
+
+
+async def test_two_starts_print_the_same_key_and_leave_one(settings, conn, tmp_path):
+    first = await _start_and_read_key(settings, tmp_path)
+    second = await _start_and_read_key(settings, tmp_path)
+    assert first == second and first.startswith("gwk_")
+    assert await _active_run_keys(conn) == [await active_key_id(conn, first)]
