@@ -134,15 +134,13 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _environment(command: str, environ: Mapping[str, str]) -> dict[str, str]:
-    """The environment a command runs with: what is unset is taken from `make run`'s embedded services.
-
-    `serve` is left alone: a server takes its services from its configuration only.
-    """
+def _environment(command: str, environ: Mapping[str, str]) -> tuple[dict[str, str], str | None]:
+    """The environment a command runs with, with what is unset taken from `make run`'s embedded services,
+    and the line that says so. `serve` is left alone: a server takes its services from its configuration."""
     env = dict(environ)
     missing = [name for name in SERVICE_VARS if not env.get(name)]
     if command == "serve" or not missing:
-        return env
+        return env, None
     from . import embedded  # found only, never started: starting services is `make run`'s job
 
     base = Path(env.get("GATEWAY_EMBEDDED_DIR") or ".gateway")
@@ -157,8 +155,7 @@ def _environment(command: str, environ: Mapping[str, str]) -> dict[str, str]:
         )
     env.update(found)
     shown = " ".join(f"{name}={url}" for name, url in found.items())
-    print(f"using the embedded services of `make run` under {base}/: {shown}", file=sys.stderr)
-    return env
+    return env, f"using the embedded services of `make run` under {base}/: {shown}"
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
@@ -192,7 +189,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        settings = Settings.from_env(_environment(args.command, os.environ))
+        env, note = _environment(args.command, os.environ)
+        settings = Settings.from_env(env)
+        if note:
+            print(note, file=sys.stderr)
         logs.setup(settings.log_level)
         return _run(args, settings)
     except SettingsError as exc:
