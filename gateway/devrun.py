@@ -84,6 +84,20 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _banner(settings: Settings, key: str, key_file: Path, started: bool) -> str:
+    url = f"http://{settings.host}:{settings.port}"
+    return f"""
+Contact gateway on {url}  (Ctrl-C stops it{"" if not started else " and the embedded services"})
+Admin key (kept in {key_file} for the next start): {key}
+Try:
+  curl {url}/readyz
+  curl -H 'Authorization: Bearer {key}' {url}/v1/customers/1
+  curl -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\
+       -d '{{"channel": "phone", "from": "07700 900003"}}' {url}/v1/contacts
+External services: DATABASE_URL=postgresql://... REDIS_URL=redis://... make run
+"""
+
+
 def main() -> int:
     # Ctrl-C and a plain `kill` both stop the gateway and, if we started them, the services.
     signal.signal(signal.SIGINT, _interrupt)
@@ -96,23 +110,10 @@ def main() -> int:
     except (OSError, asyncpg.PostgresError) as exc:
         print(f"cannot prepare the database at {settings.database_url}: {exc}", file=sys.stderr)
         return 3
-    url = f"http://{settings.host}:{settings.port}"
-    print(
-        f"""
-Contact gateway on {url}  (Ctrl-C stops it{"" if not started else " and the embedded services"})
-Admin key (kept in {base / KEY_FILE} for the next start): {key}
-Try:
-  curl {url}/readyz
-  curl -H 'Authorization: Bearer {key}' {url}/v1/customers/1
-  curl -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\
-       -d '{{"channel": "phone", "from": "07700 900003"}}' {url}/v1/contacts
-External services: DATABASE_URL=postgresql://... REDIS_URL=redis://... make run
-""",
-        file=sys.stderr,
-        flush=True,
-    )
+    # The server is started before the banner: a stop that follows the banner then always reaches it.
     proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve"], env=env)
     try:
+        print(_banner(settings, key, base / KEY_FILE, started), file=sys.stderr, flush=True)
         return proc.wait()
     except KeyboardInterrupt:
         proc.terminate()
