@@ -15,7 +15,21 @@ from aiohttp import web
 
 from . import logs
 from .auth import Principal
-from .errors import BadRequest, Forbidden, GatewayError, Invalid, TooLarge, Unauthorized
+from .errors import (
+    BadRequest,
+    DomainError,
+    Fault,
+    FieldInvalid,
+    Forbidden,
+    GatewayError,
+    Invalid,
+    Missing,
+    NotAllowed,
+    RuleConflict,
+    StateConflict,
+    TooLarge,
+    Unauthorized,
+)
 from .rules.vocabulary import RulesInvalid
 
 log = logging.getLogger(__name__)
@@ -64,6 +78,21 @@ _HTTP_CODES = {
 }
 
 
+# The one place a domain refusal gets its HTTP status.
+_DOMAIN_STATUS: tuple[tuple[type[DomainError], int], ...] = (
+    (NotAllowed, 403),
+    (Missing, 404),
+    (RuleConflict, 409),
+    (StateConflict, 409),
+    (FieldInvalid, 422),
+    (Fault, 500),
+)
+
+
+def _domain_status(exc: DomainError) -> int:
+    return next((status for cls, status in _DOMAIN_STATUS if isinstance(exc, cls)), 400)
+
+
 def _pydantic_details(exc: pydantic.ValidationError) -> list[dict[str, Any]]:
     return [
         {"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"], "type": e["type"]}
@@ -73,6 +102,8 @@ def _pydantic_details(exc: pydantic.ValidationError) -> list[dict[str, Any]]:
 
 def _translate(exc: BaseException) -> web.Response | None:
     """Map a known exception to its JSON error response; None for a genuine fault."""
+    if isinstance(exc, DomainError):
+        return error_body(_domain_status(exc), exc.code, exc.message, exc.details)
     if isinstance(exc, GatewayError):
         return error_body(exc.status, exc.code, exc.message, exc.details)
     if isinstance(exc, RulesInvalid):

@@ -1,5 +1,7 @@
 """The customer's restriction letter: facts → words → a provider-editable template (HTML and text).
 
+What is restricted and how to contact instead are in the words of the restriction's kind.
+
 Templates use `string.Template` ($name placeholders): customer text is never evaluated, and in
 HTML every substituted value is escaped.
 """
@@ -12,12 +14,13 @@ from datetime import date
 from pathlib import Path
 from string import Template
 
-from .errors import GatewayError
+from .errors import Fault
 from .lifecycle import APPEAL_WINDOW_WORKING_DAYS, APPEAL_WORKING_DAYS
 from .restriction_models import Restriction
-from .rules.calendar import Calendar, describe_windows, format_date, join_words
+from .rules.calendar import Calendar, format_date, join_words
 from .rules.context import Provider
-from .rules.params import SetTimes
+from .rules.kind import LetterWords, Records, Sentences
+from .rules.registry import REGISTRY
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 BEHAVIOUR = {
@@ -32,13 +35,12 @@ CHANNEL_WORDS = {
     "letter": "letter",
     "visit": "visits to our offices",
 }
-PERIOD_WORDS = {"day": "day", "week": "week", "month": "month"}
 
 
-class TemplateError(GatewayError):
-    """A provider's template names a placeholder we do not fill, or is malformed (a fault)."""
+class TemplateError(Fault):
+    """A provider's template names a placeholder we do not fill, or is malformed."""
 
-    status, code = 500, "template_error"
+    code = "template_error"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +48,7 @@ class LetterFacts:
     restriction: Restriction
     customer_name: str
     today: date
-    contact_name: str | None = None  # named_contact: who
-    contact_ways: str | None = None  # named_contact: their line / mailbox
-    case_reference: str | None = None  # closed_issue
-    case_subject: str | None = None
-    case_closed_on: date | None = None
+    records: Records = field(default_factory=Records)  # the staff and cases its params name
     provider: Provider = field(default_factory=Provider)
 
 
@@ -77,59 +75,11 @@ def _ways_to_write(p: Provider) -> str:
     return f"You can still write to us at any time: {join_words(given)}."
 
 
-def _arrangement(f: LetterFacts) -> tuple[str, str]:
-    """(what is restricted, how to contact us instead) for the restriction's kind."""
-    r, ch = f.restriction, _channels(f.restriction.channels)
-    written = _ways_to_write(f.provider)
-    match r.kind:
-        case "set_times":
-            windows = describe_windows(SetTimes.model_validate(r.params).windows)
-            return (
-                f"We will only take contact by {ch} {windows} (not on bank holidays).",
-                f"Please contact us by {ch} {windows}. {written}",
-            )
-        case "named_contact":
-            return (
-                f"Your contact with us by {ch} will be handled by one named member of staff, {f.contact_name}.",
-                f"Please contact {f.contact_name}" + (f" ({f.contact_ways})" if f.contact_ways else "") + ".",
-            )
-        case "written_only":
-            return (
-                f"We will not accept contact by {ch}.",
-                f"Please contact us in writing. {written}",
-            )
-        case "no_personal_contact":
-            return (
-                f"Your name is on our 'no personal contact' list: we will not accept contact "
-                f"from you in person by {ch}.",
-                "Please contact us in writing, or through a third party such as a family "
-                "member, friend, advocate or support worker.",
-            )
-        case "appointment_only":
-            return (
-                "You may visit our offices only by prior appointment.",
-                "Please telephone or write to us to make an appointment before visiting.",
-            )
-        case "closed_issue":
-            closed = format_date(f.case_closed_on) if f.case_closed_on else "its closing date"
-            return (
-                f"Your complaint {f.case_reference} ({f.case_subject}) completed our complaints "
-                f"process on {closed}. Further contact about it will be read and filed, and "
-                "answered only where it gives new, relevant information.",
-                "We will still consider any new, unrelated matter you raise in the usual way.",
-            )
-        case "caution":
-            return (
-                "Our staff will take extra safety precautions when dealing with you, for example not visiting alone.",
-                "You can contact us in the usual way.",
-            )
-        case _:  # contact_limit
-            limit, period = r.params.get("limit"), PERIOD_WORDS.get(str(r.params.get("period")), "")
-            return (
-                f"We will respond to up to {limit} contacts by {ch} each {period}. Further "
-                "contacts will be acknowledged and kept on file.",
-                f"{written} Anything urgent, such as an emergency repair, is always dealt with.",
-            )
+def _arrangement(f: LetterFacts) -> Sentences:
+    """(what is restricted, how to contact us instead), in the words of the restriction's kind."""
+    r = f.restriction
+    words = LetterWords(_channels(r.channels), _ways_to_write(f.provider), f.records)
+    return REGISTRY[r.kind].letter_wording(r.params, words)
 
 
 def values(f: LetterFacts, cal: Calendar) -> dict[str, str]:

@@ -10,9 +10,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
-from .errors import Conflict, Forbidden, field_error
+from .errors import FieldInvalid, NotAllowed, RuleConflict
 from .rules.calendar import Calendar
-from .rules.params import CHANNELS, WRITTEN, closed_channels
+from .rules.params import CHANNELS, WRITTEN
+from .rules.registry import REGISTRY
 
 ENFORCED = frozenset({"active", "under_appeal"})
 # A staff member of a key role may fill a slot of any role listed for it (a service caution
@@ -81,7 +82,7 @@ class Closing:
 
     @property
     def closes(self) -> frozenset[str]:
-        return closed_channels(self.kind, self.channels)
+        return REGISTRY[self.kind].closes(self.channels)
 
 
 def open_channels(
@@ -101,7 +102,7 @@ def check_way_in(closings: Sequence[Closing], flags: Iterable[str] = (), has_rep
         return
     ids = [c.restriction_id for c in closings if c.closes]
     who = ", ".join(f"#{i}" if i else "this restriction" for i in ids)
-    raise Conflict(
+    raise RuleConflict(
         "no way in: together with the customer's active restrictions this closes every channel "
         f"they can use (closing: {who}); policy requires at least one form of contact",
         {"conflict": "no_open_channel", "restriction_ids": [i for i in ids if i]},
@@ -133,7 +134,7 @@ def check_adjustments(
     already = set(adjustment_conflicts(others, flags, always_open))
     broken = [c for c in adjustment_conflicts([*others, candidate], flags, always_open) if c not in already]
     if broken and not equality_note_signed:
-        raise Conflict(
+        raise RuleConflict(
             "reasonable adjustments conflict: "
             + "; ".join(broken)
             + ". Attach an equality note signed by a manager to proceed",
@@ -151,9 +152,9 @@ def add_months(day: date, months: int) -> date:
 
 def check_review_due(valid_from: date, review_due: date, default_months: int, approver_role: str | None) -> None:
     if review_due <= valid_from:
-        raise field_error("review_due", "must be after valid_from")
+        raise FieldInvalid("review_due", "must be after valid_from")
     if review_due > add_months(valid_from, default_months) and approver_role is None:
-        raise field_error(
+        raise FieldInvalid(
             "review_due",
             f"is more than {default_months} months after valid_from; "
             "a longer period needs review_approver (a staff id)",
@@ -163,7 +164,7 @@ def check_review_due(valid_from: date, review_due: date, default_months: int, ap
         and review_due > add_months(valid_from, default_months)
         and approver_role not in LONG_REVIEW_APPROVERS
     ):
-        raise field_error(
+        raise FieldInvalid(
             "review_approver",
             "a longer review period must be agreed by a service caution lead or a manager",
         )
@@ -172,13 +173,13 @@ def check_review_due(valid_from: date, review_due: date, default_months: int, ap
 def check_appeal_decider(staff_id: int, role: str, deciders: Iterable[int]) -> None:
     """Policy 000 §6.3: someone more senior, not involved before, decides the appeal."""
     if role not in APPEAL_DECIDERS:
-        raise Forbidden(
+        raise NotAllowed(
             f"staff {staff_id} is a {role}; an appeal is decided by a manager or senior manager",
             {"field": "staff_id"},
             code="not_senior",
         )
     if staff_id in set(deciders):
-        raise Conflict(
+        raise RuleConflict(
             f"staff {staff_id} was one of the deciders and cannot decide the appeal",
             {"field": "staff_id"},
             code="involved",
@@ -200,4 +201,4 @@ class Policy:
 
 def check_not_future(field: str, day: date | None, today: date) -> None:
     if day is not None and day > today:
-        raise field_error(field, f"{day.isoformat()} is in the future")
+        raise FieldInvalid(field, f"{day.isoformat()} is in the future")

@@ -7,7 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .rules.params import Channel, Kind, Params
+from .rules.params import Channel
+from .rules.registry import Kind, Params
 
 ReasonCategory = Literal["aggressive_or_abusive", "unreasonable_demands", "unreasonable_persistence"]
 Status = Literal["proposed", "active", "under_appeal", "lifted", "lapsed"]

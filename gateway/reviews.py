@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from .errors import field_error
+from .errors import FieldInvalid
 from .lifecycle import add_months
 
 _WITHIN = re.compile(r"^(\d{1,4})([dwm])$")
@@ -45,10 +45,10 @@ def window_end(today: date, within: str) -> date:
     """'30d' → today + 30 days; '6w' → + 6 weeks; '1m' → same day next month (clamped)."""
     match = _WITHIN.match(within.strip().lower())
     if not match:
-        raise field_error("within", "expected a number and a unit, e.g. 30d, 6w or 2m")
+        raise FieldInvalid("within", "expected a number and a unit, e.g. 30d, 6w or 2m")
     n, unit = int(match.group(1)), match.group(2)
     if n * {"d": 1, "w": 7, "m": 31}[unit] > MAX_WITHIN_DAYS:
-        raise field_error("within", "at most ten years ahead")
+        raise FieldInvalid("within", "at most ten years ahead")
     return add_months(today, n) if unit == "m" else today + timedelta(days=n * (7 if unit == "w" else 1))
 
 

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway import lifecycle as lc
-from gateway.errors import Conflict, Forbidden, Invalid
+from gateway.errors import FieldInvalid, NotAllowed, RuleConflict
 from gateway.reviews import ReviewRow, due_report, local_today, to_csv, window_end
 from gateway.rules.calendar import Calendar
 from gateway.rules.params import CHANNELS, KINDS
@@ -67,7 +67,7 @@ def test_always_a_way_in(closings: list[lc.Closing], cannot_write: bool, reps: b
     if expected:
         lc.check_way_in(closings, flags, reps)
     else:
-        with pytest.raises(Conflict) as exc:
+        with pytest.raises(RuleConflict) as exc:
             lc.check_way_in(closings, flags, reps)
         assert exc.value.code == "no_open_channel"
     # Order does not matter, and adding a restriction never opens a channel.
@@ -99,7 +99,7 @@ def test_adjustment_conflicts(flags: list[str], always: list[str], kinds: list[s
 
 def test_equality_note_lets_an_adjustment_conflict_through() -> None:
     written = lc.Closing(None, "written_only", frozenset({"phone"}))
-    with pytest.raises(Conflict):
+    with pytest.raises(RuleConflict):
         lc.check_adjustments([], written, ["needs_phone"], [], equality_note_signed=False)
     lc.check_adjustments([], written, ["needs_phone"], [], equality_note_signed=True)
     # A conflict already accepted on an earlier restriction does not block an unrelated one.
@@ -130,13 +130,13 @@ def test_add_months_clamps_at_month_end(start: date, months: int, expected: date
 def test_review_period() -> None:
     start = date(2024, 2, 29)
     lc.check_review_due(start, date(2025, 2, 28), 12, None)
-    with pytest.raises(Invalid, match="review_approver"):
+    with pytest.raises(FieldInvalid, match="review_approver"):
         lc.check_review_due(start, date(2025, 3, 1), 12, None)
-    with pytest.raises(Invalid, match="review_approver"):
+    with pytest.raises(FieldInvalid, match="review_approver"):
         lc.check_review_due(start, date(2025, 3, 1), 12, "caution_lead")
     for role in ("service_caution_lead", "manager", "senior_manager"):
         lc.check_review_due(start, date(2026, 2, 28), 12, role)
-    with pytest.raises(Invalid, match="after valid_from"):
+    with pytest.raises(FieldInvalid, match="after valid_from"):
         lc.check_review_due(start, start, 12, None)
 
 
@@ -160,9 +160,9 @@ def test_appeal_due_skips_provider_closures() -> None:
 
 
 def test_appeal_decider() -> None:
-    with pytest.raises(Forbidden):
+    with pytest.raises(NotAllowed):
         lc.check_appeal_decider(5, "caution_lead", [])
-    with pytest.raises(Conflict):
+    with pytest.raises(RuleConflict):
         lc.check_appeal_decider(5, "manager", [1, 5])
     lc.check_appeal_decider(6, "senior_manager", [1, 5])
 
@@ -273,5 +273,5 @@ def test_report_other_issues_and_csv() -> None:
 
 @pytest.mark.parametrize("bad", ["", "30", "d", "-1d", "30y", "99999d", "200m"])
 def test_window_refuses_nonsense(bad: str) -> None:
-    with pytest.raises(Invalid):
+    with pytest.raises(FieldInvalid):
         window_end(date(2025, 1, 1), bad)

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from .calendar import Calendar
 from .outcome import Outcome
-from .params import Params, Window
+from .params import KindParams, Window
 from .vocabulary import CaseStatus, Contact, RestrictionStatus
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ class RestrictionView:
     id: int
     customer_id: int
     kind: str
-    params: Params
+    params: KindParams
     channels: frozenset[str]
     status: RestrictionStatus = "active"
     review_due: date | None = None

@@ -1,47 +1,45 @@
-"""Per-kind restriction parameters (a discriminated union on `kind`) and the channels each closes.
+"""The words restriction parameters are written in: channels, weekly windows, the params base.
 
-Pure data definitions shared by the lifecycle (validation on save) and the engine (evaluation).
+Each kind's own params model lives in its module under `kinds/` and extends `KindParams`; the
+discriminated union of them all (`Params`, for parsing) is built by the registry. Nothing here
+imports a kind, so the vocabulary can build on this module.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import time
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+if TYPE_CHECKING:
+    # Older callers reach the registry's union and some kinds' models through this module.
+    from .kinds.closed_issue import ClosedIssue as ClosedIssue
+    from .kinds.contact_limit import ContactLimit as ContactLimit
+    from .kinds.named_contact import NamedContact as NamedContact
+    from .registry import DEFAULT_CHANNELS as DEFAULT_CHANNELS
+    from .registry import Kind as Kind
+    from .registry import Params as Params
+
 Channel = Literal["phone", "email", "web_form", "letter", "visit"]
 CHANNELS: tuple[Channel, ...] = ("phone", "email", "web_form", "letter", "visit")
+ALL_CHANNELS: frozenset[str] = frozenset(CHANNELS)
 WRITTEN: frozenset[str] = frozenset({"email", "web_form", "letter"})
 PERSONAL: frozenset[str] = frozenset({"phone", "visit"})
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-Kind = Literal[
-    "set_times",
-    "named_contact",
-    "written_only",
-    "no_personal_contact",
-    "appointment_only",
-    "closed_issue",
-    "caution",
-    "contact_limit",
-]
-KINDS: tuple[Kind, ...] = (
-    "set_times",
-    "named_contact",
-    "written_only",
-    "no_personal_contact",
-    "appointment_only",
-    "closed_issue",
-    "caution",
-    "contact_limit",
-)
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KindParams(_Strict):
+    """The base of every kind's params model; `kind` is the union's discriminator."""
+
+    kind: str
 
 
 class Window(_Strict):
@@ -73,74 +71,20 @@ class Window(_Strict):
         return time.max if self.end == "24:00" else time(int(self.end[:2]), int(self.end[3:]))
 
 
-class SetTimes(_Strict):
-    kind: Literal["set_times"] = "set_times"
-    windows: list[Window] = Field(min_length=1, max_length=21)
-    closed_on_bank_holidays: bool = True
+_FROM_REGISTRY = frozenset({"Params", "Kind", "KINDS", "DEFAULT_CHANNELS"})
 
+if not TYPE_CHECKING:
 
-class NamedContact(_Strict):
-    kind: Literal["named_contact"] = "named_contact"
-    staff_id: int = Field(gt=0)
-    deputy_staff_id: int | None = Field(default=None, gt=0)
+    def __getattr__(name: str) -> Any:
+        """`Params`, `Kind`, `DEFAULT_CHANNELS` and each kind's model by class name, looked up
+        late: the registry imports the kinds, which import this module."""
+        if name.startswith("__"):  # the import system probing, e.g. for __path__
+            raise AttributeError(name)
+        from . import registry
 
-
-class WrittenOnly(_Strict):
-    kind: Literal["written_only"] = "written_only"
-
-
-class NoPersonalContact(_Strict):
-    kind: Literal["no_personal_contact"] = "no_personal_contact"
-
-
-class AppointmentOnly(_Strict):
-    kind: Literal["appointment_only"] = "appointment_only"
-
-
-class ClosedIssue(_Strict):
-    kind: Literal["closed_issue"] = "closed_issue"
-    case_id: int = Field(gt=0)
-
-
-class Caution(_Strict):
-    kind: Literal["caution"] = "caution"
-    note: str = Field(min_length=1, max_length=500)
-
-
-class ContactLimit(_Strict):
-    kind: Literal["contact_limit"] = "contact_limit"
-    limit: int = Field(ge=1, le=1000)
-    period: Literal["day", "week", "month"]
-
-
-Params = Annotated[
-    SetTimes | NamedContact | WrittenOnly | NoPersonalContact | AppointmentOnly | ClosedIssue | Caution | ContactLimit,
-    Field(discriminator="kind"),
-]
-
-# Channels a kind covers when the caution lead does not say (DESIGN.md §3 table).
-DEFAULT_CHANNELS: dict[str, frozenset[str]] = {
-    "set_times": frozenset({"phone"}),
-    "named_contact": frozenset(CHANNELS),
-    "written_only": PERSONAL,
-    "no_personal_contact": PERSONAL,
-    "appointment_only": frozenset({"visit"}),
-    "closed_issue": frozenset(CHANNELS),
-    "caution": frozenset(CHANNELS),
-    "contact_limit": frozenset({"phone", "email", "web_form"}),
-}
-
-# Kinds that shut a covered channel outright (no time of day, person or appointment opens it).
-_CLOSING_KINDS = frozenset({"written_only", "no_personal_contact"})
-
-
-def closed_channels(kind: str, channels: frozenset[str] | set[str] | list[str]) -> frozenset[str]:
-    """Channels a restriction leaves with no way in for the customer themself.
-
-    set_times, named_contact, appointment_only, contact_limit, closed_issue and caution narrow a
-    channel but leave it open (at set times, to one person, by appointment, up to a limit, for new
-    matters); written_only and no_personal_contact close the personal channels they cover.
-    """
-    if kind in _CLOSING_KINDS:
-        return frozenset(channels) & PERSONAL
-    return frozenset()
+        if name in _FROM_REGISTRY:
+            return getattr(registry, name)
+        for kind in registry.REGISTRY:
+            if kind.params_model.__name__ == name:
+                return kind.params_model
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from ..errors import Conflict, NotFound, field_error
+from ..errors import FieldInvalid, Missing, StateConflict
 from ..invalidation import notify_in_transaction
 from ..models import Case, CaseIn, CasePatch
 from .people import ensure_customer
@@ -14,7 +14,7 @@ _COLS = "id, customer_id, reference, subject, status, closed_on, outcome_letter"
 
 def _check_closed_on(status: str, closed_on: object) -> None:
     if status != "open" and closed_on is None:
-        raise field_error("closed_on", f"a {status} case needs the date it was closed")
+        raise FieldInvalid("closed_on", f"a {status} case needs the date it was closed")
 
 
 async def create_case(conn: asyncpg.Connection, c: CaseIn) -> Case:
@@ -22,7 +22,7 @@ async def create_case(conn: asyncpg.Connection, c: CaseIn) -> Case:
     _check_closed_on(c.status, c.closed_on)
     async with conn.transaction():
         if await conn.fetchval("SELECT id FROM cases WHERE reference = $1", c.reference):
-            raise Conflict(f"case reference {c.reference} already exists", [{"field": "reference"}])
+            raise StateConflict(f"case reference {c.reference} already exists", [{"field": "reference"}])
         row = await conn.fetchrow(
             f"""INSERT INTO cases (customer_id, reference, subject, status, closed_on, outcome_letter)
                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_COLS}""",
@@ -40,7 +40,7 @@ async def create_case(conn: asyncpg.Connection, c: CaseIn) -> Case:
 async def get_case(conn: asyncpg.Connection | asyncpg.Pool, case_id: int) -> Case:
     row = await conn.fetchrow(f"SELECT {_COLS} FROM cases WHERE id = $1", case_id)
     if row is None:
-        raise NotFound(f"case {case_id} does not exist")
+        raise Missing(f"case {case_id} does not exist")
     return Case.model_validate(dict(row))
 
 
@@ -48,7 +48,7 @@ async def update_case(conn: asyncpg.Connection, case_id: int, patch: CasePatch) 
     async with conn.transaction():
         row = await conn.fetchrow(f"SELECT {_COLS} FROM cases WHERE id = $1 FOR UPDATE", case_id)
         if row is None:
-            raise NotFound(f"case {case_id} does not exist")
+            raise Missing(f"case {case_id} does not exist")
         merged = {**dict(row), **patch.model_dump(exclude_unset=True)}
         if merged["status"] == "open":
             merged["closed_on"] = None

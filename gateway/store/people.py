@@ -6,7 +6,7 @@ from typing import Any
 
 import asyncpg
 
-from ..errors import Conflict, NotFound, field_error
+from ..errors import FieldInvalid, Missing, StateConflict
 from ..invalidation import notify_in_transaction
 from ..models import Customer, CustomerIn, IdentifierIn, Representative, Staff, StaffIn
 
@@ -32,7 +32,7 @@ async def create_staff(conn: asyncpg.Connection, s: StaffIn) -> Staff:
 async def get_staff(conn: asyncpg.Connection | asyncpg.Pool, staff_id: int) -> Staff:
     row = await conn.fetchrow(f"SELECT {_STAFF_COLS} FROM staff WHERE id = $1", staff_id)
     if row is None:
-        raise NotFound(f"staff member {staff_id} does not exist")
+        raise Missing(f"staff member {staff_id} does not exist")
     return Staff.model_validate(dict(row))
 
 
@@ -47,7 +47,7 @@ async def _insert_identifiers(
     seen: set[tuple[str, str]] = set()
     for i, ident in enumerate(idents):
         if (ident.kind, ident.value) in seen:
-            raise Conflict(
+            raise StateConflict(
                 f"{field}.{i}: {ident.kind} {ident.value} is listed twice",
                 [{"field": f"{field}.{i}.value", "message": "duplicate"}],
             )
@@ -58,7 +58,7 @@ async def _insert_identifiers(
                 ident.value,
             )
             if owner is not None:
-                raise Conflict(
+                raise StateConflict(
                     f"{field}.{i}: web account {ident.value} already belongs to someone else",
                     [{"field": f"{field}.{i}.value", "message": "already in use"}],
                 )
@@ -76,7 +76,7 @@ async def create_customer(conn: asyncpg.Connection, c: CustomerIn) -> Customer:
         if c.external_ref is not None:
             existing = await conn.fetchval("SELECT id FROM customers WHERE external_ref = $1", c.external_ref)
             if existing is not None:
-                raise Conflict(
+                raise StateConflict(
                     f"external_ref {c.external_ref} is already customer {existing}",
                     [{"field": "external_ref", "message": "already exists", "id": existing}],
                 )
@@ -108,7 +108,7 @@ async def get_customer(conn: asyncpg.Connection | asyncpg.Pool, customer_id: int
         "SELECT id, external_ref, name, open_channels, adjustments FROM customers WHERE id = $1", customer_id
     )
     if row is None:
-        raise NotFound(f"customer {customer_id} does not exist")
+        raise Missing(f"customer {customer_id} does not exist")
     idents = await conn.fetch(
         """SELECT kind, value, customer_id, representative_id FROM identifiers
            WHERE customer_id = $1 OR representative_id IN
@@ -136,7 +136,7 @@ async def ensure_customer(
     conn: asyncpg.Connection | asyncpg.Pool, customer_id: int, field: str = "customer_id"
 ) -> None:
     if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM customers WHERE id = $1)", customer_id):
-        raise NotFound(f"customer {customer_id} does not exist", [{"field": field}])
+        raise Missing(f"customer {customer_id} does not exist", [{"field": field}])
 
 
 async def representatives_of(conn: asyncpg.Connection, customer_id: int) -> list[Representative]:
@@ -147,4 +147,4 @@ async def representatives_of(conn: asyncpg.Connection, customer_id: int) -> list
 def reject_unknown_ids(field: str, wanted: set[int], found: set[int]) -> None:
     missing = sorted(wanted - found)
     if missing:
-        raise field_error(field, f"unknown id(s) {', '.join(map(str, missing))}")
+        raise FieldInvalid(field, f"unknown id(s) {', '.join(map(str, missing))}")

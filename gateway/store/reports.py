@@ -10,8 +10,9 @@ import asyncpg
 from .. import lifecycle as lc
 from ..letters import LetterFacts
 from ..reviews import ReviewRow
+from ..rules.registry import REGISTRY
 from .people import get_customer
-from .restrictions import event, get
+from .restrictions import event, get, load_records
 
 OPEN_STATUSES = ["proposed", "active", "under_appeal"]
 
@@ -19,26 +20,10 @@ OPEN_STATUSES = ["proposed", "active", "under_appeal"]
 async def letter_facts(conn: asyncpg.Connection, restriction_id: int, policy: lc.Policy, today: date) -> LetterFacts:
     record = await get(conn, restriction_id, policy)
     name = await conn.fetchval("SELECT name FROM customers WHERE id = $1", record.customer_id)
-    facts: dict[str, Any] = {}
-    if record.kind == "named_contact":
-        staff = await conn.fetchrow(
-            "SELECT name, line, mailbox FROM staff WHERE id = $1", record.params.get("staff_id")
-        )
-        if staff is not None:
-            ways = [w for w in (staff["line"], staff["mailbox"]) if w]
-            facts = {"contact_name": staff["name"], "contact_ways": ", ".join(ways) or None}
-    if record.kind == "closed_issue":
-        case = await conn.fetchrow(
-            "SELECT reference, subject, closed_on FROM cases WHERE id = $1",
-            record.params.get("case_id"),
-        )
-        if case is not None:
-            facts = {
-                "case_reference": case["reference"],
-                "case_subject": case["subject"],
-                "case_closed_on": case["closed_on"],
-            }
-    return LetterFacts(restriction=record, customer_name=name, today=today, **facts)
+    # The staff and cases the kind's params name, for its wording (a named contact who has left too).
+    refs = REGISTRY[record.kind].references(record.params)
+    records = await load_records(conn, refs, active_only=False)
+    return LetterFacts(restriction=record, customer_name=name, today=today, records=records)
 
 
 async def review_rows(conn: asyncpg.Connection | asyncpg.Pool) -> list[ReviewRow]:

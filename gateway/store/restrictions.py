@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Any
 
 import asyncpg
 
 from .. import lifecycle as lc
-from ..errors import Conflict, NotFound, field_error
+from ..errors import FieldInvalid, Missing, StateConflict
 from ..invalidation import notify_in_transaction
 from ..restriction_models import Appeal, Event, RestrictionIn
 from ..restriction_models import Restriction as Record
-from ..rules.params import DEFAULT_CHANNELS, ClosedIssue, NamedContact
+from ..rules.context import CaseView, StaffView
+from ..rules.kind import Proposal, Records, References
+from ..rules.params import KindParams
+from ..rules.registry import REGISTRY
 
 COLS = (
     "id, customer_id, kind, params, channels, reason_category, reasons, incidents, warned_on, "
@@ -56,7 +59,7 @@ async def staff_roles(conn: asyncpg.Connection, ids: Iterable[int]) -> dict[int,
 async def staff_role(conn: asyncpg.Connection, staff_id: int, field: str) -> str:
     role = (await staff_roles(conn, [staff_id])).get(staff_id)
     if role is None:
-        raise field_error(field, f"staff member {staff_id} does not exist or is inactive")
+        raise FieldInvalid(field, f"staff member {staff_id} does not exist or is inactive")
     return role
 
 
@@ -66,7 +69,7 @@ async def load(conn: asyncpg.Connection, restriction_id: int, *, lock: bool = Fa
         restriction_id,
     )
     if row is None:
-        raise NotFound(f"restriction {restriction_id} does not exist")
+        raise Missing(f"restriction {restriction_id} does not exist")
     return row
 
 
@@ -77,23 +80,37 @@ def snapshot(row: Any) -> dict[str, Any]:
     )
 
 
-async def _check_params(conn: asyncpg.Connection, body: RestrictionIn) -> None:
-    p = body.params
-    if isinstance(p, NamedContact):
-        await staff_role(conn, p.staff_id, "params.staff_id")
-        if p.deputy_staff_id is not None:
-            await staff_role(conn, p.deputy_staff_id, "params.deputy_staff_id")
-    if isinstance(p, ClosedIssue):
-        case = await conn.fetchrow("SELECT customer_id, status, reference FROM cases WHERE id = $1", p.case_id)
-        if case is None:
-            raise field_error("params.case_id", f"case {p.case_id} does not exist")
-        if case["customer_id"] != body.customer_id:
-            raise field_error("params.case_id", f"case {case['reference']} belongs to another customer")
-        if case["status"] not in ("closed", "exhausted"):
-            raise field_error(
-                "params.case_id",
-                f"case {case['reference']} is {case['status']}; closed_issue needs a closed or exhausted case",
-            )
+async def load_records(conn: asyncpg.Connection, refs: References, *, active_only: bool = True) -> Records:
+    """The staff and cases a kind's params name (staff who have left only when asked for)."""
+    staff = await conn.fetch(
+        "SELECT id, name, role, line, mailbox FROM staff WHERE id = ANY($1::bigint[]) AND (active OR NOT $2)",
+        [i for _, i in refs.staff],
+        active_only,
+    )
+    cases = await conn.fetch(
+        "SELECT id, reference, customer_id, status, closed_on, subject FROM cases WHERE id = ANY($1::bigint[])",
+        [i for _, i in refs.cases],
+    )
+    return Records(
+        staff={r["id"]: StaffView(r["id"], r["name"], r["role"], line=r["line"], mailbox=r["mailbox"]) for r in staff},
+        cases={r["id"]: CaseView(**dict(r)) for r in cases},
+    )
+
+
+async def check_kind(
+    conn: asyncpg.Connection,
+    kind: str,
+    customer_id: int,
+    params: KindParams | Mapping[str, Any],
+    channels: Iterable[str],
+    prefix: str = "",
+) -> None:
+    """The kind's own save-time checks: the channels it can act on, the records its params name."""
+    unit = REGISTRY[kind]
+    records = await load_records(conn, unit.references(params))
+    problems = unit.validate(params, Proposal(customer_id, frozenset(channels), records))
+    if problems:
+        raise FieldInvalid(prefix + problems[0].field, problems[0].message)
 
 
 async def check_deciders(conn: asyncpg.Connection, ids: list[int], field: str = "deciders") -> dict[int, str]:
@@ -101,9 +118,9 @@ async def check_deciders(conn: asyncpg.Connection, ids: list[int], field: str = 
     for i, staff_id in enumerate(ids):
         role = roles.get(staff_id)
         if role is None:
-            raise field_error(f"{field}.{i}", f"staff member {staff_id} does not exist or is inactive")
+            raise FieldInvalid(f"{field}.{i}", f"staff member {staff_id} does not exist or is inactive")
         if role not in DECIDER_ROLES:
-            raise field_error(
+            raise FieldInvalid(
                 f"{field}.{i}",
                 f"staff member {staff_id} is a {role}; deciders are caution leads or service caution leads",
             )
@@ -115,7 +132,7 @@ async def _check_equality_note(conn: asyncpg.Connection, body: RestrictionIn) ->
         return False
     role = await staff_role(conn, body.equality_note.staff_id, "equality_note.staff_id")
     if role not in lc.APPEAL_DECIDERS:
-        raise field_error(
+        raise FieldInvalid(
             "equality_note.staff_id",
             f"staff member {body.equality_note.staff_id} is a {role}; an equality note is signed by a manager",
         )
@@ -133,7 +150,7 @@ async def check_channels(
         customer_id,
     )
     if cust is None:
-        raise field_error("customer_id", f"customer {customer_id} does not exist")
+        raise FieldInvalid("customer_id", f"customer {customer_id} does not exist")
     rows = await conn.fetch(
         "SELECT id, kind, channels FROM restrictions WHERE customer_id = $1 "
         "AND status = ANY($2::text[]) AND id IS DISTINCT FROM $3",
@@ -148,13 +165,13 @@ async def check_channels(
 
 
 async def create(conn: asyncpg.Connection, body: RestrictionIn, policy: lc.Policy, actor: str, today: date) -> Record:
-    channels = sorted(body.channels or DEFAULT_CHANNELS[body.kind])
+    channels = sorted(body.channels or REGISTRY[body.kind].default_channels)
     review_due = body.review_due or lc.add_months(body.valid_from, policy.review_months)
     for i, incident in enumerate(body.incidents):
         lc.check_not_future(f"incidents.{i}.on", incident.on, today)
     lc.check_not_future("warned_on", body.warned_on, today)
     async with conn.transaction():
-        await _check_params(conn, body)
+        await check_kind(conn, body.kind, body.customer_id, body.params, channels)
         approver = body.review_approver
         approver_role = await staff_role(conn, approver, "review_approver") if approver else None
         lc.check_review_due(body.valid_from, review_due, policy.review_months, approver_role)
@@ -256,12 +273,12 @@ async def add_decision(
     async with conn.transaction():
         row = await load(conn, restriction_id, lock=True)
         if row["status"] != "proposed":
-            raise Conflict(
+            raise StateConflict(
                 f"restriction {restriction_id} is {row['status']}; only a proposed restriction takes decisions",
                 code="wrong_status",
             )
         if staff_id in row["deciders"]:
-            raise Conflict(
+            raise StateConflict(
                 f"staff member {staff_id} is already a decider on this restriction",
                 {"field": "staff_id"},
                 code="duplicate_decider",

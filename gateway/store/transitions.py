@@ -6,10 +6,9 @@ from datetime import date
 from typing import Any
 
 import asyncpg
-from pydantic import TypeAdapter
 
 from .. import lifecycle as lc
-from ..errors import Conflict, field_error
+from ..errors import FieldInvalid, StateConflict
 from ..invalidation import notify_in_transaction
 from ..restriction_models import (
     AppealDecisionIn,
@@ -19,16 +18,15 @@ from ..restriction_models import (
     Restriction,
     ReviewIn,
 )
-from ..rules.params import Params
-from .restrictions import COLS, check_channels, event, get, load, snapshot, staff_role
+from ..rules.registry import REGISTRY
+from .restrictions import COLS, check_channels, check_kind, event, get, load, snapshot, staff_role
 
 LAPSE_ACTOR = "system:lapse"
-_PARAMS: TypeAdapter[Params] = TypeAdapter(Params)
 
 
 def _require(row: asyncpg.Record, allowed: frozenset[str] | set[str], doing: str) -> None:
     if row["status"] not in allowed:
-        raise Conflict(
+        raise StateConflict(
             f"restriction {row['id']} is {row['status']}; cannot {doing}",
             {"status": row["status"], "allowed": sorted(allowed)},
             code="wrong_status",
@@ -129,23 +127,26 @@ async def lodge_appeal(
     return await get(conn, restriction_id, policy)
 
 
-def _varied(row: asyncpg.Record, body: AppealDecisionIn) -> dict[str, Any]:
+async def _varied(conn: asyncpg.Connection, row: asyncpg.Record, body: AppealDecisionIn) -> dict[str, Any]:
+    """The changes a 'varied' appeal outcome makes, each checked as on saving."""
     v = body.variation
     assert v is not None
     changes: dict[str, Any] = {}
     if v.channels is not None:
         changes["channels"] = sorted(set(v.channels))
     if v.params is not None:
-        params = _PARAMS.validate_python({**v.params, "kind": row["kind"]})
-        changes["params"] = params.model_dump(mode="json")
+        changes["params"] = REGISTRY[row["kind"]].parse(v.params).model_dump(mode="json")
     if v.valid_to is not None:
         if v.valid_to < row["valid_from"]:
-            raise field_error("variation.valid_to", "must not be before valid_from")
+            raise FieldInvalid("variation.valid_to", "must not be before valid_from")
         changes["valid_to"] = v.valid_to
     if v.review_due is not None:
         if v.review_due > row["review_due"] or v.review_due <= row["valid_from"]:
-            raise field_error("variation.review_due", "a variation may bring the review forward only")
+            raise FieldInvalid("variation.review_due", "a variation may bring the review forward only")
         changes["review_due"] = v.review_due
+    if "params" in changes or "channels" in changes:
+        params, channels = changes.get("params", row["params"]), changes.get("channels", row["channels"])
+        await check_kind(conn, row["kind"], row["customer_id"], params, channels, "variation.")
     return changes
 
 
@@ -175,7 +176,7 @@ async def decide_appeal(
         )
         changes: dict[str, Any] = {"status": "active"}
         if body.outcome == "varied":
-            changes.update(_varied(row, body))
+            changes.update(await _varied(conn, row, body))
         elif body.outcome == "lifted":
             ends = min(decided_on, row["valid_to"] or decided_on)
             changes = {"status": "lifted", "valid_to": ends}
@@ -198,9 +199,9 @@ async def _open_appeal(conn: asyncpg.Connection, row: asyncpg.Record, decided_on
         row["id"],
     )
     if appeal is None or row["status"] != "under_appeal":
-        raise Conflict(f"restriction {row['id']} has no open appeal", code="no_open_appeal")
+        raise StateConflict(f"restriction {row['id']} has no open appeal", code="no_open_appeal")
     if decided_on < appeal["lodged_on"]:
-        raise field_error("decided_on", "is before the appeal was lodged")
+        raise FieldInvalid("decided_on", "is before the appeal was lodged")
     return appeal
 
 
@@ -273,7 +274,7 @@ async def _renewal(
         await staff_role(conn, approver, "review_approver") if approver else None,
     )
     if body.valid_to is not None and body.valid_to < row["valid_from"]:
-        raise field_error("valid_to", "must not be before valid_from")
+        raise FieldInvalid("valid_to", "must not be before valid_from")
     incidents = [*row["incidents"], *(i.model_dump(mode="json") for i in body.incidents)]
     return {
         "reasons": body.reasons,

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from ..context import Context, RestrictionView
-from ..kind import RestrictionKind
+from ..kind import LetterWords, RestrictionKind, Sentences
 from ..outcome import BannerPart, Outcome
+from ..params import KindParams
 from ..vocabulary import Contact
 
+VISIT = frozenset({"visit"})
 BANNER = BannerPart("info", "Appointment only: visits by prior appointment.")
+
+
+class AppointmentOnly(KindParams):
+    kind: Literal["appointment_only"] = "appointment_only"
 
 
 def check(contact: Contact, r: RestrictionView, ctx: Context, now: datetime) -> Outcome:
@@ -27,4 +34,19 @@ def check(contact: Contact, r: RestrictionView, ctx: Context, now: datetime) -> 
     )
 
 
-KIND = RestrictionKind("appointment_only", "Visits by prior appointment only.", check)
+def letter(p: AppointmentOnly, w: LetterWords) -> Sentences:
+    return (
+        "You may visit our offices only by prior appointment.",
+        "Please telephone or write to us to make an appointment before visiting.",
+    )
+
+
+KIND = RestrictionKind(
+    name="appointment_only",
+    description="Visits by prior appointment only.",
+    params_model=AppointmentOnly,
+    check=check,
+    letter=letter,
+    acts_on=VISIT,
+    default_channels=VISIT,
+)

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
 
 from ..context import Context, RestrictionView
-from ..kind import RestrictionKind
+from ..kind import LetterWords, RestrictionKind, Sentences
 from ..outcome import BannerPart, Outcome
-from ..params import Caution
+from ..params import KindParams
 from ..vocabulary import Contact
+
+
+class Caution(KindParams):
+    kind: Literal["caution"] = "caution"
+    note: str = Field(min_length=1, max_length=500)
 
 
 def check(contact: Contact, r: RestrictionView, ctx: Context, now: datetime) -> Outcome:
@@ -22,4 +30,17 @@ def check(contact: Contact, r: RestrictionView, ctx: Context, now: datetime) -> 
     return Outcome(action="route", banner=banner, because="Staff safety marker: route with the caution banner.")
 
 
-KIND = RestrictionKind("caution", "Staff safety marker shown to every agent.", check)
+def letter(p: Caution, w: LetterWords) -> Sentences:
+    return (
+        "Our staff will take extra safety precautions when dealing with you, for example not visiting alone.",
+        "You can contact us in the usual way.",
+    )
+
+
+KIND = RestrictionKind(
+    name="caution",
+    description="Staff safety marker shown to every agent.",
+    params_model=Caution,
+    check=check,
+    letter=letter,
+)

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Literal
 
+from pydantic import Field
+
+from ..calendar import format_date
 from ..context import Context, RestrictionView
 from ..explain import closed_on
-from ..kind import RestrictionKind
+from ..kind import LetterWords, Problem, Proposal, References, RestrictionKind, Sentences
 from ..outcome import NEW_INFORMATION_QUEUE, BannerPart, Dest, Outcome
-from ..params import WRITTEN, ClosedIssue
+from ..params import WRITTEN, KindParams
 from ..vocabulary import Contact
+
+FINISHED = frozenset({"closed", "exhausted"})
+
+
+class ClosedIssue(KindParams):
+    kind: Literal["closed_issue"] = "closed_issue"
+    case_id: int = Field(gt=0)
 
 
 def check(contact: Contact, r: RestrictionView, ctx: Context, now: datetime) -> Outcome:
@@ -41,4 +53,39 @@ def check(contact: Contact, r: RestrictionView, ctx: Context, now: datetime) -> 
     )
 
 
-KIND = RestrictionKind("closed_issue", "An exhausted complaint: filed, answered only on new information.", check)
+def names(p: ClosedIssue) -> References:
+    return References(cases=(("params.case_id", p.case_id),))
+
+
+def on_save(p: ClosedIssue, proposal: Proposal) -> Sequence[Problem]:
+    case = proposal.records.cases.get(p.case_id)
+    if case is None:  # reported as missing before the kind is asked
+        return ()
+    if case.customer_id != proposal.customer_id:
+        return [Problem("params.case_id", f"case {case.reference} belongs to another customer")]
+    if case.status not in FINISHED:
+        why = f"case {case.reference} is {case.status}; closed_issue needs a closed or exhausted case"
+        return [Problem("params.case_id", why)]
+    return ()
+
+
+def letter(p: ClosedIssue, w: LetterWords) -> Sentences:
+    case = w.records.cases.get(p.case_id)
+    complaint = f"{case.reference} ({case.subject})" if case else f"#{p.case_id}"
+    closed = format_date(case.closed_on) if case and case.closed_on else "its closing date"
+    return (
+        f"Your complaint {complaint} completed our complaints process on {closed}. Further contact "
+        "about it will be read and filed, and answered only where it gives new, relevant information.",
+        "We will still consider any new, unrelated matter you raise in the usual way.",
+    )
+
+
+KIND = RestrictionKind(
+    name="closed_issue",
+    description="An exhausted complaint: filed, answered only on new information.",
+    params_model=ClosedIssue,
+    check=check,
+    letter=letter,
+    names=names,
+    on_save=on_save,
+)

@@ -2,14 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import Field
 
 from ..context import Context, RestrictionView
-from ..counters import contact_limit_key
-from ..kind import RestrictionKind
+from ..counterkeys import TTL_SECONDS, CounterSpec, Period, restriction_count_key
+from ..kind import LetterWords, RestrictionKind, Sentences
 from ..outcome import NEW_INFORMATION_QUEUE, BannerPart, Dest, Outcome
-from ..params import PERSONAL, ContactLimit
+from ..params import PERSONAL, KindParams
 from ..vocabulary import Contact
+
+
+class ContactLimit(KindParams):
+    kind: Literal["contact_limit"] = "contact_limit"
+    limit: int = Field(ge=1, le=1000)
+    period: Period
+
+
+def contact_limit_key(restriction: RestrictionView, now: datetime, tz: ZoneInfo) -> str:
+    """The counter of contacts against this restriction in the current period."""
+    period = restriction.params_as(ContactLimit).period
+    return restriction_count_key(restriction.id, period, now, tz)
+
+
+def counters(r: RestrictionView, now: datetime, tz: ZoneInfo) -> Sequence[CounterSpec]:
+    return (CounterSpec(contact_limit_key(r, now, tz), TTL_SECONDS[r.params_as(ContactLimit).period]),)
 
 
 def check(contact: Contact, r: RestrictionView, ctx: Context, now: datetime) -> Outcome:
@@ -43,4 +64,20 @@ def check(contact: Contact, r: RestrictionView, ctx: Context, now: datetime) -> 
     )
 
 
-KIND = RestrictionKind("contact_limit", "At most N contacts per day, week or month.", check)
+def letter(p: ContactLimit, w: LetterWords) -> Sentences:
+    return (
+        f"We will respond to up to {p.limit} contacts by {w.channels} each {p.period}. Further "
+        "contacts will be acknowledged and kept on file.",
+        f"{w.write_instead} Anything urgent, such as an emergency repair, is always dealt with.",
+    )
+
+
+KIND = RestrictionKind(
+    name="contact_limit",
+    description="At most N contacts per day, week or month.",
+    params_model=ContactLimit,
+    check=check,
+    letter=letter,
+    default_channels=frozenset({"phone", "email", "web_form"}),
+    counters=counters,
+)

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
 
 from ..context import Context, RestrictionView, StaffView
-from ..kind import RestrictionKind
+from ..kind import LetterWords, References, RestrictionKind, Sentences
 from ..outcome import CAUTION_QUEUE, BannerPart, Dest, Outcome
-from ..params import NamedContact
+from ..params import KindParams
 from ..vocabulary import Contact
+
+
+class NamedContact(KindParams):
+    kind: Literal["named_contact"] = "named_contact"
+    staff_id: int = Field(gt=0)
+    deputy_staff_id: int | None = Field(default=None, gt=0)
 
 
 def _who(params: NamedContact, ctx: Context) -> tuple[StaffView | None, str]:
@@ -64,4 +73,30 @@ def check(contact: Contact, r: RestrictionView, ctx: Context, now: datetime) -> 
     )
 
 
-KIND = RestrictionKind("named_contact", "One member of staff handles all contact.", check)
+def names(p: NamedContact) -> References:
+    deputy = () if p.deputy_staff_id is None else (("params.deputy_staff_id", p.deputy_staff_id),)
+    return References(staff=(("params.staff_id", p.staff_id), *deputy))
+
+
+def letter(p: NamedContact, w: LetterWords) -> Sentences:
+    staff = w.records.staff.get(p.staff_id)
+    if staff is None:
+        return (
+            f"Your contact with us by {w.channels} will be handled by one named member of staff.",
+            "We will tell you separately who they are and how to reach them.",
+        )
+    ways = ", ".join(way for way in (staff.line, staff.mailbox) if way)
+    return (
+        f"Your contact with us by {w.channels} will be handled by one named member of staff, {staff.name}.",
+        f"Please contact {staff.name}" + (f" ({ways})" if ways else "") + ".",
+    )
+
+
+KIND = RestrictionKind(
+    name="named_contact",
+    description="One member of staff handles all contact.",
+    params_model=NamedContact,
+    check=check,
+    letter=letter,
+    names=names,
+)

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from ..context import Context, RestrictionView
 from ..explain import describe_representatives
-from ..kind import RestrictionKind
+from ..kind import LetterWords, RestrictionKind, Sentences
 from ..outcome import BannerPart, Outcome
-from ..params import PERSONAL
+from ..params import PERSONAL, KindParams
 from ..vocabulary import Contact
+
+
+class NoPersonalContact(KindParams):
+    kind: Literal["no_personal_contact"] = "no_personal_contact"
 
 
 def check(contact: Contact, r: RestrictionView, ctx: Context, now: datetime) -> Outcome:
@@ -35,6 +40,23 @@ def check(contact: Contact, r: RestrictionView, ctx: Context, now: datetime) -> 
     )
 
 
+def letter(p: NoPersonalContact, w: LetterWords) -> Sentences:
+    return (
+        "Your name is on our 'no personal contact' list: we will not accept contact "
+        f"from you in person by {w.channels}.",
+        "Please contact us in writing, or through a third party such as a family "
+        "member, friend, advocate or support worker.",
+    )
+
+
 KIND = RestrictionKind(
-    "no_personal_contact", "No personal contact: writing or a registered representative only.", check
+    name="no_personal_contact",
+    description="No personal contact: writing or a registered representative only.",
+    params_model=NoPersonalContact,
+    check=check,
+    letter=letter,
+    # The customer's own calls and visits are shut; writing and representatives stay open.
+    acts_on=PERSONAL,
+    default_channels=PERSONAL,
+    shuts=True,
 )

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
 
 from ..calendar import describe_windows
 from ..context import Context, RestrictionView
-from ..kind import RestrictionKind
+from ..kind import LetterWords, RestrictionKind, Sentences
 from ..outcome import BannerPart, Outcome
-from ..params import WRITTEN, SetTimes
+from ..params import WRITTEN, KindParams, Window
 from ..vocabulary import Contact
 
 _NOUNS = {"phone": ("calls", "call"), "visit": ("visits", "visit")}
+
+
+class SetTimes(KindParams):
+    kind: Literal["set_times"] = "set_times"
+    windows: list[Window] = Field(min_length=1, max_length=21)
+    closed_on_bank_holidays: bool = True
 
 
 def check(contact: Contact, r: RestrictionView, ctx: Context, now: datetime) -> Outcome:
@@ -42,4 +51,21 @@ def check(contact: Contact, r: RestrictionView, ctx: Context, now: datetime) -> 
     )
 
 
-KIND = RestrictionKind("set_times", "Contact only inside agreed weekly windows, in local time.", check)
+def letter(p: SetTimes, w: LetterWords) -> Sentences:
+    windows = describe_windows(p.windows)
+    holidays = " (not on bank holidays)" if p.closed_on_bank_holidays else ""
+    return (
+        f"We will only take contact by {w.channels} {windows}{holidays}.",
+        f"Please contact us by {w.channels} {windows}. {w.write_instead}",
+    )
+
+
+KIND = RestrictionKind(
+    name="set_times",
+    description="Contact only inside agreed weekly windows, in local time.",
+    params_model=SetTimes,
+    check=check,
+    letter=letter,
+    # Calls by default; visits are declined and writing is held outside the windows when covered.
+    default_channels=frozenset({"phone"}),
+)

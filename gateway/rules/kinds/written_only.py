@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from ..context import Context, RestrictionView
-from ..kind import RestrictionKind
+from ..kind import LetterWords, RestrictionKind, Sentences
 from ..outcome import BannerPart, Outcome
-from ..params import PERSONAL
+from ..params import PERSONAL, KindParams
 from ..vocabulary import Contact
+
+
+class WrittenOnly(KindParams):
+    kind: Literal["written_only"] = "written_only"
+
 
 BANNER = BannerPart("warning", "Written contact only: letter, email or web form. Do not take calls or visits.")
 
@@ -27,4 +33,18 @@ def check(contact: Contact, r: RestrictionView, ctx: Context, now: datetime) -> 
     return Outcome(action="route", banner=BANNER, because="Written contact is allowed.")
 
 
-KIND = RestrictionKind("written_only", "Contact in writing only (letter, email, web form).", check)
+def letter(p: WrittenOnly, w: LetterWords) -> Sentences:
+    return f"We will not accept contact by {w.channels}.", f"Please contact us in writing. {w.write_instead}"
+
+
+KIND = RestrictionKind(
+    name="written_only",
+    description="Contact in writing only (letter, email, web form).",
+    params_model=WrittenOnly,
+    check=check,
+    letter=letter,
+    # Writing is what this kind leaves open: it restricts calls and visits, and shuts them.
+    acts_on=PERSONAL,
+    default_channels=PERSONAL,
+    shuts=True,
+)
