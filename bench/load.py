@@ -19,7 +19,7 @@ import asyncpg
 
 from gateway import db
 from gateway.migrate import migrate
-from gateway.rules.params import KINDS
+from gateway.rules.registry import KINDS
 
 CHUNK = 50_000
 BENCH_CREATOR = "bench"

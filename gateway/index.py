@@ -32,7 +32,8 @@ from .rules.context import (
     RestrictionView,
     StaffView,
 )
-from .rules.params import Params, Window
+from .rules.params import Window
+from .rules.registry import Params
 
 log = logging.getLogger(__name__)
 _PARAMS: TypeAdapter[Any] = TypeAdapter(Params)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gateway.demo import load_demo
-from gateway.rules.params import KINDS
+from gateway.rules.registry import KINDS
 from tests.helpers import bearer, eventually
 
 

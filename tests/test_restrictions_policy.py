@@ -13,7 +13,8 @@ from gateway import lifecycle as lc
 from gateway.errors import FieldInvalid, NotAllowed, RuleConflict
 from gateway.reviews import ReviewRow, due_report, local_today, to_csv, window_end
 from gateway.rules.calendar import Calendar
-from gateway.rules.params import CHANNELS, KINDS
+from gateway.rules.params import CHANNELS
+from gateway.rules.registry import KINDS
 
 RULE = lc.parse_rule("service_caution_lead:1,caution_lead:2")
 LONDON = ZoneInfo("Europe/London")

@@ -18,7 +18,7 @@ from ..rediskeys import COUNTER
 from ..rules.compiled import CompiledRuleSet
 from ..rules.context import Match
 from ..rules.counters import CounterSpec, contact_limit_key, counters_needed, customer_count_key
-from ..rules.params import ContactLimit
+from ..rules.kinds.contact_limit import ContactLimit
 from ..store.contacts import decided_since
 from .redishealth import RedisHealth
 

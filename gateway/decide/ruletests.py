@@ -10,7 +10,9 @@ from ..rules.compiled import CompiledRuleSet
 from ..rules.context import Bundle, CaseView, Context, CustomerView, Match, RestrictionView, StaffView
 from ..rules.counters import counters_needed
 from ..rules.engine import decide
-from ..rules.params import DEFAULT_CHANNELS, ClosedIssue, NamedContact
+from ..rules.kinds.closed_issue import ClosedIssue
+from ..rules.kinds.named_contact import NamedContact
+from ..rules.registry import DEFAULT_CHANNELS
 from ..rules.ruleset import RuleTestCase, Situation
 from ..rules.vocabulary import Action, Reason, Target
 from .context import make_context

@@ -9,18 +9,9 @@ from __future__ import annotations
 
 import re
 from datetime import time
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
-if TYPE_CHECKING:
-    # Older callers reach the registry's union and some kinds' models through this module.
-    from .kinds.closed_issue import ClosedIssue as ClosedIssue
-    from .kinds.contact_limit import ContactLimit as ContactLimit
-    from .kinds.named_contact import NamedContact as NamedContact
-    from .registry import DEFAULT_CHANNELS as DEFAULT_CHANNELS
-    from .registry import Kind as Kind
-    from .registry import Params as Params
 
 Channel = Literal["phone", "email", "web_form", "letter", "visit"]
 CHANNELS: tuple[Channel, ...] = ("phone", "email", "web_form", "letter", "visit")
@@ -69,22 +60,3 @@ class Window(_Strict):
     @property
     def end_time(self) -> time:
         return time.max if self.end == "24:00" else time(int(self.end[:2]), int(self.end[3:]))
-
-
-_FROM_REGISTRY = frozenset({"Params", "Kind", "KINDS", "DEFAULT_CHANNELS"})
-
-if not TYPE_CHECKING:
-
-    def __getattr__(name: str) -> Any:
-        """`Params`, `Kind`, `DEFAULT_CHANNELS` and each kind's model by class name, looked up
-        late: the registry imports the kinds, which import this module."""
-        if name.startswith("__"):  # the import system probing, e.g. for __path__
-            raise AttributeError(name)
-        from . import registry
-
-        if name in _FROM_REGISTRY:
-            return getattr(registry, name)
-        for kind in registry.REGISTRY:
-            if kind.params_model.__name__ == name:
-                return kind.params_model
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

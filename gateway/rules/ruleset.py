@@ -21,7 +21,8 @@ from pydantic import (
 )
 
 from .outcome import Dest
-from .params import Channel, Kind, Params, Window
+from .params import Channel, Window
+from .registry import Kind, Params
 from .template import check_template
 from .vocabulary import GENERAL_QUEUE, Action, CaseStatus, Contact, RestrictionStatus, RulesInvalid
 

@@ -20,19 +20,16 @@ from gateway.rules.context import (
     StaffView,
 )
 from gateway.rules.default_ruleset import DEFAULT_RULESET
-from gateway.rules.params import (
-    DEFAULT_CHANNELS,
-    AppointmentOnly,
-    Caution,
-    ClosedIssue,
-    ContactLimit,
-    NamedContact,
-    NoPersonalContact,
-    SetTimes,
-    Window,
-    WrittenOnly,
-)
-from gateway.rules.registry import REGISTRY
+from gateway.rules.kinds.appointment_only import AppointmentOnly
+from gateway.rules.kinds.caution import Caution
+from gateway.rules.kinds.closed_issue import ClosedIssue
+from gateway.rules.kinds.contact_limit import ContactLimit
+from gateway.rules.kinds.named_contact import NamedContact
+from gateway.rules.kinds.no_personal_contact import NoPersonalContact
+from gateway.rules.kinds.set_times import SetTimes
+from gateway.rules.kinds.written_only import WrittenOnly
+from gateway.rules.params import Window
+from gateway.rules.registry import DEFAULT_CHANNELS, REGISTRY
 from gateway.rules.ruleset import parse_ruleset
 
 # Tuesday 3 March 2026 (GMT): 10:30 is inside "Tuesdays and Thursdays 10am-12 noon", 15:00 is not.

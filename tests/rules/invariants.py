@@ -11,7 +11,11 @@ from gateway.contact import InboundContact
 from gateway.rules.context import Context, RestrictionView
 from gateway.rules.counters import contact_limit_key
 from gateway.rules.engine import Verdict
-from gateway.rules.params import ClosedIssue, ContactLimit, NamedContact, SetTimes, Window
+from gateway.rules.kinds.closed_issue import ClosedIssue
+from gateway.rules.kinds.contact_limit import ContactLimit
+from gateway.rules.kinds.named_contact import NamedContact
+from gateway.rules.kinds.set_times import SetTimes
+from gateway.rules.params import Window
 
 LONDON = ZoneInfo("Europe/London")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

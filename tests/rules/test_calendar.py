@@ -9,7 +9,8 @@ import pytest
 from gateway.rules.calendar import Calendar, describe_windows, format_time
 from gateway.rules.context import Match
 from gateway.rules.engine import decide
-from gateway.rules.params import SetTimes, Window
+from gateway.rules.kinds.set_times import SetTimes
+from gateway.rules.params import Window
 
 from .factories import bundle, context, restriction
 from .factories import contact as make_contact

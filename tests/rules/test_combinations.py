@@ -7,7 +7,9 @@ from datetime import date
 from gateway.rules.compiled import CompiledRuleSet, compile_ruleset
 from gateway.rules.context import Bundle, CustomerView, Match
 from gateway.rules.engine import decide
-from gateway.rules.params import Caution, SetTimes, Window
+from gateway.rules.kinds.caution import Caution
+from gateway.rules.kinds.set_times import SetTimes
+from gateway.rules.params import Window
 from gateway.rules.ruleset import parse_ruleset
 
 from .factories import (
@@ -235,7 +237,7 @@ def test_a_route_without_a_target_after_a_deflect_goes_to_general() -> None:
 
 
 def test_named_contact_person_preferred_over_caution_fallback_in_a_household() -> None:
-    from gateway.rules.params import NamedContact
+    from gateway.rules.kinds.named_contact import NamedContact
 
     missing = restriction("named_contact", NamedContact(staff_id=99), rid=1)
     present = restriction("named_contact", NamedContact(staff_id=8), rid=2, customer_id=2)

@@ -24,21 +24,16 @@ from gateway.rules.context import (
 )
 from gateway.rules.counters import counters_needed
 from gateway.rules.engine import decide
-from gateway.rules.params import (
-    CHANNELS,
-    KINDS,
-    WEEKDAYS,
-    AppointmentOnly,
-    Caution,
-    ClosedIssue,
-    ContactLimit,
-    NamedContact,
-    NoPersonalContact,
-    SetTimes,
-    Window,
-    WrittenOnly,
-)
-from gateway.rules.registry import REGISTRY
+from gateway.rules.kinds.appointment_only import AppointmentOnly
+from gateway.rules.kinds.caution import Caution
+from gateway.rules.kinds.closed_issue import ClosedIssue
+from gateway.rules.kinds.contact_limit import ContactLimit
+from gateway.rules.kinds.named_contact import NamedContact
+from gateway.rules.kinds.no_personal_contact import NoPersonalContact
+from gateway.rules.kinds.set_times import SetTimes
+from gateway.rules.kinds.written_only import WrittenOnly
+from gateway.rules.params import CHANNELS, WEEKDAYS, Window
+from gateway.rules.registry import KINDS, REGISTRY
 from gateway.rules.ruleset import parse_ruleset
 from gateway.rules.template import PLACEHOLDERS
 

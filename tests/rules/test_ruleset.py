@@ -21,7 +21,7 @@ from gateway.rules.counters import (
     period_bucket,
 )
 from gateway.rules.default_ruleset import DEFAULT_RULESET
-from gateway.rules.params import ContactLimit
+from gateway.rules.kinds.contact_limit import ContactLimit
 from gateway.rules.ruleset import RuleSet, RuleSetError, parse_ruleset
 from gateway.rules.template import check_template, render
 from gateway.rules.vocabulary import RulesInvalid

@@ -129,7 +129,7 @@ def test_design_table(row: Row) -> None:
 )
 def test_named_contact_with_no_line_never_falls_to_the_general_queue(channel, target, flagged) -> None:
     from gateway.rules.context import RestrictionView
-    from gateway.rules.params import NamedContact
+    from gateway.rules.kinds.named_contact import NamedContact
 
     r = RestrictionView(1, 1, "named_contact", NamedContact(staff_id=9), frozenset({"phone", "email"}))
     ctx = context(Match((bundle(r),)), staff={9: STAFF[9]})
