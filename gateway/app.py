@@ -16,6 +16,7 @@ from .http import MAX_BODY, ROUTE_ROLES, auth_middleware_factory, error_middlewa
 from .runtime import RUNTIME, Runtime
 from .settings import Settings
 from .state import KEYRING, POOL, REDIS, SETTINGS
+from .tasks import periodic_tasks
 
 log = logging.getLogger(__name__)
 
@@ -84,5 +85,6 @@ def create_app(settings: Settings, *, extra_cleanup: list[CleanupContext] | None
     channels.register(app)
     for setup in ROUTE_MODULES:
         setup(app)
+    app.cleanup_ctx.append(periodic_tasks)
     app.cleanup_ctx.extend(extra_cleanup or [])
     return app

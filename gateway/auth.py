@@ -17,6 +17,9 @@ from redis.exceptions import RedisError
 
 from .errors import Invalid
 from .rediskeys import API_KEY
+from .store import keys as store
+from .store.keys import list_keys as list_keys  # re-exported: the command line and tests use them from here
+from .store.keys import revoke_key as revoke_key
 
 ROLES = ("channel", "agent", "manager", "caution_lead", "admin")
 KEY_PREFIX = "gwk_"
@@ -49,42 +52,13 @@ async def create_key(conn: asyncpg.Connection | asyncpg.Pool, role: str, name: s
     if not 1 <= len(name) <= 100:
         raise Invalid("name must be 1 to 100 characters", [{"field": "name"}])
     key = KEY_PREFIX + secrets.token_urlsafe(32)
-    key_id = await conn.fetchval(
-        "INSERT INTO api_keys (name, role, hash) VALUES ($1, $2, $3) RETURNING id", name, role, hash_key(key)
-    )
-    return key_id, key
-
-
-async def list_keys(conn: asyncpg.Connection | asyncpg.Pool) -> list[asyncpg.Record]:
-    return list(await conn.fetch("SELECT id, name, role, created_at, revoked_at FROM api_keys ORDER BY id"))
-
-
-async def revoke_key(conn: asyncpg.Connection | asyncpg.Pool, key_id: int) -> bool:
-    """Revoke a key; processes stop accepting it within their cache time (30 s). False if unknown."""
-    done = await conn.fetchval(
-        "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 RETURNING id", key_id
-    )
-    return done is not None
+    return await store.insert_key(conn, name, role, hash_key(key)), key
 
 
 async def active_key_id(conn: asyncpg.Connection | asyncpg.Pool, key: str) -> int | None:
     """The id of `key` if it is a stored key that has not been revoked."""
-    key_id: int | None = await conn.fetchval(
-        "SELECT id FROM api_keys WHERE hash = $1 AND revoked_at IS NULL", hash_key(key)
-    )
-    return key_id
-
-
-async def revoke_others(conn: asyncpg.Connection | asyncpg.Pool, role: str, name: str, keep: int) -> list[int]:
-    """Revoke every active key with this role and name except `keep`; the ids revoked."""
-    rows = await conn.fetch(
-        "UPDATE api_keys SET revoked_at = now() WHERE role = $1 AND name = $2 AND id <> $3 AND revoked_at IS NULL "
-        "RETURNING id",
-        role,
-        name,
-        keep,
-    )
-    return [r["id"] for r in rows]
+    row = await store.active_key(conn, hash_key(key))
+    return None if row is None else int(row["id"])
 
 
 class KeyRing:
@@ -105,9 +79,7 @@ class KeyRing:
         if hit is not None and hit[0] > now:
             return hit[1]
         try:
-            row = await self._pool.fetchrow(
-                "SELECT id, name, role FROM api_keys WHERE hash = $1 AND revoked_at IS NULL", digest
-            )
+            row = await store.active_key(self._pool, digest)
         except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, TimeoutError):
             if hit is not None:
                 return hit[1]

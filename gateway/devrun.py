@@ -13,10 +13,11 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from . import db, embedded
-from .auth import active_key_id, create_key, revoke_others
+from .auth import active_key_id, create_key
 from .demo import load_demo
 from .migrate import migrate
 from .settings import Settings
+from .store.keys import revoke_others
 
 KEY_NAME = "make run"
 KEY_FILE = "admin-key"

@@ -16,6 +16,7 @@ from aiohttp import web
 from .invalidation import publish
 from .reviews import local_today, utc_now
 from .state import POOL, REDIS, SETTINGS
+from .store.contacts import forget_provider_ids, make_partitions
 from .store.transitions import lapse_expired
 
 log = logging.getLogger(__name__)
@@ -38,8 +39,7 @@ PARTITION_MONTHS_AHEAD = 3
 
 async def ensure_partitions(pool: asyncpg.Pool) -> int:
     """This month's and the next few months' contact-log partitions; returns how many were made."""
-    async with pool.acquire() as conn:
-        made = int(await conn.fetchval("SELECT ensure_contact_partitions(now()::date, $1)", PARTITION_MONTHS_AHEAD + 1))
+    made = await make_partitions(pool, PARTITION_MONTHS_AHEAD + 1)
     if made:
         log.info("created %d contact-log partition(s) ahead", made)
     return made
@@ -51,11 +51,7 @@ PROVIDER_ID_RETENTION_DAYS = 30
 async def forget_old_provider_ids(pool: asyncpg.Pool, days: int = PROVIDER_ID_RETENTION_DAYS) -> int:
     """Retries come within minutes; after a month a provider id no longer needs remembering (the
     contact rows themselves stay)."""
-    async with pool.acquire() as conn:
-        done = await conn.execute(
-            "DELETE FROM contact_provider_ids WHERE created_at < now() - make_interval(days => $1)", days
-        )
-    return int(done.split()[-1])
+    return await forget_provider_ids(pool, days)
 
 
 async def _loop(app: web.Application, interval: float) -> None:
@@ -70,8 +66,9 @@ async def _loop(app: web.Application, interval: float) -> None:
         await asyncio.sleep(interval)
 
 
-async def lapse_ctx(app: web.Application) -> AsyncIterator[None]:
-    task = asyncio.create_task(_loop(app, LAPSE_INTERVAL_SECONDS), name="lapse-restrictions")
+async def periodic_tasks(app: web.Application) -> AsyncIterator[None]:
+    """Cleanup context running the periodic work above for as long as the app runs."""
+    task = asyncio.create_task(_loop(app, LAPSE_INTERVAL_SECONDS), name="periodic-tasks")
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):

@@ -31,7 +31,7 @@ from ..rules.calendar import Calendar
 from ..state import POOL, REDIS, SETTINGS
 from ..store import reports, transitions
 from ..store import restrictions as store
-from ..tasks import lapse_ctx
+from ..store.index import load_closures
 
 WRITE = ("caution_lead",)
 READ = ("caution_lead", "manager")
@@ -44,11 +44,11 @@ def today(request: web.Request) -> date:
 
 async def policy(request: web.Request) -> lc.Policy:
     settings = request.app[SETTINGS]
-    closures = await request.app[POOL].fetch("SELECT day FROM closures")
+    closures = await load_closures(request.app[POOL])
     return lc.Policy(
         rule=lc.parse_rule(settings.activation_rule),
         review_months=settings.review_default_months,
-        calendar=Calendar(ZoneInfo(settings.tz), frozenset(r["day"] for r in closures)),
+        calendar=Calendar(ZoneInfo(settings.tz), closures),
     )
 
 
@@ -158,7 +158,6 @@ async def post_letter(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    app.cleanup_ctx.append(lapse_ctx)
     add_route(app, "POST", "/v1/restrictions", create, WRITE)
     add_route(app, "GET", "/v1/restrictions/{id}", get_full, READ)
     add_route(app, "GET", "/v1/restrictions/{id}/events", get_events, READ)

@@ -1,4 +1,5 @@
-"""Reading the contact log."""
+"""The contact log: reads for the API and the counters, the idempotency backstop, and upkeep
+(monthly partitions made ahead, old provider ids forgotten)."""
 
 from __future__ import annotations
 
@@ -61,3 +62,16 @@ async def decided_since(conn: asyncpg.Pool | asyncpg.Connection, customer_id: in
             since,
         )
     )
+
+
+async def make_partitions(conn: asyncpg.Pool | asyncpg.Connection, months: int) -> int:
+    """Create any missing monthly partitions from this month on, `months` in all; how many were made."""
+    return int(await conn.fetchval("SELECT ensure_contact_partitions(now()::date, $1)", months))
+
+
+async def forget_provider_ids(conn: asyncpg.Pool | asyncpg.Connection, older_than_days: int) -> int:
+    """Delete provider ids remembered longer than this (the contact rows stay); how many went."""
+    done = await conn.execute(
+        "DELETE FROM contact_provider_ids WHERE created_at < now() - make_interval(days => $1)", older_than_days
+    )
+    return int(done.split()[-1])

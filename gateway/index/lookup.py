@@ -1,0 +1,134 @@
+"""The in-memory restriction index: normalised identifier → the restricted customers it reaches.
+
+Only customers with an enforced restriction are held (a fraction of a percent), so every decision
+is a dictionary lookup. Writes swap in whole per-customer entries without awaiting, so a reader
+never sees half a change; the keeper (keeper.py) decides when and what to load.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import time
+from collections.abc import Iterable
+from datetime import date
+
+from .. import metrics
+from ..identity import IdentifierError, normalise
+from ..rules.context import Bundle, CaseView, Match, StaffView
+from ..store.index import Link, Loaded, handle_key
+
+log = logging.getLogger(__name__)
+
+
+class RestrictionIndex:
+    """One per process. Reads are plain dict lookups; writes swap in whole per-customer entries."""
+
+    def __init__(self) -> None:
+        self.loaded = False
+        self.bundles: dict[int, Bundle] = {}
+        self.links: dict[str, tuple[Link, ...]] = {}
+        self.staff: dict[int, StaffView] = {}
+        self.cases_by_ref: dict[str, CaseView] = {}
+        self.external_refs: dict[str, int] = {}
+        self.closures: frozenset[date] = frozenset()
+        self._handles: dict[int, set[str]] = {}
+        self._ref_of: dict[int, str] = {}
+        self.version = 0  # bumped on every change; lets tests and the benchmark see propagation
+        self.last_change = 0.0
+
+    # -- reads (the decide path) ---------------------------------------------------------------
+    def match(
+        self, kind: str | None, value: str | None, *, withheld: bool = False, on_behalf_of: str | None = None
+    ) -> Match:
+        if withheld or kind is None or value is None:
+            return Match(withheld=withheld, sender_kind="withheld" if withheld else "none")
+        if kind == "ref":
+            cid = self.external_refs.get(value)
+            return Match(bundles=(self.bundles[cid],) if cid in self.bundles else (), sender_kind="ref")
+        links = self.links.get(handle_key(kind, value), ())
+        direct = [lk.customer_id for lk in links if lk.representative_id is None]
+        acting_for = [lk.customer_id for lk in links if lk.representative_id is not None]
+        named = self._customer_named(on_behalf_of)
+        if named is not None:
+            acting_for = [c for c in acting_for if c == named]
+            if named not in direct and named not in acting_for:
+                direct.append(named)  # an unregistered third party: treated as the customer
+        ids = list(dict.fromkeys([*direct, *acting_for]))
+        return Match(
+            bundles=tuple(self.bundles[c] for c in ids if c in self.bundles),
+            representative_of=tuple(dict.fromkeys(acting_for)),
+            sender_kind=kind,
+        )
+
+    def _customer_named(self, text: str | None) -> int | None:
+        if not text:
+            return None
+        cid = self.external_refs.get(text.strip().lower())
+        if cid is not None:
+            return cid
+        for kind in ("phone", "email", "web"):
+            try:
+                links = self.links.get(handle_key(kind, normalise(kind, text)), ())
+            except IdentifierError:
+                continue
+            for lk in links:
+                if lk.representative_id is None:
+                    return lk.customer_id
+        return None
+
+    def case(self, reference: str | None) -> CaseView | None:
+        return self.cases_by_ref.get(reference.upper()) if reference else None
+
+    # -- writes ---------------------------------------------------------------------------------
+    def replace_all(self, loaded: Loaded, staff: dict[int, StaffView], closures: frozenset[date]) -> None:
+        """Swap in a full load: every customer, the staff and the closure days."""
+        self.bundles, self.links, self._handles = {}, {}, {}
+        self.cases_by_ref, self.external_refs, self._ref_of = {}, {}, {}
+        self.staff, self.closures = staff, closures
+        self.install(loaded, ())
+        self.loaded = True
+        # The index is long-lived: keep the cyclic collector from walking it on every full collection.
+        gc.freeze()
+        log.info("restriction index loaded: %d customers, %d identifiers", len(self.bundles), len(self.links))
+
+    def install(self, loaded: Loaded, customer_ids: Iterable[int]) -> None:
+        """Replace these customers' entries with `loaded` (no await inside: atomic for readers)."""
+        for cid in customer_ids:
+            self._remove(cid)
+        for key, new_links in loaded.links.items():
+            self.links[key] = (*self.links.get(key, ()), *new_links)
+        for cid, keys in loaded.handles.items():
+            self._handles[cid] = keys
+        for cid, bundle in loaded.bundles.items():
+            self.bundles[cid] = bundle
+            for c in bundle.cases:
+                self.cases_by_ref[c.reference.upper()] = c
+        for ref, cid in loaded.external_refs.items():
+            self.external_refs[ref] = cid
+            self._ref_of[cid] = ref
+        self._changed()
+
+    def _remove(self, cid: int) -> None:
+        for key in self._handles.pop(cid, set()):
+            rest = tuple(lk for lk in self.links.get(key, ()) if lk.customer_id != cid)
+            if rest:
+                self.links[key] = rest
+            else:
+                self.links.pop(key, None)
+        old = self.bundles.pop(cid, None)
+        if old is not None:
+            for c in old.cases:
+                self.cases_by_ref.pop(c.reference.upper(), None)
+        ref = self._ref_of.pop(cid, None)
+        if ref is not None:
+            self.external_refs.pop(ref, None)
+
+    def set_staff(self, staff: dict[int, StaffView]) -> None:
+        self.staff = staff
+        self._changed()
+
+    def _changed(self) -> None:
+        self.version += 1
+        self.last_change = time.monotonic()
+        metrics.INDEX_SIZE.set(len(self.links))
