@@ -216,22 +216,22 @@ async def test_lifecycle_refusals(api: Api, client: Any, keys: dict[str, str]) -
 
 
 async def test_channels_the_kind_cannot_restrict_are_refused(
-    client: Any, conn: asyncpg.Connection, keys: dict[str, str]
+    api: Api, client: Any, conn: asyncpg.Connection, keys: dict[str, str]
 ) -> None:
     """Written-only never restricts writing: a record saying so would promise what is not enforced."""
-    cid = await make_customer(conn)
+    cid = await api.customer("Margaret Hughes", PHONE)
     lead = keys["caution_lead"]
-    err = await refused(client, lead, body(cid, channels=["email", "web_form", "letter"]), 422)
+    err = await refused(client, lead, restriction_body(cid, channels=["email", "web_form", "letter"]), 422)
     message = "written_only cannot restrict email, letter, web_form: it acts only on phone, visit"
     assert err["code"] == "invalid" and err["message"] == f"channels: {message}"
     assert err["details"] == [{"field": "channels", "message": message}]
-    err = await refused(client, lead, body(cid, channels=["phone", "email"]), 422)
+    err = await refused(client, lead, restriction_body(cid, channels=["phone", "email"]), 422)
     assert "cannot restrict email:" in err["message"]
-    err = await refused(client, lead, body(cid, "appointment_only", channels=["phone", "visit"]), 422)
+    err = await refused(client, lead, restriction_body(cid, "appointment_only", channels=["phone", "visit"]), 422)
     assert err["details"][0]["message"] == "appointment_only cannot restrict phone: it acts only on visit"
     assert await conn.fetchval("SELECT count(*) FROM restrictions WHERE customer_id = $1", cid) == 0
     # Each kind's own channels, given or by default, are saved as asked.
-    resp = await client.post("/v1/restrictions", json=body(cid, channels=["phone"]), headers=bearer(lead))
+    resp = await client.post("/v1/restrictions", json=restriction_body(cid, channels=["phone"]), headers=bearer(lead))
     assert resp.status == 201 and (await resp.json())["channels"] == ["phone"]
-    resp = await client.post("/v1/restrictions", json=body(cid, "appointment_only"), headers=bearer(lead))
+    resp = await client.post("/v1/restrictions", json=restriction_body(cid, "appointment_only"), headers=bearer(lead))
     assert resp.status == 201 and (await resp.json())["channels"] == ["visit"]
