@@ -1,4 +1,5 @@
-"""Shared fixtures: a migrated test database and a Redis database on the real services, an app client.
+"""Shared fixtures: a migrated test database and a Redis database on the real services, an app client,
+an API key per role and the factory that builds test data through the API.
 
 Each test that touches PostgreSQL starts from empty tables (the test database is created fresh
 per session); Redis is flushed per test on a database number of its own.
@@ -23,6 +24,7 @@ from gateway.app import create_app
 from gateway.auth import ROLES, create_key
 from gateway.migrate import migrate
 from gateway.settings import Settings
+from tests.factory import Api
 
 TEST_REDIS_DB = 13
 
@@ -116,5 +118,7 @@ async def keys(conn: asyncpg.Connection) -> dict[str, str]:
     return {role: (await create_key(conn, role, f"test {role}"))[1] for role in ROLES}
 
 
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
+@pytest.fixture
+def api(client: TestClient[Any, Any], keys: dict[str, str]) -> Api:
+    """Test data made through the app's own HTTP API."""
+    return Api(client, keys)

@@ -1,4 +1,6 @@
-"""Test helpers: build real rows through the API, run real gateway processes, wait for conditions."""
+"""Running the gateway in tests (in this process or as child processes) and waiting on what it does.
+
+Test data is built in tests/factory.py."""
 
 from __future__ import annotations
 
@@ -6,70 +8,21 @@ import asyncio
 import os
 import socket
 import sys
-from collections.abc import Awaitable, Callable
-from datetime import date, timedelta
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
+from gateway.app import create_app
+from gateway.demo import load_demo
 from gateway.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
-
-
-async def deciders(client: Any, headers: dict[str, str]) -> list[int]:
-    """A service caution lead and two caution leads: the default activation rule."""
-    ids = []
-    for name, role in (("Priya", "service_caution_lead"), ("Tom", "caution_lead"), ("Grace", "caution_lead")):
-        r = await client.post("/v1/staff", headers=headers, json={"name": name, "role": role})
-        assert r.status == 201, await r.text()
-        ids.append((await r.json())["id"])
-    return ids
-
-
-async def customer(client: Any, headers: dict[str, str], name: str, *identifiers: tuple[str, str], **extra: Any) -> int:
-    r = await client.post(
-        "/v1/customers",
-        headers=headers,
-        json={"name": name, "identifiers": [{"kind": k, "value": v} for k, v in identifiers], **extra},
-    )
-    assert r.status == 201, await r.text()
-    return int((await r.json())["id"])
-
-
-async def restrict(
-    client: Any,
-    headers: dict[str, str],
-    customer_id: int,
-    kind: str,
-    decided_by: list[int],
-    params: dict[str, Any] | None = None,
-    channels: list[str] | None = None,
-) -> dict[str, Any]:
-    today = date.today()
-    body: dict[str, Any] = {
-        "customer_id": customer_id,
-        "kind": kind,
-        "params": {"kind": kind, **(params or {})},
-        "reason_category": "unreasonable_persistence",
-        "reasons": "Repeated calls about the same matter.",
-        "incidents": [{"on": str(today - timedelta(days=10)), "description": "Twelve calls in one day."}],
-        "warned_on": str(today - timedelta(days=5)),
-        "deciders": decided_by,
-        "valid_from": str(today - timedelta(days=1)),
-    }
-    if channels:
-        body["channels"] = channels
-    r = await client.post("/v1/restrictions", headers=headers, json=body)
-    assert r.status == 201, await r.text()
-    out: dict[str, Any] = await r.json()
-    assert out["status"] == "active", out
-    return out
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 2.0) -> float:
@@ -82,6 +35,36 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 2.0)
         if loop.time() - start > timeout:
             raise AssertionError(f"condition not met within {timeout}s")
         await asyncio.sleep(0.01)
+
+
+async def logged_contacts(conn: asyncpg.Connection, where: str, *args: Any) -> list[asyncpg.Record]:
+    """Contact log rows; the log commits in groups, so give it a moment to arrive."""
+    found: list[asyncpg.Record] = []
+    for _ in range(50):
+        found = await conn.fetch(f"SELECT * FROM contacts WHERE {where}", *args)
+        if found:
+            return found
+        await asyncio.sleep(0.02)
+    return found
+
+
+@asynccontextmanager
+async def running(
+    settings: Settings, conn: asyncpg.Connection, *, demo: bool = True
+) -> AsyncIterator[tuple[TestClient[Any, Any], web.Application]]:
+    """An app on these settings. The demo data goes in first, so the index loads it at start-up:
+    no waiting on invalidations."""
+    if demo:
+        await load_demo(conn)
+    app = create_app(settings)
+    async with TestClient(TestServer(app)) as client:
+        yield client, app
+
+
+async def staff_numbers(conn: asyncpg.Connection, name: str) -> dict[str, str]:
+    """A member of staff's id and the numbers a call to them is put through to."""
+    row = await conn.fetchrow("SELECT id, line, voicemail FROM staff WHERE name = $1", name)
+    return {"id": str(row["id"]), "staff": row["line"], "voicemail": row["voicemail"]}
 
 
 def free_port() -> int:

@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from tests.conftest import bearer
+from tests.factory import bearer
 
 PHONE = {"kind": "phone", "value": "07700 900123"}
 
@@ -14,6 +14,14 @@ PHONE = {"kind": "phone", "value": "07700 900123"}
 @pytest.fixture
 def admin(keys):
     return bearer(keys["admin"])
+
+
+async def test_create_customer(client, admin):
+    body = {"name": "A", "identifiers": [{"kind": "phone", "value": "07700 900123"}]}
+    r = await client.post("/v1/customers", json=body, headers=admin)
+    assert r.status == 201, await r.text()
+    body = await r.json()
+    assert body["identifiers"] == [{"kind": "phone", "value": "+447700900123"}]
 
 
 async def test_customer_round_trip_normalises_identifiers(client, admin):

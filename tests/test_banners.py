@@ -5,19 +5,21 @@ from __future__ import annotations
 import asyncio
 import json
 
-from tests.helpers import bearer, customer, deciders, eventually, restrict
+from tests.factory import INCIDENT, REASONS, bearer
+from tests.helpers import eventually
 
 
-async def _setup(client, admin):
-    ids = await deciders(client, admin)
-    cid = await customer(client, admin, "Lorraine", ("phone", "07700 900007"), ("email", "lbell@example.com"))
-    r = await restrict(client, admin, cid, "caution", ids, {"note": "Do not visit alone: dog at the property."})
+async def _cautioned_customer(api):
+    team = await api.team()
+    cid = await api.customer("Lorraine", ("phone", "07700 900007"), ("email", "lbell@example.com"))
+    note = {"note": "Do not visit alone: dog at the property."}
+    r = await api.restriction(cid, "caution", params=note, deciders=team.deciders)
     return cid, r
 
 
-async def test_banner_for_identifier_and_customer(client, keys):
-    admin, agent = bearer(keys["admin"]), bearer(keys["agent"])
-    cid, r = await _setup(client, admin)
+async def test_banner_for_identifier_and_customer(client, keys, api):
+    agent = bearer(keys["agent"])
+    cid, r = await _cautioned_customer(api)
 
     async def shown() -> bool:
         resp = await client.get("/v1/banners", params={"identifier": "07700 900007"}, headers=agent)
@@ -31,7 +33,7 @@ async def test_banner_for_identifier_and_customer(client, keys):
     assert banner["severity"] == "danger" and "dog at the property" in banner["text"]
     assert banner["restriction_ids"] == [r["id"]] and banner["review_due"]
     text = json.dumps(by_phone)
-    assert "Repeated calls" not in text and "Twelve calls" not in text  # no reasons, no incidents
+    assert REASONS not in text and INCIDENT not in text  # no reasons, no incidents
     assert by_phone["restrictions"][0]["kind"] == "caution"
 
 
@@ -44,9 +46,9 @@ async def test_banner_errors(client, keys):
     assert nobody == {"customer_ids": [], "banner": None, "restrictions": []}
 
 
-async def test_banners_are_pushed_live_to_agent_screens(client, keys):
-    admin, agent = bearer(keys["admin"]), bearer(keys["agent"])
-    await _setup(client, admin)
+async def test_banners_are_pushed_live_to_agent_screens(client, keys, api):
+    agent = bearer(keys["agent"])
+    await _cautioned_customer(api)
     stream = await client.get("/v1/banners/stream", headers=agent)
     assert stream.headers["Content-Type"].startswith("text/event-stream")
     assert (await stream.content.readline()).startswith(b": connected")

@@ -12,7 +12,7 @@ from ipaddress import ip_network
 import pytest
 
 from gateway.channels.fastagi import FASTAGI, VARIABLES, agi_quote
-from tests.phone_support import rows, running
+from tests.helpers import logged_contacts, running, staff_numbers
 
 TIMEOUT_MS = 300
 HANGUP = "HANGUP\n511 result=-1 Command Not Permitted on a dead channel or intercept routine"
@@ -77,7 +77,7 @@ async def test_happy_path_sets_every_variable(agi, conn):
     assert [parse_set(c)[0] for c in commands] == [name for name, _ in VARIABLES]
     assert variables["CONTACT_ACTION"] == "deflect" and variables["CONTACT_MESSAGE"]
     assert variables["CONTACT_DEGRADED"] == "false"
-    (row,) = await rows(conn, "provider_id = $1", "1718000000.3")
+    (row,) = await logged_contacts(conn, "provider_id = $1", "1718000000.3")
     assert str(row["id"]) == variables["CONTACT_ID"] and row["sender"] == "+447700900003"
 
 
@@ -85,10 +85,10 @@ async def test_named_contact_and_retry_by_uniqueid(agi, conn):
     first, _ = await call(agi, "07700900002", "1718000000.2")
     again, _ = await call(agi, "07700900002", "1718000000.2")
     assert first == again and first["CONTACT_ACTION"] == "route"
-    sam = await conn.fetchrow("SELECT id, line, voicemail FROM staff WHERE name = 'Sam Patel'")
-    assert first["CONTACT_TARGET"] == str(sam["id"])
-    assert first["CONTACT_TARGET_NUMBER"] in (sam["line"], sam["voicemail"])
-    assert len(await rows(conn, "provider_id = $1", "1718000000.2")) == 1
+    sam = await staff_numbers(conn, "Sam Patel")
+    assert first["CONTACT_TARGET"] == sam["id"]
+    assert first["CONTACT_TARGET_NUMBER"] in (sam["staff"], sam["voicemail"])
+    assert len(await logged_contacts(conn, "provider_id = $1", "1718000000.2")) == 1
 
 
 @pytest.mark.parametrize("caller", ["unknown", "anonymous", "+266696687", ""])
@@ -96,7 +96,7 @@ async def test_withheld_callers_route_and_log_as_withheld(agi, conn, caller):
     uid = f"1718000001.{next(_ids)}"
     variables, _ = await call(agi, caller, uid)
     assert variables["CONTACT_ACTION"] == "route" and variables["CONTACT_TARGET"] == "general"
-    (row,) = await rows(conn, "provider_id = $1", uid)
+    (row,) = await logged_contacts(conn, "provider_id = $1", uid)
     assert row["sender_kind"] == "withheld"
 
 
@@ -105,7 +105,7 @@ async def test_caller_hangs_up_mid_exchange(agi, conn):
         agi, "07700900010", "1718000000.10", reply=lambda n, _: HANGUP if n == 2 else "200 result=1"
     )
     assert len(commands) == 2 and "CONTACT_ACTION" not in variables
-    assert len(await rows(conn, "provider_id = $1", "1718000000.10")) == 1  # decided and logged
+    assert len(await logged_contacts(conn, "provider_id = $1", "1718000000.10")) == 1  # decided and logged
     assert (await call(agi, "07700900010"))[0]["CONTACT_ACTION"] == "route"  # server still serves
 
 
@@ -134,7 +134,7 @@ async def test_slow_peer_is_cut_off_at_the_deadline(agi, conn):
     assert await asyncio.wait_for(reader.read(), 5) == b""  # closed without a blank line from us
     assert TIMEOUT_MS / 1000 * 0.8 < time.monotonic() - started < 3
     writer.close()
-    (row,) = await rows(conn, "provider_id = $1", "1718000000.77")
+    (row,) = await logged_contacts(conn, "provider_id = $1", "1718000000.77")
     assert row["status"] == "malformed" and "no complete AGI environment" in row["error"]
 
 
@@ -144,7 +144,7 @@ async def test_peer_that_stops_replying_is_cut_off(agi, conn):
     assert (await asyncio.wait_for(reader.readline(), 5)).startswith(b"SET VARIABLE")
     assert await asyncio.wait_for(reader.read(), 5) == b""  # no reply from us: closed
     writer.close()
-    assert len(await rows(conn, "provider_id = $1", "1718000000.78")) == 1
+    assert len(await logged_contacts(conn, "provider_id = $1", "1718000000.78")) == 1
 
 
 async def test_disallowed_address_is_closed_at_once_and_logged(settings, conn):
@@ -156,7 +156,7 @@ async def test_disallowed_address_is_closed_at_once_and_logged(settings, conn):
         with contextlib.suppress(ConnectionResetError):
             assert await asyncio.wait_for(reader.read(), 5) == b""
         writer.close()
-        (row,) = await rows(conn, "status = 'rejected'")
+        (row,) = await logged_contacts(conn, "status = 'rejected'")
     assert "127.0.0.1" in row["error"] and "FASTAGI_ALLOW" in row["error"]
     assert not await conn.fetch("SELECT 1 FROM contacts WHERE provider_id = '1718000000.99'")
 

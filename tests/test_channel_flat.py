@@ -6,8 +6,8 @@ import itertools
 
 import pytest
 
-from tests.conftest import bearer
-from tests.phone_support import rows, running
+from tests.factory import bearer
+from tests.helpers import logged_contacts, running, staff_numbers
 
 FLAT = "/v1/channels/flat"
 FIELDS = {
@@ -67,7 +67,7 @@ async def test_amazon_connect_event_shape(flat, conn):
     }
     out = await (await flat(event)).json()
     assert out["action"] == "route" and out["target_type"] == "queue" and out["target_id"]
-    (row,) = await rows(conn, "provider_id = $1", "4a573372-1f28-4e26-b97b-XXXXXXXXXXX")
+    (row,) = await logged_contacts(conn, "provider_id = $1", "4a573372-1f28-4e26-b97b-XXXXXXXXXXX")
     assert row["sender"] == "+447700900010" and row["recipient"] == "+441632960000"
 
 
@@ -79,21 +79,20 @@ async def test_forwarded_contact_data_and_idempotent_retry(flat, conn):
     }
     first, again = await (await flat(data)).json(), await (await flat(data)).json()
     assert first == again and first["action"] == "deflect"
-    assert len(await rows(conn, "provider_id = $1", "connect-retry-1")) == 1
+    assert len(await logged_contacts(conn, "provider_id = $1", "connect-retry-1")) == 1
 
 
 async def test_named_contact_gives_a_number_to_dial(flat, conn):
     out = await decide(flat, "07700 900002")
-    sam = await conn.fetchrow("SELECT id, line, voicemail FROM staff WHERE name = 'Sam Patel'")
-    assert out["target_id"] == str(sam["id"])
-    number = sam["line"] if out["target_type"] == "staff" else sam["voicemail"]
-    assert out["target_number"] == number
+    sam = await staff_numbers(conn, "Sam Patel")
+    assert out["target_id"] == sam["id"]
+    assert out["target_number"] == sam[out["target_type"]]
 
 
 async def test_withheld_connect_caller(flat, conn):
     out = await (await flat({"ContactId": "connect-anon", "CustomerEndpoint": None})).json()
     assert out["action"] == "route"
-    (row,) = await rows(conn, "provider_id = $1", "connect-anon")
+    (row,) = await logged_contacts(conn, "provider_id = $1", "connect-anon")
     assert row["sender_kind"] == "withheld"
 
 
@@ -103,7 +102,7 @@ async def test_authentication_and_malformed(flat, conn):
     assert r.status == 422
     r = await flat({"contact_id": "bad-1", "from": 7700900010})
     assert r.status == 422
-    assert any(row["status"] == "malformed" for row in await rows(conn, "channel = 'phone'"))
+    assert any(row["status"] == "malformed" for row in await logged_contacts(conn, "channel = 'phone'"))
 
 
 # (instant, action, spoken next time). UK clocks went forward 29 Mar 2026 and back 25 Oct 2026;

@@ -12,7 +12,8 @@ from twilio.request_validator import RequestValidator
 
 from gateway.channels.twilio import twiml
 from gateway.contact import Decision, Target
-from tests.phone_support import restricted_customer, rows, running, staff_numbers
+from tests.factory import insert_customer, insert_restriction
+from tests.helpers import logged_contacts, running, staff_numbers
 
 TOKEN = "test-auth-token-0123456789abcdef"
 PUBLIC = "https://gateway.example.org"
@@ -75,7 +76,7 @@ async def test_written_only_is_told_and_hung_up(phone):
 async def test_named_contact_dials_the_persons_line_or_voicemail(phone, conn):
     sid = "CA" + "2" * 32
     found = await verbs(phone, "07700 900002", sid)
-    (row,) = await rows(conn, "provider_id = $1", sid)
+    (row,) = await logged_contacts(conn, "provider_id = $1", sid)
     sam = await staff_numbers(conn, "Sam Patel")
     target = row["target"]
     assert target["id"] == sam["id"] and target["type"] in ("staff", "voicemail")
@@ -93,7 +94,7 @@ async def test_banner_only_kinds_route_the_call(phone, conn, number):
     sid = f"CA{next(_sids):032x}"
     (verb,) = await verbs(phone, number, sid)
     assert verb[0] == "Enqueue" and verb[1]
-    (row,) = await rows(conn, "provider_id = $1", sid)
+    (row,) = await logged_contacts(conn, "provider_id = $1", sid)
     assert row["action"] == "route" and row["banner"] is not None
 
 
@@ -106,21 +107,20 @@ async def test_contact_limit_deflects_once_over_the_limit(phone):
 async def test_set_times_inside_and_outside(settings, conn):
     tz = ZoneInfo(settings.tz)
     later = (datetime.now(tz) + timedelta(days=2)).strftime("%a").lower()
-    await restricted_customer(
+    every_day = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+    inside = await insert_customer(conn, "Test T-IN", ("phone", "07700 900501"), external_ref="T-IN")
+    await insert_restriction(
         conn,
-        "T-IN",
-        "07700 900501",
+        inside,
         {
             "kind": "set_times",
-            "windows": [{"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "start": "00:00", "end": "24:00"}],
+            "windows": [{"days": every_day, "start": "00:00", "end": "24:00"}],
             "closed_on_bank_holidays": False,
         },
     )
-    await restricted_customer(
-        conn,
-        "T-OUT",
-        "07700 900502",
-        {"kind": "set_times", "windows": [{"days": [later], "start": "09:00", "end": "10:00"}]},
+    outside = await insert_customer(conn, "Test T-OUT", ("phone", "07700 900502"), external_ref="T-OUT")
+    await insert_restriction(
+        conn, outside, {"kind": "set_times", "windows": [{"days": [later], "start": "09:00", "end": "10:00"}]}
     )
     cfg = settings.with_(twilio_auth_token=TOKEN, public_url=PUBLIC)
     async with running(cfg, conn, demo=False) as (client, _):
@@ -133,7 +133,7 @@ async def test_set_times_inside_and_outside(settings, conn):
 async def test_withheld_numbers_routed_and_logged_as_withheld(phone, conn, withheld):
     sid = f"CA{next(_sids):032x}"
     assert await verbs(phone, withheld, sid) == [("Enqueue", "general", [])]
-    (row,) = await rows(conn, "provider_id = $1", sid)
+    (row,) = await logged_contacts(conn, "provider_id = $1", sid)
     assert row["sender_kind"] == "withheld" and row["customer_ids"] == []
 
 
@@ -143,7 +143,7 @@ async def test_retry_with_the_same_callsid_same_twiml_one_row(phone, conn):
     again = await post(phone, call_params("07700 900003", sid))
     assert first.status == again.status == 200
     assert await first.text() == await again.text()
-    assert len(await rows(conn, "provider_id = $1", sid)) == 1
+    assert len(await logged_contacts(conn, "provider_id = $1", sid)) == 1
 
 
 @pytest.mark.parametrize("how", ["unsigned", "tampered", "wrong url", "garbage"])
@@ -158,12 +158,12 @@ async def test_bad_signatures_are_refused_and_logged(phone, conn, how):
     r = await post(phone, params, signature=signature)
     assert r.status == 403
     assert (await r.json())["error"]["code"] == "forbidden"
-    (row,) = await rows(conn, "provider_id = $1", params["CallSid"])
+    (row,) = await logged_contacts(conn, "provider_id = $1", params["CallSid"])
     assert row["status"] == "rejected" and "X-Twilio-Signature" in row["error"]
     # The refused attempt does not claim the call id: the properly signed retry is decided and logged.
     good = await post(phone, call_params("07700 900001") | {"CallSid": params["CallSid"]})
     assert good.status == 200
-    assert sorted(r["status"] for r in await rows(conn, "provider_id = $1", params["CallSid"])) == [
+    assert sorted(r["status"] for r in await logged_contacts(conn, "provider_id = $1", params["CallSid"])) == [
         "decided",
         "rejected",
     ]
@@ -188,7 +188,7 @@ async def test_fallback_always_enqueues_general_and_logs_the_error_code(phone, c
     assert r.status == 200
     root = ET.fromstring(await r.text())
     assert [(el.tag, el.text) for el in root] == [("Enqueue", "general")]
-    (row,) = await rows(conn, "subject = $1", f"Twilio fallback for call {params['CallSid']}")
+    (row,) = await logged_contacts(conn, "subject = $1", f"Twilio fallback for call {params['CallSid']}")
     assert "ErrorCode 11200" in row["error"] and row["degraded"] and row["status"] == "decided"
 
 

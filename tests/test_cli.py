@@ -14,7 +14,8 @@ import pytest
 
 from gateway import embedded
 from gateway.auth import active_key_id
-from tests.helpers import ROOT, bearer
+from tests.factory import bearer
+from tests.helpers import ROOT
 
 
 async def _cli(settings, *args):

@@ -9,7 +9,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.app import create_app
-from tests.helpers import bearer, customer, deciders, eventually, free_port, restrict
+from tests.factory import Api, bearer
+from tests.helpers import eventually, free_port
 
 
 @pytest.fixture
@@ -48,10 +49,10 @@ async def test_decision_has_the_contract_fields(client, channel, conn):
     assert (row["sender"], row["sender_kind"], row["action"]) == ("+447700900999", "phone", "route")
 
 
-async def test_written_only_customer_is_deflected_then_lifted_everywhere(client, admin, channel):
-    ids = await deciders(client, admin)
-    cid = await customer(client, admin, "Aisha", ("phone", "07700 900003"))
-    r = await restrict(client, admin, cid, "written_only", ids)
+async def test_written_only_customer_is_deflected_then_lifted_everywhere(client, api, admin, channel):
+    team = await api.team()
+    cid = await api.customer("Aisha", ("phone", "07700 900003"))
+    r = await api.restriction(cid, "written_only", deciders=team.deciders)
 
     async def deflected() -> bool:
         return (await _decide(client, channel, channel="phone", **{"from": "+447700900003"}))[1]["action"] == "deflect"
@@ -60,9 +61,10 @@ async def test_written_only_customer_is_deflected_then_lifted_everywhere(client,
     _, d = await _decide(client, channel, channel="phone", **{"from": "07700 900003"})
     assert d["matched"]["customer_ids"] == [cid] and d["banner"]["restriction_ids"] == [r["id"]]
     assert "writing" in d["customer_message"]
-    staff = ids[0]
     lift = await client.post(
-        f"/v1/restrictions/{r['id']}/lift", headers=admin, json={"staff_id": staff, "reason": "Behaviour has improved."}
+        f"/v1/restrictions/{r['id']}/lift",
+        headers=admin,
+        json={"staff_id": team.scl, "reason": "Behaviour has improved."},
     )
     assert lift.status == 200, await lift.text()
 
@@ -72,8 +74,8 @@ async def test_written_only_customer_is_deflected_then_lifted_everywhere(client,
     await eventually(routed, timeout=1.0)
 
 
-async def test_unknown_customer_contacts_are_still_attributed_in_the_log(client, admin, channel, conn):
-    cid = await customer(client, admin, "Plain", ("email", "plain@example.com"))
+async def test_unknown_customer_contacts_are_still_attributed_in_the_log(client, api, channel, conn):
+    cid = await api.customer("Plain", ("email", "plain@example.com"))
     _, d = await _decide(client, channel, channel="email", **{"from": "Plain <PLAIN@example.com>"}, subject="Hello")
     assert d["matched"]["customer_ids"] == []  # nobody restricted: decided without a lookup
     row = await conn.fetchrow("SELECT customer_ids FROM contacts WHERE id = $1", uuid.UUID(d["contact_id"]))
@@ -125,7 +127,7 @@ async def test_malformed_contacts_are_refused_and_logged(client, channel, conn, 
     assert rows[0]["error"]
 
 
-async def test_withheld_number_is_never_matched(client, admin, channel, conn):
+async def test_withheld_number_is_never_matched(client, channel, conn):
     for raw in ("anonymous", "+266696687", "", "Restricted"):
         _, d = await _decide(client, channel, channel="phone", **{"from": raw})
         assert d["matched"]["withheld"] is True and d["action"] == "route"
@@ -133,16 +135,18 @@ async def test_withheld_number_is_never_matched(client, admin, channel, conn):
     assert kinds == {"withheld"}
 
 
-async def _limited_customer(settings, admin) -> int:
+async def _limited_customer(settings, keys) -> int:
+    """Made through an app of its own, so the app under test loads it at start-up."""
     async with TestClient(TestServer(create_app(settings))) as c:
-        ids = await deciders(c, admin)
-        cid = await customer(c, admin, "Gary", ("phone", "07700 900008"))
-        await restrict(c, admin, cid, "contact_limit", ids, {"limit": 2, "period": "day"})
+        api = Api(c, keys)
+        team = await api.team()
+        cid = await api.customer("Gary", ("phone", "07700 900008"))
+        await api.restriction(cid, "contact_limit", params={"limit": 2, "period": "day"}, deciders=team.deciders)
     return cid
 
 
-async def test_redis_down_counts_contacts_from_the_log(settings, keys, admin):
-    await _limited_customer(settings, admin)
+async def test_redis_down_counts_contacts_from_the_log(settings, keys):
+    await _limited_customer(settings, keys)
     no_redis = settings.with_(redis_url=f"redis://127.0.0.1:{free_port()}/0", decide_deadline_ms=3000)
     async with TestClient(TestServer(create_app(no_redis))) as client:
         actions = [
@@ -168,10 +172,10 @@ async def black_hole():
     server.close()
 
 
-async def test_hung_redis_costs_little_and_the_database_decides(settings, keys, admin, conn, black_hole):
+async def test_hung_redis_costs_little_and_the_database_decides(settings, keys, conn, black_hole):
     """A Redis that accepts connections and never answers: idempotency and contact counts fall back to
     the database after a small budget, so decisions stay correct and well inside the deadline."""
-    await _limited_customer(settings, admin)
+    await _limited_customer(settings, keys)
     hung = settings.with_(redis_url=f"redis://127.0.0.1:{black_hole}/0", decide_deadline_ms=500)
     async with TestClient(TestServer(create_app(hung))) as client:
         loop = asyncio.get_running_loop()
@@ -198,11 +202,11 @@ async def test_nul_bytes_are_logged_not_lost(client, channel, conn):
     assert (row["sender_raw"], row["subject"]) == ("a\ufffdb", "x\ufffdy")
 
 
-async def test_reception_names_a_visitor_by_housing_reference(client, admin, channel, conn):
-    ids = await deciders(client, admin)
-    cid = await customer(client, admin, "Sandra", ("phone", "07700 900005"), external_ref="HMS-100005")
-    plain = await customer(client, admin, "Pat", external_ref="HMS-100006")
-    await restrict(client, admin, cid, "appointment_only", ids)
+async def test_reception_names_a_visitor_by_housing_reference(client, api, channel, conn):
+    team = await api.team()
+    cid = await api.customer("Sandra", ("phone", "07700 900005"), external_ref="HMS-100005")
+    plain = await api.customer("Pat", external_ref="HMS-100006")
+    await api.restriction(cid, "appointment_only", deciders=team.deciders)
 
     async def deflected() -> bool:
         return (await _decide(client, channel, channel="visit", **{"from": "hms-100005"}))[1]["action"] == "deflect"
@@ -218,8 +222,8 @@ async def test_reception_names_a_visitor_by_housing_reference(client, admin, cha
     assert (row["sender_kind"], row["customer_ids"]) == ("ref", [plain])
 
 
-async def test_contact_log_for_a_customer_with_since(client, admin, channel, keys):
-    cid = await customer(client, admin, "Jo", ("phone", "07700 900321"))
+async def test_contact_log_for_a_customer_with_since(client, api, channel, keys):
+    cid = await api.customer("Jo", ("phone", "07700 900321"))
     old = {"channel": "phone", "from": "07700 900321", "received_at": "2026-01-05T10:00:00+00:00"}
     await _decide(client, channel, **old)
     await _decide(client, channel, channel="phone", **{"from": "07700 900321"})

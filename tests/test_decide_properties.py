@@ -7,7 +7,7 @@ import uuid
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.helpers import bearer
+from tests.factory import bearer
 
 senders = st.one_of(
     st.sampled_from(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from gateway.demo import load_demo
 from gateway.rules.registry import KINDS
-from tests.helpers import bearer, eventually
+from tests.factory import bearer
+from tests.helpers import eventually
 
 
 async def test_demo_has_one_active_restriction_per_kind_and_decides(client, keys, conn):

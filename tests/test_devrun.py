@@ -9,7 +9,8 @@ import sys
 
 from gateway.auth import active_key_id, create_key, revoke_key
 from gateway.devrun import KEY_NAME, admin_key
-from tests.helpers import ROOT, bearer
+from tests.factory import bearer
+from tests.helpers import ROOT
 
 
 async def _active_run_keys(conn) -> list[int]:

@@ -11,7 +11,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.app import create_app
 from gateway.contactlog import ContactRecord, Spool, replay_file
-from tests.helpers import bearer, eventually
+from tests.factory import Api, bearer
+from tests.helpers import eventually
 from tests.tcpproxy import TcpProxy
 
 pytestmark = pytest.mark.timeout(120)
@@ -301,13 +302,11 @@ async def test_an_unwritable_spool_still_answers_and_says_so(settings, keys, pro
 
 async def test_a_retry_during_an_outage_gets_the_same_answer(settings, keys, conn, proxy, tmp_path):
     """Found in review: the retry of a spooled contact waited out the deadline and came back degraded."""
-    from tests.helpers import customer, deciders, restrict
-
-    admin = bearer(keys["admin"])
     cut = settings.with_(database_url=_via(settings.database_url, proxy.port), spool_dir=str(tmp_path))
     async with TestClient(TestServer(create_app(cut))) as client:
-        cid = await customer(client, admin, "Aisha", ("phone", "07700 900003"))
-        await restrict(client, admin, cid, "written_only", await deciders(client, admin))
+        api = Api(client, keys)
+        cid = await api.customer("Aisha", ("phone", "07700 900003"))
+        await api.restriction(cid, "written_only", deciders=(await api.team()).deciders)
 
         async def deflected() -> bool:
             r = await client.post(

@@ -12,17 +12,9 @@ import pytest
 
 from gateway.rules.calendar import format_date
 from gateway.rules.registry import KINDS
-from tests.conftest import bearer
-from tests.restriction_factory import TODAY, body, make_case, make_customer, make_team
+from tests.factory import PHONE, TODAY, Api, bearer
 
 pytestmark = pytest.mark.asyncio
-
-
-async def create(client: Any, key: str, data: dict[str, Any]) -> dict[str, Any]:
-    resp = await client.post("/v1/restrictions", json=data, headers=bearer(key))
-    payload: dict[str, Any] = await resp.json()
-    assert resp.status == 201, payload
-    return payload
 
 
 async def letter_text(client: Any, key: str, rid: int) -> str:
@@ -32,12 +24,12 @@ async def letter_text(client: Any, key: str, rid: int) -> str:
 
 
 async def test_letters_use_the_kinds_words_and_the_records_they_name(
-    client: Any, conn: asyncpg.Connection, keys: dict[str, str]
+    api: Api, client: Any, conn: asyncpg.Connection, keys: dict[str, str]
 ) -> None:
-    team = await make_team(conn)
-    cid = await make_customer(conn)
+    team = await api.team()
+    cid = await api.customer("Margaret Hughes", PHONE)
     lead = keys["caution_lead"]
-    named = await create(client, lead, body(cid, "named_contact", params={"staff_id": team.cl3}))
+    named = await api.restriction(cid, "named_contact", params={"staff_id": team.cl3}, status="proposed")
     text = await letter_text(client, lead, named["id"])
     assert "handled by one named member of staff, Ravi Kumar." in text
     assert "Please contact Ravi Kumar (+441632960101, ravi@x.org)." in text
@@ -45,17 +37,17 @@ async def test_letters_use_the_kinds_words_and_the_records_they_name(
     await conn.execute("UPDATE staff SET active = false WHERE id = $1", team.cl3)
     assert "Ravi Kumar" in await letter_text(client, lead, named["id"])
 
-    case_id = await make_case(conn, cid, "exhausted", "CMP-77")
-    closed = await create(client, lead, body(cid, "closed_issue", params={"case_id": case_id}))
+    case_id = await api.case(cid, "CMP-77", "exhausted")
+    closed = await api.restriction(cid, "closed_issue", params={"case_id": case_id}, status="proposed")
     text = await letter_text(client, lead, closed["id"])
     closed_on = format_date(TODAY - timedelta(days=40))
     assert f"Your complaint CMP-77 (Damp in the hall) completed our complaints process on {closed_on}." in text
 
-    limit = await create(client, lead, body(cid, "contact_limit", params={"limit": 4, "period": "week"}))
+    limit = await api.restriction(cid, "contact_limit", params={"limit": 4, "period": "week"}, status="proposed")
     text = await letter_text(client, lead, limit["id"])
     assert "We will respond to up to 4 contacts by email, telephone and our web form each week." in text
 
-    written = await create(client, lead, body(cid, channels=["phone"]))
+    written = await api.restriction(cid, channels=["phone"], status="proposed")
     assert "We will not accept contact by telephone." in await letter_text(client, lead, written["id"])
 
 
@@ -69,14 +61,14 @@ async def decide_appeal(client: Any, key: str, rid: int, manager: int, variation
 
 
 async def test_an_appeal_variation_is_checked_as_on_saving(
-    client: Any, conn: asyncpg.Connection, keys: dict[str, str]
+    api: Api, client: Any, conn: asyncpg.Connection, keys: dict[str, str]
 ) -> None:
-    team = await make_team(conn)
-    cid = await make_customer(conn)
-    lead, deciders = keys["caution_lead"], [team.scl, team.cl1, team.cl2]
+    team = await api.team()
+    cid = await api.customer("Margaret Hughes", PHONE)
+    lead = keys["caution_lead"]
     appeal = {"lodged_on": TODAY.isoformat(), "grounds": "Disproportionate."}
-    written = await create(client, lead, body(cid, deciders=deciders))
-    named = await create(client, lead, body(cid, "named_contact", params={"staff_id": team.cl3}, deciders=deciders))
+    written = await api.restriction(cid, deciders=team.deciders)
+    named = await api.restriction(cid, "named_contact", params={"staff_id": team.cl3}, deciders=team.deciders)
     for r in (written, named):
         resp = await client.post(f"/v1/restrictions/{r['id']}/appeal", json=appeal, headers=bearer(lead))
         assert resp.status == 200

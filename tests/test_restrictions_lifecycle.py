@@ -1,4 +1,5 @@
-"""The whole life of a restriction through the HTTP API, with the audit trail at each step."""
+"""The life of a restriction through the HTTP API, one step per test, with the audit trail each
+step leaves; then the whole life's trail in order, and a trail that SQL cannot change."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import asyncpg
 import pytest
 
 from gateway.lifecycle import add_months
-from tests.conftest import bearer
-from tests.restriction_factory import TODAY, body, make_customer, make_team
+from tests.factory import PHONE, TODAY, Api, Team, bearer, restriction_body
 
 pytestmark = pytest.mark.asyncio
+
+RENEWED = "Abuse continued in June."
 
 
 async def kinds_of(conn: asyncpg.Connection, rid: int) -> list[str]:
@@ -20,119 +22,164 @@ async def kinds_of(conn: asyncpg.Connection, rid: int) -> list[str]:
     return [r["kind"] for r in rows]
 
 
-async def post(client: Any, key: str, path: str, data: dict[str, Any], status: int = 200) -> Any:
-    resp = await client.post(path, json=data, headers=bearer(key))
-    payload = await resp.json()
-    assert resp.status == status, payload
-    return payload
+class Life:
+    """One customer, a team, and each step of a restriction's life as staff ask the API to take it."""
+
+    def __init__(self, client: Any, keys: dict[str, str], team: Team, customer_id: int) -> None:
+        self.client, self.team, self.customer_id = client, team, customer_id
+        self.lead, self.manager = keys["caution_lead"], keys["manager"]
+
+    async def post(self, key: str, path: str, data: dict[str, Any], status: int = 200) -> Any:
+        resp = await self.client.post(path, json=data, headers=bearer(key))
+        payload = await resp.json()
+        assert resp.status == status, payload
+        return payload
+
+    async def propose(self) -> Any:
+        """With two of the three deciders the rule asks for."""
+        deciders = [self.team.scl, self.team.cl1]
+        body = restriction_body(self.customer_id, deciders=deciders, valid_from=TODAY.isoformat())
+        return await self.post(self.lead, "/v1/restrictions", body, 201)
+
+    async def decide(self, rid: int, staff_id: int) -> Any:
+        return await self.post(self.lead, f"/v1/restrictions/{rid}/decide", {"staff_id": staff_id})
+
+    async def letter(self, rid: int, query: str = "") -> Any:
+        return await self.client.get(f"/v1/restrictions/{rid}/letter{query}", headers=bearer(self.lead))
+
+    async def send_letter(self, rid: int) -> Any:
+        return await self.post(self.lead, f"/v1/restrictions/{rid}/letter", {"method": "post"})
+
+    async def appeal(self, rid: int) -> Any:
+        grounds = {"lodged_on": TODAY.isoformat(), "grounds": "I was provoked."}
+        return await self.post(self.lead, f"/v1/restrictions/{rid}/appeal", grounds)
+
+    async def decide_appeal(self, rid: int, staff_id: int, outcome: str, notes: str, status: int = 200) -> Any:
+        decision = {"staff_id": staff_id, "outcome": outcome, "notes": notes}
+        return await self.post(self.manager, f"/v1/restrictions/{rid}/appeal/decision", decision, status)
+
+    async def renew(self, rid: int, review_due: str) -> Any:
+        review = {"outcome": "renew", "staff_id": self.team.cl3, "reasons": RENEWED, "review_due": review_due}
+        return await self.post(self.lead, f"/v1/restrictions/{rid}/review", review)
+
+    async def read_in_full(self, rid: int) -> Any:
+        return await self.client.get(f"/v1/restrictions/{rid}?why=monthly+review+meeting", headers=bearer(self.manager))
+
+    async def lift(self, rid: int) -> Any:
+        return await self.post(self.lead, f"/v1/restrictions/{rid}/lift", {"reason": "Behaviour improved."})
 
 
-async def test_whole_life(client: Any, conn: asyncpg.Connection, keys: dict[str, str]) -> None:
-    team = await make_team(conn)
-    cid = await make_customer(conn)
-    lead, manager = keys["caution_lead"], keys["manager"]
+@pytest.fixture
+async def life(api: Api, client: Any, keys: dict[str, str]) -> Life:
+    team = await api.team()
+    return Life(client, keys, team, await api.customer("Margaret Hughes", PHONE))
 
-    # Proposed with two deciders: not enough for the rule.
-    r = await post(client, lead, "/v1/restrictions", body(cid, deciders=[team.scl, team.cl1]), 201)
-    rid = r["id"]
+
+@pytest.fixture
+async def active(api: Api, life: Life) -> int:
+    """An active restriction: all three deciders at once."""
+    return int((await api.restriction(life.customer_id, deciders=life.team.deciders))["id"])
+
+
+async def test_proposed_with_too_few_deciders(life: Life, conn: asyncpg.Connection) -> None:
+    r = await life.propose()
     assert r["status"] == "proposed"
     assert r["missing_deciders"] == {"caution_lead": 1}
     assert r["channels"] == ["phone", "visit"]
     assert r["review_due"] == add_months(TODAY, 12).isoformat()
-    assert await kinds_of(conn, rid) == ["created"]
+    assert await kinds_of(conn, r["id"]) == ["created"]
 
-    # The third decider activates it.
-    r = await post(client, lead, f"/v1/restrictions/{rid}/decide", {"staff_id": team.cl2})
+
+async def test_the_last_decider_activates_it(life: Life, conn: asyncpg.Connection) -> None:
+    rid = (await life.propose())["id"]
+    r = await life.decide(rid, life.team.cl2)
     assert r["status"] == "active" and r["decided_on"] == TODAY.isoformat()
     assert await kinds_of(conn, rid) == ["created", "amended", "activated"]
 
-    # Letter rendered (text and HTML) and marked sent.
-    resp = await client.get(f"/v1/restrictions/{rid}/letter?format=text", headers=bearer(lead))
-    text = await resp.text()
-    assert resp.status == 200 and resp.content_type == "text/plain"
-    for needed in (
-        "Housing Ombudsman",
-        "appeal",
-        "Margaret Hughes",
-        "review it by",
-        "aggressive, abusive",
-        "in writing",
-    ):
-        assert needed in text
-    resp = await client.get(f"/v1/restrictions/{rid}/letter", headers=bearer(lead))
-    assert resp.content_type == "text/html" and "<h1>" in await resp.text()
-    r = await post(client, lead, f"/v1/restrictions/{rid}/letter", {"method": "post"})
+
+async def test_sending_the_letter_is_recorded_with_a_copy(life: Life, active: int, conn: asyncpg.Connection) -> None:
+    r = await life.send_letter(active)
     assert r["letter_sent_on"] == TODAY.isoformat()
-    assert (await kinds_of(conn, rid))[-1] == "letter_sent"
-    copy = await conn.fetchval("SELECT body_text FROM restriction_letters WHERE restriction_id = $1", rid)
+    assert (await kinds_of(conn, active))[-1] == "letter_sent"
+    copy = await conn.fetchval("SELECT body_text FROM restriction_letters WHERE restriction_id = $1", active)
     assert "Housing Ombudsman" in copy
 
-    # Appeal: lodged, stays enforced; a decider may not decide it, an uninvolved manager may.
-    r = await post(
-        client,
-        lead,
-        f"/v1/restrictions/{rid}/appeal",
-        {"lodged_on": TODAY.isoformat(), "grounds": "I was provoked."},
-    )
+
+async def test_an_appeal_leaves_it_enforced(life: Life, active: int) -> None:
+    r = await life.appeal(active)
     assert r["status"] == "under_appeal" and r["appeals"][0]["due_on"] > TODAY.isoformat()
-    refused = await post(
-        client,
-        manager,
-        f"/v1/restrictions/{rid}/appeal/decision",
-        {"staff_id": team.scl, "outcome": "lifted", "notes": "x"},
-        403,
-    )
+
+
+async def test_an_appeal_is_decided_by_an_uninvolved_senior_manager(
+    life: Life, active: int, conn: asyncpg.Connection
+) -> None:
+    team = life.team
+    await life.appeal(active)
+    refused = await life.decide_appeal(active, team.scl, "lifted", "x", 403)  # a decider, and not senior
     assert refused["error"]["code"] == "not_senior"
-    await conn.execute("UPDATE restrictions SET deciders = deciders || $2::bigint WHERE id = $1", rid, team.manager)
-    refused = await post(
-        client,
-        manager,
-        f"/v1/restrictions/{rid}/appeal/decision",
-        {"staff_id": team.manager, "outcome": "lifted", "notes": "x"},
-        409,
-    )
+    await conn.execute("UPDATE restrictions SET deciders = deciders || $2::bigint WHERE id = $1", active, team.manager)
+    refused = await life.decide_appeal(active, team.manager, "lifted", "x", 409)
     assert refused["error"]["code"] == "involved"
-    r = await post(
-        client,
-        manager,
-        f"/v1/restrictions/{rid}/appeal/decision",
-        {"staff_id": team.senior, "outcome": "upheld", "notes": "Abuse is recorded."},
-    )
+    r = await life.decide_appeal(active, team.senior, "upheld", "Abuse is recorded.")
     assert r["status"] == "active" and r["appeals"][0]["outcome"] == "upheld"
     assert r["appeals"][0]["decided_by"] == team.senior
-    assert (await kinds_of(conn, rid))[-2:] == ["appealed", "appeal_decided"]
+    assert (await kinds_of(conn, active))[-2:] == ["appealed", "appeal_decided"]
 
-    # Review renews: new reasons and review date, a new letter becomes due.
+
+async def test_an_appeal_varied_then_another_lifted(api: Api, life: Life, conn: asyncpg.Connection) -> None:
+    team = life.team
+    windows = [{"days": ["tue", "thu"], "start": "10:00", "end": "12:00"}]
+    r = await api.restriction(life.customer_id, "set_times", params={"windows": windows}, deciders=team.deciders)
+    await life.appeal(r["id"])
+    variation = {"params": {"windows": [{"days": ["wed"], "start": "14:00", "end": "16:00"}]}}
+    decision = {"staff_id": team.manager, "outcome": "varied", "notes": "Moved to Wednesdays.", "variation": variation}
+    varied = await life.post(life.lead, f"/v1/restrictions/{r['id']}/appeal/decision", decision)
+    assert varied["status"] == "active" and varied["params"]["windows"][0]["days"] == ["wed"]
+    await life.appeal(r["id"])  # a second appeal may be lodged once the first is decided
+    decision = {"staff_id": team.senior, "outcome": "lifted", "notes": "Not proportionate."}
+    lifted = await life.post(life.lead, f"/v1/restrictions/{r['id']}/appeal/decision", decision)
+    assert lifted["status"] == "lifted" and [a["outcome"] for a in lifted["appeals"]] == ["varied", "lifted"]
+    assert (await kinds_of(conn, r["id"]))[-2:] == ["appeal_decided", "lifted"]
+
+
+async def test_a_review_renews_it_and_a_new_letter_falls_due(life: Life, active: int, conn: asyncpg.Connection) -> None:
+    await life.send_letter(active)
     new_due = (TODAY + timedelta(days=180)).isoformat()
-    r = await post(
-        client,
-        lead,
-        f"/v1/restrictions/{rid}/review",
-        {
-            "outcome": "renew",
-            "staff_id": team.cl3,
-            "reasons": "Abuse continued in June.",
-            "review_due": new_due,
-        },
-    )
-    assert r["reasons"] == "Abuse continued in June." and r["review_due"] == new_due
+    r = await life.renew(active, new_due)
+    assert r["reasons"] == RENEWED and r["review_due"] == new_due
     assert r["letter_sent_on"] is None and r["status"] == "active"
     reviewed = await conn.fetchrow(
         "SELECT before, after FROM restriction_events WHERE restriction_id = $1 AND kind = 'reviewed'",
-        rid,
+        active,
     )
     assert reviewed["before"]["reasons"] != reviewed["after"]["reasons"]
 
-    # Full read is audited with who and why.
-    resp = await client.get(f"/v1/restrictions/{rid}?why=monthly+review+meeting", headers=bearer(manager))
+
+async def test_a_full_read_is_audited_with_who_and_why(life: Life, active: int, conn: asyncpg.Connection) -> None:
+    resp = await life.read_in_full(active)
     assert resp.status == 200 and (await resp.json())["incidents"]
     viewed = await conn.fetchrow(
         "SELECT actor, why FROM restriction_events WHERE kind = 'viewed' ORDER BY id DESC LIMIT 1"
     )
     assert viewed["why"] == "monthly review meeting" and viewed["actor"].startswith("key:")
 
-    r = await post(client, lead, f"/v1/restrictions/{rid}/lift", {"reason": "Behaviour improved."})
-    assert r["status"] == "lifted"
+
+async def test_lifting_ends_it(life: Life, active: int) -> None:
+    assert (await life.lift(active))["status"] == "lifted"
+
+
+async def test_the_trail_of_a_whole_life_in_order(life: Life, conn: asyncpg.Connection) -> None:
+    team = life.team
+    rid = (await life.propose())["id"]
+    await life.decide(rid, team.cl2)
+    await life.letter(rid, "?format=text")
+    await life.letter(rid)
+    await life.send_letter(rid)
+    await life.appeal(rid)
+    await life.decide_appeal(rid, team.senior, "upheld", "Abuse is recorded.")
+    await life.renew(rid, (TODAY + timedelta(days=180)).isoformat())
+    await life.read_in_full(rid)
+    await life.lift(rid)
     assert await kinds_of(conn, rid) == [
         "created",
         "amended",
@@ -147,54 +194,11 @@ async def test_whole_life(client: Any, conn: asyncpg.Connection, keys: dict[str,
         "lifted",
     ]
 
-    # The audit trail refuses changes in SQL.
+
+async def test_the_audit_trail_refuses_changes_in_sql(active: int, conn: asyncpg.Connection) -> None:
     for sql in (
         "UPDATE restriction_events SET why = 'x' WHERE restriction_id = $1",
         "DELETE FROM restriction_events WHERE restriction_id = $1",
     ):
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
-            await conn.execute(sql, rid)
-
-
-async def test_roles_and_least_disclosure(client: Any, conn: asyncpg.Connection, keys: dict[str, str]) -> None:
-    team = await make_team(conn)
-    cid = await make_customer(conn)
-    r = await post(
-        client,
-        keys["caution_lead"],
-        "/v1/restrictions",
-        body(cid, deciders=[team.scl, team.cl1, team.cl2]),
-        201,
-    )
-    assert r["status"] == "active"
-    for role in ("agent", "channel"):
-        resp = await client.get(f"/v1/restrictions/{r['id']}?why=curious", headers=bearer(keys[role]))
-        assert resp.status == 403
-    resp = await client.post("/v1/restrictions", json=body(cid), headers=bearer(keys["manager"]))
-    assert resp.status == 403
-    resp = await client.get(f"/v1/restrictions/{r['id']}", headers=bearer(keys["manager"]))
-    assert resp.status == 422 and "why" in (await resp.json())["error"]["message"]
-
-
-async def test_export_gathers_everything(client: Any, conn: asyncpg.Connection, keys: dict[str, str]) -> None:
-    team = await make_team(conn)
-    cid = await make_customer(conn)
-    r = await post(
-        client,
-        keys["caution_lead"],
-        "/v1/restrictions",
-        body(cid, deciders=[team.scl, team.cl1, team.cl2]),
-        201,
-    )
-    await post(client, keys["caution_lead"], f"/v1/restrictions/{r['id']}/letter", {})
-    resp = await client.get(f"/v1/customers/{cid}/export", headers=bearer(keys["caution_lead"]))
-    doc = await resp.json()
-    assert resp.status == 200
-    assert doc["customer"]["identifiers"][0]["value"] == "+447700900001"
-    assert doc["restrictions"][0]["incidents"][0]["description"].startswith("Swore")
-    assert len(doc["letters"]) == 1 and "contacts" in doc and "cases" in doc
-    assert [e["kind"] for e in doc["events"]][:2] == ["created", "activated"]
-    exported = await conn.fetchval(
-        "SELECT count(*) FROM restriction_events WHERE kind = 'exported' AND customer_id = $1", cid
-    )
-    assert exported == 1
+            await conn.execute(sql, active)

@@ -8,10 +8,12 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.conftest import bearer
-from tests.restriction_factory import TODAY, body, make_case, make_customer, make_team
+from tests.factory import PHONE, TODAY, Api, bearer, restriction_body
 
 pytestmark = pytest.mark.asyncio
+
+# Someone who can write for the customer: with them, a customer who cannot write still has a way in.
+DAUGHTER = {"name": "Ann Hughes", "relationship": "daughter", "identifiers": []}
 
 
 async def refused(client: Any, key: str, data: Any, status: int, path: str = "/v1/restrictions") -> dict[str, Any]:
@@ -25,11 +27,11 @@ def without(d: dict[str, Any], key: str) -> dict[str, Any]:
     return {k: v for k, v in d.items() if k != key}
 
 
-async def test_field_refusals(client: Any, conn: asyncpg.Connection, keys: dict[str, str]) -> None:
-    team = await make_team(conn)
-    cid = await make_customer(conn)
+async def test_field_refusals(api: Api, client: Any, keys: dict[str, str]) -> None:
+    team = await api.team()
+    cid = await api.customer("Margaret Hughes", PHONE)
     lead = keys["caution_lead"]
-    ok = body(cid)
+    ok = restriction_body(cid)
     cases = [
         (without(ok, "reason_category"), "reason_category"),
         ({**ok, "reason_category": "rude"}, "reason_category"),
@@ -91,38 +93,36 @@ async def test_field_refusals(client: Any, conn: asyncpg.Connection, keys: dict[
         assert 400 <= resp.status < 500
 
 
-async def test_closed_issue_needs_a_closed_case_of_the_customer(
-    client: Any, conn: asyncpg.Connection, keys: dict[str, str]
-) -> None:
-    cid = await make_customer(conn)
-    other = await make_customer(conn, name="Kevin Doyle")
-    open_case = await make_case(conn, cid, "open", "CMP-1")
-    exhausted = await make_case(conn, cid, "exhausted", "CMP-2")
-    theirs = await make_case(conn, other, "closed", "CMP-3")
+async def test_closed_issue_needs_a_closed_case_of_the_customer(api: Api, client: Any, keys: dict[str, str]) -> None:
+    cid = await api.customer("Margaret Hughes", PHONE)
+    other = await api.customer("Kevin Doyle", PHONE)
+    open_case = await api.case(cid, "CMP-1", "open")
+    exhausted = await api.case(cid, "CMP-2", "exhausted")
+    theirs = await api.case(other, "CMP-3", "closed")
     lead = keys["caution_lead"]
-    err = await refused(client, lead, body(cid, "closed_issue", params={"case_id": open_case}), 422)
+    err = await refused(client, lead, restriction_body(cid, "closed_issue", params={"case_id": open_case}), 422)
     assert "CMP-1 is open" in err["message"]
-    err = await refused(client, lead, body(cid, "closed_issue", params={"case_id": theirs}), 422)
+    err = await refused(client, lead, restriction_body(cid, "closed_issue", params={"case_id": theirs}), 422)
     assert "another customer" in err["message"]
-    err = await refused(client, lead, body(cid, "closed_issue", params={"case_id": 4242}), 422)
+    err = await refused(client, lead, restriction_body(cid, "closed_issue", params={"case_id": 4242}), 422)
     assert "does not exist" in err["message"]
     resp = await client.post(
         "/v1/restrictions",
-        json=body(cid, "closed_issue", params={"case_id": exhausted}),
+        json=restriction_body(cid, "closed_issue", params={"case_id": exhausted}),
         headers=bearer(lead),
     )
     assert resp.status == 201
     assert (await resp.json())["channels"] == ["email", "letter", "phone", "visit", "web_form"]
 
 
-async def test_last_open_channel(client: Any, conn: asyncpg.Connection, keys: dict[str, str]) -> None:
+async def test_last_open_channel(api: Api, client: Any, keys: dict[str, str]) -> None:
     """Someone who cannot write, with no representative: written-only would leave no way in."""
-    team = await make_team(conn)
-    cid = await make_customer(conn, flags=["cannot_write"])
+    team = await api.team()
+    cid = await api.customer("Margaret Hughes", PHONE, adjustments={"flags": ["cannot_write"]})
     err = await refused(
         client,
         keys["caution_lead"],
-        body(
+        restriction_body(
             cid,
             equality_note={"staff_id": team.manager, "note": "Considered under the Equality Act."},
         ),
@@ -130,29 +130,29 @@ async def test_last_open_channel(client: Any, conn: asyncpg.Connection, keys: di
     )
     assert err["code"] == "no_open_channel" and "every channel" in err["message"]
     # With a representative who can write for them there is still a way in (and a signed note).
-    cid2 = await make_customer(conn, flags=["cannot_write"], name="Aisha Rahman", representatives=True)
+    cid2 = await api.customer(
+        "Aisha Rahman", PHONE, adjustments={"flags": ["cannot_write"]}, representatives=[DAUGHTER]
+    )
     resp = await client.post(
         "/v1/restrictions",
-        json=body(cid2, equality_note={"staff_id": team.manager, "note": "Daughter writes for her."}),
+        json=restriction_body(cid2, equality_note={"staff_id": team.manager, "note": "Daughter writes for her."}),
         headers=bearer(keys["caution_lead"]),
     )
     assert resp.status == 201, await resp.json()
 
 
-async def test_activation_rechecks_the_way_in(client: Any, conn: asyncpg.Connection, keys: dict[str, str]) -> None:
-    team = await make_team(conn)
-    cid = await make_customer(conn, flags=["cannot_write"], representatives=True)
+async def test_activation_rechecks_the_way_in(
+    api: Api, client: Any, conn: asyncpg.Connection, keys: dict[str, str]
+) -> None:
+    team = await api.team()
+    cid = await api.customer(
+        "Margaret Hughes", PHONE, adjustments={"flags": ["cannot_write"]}, representatives=[DAUGHTER]
+    )
     note = {"staff_id": team.manager, "note": "Representative writes."}
     lead = keys["caution_lead"]
-    first = await client.post(
-        "/v1/restrictions",
-        json=body(cid, equality_note=note, deciders=[team.scl]),
-        headers=bearer(lead),
-    )
-    assert first.status == 201
+    rid = (await api.restriction(cid, equality_note=note, deciders=[team.scl], status="proposed"))["id"]
     # The representative is removed before the remaining decisions.
     await conn.execute("DELETE FROM representatives WHERE customer_id = $1", cid)
-    rid = (await first.json())["id"]
     resp = await client.post(f"/v1/restrictions/{rid}/decide", json={"staff_id": team.cl1}, headers=bearer(lead))
     assert resp.status == 200
     err = await refused(client, lead, {"staff_id": team.cl2}, 409, f"/v1/restrictions/{rid}/decide")
@@ -160,19 +160,17 @@ async def test_activation_rechecks_the_way_in(client: Any, conn: asyncpg.Connect
     assert await conn.fetchval("SELECT status FROM restrictions WHERE id = $1", rid) == "proposed"
 
 
-async def test_adjustments_conflict_needs_a_managers_equality_note(
-    client: Any, conn: asyncpg.Connection, keys: dict[str, str]
-) -> None:
-    team = await make_team(conn)
-    cid = await make_customer(conn, flags=["needs_phone"])
+async def test_adjustments_conflict_needs_a_managers_equality_note(api: Api, client: Any, keys: dict[str, str]) -> None:
+    team = await api.team()
+    cid = await api.customer("Margaret Hughes", PHONE, adjustments={"flags": ["needs_phone"]})
     lead = keys["caution_lead"]
-    err = await refused(client, lead, body(cid), 409)
+    err = await refused(client, lead, restriction_body(cid), 409)
     assert err["code"] == "adjustments_conflict" and "needs_phone" in err["message"]
-    err = await refused(client, lead, body(cid, equality_note={"staff_id": team.cl1, "note": "ok"}), 422)
+    err = await refused(client, lead, restriction_body(cid, equality_note={"staff_id": team.cl1, "note": "ok"}), 422)
     assert "equality_note.staff_id" in err["message"]
     resp = await client.post(
         "/v1/restrictions",
-        json=body(
+        json=restriction_body(
             cid,
             equality_note={
                 "staff_id": team.manager,
@@ -184,16 +182,15 @@ async def test_adjustments_conflict_needs_a_managers_equality_note(
     assert resp.status == 201
     assert (await resp.json())["equality_note"]["on"] == TODAY.isoformat()
     # A restriction that does not touch the phone is not held up by the flag.
-    resp = await client.post("/v1/restrictions", json=body(cid, "appointment_only"), headers=bearer(lead))
+    resp = await client.post("/v1/restrictions", json=restriction_body(cid, "appointment_only"), headers=bearer(lead))
     assert resp.status == 201
 
 
-async def test_lifecycle_refusals(client: Any, conn: asyncpg.Connection, keys: dict[str, str]) -> None:
-    team = await make_team(conn)
-    cid = await make_customer(conn)
+async def test_lifecycle_refusals(api: Api, client: Any, keys: dict[str, str]) -> None:
+    team = await api.team()
+    cid = await api.customer("Margaret Hughes", PHONE)
     lead = keys["caution_lead"]
-    resp = await client.post("/v1/restrictions", json=body(cid, deciders=[team.scl]), headers=bearer(lead))
-    rid = (await resp.json())["id"]
+    rid = (await api.restriction(cid, deciders=[team.scl], status="proposed"))["id"]
     base = f"/v1/restrictions/{rid}"
     assert (await refused(client, lead, {}, 409, f"{base}/letter"))["code"] == "wrong_status"
     assert (await refused(client, lead, {"lodged_on": TODAY.isoformat(), "grounds": "x"}, 409, f"{base}/appeal"))[
@@ -219,22 +216,22 @@ async def test_lifecycle_refusals(client: Any, conn: asyncpg.Connection, keys: d
 
 
 async def test_channels_the_kind_cannot_restrict_are_refused(
-    client: Any, conn: asyncpg.Connection, keys: dict[str, str]
+    api: Api, client: Any, conn: asyncpg.Connection, keys: dict[str, str]
 ) -> None:
     """Written-only never restricts writing: a record saying so would promise what is not enforced."""
-    cid = await make_customer(conn)
+    cid = await api.customer("Margaret Hughes", PHONE)
     lead = keys["caution_lead"]
-    err = await refused(client, lead, body(cid, channels=["email", "web_form", "letter"]), 422)
+    err = await refused(client, lead, restriction_body(cid, channels=["email", "web_form", "letter"]), 422)
     message = "written_only cannot restrict email, letter, web_form: it acts only on phone, visit"
     assert err["code"] == "invalid" and err["message"] == f"channels: {message}"
     assert err["details"] == [{"field": "channels", "message": message}]
-    err = await refused(client, lead, body(cid, channels=["phone", "email"]), 422)
+    err = await refused(client, lead, restriction_body(cid, channels=["phone", "email"]), 422)
     assert "cannot restrict email:" in err["message"]
-    err = await refused(client, lead, body(cid, "appointment_only", channels=["phone", "visit"]), 422)
+    err = await refused(client, lead, restriction_body(cid, "appointment_only", channels=["phone", "visit"]), 422)
     assert err["details"][0]["message"] == "appointment_only cannot restrict phone: it acts only on visit"
     assert await conn.fetchval("SELECT count(*) FROM restrictions WHERE customer_id = $1", cid) == 0
     # Each kind's own channels, given or by default, are saved as asked.
-    resp = await client.post("/v1/restrictions", json=body(cid, channels=["phone"]), headers=bearer(lead))
+    resp = await client.post("/v1/restrictions", json=restriction_body(cid, channels=["phone"]), headers=bearer(lead))
     assert resp.status == 201 and (await resp.json())["channels"] == ["phone"]
-    resp = await client.post("/v1/restrictions", json=body(cid, "appointment_only"), headers=bearer(lead))
+    resp = await client.post("/v1/restrictions", json=restriction_body(cid, "appointment_only"), headers=bearer(lead))
     assert resp.status == 201 and (await resp.json())["channels"] == ["visit"]

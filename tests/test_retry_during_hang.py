@@ -9,7 +9,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.app import create_app
-from tests.helpers import bearer, eventually
+from tests.factory import bearer
+from tests.helpers import eventually
 from tests.tcpproxy import TcpProxy
 
 pytestmark = pytest.mark.timeout(90)

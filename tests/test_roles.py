@@ -6,7 +6,7 @@ import re
 
 from gateway.auth import ROLES
 from gateway.http import ROUTE_ROLES
-from tests.conftest import bearer
+from tests.factory import bearer
 
 
 def _routes(client):
@@ -57,6 +57,11 @@ async def test_revoked_key_is_refused(client, keys, conn):
     await conn.execute("UPDATE api_keys SET revoked_at = now() WHERE role = 'agent'")
     r = await client.get("/v1/banners?customer_id=1", headers=bearer(keys["agent"]))
     assert r.status == 401
+
+
+async def test_healthz(client):
+    r = await client.get("/healthz")
+    assert r.status == 200
 
 
 async def test_public_operations_endpoints(client):

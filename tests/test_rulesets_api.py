@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gateway.rules.default_ruleset import DEFAULT_RULESET
-from tests.helpers import bearer
+from tests.factory import bearer
 
 
 async def test_default_ruleset_is_published_and_matches_the_code(client, keys, conn):

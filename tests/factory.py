@@ -1,0 +1,155 @@
+"""Test data, built one way: through the HTTP API as the provider's own systems would (`Api`), or,
+for tests of code below the API that runs without an app, written into the database (`insert_*`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import asyncpg
+
+from gateway.models import CustomerIn
+from gateway.rules.registry import DEFAULT_CHANNELS
+from gateway.store import people
+
+TODAY = date.today()
+# Restrictions start yesterday by default, so they are in force whatever the provider's time zone.
+YESTERDAY = TODAY - timedelta(days=1)
+REASONS = "Repeated verbal abuse of call handlers."
+INCIDENT = "Swore at an agent and threatened to visit the office."
+PHONE = ("phone", "07700 900001")
+
+
+def bearer(key: str) -> dict[str, str]:
+    """The Authorization header for an API key."""
+    return {"Authorization": f"Bearer {key}"}
+
+
+@dataclass(frozen=True)
+class Team:
+    """Staff ids, one or more of each role; `deciders` alone meet the default activation rule."""
+
+    scl: int
+    cl1: int
+    cl2: int
+    cl3: int
+    manager: int
+    senior: int
+    agent: int
+
+    @property
+    def deciders(self) -> list[int]:
+        return [self.scl, self.cl1, self.cl2]
+
+
+_TEAM = {
+    "scl": ("Priya Shah", "service_caution_lead"),
+    "cl1": ("Tom Evans", "caution_lead"),
+    "cl2": ("Grace Okafor", "caution_lead"),
+    "cl3": ("Ravi Kumar", "caution_lead"),
+    "manager": ("Helen Morris", "manager"),
+    "senior": ("David Lee", "senior_manager"),
+    "agent": ("Sam Patel", "agent"),
+}
+
+
+def restriction_body(customer_id: int, kind: str = "written_only", **fields: Any) -> dict[str, Any]:
+    """A POST /v1/restrictions body that passes every check (no deciders yet); `fields` override it."""
+    return {
+        "customer_id": customer_id,
+        "kind": kind,
+        "params": {},
+        "reason_category": "aggressive_or_abusive",
+        "reasons": REASONS,
+        "incidents": [{"on": (TODAY - timedelta(days=10)).isoformat(), "description": INCIDENT}],
+        "warned_on": (TODAY - timedelta(days=5)).isoformat(),
+        "valid_from": YESTERDAY.isoformat(),
+        **fields,
+    }
+
+
+class Api:
+    """Rows made through the HTTP API of `client` (a test client or a session on a real process):
+    staff, customers and cases by the admin, restrictions by a caution lead."""
+
+    def __init__(self, client: Any, keys: dict[str, str]) -> None:
+        self.client = client
+        self.keys = keys
+
+    async def _created(self, role: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        r = await self.client.post(path, headers=bearer(self.keys[role]), json=body)
+        assert r.status == 201, await r.text()
+        created: dict[str, Any] = await r.json()
+        return created
+
+    async def team(self) -> Team:
+        ids = {}
+        for field, (name, role) in _TEAM.items():
+            mailbox = f"{name.split()[0].lower()}@x.org"
+            body = {"name": name, "role": role, "line": "01632 960101", "mailbox": mailbox}
+            ids[field] = (await self._created("admin", "/v1/staff", body))["id"]
+        return Team(**ids)
+
+    async def customer(self, name: str, *identifiers: tuple[str, str], **fields: Any) -> int:
+        """`identifiers` as (kind, value) pairs; `fields` are any other CustomerIn fields."""
+        body = {"name": name, "identifiers": [{"kind": k, "value": v} for k, v in identifiers], **fields}
+        return int((await self._created("admin", "/v1/customers", body))["id"])
+
+    async def case(self, customer_id: int, reference: str = "CMP-1", status: str = "open") -> int:
+        closed_on = None if status == "open" else (TODAY - timedelta(days=40)).isoformat()
+        body = {
+            "customer_id": customer_id,
+            "reference": reference,
+            "subject": "Damp in the hall",
+            "status": status,
+            "closed_on": closed_on,
+        }
+        return int((await self._created("admin", "/v1/cases", body))["id"])
+
+    async def restriction(
+        self, customer_id: int, kind: str = "written_only", *, status: str = "active", **fields: Any
+    ) -> dict[str, Any]:
+        """Saved with `restriction_body(customer_id, kind, **fields)`; fails unless it is now in `status`
+        (pass `deciders=team.deciders` for an active one)."""
+        made = await self._created("caution_lead", "/v1/restrictions", restriction_body(customer_id, kind, **fields))
+        assert made["status"] == status, made
+        return made
+
+
+async def insert_customer(conn: asyncpg.Connection, name: str, *identifiers: tuple[str, str], **fields: Any) -> int:
+    """Saved by the store's own code, with no app running (so nothing is told of it)."""
+    body = CustomerIn.model_validate(
+        {"name": name, "identifiers": [{"kind": k, "value": v} for k, v in identifiers], **fields}
+    )
+    return (await people.create_customer(conn, body)).id
+
+
+async def insert_restriction(
+    conn: asyncpg.Connection,
+    customer_id: int,
+    params: dict[str, Any],
+    *,
+    status: str = "active",
+    valid_from: date = YESTERDAY,
+    channels: list[str] | None = None,
+) -> int:
+    """A row as the lifecycle would leave it in `status`, without its checks, deciders or audit trail."""
+    kind = params["kind"]
+    return int(
+        await conn.fetchval(
+            """INSERT INTO restrictions (customer_id, kind, params, channels, reason_category, reasons,
+                   incidents, warned_on, deciders, decided_on, valid_from, review_due, letter_sent_on,
+                   status, created_by)
+               VALUES ($1, $2, $3, $4, 'aggressive_or_abusive', $5, '[]', $6, '{}', $6, $6, $7, $6, $8, 'test')
+               RETURNING id""",
+            customer_id,
+            kind,
+            params,
+            sorted(channels or DEFAULT_CHANNELS[kind]),
+            REASONS,
+            valid_from,
+            valid_from + timedelta(days=300),
+            status,
+        )
+    )

@@ -1,0 +1,67 @@
+"""What falls due by date: a restriction lapses the day after valid_to, and the reviews-due report
+lists what needs a review, a letter or more deciders, as JSON and as CSV."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import pytest
+
+from gateway import db
+from gateway.settings import Settings
+from gateway.store.transitions import lapse_expired
+from gateway.tasks import lapse_once
+from tests.factory import PHONE, TODAY, Api, bearer
+
+pytestmark = pytest.mark.asyncio
+
+
+async def test_lapse_is_idempotent(api: Api, conn: asyncpg.Connection, settings: Settings) -> None:
+    team = await api.team()
+    cid = await api.customer("Margaret Hughes", PHONE)
+    past = (TODAY - timedelta(days=30)).isoformat()
+    expired = await api.restriction(
+        cid,
+        "caution",
+        params={"note": "Do not visit alone"},
+        deciders=team.deciders,
+        valid_from=past,
+        valid_to=(TODAY - timedelta(days=1)).isoformat(),
+    )
+    last_day = await api.restriction(
+        cid, "appointment_only", deciders=team.deciders, valid_from=past, valid_to=TODAY.isoformat()
+    )
+    pool = await db.create_pool(settings.database_url or "", min_size=1, max_size=2)
+    try:
+        assert await lapse_once(pool, None, ZoneInfo(settings.tz)) == [expired["id"]]
+        assert await lapse_once(pool, None, ZoneInfo(settings.tz)) == []
+    finally:
+        await pool.close()
+    assert await lapse_expired(conn, TODAY) == []
+    statuses = dict(await conn.fetch("SELECT id, status FROM restrictions"))
+    assert statuses == {expired["id"]: "lapsed", last_day["id"]: "active"}
+    events = await conn.fetch("SELECT kind, actor FROM restriction_events WHERE kind = 'lapsed'")
+    assert [(e["kind"], e["actor"]) for e in events] == [("lapsed", "system:lapse")]
+
+
+async def test_reviews_due_json_and_csv(api: Api, client: Any, keys: dict[str, str]) -> None:
+    team = await api.team()
+    cid = await api.customer("=cmd|' /C calc'!A0", PHONE)
+    soon = await api.restriction(cid, deciders=team.deciders, review_due=(TODAY + timedelta(days=10)).isoformat())
+    await api.restriction(cid, "appointment_only", status="proposed")  # not due, but awaiting deciders
+    resp = await client.get("/v1/reviews/due?within=30d", headers=bearer(keys["manager"]))
+    report = await resp.json()
+    assert resp.status == 200 and report["today"] == TODAY.isoformat()
+    by_id = {i["restriction_id"]: i for i in report["items"]}
+    assert by_id[soon["id"]]["issues"] == ["review_due", "letter_not_sent"]
+    assert by_id[soon["id"]]["days_to_review"] == 10
+    assert len(by_id) == 2  # the proposed one appears as awaiting deciders
+    resp = await client.get("/v1/reviews/due", headers={**bearer(keys["caution_lead"]), "Accept": "text/csv"})
+    text = await resp.text()
+    assert resp.status == 200 and resp.content_type == "text/csv"
+    assert "'=cmd" in text and "review_due;letter_not_sent" in text
+    resp = await client.get("/v1/reviews/due", headers=bearer(keys["agent"]))
+    assert resp.status == 403
