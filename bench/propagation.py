@@ -19,7 +19,8 @@ import psutil
 import redis.asyncio as aioredis
 
 from gateway import db
-from gateway.invalidation import notify_in_transaction, publish
+from gateway.invalidation import publish
+from gateway.store.changes import notify_in_transaction
 
 from .load import PROPAGATION_CREATOR, RESTRICTION_COLUMNS, Shape, phone_of, restriction_row
 from .servers import Server

@@ -126,7 +126,7 @@ def _restrictions(staff: dict[str, int], customer: dict[str, int], case: dict[st
 
 
 async def load_demo(conn: asyncpg.Connection, *, only_if_empty: bool = False) -> str:
-    if only_if_empty and await conn.fetchval("SELECT EXISTS (SELECT 1 FROM customers)"):
+    if only_if_empty and await people.any_customer(conn):
         return "demo data: customers already present, nothing loaded"
     async with conn.transaction():
         staff: dict[str, int] = {}

@@ -16,8 +16,8 @@ from typing import Any
 import asyncpg
 import pydantic
 
-from .invalidation import notify_in_transaction
 from .models import Adjustments, IdentifierIn
+from .store.people import upsert_imported
 
 REQUIRED = ("external_ref", "name")
 KNOWN = ("external_ref", "name", "phones", "emails", "web_account", "adjustments", "adjustment_flags")
@@ -116,27 +116,8 @@ def parse(text: str) -> Iterator[tuple[int, ImportRow | dict[str, Any]]]:
 
 async def _save(conn: asyncpg.Connection, row: ImportRow) -> bool:
     """Insert or update one customer; returns True when it was new."""
-    existing = await conn.fetchval("SELECT id FROM customers WHERE external_ref = $1", row.external_ref)
-    if existing is None:
-        customer_id = await conn.fetchval(
-            "INSERT INTO customers (external_ref, name, adjustments) VALUES ($1, $2, $3) RETURNING id",
-            row.external_ref,
-            row.name,
-            row.adjustments.model_dump(),
-        )
-    else:
-        customer_id = existing
-        await conn.execute("UPDATE customers SET name = $2, updated_at = now() WHERE id = $1", customer_id, row.name)
-    for ident in row.identifiers:
-        await conn.execute(
-            """INSERT INTO identifiers (kind, value, customer_id) VALUES ($1, $2, $3)
-               ON CONFLICT (kind, value, customer_id) WHERE customer_id IS NOT NULL DO NOTHING""",
-            ident.kind,
-            ident.value,
-            customer_id,
-        )
-    await notify_in_transaction(conn, customer_id)
-    return existing is None
+    idents: list[tuple[str, str]] = [(i.kind, i.value) for i in row.identifiers]
+    return await upsert_imported(conn, row.external_ref, row.name, row.adjustments.model_dump(), idents)
 
 
 async def import_csv(

@@ -1,21 +1,17 @@
-"""Telling every gateway process that a customer's restriction bundle changed."""
+"""Telling every gateway process, after commit, that a customer's restriction bundle changed (Redis).
+
+The NOTIFY sent inside the transaction (gateway.store.changes) covers a lost publish."""
 
 from __future__ import annotations
 
 import logging
 
-import asyncpg
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from .rediskeys import INVALIDATE_CHANNEL, PG_INVALIDATE_CHANNEL
+from .rediskeys import INVALIDATE_CHANNEL
 
 log = logging.getLogger(__name__)
-
-
-async def notify_in_transaction(conn: asyncpg.Connection, customer_id: int | str) -> None:
-    """NOTIFY is delivered at commit, so listeners never see an uncommitted change."""
-    await conn.execute("SELECT pg_notify($1, $2)", PG_INVALIDATE_CHANNEL, str(customer_id))
 
 
 async def publish(redis: aioredis.Redis | None, customer_id: int | str) -> None:

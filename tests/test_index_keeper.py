@@ -11,8 +11,9 @@ import redis.asyncio as aioredis
 
 from gateway import db
 from gateway.index import IndexKeeper, RestrictionIndex
-from gateway.invalidation import notify_in_transaction, publish
+from gateway.invalidation import publish
 from gateway.settings import Settings
+from gateway.store.changes import notify_in_transaction
 from tests.helpers import eventually
 
 pytestmark = pytest.mark.timeout(30)

@@ -12,6 +12,7 @@ from ..http import add_route
 from ..metrics import REGISTRY
 from ..runtime import RUNTIME
 from ..state import POOL, REDIS
+from ..store.health import database_answers
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -29,7 +30,7 @@ async def _check(coro: Any) -> str:
 async def readyz(request: web.Request) -> web.Response:
     app = request.app
     checks = {
-        "database": await _check(app[POOL].fetchval("SELECT 1")),
+        "database": await _check(database_answers(app[POOL])),
         "cache": await _check(app[REDIS].ping()),
     }
     rt = app[RUNTIME]

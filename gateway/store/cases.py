@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncpg
 
 from ..errors import FieldInvalid, Missing, StateConflict
-from ..invalidation import notify_in_transaction
 from ..models import Case, CaseIn, CasePatch
+from .changes import notify_in_transaction
 from .people import ensure_customer
 
 _COLS = "id, customer_id, reference, subject, status, closed_on, outcome_letter"

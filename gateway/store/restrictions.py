@@ -10,13 +10,13 @@ import asyncpg
 
 from .. import lifecycle as lc
 from ..errors import FieldInvalid, Missing, StateConflict
-from ..invalidation import notify_in_transaction
 from ..restriction_models import Appeal, Event, RestrictionIn
 from ..restriction_models import Restriction as Record
 from ..rules.context import CaseView, StaffView
 from ..rules.kind import Proposal, Records, References
 from ..rules.params import KindParams
 from ..rules.registry import REGISTRY
+from .changes import notify_in_transaction
 
 COLS = (
     "id, customer_id, kind, params, channels, reason_category, reasons, incidents, warned_on, "

@@ -9,7 +9,6 @@ import asyncpg
 
 from .. import lifecycle as lc
 from ..errors import FieldInvalid, StateConflict
-from ..invalidation import notify_in_transaction
 from ..restriction_models import (
     AppealDecisionIn,
     AppealIn,
@@ -19,6 +18,7 @@ from ..restriction_models import (
     ReviewIn,
 )
 from ..rules.registry import REGISTRY
+from .changes import notify_in_transaction
 from .restrictions import COLS, check_channels, check_kind, event, get, load, snapshot, staff_role
 
 LAPSE_ACTOR = "system:lapse"
