@@ -1,0 +1,104 @@
+"""One contact-log row as a record: its JSON form for the spool, and text PostgreSQL will store."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import datetime
+from typing import Any
+
+
+@dataclass
+class ContactRecord:
+    """One row of `contacts`; field names are the column names."""
+
+    id: uuid.UUID
+    received_at: datetime
+    channel: str
+    action: str
+    status: str = "decided"
+    sender_raw: str | None = None
+    sender_kind: str | None = None
+    sender: str | None = None
+    recipient: str | None = None
+    provider_id: str | None = None
+    subject: str | None = None
+    body_excerpt: str | None = None
+    customer_ids: list[int] = field(default_factory=list)
+    case_id: int | None = None
+    case_ref: str | None = None
+    on_behalf_of: str | None = None
+    representative_of: list[int] = field(default_factory=list)
+    ambiguous: bool = False
+    target: dict[str, Any] | None = None
+    flagged: bool = False
+    banner: dict[str, Any] | None = None
+    customer_message: str | None = None
+    reasons: list[dict[str, Any]] = field(default_factory=list)
+    ruleset_version: int | None = None
+    degraded: bool = False
+    latency_us: int | None = None
+    ack_sent: bool = False
+    ack_note: str | None = None
+    error: str | None = None
+    # The decision as answered, kept with the provider id so a retry gets the same answer.
+    decision: dict[str, Any] | None = field(default=None, metadata={"column": False})
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["id"] = str(self.id)
+        data["received_at"] = self.received_at.isoformat()
+        return json.dumps(data, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, line: str) -> ContactRecord:
+        data = json.loads(line)
+        known = {f.name for f in fields(cls)}
+        data = {k: v for k, v in data.items() if k in known}  # written by an older or newer version
+        data["id"] = uuid.UUID(data["id"])
+        data["received_at"] = datetime.fromisoformat(data["received_at"])
+        return cls(**data)
+
+
+COLUMNS = tuple(f.name for f in fields(ContactRecord) if f.metadata.get("column", True))
+# The fields that can carry caller text: strings, and JSON with strings nested in it.
+_TEXT = tuple(f.name for f in fields(ContactRecord) if f.type in ("str", "str | None") or "dict" in str(f.type))
+# PostgreSQL text and jsonb hold neither NUL nor half of a UTF-16 surrogate pair (which only
+# malformed input, e.g. a JSON "\ud800" escape, can put into a Python string).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _unstorable(value: Any) -> bool:
+    if isinstance(value, str):
+        if "\x00" in value:
+            return True
+        return not value.isascii() and _UNSTORABLE.search(value) is not None
+    if isinstance(value, dict):
+        return any(_unstorable(k) or _unstorable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_unstorable(v) for v in value)
+    return False
+
+
+def clean(value: Any) -> Any:
+    """`value` with NUL and lone surrogates replaced by U+FFFD, in strings nested anywhere."""
+    if isinstance(value, str):
+        return _UNSTORABLE.sub("\ufffd", value) if _unstorable(value) else value
+    if isinstance(value, dict):
+        return {clean(k): clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clean(v) for v in value]
+    return value
+
+
+def storable(record: ContactRecord) -> ContactRecord:
+    """The record with every text field storable, so that it is written in its batch, never refused."""
+    changes = {name: clean(getattr(record, name)) for name in _TEXT if _unstorable(getattr(record, name))}
+    return replace(record, **changes) if changes else record
+
+
+def row(record: ContactRecord) -> tuple[Any, ...]:
+    """The record's column values, in COLUMNS order."""
+    return tuple(getattr(record, c) for c in COLUMNS)

@@ -1,0 +1,207 @@
+"""The group-commit writer: `append` resolves once its record is committed, or safely spooled.
+
+One writer task takes every record queued while the previous batch was committing, so batches grow
+with load and there is no fixed timer. A replay loop pushes spooled records back once PostgreSQL
+answers again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from .. import metrics
+from ..settings import Settings
+from ..store import contactlog as store
+from .record import ContactRecord, storable
+from .replay import replay_file
+from .spool import Spool
+
+log = logging.getLogger(__name__)
+_DB_TIMEOUT = 2.0
+FLUSHES_IN_FLIGHT = 2
+REPLAY_EVERY = 1.0
+
+OnLogged = Callable[[list[ContactRecord]], Coroutine[Any, Any, None]]
+
+
+@dataclass
+class Appended:
+    """What happened to an appended record: committed, spooled, or a duplicate of an earlier one."""
+
+    spooled: bool = False
+    duplicate_of: dict[str, Any] | None = None
+
+
+_Item = tuple[ContactRecord, "asyncio.Future[Appended]"]
+
+
+class ContactLog:
+    """The group-commit writer. Start with `start()`, stop with `close()` (drains what is queued).
+    `on_logged` is called with records once they are durable (committed or spooled)."""
+
+    def __init__(self, pool: asyncpg.Pool, settings: Settings, on_logged: OnLogged | None = None) -> None:
+        self._pool = pool
+        self._on_logged = on_logged
+        self._background: set[asyncio.Task[None]] = set()
+        self._max = settings.log_flush_max_rows
+        self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
+        self.spool = Spool(settings.spool_dir)
+        self._task: asyncio.Task[None] | None = None
+        self._replayer: asyncio.Task[None] | None = None
+        self.db_down = False
+        self.spool_failed = False
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="contact-log-writer")
+        self._replayer = asyncio.create_task(self._replay_loop(), name="contact-log-replayer")
+
+    async def append(self, record: ContactRecord, wait: float | None = None) -> Appended:
+        """Durably log a record: committed, or (after `wait` seconds, or on a fault) spooled."""
+        record = storable(record)  # caller text PostgreSQL cannot hold must not fail the whole batch
+        fut: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((record, fut))
+        try:
+            async with asyncio.timeout(wait):
+                return await fut  # on time-out this private future is cancelled; the writer skips it
+        except TimeoutError:
+            # The database is too slow for the caller: make the record durable on disk now. If its
+            # batch commits after all, replay skips it by id; if the batch fails, it is spooled twice
+            # and replayed once.
+            log.warning("contact log: commit slower than %.1f s; spooling contact %s", wait, record.id)
+            if await self._spool_safely([record]):
+                self._logged([record])
+            return Appended(spooled=True)
+
+    async def _run(self) -> None:
+        """Take what queued while a slot was busy; at most FLUSHES_IN_FLIGHT commits at once, so a
+        contact that arrives mid-commit waits for one commit, not for the current one and then its own."""
+        closing = False
+        inflight: set[asyncio.Task[None]] = set()
+        while not closing:
+            first = await self._queue.get()
+            while len(inflight) >= FLUSHES_IN_FLIGHT:
+                await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
+            batch = []
+            for item in self._take(first):
+                if item is None:
+                    closing = True
+                else:
+                    batch.append(item)
+            if batch:
+                task = asyncio.create_task(self._flush(batch))
+                inflight.add(task)
+                task.add_done_callback(inflight.discard)
+        if inflight:
+            await asyncio.wait(inflight)
+
+    def _take(self, first: _Item | None) -> list[_Item | None]:
+        items = [first]
+        while len(items) < self._max and not self._queue.empty():
+            items.append(self._queue.get_nowait())
+        return items
+
+    async def _flush(self, batch: list[_Item]) -> None:
+        records = [r for r, _ in batch]
+        results = [Appended(spooled=True) for _ in records]
+        try:
+            async with self._pool.acquire(timeout=_DB_TIMEOUT) as conn:
+                duplicates = await store.write_batch(conn, records, timeout=_DB_TIMEOUT)
+            results = [Appended(duplicate_of=duplicates.get(i)) for i in range(len(records))]
+            self.db_down = False
+            metrics.LOG_BATCH.observe(len(records))
+            self._logged([r for i, r in enumerate(records) if i not in duplicates])
+        except store.RECORD_ERRORS as exc:
+            # A bad record must not take its batch-mates down with it: write them one by one.
+            log.exception("contact log: batch of %d failed (%r); writing one by one", len(records), exc)
+            results = [await self._write_alone(r) for r in records]
+        except Exception as exc:  # anything else is an outage: spool, replay later
+            log.warning("contact log: database unavailable (%r); spooling %d record(s)", exc, len(records))
+            self.db_down = True
+            if await self._spool_safely(records):
+                self._logged(records)
+        finally:
+            for (_, fut), result in zip(batch, results, strict=True):
+                if not fut.done():
+                    fut.set_result(result)
+
+    async def _spool_safely(self, records: list[ContactRecord], path: Path | None = None) -> bool:
+        """Write to the spool; if even that fails the caller is still answered, and we say so loudly."""
+        try:
+            await asyncio.to_thread(self.spool.write, records, path)
+            return True
+        except OSError as exc:
+            self.spool_failed = True
+            log.critical(
+                "contact log: database down AND spool %s unwritable (%r): %d contact(s) NOT durably logged",
+                self.spool.dir,
+                exc,
+                len(records),
+            )
+            return False
+
+    def _logged(self, records: list[ContactRecord]) -> None:
+        """Once durable (committed or spooled): the owner's hook, remembering decisions for retries."""
+        if records and self._on_logged is not None:
+            task = asyncio.create_task(self._on_logged(records))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _write_alone(self, record: ContactRecord) -> Appended:
+        try:
+            async with self._pool.acquire(timeout=_DB_TIMEOUT) as conn:
+                duplicates = await store.write_batch(conn, [record], timeout=_DB_TIMEOUT)
+        except store.RECORD_ERRORS as exc:
+            # This record itself cannot be written: kept on disk beside the spool, never dropped.
+            log.error(
+                "contact log: contact %s could not be written (%r); kept in %s", record.id, exc, self.spool.quarantine
+            )
+            await self._spool_safely([record], self.spool.quarantine)
+            return Appended(spooled=True)
+        except Exception as exc:
+            log.warning("contact log: database unavailable (%r); spooling contact %s", exc, record.id)
+            if await self._spool_safely([record]):
+                self._logged([record])
+            return Appended(spooled=True)
+        if 0 not in duplicates:
+            self._logged([record])
+        return Appended(duplicate_of=duplicates.get(0))
+
+    async def replay(self) -> int:
+        """One round: every spool file in the directory that no other process is replaying."""
+        total = 0
+        for path in self.spool.files():
+            async with asyncio.timeout(60), self._pool.acquire() as conn:
+                total += await replay_file(conn, path)
+        if total:
+            log.info("contact log: replayed %d spooled record(s)", total)
+        return total
+
+    async def _replay_loop(self) -> None:
+        while True:
+            await asyncio.sleep(REPLAY_EVERY)
+            if self.spool.files():
+                try:
+                    await self.replay()
+                except Exception as exc:  # the database is still away: what is claimed stays for next round
+                    log.debug("contact log: replay round stopped (%r)", exc)
+
+    async def close(self) -> None:
+        """Commit (or spool) everything queued, then stop."""
+        if self._replayer is not None:
+            self._replayer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._replayer
+        if self._task is not None:
+            self._queue.put_nowait(None)
+            await self._task
+        for task in list(self._background):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(task, 1.0)

@@ -1,0 +1,99 @@
+"""Writing the contact log: one statement per batch, the earlier decision of a retry, what is not logged yet."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import asyncpg
+
+from ..contactlog.record import COLUMNS, ContactRecord, row
+
+# Errors that belong to a record (a value PostgreSQL will not take), not to the database's health.
+RECORD_ERRORS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError, UnicodeEncodeError, OverflowError)
+
+# Column types for the unnest() that carries a batch. Integer arrays travel as text ('{1,2}') because
+# PostgreSQL arrays of arrays must be rectangular; JSON travels as text too (a JSON list inside a
+# jsonb[] parameter would read as another array dimension) and is cast back in the statement.
+_TYPES = {
+    "id": "uuid",
+    "received_at": "timestamptz",
+    "case_id": "bigint",
+    "ambiguous": "boolean",
+    "flagged": "boolean",
+    "ruleset_version": "integer",
+    "degraded": "boolean",
+    "latency_us": "integer",
+    "ack_sent": "boolean",
+}
+_JSON = ("target", "banner", "reasons", "decision")
+_FIELDS = (*COLUMNS, "decision")
+_DERIVED = {
+    **{c: f"r.{c}::jsonb" for c in _JSON},
+    # Who sent it, also for customers outside the restriction index, and the case it names.
+    "customer_ids": """ARRAY(SELECT DISTINCT x FROM unnest(r.customer_ids::bigint[] || ARRAY(
+                           SELECT i.customer_id FROM identifiers i WHERE i.kind = r.sender_kind
+                           AND i.value = r.sender AND i.customer_id IS NOT NULL) || ARRAY(
+                           SELECT c.id FROM customers c WHERE r.sender_kind = 'ref'
+                           AND lower(c.external_ref) = r.sender)) AS x ORDER BY x)""",
+    "case_id": "coalesce(r.case_id, (SELECT k.id FROM cases k WHERE upper(k.reference) = upper(r.case_ref) LIMIT 1))",
+    "representative_of": "r.representative_of::bigint[]",
+}
+# One statement, so one round trip and atomic without BEGIN/COMMIT: claim the provider ids, write the
+# rows that are not retries, and return the ids that were retries.
+WRITE_BATCH = f"""
+WITH r AS (
+    SELECT * FROM unnest({", ".join(f"${n}::{_TYPES.get(c, 'text')}[]" for n, c in enumerate(_FIELDS, 1))})
+        AS r({", ".join(_FIELDS)})
+), claimed AS (
+    INSERT INTO contact_provider_ids (channel, provider_id, contact_id, decision)
+    SELECT channel, provider_id, id, coalesce(decision::jsonb, '{{}}') FROM r
+    WHERE provider_id IS NOT NULL AND status = 'decided'
+    ON CONFLICT DO NOTHING RETURNING contact_id
+), logged AS (
+    INSERT INTO contacts ({", ".join(COLUMNS)})
+    SELECT {", ".join(_DERIVED.get(c, f"r.{c}") for c in COLUMNS)}
+    FROM r WHERE r.provider_id IS NULL OR r.status <> 'decided' OR r.id IN (SELECT contact_id FROM claimed)
+    RETURNING id
+)
+SELECT r.id FROM r WHERE r.id NOT IN (SELECT id FROM logged)"""
+
+EARLIER_DECISIONS = """
+SELECT p.channel, p.provider_id, p.decision FROM contact_provider_ids p
+JOIN unnest($1::text[], $2::text[]) AS k(channel, provider_id) USING (channel, provider_id)"""
+
+NOT_LOGGED = "SELECT x FROM unnest($1::uuid[]) AS x WHERE NOT EXISTS (SELECT 1 FROM contacts WHERE id = x)"
+
+
+def column_arrays(batch: Sequence[ContactRecord]) -> list[list[Any]]:
+    """The batch as one array per parameter of WRITE_BATCH. Records are storable already (`storable`)."""
+    rows = [(*row(r), r.decision) for r in batch]
+    arrays = [list(col) for col in zip(*rows, strict=True)]
+    for name in ("customer_ids", "representative_of"):
+        n = _FIELDS.index(name)
+        arrays[n] = ["{" + ",".join(map(str, v)) + "}" for v in arrays[n]]
+    for name in _JSON:
+        n = _FIELDS.index(name)
+        arrays[n] = [None if v is None else json.dumps(v, separators=(",", ":")) for v in arrays[n]]
+    return arrays
+
+
+async def write_batch(
+    conn: asyncpg.Connection, batch: Sequence[ContactRecord], timeout: float | None = None
+) -> dict[int, dict[str, Any]]:
+    """Write a batch in one statement. Returns {index in batch: earlier decision} for the records
+    that repeat an already-logged (channel, provider id): those get no row of their own."""
+    retries = {r["id"] for r in await conn.fetch(WRITE_BATCH, *column_arrays(batch), timeout=timeout)}
+    if not retries:
+        return {}
+    lost = [(i, r) for i, r in enumerate(batch) if r.id in retries]
+    earlier = await conn.fetch(EARLIER_DECISIONS, [r.channel for _, r in lost], [r.provider_id for _, r in lost])
+    by_key = {(e["channel"], e["provider_id"]): e["decision"] for e in earlier}
+    return {i: by_key.get((r.channel, r.provider_id), {}) for i, r in lost}
+
+
+async def not_logged(conn: asyncpg.Connection, ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of these contact ids have no row in `contacts` yet."""
+    return {r["x"] for r in await conn.fetch(NOT_LOGGED, list(ids))}
