@@ -67,6 +67,7 @@ class Settings:
     decide_deadline_ms: int = 500
     log_wait_ms: int = 1000
     log_flush_max_rows: int = 500
+    data_dir: str = ".gateway"
     spool_dir: str = ".gateway/spool"
     resync_seconds: int = 300
     review_default_months: int = 12
@@ -101,6 +102,9 @@ class Settings:
         level = (env.get("GATEWAY_LOG_LEVEL") or "INFO").upper()
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise SettingsError(f"GATEWAY_LOG_LEVEL={level!r} must be DEBUG, INFO, WARNING or ERROR")
+        # Absolute once read, so every worker and `python -m gateway replay` finds the same spool,
+        # whatever directory it was started from.
+        data_dir = os.path.abspath(env.get("GATEWAY_DATA_DIR") or env.get("GATEWAY_EMBEDDED_DIR") or ".gateway")
         return cls(
             database_url=_url(env, "DATABASE_URL", ("postgres", "postgresql")),
             redis_url=_url(env, "REDIS_URL", ("redis", "rediss", "unix")),
@@ -111,7 +115,8 @@ class Settings:
             max_body_bytes=_int(env, "GATEWAY_MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),
             decide_deadline_ms=_int(env, "GATEWAY_DECIDE_DEADLINE_MS", 500, 10, 60_000),
             log_wait_ms=_int(env, "GATEWAY_LOG_WAIT_MS", 1000, 10, 60_000),
-            spool_dir=env.get("GATEWAY_SPOOL_DIR") or ".gateway/spool",
+            data_dir=data_dir,
+            spool_dir=os.path.abspath(env.get("GATEWAY_SPOOL_DIR") or os.path.join(data_dir, "spool")),
             resync_seconds=_int(env, "GATEWAY_RESYNC_SECONDS", 300, 1, 86_400),
             review_default_months=_int(env, "GATEWAY_REVIEW_MONTHS", 12, 1, 12),
             activation_rule=rule,

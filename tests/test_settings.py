@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -58,3 +59,11 @@ def test_with_makes_a_modified_copy():
     s = Settings.from_env({})
     t = s.with_(port=9000)
     assert (s.port, t.port) == (8080, 9000)
+
+
+def test_the_spool_is_kept_under_the_data_directory_wherever_the_gateway_starts(tmp_path):
+    assert Settings.from_env({"GATEWAY_DATA_DIR": str(tmp_path)}).spool_dir == str(tmp_path / "spool")
+    assert Settings.from_env({"GATEWAY_EMBEDDED_DIR": "/srv/gateway"}).spool_dir == "/srv/gateway/spool"
+    assert Settings.from_env({}).spool_dir == os.path.abspath(".gateway/spool")
+    own = Settings.from_env({"GATEWAY_DATA_DIR": str(tmp_path), "GATEWAY_SPOOL_DIR": "spool-here"})
+    assert own.spool_dir == os.path.abspath("spool-here")
