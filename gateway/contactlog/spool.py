@@ -1,18 +1,5 @@
-"""The local spool: fsync'd JSON-lines files that hold contacts while PostgreSQL is away.
-
-Every process appends to a file of its own (`contacts-PID-RANDOM.jsonl`); any process may replay
-any file. Ownership is one exclusive flock on the file, taken before anything else is done to it:
-
-- a writer locks the file it opened and appends only if its path still names that file;
-  otherwise a replayer has claimed it, and the writer starts a fresh file under its path;
-- a replayer locks a `.jsonl` file, then gives it a name of its own (`...<unique>.replaying`)
-  without ever replacing an existing file, so a writer's next batch starts a fresh file; it keeps
-  the lock until the records are in the log and the file is removed. A claimed file left behind
-  (its replay failed, or its process died) is locked and replayed under the name it has.
-
-No path is ever renamed onto, and only the lock holder removes a claimed file, whose name no one
-else will reuse: so no record is lost, whichever processes replay, fail or die, in whatever order.
-"""
+"""The local spool: fsync'd JSON-lines files that hold contacts while PostgreSQL is away, and how a
+replayer claims one so that no record is lost or replayed twice, whichever processes share them."""
 
 from __future__ import annotations
 
@@ -35,7 +22,22 @@ QUARANTINE = "quarantine.jsonl"
 
 
 class Spool:
-    """This process's spool file in a directory that other processes may share."""
+    """This process's spool file, in a directory other processes may share.
+
+    Every process appends to a file of its own (`contacts-PID-RANDOM.jsonl`); any process may
+    replay any file. Ownership is one exclusive flock on the file, taken before anything else is
+    done to it:
+
+    - a writer locks the file it opened and appends only if its path still names that file;
+      otherwise a replayer has claimed it, and the writer starts a fresh file under its path;
+    - a replayer (`claim`) locks a `.jsonl` file, then gives it a name of its own
+      (`...<unique>.replaying`) without ever replacing a file, and keeps the lock until the
+      records are in the log and the file is removed. A claimed file left behind (its replay
+      failed, or its process died) is locked and replayed under the name it has.
+
+    No file is ever renamed onto, and only the lock holder removes a claimed file, whose name no
+    one else will reuse: a record leaves the spool only once it is in the log.
+    """
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.dir = Path(directory)
