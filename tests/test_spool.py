@@ -15,7 +15,8 @@ import pytest
 
 from gateway import db
 from gateway.contactlog import ContactRecord, Spool, replay_file
-from tests.helpers import GatewayProcess, bearer, eventually
+from tests.factory import bearer
+from tests.helpers import GatewayProcess, eventually
 from tests.tcpproxy import TcpProxy
 
 pytestmark = pytest.mark.timeout(120)
