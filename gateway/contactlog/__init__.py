@@ -3,7 +3,8 @@
 record: the row as a record; spool: the spool files; replay: spool back into the log; writer: ContactLog.
 """
 
-from .record import COLUMNS, ContactRecord
+from ..store.contactlog import COLUMNS
+from .record import ContactRecord
 from .replay import replay_file, replay_spool
 from .spool import Spool
 from .writer import Appended, ContactLog

@@ -9,10 +9,12 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any
 
+from ..store.contactlog import FIELDS, Row
+
 
 @dataclass
 class ContactRecord:
-    """One row of `contacts`; field names are the column names."""
+    """One row of `contacts` (field names are column names), with the decision as answered."""
 
     id: uuid.UUID
     received_at: datetime
@@ -44,7 +46,7 @@ class ContactRecord:
     ack_note: str | None = None
     error: str | None = None
     # The decision as answered, kept with the provider id so a retry gets the same answer.
-    decision: dict[str, Any] | None = field(default=None, metadata={"column": False})
+    decision: dict[str, Any] | None = None
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -62,7 +64,9 @@ class ContactRecord:
         return cls(**data)
 
 
-COLUMNS = tuple(f.name for f in fields(ContactRecord) if f.metadata.get("column", True))
+# A field added to the record and not to the log's columns, or the other way round, stops start-up.
+if [f.name for f in fields(ContactRecord)] != list(FIELDS):
+    raise RuntimeError("ContactRecord's fields must be gateway.store.contactlog.FIELDS, in that order")
 # The fields that can carry caller text: strings, and JSON with strings nested in it.
 _TEXT = tuple(f.name for f in fields(ContactRecord) if f.type in ("str", "str | None") or "dict" in str(f.type))
 # PostgreSQL text and jsonb hold neither NUL nor half of a UTF-16 surrogate pair (which only
@@ -99,6 +103,6 @@ def storable(record: ContactRecord) -> ContactRecord:
     return replace(record, **changes) if changes else record
 
 
-def row(record: ContactRecord) -> tuple[Any, ...]:
-    """The record's column values, in COLUMNS order."""
-    return tuple(getattr(record, c) for c in COLUMNS)
+def row(record: ContactRecord) -> Row:
+    """The record as the store writes it: its values in FIELDS order."""
+    return tuple(getattr(record, f) for f in FIELDS)

@@ -12,7 +12,7 @@ import asyncpg
 from .. import db, metrics
 from ..settings import Settings
 from ..store import contactlog as store
-from .record import ContactRecord
+from .record import ContactRecord, row
 from .spool import QUARANTINE, Spool, claim, read
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ async def _insert(conn: asyncpg.Connection, records: Sequence[ContactRecord], qu
     if not records:
         return 0
     try:
-        return len(records) - len(await store.write_batch(conn, records))
+        return len(records) - len(await store.write_batch(conn, [row(r) for r in records]))
     except asyncpg.UniqueViolationError:
         raise  # another replayer inserted some of them meanwhile: the next round skips those
     except store.RECORD_ERRORS as exc:

@@ -20,7 +20,7 @@ import asyncpg
 from .. import metrics
 from ..settings import Settings
 from ..store import contactlog as store
-from .record import ContactRecord, storable
+from .record import ContactRecord, row, storable
 from .replay import replay_file
 from .spool import Spool
 
@@ -113,7 +113,7 @@ class ContactLog:
         results = [Appended(spooled=True) for _ in records]
         try:
             async with self._pool.acquire(timeout=_DB_TIMEOUT) as conn:
-                duplicates = await store.write_batch(conn, records, timeout=_DB_TIMEOUT)
+                duplicates = await store.write_batch(conn, [row(r) for r in records], timeout=_DB_TIMEOUT)
             results = [Appended(duplicate_of=duplicates.get(i)) for i in range(len(records))]
             self.db_down = False
             metrics.LOG_BATCH.observe(len(records))
@@ -157,7 +157,7 @@ class ContactLog:
     async def _write_alone(self, record: ContactRecord) -> Appended:
         try:
             async with self._pool.acquire(timeout=_DB_TIMEOUT) as conn:
-                duplicates = await store.write_batch(conn, [record], timeout=_DB_TIMEOUT)
+                duplicates = await store.write_batch(conn, [row(record)], timeout=_DB_TIMEOUT)
         except store.RECORD_ERRORS as exc:
             # This record itself cannot be written: kept on disk beside the spool, never dropped.
             log.error(

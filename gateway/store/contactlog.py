@@ -1,4 +1,8 @@
-"""Writing the contact log: one statement per batch, the earlier decision of a retry, what is not logged yet."""
+"""Writing the contact log: one statement per batch, the earlier decision of a retry, what is not logged yet.
+
+A row here is a tuple of values in FIELDS order: the `contacts` columns the log writes, then the
+decision as answered (kept with the provider id, so that a retry gets the same answer).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,40 @@ from typing import Any
 
 import asyncpg
 
-from ..contactlog.record import COLUMNS, ContactRecord, row
+# The `contacts` columns the log writes (logged_at is the database's), in the order rows carry them.
+COLUMNS = (
+    "id",
+    "received_at",
+    "channel",
+    "action",
+    "status",
+    "sender_raw",
+    "sender_kind",
+    "sender",
+    "recipient",
+    "provider_id",
+    "subject",
+    "body_excerpt",
+    "customer_ids",
+    "case_id",
+    "case_ref",
+    "on_behalf_of",
+    "representative_of",
+    "ambiguous",
+    "target",
+    "flagged",
+    "banner",
+    "customer_message",
+    "reasons",
+    "ruleset_version",
+    "degraded",
+    "latency_us",
+    "ack_sent",
+    "ack_note",
+    "error",
+)
+FIELDS = (*COLUMNS, "decision")
+Row = tuple[Any, ...]
 
 # Errors that belong to a record (a value PostgreSQL will not take), not to the database's health.
 RECORD_ERRORS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError, UnicodeEncodeError, OverflowError)
@@ -29,7 +66,6 @@ _TYPES = {
     "ack_sent": "boolean",
 }
 _JSON = ("target", "banner", "reasons", "decision")
-_FIELDS = (*COLUMNS, "decision")
 _DERIVED = {
     **{c: f"r.{c}::jsonb" for c in _JSON},
     # Who sent it, also for customers outside the restriction index, and the case it names.
@@ -45,8 +81,8 @@ _DERIVED = {
 # rows that are not retries, and return the ids that were retries.
 WRITE_BATCH = f"""
 WITH r AS (
-    SELECT * FROM unnest({", ".join(f"${n}::{_TYPES.get(c, 'text')}[]" for n, c in enumerate(_FIELDS, 1))})
-        AS r({", ".join(_FIELDS)})
+    SELECT * FROM unnest({", ".join(f"${n}::{_TYPES.get(c, 'text')}[]" for n, c in enumerate(FIELDS, 1))})
+        AS r({", ".join(FIELDS)})
 ), claimed AS (
     INSERT INTO contact_provider_ids (channel, provider_id, contact_id, decision)
     SELECT channel, provider_id, id, coalesce(decision::jsonb, '{{}}') FROM r
@@ -67,31 +103,33 @@ JOIN unnest($1::text[], $2::text[]) AS k(channel, provider_id) USING (channel, p
 NOT_LOGGED = "SELECT x FROM unnest($1::uuid[]) AS x WHERE NOT EXISTS (SELECT 1 FROM contacts WHERE id = x)"
 
 
-def column_arrays(batch: Sequence[ContactRecord]) -> list[list[Any]]:
-    """The batch as one array per parameter of WRITE_BATCH. Records are storable already (`storable`)."""
-    rows = [(*row(r), r.decision) for r in batch]
+def column_arrays(rows: Sequence[Row]) -> list[list[Any]]:
+    """The rows as one array per parameter of WRITE_BATCH. Their text is storable already."""
     arrays = [list(col) for col in zip(*rows, strict=True)]
     for name in ("customer_ids", "representative_of"):
-        n = _FIELDS.index(name)
+        n = FIELDS.index(name)
         arrays[n] = ["{" + ",".join(map(str, v)) + "}" for v in arrays[n]]
     for name in _JSON:
-        n = _FIELDS.index(name)
+        n = FIELDS.index(name)
         arrays[n] = [None if v is None else json.dumps(v, separators=(",", ":")) for v in arrays[n]]
     return arrays
 
 
+_ID, _CHANNEL, _PROVIDER_ID = (FIELDS.index(c) for c in ("id", "channel", "provider_id"))
+
+
 async def write_batch(
-    conn: asyncpg.Connection, batch: Sequence[ContactRecord], timeout: float | None = None
+    conn: asyncpg.Connection, rows: Sequence[Row], timeout: float | None = None
 ) -> dict[int, dict[str, Any]]:
-    """Write a batch in one statement. Returns {index in batch: earlier decision} for the records
-    that repeat an already-logged (channel, provider id): those get no row of their own."""
-    retries = {r["id"] for r in await conn.fetch(WRITE_BATCH, *column_arrays(batch), timeout=timeout)}
+    """Write a batch in one statement. Returns {index in batch: earlier decision} for the rows that
+    repeat an already-logged (channel, provider id): those get no row of their own."""
+    retries = {r["id"] for r in await conn.fetch(WRITE_BATCH, *column_arrays(rows), timeout=timeout)}
     if not retries:
         return {}
-    lost = [(i, r) for i, r in enumerate(batch) if r.id in retries]
-    earlier = await conn.fetch(EARLIER_DECISIONS, [r.channel for _, r in lost], [r.provider_id for _, r in lost])
+    lost = [(i, r) for i, r in enumerate(rows) if r[_ID] in retries]
+    earlier = await conn.fetch(EARLIER_DECISIONS, [r[_CHANNEL] for _, r in lost], [r[_PROVIDER_ID] for _, r in lost])
     by_key = {(e["channel"], e["provider_id"]): e["decision"] for e in earlier}
-    return {i: by_key.get((r.channel, r.provider_id), {}) for i, r in lost}
+    return {i: by_key.get((r[_CHANNEL], r[_PROVIDER_ID]), {}) for i, r in lost}
 
 
 async def not_logged(conn: asyncpg.Connection, ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
