@@ -29,11 +29,6 @@ class Rejected:
     refusal: Exception | None = None
 
 
-def storable(text: str) -> str:
-    """Raw caller input as text PostgreSQL will take: lone surrogates and NULs replaced."""
-    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
-
-
 def decided_record(
     contact: InboundContact,
     decision: Decision,
@@ -78,15 +73,15 @@ def decided_record(
 
 def rejected_record(rejected: Rejected) -> ContactRecord:
     """A refused or malformed attempt keeps its provider id (findable by CallSid) without claiming
-    it, so a good retry is still decided and logged."""
-    provider_id = storable(rejected.provider_id)[:200] if rejected.provider_id else None
+    it, so a good retry is still decided and logged. The log makes caller text storable."""
+    provider_id = rejected.provider_id[:200] if rejected.provider_id else None
     return ContactRecord(
         id=uuid.uuid4(),
         received_at=datetime.now(UTC),
-        channel=storable(rejected.channel)[:32] or "unknown",
+        channel=rejected.channel[:32] or "unknown",
         action="hold",
         status=rejected.status,
-        sender_raw=storable(rejected.sender)[:320] or None,
+        sender_raw=rejected.sender[:320] or None,
         provider_id=provider_id,
-        error=storable(rejected.error)[:2000],
+        error=rejected.error[:2000],
     )
