@@ -59,3 +59,38 @@ async def test_a_retry_during_a_database_hang_gets_the_first_answer(settings, ke
         await eventually(logged, timeout=20)
     rows = await conn.fetch("SELECT id::text, provider_id FROM contacts WHERE provider_id LIKE 'hang-%'")
     assert sorted(r["id"] for r in rows) == sorted(first["contact_id"] for (_, first), _ in pairs)
+
+
+async def test_while_the_database_hangs_answers_come_at_once_and_nothing_is_lost(settings, keys, conn, proxy, tmp_path):
+    """After the first commit that is too slow, contacts go straight to the spool (a circuit breaker)
+    instead of each waiting GATEWAY_LOG_WAIT_MS; when the database answers again they commit as usual."""
+    hung = settings.with_(database_url=_via(settings.database_url, proxy.port), spool_dir=str(tmp_path / "spool"))
+    headers = bearer(keys["channel"])
+    async with TestClient(TestServer(create_app(hung))) as client:
+
+        async def post(n: int) -> tuple[float, str]:
+            started = asyncio.get_running_loop().time()
+            body = {"channel": "phone", "from": f"07700 9{n:05d}", "provider_id": f"breaker-{n}"}
+            r = await client.post("/v1/contacts", headers=headers, json=body)
+            assert r.status == 201
+            return asyncio.get_running_loop().time() - started, (await r.json())["contact_id"]
+
+        await post(0)
+        proxy.freeze()
+        first = await post(1)  # waits for the log's wait, then trips the breaker
+        during = [await post(n) for n in range(2, 22)]
+        proxy.thaw()
+        await asyncio.sleep(1.5)  # the breaker's probe finds the database again
+        after = [await post(n) for n in range(22, 27)]
+    assert first[0] >= 0.9
+    assert max(t for t, _ in during) < 0.3, [round(t, 3) for t, _ in during]
+    acknowledged = {cid for _, cid in (first, *during, *after)}
+
+    async def logged() -> bool:
+        return await conn.fetchval("SELECT count(*) FROM contacts WHERE provider_id LIKE 'breaker-%'") == 27
+
+    await eventually(logged, timeout=20)
+    rows = await conn.fetch(
+        "SELECT id::text FROM contacts WHERE provider_id LIKE 'breaker-%' AND provider_id <> 'breaker-0'"
+    )
+    assert {r["id"] for r in rows} == acknowledged

@@ -20,6 +20,7 @@ import asyncpg
 from .. import metrics
 from ..settings import Settings
 from ..store import contactlog as store
+from .breaker import Breaker
 from .record import ContactRecord, row, storable
 from .replay import replay_file
 from .spool import Spool
@@ -56,7 +57,7 @@ class ContactLog:
         self.spool = Spool(settings.spool_dir)
         self._task: asyncio.Task[None] | None = None
         self._replayer: asyncio.Task[None] | None = None
-        self.db_down = False
+        self.breaker = Breaker(pool)
         self.spool_failed = False
 
     def start(self) -> None:
@@ -66,6 +67,8 @@ class ContactLog:
     async def append(self, record: ContactRecord, wait: float | None = None) -> Appended:
         """Durably log a record: committed, or (after `wait` seconds, or on a fault) spooled."""
         record = storable(record)  # caller text PostgreSQL cannot hold must not fail the whole batch
+        if self.breaker.open:  # the database is known to be slow: durable on disk now, not in `wait`
+            return await self._spool_now(record)
         fut: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((record, fut))
         try:
@@ -75,10 +78,13 @@ class ContactLog:
             # The database is too slow for the caller: make the record durable on disk now. If its
             # batch commits after all, replay skips it by id; if the batch fails, it is spooled twice
             # and replayed once.
-            log.warning("contact log: commit slower than %.1f s; spooling contact %s", wait, record.id)
-            if await self._spool_safely([record]):
-                self._logged([record])
-            return Appended(spooled=True)
+            self.breaker.trip(f"a commit took longer than {wait:.1f} s")
+            return await self._spool_now(record)
+
+    async def _spool_now(self, record: ContactRecord) -> Appended:
+        if await self._spool_safely([record]):
+            self._logged([record])
+        return Appended(spooled=True)
 
     async def _run(self) -> None:
         """Take what queued while a slot was busy; at most FLUSHES_IN_FLIGHT commits at once, so a
@@ -115,7 +121,6 @@ class ContactLog:
             async with self._pool.acquire(timeout=_DB_TIMEOUT) as conn:
                 duplicates = await store.write_batch(conn, [row(r) for r in records], timeout=_DB_TIMEOUT)
             results = [Appended(duplicate_of=duplicates.get(i)) for i in range(len(records))]
-            self.db_down = False
             metrics.LOG_BATCH.observe(len(records))
             self._logged([r for i, r in enumerate(records) if i not in duplicates])
         except store.RECORD_ERRORS as exc:
@@ -124,7 +129,7 @@ class ContactLog:
             results = [await self._write_alone(r) for r in records]
         except Exception as exc:  # anything else is an outage: spool, replay later
             log.warning("contact log: database unavailable (%r); spooling %d record(s)", exc, len(records))
-            self.db_down = True
+            self.breaker.trip(repr(exc))
             if await self._spool_safely(records):
                 self._logged(records)
         finally:
@@ -205,3 +210,4 @@ class ContactLog:
         for task in list(self._background):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, 1.0)
+        await self.breaker.close()
