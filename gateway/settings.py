@@ -89,19 +89,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
-        tz = env.get("GATEWAY_TZ") or DEFAULT_TZ
-        try:
-            zoneinfo.ZoneInfo(tz)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise SettingsError(f"GATEWAY_TZ={tz!r} is not an IANA time zone (e.g. Europe/London)") from None
-        rule = env.get("GATEWAY_ACTIVATION_RULE") or "service_caution_lead:1,caution_lead:2"
-        try:
-            parse_rule(rule)
-        except ValueError as exc:
-            raise SettingsError(f"GATEWAY_ACTIVATION_RULE={rule!r}: {exc}") from None
-        level = (env.get("GATEWAY_LOG_LEVEL") or "INFO").upper()
-        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
-            raise SettingsError(f"GATEWAY_LOG_LEVEL={level!r} must be DEBUG, INFO, WARNING or ERROR")
+        tz, rule, level = _tz(env), _activation_rule(env), _log_level(env)
         # Absolute once read, so every worker and `python -m gateway replay` finds the same spool,
         # whatever directory it was started from.
         data_dir = os.path.abspath(env.get("GATEWAY_DATA_DIR") or env.get("GATEWAY_EMBEDDED_DIR") or ".gateway")
@@ -152,3 +140,28 @@ class Settings:
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
+
+
+def _tz(env: Mapping[str, str]) -> str:
+    tz = env.get("GATEWAY_TZ") or DEFAULT_TZ
+    try:
+        zoneinfo.ZoneInfo(tz)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(f"GATEWAY_TZ={tz!r} is not an IANA time zone (e.g. Europe/London)") from None
+    return tz
+
+
+def _activation_rule(env: Mapping[str, str]) -> str:
+    rule = env.get("GATEWAY_ACTIVATION_RULE") or "service_caution_lead:1,caution_lead:2"
+    try:
+        parse_rule(rule)
+    except ValueError as exc:
+        raise SettingsError(f"GATEWAY_ACTIVATION_RULE={rule!r}: {exc}") from None
+    return rule
+
+
+def _log_level(env: Mapping[str, str]) -> str:
+    level = (env.get("GATEWAY_LOG_LEVEL") or "INFO").upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise SettingsError(f"GATEWAY_LOG_LEVEL={level!r} must be DEBUG, INFO, WARNING or ERROR")
+    return level

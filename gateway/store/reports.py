@@ -57,50 +57,32 @@ async def _json_rows(conn: asyncpg.Connection, sql: str, *args: Any) -> list[Any
     return [r[0] for r in await conn.fetch(sql, *args)]
 
 
+_RESTRICTION_IDS = "(SELECT id FROM restrictions WHERE customer_id = $1)"
+# What a subject-access export holds beside the customer record: section → rows, each as JSON.
+_EXPORT_SECTIONS: tuple[tuple[str, str], ...] = (
+    ("restrictions", "SELECT to_jsonb(r) FROM restrictions r WHERE customer_id = $1 ORDER BY id"),
+    ("appeals", f"SELECT to_jsonb(a) FROM appeals a WHERE restriction_id IN {_RESTRICTION_IDS} ORDER BY id"),
+    (
+        "letters",
+        f"SELECT to_jsonb(l) FROM restriction_letters l WHERE restriction_id IN {_RESTRICTION_IDS} ORDER BY id",
+    ),
+    ("events", "SELECT to_jsonb(e) FROM restriction_events e WHERE customer_id = $1 ORDER BY id"),
+    ("cases", "SELECT to_jsonb(c) FROM cases c WHERE customer_id = $1 ORDER BY id"),
+    (
+        "contacts",
+        "SELECT to_jsonb(k) FROM contacts k WHERE customer_ids @> ARRAY[$1]::bigint[] "
+        "OR representative_of @> ARRAY[$1]::bigint[] ORDER BY received_at",
+    ),
+)
+
+
 async def export_customer(conn: asyncpg.Connection, customer_id: int, actor: str, why: str | None) -> dict[str, Any]:
     """Everything held about one customer (UK GDPR Art. 15), and an audit event saying so."""
     async with conn.transaction(isolation="repeatable_read"):
         customer = await get_customer(conn, customer_id)
-        rid = "(SELECT id FROM restrictions WHERE customer_id = $1)"
-        doc: dict[str, Any] = {
-            "customer": customer.model_dump(mode="json"),
-            "restrictions": await _json_rows(
-                conn,
-                "SELECT to_jsonb(r) FROM restrictions r WHERE customer_id = $1 ORDER BY id",
-                customer_id,
-            ),
-            "appeals": await _json_rows(
-                conn,
-                f"SELECT to_jsonb(a) FROM appeals a WHERE restriction_id IN {rid} ORDER BY id",
-                customer_id,
-            ),
-            "letters": await _json_rows(
-                conn,
-                f"SELECT to_jsonb(l) FROM restriction_letters l WHERE restriction_id IN {rid} ORDER BY id",
-                customer_id,
-            ),
-            "events": await _json_rows(
-                conn,
-                "SELECT to_jsonb(e) FROM restriction_events e WHERE customer_id = $1 ORDER BY id",
-                customer_id,
-            ),
-            "cases": await _json_rows(
-                conn,
-                "SELECT to_jsonb(c) FROM cases c WHERE customer_id = $1 ORDER BY id",
-                customer_id,
-            ),
-            "contacts": await _json_rows(
-                conn,
-                "SELECT to_jsonb(k) FROM contacts k WHERE customer_ids @> ARRAY[$1]::bigint[] "
-                "OR representative_of @> ARRAY[$1]::bigint[] ORDER BY received_at",
-                customer_id,
-            ),
-        }
-        await event(
-            conn,
-            {"id": None, "customer_id": customer_id},
-            actor,
-            "exported",
-            why=why or "subject access export",
-        )
+        doc: dict[str, Any] = {"customer": customer.model_dump(mode="json")}
+        for section, sql in _EXPORT_SECTIONS:
+            doc[section] = await _json_rows(conn, sql, customer_id)
+        subject = {"id": None, "customer_id": customer_id}
+        await event(conn, subject, actor, "exported", why=why or "subject access export")
     return doc
