@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 LOCK := requirements.lock
 export GATEWAY_EMBEDDED_DIR ?= .gateway
 
-.PHONY: run test lint bench stop setup clean lock
+.PHONY: run test lint bench faults stop setup clean lock
 
 $(STAMP): pyproject.toml $(LOCK)
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -24,12 +24,17 @@ test: $(STAMP)
 	$(PY) -m gateway.embedded exec -- $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check gateway tests bench
-	$(VENV)/bin/ruff format --check gateway tests bench
+	$(VENV)/bin/ruff check gateway tests bench faults
+	$(VENV)/bin/ruff format --check gateway tests bench faults
 	$(VENV)/bin/mypy gateway
+	$(VENV)/bin/mypy --ignore-missing-imports faults
 
 bench: $(STAMP)
 	$(PY) -m gateway.embedded exec -- $(PY) -m bench.run $(BENCH_ARGS)
+
+# Its own PostgreSQL and Redis in a temporary directory: killing them disturbs nothing else.
+faults: $(STAMP)
+	$(PY) -m faults $(FAULTS_ARGS)
 
 stop: $(STAMP)
 	$(PY) -m gateway.embedded stop
