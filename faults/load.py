@@ -40,6 +40,7 @@ class Answer:
     action: str | None = None
     degraded: bool | None = None
     error: str | None = None
+    lag_ms: float = 0.0  # how late the generator itself sent it (its own CPU starvation, not the gateway's)
 
 
 @dataclass
@@ -72,7 +73,7 @@ class Load:
         loop = asyncio.get_running_loop()
         await asyncio.sleep(max(0.0, due - loop.time()))
         payload = body(self.spec.prefix, n)
-        answer = Answer(payload["provider_id"], retry, wall, 0.0, 0)
+        answer = Answer(payload["provider_id"], retry, wall, 0.0, 0, lag_ms=(loop.time() - due) * 1000)
         self.in_flight += 1
         try:
             async with self.session.post(self.spec.url, json=payload, headers=self.headers) as resp:

@@ -40,6 +40,7 @@ class FaultResult:
     p99_fault_ms: float
     recovery_s: float | None  # None: no healthy answer after the fault
     drained: bool = True
+    unlogged_ids: int = 0  # provider ids acknowledged (2xx) that have no row at all
     examples: list[str] = field(default_factory=list)  # a few lost or split provider ids, for the report
 
     @property
@@ -130,6 +131,7 @@ def measure(fault: str, answers: list[Answer], rows: list[LogRow], window: Windo
         p99_fault_ms=percentile(in_fault, 99),
         recovery_s=recovery_seconds(answers, window),
         drained=drained,
+        unlogged_ids=len({a.provider_id for a in answers if _ok(a)} - {r.provider_id for r in rows}),
         examples=_examples(answers, lost_ids, split),
     )
 

@@ -115,7 +115,9 @@ def run_fault(fault: str, services: Services, key: str, args: argparse.Namespace
     finally:
         _stop_load(load)
     answers = read_answers(out)
-    say(fault, f"load stopped: {len(answers):,} answers recorded; waiting for the spool to drain")
+    lag = max((a.lag_ms for a in answers), default=0.0)
+    say(fault, f"load stopped: {len(answers):,} answers recorded (the generator sent at most {lag:,.0f} ms late)")
+    say(fault, "waiting for the spool to drain")
     drained, took = _drain(services, prefix, args.drain_seconds)
     say(
         fault,
@@ -135,8 +137,9 @@ def _describe(fault: str, r: FaultResult, window: Window) -> None:
     verdict = "ok" if r.ok else "DEFECT"
     say(
         fault,
-        f"{verdict}: {r.acked:,} acknowledged, {r.rows:,} rows, {r.lost} lost, {r.duplicated} duplicated, "
-        f"{r.split} split retries, {r.degraded:,} degraded; fault window {window.end - window.start:.1f} s",
+        f"{verdict}: {r.acked:,} acknowledged, {r.rows:,} rows, {r.lost:,} lost ({r.unlogged_ids:,} provider ids "
+        f"acknowledged with no row at all), {r.duplicated:,} duplicated, {r.split:,} split retries, "
+        f"{r.degraded:,} degraded; fault window {window.end - window.start:.1f} s",
     )
     for example in r.examples:
         say(fault, f"  e.g. {example}")

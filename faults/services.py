@@ -81,6 +81,11 @@ class Services:
     def spooled_files(self) -> int:
         return len(list(self.spool_dir.glob("contacts-*"))) if self.spool_dir.exists() else 0
 
+    def quarantined(self) -> int:
+        """Records the gateway could not write and set aside (the spool's quarantine.jsonl)."""
+        path = self.spool_dir / "quarantine.jsonl"
+        return sum(1 for line in path.read_text().splitlines() if line.strip()) if path.exists() else 0
+
     async def prepare(self) -> str:
         """Migrate the run's database and return a new channel API key."""
         conn = await db.connect(self.database_url)
