@@ -41,6 +41,7 @@ class FaultResult:
     recovery_s: float | None  # None: no healthy answer after the fault
     drained: bool = True
     unlogged_ids: int = 0  # provider ids acknowledged (2xx) that have no row at all
+    dropped: int = 0  # provider ids never answered 2xx (the caller gave up) that have no row either
     examples: list[str] = field(default_factory=list)  # a few lost or split provider ids, for the report
 
     @property
@@ -110,6 +111,7 @@ def recovery_seconds(answers: Iterable[Answer], window: Window) -> float | None:
 def measure(fault: str, answers: list[Answer], rows: list[LogRow], window: Window, drained: bool) -> FaultResult:
     acked_ids = {a.contact_id for a in answers if _ok(a) and a.contact_id}
     lost_ids = acked_ids - {r.contact_id for r in rows}
+    acked_pids, logged_pids = {a.provider_id for a in answers if _ok(a)}, {r.provider_id for r in rows}
     split = split_retries(answers)
     decided = Counter(r.provider_id for r in rows if r.status == "decided")
     latencies = [a.latency_ms for a in answers]
@@ -131,7 +133,8 @@ def measure(fault: str, answers: list[Answer], rows: list[LogRow], window: Windo
         p99_fault_ms=percentile(in_fault, 99),
         recovery_s=recovery_seconds(answers, window),
         drained=drained,
-        unlogged_ids=len({a.provider_id for a in answers if _ok(a)} - {r.provider_id for r in rows}),
+        unlogged_ids=len(acked_pids - logged_pids),
+        dropped=len({a.provider_id for a in answers} - acked_pids - logged_pids),
         examples=_examples(answers, lost_ids, split),
     )
 

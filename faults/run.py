@@ -139,7 +139,8 @@ def _describe(fault: str, r: FaultResult, window: Window) -> None:
         fault,
         f"{verdict}: {r.acked:,} acknowledged, {r.rows:,} rows, {r.lost:,} lost ({r.unlogged_ids:,} provider ids "
         f"acknowledged with no row at all), {r.duplicated:,} duplicated, {r.split:,} split retries, "
-        f"{r.degraded:,} degraded; fault window {window.end - window.start:.1f} s",
+        f"{r.degraded:,} degraded; {r.dropped:,} contacts never acknowledged and not logged either; "
+        f"fault window {window.end - window.start:.1f} s",
     )
     for example in r.examples:
         say(fault, f"  e.g. {example}")

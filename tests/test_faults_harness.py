@@ -53,6 +53,7 @@ def test_lost_duplicated_and_split_contacts_are_each_counted():
 
     assert (result.lost, result.duplicated, result.split) == (2, 1, 1)  # c1b and c2; p-3; p-1
     assert (result.acked, result.failed, result.degraded) == (5, 1, 2)
+    assert (result.unlogged_ids, result.dropped) == (1, 1)  # p-2 acknowledged, p-4 unanswered: neither logged
     assert result.recovery_s is not None and abs(result.recovery_s - 1.02) < 1e-6
     assert not result.ok
     assert any("p-1: first 201 c1" in e and "c1b (not in the log)" in e for e in result.examples)
