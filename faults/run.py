@@ -19,6 +19,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import asyncpg
+
 from bench.servers import wait_ready
 
 from . import logs
@@ -74,9 +76,9 @@ def _drain(services: Services, prefix: str, limit: float) -> tuple[bool, float]:
     while time.monotonic() - started < limit:
         try:
             n = int(run_query(services.database_url, _COUNT, prefix)[0]["n"])
-        except OSError:
-            n = -1
-        if n != last:
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            n = -1  # not counted: an unreachable database is not a steady count
+        if n != last or n < 0:
             last, still_since = n, time.monotonic()
         elif services.spooled_files() == 0 and time.monotonic() - still_since >= 5:
             return True, time.monotonic() - started
@@ -121,7 +123,8 @@ def run_fault(fault: str, services: Services, key: str, args: argparse.Namespace
     drained, took = _drain(services, prefix, args.drain_seconds)
     say(
         fault,
-        f"{'drained' if drained else 'NOT drained'} after {took:.0f} s; {services.spooled_files()} spool file(s) left",
+        f"{'drained' if drained else 'NOT drained'} after {took:.0f} s; {services.spooled_files()} spool file(s) "
+        f"left, {services.quarantined()} record(s) in quarantine",
     )
     rows = [LogRow(**r) for r in run_query(services.database_url, _ROWS, prefix)]
     result = measure(fault, answers, rows, window, drained)
