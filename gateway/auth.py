@@ -118,7 +118,7 @@ async def create_staff_key(conn: asyncpg.Connection | asyncpg.Pool, staff_id: in
         raise Invalid(f"staff member {staff_id} does not exist or is inactive", [{"field": "staff_id"}])
     role = KEY_ROLE_OF_STAFF[member["role"]]
     key = KEY_PREFIX + secrets.token_urlsafe(32)
-    name = _name(name or member["name"])
+    name = _name(name or member["name"][:100])  # staff names may be longer than key names
     return StaffKey(await store.insert_key(conn, name, role, hash_key(key), staff_id), key, role, name, staff_id)
 
 

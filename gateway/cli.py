@@ -80,15 +80,18 @@ async def _keys_list(settings: Settings) -> int:
 
 
 def _key_line(k: Mapping[str, Any]) -> str:
-    """One key: its id, role, name, whose it is (a staff member's role is the one they have now)."""
+    """One key: its id, role, name, whose it is (a staff member's key has the role they have now)."""
+    from .auth import KEY_ROLE_OF_STAFF
+
     state = f"revoked {k['revoked_at']:%Y-%m-%d %H:%M}" if k["revoked_at"] else "active"
+    role = k["role"] if k["staff_id"] is None else KEY_ROLE_OF_STAFF[k["staff_role"]]
     if k["staff_id"] is None:
         whose = "system key" if k["role"] in ("channel", "admin") else "no staff member: may only read"
     else:
         whose = f"staff {k['staff_id']} ({k['staff_role']}{'' if k['staff_active'] else ', inactive'})"
         if not k["staff_active"] and not k["revoked_at"]:
             state = "refused: staff member inactive"
-    return f"{k['id']:>5}  {k['role']:<12}  {k['name']:<30}  {whose:<40}  created {k['created_at']:%Y-%m-%d}  {state}"
+    return f"{k['id']:>5}  {role:<12}  {k['name']:<30}  {whose:<40}  created {k['created_at']:%Y-%m-%d}  {state}"
 
 
 async def _keys_revoke(settings: Settings, key_id: int) -> int:

@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 
-from gateway.auth import KEY_PREFIX, hash_key
+from gateway.auth import KEY_PREFIX, create_staff_key, hash_key
 from gateway.models import CustomerIn
 from gateway.rules.registry import DEFAULT_CHANNELS
 from gateway.store import keys, people
@@ -200,3 +200,9 @@ async def insert_unowned_key(conn: asyncpg.Connection, role: str) -> str:
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     await keys.insert_key(conn, f"unowned {role}", role, hash_key(key))
     return key
+
+
+async def insert_staff_key(conn: asyncpg.Connection, name: str) -> str:
+    """A key for a staff member already on record (the demo's, say), made as `keys create --staff` makes it."""
+    staff_id = await conn.fetchval("SELECT id FROM staff WHERE name = $1", name)
+    return (await create_staff_key(conn, staff_id)).key
