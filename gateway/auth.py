@@ -1,4 +1,5 @@
-"""API keys: generation, hashing, lookup with a short in-process cache, and the route-to-role table."""
+"""API keys: generation, hashing, and lookup (with a short in-process cache) of who is calling: a system
+(channel, admin) or a staff member, whose key role follows their staff role."""
 
 from __future__ import annotations
 
@@ -9,19 +10,34 @@ import hashlib
 import json
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from .errors import Invalid
+from .lifecycle import Actor, staff_actor
 from .rediskeys import API_KEY
 from .store import keys as store
 from .store.keys import list_keys as list_keys  # re-exported: the command line and tests use them from here
 from .store.keys import revoke_key as revoke_key
 
 ROLES = ("channel", "agent", "manager", "caution_lead", "admin")
+# Keys for calling systems; they belong to no one.
+SYSTEM_ROLES = ("channel", "admin")
+# A person's key takes its role from their staff role (DESIGN §2, §7): a service caution lead calls
+# what a caution lead calls, a senior manager what a manager calls; the lifecycle then checks the
+# staff role itself (who fills which decider slot, who is senior enough for an appeal).
+KEY_ROLE_OF_STAFF = {
+    "agent": "agent",
+    "caution_lead": "caution_lead",
+    "service_caution_lead": "caution_lead",
+    "manager": "manager",
+    "senior_manager": "manager",
+}
 KEY_PREFIX = "gwk_"
 _CACHE_SECONDS = 30.0
 _SHARED_SECONDS = 86_400
@@ -32,11 +48,30 @@ class Principal:
     key_id: int
     name: str
     role: str
+    staff_id: int | None = None
+    staff_role: str | None = None
+    staff_name: str | None = None
 
     @property
-    def actor(self) -> str:
-        """How this caller is named in audit records."""
-        return f"key:{self.key_id}:{self.name}"
+    def reads_only(self) -> bool:
+        """A person's key made before keys belonged to staff members: it may read, and nothing more."""
+        return self.staff_id is None and self.role not in SYSTEM_ROLES
+
+    @property
+    def actor(self) -> Actor:
+        """How this caller is named in audit records: the staff member when a person signed in."""
+        if self.staff_id is not None:
+            return staff_actor(self.staff_id, self.staff_name or "")
+        return Actor(f"key:{self.key_id}:{self.name}")
+
+
+def _principal(row: Mapping[str, Any]) -> Principal:
+    if row["staff_id"] is None:
+        return Principal(row["id"], row["name"], row["role"])
+    staff_role = row["staff_role"]
+    return Principal(
+        row["id"], row["name"], KEY_ROLE_OF_STAFF[staff_role], row["staff_id"], staff_role, row["staff_name"]
+    )
 
 
 def hash_key(key: str) -> bytes:
@@ -44,15 +79,47 @@ def hash_key(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
 
 
-async def create_key(conn: asyncpg.Connection | asyncpg.Pool, role: str, name: str) -> tuple[int, str]:
-    """Store a new key's hash; the key itself is returned once and never stored."""
-    if role not in ROLES:
-        raise Invalid(f"role must be one of {', '.join(ROLES)}", [{"field": "role"}])
+def _name(name: str) -> str:
     name = name.strip()
     if not 1 <= len(name) <= 100:
         raise Invalid("name must be 1 to 100 characters", [{"field": "name"}])
+    return name
+
+
+async def create_key(conn: asyncpg.Connection | asyncpg.Pool, role: str, name: str) -> tuple[int, str]:
+    """A system key (channel or admin); the key itself is returned once and never stored."""
+    if role not in SYSTEM_ROLES:
+        if role in ROLES:
+            raise Invalid(
+                f"a {role} key is a person's: it belongs to a staff member and takes their role "
+                "(keys create --staff ID, or staff_id in POST /v1/keys)",
+                [{"field": "role"}],
+            )
+        raise Invalid(f"role must be one of {', '.join(SYSTEM_ROLES)}", [{"field": "role"}])
     key = KEY_PREFIX + secrets.token_urlsafe(32)
-    return await store.insert_key(conn, name, role, hash_key(key)), key
+    return await store.insert_key(conn, _name(name), role, hash_key(key)), key
+
+
+@dataclass(frozen=True)
+class StaffKey:
+    """A key just made for a staff member; `key` is shown once and never stored."""
+
+    id: int
+    key: str
+    role: str
+    name: str
+    staff_id: int
+
+
+async def create_staff_key(conn: asyncpg.Connection | asyncpg.Pool, staff_id: int, name: str | None = None) -> StaffKey:
+    """A key for one staff member, named after them unless `name` is given; its role follows theirs."""
+    member = await store.staff_member(conn, staff_id)
+    if member is None or not member["active"]:
+        raise Invalid(f"staff member {staff_id} does not exist or is inactive", [{"field": "staff_id"}])
+    role = KEY_ROLE_OF_STAFF[member["role"]]
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    name = _name(name or member["name"][:100])  # staff names may be longer than key names
+    return StaffKey(await store.insert_key(conn, name, role, hash_key(key), staff_id), key, role, name, staff_id)
 
 
 async def active_key_id(conn: asyncpg.Connection | asyncpg.Pool, key: str) -> int | None:
@@ -84,7 +151,7 @@ class KeyRing:
             if hit is not None:
                 return hit[1]
             return await self._shared(digest)
-        principal = Principal(row["id"], row["name"], row["role"]) if row else None
+        principal = _principal(row) if row else None
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[digest] = (now + self._ttl, principal)

@@ -43,15 +43,27 @@ async def _migrate(settings: Settings) -> int:
     return 0
 
 
-async def _keys_create(settings: Settings, role: str, name: str) -> int:
-    from .auth import create_key
+async def _keys_create(settings: Settings, role: str | None, staff_id: int | None, name: str | None) -> int:
+    from .auth import create_key, create_staff_key
+    from .errors import Invalid
 
+    if staff_id is None and not name:
+        print("keys create: a system key (--role) needs --name", file=sys.stderr)
+        return 2
     conn = await db.connect(settings.require_services().database_url or "")
     try:
-        key_id, key = await create_key(conn, role, name)
+        if staff_id is not None:
+            made = await create_staff_key(conn, staff_id, name)
+            key_id, key, whose = made.id, made.key, f"{made.role} key of staff member {staff_id}, {made.name}"
+        else:
+            key_id, key = await create_key(conn, role or "", name or "")
+            whose = f"{role}, {name}"
+    except Invalid as exc:
+        print(f"keys create: {exc.message}", file=sys.stderr)
+        return 2
     finally:
         await conn.close()
-    print(f"key {key_id} ({role}, {name}) — shown once, store it now:\n{key}")
+    print(f"key {key_id} ({whose}) — shown once, store it now:\n{key}")
     return 0
 
 
@@ -61,11 +73,25 @@ async def _keys_list(settings: Settings) -> int:
     conn = await db.connect(settings.require_services().database_url or "")
     try:
         for k in await list_keys(conn):
-            state = f"revoked {k['revoked_at']:%Y-%m-%d %H:%M}" if k["revoked_at"] else "active"
-            print(f"{k['id']:>5}  {k['role']:<12}  {k['name']:<30}  created {k['created_at']:%Y-%m-%d}  {state}")
+            print(_key_line(k))
     finally:
         await conn.close()
     return 0
+
+
+def _key_line(k: Mapping[str, Any]) -> str:
+    """One key: its id, role, name, whose it is (a staff member's key has the role they have now)."""
+    from .auth import KEY_ROLE_OF_STAFF
+
+    state = f"revoked {k['revoked_at']:%Y-%m-%d %H:%M}" if k["revoked_at"] else "active"
+    role = k["role"] if k["staff_id"] is None else KEY_ROLE_OF_STAFF[k["staff_role"]]
+    if k["staff_id"] is None:
+        whose = "system key" if k["role"] in ("channel", "admin") else "no staff member: may only read"
+    else:
+        whose = f"staff {k['staff_id']} ({k['staff_role']}{'' if k['staff_active'] else ', inactive'})"
+        if not k["staff_active"] and not k["revoked_at"]:
+            state = "refused: staff member inactive"
+    return f"{k['id']:>5}  {role:<12}  {k['name']:<30}  {whose:<40}  created {k['created_at']:%Y-%m-%d}  {state}"
 
 
 async def _keys_revoke(settings: Settings, key_id: int) -> int:
@@ -122,9 +148,14 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--if-empty", action="store_true", help="only when there are no customers yet")
     keys = sub.add_parser("keys", help="API keys")
     ksub = keys.add_subparsers(dest="keys_command", required=True)
-    kc = ksub.add_parser("create", help="create a key and print it once")
-    kc.add_argument("--role", required=True, choices=["channel", "agent", "manager", "caution_lead", "admin"])
-    kc.add_argument("--name", required=True)
+    kc = ksub.add_parser(
+        "create",
+        help="create a key and print it once: a staff member's (--staff ID) or a system's (--role R --name N)",
+    )
+    whose = kc.add_mutually_exclusive_group(required=True)
+    whose.add_argument("--staff", type=int, metavar="ID", help="the staff member it belongs to; it takes their role")
+    whose.add_argument("--role", choices=["channel", "admin"], help="a system key, belonging to no one")
+    kc.add_argument("--name", help="required with --role; a staff member's key is named after them by default")
     ksub.add_parser("list", help="list keys (never the keys themselves)")
     kr = ksub.add_parser("revoke", help="revoke a key by its id")
     kr.add_argument("id", type=int)
@@ -180,7 +211,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             if args.keys_command == "list"
             else _keys_revoke(settings, args.id)
             if args.keys_command == "revoke"
-            else _keys_create(settings, args.role, args.name)
+            else _keys_create(settings, args.role, args.staff, args.name)
         ),
     }
     return asyncio.run(commands[args.command]())

@@ -9,7 +9,7 @@ import asyncpg
 
 from . import lifecycle as lc
 from .models import CaseIn, CustomerIn, StaffIn
-from .restriction_models import RestrictionIn
+from .restriction_models import DecisionIn, RestrictionIn
 from .settings import Settings
 from .store import cases, people, restrictions
 
@@ -125,6 +125,34 @@ def _restrictions(staff: dict[str, int], customer: dict[str, int], case: dict[st
     ]
 
 
+async def _record_restrictions(
+    conn: asyncpg.Connection, staff: dict[str, int], customer: dict[str, int], case: dict[str, int], today: date
+) -> None:
+    """As the lifecycle records them: the service caution lead saves each restriction and the two
+    caution leads each add their own decision, which activates it. Demo staff have no keys; make one
+    with `python -m gateway keys create --staff ID`."""
+    deciders = [lc.staff_actor(staff[name], name) for name in ("Priya Shah", "Tom Evans", "Grace Okafor")]
+    decided = DecisionIn(decided_on=today - timedelta(days=30))
+    policy = lc.Policy(rule=lc.parse_rule(Settings().activation_rule))
+    for r in _restrictions(staff, customer, case):
+        restriction = RestrictionIn.model_validate(
+            {
+                "customer_id": customer[r["customer"]],
+                "kind": r["kind"],
+                "params": r["params"],
+                "channels": r["channels"],
+                "reason_category": r.get("category", "unreasonable_persistence"),
+                "reasons": r["reasons"],
+                "warned_on": str(today - timedelta(days=40)),
+                "incidents": [{"on": str(today - timedelta(days=45)), "description": r["reasons"]}],
+                "valid_from": str(today - timedelta(days=30)),
+            }
+        )
+        made = await restrictions.create(conn, restriction, policy, deciders[0], today)
+        for decider in deciders[1:]:
+            await restrictions.add_decision(conn, made.id, decided, policy, decider, today)
+
+
 async def load_demo(conn: asyncpg.Connection, *, only_if_empty: bool = False) -> str:
     if only_if_empty and await people.any_customer(conn):
         return "demo data: customers already present, nothing loaded"
@@ -173,25 +201,7 @@ async def load_demo(conn: asyncpg.Connection, *, only_if_empty: bool = False) ->
                 ),
             )
             case[ref] = made.id
-        deciders = [staff["Priya Shah"], staff["Tom Evans"], staff["Grace Okafor"]]
-        policy = lc.Policy(rule=lc.parse_rule(Settings().activation_rule))
-        for r in _restrictions(staff, customer, case):
-            restriction = RestrictionIn.model_validate(
-                {
-                    "customer_id": customer[r["customer"]],
-                    "kind": r["kind"],
-                    "params": r["params"],
-                    "channels": r["channels"],
-                    "reason_category": r.get("category", "unreasonable_persistence"),
-                    "reasons": r["reasons"],
-                    "deciders": deciders,
-                    "warned_on": str(today - timedelta(days=40)),
-                    "incidents": [{"on": str(today - timedelta(days=45)), "description": r["reasons"]}],
-                    "decided_on": str(today - timedelta(days=30)),
-                    "valid_from": str(today - timedelta(days=30)),
-                }
-            )
-            await restrictions.create(conn, restriction, policy, "demo", today)
+        await _record_restrictions(conn, staff, customer, case, today)
     return (
         f"demo data: {len(STAFF)} staff, {len(CUSTOMERS)} customers, {len(case)} cases, "
         "one active restriction of each kind, for customers HMS-100001 to HMS-100008"

@@ -95,6 +95,8 @@ Try:
   curl -H 'Authorization: Bearer {key}' {url}/v1/customers/1
   curl -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\
        -d '{{"channel": "phone", "from": "07700 900003"}}' {url}/v1/contacts
+Restriction steps are taken by people, each with a key of their own (the admin key is no one's):
+  python -m gateway keys create --staff ID      (staff ids: curl -H 'Authorization: Bearer {key}' {url}/v1/staff/1)
 External services: DATABASE_URL=postgresql://... REDIS_URL=redis://... make run
 """
 

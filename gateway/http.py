@@ -37,9 +37,11 @@ log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 M = TypeVar("M", bound=pydantic.BaseModel)
 
-# route → the API-key roles allowed on it; None means public (health, the HTML web form, ...).
+# The one role table: route → the API-key roles allowed on it; None means public (health, the HTML
+# web form, ...). `admin` is in every entry except a person's own lifecycle steps (see add_route).
 ROUTE_ROLES: web.AppKey[dict[web.AbstractRoute, frozenset[str] | None]] = web.AppKey("route_roles")
 PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal", Principal)
+READ_METHODS = frozenset({"GET", "HEAD"})
 
 
 def add_route(
@@ -50,10 +52,13 @@ def add_route(
     roles: Iterable[str] | None,
     *,
     name: str | None = None,
+    person: bool = False,
 ) -> None:
-    """Register a route together with who may call it; `admin` may call everything."""
+    """Register a route together with who may call it. `admin` may call everything except a route
+    marked `person`: a step a staff member takes and is recorded as taking, which an admin key, being
+    no one, cannot."""
     route = app.router.add_route(method, path, handler, name=name)
-    app[ROUTE_ROLES][route] = None if roles is None else frozenset(roles) | {"admin"}
+    app[ROUTE_ROLES][route] = None if roles is None else frozenset(roles) | (set() if person else {"admin"})
 
 
 def principal(request: web.Request) -> Principal:
@@ -188,6 +193,11 @@ def auth_middleware_factory(resolve: Callable[[str], Awaitable[Principal | None]
             raise Unauthorized("the API key is not recognised or has been revoked")
         if who.role not in roles:
             raise Forbidden(f"role {who.role!r} may not call this endpoint", {"allowed": sorted(roles)})
+        if who.reads_only and request.method not in READ_METHODS:
+            raise Forbidden(
+                "this API key belongs to no staff member, so it may only read; "
+                "ask for a key of your own (python -m gateway keys create --staff ID)"
+            )
         request[PRINCIPAL] = who
         return await handler(request)
 

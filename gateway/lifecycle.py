@@ -1,4 +1,4 @@
-"""Pure policy checks for the restriction lifecycle: who activates, ways in, adjustments, dates.
+"""Pure policy checks for the restriction lifecycle: who acts, who activates, ways in, adjustments, dates.
 
 No I/O and no clock: the store passes the rows it loaded and `today`.
 """
@@ -37,6 +37,53 @@ FLAG_NEEDS: dict[str, frozenset[str]] = {
     "needs_letter": frozenset({"letter"}),
     "cannot_write": frozenset({"phone", "visit"}),
 }
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who an audit event names: a label, and the staff member behind the credential when a person
+    signed in (none for system keys, keys that belong to no one, and the gateway's own tasks)."""
+
+    label: str
+    staff_id: int | None = None
+
+
+def staff_actor(staff_id: int, name: str) -> Actor:
+    return Actor(f"staff:{staff_id}:{name}", staff_id)
+
+
+def acting(actor: Actor, named: int | None = None, field: str = "staff_id") -> int:
+    """The staff member taking a lifecycle step: whoever is signed in. A body that names someone
+    else is refused, so one person's credential can never record another person's step."""
+    if actor.staff_id is None:
+        raise NotAllowed(
+            "a lifecycle step is taken by a person: use a key of your own (one that belongs to a staff member)",
+            code="not_a_person",
+        )
+    if named is not None and named != actor.staff_id:
+        raise NotAllowed(
+            f"{field} names staff member {named}, but you are signed in as staff member {actor.staff_id}: "
+            "each person records their own step with their own key",
+            {"field": field},
+            code="not_you",
+        )
+    return actor.staff_id
+
+
+def own_deciders(actor: Actor, named: Sequence[int]) -> list[int]:
+    """Whoever records a restriction is its first decider; each other decider adds themselves later
+    (POST /v1/restrictions/{id}/decide) with their own key, so `deciders` may name only the recorder."""
+    me = acting(actor, None, "deciders")
+    others = [i for i in named if i != me]
+    if others:
+        raise NotAllowed(
+            f"deciders names staff member(s) {', '.join(map(str, others))}, but you are signed in as staff "
+            f"member {me}: you are recorded as the first decider, and each other decider adds themselves "
+            "with their own key (POST /v1/restrictions/{id}/decide)",
+            {"field": "deciders"},
+            code="not_you",
+        )
+    return [me]
 
 
 def parse_rule(rule: str) -> dict[str, int]:
@@ -170,17 +217,19 @@ def check_review_due(valid_from: date, review_due: date, default_months: int, ap
         )
 
 
-def check_appeal_decider(staff_id: int, role: str, deciders: Iterable[int]) -> None:
+def check_appeal_decider(staff_id: int, role: str, involved: Iterable[int]) -> None:
     """Policy 000 §6.3: someone more senior, not involved before, decides the appeal."""
     if role not in APPEAL_DECIDERS:
         raise NotAllowed(
-            f"staff {staff_id} is a {role}; an appeal is decided by a manager or senior manager",
+            f"staff member {staff_id} is a {role.replace('_', ' ')}; an appeal is decided by a manager "
+            "or senior manager",
             {"field": "staff_id"},
             code="not_senior",
         )
-    if staff_id in set(deciders):
+    if staff_id in set(involved):
         raise RuleConflict(
-            f"staff {staff_id} was one of the deciders and cannot decide the appeal",
+            f"staff member {staff_id} took part in this restriction and cannot decide the appeal; "
+            "policy asks for a manager who was not involved",
             {"field": "staff_id"},
             code="involved",
         )

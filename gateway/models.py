@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from .identity import IdentifierError, normalise, normalise_email, normalise_phone
 from .rules.params import CHANNELS, Channel, Window
@@ -149,5 +149,17 @@ class Case(BaseModel):
 
 
 class KeyIn(_In):
-    role: Literal["channel", "agent", "manager", "caution_lead", "admin"]
-    name: str = Field(min_length=1, max_length=100)
+    """A person's key (`staff_id`; its role follows theirs, its name defaults to theirs) or a system
+    key (`role` channel or admin, and a `name`)."""
+
+    staff_id: int | None = Field(default=None, gt=0)
+    role: Literal["channel", "agent", "manager", "caution_lead", "admin"] | None = None
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+
+    @model_validator(mode="after")
+    def _whose(self) -> KeyIn:
+        if self.staff_id is not None and self.role is not None:
+            raise ValueError("a staff member's key takes their role: give staff_id or role, not both")
+        if self.staff_id is None and (self.role is None or self.name is None):
+            raise ValueError("give staff_id for a person's key, or role and name for a system key")
+        return self

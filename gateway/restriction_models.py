@@ -82,8 +82,12 @@ class RestrictionIn(_In):
         return self
 
 
+# `staff_id` in a step's body, and `deciders` on saving, once named who acted. Whoever is signed in
+# acts now; the fields stay for callers that send them and must then name that same person.
+
+
 class DecisionIn(_In):
-    staff_id: int = Field(gt=0)
+    staff_id: int | None = Field(default=None, gt=0)
     decided_on: date | None = None
 
 
@@ -108,7 +112,7 @@ class Variation(_In):
 
 
 class AppealDecisionIn(_In):
-    staff_id: int = Field(gt=0)
+    staff_id: int | None = Field(default=None, gt=0)
     outcome: AppealOutcome
     notes: str = Text
     decided_on: date | None = None
@@ -125,7 +129,7 @@ class AppealDecisionIn(_In):
 
 class ReviewIn(_In):
     outcome: Literal["renew", "lift"]
-    staff_id: int = Field(gt=0)
+    staff_id: int | None = Field(default=None, gt=0)
     reasons: str | None = Field(default=None, min_length=1, max_length=10_000)
     incidents: list[Incident] = Field(default_factory=list, max_length=200)
     review_due: date | None = None
@@ -193,6 +197,7 @@ class Event(BaseModel):
     customer_id: int | None
     at: datetime
     actor: str
+    staff_id: int | None = None
     kind: str
     why: str | None
     before: Any = None

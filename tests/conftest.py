@@ -1,5 +1,6 @@
 """Shared fixtures: a migrated test database and a Redis database on the real services, an app client,
-an API key per role and the factory that builds test data through the API.
+the system keys (channel, admin), the factory that builds test data through the API, and a team of
+staff members, each with a key of their own.
 
 Each test that touches PostgreSQL starts from empty tables (the test database is created fresh
 per session); Redis is flushed per test on a database number of its own.
@@ -21,10 +22,10 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from gateway import db
 from gateway.app import create_app
-from gateway.auth import ROLES, create_key
+from gateway.auth import SYSTEM_ROLES, create_key
 from gateway.migrate import migrate
 from gateway.settings import Settings
-from tests.factory import Api
+from tests.factory import Api, Team
 
 TEST_REDIS_DB = 13
 
@@ -114,11 +115,17 @@ async def client(settings: Settings) -> AsyncIterator[TestClient[Any, Any]]:
 
 @pytest.fixture
 async def keys(conn: asyncpg.Connection) -> dict[str, str]:
-    """One API key per role."""
-    return {role: (await create_key(conn, role, f"test {role}"))[1] for role in ROLES}
+    """One key per system role (channel, admin); a person's key comes with a `team` member."""
+    return {role: (await create_key(conn, role, f"test {role}"))[1] for role in SYSTEM_ROLES}
 
 
 @pytest.fixture
 def api(client: TestClient[Any, Any], keys: dict[str, str]) -> Api:
     """Test data made through the app's own HTTP API."""
     return Api(client, keys)
+
+
+@pytest.fixture
+async def team(api: Api) -> Team:
+    """Staff of every role, each with a key of their own."""
+    return await api.team()

@@ -1,17 +1,21 @@
-"""Test data, built one way: through the HTTP API as the provider's own systems would (`Api`), or,
-for tests of code below the API that runs without an app, written into the database (`insert_*`)."""
+"""Test data, built one way: through the HTTP API as the provider's own systems and staff would (`Api`:
+a `Team` of staff members, each signed in with a key of their own), or, for tests of code below the
+API that runs without an app, written into the database (`insert_*`)."""
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
 import asyncpg
 
+from gateway.auth import KEY_PREFIX, create_staff_key, hash_key
 from gateway.models import CustomerIn
 from gateway.rules.registry import DEFAULT_CHANNELS
-from gateway.store import people
+from gateway.store import keys, people
 
 TODAY = date.today()
 # Restrictions start yesterday by default, so they are in force whatever the provider's time zone.
@@ -27,19 +31,34 @@ def bearer(key: str) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
-class Team:
-    """Staff ids, one or more of each role; `deciders` alone meet the default activation rule."""
+class Member:
+    """A staff member with an API key of their own: `headers` signs a request in as them."""
 
-    scl: int
-    cl1: int
-    cl2: int
-    cl3: int
-    manager: int
-    senior: int
-    agent: int
+    id: int
+    name: str
+    role: str
+    key: str
 
     @property
-    def deciders(self) -> list[int]:
+    def headers(self) -> dict[str, str]:
+        return bearer(self.key)
+
+
+@dataclass(frozen=True)
+class Team:
+    """Staff, one or more of each role, each with their own key; `deciders` alone meet the default
+    activation rule."""
+
+    scl: Member
+    cl1: Member
+    cl2: Member
+    cl3: Member
+    manager: Member
+    senior: Member
+    agent: Member
+
+    @property
+    def deciders(self) -> list[Member]:
         return [self.scl, self.cl1, self.cl2]
 
 
@@ -55,7 +74,8 @@ _TEAM = {
 
 
 def restriction_body(customer_id: int, kind: str = "written_only", **fields: Any) -> dict[str, Any]:
-    """A POST /v1/restrictions body that passes every check (no deciders yet); `fields` override it."""
+    """A POST /v1/restrictions body that passes every check (whoever posts it is its first decider);
+    `fields` override it."""
     return {
         "customer_id": customer_id,
         "kind": kind,
@@ -71,30 +91,38 @@ def restriction_body(customer_id: int, kind: str = "written_only", **fields: Any
 
 class Api:
     """Rows made through the HTTP API of `client` (a test client or a session on a real process):
-    staff, customers and cases by the admin, restrictions by a caution lead."""
+    staff, their keys, customers and cases by the admin; restrictions by the staff who decide them."""
 
     def __init__(self, client: Any, keys: dict[str, str]) -> None:
         self.client = client
         self.keys = keys
 
-    async def _created(self, role: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        r = await self.client.post(path, headers=bearer(self.keys[role]), json=body)
+    async def _created(self, headers: dict[str, str], path: str, body: dict[str, Any]) -> dict[str, Any]:
+        r = await self.client.post(path, headers=headers, json=body)
         assert r.status == 201, await r.text()
         created: dict[str, Any] = await r.json()
         return created
 
+    async def member(self, name: str, role: str) -> Member:
+        """A staff member and a key of their own."""
+        mailbox = f"{name.split()[0].lower()}@x.org"
+        body = {"name": name, "role": role, "line": "01632 960101", "mailbox": mailbox}
+        admin = bearer(self.keys["admin"])
+        staff_id = (await self._created(admin, "/v1/staff", body))["id"]
+        return Member(staff_id, name, role, await self.key_of(staff_id))
+
+    async def key_of(self, staff_id: int) -> str:
+        """Another key for a staff member, as the admin would make one."""
+        made = await self._created(bearer(self.keys["admin"]), "/v1/keys", {"staff_id": staff_id})
+        return str(made["key"])
+
     async def team(self) -> Team:
-        ids = {}
-        for field, (name, role) in _TEAM.items():
-            mailbox = f"{name.split()[0].lower()}@x.org"
-            body = {"name": name, "role": role, "line": "01632 960101", "mailbox": mailbox}
-            ids[field] = (await self._created("admin", "/v1/staff", body))["id"]
-        return Team(**ids)
+        return Team(**{field: await self.member(name, role) for field, (name, role) in _TEAM.items()})
 
     async def customer(self, name: str, *identifiers: tuple[str, str], **fields: Any) -> int:
         """`identifiers` as (kind, value) pairs; `fields` are any other CustomerIn fields."""
         body = {"name": name, "identifiers": [{"kind": k, "value": v} for k, v in identifiers], **fields}
-        return int((await self._created("admin", "/v1/customers", body))["id"])
+        return int((await self._created(bearer(self.keys["admin"]), "/v1/customers", body))["id"])
 
     async def case(self, customer_id: int, reference: str = "CMP-1", status: str = "open") -> int:
         closed_on = None if status == "open" else (TODAY - timedelta(days=40)).isoformat()
@@ -105,14 +133,26 @@ class Api:
             "status": status,
             "closed_on": closed_on,
         }
-        return int((await self._created("admin", "/v1/cases", body))["id"])
+        return int((await self._created(bearer(self.keys["admin"]), "/v1/cases", body))["id"])
 
     async def restriction(
-        self, customer_id: int, kind: str = "written_only", *, status: str = "active", **fields: Any
+        self,
+        customer_id: int,
+        kind: str = "written_only",
+        *,
+        deciders: Sequence[Member],
+        status: str = "active",
+        **fields: Any,
     ) -> dict[str, Any]:
-        """Saved with `restriction_body(customer_id, kind, **fields)`; fails unless it is now in `status`
-        (pass `deciders=team.deciders` for an active one)."""
-        made = await self._created("caution_lead", "/v1/restrictions", restriction_body(customer_id, kind, **fields))
+        """Saved with `restriction_body(customer_id, kind, **fields)` by the first of `deciders`, then
+        decided by each of the others with their own key; fails unless it is then in `status`."""
+        first, *others = deciders
+        path = "/v1/restrictions"
+        made = await self._created(first.headers, path, restriction_body(customer_id, kind, **fields))
+        for decider in others:
+            r = await self.client.post(f"{path}/{made['id']}/decide", headers=decider.headers, json={})
+            assert r.status == 200, await r.text()
+            made = await r.json()
         assert made["status"] == status, made
         return made
 
@@ -153,3 +193,16 @@ async def insert_restriction(
             status,
         )
     )
+
+
+async def insert_unowned_key(conn: asyncpg.Connection, role: str) -> str:
+    """A person's key as made before keys belonged to staff members: it has a role and no one."""
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    await keys.insert_key(conn, f"unowned {role}", role, hash_key(key))
+    return key
+
+
+async def insert_staff_key(conn: asyncpg.Connection, name: str) -> str:
+    """A key for a staff member already on record (the demo's, say), made as `keys create --staff` makes it."""
+    staff_id = await conn.fetchval("SELECT id FROM staff WHERE name = $1", name)
+    return (await create_staff_key(conn, staff_id)).key

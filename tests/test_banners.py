@@ -9,17 +9,16 @@ from tests.factory import INCIDENT, REASONS, bearer
 from tests.helpers import eventually
 
 
-async def _cautioned_customer(api):
-    team = await api.team()
+async def _cautioned_customer(api, team):
     cid = await api.customer("Lorraine", ("phone", "07700 900007"), ("email", "lbell@example.com"))
     note = {"note": "Do not visit alone: dog at the property."}
     r = await api.restriction(cid, "caution", params=note, deciders=team.deciders)
     return cid, r
 
 
-async def test_banner_for_identifier_and_customer(client, keys, api):
-    agent = bearer(keys["agent"])
-    cid, r = await _cautioned_customer(api)
+async def test_banner_for_identifier_and_customer(client, api, team):
+    agent = team.agent.headers
+    cid, r = await _cautioned_customer(api, team)
 
     async def shown() -> bool:
         resp = await client.get("/v1/banners", params={"identifier": "07700 900007"}, headers=agent)
@@ -37,8 +36,8 @@ async def test_banner_for_identifier_and_customer(client, keys, api):
     assert by_phone["restrictions"][0]["kind"] == "caution"
 
 
-async def test_banner_errors(client, keys):
-    agent = bearer(keys["agent"])
+async def test_banner_errors(client, team):
+    agent = team.agent.headers
     assert (await client.get("/v1/banners", headers=agent)).status == 422
     assert (await client.get("/v1/banners", params={"identifier": "not a handle"}, headers=agent)).status == 422
     assert (await client.get("/v1/banners", params={"customer_id": 999}, headers=agent)).status == 404
@@ -46,9 +45,9 @@ async def test_banner_errors(client, keys):
     assert nobody == {"customer_ids": [], "banner": None, "restrictions": []}
 
 
-async def test_banners_are_pushed_live_to_agent_screens(client, keys, api):
-    agent = bearer(keys["agent"])
-    await _cautioned_customer(api)
+async def test_banners_are_pushed_live_to_agent_screens(client, keys, api, team):
+    agent = team.agent.headers
+    await _cautioned_customer(api, team)
     stream = await client.get("/v1/banners/stream", headers=agent)
     assert stream.headers["Content-Type"].startswith("text/event-stream")
     assert (await stream.content.readline()).startswith(b": connected")

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from tests.factory import bearer
+from tests.factory import bearer, insert_staff_key
 from tests.helpers import logged_contacts, running, staff_numbers
 
 FLAT = "/v1/channels/flat"
@@ -96,7 +96,8 @@ async def test_withheld_connect_caller(flat, conn):
     assert row["sender_kind"] == "withheld"
 
 
-async def test_authentication_and_malformed(flat, conn):
+async def test_authentication_and_malformed(flat, conn, keys):
+    keys["agent"] = await insert_staff_key(conn, "Sam Patel")  # the demo's agent
     assert (await flat({"contact_id": "x", "from": "07700 900010"}, key="agent")).status == 403
     r = await flat(["not", "an", "object"])
     assert r.status == 422

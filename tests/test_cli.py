@@ -38,15 +38,17 @@ async def _cli_env(env, *args):
     return proc.returncode, out.decode(), err.decode()
 
 
-async def test_keys_create_list_revoke(settings, client, conn):
-    rc, out, _ = await _cli(settings, "keys", "create", "--role", "agent", "--name", "Agent screens")
-    assert rc == 0
+async def test_keys_create_list_revoke(settings, client, conn, team):
+    rc, out, _ = await _cli(settings, "keys", "create", "--staff", str(team.agent.id), "--name", "Agent screens")
+    assert rc == 0 and f"agent key of staff member {team.agent.id}, Agent screens" in out
     key = out.strip().splitlines()[-1]
     assert key.startswith("gwk_")
     assert (await client.get("/v1/banners?identifier=07700900001", headers=bearer(key))).status == 200
     key_id = await conn.fetchval("SELECT id FROM api_keys WHERE name = 'Agent screens'")
     rc, out, _ = await _cli(settings, "keys", "list")
-    assert rc == 0 and "Agent screens" in out and "active" in out and key not in out
+    assert rc == 0 and key not in out
+    (line,) = [line for line in out.splitlines() if "Agent screens" in line]
+    assert f"staff {team.agent.id} (agent)" in line and line.endswith("active")
     rc, out, _ = await _cli(settings, "keys", "revoke", str(key_id))
     assert rc == 0
     assert await conn.fetchval("SELECT revoked_at IS NOT NULL FROM api_keys WHERE id = $1", key_id)
@@ -54,9 +56,24 @@ async def test_keys_create_list_revoke(settings, client, conn):
     assert rc == 1 and "no key 99999" in err
 
 
-async def test_bad_role_is_refused_by_the_cli(settings):
+async def test_a_staff_members_key_takes_their_name_and_role(settings, client, team):
+    rc, out, _ = await _cli(settings, "keys", "create", "--staff", str(team.senior.id))
+    assert rc == 0 and f"manager key of staff member {team.senior.id}, David Lee" in out
+    key = out.strip().splitlines()[-1]
+    assert (await client.get("/v1/rulesets", headers=bearer(key))).status == 200
+    rc, _, err = await _cli(settings, "keys", "create", "--staff", "99999")
+    assert rc == 2 and "staff member 99999 does not exist or is inactive" in err
+
+
+async def test_bad_keys_are_refused_by_the_cli(settings, team):
     rc, _, err = await _cli(settings, "keys", "create", "--role", "superuser", "--name", "x")
     assert rc == 2 and "invalid choice" in err
+    rc, _, err = await _cli(settings, "keys", "create", "--role", "caution_lead", "--name", "shared")
+    assert rc == 2 and "invalid choice" in err  # a person's key belongs to a staff member
+    rc, _, err = await _cli(settings, "keys", "create", "--role", "channel")
+    assert rc == 2 and "needs --name" in err
+    rc, _, err = await _cli(settings, "keys", "create", "--role", "admin", "--staff", str(team.scl.id))
+    assert rc == 2 and "not allowed with argument" in err
 
 
 def _embedded_env(base: Path, **extra: str) -> dict[str, str]:
@@ -76,7 +93,7 @@ async def test_commands_use_the_running_embedded_services_when_nothing_is_set():
     said = [line for line in err.splitlines() if "embedded services" in line]
     assert len(said) == 1 and urls["DATABASE_URL"] in said[0] and urls["REDIS_URL"] in said[0]
     name = f"cli test {uuid.uuid4().hex[:8]}"
-    rc, out, err = await _cli_env(env, "keys", "create", "--role", "agent", "--name", name)
+    rc, out, err = await _cli_env(env, "keys", "create", "--role", "channel", "--name", name)
     assert rc == 0, err
     conn = await asyncpg.connect(urls["DATABASE_URL"])
     try:

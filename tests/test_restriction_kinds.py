@@ -12,77 +12,74 @@ import pytest
 
 from gateway.rules.calendar import format_date
 from gateway.rules.registry import KINDS
-from tests.factory import PHONE, TODAY, Api, bearer
+from tests.factory import PHONE, TODAY, Api, Member, Team
 
 pytestmark = pytest.mark.asyncio
 
 
-async def letter_text(client: Any, key: str, rid: int) -> str:
-    resp = await client.get(f"/v1/restrictions/{rid}/letter?format=text", headers=bearer(key))
+async def letter_text(client: Any, who: Member, rid: int) -> str:
+    resp = await client.get(f"/v1/restrictions/{rid}/letter?format=text", headers=who.headers)
     assert resp.status == 200
     return " ".join((await resp.text()).split())
 
 
 async def test_letters_use_the_kinds_words_and_the_records_they_name(
-    api: Api, client: Any, conn: asyncpg.Connection, keys: dict[str, str]
+    api: Api, client: Any, conn: asyncpg.Connection, team: Team
 ) -> None:
-    team = await api.team()
     cid = await api.customer("Margaret Hughes", PHONE)
-    lead = keys["caution_lead"]
-    named = await api.restriction(cid, "named_contact", params={"staff_id": team.cl3}, status="proposed")
+    lead, proposed = team.cl1, {"deciders": [team.cl1], "status": "proposed"}
+    named = await api.restriction(cid, "named_contact", params={"staff_id": team.cl3.id}, **proposed)
     text = await letter_text(client, lead, named["id"])
     assert "handled by one named member of staff, Ravi Kumar." in text
     assert "Please contact Ravi Kumar (+441632960101, ravi@x.org)." in text
     # A named contact who has since left is still the one the letter names.
-    await conn.execute("UPDATE staff SET active = false WHERE id = $1", team.cl3)
+    await conn.execute("UPDATE staff SET active = false WHERE id = $1", team.cl3.id)
     assert "Ravi Kumar" in await letter_text(client, lead, named["id"])
 
     case_id = await api.case(cid, "CMP-77", "exhausted")
-    closed = await api.restriction(cid, "closed_issue", params={"case_id": case_id}, status="proposed")
+    closed = await api.restriction(cid, "closed_issue", params={"case_id": case_id}, **proposed)
     text = await letter_text(client, lead, closed["id"])
     closed_on = format_date(TODAY - timedelta(days=40))
     assert f"Your complaint CMP-77 (Damp in the hall) completed our complaints process on {closed_on}." in text
 
-    limit = await api.restriction(cid, "contact_limit", params={"limit": 4, "period": "week"}, status="proposed")
+    limit = await api.restriction(cid, "contact_limit", params={"limit": 4, "period": "week"}, **proposed)
     text = await letter_text(client, lead, limit["id"])
     assert "We will respond to up to 4 contacts by email, telephone and our web form each week." in text
 
-    written = await api.restriction(cid, channels=["phone"], status="proposed")
+    written = await api.restriction(cid, channels=["phone"], **proposed)
     assert "We will not accept contact by telephone." in await letter_text(client, lead, written["id"])
 
 
-async def decide_appeal(client: Any, key: str, rid: int, manager: int, variation: dict[str, Any]) -> Any:
+async def decide_appeal(client: Any, manager: Member, rid: int, variation: dict[str, Any]) -> Any:
     resp = await client.post(
         f"/v1/restrictions/{rid}/appeal/decision",
-        headers=bearer(key),
-        json={"staff_id": manager, "outcome": "varied", "notes": "Varied on appeal.", "variation": variation},
+        headers=manager.headers,
+        json={"outcome": "varied", "notes": "Varied on appeal.", "variation": variation},
     )
     return resp.status, await resp.json()
 
 
 async def test_an_appeal_variation_is_checked_as_on_saving(
-    api: Api, client: Any, conn: asyncpg.Connection, keys: dict[str, str]
+    api: Api, client: Any, conn: asyncpg.Connection, team: Team
 ) -> None:
-    team = await api.team()
     cid = await api.customer("Margaret Hughes", PHONE)
-    lead = keys["caution_lead"]
     appeal = {"lodged_on": TODAY.isoformat(), "grounds": "Disproportionate."}
     written = await api.restriction(cid, deciders=team.deciders)
-    named = await api.restriction(cid, "named_contact", params={"staff_id": team.cl3}, deciders=team.deciders)
+    named = await api.restriction(cid, "named_contact", params={"staff_id": team.cl3.id}, deciders=team.deciders)
     for r in (written, named):
-        resp = await client.post(f"/v1/restrictions/{r['id']}/appeal", json=appeal, headers=bearer(lead))
+        resp = await client.post(f"/v1/restrictions/{r['id']}/appeal", json=appeal, headers=team.cl1.headers)
         assert resp.status == 200
 
-    status, err = await decide_appeal(client, lead, written["id"], team.manager, {"channels": ["phone", "email"]})
+    status, err = await decide_appeal(client, team.manager, written["id"], {"channels": ["phone", "email"]})
     assert status == 422 and err["error"]["details"][0]["field"] == "variation.channels"
     assert "written_only cannot restrict email" in err["error"]["message"]
-    status, err = await decide_appeal(client, lead, named["id"], team.manager, {"params": {"staff_id": 999999}})
+    status, err = await decide_appeal(client, team.manager, named["id"], {"params": {"staff_id": 999999}})
     assert status == 422 and err["error"]["details"][0]["field"] == "variation.params.staff_id"
     rows = await conn.fetch("SELECT status, channels, params FROM restrictions WHERE customer_id = $1", cid)
     assert {r["status"] for r in rows} == {"under_appeal"}
     assert sorted(tuple(r["channels"]) for r in rows)[1] == ("phone", "visit")
 
-    status, varied = await decide_appeal(client, lead, written["id"], team.manager, {"channels": ["phone"]})
+    status, varied = await decide_appeal(client, team.manager, written["id"], {"channels": ["phone"]})
     assert status == 200 and varied["channels"] == ["phone"] and varied["status"] == "active"
 
 

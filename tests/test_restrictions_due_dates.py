@@ -14,13 +14,12 @@ from gateway import db
 from gateway.settings import Settings
 from gateway.store.transitions import lapse_expired
 from gateway.tasks import lapse_once
-from tests.factory import PHONE, TODAY, Api, bearer
+from tests.factory import PHONE, TODAY, Api, Team
 
 pytestmark = pytest.mark.asyncio
 
 
-async def test_lapse_is_idempotent(api: Api, conn: asyncpg.Connection, settings: Settings) -> None:
-    team = await api.team()
+async def test_lapse_is_idempotent(api: Api, conn: asyncpg.Connection, settings: Settings, team: Team) -> None:
     cid = await api.customer("Margaret Hughes", PHONE)
     past = (TODAY - timedelta(days=30)).isoformat()
     expired = await api.restriction(
@@ -47,21 +46,20 @@ async def test_lapse_is_idempotent(api: Api, conn: asyncpg.Connection, settings:
     assert [(e["kind"], e["actor"]) for e in events] == [("lapsed", "system:lapse")]
 
 
-async def test_reviews_due_json_and_csv(api: Api, client: Any, keys: dict[str, str]) -> None:
-    team = await api.team()
+async def test_reviews_due_json_and_csv(api: Api, client: Any, team: Team) -> None:
     cid = await api.customer("=cmd|' /C calc'!A0", PHONE)
     soon = await api.restriction(cid, deciders=team.deciders, review_due=(TODAY + timedelta(days=10)).isoformat())
-    await api.restriction(cid, "appointment_only", status="proposed")  # not due, but awaiting deciders
-    resp = await client.get("/v1/reviews/due?within=30d", headers=bearer(keys["manager"]))
+    await api.restriction(cid, "appointment_only", deciders=[team.cl3], status="proposed")  # awaiting deciders
+    resp = await client.get("/v1/reviews/due?within=30d", headers=team.manager.headers)
     report = await resp.json()
     assert resp.status == 200 and report["today"] == TODAY.isoformat()
     by_id = {i["restriction_id"]: i for i in report["items"]}
     assert by_id[soon["id"]]["issues"] == ["review_due", "letter_not_sent"]
     assert by_id[soon["id"]]["days_to_review"] == 10
     assert len(by_id) == 2  # the proposed one appears as awaiting deciders
-    resp = await client.get("/v1/reviews/due", headers={**bearer(keys["caution_lead"]), "Accept": "text/csv"})
+    resp = await client.get("/v1/reviews/due", headers={**team.cl1.headers, "Accept": "text/csv"})
     text = await resp.text()
     assert resp.status == 200 and resp.content_type == "text/csv"
     assert "'=cmd" in text and "review_due;letter_not_sent" in text
-    resp = await client.get("/v1/reviews/due", headers=bearer(keys["agent"]))
+    resp = await client.get("/v1/reviews/due", headers=team.agent.headers)
     assert resp.status == 403

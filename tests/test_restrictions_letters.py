@@ -10,16 +10,15 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.app import create_app
 from gateway.settings import Settings
-from tests.factory import PHONE, Api, bearer
+from tests.factory import PHONE, Api, Team, bearer
 
 pytestmark = pytest.mark.asyncio
 
 
-async def test_the_letter_reads_as_text_and_html(api: Api, client: Any, keys: dict[str, str]) -> None:
-    team = await api.team()
+async def test_the_letter_reads_as_text_and_html(api: Api, client: Any, team: Team) -> None:
     cid = await api.customer("Margaret Hughes", PHONE)
     rid = (await api.restriction(cid, deciders=team.deciders))["id"]
-    lead = bearer(keys["caution_lead"])
+    lead = team.cl1.headers
     resp = await client.get(f"/v1/restrictions/{rid}/letter?format=text", headers=lead)
     text = await resp.text()
     assert resp.status == 200 and resp.content_type == "text/plain"
@@ -36,17 +35,16 @@ async def test_the_letter_reads_as_text_and_html(api: Api, client: Any, keys: di
     assert resp.content_type == "text/html" and "<h1>" in await resp.text()
 
 
-async def test_letter_escapes_customer_text(api: Api, client: Any, keys: dict[str, str]) -> None:
-    team = await api.team()
+async def test_letter_escapes_customer_text(api: Api, client: Any, team: Team) -> None:
     cid = await api.customer("<script>alert(1)</script> $reasons", PHONE)
     r = await api.restriction(
         cid,
         "named_contact",
-        params={"staff_id": team.cl3},
+        params={"staff_id": team.cl3.id},
         reasons="Said <b>this</b> & ${that}",
         deciders=team.deciders,
     )
-    resp = await client.get(f"/v1/restrictions/{r['id']}/letter?format=json", headers=bearer(keys["caution_lead"]))
+    resp = await client.get(f"/v1/restrictions/{r['id']}/letter?format=json", headers=team.cl1.headers)
     letter = await resp.json()
     assert "<script>" not in letter["html"] and "&lt;script&gt;" in letter["html"]
     assert "Said &lt;b&gt;this&lt;/b&gt; &amp; ${that}" in letter["html"]

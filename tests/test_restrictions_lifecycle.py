@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from gateway.lifecycle import add_months
-from tests.factory import PHONE, TODAY, Api, Team, bearer, restriction_body
+from tests.factory import PHONE, TODAY, Api, Member, Team, restriction_body
 
 pytestmark = pytest.mark.asyncio
 
@@ -22,79 +22,85 @@ async def kinds_of(conn: asyncpg.Connection, rid: int) -> list[str]:
     return [r["kind"] for r in rows]
 
 
+async def trail(conn: asyncpg.Connection, rid: int) -> list[tuple[str, int | None]]:
+    """Each event's kind and the staff member recorded as taking it."""
+    rows = await conn.fetch("SELECT kind, staff_id FROM restriction_events WHERE restriction_id = $1 ORDER BY id", rid)
+    return [(r["kind"], r["staff_id"]) for r in rows]
+
+
 class Life:
-    """One customer, a team, and each step of a restriction's life as staff ask the API to take it."""
+    """One customer, a team, and each step of a restriction's life as the staff member who takes it
+    asks the API to, signed in with their own key."""
 
-    def __init__(self, client: Any, keys: dict[str, str], team: Team, customer_id: int) -> None:
+    def __init__(self, client: Any, team: Team, customer_id: int) -> None:
         self.client, self.team, self.customer_id = client, team, customer_id
-        self.lead, self.manager = keys["caution_lead"], keys["manager"]
 
-    async def post(self, key: str, path: str, data: dict[str, Any], status: int = 200) -> Any:
-        resp = await self.client.post(path, json=data, headers=bearer(key))
+    async def post(self, who: Member, path: str, data: dict[str, Any], status: int = 200) -> Any:
+        resp = await self.client.post(path, json=data, headers=who.headers)
         payload = await resp.json()
         assert resp.status == status, payload
         return payload
 
     async def propose(self) -> Any:
-        """With two of the three deciders the rule asks for."""
-        deciders = [self.team.scl, self.team.cl1]
-        body = restriction_body(self.customer_id, deciders=deciders, valid_from=TODAY.isoformat())
-        return await self.post(self.lead, "/v1/restrictions", body, 201)
+        """Recorded by the service caution lead and decided by one caution lead: two of the three."""
+        body = restriction_body(self.customer_id, valid_from=TODAY.isoformat())
+        made = await self.post(self.team.scl, "/v1/restrictions", body, 201)
+        return await self.decide(made["id"], self.team.cl1)
 
-    async def decide(self, rid: int, staff_id: int) -> Any:
-        return await self.post(self.lead, f"/v1/restrictions/{rid}/decide", {"staff_id": staff_id})
+    async def decide(self, rid: int, who: Member) -> Any:
+        return await self.post(who, f"/v1/restrictions/{rid}/decide", {})
 
     async def letter(self, rid: int, query: str = "") -> Any:
-        return await self.client.get(f"/v1/restrictions/{rid}/letter{query}", headers=bearer(self.lead))
+        return await self.client.get(f"/v1/restrictions/{rid}/letter{query}", headers=self.team.cl1.headers)
 
     async def send_letter(self, rid: int) -> Any:
-        return await self.post(self.lead, f"/v1/restrictions/{rid}/letter", {"method": "post"})
+        return await self.post(self.team.cl1, f"/v1/restrictions/{rid}/letter", {"method": "post"})
 
     async def appeal(self, rid: int) -> Any:
         grounds = {"lodged_on": TODAY.isoformat(), "grounds": "I was provoked."}
-        return await self.post(self.lead, f"/v1/restrictions/{rid}/appeal", grounds)
+        return await self.post(self.team.cl1, f"/v1/restrictions/{rid}/appeal", grounds)
 
-    async def decide_appeal(self, rid: int, staff_id: int, outcome: str, notes: str, status: int = 200) -> Any:
-        decision = {"staff_id": staff_id, "outcome": outcome, "notes": notes}
-        return await self.post(self.manager, f"/v1/restrictions/{rid}/appeal/decision", decision, status)
+    async def decide_appeal(self, rid: int, who: Member, outcome: str, notes: str, status: int = 200) -> Any:
+        decision = {"outcome": outcome, "notes": notes}
+        return await self.post(who, f"/v1/restrictions/{rid}/appeal/decision", decision, status)
 
     async def renew(self, rid: int, review_due: str) -> Any:
-        review = {"outcome": "renew", "staff_id": self.team.cl3, "reasons": RENEWED, "review_due": review_due}
-        return await self.post(self.lead, f"/v1/restrictions/{rid}/review", review)
+        review = {"outcome": "renew", "reasons": RENEWED, "review_due": review_due}
+        return await self.post(self.team.cl3, f"/v1/restrictions/{rid}/review", review)
 
     async def read_in_full(self, rid: int) -> Any:
-        return await self.client.get(f"/v1/restrictions/{rid}?why=monthly+review+meeting", headers=bearer(self.manager))
+        path = f"/v1/restrictions/{rid}?why=monthly+review+meeting"
+        return await self.client.get(path, headers=self.team.manager.headers)
 
     async def lift(self, rid: int) -> Any:
-        return await self.post(self.lead, f"/v1/restrictions/{rid}/lift", {"reason": "Behaviour improved."})
+        return await self.post(self.team.cl1, f"/v1/restrictions/{rid}/lift", {"reason": "Behaviour improved."})
 
 
 @pytest.fixture
-async def life(api: Api, client: Any, keys: dict[str, str]) -> Life:
-    team = await api.team()
-    return Life(client, keys, team, await api.customer("Margaret Hughes", PHONE))
+async def life(api: Api, client: Any, team: Team) -> Life:
+    return Life(client, team, await api.customer("Margaret Hughes", PHONE))
 
 
 @pytest.fixture
 async def active(api: Api, life: Life) -> int:
-    """An active restriction: all three deciders at once."""
+    """An active restriction: recorded by one decider, decided by the other two."""
     return int((await api.restriction(life.customer_id, deciders=life.team.deciders))["id"])
 
 
 async def test_proposed_with_too_few_deciders(life: Life, conn: asyncpg.Connection) -> None:
     r = await life.propose()
-    assert r["status"] == "proposed"
+    assert r["status"] == "proposed" and r["deciders"] == [life.team.scl.id, life.team.cl1.id]
     assert r["missing_deciders"] == {"caution_lead": 1}
     assert r["channels"] == ["phone", "visit"]
     assert r["review_due"] == add_months(TODAY, 12).isoformat()
-    assert await kinds_of(conn, r["id"]) == ["created"]
+    assert await trail(conn, r["id"]) == [("created", life.team.scl.id), ("amended", life.team.cl1.id)]
 
 
 async def test_the_last_decider_activates_it(life: Life, conn: asyncpg.Connection) -> None:
     rid = (await life.propose())["id"]
     r = await life.decide(rid, life.team.cl2)
     assert r["status"] == "active" and r["decided_on"] == TODAY.isoformat()
-    assert await kinds_of(conn, rid) == ["created", "amended", "activated"]
+    assert (await trail(conn, rid))[-2:] == [("amended", life.team.cl2.id), ("activated", life.team.cl2.id)]
 
 
 async def test_sending_the_letter_is_recorded_with_a_copy(life: Life, active: int, conn: asyncpg.Connection) -> None:
@@ -115,15 +121,17 @@ async def test_an_appeal_is_decided_by_an_uninvolved_senior_manager(
 ) -> None:
     team = life.team
     await life.appeal(active)
-    refused = await life.decide_appeal(active, team.scl, "lifted", "x", 403)  # a decider, and not senior
-    assert refused["error"]["code"] == "not_senior"
-    await conn.execute("UPDATE restrictions SET deciders = deciders || $2::bigint WHERE id = $1", active, team.manager)
+    refused = await life.decide_appeal(active, team.scl, "lifted", "x", 403)  # a caution lead's key
+    assert refused["error"]["code"] == "forbidden"
+    await conn.execute(
+        "UPDATE restrictions SET deciders = deciders || $2::bigint WHERE id = $1", active, team.manager.id
+    )
     refused = await life.decide_appeal(active, team.manager, "lifted", "x", 409)
     assert refused["error"]["code"] == "involved"
     r = await life.decide_appeal(active, team.senior, "upheld", "Abuse is recorded.")
     assert r["status"] == "active" and r["appeals"][0]["outcome"] == "upheld"
-    assert r["appeals"][0]["decided_by"] == team.senior
-    assert (await kinds_of(conn, active))[-2:] == ["appealed", "appeal_decided"]
+    assert r["appeals"][0]["decided_by"] == team.senior.id
+    assert (await trail(conn, active))[-2:] == [("appealed", team.cl1.id), ("appeal_decided", team.senior.id)]
 
 
 async def test_an_appeal_varied_then_another_lifted(api: Api, life: Life, conn: asyncpg.Connection) -> None:
@@ -132,14 +140,14 @@ async def test_an_appeal_varied_then_another_lifted(api: Api, life: Life, conn: 
     r = await api.restriction(life.customer_id, "set_times", params={"windows": windows}, deciders=team.deciders)
     await life.appeal(r["id"])
     variation = {"params": {"windows": [{"days": ["wed"], "start": "14:00", "end": "16:00"}]}}
-    decision = {"staff_id": team.manager, "outcome": "varied", "notes": "Moved to Wednesdays.", "variation": variation}
-    varied = await life.post(life.lead, f"/v1/restrictions/{r['id']}/appeal/decision", decision)
+    decision = {"outcome": "varied", "notes": "Moved to Wednesdays.", "variation": variation}
+    varied = await life.post(team.manager, f"/v1/restrictions/{r['id']}/appeal/decision", decision)
     assert varied["status"] == "active" and varied["params"]["windows"][0]["days"] == ["wed"]
     await life.appeal(r["id"])  # a second appeal may be lodged once the first is decided
-    decision = {"staff_id": team.senior, "outcome": "lifted", "notes": "Not proportionate."}
-    lifted = await life.post(life.lead, f"/v1/restrictions/{r['id']}/appeal/decision", decision)
+    lifted = await life.decide_appeal(r["id"], team.senior, "lifted", "Not proportionate.")
     assert lifted["status"] == "lifted" and [a["outcome"] for a in lifted["appeals"]] == ["varied", "lifted"]
-    assert (await kinds_of(conn, r["id"]))[-2:] == ["appeal_decided", "lifted"]
+    assert [a["decided_by"] for a in lifted["appeals"]] == [team.manager.id, team.senior.id]
+    assert (await trail(conn, r["id"]))[-2:] == [("appeal_decided", team.senior.id), ("lifted", team.senior.id)]
 
 
 async def test_a_review_renews_it_and_a_new_letter_falls_due(life: Life, active: int, conn: asyncpg.Connection) -> None:
@@ -159,9 +167,11 @@ async def test_a_full_read_is_audited_with_who_and_why(life: Life, active: int, 
     resp = await life.read_in_full(active)
     assert resp.status == 200 and (await resp.json())["incidents"]
     viewed = await conn.fetchrow(
-        "SELECT actor, why FROM restriction_events WHERE kind = 'viewed' ORDER BY id DESC LIMIT 1"
+        "SELECT actor, staff_id, why FROM restriction_events WHERE kind = 'viewed' ORDER BY id DESC LIMIT 1"
     )
-    assert viewed["why"] == "monthly review meeting" and viewed["actor"].startswith("key:")
+    assert viewed["why"] == "monthly review meeting"
+    assert viewed["staff_id"] == life.team.manager.id
+    assert viewed["actor"] == f"staff:{life.team.manager.id}:Helen Morris"
 
 
 async def test_lifting_ends_it(life: Life, active: int) -> None:
@@ -169,6 +179,7 @@ async def test_lifting_ends_it(life: Life, active: int) -> None:
 
 
 async def test_the_trail_of_a_whole_life_in_order(life: Life, conn: asyncpg.Connection) -> None:
+    """Each step is recorded as taken by the staff member whose key took it."""
     team = life.team
     rid = (await life.propose())["id"]
     await life.decide(rid, team.cl2)
@@ -180,18 +191,19 @@ async def test_the_trail_of_a_whole_life_in_order(life: Life, conn: asyncpg.Conn
     await life.renew(rid, (TODAY + timedelta(days=180)).isoformat())
     await life.read_in_full(rid)
     await life.lift(rid)
-    assert await kinds_of(conn, rid) == [
-        "created",
-        "amended",
-        "activated",
-        "viewed",
-        "viewed",
-        "letter_sent",
-        "appealed",
-        "appeal_decided",
-        "reviewed",
-        "viewed",
-        "lifted",
+    assert await trail(conn, rid) == [
+        ("created", team.scl.id),
+        ("amended", team.cl1.id),
+        ("amended", team.cl2.id),
+        ("activated", team.cl2.id),
+        ("viewed", team.cl1.id),
+        ("viewed", team.cl1.id),
+        ("letter_sent", team.cl1.id),
+        ("appealed", team.cl1.id),
+        ("appeal_decided", team.senior.id),
+        ("reviewed", team.cl3.id),
+        ("viewed", team.manager.id),
+        ("lifted", team.cl1.id),
     ]
 
 

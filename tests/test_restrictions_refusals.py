@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.factory import PHONE, TODAY, Api, bearer, restriction_body
+from tests.factory import PHONE, TODAY, Api, Member, Team, restriction_body
 
 pytestmark = pytest.mark.asyncio
 
@@ -16,8 +16,8 @@ pytestmark = pytest.mark.asyncio
 DAUGHTER = {"name": "Ann Hughes", "relationship": "daughter", "identifiers": []}
 
 
-async def refused(client: Any, key: str, data: Any, status: int, path: str = "/v1/restrictions") -> dict[str, Any]:
-    resp = await client.post(path, json=data, headers=bearer(key))
+async def refused(client: Any, who: Member, data: Any, status: int, path: str = "/v1/restrictions") -> dict[str, Any]:
+    resp = await client.post(path, json=data, headers=who.headers)
     payload = await resp.json()
     assert resp.status == status, payload
     return payload["error"]  # type: ignore[no-any-return]
@@ -27,10 +27,9 @@ def without(d: dict[str, Any], key: str) -> dict[str, Any]:
     return {k: v for k, v in d.items() if k != key}
 
 
-async def test_field_refusals(api: Api, client: Any, keys: dict[str, str]) -> None:
-    team = await api.team()
+async def test_field_refusals(api: Api, client: Any, team: Team) -> None:
     cid = await api.customer("Margaret Hughes", PHONE)
-    lead = keys["caution_lead"]
+    lead = team.cl1
     ok = restriction_body(cid)
     cases = [
         (without(ok, "reason_category"), "reason_category"),
@@ -52,7 +51,7 @@ async def test_field_refusals(api: Api, client: Any, keys: dict[str, str]) -> No
             {
                 **ok,
                 "review_due": (TODAY + timedelta(days=400)).isoformat(),
-                "review_approver": team.cl1,
+                "review_approver": team.cl1.id,
             },
             "review_approver",
         ),
@@ -66,8 +65,7 @@ async def test_field_refusals(api: Api, client: Any, keys: dict[str, str]) -> No
             "params",
         ),
         ({**ok, "kind": "contact_limit", "params": {"limit": 0, "period": "day"}}, "params"),
-        ({**ok, "deciders": [team.agent]}, "deciders.0"),
-        ({**ok, "deciders": [team.cl1, team.cl1]}, "deciders"),
+        ({**ok, "deciders": [team.cl1.id, team.cl1.id]}, "deciders"),
         ({**ok, "channels": ["fax"]}, "channels"),
         ({**ok, "customer_id": "abc"}, "customer_id"),
     ]
@@ -79,27 +77,27 @@ async def test_field_refusals(api: Api, client: Any, keys: dict[str, str]) -> No
         **without(ok, "warned_on"),
         "immediate_risk": "Threat to harm staff",
         "review_due": (TODAY + timedelta(days=400)).isoformat(),
-        "review_approver": team.manager,
+        "review_approver": team.manager.id,
     }
-    resp = await client.post("/v1/restrictions", json=longer, headers=bearer(lead))
+    resp = await client.post("/v1/restrictions", json=longer, headers=lead.headers)
     assert resp.status == 201, await resp.json()
     # Bad bodies never 500.
     for raw in (b"", b"[]", b"{", b"null", b'{"kind": "caution", "params": 5}'):
         resp = await client.post(
             "/v1/restrictions",
             data=raw,
-            headers={**bearer(lead), "Content-Type": "application/json"},
+            headers={**lead.headers, "Content-Type": "application/json"},
         )
         assert 400 <= resp.status < 500
 
 
-async def test_closed_issue_needs_a_closed_case_of_the_customer(api: Api, client: Any, keys: dict[str, str]) -> None:
+async def test_closed_issue_needs_a_closed_case_of_the_customer(api: Api, client: Any, team: Team) -> None:
     cid = await api.customer("Margaret Hughes", PHONE)
     other = await api.customer("Kevin Doyle", PHONE)
     open_case = await api.case(cid, "CMP-1", "open")
     exhausted = await api.case(cid, "CMP-2", "exhausted")
     theirs = await api.case(other, "CMP-3", "closed")
-    lead = keys["caution_lead"]
+    lead = team.cl1
     err = await refused(client, lead, restriction_body(cid, "closed_issue", params={"case_id": open_case}), 422)
     assert "CMP-1 is open" in err["message"]
     err = await refused(client, lead, restriction_body(cid, "closed_issue", params={"case_id": theirs}), 422)
@@ -109,22 +107,21 @@ async def test_closed_issue_needs_a_closed_case_of_the_customer(api: Api, client
     resp = await client.post(
         "/v1/restrictions",
         json=restriction_body(cid, "closed_issue", params={"case_id": exhausted}),
-        headers=bearer(lead),
+        headers=lead.headers,
     )
     assert resp.status == 201
     assert (await resp.json())["channels"] == ["email", "letter", "phone", "visit", "web_form"]
 
 
-async def test_last_open_channel(api: Api, client: Any, keys: dict[str, str]) -> None:
+async def test_last_open_channel(api: Api, client: Any, team: Team) -> None:
     """Someone who cannot write, with no representative: written-only would leave no way in."""
-    team = await api.team()
     cid = await api.customer("Margaret Hughes", PHONE, adjustments={"flags": ["cannot_write"]})
     err = await refused(
         client,
-        keys["caution_lead"],
+        team.cl1,
         restriction_body(
             cid,
-            equality_note={"staff_id": team.manager, "note": "Considered under the Equality Act."},
+            equality_note={"staff_id": team.manager.id, "note": "Considered under the Equality Act."},
         ),
         409,
     )
@@ -135,92 +132,81 @@ async def test_last_open_channel(api: Api, client: Any, keys: dict[str, str]) ->
     )
     resp = await client.post(
         "/v1/restrictions",
-        json=restriction_body(cid2, equality_note={"staff_id": team.manager, "note": "Daughter writes for her."}),
-        headers=bearer(keys["caution_lead"]),
+        json=restriction_body(cid2, equality_note={"staff_id": team.manager.id, "note": "Daughter writes for her."}),
+        headers=team.cl1.headers,
     )
     assert resp.status == 201, await resp.json()
 
 
-async def test_activation_rechecks_the_way_in(
-    api: Api, client: Any, conn: asyncpg.Connection, keys: dict[str, str]
-) -> None:
-    team = await api.team()
+async def test_activation_rechecks_the_way_in(api: Api, client: Any, conn: asyncpg.Connection, team: Team) -> None:
     cid = await api.customer(
         "Margaret Hughes", PHONE, adjustments={"flags": ["cannot_write"]}, representatives=[DAUGHTER]
     )
-    note = {"staff_id": team.manager, "note": "Representative writes."}
-    lead = keys["caution_lead"]
+    note = {"staff_id": team.manager.id, "note": "Representative writes."}
     rid = (await api.restriction(cid, equality_note=note, deciders=[team.scl], status="proposed"))["id"]
     # The representative is removed before the remaining decisions.
     await conn.execute("DELETE FROM representatives WHERE customer_id = $1", cid)
-    resp = await client.post(f"/v1/restrictions/{rid}/decide", json={"staff_id": team.cl1}, headers=bearer(lead))
+    resp = await client.post(f"/v1/restrictions/{rid}/decide", json={}, headers=team.cl1.headers)
     assert resp.status == 200
-    err = await refused(client, lead, {"staff_id": team.cl2}, 409, f"/v1/restrictions/{rid}/decide")
+    err = await refused(client, team.cl2, {}, 409, f"/v1/restrictions/{rid}/decide")
     assert err["code"] == "no_open_channel"
     assert await conn.fetchval("SELECT status FROM restrictions WHERE id = $1", rid) == "proposed"
 
 
-async def test_adjustments_conflict_needs_a_managers_equality_note(api: Api, client: Any, keys: dict[str, str]) -> None:
-    team = await api.team()
+async def test_adjustments_conflict_needs_a_managers_equality_note(api: Api, client: Any, team: Team) -> None:
     cid = await api.customer("Margaret Hughes", PHONE, adjustments={"flags": ["needs_phone"]})
-    lead = keys["caution_lead"]
+    lead = team.cl1
     err = await refused(client, lead, restriction_body(cid), 409)
     assert err["code"] == "adjustments_conflict" and "needs_phone" in err["message"]
-    err = await refused(client, lead, restriction_body(cid, equality_note={"staff_id": team.cl1, "note": "ok"}), 422)
+    err = await refused(client, lead, restriction_body(cid, equality_note={"staff_id": team.cl1.id, "note": "ok"}), 422)
     assert "equality_note.staff_id" in err["message"]
     resp = await client.post(
         "/v1/restrictions",
         json=restriction_body(
             cid,
             equality_note={
-                "staff_id": team.manager,
+                "staff_id": team.manager.id,
                 "note": "Email and letters suit her; reviewed under the Equality Act.",
             },
         ),
-        headers=bearer(lead),
+        headers=lead.headers,
     )
     assert resp.status == 201
     assert (await resp.json())["equality_note"]["on"] == TODAY.isoformat()
     # A restriction that does not touch the phone is not held up by the flag.
-    resp = await client.post("/v1/restrictions", json=restriction_body(cid, "appointment_only"), headers=bearer(lead))
+    resp = await client.post("/v1/restrictions", json=restriction_body(cid, "appointment_only"), headers=lead.headers)
     assert resp.status == 201
 
 
-async def test_lifecycle_refusals(api: Api, client: Any, keys: dict[str, str]) -> None:
-    team = await api.team()
+async def test_lifecycle_refusals(api: Api, client: Any, team: Team) -> None:
     cid = await api.customer("Margaret Hughes", PHONE)
-    lead = keys["caution_lead"]
-    rid = (await api.restriction(cid, deciders=[team.scl], status="proposed"))["id"]
+    lead = team.scl
+    rid = (await api.restriction(cid, deciders=[lead], status="proposed"))["id"]
     base = f"/v1/restrictions/{rid}"
     assert (await refused(client, lead, {}, 409, f"{base}/letter"))["code"] == "wrong_status"
     assert (await refused(client, lead, {"lodged_on": TODAY.isoformat(), "grounds": "x"}, 409, f"{base}/appeal"))[
         "code"
     ] == "wrong_status"
-    assert (await refused(client, lead, {"staff_id": team.scl}, 409, f"{base}/decide"))["code"] == "duplicate_decider"
-    await refused(client, lead, {"staff_id": team.manager}, 422, f"{base}/decide")
-    await refused(client, lead, {"outcome": "renew", "staff_id": team.cl1}, 422, f"{base}/review")
-    await refused(
-        client,
-        lead,
-        {"staff_id": team.manager, "outcome": "upheld", "notes": "x"},
-        409,
-        f"{base}/appeal/decision",
-    )
+    assert (await refused(client, lead, {}, 409, f"{base}/decide"))["code"] == "duplicate_decider"
+    assert (await refused(client, team.manager, {}, 403, f"{base}/decide"))["code"] == "forbidden"
+    await refused(client, team.cl1, {"outcome": "renew"}, 422, f"{base}/review")  # a renewal needs reasons
+    decision = {"outcome": "upheld", "notes": "x"}
+    assert (await refused(client, team.manager, decision, 409, f"{base}/appeal/decision"))["code"] == "no_open_appeal"
     await refused(client, lead, {"reason": "gone"}, 404, "/v1/restrictions/999999/lift")
     await refused(client, lead, {"reason": "x"}, 422, "/v1/restrictions/abc/lift")
     await refused(client, lead, {}, 422, f"{base}/lift")  # a reason is required
-    resp = await client.get(f"{base}/letter?format=pdf", headers=bearer(lead))
+    resp = await client.get(f"{base}/letter?format=pdf", headers=lead.headers)
     assert resp.status == 422
-    resp = await client.get("/v1/reviews/due?within=soon", headers=bearer(lead))
+    resp = await client.get("/v1/reviews/due?within=soon", headers=lead.headers)
     assert resp.status == 422
 
 
 async def test_channels_the_kind_cannot_restrict_are_refused(
-    api: Api, client: Any, conn: asyncpg.Connection, keys: dict[str, str]
+    api: Api, client: Any, conn: asyncpg.Connection, team: Team
 ) -> None:
     """Written-only never restricts writing: a record saying so would promise what is not enforced."""
     cid = await api.customer("Margaret Hughes", PHONE)
-    lead = keys["caution_lead"]
+    lead = team.cl1
     err = await refused(client, lead, restriction_body(cid, channels=["email", "web_form", "letter"]), 422)
     message = "written_only cannot restrict email, letter, web_form: it acts only on phone, visit"
     assert err["code"] == "invalid" and err["message"] == f"channels: {message}"
@@ -231,7 +217,7 @@ async def test_channels_the_kind_cannot_restrict_are_refused(
     assert err["details"][0]["message"] == "appointment_only cannot restrict phone: it acts only on visit"
     assert await conn.fetchval("SELECT count(*) FROM restrictions WHERE customer_id = $1", cid) == 0
     # Each kind's own channels, given or by default, are saved as asked.
-    resp = await client.post("/v1/restrictions", json=restriction_body(cid, channels=["phone"]), headers=bearer(lead))
+    resp = await client.post("/v1/restrictions", json=restriction_body(cid, channels=["phone"]), headers=lead.headers)
     assert resp.status == 201 and (await resp.json())["channels"] == ["phone"]
-    resp = await client.post("/v1/restrictions", json=restriction_body(cid, "appointment_only"), headers=bearer(lead))
+    resp = await client.post("/v1/restrictions", json=restriction_body(cid, "appointment_only"), headers=lead.headers)
     assert resp.status == 201 and (await resp.json())["channels"] == ["visit"]

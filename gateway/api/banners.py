@@ -28,7 +28,7 @@ from ..senders import sender_handle
 from ..state import POOL, REDIS
 from ..store.people import ensure_customer
 
-AGENT = ("agent", "caution_lead", "manager")
+AGENT = ("agent",)
 
 
 def _match_for(request: web.Request) -> Match:

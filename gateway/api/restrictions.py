@@ -1,4 +1,5 @@
-"""Restriction lifecycle API: record, decide, letter, appeal, review, lift; full reads audited."""
+"""Restriction lifecycle API: record, decide, letter, appeal, review, lift, each by the signed-in staff
+member (never a staff id in the body); full reads audited."""
 
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ from ..store.index import load_closures
 
 WRITE = ("caution_lead",)
 READ = ("caution_lead", "manager")
+# Policy 000 §6.3: an appeal goes to a manager (a manager or senior manager) who took no part.
+APPEAL = ("manager",)
 M = TypeVar("M", bound=pydantic.BaseModel)
 
 
@@ -94,7 +97,7 @@ async def get_events(request: web.Request) -> web.Response:
     return web.json_response({"events": [e.model_dump(mode="json") for e in found]})
 
 
-Op = Callable[[Any, int, Any, lc.Policy, str, date], Awaitable[Restriction]]
+Op = Callable[[Any, int, Any, lc.Policy, lc.Actor, date], Awaitable[Restriction]]
 
 
 def _transition(model: type[M], op: Op) -> Callable[[web.Request], Awaitable[web.Response]]:
@@ -108,10 +111,6 @@ def _transition(model: type[M], op: Op) -> Callable[[web.Request], Awaitable[web
         return await _published(request, record)
 
     return handler
-
-
-async def _decide(conn: Any, rid: int, body: DecisionIn, pol: lc.Policy, actor: str, day: date) -> Restriction:
-    return await store.add_decision(conn, rid, body.staff_id, pol, actor, body.decided_on or day)
 
 
 async def _letter(request: web.Request, conn: Any, pol: lc.Policy) -> Letter:
@@ -158,31 +157,18 @@ async def post_letter(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    add_route(app, "POST", "/v1/restrictions", create, WRITE)
     add_route(app, "GET", "/v1/restrictions/{id}", get_full, READ)
     add_route(app, "GET", "/v1/restrictions/{id}/events", get_events, READ)
-    add_route(app, "POST", "/v1/restrictions/{id}/decide", _transition(DecisionIn, _decide), WRITE)
     add_route(app, "GET", "/v1/restrictions/{id}/letter", get_letter, READ)
-    add_route(app, "POST", "/v1/restrictions/{id}/letter", post_letter, WRITE)
-    add_route(
-        app,
-        "POST",
-        "/v1/restrictions/{id}/appeal",
-        _transition(AppealIn, transitions.lodge_appeal),
-        WRITE,
-    )
-    add_route(
-        app,
-        "POST",
-        "/v1/restrictions/{id}/appeal/decision",
-        _transition(AppealDecisionIn, transitions.decide_appeal),
-        (*WRITE, "manager"),
-    )
-    add_route(
-        app,
-        "POST",
-        "/v1/restrictions/{id}/review",
-        _transition(ReviewIn, transitions.review),
-        WRITE,
-    )
-    add_route(app, "POST", "/v1/restrictions/{id}/lift", _transition(LiftIn, transitions.lift), WRITE)
+    # The steps a person takes, recorded as taken by whoever is signed in.
+    add_route(app, "POST", "/v1/restrictions", create, WRITE, person=True)
+    steps: list[tuple[str, Callable[[web.Request], Awaitable[web.Response]], tuple[str, ...]]] = [
+        ("/decide", _transition(DecisionIn, store.add_decision), WRITE),
+        ("/letter", post_letter, WRITE),
+        ("/appeal", _transition(AppealIn, transitions.lodge_appeal), WRITE),
+        ("/appeal/decision", _transition(AppealDecisionIn, transitions.decide_appeal), APPEAL),
+        ("/review", _transition(ReviewIn, transitions.review), WRITE),
+        ("/lift", _transition(LiftIn, transitions.lift), WRITE),
+    ]
+    for step, handler, roles in steps:
+        add_route(app, "POST", "/v1/restrictions/{id}" + step, handler, roles, person=True)

@@ -76,7 +76,9 @@ _EXPORT_SECTIONS: tuple[tuple[str, str], ...] = (
 )
 
 
-async def export_customer(conn: asyncpg.Connection, customer_id: int, actor: str, why: str | None) -> dict[str, Any]:
+async def export_customer(
+    conn: asyncpg.Connection, customer_id: int, actor: lc.Actor, why: str | None
+) -> dict[str, Any]:
     """Everything held about one customer (UK GDPR Art. 15), and an audit event saying so."""
     async with conn.transaction(isolation="repeatable_read"):
         customer = await get_customer(conn, customer_id)

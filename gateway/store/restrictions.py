@@ -10,12 +10,13 @@ import asyncpg
 
 from .. import lifecycle as lc
 from ..errors import FieldInvalid, Missing, StateConflict
-from ..restriction_models import Appeal, Event, RestrictionIn
+from ..restriction_models import Appeal, DecisionIn, Event, RestrictionIn
 from ..restriction_models import Restriction as Record
 from ..rules.context import CaseView, StaffView
 from ..rules.kind import Proposal, Records, References
 from ..rules.params import KindParams
 from ..rules.registry import REGISTRY
+from .actors import DECIDER_ROLES, acting, check_deciders, staff_role, staff_roles
 from .changes import notify_in_transaction
 
 COLS = (
@@ -23,13 +24,12 @@ COLS = (
     "immediate_risk, deciders, decided_on, valid_from, valid_to, review_due, review_approver, "
     "adjustments, equality_note, letter_sent_on, status, created_by, created_at, updated_at"
 )
-DECIDER_ROLES = frozenset(lc.FILLS)
 
 
 async def event(
     conn: asyncpg.Connection,
     row: Any,
-    actor: str,
+    actor: lc.Actor,
     kind: str,
     *,
     why: str | None = None,
@@ -39,28 +39,17 @@ async def event(
     """Append one audit event; `row` is the restriction (anything with id and customer_id)."""
     await conn.execute(
         """INSERT INTO restriction_events
-               (restriction_id, customer_id, actor, kind, why, before, after)
-           VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+               (restriction_id, customer_id, actor, staff_id, kind, why, before, after)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
         row["id"],
         row["customer_id"],
-        actor,
+        actor.label,
+        actor.staff_id,
         kind,
         why,
         before,
         after,
     )
-
-
-async def staff_roles(conn: asyncpg.Connection, ids: Iterable[int]) -> dict[int, str]:
-    rows = await conn.fetch("SELECT id, role FROM staff WHERE id = ANY($1::bigint[]) AND active", list(ids))
-    return {r["id"]: r["role"] for r in rows}
-
-
-async def staff_role(conn: asyncpg.Connection, staff_id: int, field: str) -> str:
-    role = (await staff_roles(conn, [staff_id])).get(staff_id)
-    if role is None:
-        raise FieldInvalid(field, f"staff member {staff_id} does not exist or is inactive")
-    return role
 
 
 async def load(conn: asyncpg.Connection, restriction_id: int, *, lock: bool = False) -> asyncpg.Record:
@@ -113,20 +102,6 @@ async def check_kind(
         raise FieldInvalid(prefix + problems[0].field, problems[0].message)
 
 
-async def check_deciders(conn: asyncpg.Connection, ids: list[int], field: str = "deciders") -> dict[int, str]:
-    roles = await staff_roles(conn, ids)
-    for i, staff_id in enumerate(ids):
-        role = roles.get(staff_id)
-        if role is None:
-            raise FieldInvalid(f"{field}.{i}", f"staff member {staff_id} does not exist or is inactive")
-        if role not in DECIDER_ROLES:
-            raise FieldInvalid(
-                f"{field}.{i}",
-                f"staff member {staff_id} is a {role}; deciders are caution leads or service caution leads",
-            )
-    return roles
-
-
 async def _check_equality_note(conn: asyncpg.Connection, body: RestrictionIn) -> bool:
     if body.equality_note is None:
         return False
@@ -164,22 +139,28 @@ async def check_channels(
     lc.check_adjustments(others, candidate, flags, always, equality_signed)
 
 
-async def create(conn: asyncpg.Connection, body: RestrictionIn, policy: lc.Policy, actor: str, today: date) -> Record:
+async def create(
+    conn: asyncpg.Connection, body: RestrictionIn, policy: lc.Policy, actor: lc.Actor, today: date
+) -> Record:
+    """Saved by the signed-in caution lead, its first decider; it is active at once only when the
+    rule asks for no one else."""
+    deciders = lc.own_deciders(actor, body.deciders)
     channels = sorted(body.channels or REGISTRY[body.kind].default_channels)
     review_due = body.review_due or lc.add_months(body.valid_from, policy.review_months)
     for i, incident in enumerate(body.incidents):
         lc.check_not_future(f"incidents.{i}.on", incident.on, today)
     lc.check_not_future("warned_on", body.warned_on, today)
     async with conn.transaction():
+        await acting(conn, actor, roles=DECIDER_ROLES)
         await check_kind(conn, body.kind, body.customer_id, body.params, channels)
         approver = body.review_approver
         approver_role = await staff_role(conn, approver, "review_approver") if approver else None
         lc.check_review_due(body.valid_from, review_due, policy.review_months, approver_role)
-        roles = await check_deciders(conn, body.deciders)
+        roles = await check_deciders(conn, deciders)
         signed = await _check_equality_note(conn, body)
         candidate = lc.Closing(None, body.kind, frozenset(channels))
         await check_channels(conn, body.customer_id, candidate, signed)
-        row = await _insert(conn, body, channels, review_due, actor, today)
+        row = await _insert(conn, body, deciders, channels, review_due, actor.label, today)
         await event(conn, row, actor, "created", after=snapshot(row))
         row = await activate_if_met(conn, row, roles, policy, actor, body.decided_on or today)
         await notify_in_transaction(conn, body.customer_id)
@@ -189,6 +170,7 @@ async def create(conn: asyncpg.Connection, body: RestrictionIn, policy: lc.Polic
 async def _insert(
     conn: asyncpg.Connection,
     body: RestrictionIn,
+    deciders: list[int],
     channels: list[str],
     review_due: date,
     actor: str,
@@ -212,7 +194,7 @@ async def _insert(
         [i.model_dump(mode="json") for i in body.incidents],
         body.warned_on,
         body.immediate_risk,
-        body.deciders,
+        deciders,
         body.valid_from,
         body.valid_to,
         review_due,
@@ -228,7 +210,7 @@ async def activate_if_met(
     row: asyncpg.Record,
     roles: dict[int, str],
     policy: lc.Policy,
-    actor: str,
+    actor: lc.Actor,
     decided_on: date,
 ) -> asyncpg.Record:
     """Proposed → active once the deciders satisfy the rule (re-checking the way in then)."""
@@ -265,12 +247,16 @@ async def activate_if_met(
 async def add_decision(
     conn: asyncpg.Connection,
     restriction_id: int,
-    staff_id: int,
+    body: DecisionIn,
     policy: lc.Policy,
-    actor: str,
-    decided_on: date,
+    actor: lc.Actor,
+    today: date,
 ) -> Record:
+    """The signed-in caution lead adds themselves to the deciders; the last one needed activates it."""
+    decided_on = body.decided_on or today
+    lc.check_not_future("decided_on", decided_on, today)
     async with conn.transaction():
+        staff_id, _ = await acting(conn, actor, body.staff_id, DECIDER_ROLES)
         row = await load(conn, restriction_id, lock=True)
         if row["status"] != "proposed":
             raise StateConflict(
@@ -317,7 +303,7 @@ async def get(conn: asyncpg.Connection, restriction_id: int, policy: lc.Policy) 
     return record
 
 
-async def view(conn: asyncpg.Connection, restriction_id: int, policy: lc.Policy, actor: str, why: str) -> Record:
+async def view(conn: asyncpg.Connection, restriction_id: int, policy: lc.Policy, actor: lc.Actor, why: str) -> Record:
     """A read of the full record, audited with who and why."""
     async with conn.transaction():
         record = await get(conn, restriction_id, policy)

@@ -18,10 +18,11 @@ from ..restriction_models import (
     ReviewIn,
 )
 from ..rules.registry import REGISTRY
+from .actors import DECIDER_ROLES, acting, involved, staff_role
 from .changes import notify_in_transaction
-from .restrictions import COLS, check_channels, check_kind, event, get, load, snapshot, staff_role
+from .restrictions import COLS, check_channels, check_kind, event, get, load, snapshot
 
-LAPSE_ACTOR = "system:lapse"
+LAPSE_ACTOR = lc.Actor("system:lapse")
 
 
 def _require(row: asyncpg.Record, allowed: frozenset[str] | set[str], doing: str) -> None:
@@ -49,13 +50,14 @@ async def record_letter(
     body: LetterSentIn,
     letter: tuple[str, str],
     policy: lc.Policy,
-    actor: str,
+    actor: lc.Actor,
     today: date,
 ) -> Restriction:
     """Marks the letter sent and keeps a copy of exactly what was sent (text, html)."""
     sent_on = body.sent_on or today
     lc.check_not_future("sent_on", sent_on, today)
     async with conn.transaction():
+        await acting(conn, actor, roles=DECIDER_ROLES)
         row = await load(conn, restriction_id, lock=True)
         _require(row, lc.ENFORCED, "send a letter before the restriction is active")
         await conn.execute(
@@ -67,7 +69,7 @@ async def record_letter(
             body.note,
             letter[0],
             letter[1],
-            actor,
+            actor.label,
         )
         updated = await _update(conn, restriction_id, letter_sent_on=sent_on)
         await event(
@@ -87,12 +89,13 @@ async def lodge_appeal(
     restriction_id: int,
     body: AppealIn,
     policy: lc.Policy,
-    actor: str,
+    actor: lc.Actor,
     today: date,
 ) -> Restriction:
     """The restriction stays enforced while under appeal; the decision is due in working days."""
     lc.check_not_future("lodged_on", body.lodged_on, today)
     async with conn.transaction():
+        await acting(conn, actor, roles=DECIDER_ROLES)
         row = await load(conn, restriction_id, lock=True)
         _require(
             row,
@@ -155,21 +158,21 @@ async def decide_appeal(
     restriction_id: int,
     body: AppealDecisionIn,
     policy: lc.Policy,
-    actor: str,
+    actor: lc.Actor,
     today: date,
 ) -> Restriction:
     """Upheld keeps it, varied changes it (re-checked), lifted ends it; by an uninvolved manager."""
     decided_on = body.decided_on or today
     lc.check_not_future("decided_on", decided_on, today)
     async with conn.transaction():
+        staff_id, role = await acting(conn, actor, body.staff_id)
         row = await load(conn, restriction_id, lock=True)
         appeal = await _open_appeal(conn, row, decided_on)
-        role = await staff_role(conn, body.staff_id, "staff_id")
-        lc.check_appeal_decider(body.staff_id, role, row["deciders"])
+        lc.check_appeal_decider(staff_id, role, await involved(conn, row))
         await conn.execute(
             "UPDATE appeals SET decided_by = $2, decided_on = $3, outcome = $4, notes = $5 WHERE id = $1",
             appeal["id"],
-            body.staff_id,
+            staff_id,
             decided_on,
             body.outcome,
             body.notes,
@@ -184,10 +187,10 @@ async def decide_appeal(
         if body.outcome == "varied":
             signed = row["equality_note"] is not None
             await check_channels(conn, row["customer_id"], _closing(updated), signed)
-        after = {**snapshot(updated), "appeal_id": appeal["id"], "outcome": body.outcome, "decided_by": body.staff_id}
+        after = {**snapshot(updated), "appeal_id": appeal["id"], "outcome": body.outcome, "decided_by": staff_id}
         await event(conn, updated, actor, "appeal_decided", why=body.notes, before=snapshot(row), after=after)
         if body.outcome == "lifted":
-            why = f"lifted on appeal by staff {body.staff_id}"
+            why = f"lifted on appeal by staff {staff_id}"
             await event(conn, updated, actor, "lifted", why=why)
         await notify_in_transaction(conn, row["customer_id"])
     return await get(conn, restriction_id, policy)
@@ -218,7 +221,7 @@ async def review(
     restriction_id: int,
     body: ReviewIn,
     policy: lc.Policy,
-    actor: str,
+    actor: lc.Actor,
     today: date,
 ) -> Restriction:
     """Renew (new reasons, review date; a new letter is then due) or lift."""
@@ -227,9 +230,9 @@ async def review(
     for i, incident in enumerate(body.incidents):
         lc.check_not_future(f"incidents.{i}.on", incident.on, today)
     async with conn.transaction():
+        staff_id, _ = await acting(conn, actor, body.staff_id, DECIDER_ROLES)
         row = await load(conn, restriction_id, lock=True)
         _require(row, {"active"}, "review it (decide any open appeal first)")
-        await staff_role(conn, body.staff_id, "staff_id")
         if body.outcome == "lift":
             changes: dict[str, Any] = {
                 "status": "lifted",
@@ -248,12 +251,12 @@ async def review(
             after={
                 **snapshot(updated),
                 "outcome": body.outcome,
-                "reviewed_by": body.staff_id,
+                "reviewed_by": staff_id,
                 "reviewed_on": reviewed_on.isoformat(),
             },
         )
         if body.outcome == "lift":
-            await event(conn, updated, actor, "lifted", why=f"lifted at review by staff {body.staff_id}")
+            await event(conn, updated, actor, "lifted", why=f"lifted at review by staff {staff_id}")
         await notify_in_transaction(conn, row["customer_id"])
     return await get(conn, restriction_id, policy)
 
@@ -291,16 +294,15 @@ async def lift(
     restriction_id: int,
     body: LiftIn,
     policy: lc.Policy,
-    actor: str,
+    actor: lc.Actor,
     today: date,
 ) -> Restriction:
     lifted_on = body.lifted_on or today
     lc.check_not_future("lifted_on", lifted_on, today)
     async with conn.transaction():
+        staff_id, _ = await acting(conn, actor, body.staff_id, DECIDER_ROLES)
         row = await load(conn, restriction_id, lock=True)
         _require(row, {"proposed", "active", "under_appeal"}, "lift it")
-        if body.staff_id is not None:
-            await staff_role(conn, body.staff_id, "staff_id")
         valid_to = max(row["valid_from"], min(lifted_on, row["valid_to"] or lifted_on))
         updated = await _update(conn, restriction_id, status="lifted", valid_to=valid_to)
         await event(
@@ -310,7 +312,7 @@ async def lift(
             "lifted",
             why=body.reason,
             before=snapshot(row),
-            after={**snapshot(updated), "lifted_by": body.staff_id},
+            after={**snapshot(updated), "lifted_by": staff_id},
         )
         await notify_in_transaction(conn, row["customer_id"])
     return await get(conn, restriction_id, policy)
