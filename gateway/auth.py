@@ -40,6 +40,16 @@ KEY_ROLE_OF_STAFF = {
 }
 KEY_PREFIX = "gwk_"
 _CACHE_SECONDS = 30.0
+LOOKUP_SECONDS = 0.5
+# The database cannot answer now (not: the key is bad). CannotConnectNow is a server still starting.
+DATABASE_AWAY = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.InterfaceError,
+)
 _SHARED_SECONDS = 86_400
 
 
@@ -129,32 +139,58 @@ async def active_key_id(conn: asyncpg.Connection | asyncpg.Pool, key: str) -> in
 
 
 class KeyRing:
-    """Resolves bearer keys to principals. Hits are cached briefly so the decide path avoids a query.
-    While the database is unreachable, a cached answer keeps serving, and a process that has not seen
-    a key yet (just started) asks Redis, where every process leaves the keys it has resolved."""
+    """Resolves bearer keys to principals without ever making a caller wait on a slow database.
+
+    A key seen in the last 30 s is answered from memory. An older answer is still given at once
+    while it is checked again in the background (one check per key at a time), so a revoked key
+    works for at most one more request. A key not seen yet is looked up within LOOKUP_SECONDS; if
+    the database does not answer in time (hung, restarting, away), the answer another process left
+    in Redis serves, and without one the caller gets 503.
+    """
 
     def __init__(self, pool: asyncpg.Pool, redis: aioredis.Redis | None = None, ttl: float = _CACHE_SECONDS) -> None:
         self._pool = pool
         self._redis = redis
         self._ttl = ttl
         self._cache: dict[bytes, tuple[float, Principal | None]] = {}
+        self._checking: dict[bytes, asyncio.Task[Principal | None]] = {}
 
     async def resolve(self, key: str) -> Principal | None:
         digest = hash_key(key)
-        now = time.monotonic()
         hit = self._cache.get(digest)
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        try:
-            row = await store.active_key(self._pool, digest)
-        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, TimeoutError):
-            if hit is not None:
-                return hit[1]
-            return await self._shared(digest)
+        if hit is None:
+            return await self._lookup(digest)
+        if hit[0] <= time.monotonic():
+            self._check(digest)  # stale: answered now, checked again behind it
+        return hit[1]
+
+    async def _lookup(self, digest: bytes) -> Principal | None:
+        """A key not seen yet: the database's answer if it comes in time, else what Redis holds.
+        A check that did not finish in time is left to finish on its own: waiting for a hung
+        connection to be cancelled would hold the caller as long as the hang."""
+        check = self._check(digest)
+        done, _ = await asyncio.wait({check}, timeout=LOOKUP_SECONDS)
+        if done and check.exception() is None:
+            return check.result()
+        if done and not isinstance(check.exception(), DATABASE_AWAY):
+            return check.result()  # raises what the database said
+        return await self._shared(digest)
+
+    def _check(self, digest: bytes) -> asyncio.Task[Principal | None]:
+        """One check per key at a time, whoever asks."""
+        task = self._checking.get(digest)
+        if task is None:
+            task = asyncio.create_task(self._fetch(digest))
+            self._checking[digest] = task
+            task.add_done_callback(lambda t: (self._checking.pop(digest, None), t.cancelled() or t.exception()))
+        return task
+
+    async def _fetch(self, digest: bytes) -> Principal | None:
+        row = await store.active_key(self._pool, digest)
         principal = _principal(row) if row else None
         if len(self._cache) > 10_000:
             self._cache.clear()
-        self._cache[digest] = (now + self._ttl, principal)
+        self._cache[digest] = (time.monotonic() + self._ttl, principal)
         await self._share(digest, principal)
         return principal
 

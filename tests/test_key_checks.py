@@ -1,0 +1,98 @@
+"""API-key checks never make a caller wait on a slow or starting database."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+import time
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from gateway import db
+from gateway.auth import LOOKUP_SECONDS, KeyRing, create_key, revoke_key
+from tests.tcpproxy import TcpProxy
+
+
+def _via(url: str, port: int) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{port}"))
+
+
+@pytest.fixture
+async def proxy(settings):
+    parts = urlsplit(settings.database_url)
+    p = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+    await p.start()
+    yield p
+    await p.close()
+
+
+async def _timed(coro):
+    started = time.monotonic()
+    try:
+        return await coro, time.monotonic() - started
+    except Exception as exc:
+        return exc, time.monotonic() - started
+
+
+async def test_a_hung_database_delays_no_key_check(settings, conn, proxy):
+    _, known = await create_key(conn, "channel", "switch")
+    pool = await db.create_pool(_via(settings.database_url, proxy.port), min_size=0, max_size=2)
+    try:
+        ring = KeyRing(pool, ttl=0.05)
+        first = await ring.resolve(known)
+        proxy.freeze()
+        await asyncio.sleep(0.1)  # the cached answer is stale: its re-check will hang
+        for _ in range(5):
+            again, took = await _timed(ring.resolve(known))
+            assert again == first and took < 0.05
+        unseen, took = await _timed(ring.resolve("gwk_never-seen-before"))
+        assert isinstance(unseen, OSError)  # 503 at the edge: nobody can say whether it is good
+        assert took < LOOKUP_SECONDS + 0.3
+    finally:
+        proxy.thaw()
+        await pool.close()
+
+
+async def test_a_revoked_key_is_refused_once_rechecked(settings, conn):
+    key_id, key = await create_key(conn, "channel", "switch")
+    pool = await db.create_pool(settings.database_url, min_size=0, max_size=2)
+    try:
+        ring = KeyRing(pool, ttl=0.05)
+        assert await ring.resolve(key) is not None
+        await revoke_key(conn, key_id)
+        await asyncio.sleep(0.1)
+        await ring.resolve(key)  # stale: answered from memory, re-checked behind it
+        await asyncio.sleep(0.2)
+        assert await ring.resolve(key) is None
+    finally:
+        await pool.close()
+
+
+async def _starting_up_server(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Answers like a PostgreSQL that is still starting: SQLSTATE 57P03 to every connection."""
+    length = struct.unpack("!I", await reader.readexactly(4))[0]
+    body = await reader.readexactly(length - 4)
+    if struct.unpack("!I", body[:4])[0] == 80877103:  # SSLRequest: no SSL, then the startup message
+        writer.write(b"N")
+        length = struct.unpack("!I", await reader.readexactly(4))[0]
+        await reader.readexactly(length - 4)
+    fields = b"SFATAL\0VFATAL\0C57P03\0Mthe database system is starting up\0\0"
+    writer.write(b"E" + struct.pack("!I", len(fields) + 4) + fields)
+    await writer.drain()
+    writer.close()
+
+
+async def test_a_database_still_starting_is_a_database_away(settings, conn):
+    """Before: CannotConnectNowError escaped the key check, and callers got 503 unlogged."""
+    server = await asyncio.start_server(_starting_up_server, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    pool = await db.create_pool(_via(settings.database_url, port), min_size=0, max_size=2)
+    try:
+        ring = KeyRing(pool)
+        outcome, _ = await _timed(ring.resolve("gwk_never-seen-before"))
+        assert isinstance(outcome, OSError), repr(outcome)
+    finally:
+        await pool.close()
+        server.close()
