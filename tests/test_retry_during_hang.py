@@ -62,8 +62,9 @@ async def test_a_retry_during_a_database_hang_gets_the_first_answer(settings, ke
 
 
 async def test_while_the_database_hangs_answers_come_at_once_and_nothing_is_lost(settings, keys, conn, proxy, tmp_path):
-    """After the first commit that is too slow, contacts go straight to the spool (a circuit breaker)
-    instead of each waiting GATEWAY_LOG_WAIT_MS; when the database answers again they commit as usual."""
+    """A commit slower than half a second trips a circuit breaker: that batch is answered from the
+    spool, and later contacts go straight to it instead of each waiting GATEWAY_LOG_WAIT_MS; when
+    the database answers again they commit as usual."""
     hung = settings.with_(database_url=_via(settings.database_url, proxy.port), spool_dir=str(tmp_path / "spool"))
     headers = bearer(keys["channel"])
     async with TestClient(TestServer(create_app(hung))) as client:
@@ -77,12 +78,12 @@ async def test_while_the_database_hangs_answers_come_at_once_and_nothing_is_lost
 
         await post(0)
         proxy.freeze()
-        first = await post(1)  # waits for the log's wait, then trips the breaker
+        first = await post(1)  # its commit does not come: the breaker trips before the log's wait
         during = [await post(n) for n in range(2, 22)]
         proxy.thaw()
         await asyncio.sleep(1.5)  # the breaker's probe finds the database again
         after = [await post(n) for n in range(22, 27)]
-    assert first[0] >= 0.9
+    assert 0.4 <= first[0] < 0.9
     assert max(t for t, _ in during) < 0.3, [round(t, 3) for t, _ in during]
     acknowledged = {cid for _, cid in (first, *during, *after)}
 

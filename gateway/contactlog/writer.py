@@ -27,6 +27,9 @@ from .spool import Spool
 
 log = logging.getLogger(__name__)
 _DB_TIMEOUT = 2.0
+# A commit that has not finished by then means the database is slow: the breaker trips and the
+# batch's callers are answered from the spool instead of waiting out their whole `wait`.
+SLOW_COMMIT = 0.5
 FLUSHES_IN_FLIGHT = 2
 REPLAY_EVERY = 1.0
 
@@ -117,6 +120,7 @@ class ContactLog:
     async def _flush(self, batch: list[_Item]) -> None:
         records = [r for r, _ in batch]
         results = [Appended(spooled=True) for _ in records]
+        watchdog = asyncio.get_running_loop().call_later(SLOW_COMMIT, self._commit_is_slow, batch)
         try:
             async with self._pool.acquire(timeout=_DB_TIMEOUT) as conn:
                 duplicates = await store.write_batch(conn, [row(r) for r in records], timeout=_DB_TIMEOUT)
@@ -133,9 +137,27 @@ class ContactLog:
             if await self._spool_safely(records):
                 self._logged(records)
         finally:
+            watchdog.cancel()
             for (_, fut), result in zip(batch, results, strict=True):
                 if not fut.done():
                     fut.set_result(result)
+
+    def _commit_is_slow(self, batch: list[_Item]) -> None:
+        """Spool the waiting records now. If the commit finishes after all, replay skips them by id."""
+        self.breaker.trip(f"a commit took longer than {SLOW_COMMIT} s")
+        waiting = [(r, fut) for r, fut in batch if not fut.done()]
+        if waiting:
+            task = asyncio.create_task(self._answer_from_spool(waiting))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _answer_from_spool(self, waiting: list[_Item]) -> None:
+        records = [r for r, _ in waiting]
+        if await self._spool_safely(records):
+            self._logged(records)
+        for _, fut in waiting:
+            if not fut.done():
+                fut.set_result(Appended(spooled=True))
 
     async def _spool_safely(self, records: list[ContactRecord], path: Path | None = None) -> bool:
         """Write to the spool; if even that fails the caller is still answered, and we say so loudly."""
