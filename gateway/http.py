@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl
 
 import asyncpg
 import pydantic
 from aiohttp import web
+from multidict import MultiDict
 
 from . import logs
 from .auth import Principal
@@ -29,7 +32,9 @@ from .errors import (
     StateConflict,
     TooLarge,
     Unauthorized,
+    field_error,
 )
+from .rules.params import BIGINT_MAX
 from .rules.vocabulary import RulesInvalid
 
 log = logging.getLogger(__name__)
@@ -105,6 +110,24 @@ def _pydantic_details(exc: pydantic.ValidationError) -> list[dict[str, Any]]:
     ]
 
 
+# A database constraint that refused a write: what the caller is told. The constraint's name is
+# how we are built, so it goes to our log only.
+_CONSTRAINT_REFUSALS: dict[type[asyncpg.PostgresError], tuple[int, str, str]] = {
+    asyncpg.UniqueViolationError: (409, "conflict", "this would duplicate an existing record"),
+    asyncpg.ForeignKeyViolationError: (422, "invalid", "a referenced record does not exist; check the ids given"),
+    asyncpg.CheckViolationError: (422, "invalid", "a value is outside what is allowed"),
+    asyncpg.NotNullViolationError: (422, "invalid", "a required value is missing"),
+}
+
+
+def _constraint_refusal(exc: asyncpg.IntegrityConstraintViolationError) -> web.Response | None:
+    for kind, (status, code, message) in _CONSTRAINT_REFUSALS.items():
+        if isinstance(exc, kind):
+            log.warning("refused by database constraint %s (%s)", exc.constraint_name, kind.__name__)
+            return error_body(status, code, message)
+    return None
+
+
 def _translate(exc: BaseException) -> web.Response | None:
     """Map a known exception to its JSON error response; None for a genuine fault."""
     if isinstance(exc, DomainError):
@@ -121,14 +144,8 @@ def _translate(exc: BaseException) -> web.Response | None:
         if exc.status == 413:
             return error_body(413, "too_large", "request body is larger than the configured limit")
         return error_body(exc.status, _HTTP_CODES.get(exc.status, "error"), exc.reason)
-    if isinstance(exc, asyncpg.UniqueViolationError):
-        return error_body(
-            409, "conflict", "this would duplicate an existing record", {"constraint": exc.constraint_name}
-        )
-    if isinstance(exc, asyncpg.ForeignKeyViolationError):
-        return error_body(422, "invalid", "a referenced record does not exist", {"constraint": exc.constraint_name})
-    if isinstance(exc, asyncpg.CheckViolationError | asyncpg.NotNullViolationError):
-        return error_body(422, "invalid", "a value is outside what is allowed", {"constraint": exc.constraint_name})
+    if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
+        return _constraint_refusal(exc)
     if isinstance(
         exc,
         OSError
@@ -192,7 +209,9 @@ def auth_middleware_factory(resolve: Callable[[str], Awaitable[Principal | None]
         if who is None:
             raise Unauthorized("the API key is not recognised or has been revoked")
         if who.role not in roles:
-            raise Forbidden(f"role {who.role!r} may not call this endpoint", {"allowed": sorted(roles)})
+            # Who may call what is for our log; the caller learns only that this key may not.
+            log.warning("%s key refused on %s %s (allowed: %s)", who.role, request.method, request.path, sorted(roles))
+            raise Forbidden("this API key may not call this endpoint")
         if who.reads_only and request.method not in READ_METHODS:
             raise Forbidden(
                 "this API key belongs to no staff member, so it may only read; "
@@ -202,6 +221,28 @@ def auth_middleware_factory(resolve: Callable[[str], Awaitable[Principal | None]
         return await handler(request)
 
     return auth_middleware
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The raw body; one declared larger than the limit is refused before a byte of it is read."""
+    limit = request.app[MAX_BODY]
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise TooLarge("the request body is larger than this endpoint accepts")
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:  # no length declared (chunked): aiohttp stops at the limit
+        raise TooLarge("the request body is larger than this endpoint accepts") from None
+    if len(raw) > limit:
+        raise TooLarge("the request body is larger than this endpoint accepts")
+    return raw
+
+
+def attempt_note(request: web.Request, exc: GatewayError) -> str:
+    """What the contact log keeps of a request whose body could not be read: why, the size it
+    declared and the address it came from (the body itself may never have been read)."""
+    size = "no declared size" if request.content_length is None else f"Content-Length {request.content_length}"
+    return f"{exc.message} ({size}; from {request.remote or 'an unknown address'})"
 
 
 async def read_json(request: web.Request) -> Any:
@@ -214,15 +255,41 @@ async def read_json(request: web.Request) -> Any:
             f"expected a JSON body (Content-Type: application/json), got {request.content_type}",
             code="unsupported_media_type",
         )
-    raw = await request.read()
-    if len(raw) > request.app[MAX_BODY]:
-        raise TooLarge("request body is larger than the configured limit")
+    raw = await read_body(request)
     try:
         return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except json.JSONDecodeError as exc:
         raise BadRequest(f"the body is not valid JSON: {exc}", code="malformed_json") from None
+    except UnicodeDecodeError:
+        raise BadRequest("the body is not valid JSON: it is not UTF-8 text", code="malformed_json") from None
     except RecursionError:
         raise BadRequest("the body's JSON is nested too deeply", code="malformed_json") from None
+    except ValueError:  # Python refuses to convert an integer of more than 4300 digits
+        raise BadRequest("the body's JSON has a number with too many digits", code="malformed_json") from None
+
+
+FORM = "application/x-www-form-urlencoded"
+MAX_FORM_FIELDS = 1000  # a Twilio webhook carries a few dozen
+
+
+async def read_form(request: web.Request) -> MultiDict[str]:
+    """A URL-encoded UTF-8 form, the only form a webhook provider sends; anything else is a 4xx.
+
+    Read here rather than by aiohttp's `request.post()`, which also takes multipart bodies and
+    raises bare ValueErrors and LookupErrors on a broken one."""
+    if request.content_type != FORM:
+        raise BadRequest(f"expected a form body (Content-Type: {FORM})", code="unsupported_media_type")
+    if (request.charset or "utf-8").lower() not in ("utf-8", "utf8"):
+        raise BadRequest("the form must be UTF-8 (charset=utf-8)", code="malformed_form")
+    raw = await read_body(request)
+    try:
+        text = raw.decode("utf-8")
+        pairs = parse_qsl(text, keep_blank_values=True, errors="strict", max_num_fields=MAX_FORM_FIELDS)
+    except UnicodeDecodeError:
+        raise BadRequest("the form is not UTF-8 text", code="malformed_form") from None
+    except ValueError:  # parse_qsl: more than max_num_fields
+        raise TooLarge(f"the form has more than {MAX_FORM_FIELDS} fields") from None
+    return MultiDict(pairs)
 
 
 async def read_model(request: web.Request, model: type[M]) -> M:
@@ -232,26 +299,35 @@ async def read_model(request: web.Request, model: type[M]) -> M:
     return model.model_validate(data)
 
 
+INT_MAX = 2**31 - 1  # a PostgreSQL integer column (rule set versions)
+# ASCII digits only: int() would also take "١" (Arabic-Indic one), "1_0" and " 1".
+_WHOLE_NUMBER = re.compile(r"-?[0-9]{1,19}")
+
+
+def _whole_number(raw: str) -> int | None:
+    return int(raw) if _WHOLE_NUMBER.fullmatch(raw) else None
+
+
 def query_int(
-    request: web.Request, name: str, default: int | None = None, *, low: int = 0, high: int = 10**9
+    request: web.Request, name: str, default: int | None = None, *, low: int = 0, high: int = BIGINT_MAX
 ) -> int | None:
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise Invalid(f"{name}: not a whole number", [{"field": name, "message": "not a whole number"}]) from None
+    value = _whole_number(raw)
+    if value is None:
+        raise field_error(name, "not a whole number")
     if not low <= value <= high:
-        raise Invalid(f"{name}: out of range {low}..{high}", [{"field": name, "message": "out of range"}])
+        raise field_error(name, f"out of range {low}..{high}")
     return value
 
 
-def path_id(request: web.Request, name: str = "id") -> int:
-    raw = request.match_info[name]
-    if not raw.isdigit() or len(raw) > 18:
-        raise Invalid(f"{name}: not an id", [{"field": name, "message": "not an id"}])
-    return int(raw)
+def path_id(request: web.Request, name: str = "id", *, high: int = BIGINT_MAX) -> int:
+    """The id in the path: a whole number 1..high (the range of its column), in ASCII digits."""
+    value = _whole_number(request.match_info[name])
+    if value is None or not 1 <= value <= high:
+        raise field_error(name, f"not an id (a whole number from 1 to {high})")
+    return value
 
 
 def dump(model: pydantic.BaseModel, status: int = 200) -> web.Response:

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from .identity import IdentifierError, normalise, normalise_email, normalise_phone
-from .rules.params import CHANNELS, Channel, Window
+from .rules.params import CHANNELS, Channel, Id, Window
 
 StaffRole = Literal["agent", "caution_lead", "service_caution_lead", "manager", "senior_manager"]
 CaseStatus = Literal["open", "closed", "exhausted"]
@@ -123,7 +123,7 @@ class Customer(CustomerIn):
 
 
 class CaseIn(_In):
-    customer_id: int = Field(gt=0)
+    customer_id: Id
     reference: str = Field(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9][A-Za-z0-9_/-]*$")
     subject: str = Field(min_length=1, max_length=500)
     status: CaseStatus = "open"
@@ -152,7 +152,7 @@ class KeyIn(_In):
     """A person's key (`staff_id`; its role follows theirs, its name defaults to theirs) or a system
     key (`role` channel or admin, and a `name`)."""
 
-    staff_id: int | None = Field(default=None, gt=0)
+    staff_id: Id | None = None
     role: Literal["channel", "agent", "manager", "caution_lead", "admin"] | None = None
     name: str | None = Field(default=None, min_length=1, max_length=100)
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .rules.params import Channel
+from .rules.params import Channel, Id
 from .rules.registry import Kind, Params
 
 ReasonCategory = Literal["aggressive_or_abusive", "unreasonable_demands", "unreasonable_persistence"]
@@ -27,7 +27,7 @@ class Incident(_In):
 
 
 class EqualityNote(_In):
-    staff_id: int = Field(gt=0)
+    staff_id: Id
     note: str = Field(min_length=1, max_length=4000)
     on: date | None = None
 
@@ -46,7 +46,7 @@ def params_with_kind(data: Any) -> Any:
 
 
 class RestrictionIn(_In):
-    customer_id: int = Field(gt=0)
+    customer_id: Id
     kind: Kind
     params: Params
     channels: list[Channel] | None = Field(default=None, min_length=1, max_length=5)
@@ -55,12 +55,12 @@ class RestrictionIn(_In):
     incidents: list[Incident] = Field(min_length=1, max_length=200)
     warned_on: date | None = None
     immediate_risk: str | None = Field(default=None, min_length=1, max_length=4000)
-    deciders: list[int] = Field(default_factory=list, max_length=20)
+    deciders: list[Id] = Field(default_factory=list, max_length=20)
     decided_on: date | None = None
     valid_from: date
     valid_to: date | None = None
     review_due: date | None = None
-    review_approver: int | None = Field(default=None, gt=0)
+    review_approver: Id | None = None
     adjustments: str = Field(default="", max_length=4000)
     equality_note: EqualityNote | None = None
 
@@ -87,7 +87,7 @@ class RestrictionIn(_In):
 
 
 class DecisionIn(_In):
-    staff_id: int | None = Field(default=None, gt=0)
+    staff_id: Id | None = None
     decided_on: date | None = None
 
 
@@ -112,7 +112,7 @@ class Variation(_In):
 
 
 class AppealDecisionIn(_In):
-    staff_id: int | None = Field(default=None, gt=0)
+    staff_id: Id | None = None
     outcome: AppealOutcome
     notes: str = Text
     decided_on: date | None = None
@@ -129,11 +129,11 @@ class AppealDecisionIn(_In):
 
 class ReviewIn(_In):
     outcome: Literal["renew", "lift"]
-    staff_id: int | None = Field(default=None, gt=0)
+    staff_id: Id | None = None
     reasons: str | None = Field(default=None, min_length=1, max_length=10_000)
     incidents: list[Incident] = Field(default_factory=list, max_length=200)
     review_due: date | None = None
-    review_approver: int | None = Field(default=None, gt=0)
+    review_approver: Id | None = None
     valid_to: date | None = None
     reviewed_on: date | None = None
 
@@ -146,7 +146,7 @@ class ReviewIn(_In):
 
 class LiftIn(_In):
     reason: str = Text
-    staff_id: int | None = Field(default=None, gt=0)
+    staff_id: Id | None = None
     lifted_on: date | None = None
 
 

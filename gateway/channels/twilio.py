@@ -9,17 +9,16 @@ import logging
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
-from typing import Any
 from urllib.parse import urlsplit
 
 import pydantic
 from aiohttp import web
-from multidict import MultiDict, MultiDictProxy
+from multidict import MultiDict
 
 from ..contact import GENERAL_QUEUE, Decision, InboundContact, degraded_decision
 from ..decide import Rejected
-from ..errors import Forbidden, Unavailable
-from ..http import add_route
+from ..errors import Forbidden, GatewayError, Unavailable
+from ..http import add_route, attempt_note, read_form
 from ..rules.context import StaffView
 from ..runtime import RUNTIME, Runtime
 from .base import HttpMount
@@ -59,25 +58,24 @@ def signature_ok(token: str, url: str, params: MultiDict[str], signature: str) -
 
 
 async def _signed_form(request: web.Request, rt: Runtime) -> MultiDict[str] | Rejected:
-    """The form parameters of a request Twilio signed; anything else is a Rejected attempt."""
+    """The form parameters of a request Twilio signed; anything else is a Rejected attempt.
+    What would help to set Twilio up (settings, the signed URL) goes to our log, not to the caller."""
     settings = rt.settings
     if not settings.twilio_auth_token or not settings.public_url:
         why = "the Twilio channel is not configured: set TWILIO_AUTH_TOKEN and GATEWAY_PUBLIC_URL"
-        return Rejected("rejected", why, "phone", refusal=Unavailable(why + " (unsigned requests are never accepted)"))
-    form = _strings(await request.post())
+        return Rejected("rejected", why, "phone", refusal=Unavailable("the Twilio channel is not available"))
+    try:
+        form = await read_form(request)
+    except GatewayError as exc:  # unreadable, so unsigned as far as we can tell: logged and refused
+        return Rejected("malformed", attempt_note(request, exc), "phone", refusal=exc)
     url = settings.public_url.rstrip("/") + request.raw_path
     signature = request.headers.get("X-Twilio-Signature", "")
     if signature and signature_ok(settings.twilio_auth_token, url, form, signature):
         return form
     why = "bad X-Twilio-Signature" if signature else "missing X-Twilio-Signature"
-    # The signed URL helps whoever configures Twilio; it is for our log, not for the caller.
     log.warning("Twilio %s refused: %s (signed URL expected: %s)", request.path, why, url)
-    refusal = Forbidden(f"{why}: the request was not signed by Twilio for {url}")
+    refusal = Forbidden(f"{why}: the request was not signed by Twilio")
     return Rejected("rejected", why, "phone", form.get("From", ""), form.get("CallSid") or None, refusal=refusal)
-
-
-def _strings(form: MultiDictProxy[Any]) -> MultiDict[str]:
-    return MultiDict((k, v) for k, v in form.items() if isinstance(v, str))
 
 
 class TwilioVoice:

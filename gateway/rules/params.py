@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import time
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -20,6 +20,10 @@ WRITTEN: frozenset[str] = frozenset({"email", "web_form", "letter"})
 PERSONAL: frozenset[str] = frozenset({"phone", "visit"})
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# Every id is a PostgreSQL bigint: a larger number cannot name a record, so it is refused as input
+# (with the field named) rather than failing in the database driver.
+BIGINT_MAX = 2**63 - 1
+Id = Annotated[int, Field(ge=1, le=BIGINT_MAX)]
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
 
 
