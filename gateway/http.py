@@ -296,7 +296,38 @@ async def read_model(request: web.Request, model: type[M]) -> M:
     data = await read_json(request)
     if not isinstance(data, dict):
         raise Invalid("the body must be a JSON object", [{"field": "body", "message": "not an object"}])
+    where = _unstorable_at(data)
+    if where is not None:  # a record is refused, not altered (a contact is altered and logged: Contact)
+        raise field_error(where or "body", "contains a character no record can hold (NUL or a lone surrogate)")
     return model.model_validate(data)
+
+
+def _storable(text: str) -> bool:
+    """PostgreSQL text holds no NUL; JSON can escape a lone surrogate (\\ud800), which UTF-8 cannot."""
+    return "\x00" not in text and (text.isascii() or not any("\ud800" <= c <= "\udfff" for c in text))
+
+
+def _unstorable_at(value: Any, path: str = "") -> str | None:
+    """The path of the first string (or key) in a JSON value that no record can hold, else None."""
+    if isinstance(value, str):
+        return None if _storable(value) else path
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        where = f"{path}.{key}" if path else str(key)
+        if not _storable(str(key)):
+            return where
+        found = _unstorable_at(item, where)
+        if found is not None:
+            return found
+    return None
+
+
+def query_text(request: web.Request, name: str, *, max_length: int) -> str:
+    """A free-text query parameter, trimmed; refused (422) if it holds what no record can."""
+    value = request.query.get(name, "").strip()
+    if not _storable(value):
+        raise field_error(name, "contains a character no record can hold (NUL)")
+    return value[:max_length]
 
 
 INT_MAX = 2**31 - 1  # a PostgreSQL integer column (rule set versions)

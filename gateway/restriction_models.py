@@ -20,6 +20,19 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+def given(field: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    """JSON Schema for "`field` is given and not null", to state a cross-field rule in the schema."""
+    return {"required": [field], "properties": {field: schema or {"not": {"type": "null"}}}}
+
+
+def _restriction_schema(schema: dict[str, Any]) -> None:
+    """What the validators below enforce, said in the schema too: `kind` names the params' kind
+    (one variant per kind), and the record carries warned_on or immediate_risk."""
+    mapping = schema["properties"]["params"]["discriminator"]["mapping"]
+    kinds = [{"properties": {"kind": {"const": k}, "params": {"$ref": ref}}} for k, ref in mapping.items()]
+    schema["allOf"] = [{"oneOf": kinds}, {"anyOf": [given("warned_on"), given("immediate_risk")]}]
+
+
 class Incident(_In):
     on: date
     description: str = Field(min_length=1, max_length=4000)
@@ -46,6 +59,8 @@ def params_with_kind(data: Any) -> Any:
 
 
 class RestrictionIn(_In):
+    model_config = ConfigDict(json_schema_extra=_restriction_schema)
+
     customer_id: Id
     kind: Kind
     params: Params
@@ -55,7 +70,7 @@ class RestrictionIn(_In):
     incidents: list[Incident] = Field(min_length=1, max_length=200)
     warned_on: date | None = None
     immediate_risk: str | None = Field(default=None, min_length=1, max_length=4000)
-    deciders: list[Id] = Field(default_factory=list, max_length=20)
+    deciders: list[Id] = Field(default_factory=list, max_length=20, json_schema_extra={"uniqueItems": True})
     decided_on: date | None = None
     valid_from: date
     valid_to: date | None = None
@@ -112,6 +127,18 @@ class Variation(_In):
 
 
 class AppealDecisionIn(_In):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {
+                    "required": ["variation"],
+                    "properties": {"outcome": {"const": "varied"}, **given("variation")["properties"]},
+                },
+                {"properties": {"outcome": {"enum": ["upheld", "lifted"]}, "variation": {"type": "null"}}},
+            ]
+        }
+    )
+
     staff_id: Id | None = None
     outcome: AppealOutcome
     notes: str = Text
@@ -128,6 +155,10 @@ class AppealDecisionIn(_In):
 
 
 class ReviewIn(_In):
+    model_config = ConfigDict(
+        json_schema_extra={"anyOf": [{"properties": {"outcome": {"const": "lift"}}}, given("reasons")]}
+    )
+
     outcome: Literal["renew", "lift"]
     staff_id: Id | None = None
     reasons: str | None = Field(default=None, min_length=1, max_length=10_000)

@@ -179,3 +179,25 @@ async def test_a_withheld_placeholder_in_other_digits_is_withheld(client, keys, 
     assert r.status == 201, await r.text()
     (row,) = await rows(conn, "status = 'decided'")
     assert row["sender_kind"] == "withheld"
+
+
+async def test_text_no_record_can_hold_is_422_naming_the_field(client, admin):
+    """Found by schemathesis: NUL or a lone surrogate reached PostgreSQL and came back as a 500."""
+    for raw, field in (('"Ann\\u0000"', "representatives.0.name"), ('"\\udead"', "representatives.0.name")):
+        body = '{"name": "A", "representatives": [{"name": ' + raw + ', "relationship": "son"}]}'
+        r = await client.post("/v1/customers", data=body, headers={**admin, "Content-Type": "application/json"})
+        assert (await error_of(r, 422))["details"][0]["field"] == field
+    restriction = await restrict(
+        client, admin, await customer(client, admin, "B"), "caution", await deciders(client, admin), {"note": "n"}
+    )
+    r = await client.get(f"/v1/restrictions/{restriction['id']}/events?why=audit%00check", headers=admin)
+    assert (await error_of(r, 422))["details"][0]["field"] == "why"
+
+
+async def test_a_case_patch_cannot_null_the_subject_or_status(client, admin):
+    cid = await customer(client, admin, "Pat")
+    r = await client.post("/v1/cases", json={"customer_id": cid, "reference": "P-1", "subject": "s"}, headers=admin)
+    case_id = (await r.json())["id"]
+    for field in ("subject", "status"):
+        r = await client.patch(f"/v1/cases/{case_id}", json={field: None}, headers=admin)
+        assert (await error_of(r, 422))["details"][0]["field"] == field

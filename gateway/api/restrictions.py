@@ -14,7 +14,7 @@ from aiohttp import web
 
 from .. import lifecycle as lc
 from ..errors import field_error
-from ..http import add_route, dump, path_id, principal, read_model
+from ..http import add_route, dump, path_id, principal, query_text, read_model
 from ..invalidation import publish
 from ..letters import Letter, render
 from ..restriction_models import (
@@ -69,7 +69,7 @@ async def create(request: web.Request) -> web.Response:
 
 
 def _why(request: web.Request) -> str:
-    why = request.query.get("why", "").strip()
+    why = query_text(request, "why", max_length=501)
     if not 3 <= len(why) <= 500:
         raise field_error("why", "say why you are reading the full record (?why=..., 3-500 characters)")
     return why

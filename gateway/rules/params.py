@@ -25,6 +25,7 @@ WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun"
 BIGINT_MAX = 2**63 - 1
 Id = Annotated[int, Field(ge=1, le=BIGINT_MAX)]
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
+_HHMM_SCHEMA = "^(?:[01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$"  # the same, said in ASCII digits for the schema
 
 
 class _Strict(BaseModel):
@@ -41,8 +42,8 @@ class Window(_Strict):
     """A weekly window in the provider's local time, e.g. Tuesdays and Thursdays 10:00-12:00."""
 
     days: list[Weekday] = Field(min_length=1, max_length=7)
-    start: str
-    end: str
+    start: str = Field(json_schema_extra={"pattern": _HHMM_SCHEMA})
+    end: str = Field(json_schema_extra={"pattern": _HHMM_SCHEMA})
 
     @field_validator("start", "end")
     @classmethod
