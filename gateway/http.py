@@ -9,12 +9,10 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl
 
 import asyncpg
 import pydantic
 from aiohttp import web
-from multidict import MultiDict
 
 from . import logs
 from .auth import Principal
@@ -266,30 +264,6 @@ async def read_json(request: web.Request) -> Any:
         raise BadRequest("the body's JSON is nested too deeply", code="malformed_json") from None
     except ValueError:  # Python refuses to convert an integer of more than 4300 digits
         raise BadRequest("the body's JSON has a number with too many digits", code="malformed_json") from None
-
-
-FORM = "application/x-www-form-urlencoded"
-MAX_FORM_FIELDS = 1000  # a Twilio webhook carries a few dozen
-
-
-async def read_form(request: web.Request) -> MultiDict[str]:
-    """A URL-encoded UTF-8 form, the only form a webhook provider sends; anything else is a 4xx.
-
-    Read here rather than by aiohttp's `request.post()`, which also takes multipart bodies and
-    raises bare ValueErrors and LookupErrors on a broken one."""
-    if request.content_type != FORM:
-        raise BadRequest(f"expected a form body (Content-Type: {FORM})", code="unsupported_media_type")
-    if (request.charset or "utf-8").lower() not in ("utf-8", "utf8"):
-        raise BadRequest("the form must be UTF-8 (charset=utf-8)", code="malformed_form")
-    raw = await read_body(request)
-    try:
-        text = raw.decode("utf-8")
-        pairs = parse_qsl(text, keep_blank_values=True, errors="strict", max_num_fields=MAX_FORM_FIELDS)
-    except UnicodeDecodeError:
-        raise BadRequest("the form is not UTF-8 text", code="malformed_form") from None
-    except ValueError:  # parse_qsl: more than max_num_fields
-        raise TooLarge(f"the form has more than {MAX_FORM_FIELDS} fields") from None
-    return MultiDict(pairs)
 
 
 async def read_model(request: web.Request, model: type[M]) -> M:

@@ -201,3 +201,9 @@ async def test_a_case_patch_cannot_null_the_subject_or_status(client, admin):
     for field in ("subject", "status"):
         r = await client.patch(f"/v1/cases/{case_id}", json={field: None}, headers=admin)
         assert (await error_of(r, 422))["details"][0]["field"] == field
+
+
+@pytest.mark.parametrize("since", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00%2B14:00"])
+async def test_a_since_at_the_ends_of_the_calendar_is_422(client, admin, since):
+    r = await client.get(f"/v1/contacts?customer_id=1&since={since}", headers=admin)
+    assert (await error_of(r, 422))["details"][0]["field"] == "since"

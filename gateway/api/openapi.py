@@ -14,9 +14,9 @@ from pydantic import BaseModel
 
 from .. import __version__
 from ..channels.flat import FLAT_PATH
-from ..channels.twilio import FALLBACK_PATH, VOICE_PATH
+from ..channels.twilio import FALLBACK_PATH, FORM, VOICE_PATH
 from ..contact import Decision, InboundContact
-from ..http import FORM, INT_MAX, ROUTE_ROLES, add_route
+from ..http import INT_MAX, ROUTE_ROLES, add_route
 from ..models import CaseIn, CasePatch, CustomerIn, KeyIn, StaffIn
 from ..restriction_models import (
     AppealDecisionIn,

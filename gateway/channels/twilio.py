@@ -9,7 +9,7 @@ import logging
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import pydantic
 from aiohttp import web
@@ -17,8 +17,8 @@ from multidict import MultiDict
 
 from ..contact import GENERAL_QUEUE, Decision, InboundContact, degraded_decision
 from ..decide import Rejected
-from ..errors import Forbidden, GatewayError, Unavailable
-from ..http import add_route, attempt_note, read_form
+from ..errors import BadRequest, Forbidden, GatewayError, TooLarge, Unavailable
+from ..http import add_route, attempt_note, read_body
 from ..rules.context import StaffView
 from ..runtime import RUNTIME, Runtime
 from .base import HttpMount
@@ -29,6 +29,30 @@ VOICE_PATH = "/v1/channels/twilio/voice"
 FALLBACK_PATH = "/v1/channels/twilio/fallback"
 SAY_LANGUAGE = "en-GB"
 NO_MESSAGE = "Sorry, we cannot take your call. Please contact us in writing."
+
+
+FORM = "application/x-www-form-urlencoded"
+MAX_FORM_FIELDS = 1000  # a webhook carries a few dozen
+
+
+async def read_form(request: web.Request) -> MultiDict[str]:
+    """A URL-encoded UTF-8 form, the only form Twilio sends; anything else is a 4xx.
+
+    Read here rather than by aiohttp's `request.post()`, which also takes multipart bodies and
+    raises bare ValueErrors and LookupErrors on a broken one."""
+    if request.content_type != FORM:
+        raise BadRequest(f"expected a form body (Content-Type: {FORM})", code="unsupported_media_type")
+    if (request.charset or "utf-8").lower() not in ("utf-8", "utf8"):
+        raise BadRequest("the form must be UTF-8 (charset=utf-8)", code="malformed_form")
+    raw = await read_body(request)
+    try:
+        text = raw.decode("utf-8")
+        pairs = parse_qsl(text, keep_blank_values=True, errors="strict", max_num_fields=MAX_FORM_FIELDS)
+    except UnicodeDecodeError:
+        raise BadRequest("the form is not UTF-8 text", code="malformed_form") from None
+    except ValueError:  # parse_qsl: more than max_num_fields
+        raise TooLarge(f"the form has more than {MAX_FORM_FIELDS} fields") from None
+    return MultiDict(pairs)
 
 
 def expected_signature(token: str, url: str, params: MultiDict[str]) -> str:
