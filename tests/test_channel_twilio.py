@@ -182,7 +182,7 @@ async def test_not_configured_refuses_with_503(settings, conn):
         assert r.status == 503
         # What to set is for whoever runs the gateway (the log), not for an anonymous caller.
         assert "TWILIO_AUTH_TOKEN" not in await r.text()
-        (row,) = await rows(conn, "status = 'rejected'")
+        (row,) = await logged_contacts(conn, "status = 'rejected'")
         assert "TWILIO_AUTH_TOKEN" in row["error"]
 
 

@@ -8,7 +8,8 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from ..errors import field_error
-from ..http import add_route, query_int
+from ..http import add_route
+from ..inputs import query_int
 from ..state import POOL, SETTINGS
 from ..store.contacts import contacts_of
 

@@ -16,7 +16,8 @@ from .. import __version__
 from ..channels.flat import FLAT_PATH
 from ..channels.twilio import FALLBACK_PATH, FORM, VOICE_PATH
 from ..contact import Decision, InboundContact
-from ..http import INT_MAX, ROUTE_ROLES, add_route
+from ..http import ROUTE_ROLES, add_route
+from ..inputs import INT_MAX
 from ..models import CaseIn, CasePatch, CustomerIn, KeyIn, StaffIn
 from ..restriction_models import (
     AppealDecisionIn,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..http import add_route, path_id, principal, query_text
+from ..http import add_route, principal
+from ..inputs import path_id, query_text
 from ..reviews import due_report, to_csv, window_end
 from ..state import POOL
 from ..store import reports

@@ -14,7 +14,8 @@ from aiohttp import web
 
 from .. import lifecycle as lc
 from ..errors import field_error
-from ..http import add_route, dump, path_id, principal, query_text, read_model
+from ..http import add_route, dump, principal
+from ..inputs import path_id, query_text, read_model
 from ..invalidation import publish
 from ..letters import Letter, render
 from ..restriction_models import (

@@ -5,7 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..errors import NotFound
-from ..http import INT_MAX, add_route, path_id
+from ..http import add_route
+from ..inputs import INT_MAX, path_id
 from ..state import POOL
 from ..store.rulesets import get_ruleset, list_rulesets
 

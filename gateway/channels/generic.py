@@ -14,7 +14,7 @@ from aiohttp import web
 from ..contact import Decision, InboundContact
 from ..decide import Rejected
 from ..errors import GatewayError, Invalid
-from ..http import attempt_note, read_json
+from ..inputs import attempt_note, read_json
 from ..runtime import Runtime
 from .base import HttpMount
 

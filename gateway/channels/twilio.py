@@ -18,7 +18,8 @@ from multidict import MultiDict
 from ..contact import GENERAL_QUEUE, Decision, InboundContact, degraded_decision
 from ..decide import Rejected
 from ..errors import BadRequest, Forbidden, GatewayError, TooLarge, Unavailable
-from ..http import add_route, attempt_note, read_body
+from ..http import add_route
+from ..inputs import attempt_note, read_body
 from ..rules.context import StaffView
 from ..runtime import RUNTIME, Runtime
 from .base import HttpMount

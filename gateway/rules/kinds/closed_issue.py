@@ -6,8 +6,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
-
 from ..calendar import format_date
 from ..context import Context, RestrictionView
 from ..explain import closed_on

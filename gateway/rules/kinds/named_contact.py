@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
-
 from ..context import Context, RestrictionView, StaffView
 from ..kind import LetterWords, References, RestrictionKind, Sentences
 from ..outcome import CAUTION_QUEUE, BannerPart, Dest, Outcome
