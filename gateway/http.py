@@ -1,13 +1,12 @@
-"""HTTP edge: the role table, the one error middleware, request ids, and body parsing helpers."""
+"""HTTP edge: the role table, the one error middleware, request ids (reading what a caller sent: inputs.py)."""
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncpg
 import pydantic
@@ -16,18 +15,15 @@ from aiohttp import web
 from . import logs
 from .auth import Principal
 from .errors import (
-    BadRequest,
     DomainError,
     Fault,
     FieldInvalid,
     Forbidden,
     GatewayError,
-    Invalid,
     Missing,
     NotAllowed,
     RuleConflict,
     StateConflict,
-    TooLarge,
     Unauthorized,
 )
 from .rules.vocabulary import RulesInvalid
@@ -35,7 +31,6 @@ from .rules.vocabulary import RulesInvalid
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-M = TypeVar("M", bound=pydantic.BaseModel)
 
 # The one role table: route → the API-key roles allowed on it; None means public (health, the HTML
 # web form, ...). `admin` is in every entry except a person's own lifecycle steps (see add_route).
@@ -105,6 +100,24 @@ def _pydantic_details(exc: pydantic.ValidationError) -> list[dict[str, Any]]:
     ]
 
 
+# A database constraint that refused a write: what the caller is told. The constraint's name is
+# how we are built, so it goes to our log only.
+_CONSTRAINT_REFUSALS: dict[type[asyncpg.PostgresError], tuple[int, str, str]] = {
+    asyncpg.UniqueViolationError: (409, "conflict", "this would duplicate an existing record"),
+    asyncpg.ForeignKeyViolationError: (422, "invalid", "a referenced record does not exist; check the ids given"),
+    asyncpg.CheckViolationError: (422, "invalid", "a value is outside what is allowed"),
+    asyncpg.NotNullViolationError: (422, "invalid", "a required value is missing"),
+}
+
+
+def _constraint_refusal(exc: asyncpg.IntegrityConstraintViolationError) -> web.Response | None:
+    for kind, (status, code, message) in _CONSTRAINT_REFUSALS.items():
+        if isinstance(exc, kind):
+            log.warning("refused by database constraint %s (%s)", exc.constraint_name, kind.__name__)
+            return error_body(status, code, message)
+    return None
+
+
 def _translate(exc: BaseException) -> web.Response | None:
     """Map a known exception to its JSON error response; None for a genuine fault."""
     if isinstance(exc, DomainError):
@@ -121,14 +134,8 @@ def _translate(exc: BaseException) -> web.Response | None:
         if exc.status == 413:
             return error_body(413, "too_large", "request body is larger than the configured limit")
         return error_body(exc.status, _HTTP_CODES.get(exc.status, "error"), exc.reason)
-    if isinstance(exc, asyncpg.UniqueViolationError):
-        return error_body(
-            409, "conflict", "this would duplicate an existing record", {"constraint": exc.constraint_name}
-        )
-    if isinstance(exc, asyncpg.ForeignKeyViolationError):
-        return error_body(422, "invalid", "a referenced record does not exist", {"constraint": exc.constraint_name})
-    if isinstance(exc, asyncpg.CheckViolationError | asyncpg.NotNullViolationError):
-        return error_body(422, "invalid", "a value is outside what is allowed", {"constraint": exc.constraint_name})
+    if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
+        return _constraint_refusal(exc)
     if isinstance(
         exc,
         OSError
@@ -192,7 +199,9 @@ def auth_middleware_factory(resolve: Callable[[str], Awaitable[Principal | None]
         if who is None:
             raise Unauthorized("the API key is not recognised or has been revoked")
         if who.role not in roles:
-            raise Forbidden(f"role {who.role!r} may not call this endpoint", {"allowed": sorted(roles)})
+            # Who may call what is for our log; the caller learns only that this key may not.
+            log.warning("%s key refused on %s %s (allowed: %s)", who.role, request.method, request.path, sorted(roles))
+            raise Forbidden("this API key may not call this endpoint")
         if who.reads_only and request.method not in READ_METHODS:
             raise Forbidden(
                 "this API key belongs to no staff member, so it may only read; "
@@ -202,56 +211,6 @@ def auth_middleware_factory(resolve: Callable[[str], Awaitable[Principal | None]
         return await handler(request)
 
     return auth_middleware
-
-
-async def read_json(request: web.Request) -> Any:
-    if request.content_type not in (
-        "application/json",
-        "",
-        "application/octet-stream",
-    ) and not request.content_type.endswith("+json"):
-        raise BadRequest(
-            f"expected a JSON body (Content-Type: application/json), got {request.content_type}",
-            code="unsupported_media_type",
-        )
-    raw = await request.read()
-    if len(raw) > request.app[MAX_BODY]:
-        raise TooLarge("request body is larger than the configured limit")
-    try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"the body is not valid JSON: {exc}", code="malformed_json") from None
-    except RecursionError:
-        raise BadRequest("the body's JSON is nested too deeply", code="malformed_json") from None
-
-
-async def read_model(request: web.Request, model: type[M]) -> M:
-    data = await read_json(request)
-    if not isinstance(data, dict):
-        raise Invalid("the body must be a JSON object", [{"field": "body", "message": "not an object"}])
-    return model.model_validate(data)
-
-
-def query_int(
-    request: web.Request, name: str, default: int | None = None, *, low: int = 0, high: int = 10**9
-) -> int | None:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise Invalid(f"{name}: not a whole number", [{"field": name, "message": "not a whole number"}]) from None
-    if not low <= value <= high:
-        raise Invalid(f"{name}: out of range {low}..{high}", [{"field": name, "message": "out of range"}])
-    return value
-
-
-def path_id(request: web.Request, name: str = "id") -> int:
-    raw = request.match_info[name]
-    if not raw.isdigit() or len(raw) > 18:
-        raise Invalid(f"{name}: not an id", [{"field": name, "message": "not an id"}])
-    return int(raw)
 
 
 def dump(model: pydantic.BaseModel, status: int = 200) -> web.Response:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from dataclasses import dataclass
 from email.utils import parseaddr
 from typing import Literal
@@ -48,10 +49,19 @@ class Handle:
     value: str
 
 
+def ascii_digits(text: str) -> str:
+    """Decimal digits of any script (fullwidth ０, Arabic-Indic ٠, ...) and the fullwidth plus as
+    ASCII, so a number meets its stored form however the caller's system wrote it."""
+    if text.isascii():
+        return text
+    folded = (str(d) if (d := unicodedata.decimal(c, None)) is not None else c for c in text)
+    return "".join(folded).replace("\uff0b", "+")
+
+
 def is_withheld(raw: str | None) -> bool:
     if raw is None:
         return True
-    cleaned = raw.strip().lower()
+    cleaned = ascii_digits(raw).strip().lower()
     if cleaned.startswith(("sip:", "tel:")):
         cleaned = cleaned.split(":", 1)[1].split("@", 1)[0]
     return cleaned in WITHHELD_PLACEHOLDERS
@@ -60,7 +70,7 @@ def is_withheld(raw: str | None) -> bool:
 @functools.lru_cache(maxsize=65_536)
 def normalise_phone(raw: str, region: str = DEFAULT_REGION) -> str:
     """E.164 for anything that could be a number ("possible", not "valid": drama numbers count)."""
-    text = raw.strip()
+    text = ascii_digits(raw).strip()
     if text.lower().startswith(("sip:", "tel:")):
         text = text.split(":", 1)[1].split("@", 1)[0].split(";", 1)[0]
     if len(text) > 40:

@@ -6,9 +6,11 @@ from datetime import date
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic.config import JsonDict
 
 from .identity import IdentifierError, normalise, normalise_email, normalise_phone
-from .rules.params import CHANNELS, Channel, Window
+from .restriction_models import given
+from .rules.params import CHANNELS, Channel, Id, Window
 
 StaffRole = Literal["agent", "caution_lead", "service_caution_lead", "manager", "senior_manager"]
 CaseStatus = Literal["open", "closed", "exhausted"]
@@ -96,7 +98,11 @@ class Representative(RepresentativeIn):
 
 class Adjustments(_In):
     text: str = Field(default="", max_length=4000)
-    flags: list[str] = Field(default_factory=list, max_length=len(ADJUSTMENT_FLAGS))
+    flags: list[str] = Field(
+        default_factory=list,
+        max_length=len(ADJUSTMENT_FLAGS),
+        json_schema_extra={"items": {"enum": list(ADJUSTMENT_FLAGS)}},
+    )
 
     @field_validator("flags")
     @classmethod
@@ -122,8 +128,14 @@ class Customer(CustomerIn):
     representatives: list[Representative] = Field(default_factory=list)  # type: ignore[assignment]
 
 
+# A closed or exhausted case carries the date it was closed (the store checks; the schema says so).
+_CLOSED_ON: JsonDict = {"anyOf": [{"properties": {"status": {"const": "open"}}}, given("closed_on")]}
+
+
 class CaseIn(_In):
-    customer_id: int = Field(gt=0)
+    model_config = ConfigDict(json_schema_extra=_CLOSED_ON)
+
+    customer_id: Id
     reference: str = Field(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9][A-Za-z0-9_/-]*$")
     subject: str = Field(min_length=1, max_length=500)
     status: CaseStatus = "open"
@@ -132,8 +144,12 @@ class CaseIn(_In):
 
 
 class CasePatch(_In):
-    subject: str | None = Field(default=None, min_length=1, max_length=500)
-    status: CaseStatus | None = None
+    """Only the fields given change. A case always has a subject and a status: neither may be null."""
+
+    model_config = ConfigDict(json_schema_extra=_CLOSED_ON)
+
+    subject: str = Field(default=None, min_length=1, max_length=500)  # type: ignore[assignment]
+    status: CaseStatus = None  # type: ignore[assignment]
     closed_on: date | None = None
     outcome_letter: str | None = Field(default=None, max_length=20_000)
 
@@ -152,7 +168,7 @@ class KeyIn(_In):
     """A person's key (`staff_id`; its role follows theirs, its name defaults to theirs) or a system
     key (`role` channel or admin, and a `name`)."""
 
-    staff_id: int | None = Field(default=None, gt=0)
+    staff_id: Id | None = None
     role: Literal["channel", "agent", "manager", "caution_lead", "admin"] | None = None
     name: str | None = Field(default=None, min_length=1, max_length=100)
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .rules.params import Channel
+from .rules.params import Channel, Id
 from .rules.registry import Kind, Params
 
 ReasonCategory = Literal["aggressive_or_abusive", "unreasonable_demands", "unreasonable_persistence"]
@@ -20,6 +20,19 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+def given(field: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    """JSON Schema for "`field` is given and not null", to state a cross-field rule in the schema."""
+    return {"required": [field], "properties": {field: schema or {"not": {"type": "null"}}}}
+
+
+def _restriction_schema(schema: dict[str, Any]) -> None:
+    """What the validators below enforce, said in the schema too: `kind` names the params' kind
+    (one variant per kind), and the record carries warned_on or immediate_risk."""
+    mapping = schema["properties"]["params"]["discriminator"]["mapping"]
+    kinds = [{"properties": {"kind": {"const": k}, "params": {"$ref": ref}}} for k, ref in mapping.items()]
+    schema["allOf"] = [{"oneOf": kinds}, {"anyOf": [given("warned_on"), given("immediate_risk")]}]
+
+
 class Incident(_In):
     on: date
     description: str = Field(min_length=1, max_length=4000)
@@ -27,7 +40,7 @@ class Incident(_In):
 
 
 class EqualityNote(_In):
-    staff_id: int = Field(gt=0)
+    staff_id: Id
     note: str = Field(min_length=1, max_length=4000)
     on: date | None = None
 
@@ -46,7 +59,9 @@ def params_with_kind(data: Any) -> Any:
 
 
 class RestrictionIn(_In):
-    customer_id: int = Field(gt=0)
+    model_config = ConfigDict(json_schema_extra=_restriction_schema)
+
+    customer_id: Id
     kind: Kind
     params: Params
     channels: list[Channel] | None = Field(default=None, min_length=1, max_length=5)
@@ -55,12 +70,12 @@ class RestrictionIn(_In):
     incidents: list[Incident] = Field(min_length=1, max_length=200)
     warned_on: date | None = None
     immediate_risk: str | None = Field(default=None, min_length=1, max_length=4000)
-    deciders: list[int] = Field(default_factory=list, max_length=20)
+    deciders: list[Id] = Field(default_factory=list, max_length=20, json_schema_extra={"uniqueItems": True})
     decided_on: date | None = None
     valid_from: date
     valid_to: date | None = None
     review_due: date | None = None
-    review_approver: int | None = Field(default=None, gt=0)
+    review_approver: Id | None = None
     adjustments: str = Field(default="", max_length=4000)
     equality_note: EqualityNote | None = None
 
@@ -87,7 +102,7 @@ class RestrictionIn(_In):
 
 
 class DecisionIn(_In):
-    staff_id: int | None = Field(default=None, gt=0)
+    staff_id: Id | None = None
     decided_on: date | None = None
 
 
@@ -112,7 +127,19 @@ class Variation(_In):
 
 
 class AppealDecisionIn(_In):
-    staff_id: int | None = Field(default=None, gt=0)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {
+                    "required": ["variation"],
+                    "properties": {"outcome": {"const": "varied"}, **given("variation")["properties"]},
+                },
+                {"properties": {"outcome": {"enum": ["upheld", "lifted"]}, "variation": {"type": "null"}}},
+            ]
+        }
+    )
+
+    staff_id: Id | None = None
     outcome: AppealOutcome
     notes: str = Text
     decided_on: date | None = None
@@ -128,12 +155,16 @@ class AppealDecisionIn(_In):
 
 
 class ReviewIn(_In):
+    model_config = ConfigDict(
+        json_schema_extra={"anyOf": [{"properties": {"outcome": {"const": "lift"}}}, given("reasons")]}
+    )
+
     outcome: Literal["renew", "lift"]
-    staff_id: int | None = Field(default=None, gt=0)
+    staff_id: Id | None = None
     reasons: str | None = Field(default=None, min_length=1, max_length=10_000)
     incidents: list[Incident] = Field(default_factory=list, max_length=200)
     review_due: date | None = None
-    review_approver: int | None = Field(default=None, gt=0)
+    review_approver: Id | None = None
     valid_to: date | None = None
     reviewed_on: date | None = None
 
@@ -146,7 +177,7 @@ class ReviewIn(_In):
 
 class LiftIn(_In):
     reason: str = Text
-    staff_id: int | None = Field(default=None, gt=0)
+    staff_id: Id | None = None
     lifted_on: date | None = None
 
 

@@ -8,8 +8,9 @@ from aiohttp import web
 
 from .. import auth
 from ..errors import BadRequest, Invalid
-from ..http import add_route, dump, path_id, read_model
+from ..http import add_route, dump
 from ..importer import CsvFormatError, import_csv
+from ..inputs import path_id, read_model
 from ..invalidation import publish
 from ..models import CaseIn, CasePatch, CustomerIn, KeyIn, StaffIn
 from ..state import POOL, REDIS

@@ -17,7 +17,8 @@ from redis.exceptions import RedisError
 
 from ..contact import InboundContact
 from ..errors import field_error
-from ..http import add_route, query_int
+from ..http import add_route
+from ..inputs import query_int
 from ..rediskeys import BANNER_CHANNEL
 from ..rules.context import Match
 from ..rules.engine import decide as rules_decide

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
 from ..errors import field_error
-from ..http import add_route, query_int
+from ..http import add_route
+from ..inputs import query_int
 from ..state import POOL, SETTINGS
 from ..store.contacts import contacts_of
 
@@ -25,6 +26,10 @@ async def list_contacts(request: web.Request) -> web.Response:
             raise field_error("since", "an ISO 8601 date or date-time") from None
         if since.tzinfo is None:
             since = since.replace(tzinfo=ZoneInfo(request.app[SETTINGS].tz))
+        try:  # the database compares in UTC; year 1 or 9999 at an offset falls outside any date
+            since = since.astimezone(UTC)
+        except OverflowError:
+            raise field_error("since", "a date between the years 1 and 9999") from None
     limit = query_int(request, "limit", 200, low=1, high=5000) or 200
     rows = await contacts_of(request.app[POOL], customer_id, since, limit)
     return web.json_response({"customer_id": customer_id, "contacts": rows})

@@ -1,4 +1,8 @@
-"""GET /v1/openapi.json: the API surface, generated from the route table and the pydantic models."""
+"""GET /v1/openapi.json: the API surface, generated from the route table and the pydantic models.
+
+Each schema says what its handler enforces (ids within their column, the query parameters, the
+webhook form), so a client built from it, or a fuzzer, sends what the gateway accepts.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,12 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from .. import __version__
+from ..channels.flat import FLAT_PATH
+from ..channels.twilio import FALLBACK_PATH, FORM, VOICE_PATH
 from ..contact import Decision, InboundContact
 from ..http import ROUTE_ROLES, add_route
-from ..models import CaseIn, CasePatch, CustomerIn, StaffIn
+from ..inputs import INT_MAX
+from ..models import CaseIn, CasePatch, CustomerIn, KeyIn, StaffIn
 from ..restriction_models import (
     AppealDecisionIn,
     AppealIn,
@@ -21,11 +28,13 @@ from ..restriction_models import (
     RestrictionIn,
     ReviewIn,
 )
+from ..rules.params import BIGINT_MAX, CHANNELS
 
 # Request bodies we can describe exactly; other endpoints document themselves by summary.
 BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("POST", "/v1/contacts"): InboundContact,
     ("POST", "/v1/staff"): StaffIn,
+    ("POST", "/v1/keys"): KeyIn,
     ("POST", "/v1/customers"): CustomerIn,
     ("POST", "/v1/cases"): CaseIn,
     ("PATCH", "/v1/cases/{id}"): CasePatch,
@@ -40,6 +49,96 @@ BODIES: dict[tuple[str, str], type[BaseModel]] = {
 RESPONSES: dict[tuple[str, str], type[BaseModel]] = {("POST", "/v1/contacts"): Decision}
 
 
+def _id(maximum: int) -> dict[str, Any]:
+    return {"type": "integer", "minimum": 1, "maximum": maximum}
+
+
+def _text(max_length: int, min_length: int = 0) -> dict[str, Any]:
+    return {"type": "string", "minLength": min_length, "maxLength": max_length}
+
+
+# Path parameters are ids within the range of their column (http.path_id refuses anything else).
+PATH_PARAMS: dict[str, dict[str, Any]] = {"id": _id(BIGINT_MAX), "version": _id(INT_MAX)}
+
+
+def _query(name: str, schema: dict[str, Any], *, required: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": required, "schema": schema}
+
+
+# A full restriction record is read only with a reason, kept in its audit trail.
+_WHY = _query("why", {**_text(500, 3), "pattern": r"^\S(?:[\s\S]*\S)?$"}, required=True)
+QUERIES: dict[tuple[str, str], list[dict[str, Any]]] = {
+    ("GET", "/v1/banners"): [
+        _query("customer_id", _id(BIGINT_MAX)),
+        _query("identifier", _text(320)),
+        _query("channel", {"enum": list(CHANNELS)}),
+    ],
+    ("GET", "/v1/banners/stream"): [_query("queue", _text(100)), _query("staff_id", _text(20))],
+    ("GET", "/v1/contacts"): [
+        _query("customer_id", _id(BIGINT_MAX), required=True),
+        _query("since", {"type": "string", "format": "date-time"}),
+        _query("limit", {"type": "integer", "minimum": 1, "maximum": 5000}),
+    ],
+    ("GET", "/v1/reviews/due"): [
+        _query("within", {"type": "string", "pattern": "^(?:[0-9]{1,3}d|[0-9]{1,2}[wm])$"}),
+        _query("format", {"enum": ["json", "csv"]}),
+    ],
+    ("GET", "/v1/customers/{id}/export"): [_query("why", _text(500))],
+    ("GET", "/v1/restrictions/{id}"): [_WHY],
+    ("GET", "/v1/restrictions/{id}/events"): [_WHY],
+    ("GET", "/v1/restrictions/{id}/letter"): [_query("format", {"enum": ["html", "text", "json"]})],
+}
+
+# Bodies that are not a pydantic model: the webhook form, the flat map's input, the CSV import.
+_TWILIO_FORM = {
+    "type": "object",
+    "properties": {"CallSid": _text(200, 1), "From": _text(320), "To": _text(320)},
+    "required": ["CallSid", "From"],
+    "additionalProperties": {"type": "string", "maxLength": 1000},
+}
+_CONNECT_ENDPOINT = {"type": "object", "properties": {"Address": _text(320)}}
+_FLAT = {
+    "type": "object",
+    "description": "Our own {contact_id, from, to} or Amazon Connect's event (Details.ContactData)",
+    "properties": {
+        "contact_id": _text(200, 1),
+        "from": _text(320),
+        "to": _text(320),
+        "Details": {
+            "type": "object",
+            "properties": {
+                "ContactData": {
+                    "type": "object",
+                    "properties": {
+                        "ContactId": _text(200, 1),
+                        "CustomerEndpoint": _CONNECT_ENDPOINT,
+                        "SystemEndpoint": _CONNECT_ENDPOINT,
+                    },
+                }
+            },
+        },
+    },
+}
+# The importer needs a header row naming at least external_ref and name (other columns: importer.py).
+_CSV = {"type": "string", "pattern": "^external_ref,name(,phones)?(,emails)?\r?\n"}
+RAW_BODIES: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
+    ("POST", VOICE_PATH): (FORM, _TWILIO_FORM),
+    ("POST", FALLBACK_PATH): (FORM, _TWILIO_FORM),
+    ("POST", FLAT_PATH): ("application/json", _FLAT),
+    ("POST", "/v1/customers/import"): ("text/csv", _CSV),
+}
+
+
+def _request_body(method: str, path: str) -> dict[str, Any] | None:
+    if (method, path) in BODIES:
+        ref = {"$ref": f"#/components/schemas/{BODIES[(method, path)].__name__}"}
+        return {"required": True, "content": {"application/json": {"schema": ref}}}
+    if (method, path) in RAW_BODIES:
+        media_type, schema = RAW_BODIES[(method, path)]
+        return {"required": True, "content": {media_type: {"schema": schema}}}
+    return None
+
+
 def _operation(method: str, path: str, handler: Any, roles: frozenset[str] | None) -> dict[str, Any]:
     doc = (handler.__doc__ or handler.__name__.replace("_", " ")).strip().splitlines()[0]
     op: dict[str, Any] = {
@@ -51,19 +150,19 @@ def _operation(method: str, path: str, handler: Any, roles: frozenset[str] | Non
             }
         },
     }
-    params = re.findall(r"{(\w+)}", path)
+    params = [
+        {"name": p, "in": "path", "required": True, "schema": PATH_PARAMS.get(p, {"type": "string"})}
+        for p in re.findall(r"{(\w+)}", path)
+    ]
+    params += QUERIES.get((method, path), [])
     if params:
-        op["parameters"] = [{"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in params]
+        op["parameters"] = params
     if roles is not None:
         op["security"] = [{"apiKey": []}]
         op["x-roles"] = sorted(roles)
-    if (method, path) in BODIES:
-        op["requestBody"] = {
-            "required": True,
-            "content": {
-                "application/json": {"schema": {"$ref": f"#/components/schemas/{BODIES[(method, path)].__name__}"}}
-            },
-        }
+    body = _request_body(method, path)
+    if body is not None:
+        op["requestBody"] = body
     model = RESPONSES.get((method, path))
     op["responses"]["200"] = {
         "description": "OK",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..http import add_route, path_id, principal
+from ..http import add_route, principal
+from ..inputs import path_id, query_text
 from ..reviews import due_report, to_csv, window_end
 from ..state import POOL
 from ..store import reports
@@ -34,7 +35,7 @@ async def reviews_due(request: web.Request) -> web.Response:
 
 
 async def export(request: web.Request) -> web.Response:
-    why = request.query.get("why", "").strip()[:500] or None
+    why = query_text(request, "why", max_length=500) or None
     async with request.app[POOL].acquire() as conn:
         doc = await reports.export_customer(conn, path_id(request), principal(request).actor, why)
     return web.json_response(doc)

@@ -14,7 +14,8 @@ from aiohttp import web
 
 from .. import lifecycle as lc
 from ..errors import field_error
-from ..http import add_route, dump, path_id, principal, read_model
+from ..http import add_route, dump, principal
+from ..inputs import path_id, query_text, read_model
 from ..invalidation import publish
 from ..letters import Letter, render
 from ..restriction_models import (
@@ -69,7 +70,7 @@ async def create(request: web.Request) -> web.Response:
 
 
 def _why(request: web.Request) -> str:
-    why = request.query.get("why", "").strip()
+    why = query_text(request, "why", max_length=501)
     if not 3 <= len(why) <= 500:
         raise field_error("why", "say why you are reading the full record (?why=..., 3-500 characters)")
     return why

@@ -5,7 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..errors import NotFound
-from ..http import add_route, path_id
+from ..http import add_route
+from ..inputs import INT_MAX, path_id
 from ..state import POOL
 from ..store.rulesets import get_ruleset, list_rulesets
 
@@ -17,7 +18,7 @@ async def list_all(request: web.Request) -> web.Response:
 
 
 async def get_one(request: web.Request) -> web.Response:
-    found = await get_ruleset(request.app[POOL], path_id(request, "version"))
+    found = await get_ruleset(request.app[POOL], path_id(request, "version", high=INT_MAX))
     if found is None:
         raise NotFound(f"rule set version {request.match_info['version']} does not exist")
     return web.json_response(found)

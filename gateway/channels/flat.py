@@ -10,7 +10,7 @@ from aiohttp import web
 from ..contact import Decision, InboundContact
 from ..decide import Rejected
 from ..errors import GatewayError, Invalid
-from ..http import read_json
+from ..inputs import read_json
 from ..runtime import Runtime
 from .base import HttpMount
 from .render import flat_fields

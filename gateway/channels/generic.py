@@ -14,7 +14,7 @@ from aiohttp import web
 from ..contact import Decision, InboundContact
 from ..decide import Rejected
 from ..errors import GatewayError, Invalid
-from ..http import read_json
+from ..inputs import attempt_note, read_json
 from ..runtime import Runtime
 from .base import HttpMount
 
@@ -32,7 +32,7 @@ class GenericChannel:
         try:
             data = await read_json(raw)
         except GatewayError as exc:
-            return Rejected("malformed", exc.message, refusal=exc)
+            return Rejected("malformed", attempt_note(raw, exc), refusal=exc)
         if not isinstance(data, dict):
             problem = Invalid("the body must be a JSON object", [{"field": "body", "message": "not an object"}])
             return Rejected("malformed", problem.message, refusal=problem)

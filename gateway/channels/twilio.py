@@ -9,17 +9,17 @@ import logging
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
-from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import pydantic
 from aiohttp import web
-from multidict import MultiDict, MultiDictProxy
+from multidict import MultiDict
 
 from ..contact import GENERAL_QUEUE, Decision, InboundContact, degraded_decision
 from ..decide import Rejected
-from ..errors import Forbidden, Unavailable
+from ..errors import BadRequest, Forbidden, GatewayError, TooLarge, Unavailable
 from ..http import add_route
+from ..inputs import attempt_note, read_body
 from ..rules.context import StaffView
 from ..runtime import RUNTIME, Runtime
 from .base import HttpMount
@@ -30,6 +30,30 @@ VOICE_PATH = "/v1/channels/twilio/voice"
 FALLBACK_PATH = "/v1/channels/twilio/fallback"
 SAY_LANGUAGE = "en-GB"
 NO_MESSAGE = "Sorry, we cannot take your call. Please contact us in writing."
+
+
+FORM = "application/x-www-form-urlencoded"
+MAX_FORM_FIELDS = 1000  # a webhook carries a few dozen
+
+
+async def read_form(request: web.Request) -> MultiDict[str]:
+    """A URL-encoded UTF-8 form, the only form Twilio sends; anything else is a 4xx.
+
+    Read here rather than by aiohttp's `request.post()`, which also takes multipart bodies and
+    raises bare ValueErrors and LookupErrors on a broken one."""
+    if request.content_type != FORM:
+        raise BadRequest(f"expected a form body (Content-Type: {FORM})", code="unsupported_media_type")
+    if (request.charset or "utf-8").lower() not in ("utf-8", "utf8"):
+        raise BadRequest("the form must be UTF-8 (charset=utf-8)", code="malformed_form")
+    raw = await read_body(request)
+    try:
+        text = raw.decode("utf-8")
+        pairs = parse_qsl(text, keep_blank_values=True, errors="strict", max_num_fields=MAX_FORM_FIELDS)
+    except UnicodeDecodeError:
+        raise BadRequest("the form is not UTF-8 text", code="malformed_form") from None
+    except ValueError:  # parse_qsl: more than max_num_fields
+        raise TooLarge(f"the form has more than {MAX_FORM_FIELDS} fields") from None
+    return MultiDict(pairs)
 
 
 def expected_signature(token: str, url: str, params: MultiDict[str]) -> str:
@@ -59,25 +83,24 @@ def signature_ok(token: str, url: str, params: MultiDict[str], signature: str) -
 
 
 async def _signed_form(request: web.Request, rt: Runtime) -> MultiDict[str] | Rejected:
-    """The form parameters of a request Twilio signed; anything else is a Rejected attempt."""
+    """The form parameters of a request Twilio signed; anything else is a Rejected attempt.
+    What would help to set Twilio up (settings, the signed URL) goes to our log, not to the caller."""
     settings = rt.settings
     if not settings.twilio_auth_token or not settings.public_url:
         why = "the Twilio channel is not configured: set TWILIO_AUTH_TOKEN and GATEWAY_PUBLIC_URL"
-        return Rejected("rejected", why, "phone", refusal=Unavailable(why + " (unsigned requests are never accepted)"))
-    form = _strings(await request.post())
+        return Rejected("rejected", why, "phone", refusal=Unavailable("the Twilio channel is not available"))
+    try:
+        form = await read_form(request)
+    except GatewayError as exc:  # unreadable, so unsigned as far as we can tell: logged and refused
+        return Rejected("malformed", attempt_note(request, exc), "phone", refusal=exc)
     url = settings.public_url.rstrip("/") + request.raw_path
     signature = request.headers.get("X-Twilio-Signature", "")
     if signature and signature_ok(settings.twilio_auth_token, url, form, signature):
         return form
     why = "bad X-Twilio-Signature" if signature else "missing X-Twilio-Signature"
-    # The signed URL helps whoever configures Twilio; it is for our log, not for the caller.
     log.warning("Twilio %s refused: %s (signed URL expected: %s)", request.path, why, url)
-    refusal = Forbidden(f"{why}: the request was not signed by Twilio for {url}")
+    refusal = Forbidden(f"{why}: the request was not signed by Twilio")
     return Rejected("rejected", why, "phone", form.get("From", ""), form.get("CallSid") or None, refusal=refusal)
-
-
-def _strings(form: MultiDictProxy[Any]) -> MultiDict[str]:
-    return MultiDict((k, v) for k, v in form.items() if isinstance(v, str))
 
 
 class TwilioVoice:

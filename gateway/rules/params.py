@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import time
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -20,7 +20,12 @@ WRITTEN: frozenset[str] = frozenset({"email", "web_form", "letter"})
 PERSONAL: frozenset[str] = frozenset({"phone", "visit"})
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# Every id is a PostgreSQL bigint: a larger number cannot name a record, so it is refused as input
+# (with the field named) rather than failing in the database driver.
+BIGINT_MAX = 2**63 - 1
+Id = Annotated[int, Field(ge=1, le=BIGINT_MAX)]
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
+_HHMM_SCHEMA = "^(?:[01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$"  # the same, said in ASCII digits for the schema
 
 
 class _Strict(BaseModel):
@@ -37,8 +42,8 @@ class Window(_Strict):
     """A weekly window in the provider's local time, e.g. Tuesdays and Thursdays 10:00-12:00."""
 
     days: list[Weekday] = Field(min_length=1, max_length=7)
-    start: str
-    end: str
+    start: str = Field(json_schema_extra={"pattern": _HHMM_SCHEMA})
+    end: str = Field(json_schema_extra={"pattern": _HHMM_SCHEMA})
 
     @field_validator("start", "end")
     @classmethod

@@ -6,14 +6,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
-
 from ..calendar import format_date
 from ..context import Context, RestrictionView
 from ..explain import closed_on
 from ..kind import LetterWords, Problem, Proposal, References, RestrictionKind, Sentences
 from ..outcome import NEW_INFORMATION_QUEUE, BannerPart, Dest, Outcome
-from ..params import WRITTEN, KindParams
+from ..params import WRITTEN, Id, KindParams
 from ..vocabulary import Contact
 
 FINISHED = frozenset({"closed", "exhausted"})
@@ -21,7 +19,7 @@ FINISHED = frozenset({"closed", "exhausted"})
 
 class ClosedIssue(KindParams):
     kind: Literal["closed_issue"] = "closed_issue"
-    case_id: int = Field(gt=0)
+    case_id: Id
 
 
 def check(contact: Contact, r: RestrictionView, ctx: Context, now: datetime) -> Outcome:

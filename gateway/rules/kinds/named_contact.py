@@ -5,19 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
-
 from ..context import Context, RestrictionView, StaffView
 from ..kind import LetterWords, References, RestrictionKind, Sentences
 from ..outcome import CAUTION_QUEUE, BannerPart, Dest, Outcome
-from ..params import KindParams
+from ..params import Id, KindParams
 from ..vocabulary import Contact
 
 
 class NamedContact(KindParams):
     kind: Literal["named_contact"] = "named_contact"
-    staff_id: int = Field(gt=0)
-    deputy_staff_id: int | None = Field(default=None, gt=0)
+    staff_id: Id
+    deputy_staff_id: Id | None = None
 
 
 def _who(params: NamedContact, ctx: Context) -> tuple[StaffView | None, str]:

@@ -1,0 +1,131 @@
+"""What a caller sent, read at the HTTP edge: the body (JSON, a model) and values from the path and
+the query, each refused with a clear 4xx naming what is wrong when it cannot be used."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, TypeVar
+
+import pydantic
+from aiohttp import web
+
+from .errors import BadRequest, GatewayError, Invalid, TooLarge, field_error
+from .http import MAX_BODY
+from .rules.params import BIGINT_MAX
+
+M = TypeVar("M", bound=pydantic.BaseModel)
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The raw body; one declared larger than the limit is refused before a byte of it is read."""
+    limit = request.app[MAX_BODY]
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise TooLarge("the request body is larger than this endpoint accepts")
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:  # no length declared (chunked): aiohttp stops at the limit
+        raise TooLarge("the request body is larger than this endpoint accepts") from None
+    if len(raw) > limit:
+        raise TooLarge("the request body is larger than this endpoint accepts")
+    return raw
+
+
+def attempt_note(request: web.Request, exc: GatewayError) -> str:
+    """What the contact log keeps of a request whose body could not be read: why, the size it
+    declared and the address it came from (the body itself may never have been read)."""
+    size = "no declared size" if request.content_length is None else f"Content-Length {request.content_length}"
+    return f"{exc.message} ({size}; from {request.remote or 'an unknown address'})"
+
+
+async def read_json(request: web.Request) -> Any:
+    if request.content_type not in (
+        "application/json",
+        "",
+        "application/octet-stream",
+    ) and not request.content_type.endswith("+json"):
+        raise BadRequest(
+            f"expected a JSON body (Content-Type: application/json), got {request.content_type}",
+            code="unsupported_media_type",
+        )
+    raw = await read_body(request)
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}", code="malformed_json") from None
+    except UnicodeDecodeError:
+        raise BadRequest("the body is not valid JSON: it is not UTF-8 text", code="malformed_json") from None
+    except RecursionError:
+        raise BadRequest("the body's JSON is nested too deeply", code="malformed_json") from None
+    except ValueError:  # Python refuses to convert an integer of more than 4300 digits
+        raise BadRequest("the body's JSON has a number with too many digits", code="malformed_json") from None
+
+
+async def read_model(request: web.Request, model: type[M]) -> M:
+    data = await read_json(request)
+    if not isinstance(data, dict):
+        raise Invalid("the body must be a JSON object", [{"field": "body", "message": "not an object"}])
+    where = _unstorable_at(data)
+    if where is not None:  # a record is refused, not altered (a contact is altered and logged: Contact)
+        raise field_error(where or "body", "contains a character no record can hold (NUL or a lone surrogate)")
+    return model.model_validate(data)
+
+
+def _storable(text: str) -> bool:
+    """PostgreSQL text holds no NUL; JSON can escape a lone surrogate (\\ud800), which UTF-8 cannot."""
+    return "\x00" not in text and (text.isascii() or not any("\ud800" <= c <= "\udfff" for c in text))
+
+
+def _unstorable_at(value: Any, path: str = "") -> str | None:
+    """The path of the first string (or key) in a JSON value that no record can hold, else None."""
+    if isinstance(value, str):
+        return None if _storable(value) else path
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        where = f"{path}.{key}" if path else str(key)
+        if not _storable(str(key)):
+            return where
+        found = _unstorable_at(item, where)
+        if found is not None:
+            return found
+    return None
+
+
+def query_text(request: web.Request, name: str, *, max_length: int) -> str:
+    """A free-text query parameter, trimmed; refused (422) if it holds what no record can."""
+    value = request.query.get(name, "").strip()
+    if not _storable(value):
+        raise field_error(name, "contains a character no record can hold (NUL)")
+    return value[:max_length]
+
+
+INT_MAX = 2**31 - 1  # a PostgreSQL integer column (rule set versions)
+# ASCII digits only: int() would also take "١" (Arabic-Indic one), "1_0" and " 1".
+_WHOLE_NUMBER = re.compile(r"-?[0-9]{1,19}")
+
+
+def _whole_number(raw: str) -> int | None:
+    return int(raw) if _WHOLE_NUMBER.fullmatch(raw) else None
+
+
+def query_int(
+    request: web.Request, name: str, default: int | None = None, *, low: int = 0, high: int = BIGINT_MAX
+) -> int | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    value = _whole_number(raw)
+    if value is None:
+        raise field_error(name, "not a whole number")
+    if not low <= value <= high:
+        raise field_error(name, f"out of range {low}..{high}")
+    return value
+
+
+def path_id(request: web.Request, name: str = "id", *, high: int = BIGINT_MAX) -> int:
+    """The id in the path: a whole number 1..high (the range of its column), in ASCII digits."""
+    value = _whole_number(request.match_info[name])
+    if value is None or not 1 <= value <= high:
+        raise field_error(name, f"not an id (a whole number from 1 to {high})")
+    return value
