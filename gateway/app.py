@@ -11,11 +11,11 @@ from aiohttp import web
 
 from . import channels, db
 from .api import admin, banners, contacts, openapi, ops, reports, restrictions, rulesets
+from .appkeys import KEYRING, POOL, REDIS, SETTINGS
 from .auth import KeyRing
 from .http import MAX_BODY, ROUTE_ROLES, auth_middleware_factory, error_middleware
 from .runtime import RUNTIME, Runtime
 from .settings import Settings
-from .state import KEYRING, POOL, REDIS, SETTINGS
 from .tasks import periodic_tasks
 
 log = logging.getLogger(__name__)

@@ -7,6 +7,7 @@ depends on the clock, so the edge checks it (`implausible_received_at`), not the
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,6 +37,7 @@ __all__ = [
     "Severity",
     "Target",
     "TargetType",
+    "case_reference",
     "degraded_decision",
     "implausible_received_at",
 ]
@@ -82,3 +84,17 @@ def degraded_decision(contact_id: str, why: str) -> Decision:
         reasons=[Reason(source="system", because=why)],
         degraded=True,
     )
+
+
+# An explicit case reference in an email subject, e.g. "Re: [CMP-1234] my complaint".
+CASE_IN_SUBJECT = re.compile(r"\[([A-Za-z]{2,8}-[0-9]{1,12})\]")
+
+
+def case_reference(case_ref: str | None, subject: str | None) -> str | None:
+    if case_ref:
+        return case_ref.strip()
+    if subject:
+        m = CASE_IN_SUBJECT.search(subject[:1000])
+        if m:
+            return m.group(1)
+    return None

@@ -8,8 +8,9 @@ from typing import Any
 import asyncpg
 
 from . import lifecycle as lc
-from .models import CaseIn, CustomerIn, StaffIn
-from .restriction_models import DecisionIn, RestrictionIn
+from .models.cases import CaseIn
+from .models.people import CustomerIn, StaffIn
+from .models.restrictions import DecisionIn, RestrictionIn
 from .settings import Settings
 from .store import cases, people, restrictions
 

@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 import pydantic
 
-from .models import Adjustments, IdentifierIn
+from .models.people import Adjustments, IdentifierIn
 from .store.people import upsert_imported
 
 REQUIRED = ("external_ref", "name")

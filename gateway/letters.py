@@ -16,7 +16,7 @@ from string import Template
 
 from .errors import Fault
 from .lifecycle import APPEAL_WINDOW_WORKING_DAYS, APPEAL_WORKING_DAYS
-from .restriction_models import Restriction
+from .models.restrictions import Restriction
 from .rules.calendar import Calendar, format_date, join_words
 from .rules.context import Provider
 from .rules.kind import LetterWords, Records, Sentences

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from .errors import FieldInvalid
 from .lifecycle import add_months
 
-_WITHIN = re.compile(r"^(\d{1,4})([dwm])$")
+_WITHIN = re.compile(r"^([0-9]{1,4})([dwm])$")
 MAX_WITHIN_DAYS = 3660
 CSV_COLUMNS = (
     "restriction_id",

@@ -13,9 +13,9 @@ import asyncpg
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from .appkeys import POOL, REDIS, SETTINGS
 from .invalidation import publish
 from .reviews import local_today, utc_now
-from .state import POOL, REDIS, SETTINGS
 from .store.contacts import forget_provider_ids, make_partitions
 from .store.transitions import lapse_expired
 

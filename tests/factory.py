@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 
 from gateway.auth import KEY_PREFIX, create_staff_key, hash_key
-from gateway.models import CustomerIn
+from gateway.models.people import CustomerIn
 from gateway.rules.registry import DEFAULT_CHANNELS
 from gateway.store import keys, people
 

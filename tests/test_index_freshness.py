@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from gateway import db
 from gateway.app import create_app
-from gateway.identity import normalise
+from gateway.identifiers import normalise
 from gateway.index import IndexKeeper, RestrictionIndex
 from gateway.rediskeys import INVALIDATE_CHANNEL
 from tests.factory import Api, bearer, insert_customer, insert_restriction

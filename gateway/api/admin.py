@@ -7,13 +7,15 @@ import dataclasses
 from aiohttp import web
 
 from .. import auth
+from ..appkeys import POOL, REDIS
 from ..errors import BadRequest, Invalid
 from ..http import add_route, dump
 from ..importer import CsvFormatError, import_csv
 from ..inputs import path_id, read_model
 from ..invalidation import publish
-from ..models import CaseIn, CasePatch, CustomerIn, KeyIn, StaffIn
-from ..state import POOL, REDIS
+from ..models.cases import CaseIn, CasePatch
+from ..models.keys import KeyIn
+from ..models.people import CustomerIn, StaffIn
 from ..store import cases, people
 
 CAUTION = ("caution_lead",)

@@ -15,9 +15,11 @@ from typing import Any
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from ..appkeys import POOL, REDIS
 from ..contact import InboundContact
 from ..errors import field_error
 from ..http import add_route
+from ..identifiers import sender_handle
 from ..inputs import query_int
 from ..rediskeys import BANNER_CHANNEL
 from ..rules.context import Match
@@ -25,8 +27,6 @@ from ..rules.engine import decide as rules_decide
 from ..rules.outcome import ENFORCED_STATUSES
 from ..rules.params import CHANNELS
 from ..runtime import RUNTIME
-from ..senders import sender_handle
-from ..state import POOL, REDIS
 from ..store.people import ensure_customer
 
 AGENT = ("agent",)

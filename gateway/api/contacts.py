@@ -7,10 +7,10 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
+from ..appkeys import POOL, SETTINGS
 from ..errors import field_error
 from ..http import add_route
 from ..inputs import query_int
-from ..state import POOL, SETTINGS
 from ..store.contacts import contacts_of
 
 

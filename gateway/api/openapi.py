@@ -18,8 +18,10 @@ from ..channels.twilio import FALLBACK_PATH, FORM, VOICE_PATH
 from ..contact import Decision, InboundContact
 from ..http import ROUTE_ROLES, add_route
 from ..inputs import INT_MAX
-from ..models import CaseIn, CasePatch, CustomerIn, KeyIn, StaffIn
-from ..restriction_models import (
+from ..models.cases import CaseIn, CasePatch
+from ..models.keys import KeyIn
+from ..models.people import CustomerIn, StaffIn
+from ..models.restrictions import (
     AppealDecisionIn,
     AppealIn,
     DecisionIn,

@@ -8,10 +8,10 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from ..appkeys import POOL, REDIS
 from ..http import add_route
 from ..metrics import REGISTRY
 from ..runtime import RUNTIME
-from ..state import POOL, REDIS
 from ..store.health import database_answers
 
 

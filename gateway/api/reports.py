@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ..appkeys import POOL
 from ..http import add_route, principal
 from ..inputs import path_id, query_text
 from ..reviews import due_report, to_csv, window_end
-from ..state import POOL
 from ..store import reports
 from .restrictions import READ, WRITE, today
 

@@ -13,12 +13,13 @@ import pydantic
 from aiohttp import web
 
 from .. import lifecycle as lc
+from ..appkeys import POOL, REDIS, SETTINGS
 from ..errors import field_error
 from ..http import add_route, dump, principal
 from ..inputs import path_id, query_text, read_model
 from ..invalidation import publish
 from ..letters import Letter, render
-from ..restriction_models import (
+from ..models.restrictions import (
     AppealDecisionIn,
     AppealIn,
     DecisionIn,
@@ -30,7 +31,6 @@ from ..restriction_models import (
 )
 from ..reviews import local_today, utc_now
 from ..rules.calendar import Calendar
-from ..state import POOL, REDIS, SETTINGS
 from ..store import reports, transitions
 from ..store import restrictions as store
 from ..store.index import load_closures

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ..appkeys import POOL
 from ..errors import NotFound
 from ..http import add_route
 from ..inputs import INT_MAX, path_id
-from ..state import POOL
 from ..store.rulesets import get_ruleset, list_rulesets
 
 MANAGER = ("manager",)

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from ..contact import Decision, InboundContact
+from ..contact import Decision, InboundContact, case_reference
 from ..contactlog import ContactRecord
-from ..senders import SenderHandle, case_reference
+from ..identifiers import SenderHandle
 
 
 @dataclass(frozen=True)

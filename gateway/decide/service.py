@@ -17,11 +17,11 @@ import asyncpg
 from redis.exceptions import RedisError
 
 from .. import metrics
-from ..contact import Decision, InboundContact, degraded_decision
+from ..contact import Decision, InboundContact, case_reference, degraded_decision
 from ..contactlog import ContactLog, ContactRecord
+from ..identifiers import SenderHandle, sender_handle
 from ..index import RestrictionIndex
 from ..rules.engine import decide as rules_decide
-from ..senders import SenderHandle, case_reference, sender_handle
 from ..settings import Settings
 from .context import Contexts
 from .counting import Counting

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import date
 
 from .. import metrics
-from ..identity import IdentifierError, normalise
+from ..identifiers import IdentifierError, normalise
 from ..rules.context import Bundle, CaseView, Match, StaffView
 from ..store.index import Link, Loaded, handle_key
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 
 from ..errors import FieldInvalid, Missing, StateConflict
-from ..models import Case, CaseIn, CasePatch
+from ..models.cases import Case, CaseIn, CasePatch
 from .changes import notify_in_transaction
 from .people import ensure_customer
 

@@ -7,7 +7,7 @@ from typing import Any
 import asyncpg
 
 from ..errors import FieldInvalid, Missing, StateConflict
-from ..models import Customer, CustomerIn, IdentifierIn, Representative, Staff, StaffIn
+from ..models.people import Customer, CustomerIn, IdentifierIn, Representative, Staff, StaffIn
 from .changes import notify_in_transaction
 
 _STAFF_COLS = "id, name, role, line, voicemail, mailbox, queue, working_hours, active"

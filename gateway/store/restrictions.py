@@ -10,8 +10,8 @@ import asyncpg
 
 from .. import lifecycle as lc
 from ..errors import FieldInvalid, Missing, StateConflict
-from ..restriction_models import Appeal, DecisionIn, Event, RestrictionIn
-from ..restriction_models import Restriction as Record
+from ..models.restrictions import Appeal, DecisionIn, Event, RestrictionIn
+from ..models.restrictions import Restriction as Record
 from ..rules.context import CaseView, StaffView
 from ..rules.kind import Proposal, Records, References
 from ..rules.params import KindParams

@@ -9,7 +9,7 @@ import asyncpg
 
 from .. import lifecycle as lc
 from ..errors import FieldInvalid, StateConflict
-from ..restriction_models import (
+from ..models.restrictions import (
     AppealDecisionIn,
     AppealIn,
     LetterSentIn,

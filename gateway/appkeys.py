@@ -1,4 +1,4 @@
-"""Typed keys for what the application holds: settings, pools and long-lived services."""
+"""Typed app keys for what the app factory opens before the Runtime: settings, pools, the key ring."""
 
 from __future__ import annotations
 

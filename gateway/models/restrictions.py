@@ -7,22 +7,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .rules.params import Channel, Id
-from .rules.registry import Kind, Params
+from ..rules.params import Channel, Id
+from ..rules.registry import Kind, Params
+from .base import In, given
 
 ReasonCategory = Literal["aggressive_or_abusive", "unreasonable_demands", "unreasonable_persistence"]
 Status = Literal["proposed", "active", "under_appeal", "lifted", "lapsed"]
 AppealOutcome = Literal["upheld", "varied", "lifted"]
 Text = Field(min_length=1, max_length=10_000)
-
-
-class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-def given(field: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    """JSON Schema for "`field` is given and not null", to state a cross-field rule in the schema."""
-    return {"required": [field], "properties": {field: schema or {"not": {"type": "null"}}}}
 
 
 def _restriction_schema(schema: dict[str, Any]) -> None:
@@ -33,13 +25,13 @@ def _restriction_schema(schema: dict[str, Any]) -> None:
     schema["allOf"] = [{"oneOf": kinds}, {"anyOf": [given("warned_on"), given("immediate_risk")]}]
 
 
-class Incident(_In):
+class Incident(In):
     on: date
     description: str = Field(min_length=1, max_length=4000)
     channel: Channel | None = None
 
 
-class EqualityNote(_In):
+class EqualityNote(In):
     staff_id: Id
     note: str = Field(min_length=1, max_length=4000)
     on: date | None = None
@@ -58,7 +50,7 @@ def params_with_kind(data: Any) -> Any:
     return data
 
 
-class RestrictionIn(_In):
+class RestrictionIn(In):
     model_config = ConfigDict(json_schema_extra=_restriction_schema)
 
     customer_id: Id
@@ -101,23 +93,23 @@ class RestrictionIn(_In):
 # acts now; the fields stay for callers that send them and must then name that same person.
 
 
-class DecisionIn(_In):
+class DecisionIn(In):
     staff_id: Id | None = None
     decided_on: date | None = None
 
 
-class LetterSentIn(_In):
+class LetterSentIn(In):
     sent_on: date | None = None
     method: Literal["post", "email", "hand", "other"] = "post"
     note: str | None = Field(default=None, max_length=1000)
 
 
-class AppealIn(_In):
+class AppealIn(In):
     lodged_on: date
     grounds: str = Text
 
 
-class Variation(_In):
+class Variation(In):
     """What an appeal decided 'varied' changes; unchanged fields are left out."""
 
     channels: list[Channel] | None = Field(default=None, min_length=1, max_length=5)
@@ -126,7 +118,7 @@ class Variation(_In):
     review_due: date | None = None
 
 
-class AppealDecisionIn(_In):
+class AppealDecisionIn(In):
     model_config = ConfigDict(
         json_schema_extra={
             "anyOf": [
@@ -154,7 +146,7 @@ class AppealDecisionIn(_In):
         return self
 
 
-class ReviewIn(_In):
+class ReviewIn(In):
     model_config = ConfigDict(
         json_schema_extra={"anyOf": [{"properties": {"outcome": {"const": "lift"}}}, given("reasons")]}
     )
@@ -175,7 +167,7 @@ class ReviewIn(_In):
         return self
 
 
-class LiftIn(_In):
+class LiftIn(In):
     reason: str = Text
     staff_id: Id | None = None
     lifted_on: date | None = None

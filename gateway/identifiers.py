@@ -1,4 +1,5 @@
-"""Normalising handles: phone numbers to E.164, email addresses to lower case, web account ids.
+"""Identifiers: phone numbers to E.164, email addresses to lower case, web account ids; and who sent a
+contact, as a handle the restriction index can look up.
 
 The same functions serve the admin API (what is stored) and the decide path (what is looked up),
 so a number typed by a caution lead and the number a telephony platform sends always meet.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parseaddr
 from typing import Literal
@@ -41,12 +43,6 @@ _LOCAL_PART = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}$")
 
 class IdentifierError(ValueError):
     """A handle that cannot be normalised; the message says why in words for a caller."""
-
-
-@dataclass(frozen=True)
-class Handle:
-    kind: Kind
-    value: str
 
 
 def ascii_digits(text: str) -> str:
@@ -124,3 +120,61 @@ def normalise(kind: str, raw: str) -> str:
     if kind == "web":
         return normalise_web(raw)
     raise IdentifierError(f"unknown identifier kind {kind!r} (phone, email or web)")
+
+
+_REFERENCE = re.compile(r"^(?=.*[0-9])[A-Za-z0-9][A-Za-z0-9/_.-]{0,99}$")
+
+
+@dataclass(frozen=True, slots=True)
+class SenderHandle:
+    kind: str | None  # phone | email | web, or None when nothing could be read
+    value: str | None
+    withheld: bool = False
+
+    @property
+    def log_kind(self) -> str:
+        return "withheld" if self.withheld else (self.kind or "none")
+
+
+_NORMALISERS: dict[str, Callable[[str], str]] = {
+    "phone": normalise_phone,
+    "email": normalise_email,
+    "web": normalise_web,
+}
+
+
+def _try(kind: str, raw: str) -> SenderHandle | None:
+    norm = _NORMALISERS[kind]
+    try:
+        return SenderHandle(kind, norm(raw))
+    except IdentifierError:
+        return None
+
+
+def _reference(raw: str) -> SenderHandle:
+    """Reception and the post room identify people by their housing-system reference."""
+    text = raw.strip()
+    if _REFERENCE.match(text):
+        return SenderHandle("ref", text.lower())
+    return SenderHandle(None, None)
+
+
+def sender_handle(channel: str, raw: str) -> SenderHandle:
+    """Phones: withheld placeholders first, never matched. Written channels: email, then web id.
+    Visits and letters: a phone number, else the customer's housing-system reference."""
+    if channel == "phone":
+        if is_withheld(raw):
+            return SenderHandle(None, None, withheld=True)
+        return _try("phone", raw) or SenderHandle(None, None)
+    if channel == "visit":
+        return _try("phone", raw) or _reference(raw)
+    if channel == "letter" and "@" not in raw:
+        return _try("phone", raw) or _reference(raw)
+    if not raw.strip():
+        return SenderHandle(None, None)
+    order = ("email", "web", "phone") if "@" in raw else ("web", "phone")
+    for kind in order:
+        found = _try(kind, raw)
+        if found is not None:
+            return found
+    return SenderHandle(None, None)
