@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 
@@ -13,9 +13,6 @@ from .calendar import Calendar
 from .outcome import Outcome
 from .params import KindParams, Window
 from .vocabulary import CaseStatus, Contact, RestrictionStatus
-
-if TYPE_CHECKING:
-    from .compiled import CompiledRuleSet
 
 P = TypeVar("P", bound=BaseModel)
 
@@ -126,6 +123,19 @@ class Provider:
         return f"Please {text}."
 
 
+class RuleSetInForce(Protocol):
+    """What the engine asks of the manager rule set in force: a proposal for the facts of a contact
+    (gateway.rules.compiled), its version, and the periods its counting rules read."""
+
+    @property
+    def version(self) -> int: ...
+
+    @property
+    def periods(self) -> frozenset[str]: ...
+
+    def propose(self, facts: Any, /) -> Any: ...
+
+
 class KindCheck(Protocol):
     """What the engine needs of a restriction kind (gateway.rules.kind.RestrictionKind)."""
 
@@ -148,7 +158,7 @@ class Context:
     """
 
     match: Match
-    ruleset: CompiledRuleSet
+    ruleset: RuleSetInForce  # a compiled manager rule set (gateway.rules.compiled.CompiledRuleSet)
     kinds: Kinds  # the restriction kinds in force (the registry): each enforced restriction's check
     staff: Mapping[int, StaffView] = field(default_factory=dict)
     calendar: Calendar = field(default_factory=Calendar)

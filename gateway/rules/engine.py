@@ -75,7 +75,7 @@ def decide(contact: Contact, ctx: Context, now: datetime) -> Verdict:
     """The pure decision for one contact at instant `now` (aware) given the loaded context."""
     ctx.calendar.local(now)  # refuses a naive `now` before anything else
     applied = _apply_restrictions(contact, ctx, now)
-    proposal = ctx.ruleset.propose(_facts(contact, ctx, now, applied))
+    proposal: Proposal = ctx.ruleset.propose(_facts(contact, ctx, now, applied))
     return _compose(ctx, now, proposal, applied)
 
 
