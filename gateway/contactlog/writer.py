@@ -145,11 +145,25 @@ class ContactLog:
     def _commit_is_slow(self, batch: list[_Item]) -> None:
         """Spool the waiting records now. If the commit finishes after all, replay skips them by id."""
         self.breaker.trip(f"a commit took longer than {SLOW_COMMIT} s")
-        waiting = [(r, fut) for r, fut in batch if not fut.done()]
+        waiting = [(r, fut) for r, fut in [*batch, *self._drain_queue()] if not fut.done()]
         if waiting:
             task = asyncio.create_task(self._answer_from_spool(waiting))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
+
+    def _drain_queue(self) -> list[_Item]:
+        """What is queued behind the slow commits: it would wait for their slots, so it is spooled too."""
+        items: list[_Item] = []
+        closing = False
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if item is None:
+                closing = True
+            else:
+                items.append(item)
+        if closing:
+            self._queue.put_nowait(None)
+        return items
 
     async def _answer_from_spool(self, waiting: list[_Item]) -> None:
         records = [r for r, _ in waiting]
