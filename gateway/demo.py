@@ -154,54 +154,61 @@ async def _record_restrictions(
             await restrictions.add_decision(conn, made.id, decided, policy, decider, today)
 
 
+# Customer ref → their representatives and reasonable adjustments, where the demo gives them any.
+_REPRESENTATIVES = {
+    "HMS-100004": [
+        {
+            "name": "Ruth Adeyemi",
+            "relationship": "advocate",
+            "identifiers": [{"kind": "phone", "value": "07700 900444"}],
+        }
+    ],
+}
+_ADJUSTMENTS = {"HMS-100011": {"text": "Dyslexic: prefers phone calls", "flags": ["needs_phone"]}}
+_CASES = (
+    ("CMP-2041", "HMS-100006", "Damp in the back bedroom: compensation", "exhausted"),
+    ("CMP-2107", "HMS-100006", "Noise from the flat above", "open"),
+    ("CMP-1988", "HMS-100001", "Repairs to the boiler", "closed"),
+)
+
+
+async def _customers(conn: asyncpg.Connection) -> dict[str, int]:
+    made: dict[str, int] = {}
+    for ref, name, phones, emails in CUSTOMERS:
+        identifiers = [
+            *({"kind": "phone", "value": p} for p in phones),
+            *({"kind": "email", "value": e} for e in emails),
+        ]
+        body = CustomerIn.model_validate(
+            {
+                "external_ref": ref,
+                "name": name,
+                "identifiers": identifiers,
+                "representatives": _REPRESENTATIVES.get(ref, []),
+                "adjustments": _ADJUSTMENTS.get(ref, {}),
+            }
+        )
+        made[ref] = (await people.create_customer(conn, body)).id
+    return made
+
+
+async def _cases(conn: asyncpg.Connection, customer: dict[str, int], today: date) -> dict[str, int]:
+    made: dict[str, int] = {}
+    for ref, cust, subject, status in _CASES:
+        closed_on = None if status == "open" else today - timedelta(days=60)
+        body = CaseIn(customer_id=customer[cust], reference=ref, subject=subject, status=status, closed_on=closed_on)
+        made[ref] = (await cases.create_case(conn, body)).id
+    return made
+
+
 async def load_demo(conn: asyncpg.Connection, *, only_if_empty: bool = False) -> str:
     if only_if_empty and await people.any_customer(conn):
         return "demo data: customers already present, nothing loaded"
     async with conn.transaction():
-        staff: dict[str, int] = {}
-        for s in STAFF:
-            staff[s["name"]] = (await people.create_staff(conn, StaffIn.model_validate(s))).id
-        customer: dict[str, int] = {}
-        for ref, name, phones, emails in CUSTOMERS:
-            body = CustomerIn(
-                external_ref=ref,
-                name=name,
-                identifiers=[
-                    *({"kind": "phone", "value": p} for p in phones),
-                    *({"kind": "email", "value": e} for e in emails),
-                ],
-                representatives=[
-                    {
-                        "name": "Ruth Adeyemi",
-                        "relationship": "advocate",
-                        "identifiers": [{"kind": "phone", "value": "07700 900444"}],
-                    }
-                ]
-                if ref == "HMS-100004"
-                else [],
-                adjustments={"text": "Dyslexic: prefers phone calls", "flags": ["needs_phone"]}
-                if ref == "HMS-100011"
-                else {},
-            )
-            customer[ref] = (await people.create_customer(conn, body)).id
+        staff = {s["name"]: (await people.create_staff(conn, StaffIn.model_validate(s))).id for s in STAFF}
+        customer = await _customers(conn)
         today = date.today()
-        case: dict[str, int] = {}
-        for ref, cust, subject, status in [
-            ("CMP-2041", "HMS-100006", "Damp in the back bedroom: compensation", "exhausted"),
-            ("CMP-2107", "HMS-100006", "Noise from the flat above", "open"),
-            ("CMP-1988", "HMS-100001", "Repairs to the boiler", "closed"),
-        ]:
-            made = await cases.create_case(
-                conn,
-                CaseIn(
-                    customer_id=customer[cust],
-                    reference=ref,
-                    subject=subject,
-                    status=status,
-                    closed_on=None if status == "open" else today - timedelta(days=60),
-                ),
-            )
-            case[ref] = made.id
+        case = await _cases(conn, customer, today)
         await _record_restrictions(conn, staff, customer, case, today)
     return (
         f"demo data: {len(STAFF)} staff, {len(CUSTOMERS)} customers, {len(case)} cases, "

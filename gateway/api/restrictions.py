@@ -31,7 +31,7 @@ from ..models.restrictions import (
 )
 from ..reviews import local_today, utc_now
 from ..rules.calendar import Calendar
-from ..store import reports, transitions
+from ..store import appeals, reports, transitions
 from ..store import restrictions as store
 from ..store.index import load_closures
 
@@ -166,8 +166,8 @@ def setup(app: web.Application) -> None:
     steps: list[tuple[str, Callable[[web.Request], Awaitable[web.Response]], tuple[str, ...]]] = [
         ("/decide", _transition(DecisionIn, store.add_decision), WRITE),
         ("/letter", post_letter, WRITE),
-        ("/appeal", _transition(AppealIn, transitions.lodge_appeal), WRITE),
-        ("/appeal/decision", _transition(AppealDecisionIn, transitions.decide_appeal), APPEAL),
+        ("/appeal", _transition(AppealIn, appeals.lodge_appeal), WRITE),
+        ("/appeal/decision", _transition(AppealDecisionIn, appeals.decide_appeal), APPEAL),
         ("/review", _transition(ReviewIn, transitions.review), WRITE),
         ("/lift", _transition(LiftIn, transitions.lift), WRITE),
     ]
