@@ -19,7 +19,9 @@ import pytest
 from gateway import db, retention
 from gateway.lifecycle import add_months
 from gateway.reviews import local_today, utc_now
+from gateway.settings import Settings, SettingsError
 from gateway.store.retention import REMOVED
+from gateway.tasks import enforce_retention
 from tests.factory import REASONS, bearer, insert_customer, insert_restriction
 from tests.helpers import ROOT
 
@@ -251,3 +253,35 @@ async def _cli(env: dict[str, str], *args: str) -> tuple[int | None, str, str]:
     )
     out, err = await proc.communicate()
     return proc.returncode, out.decode(), err.decode()
+
+
+def test_the_limits_are_settings_with_defaults():
+    assert retention.Limits.of(Settings.from_env({})) == retention.Limits(24, 6, 72)
+    env = {
+        "GATEWAY_CONTACT_RETENTION_MONTHS": "36",
+        "GATEWAY_EXCERPT_RETENTION_MONTHS": "3",
+        "GATEWAY_RESTRICTION_RETENTION_MONTHS": "12",
+    }
+    assert retention.Limits.of(Settings.from_env(env)) == retention.Limits(36, 3, 12)
+    with pytest.raises(SettingsError, match="GATEWAY_CONTACT_RETENTION_MONTHS"):
+        Settings.from_env({"GATEWAY_CONTACT_RETENTION_MONTHS": "0"})
+
+
+async def test_the_periodic_task_runs_once_a_day_whichever_process_asks(pool, conn, settings):
+    await _partitions(conn, -28, 1)
+    await _contact(conn, mid(-28))
+    first = await enforce_retention(pool, settings)
+    assert first is not None and first["contacts"]["rows"] == 1
+    assert await enforce_retention(pool, settings) is None  # a run started within the day
+    assert await conn.fetchval("SELECT actor FROM retention_runs") == "periodic"
+
+
+async def test_a_month_left_detached_by_an_interrupted_run_is_dropped_by_the_next(pool, conn):
+    await _partitions(conn, -29, 1)
+    await _contact(conn, mid(-29))
+    await conn.execute(f"ALTER TABLE contacts DETACH PARTITION contacts_{month(-29):%Y_%m}")
+    plan = await retention.plan(pool, LIMITS, NOW, TODAY)
+    assert [(p["name"], p["rows"]) for p in plan["contacts"]["partitions"]] == [(f"contacts_{month(-29):%Y_%m}", 0)]
+    removed = await retention.run(pool, LIMITS, NOW, TODAY, actor="test")
+    assert removed is not None and removed["contacts"]["partitions"][0]["rows"] == 1
+    assert not await _exists(conn, -29)
