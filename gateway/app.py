@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from . import channels, db
-from .api import admin, banners, contacts, openapi, ops, reports, restrictions, rulesets
+from .api import admin, banners, contacts, openapi, ops, reports, restrictions, retention, rulesets
 from .appkeys import KEYRING, POOL, REDIS, SETTINGS
 from .auth import KeyRing
 from .http import MAX_BODY, ROUTE_ROLES, auth_middleware_factory, error_middleware
@@ -28,6 +28,7 @@ ROUTE_MODULES: list[Callable[[web.Application], None]] = [
     banners.setup,
     restrictions.setup,
     reports.setup,
+    retention.setup,
     rulesets.setup,
     openapi.setup,
 ]

@@ -1,4 +1,4 @@
-"""The command line: serve, migrate, demo, keys create, import FILE, replay."""
+"""The command line: serve, migrate, demo, keys create, import FILE, replay, retention [--dry-run]."""
 
 from __future__ import annotations
 
@@ -139,6 +139,31 @@ async def _demo(settings: Settings, only_if_empty: bool) -> int:
     return 0
 
 
+async def _retention(settings: Settings, dry_run: bool) -> int:
+    from zoneinfo import ZoneInfo
+
+    from . import retention
+    from .reviews import local_today, utc_now
+
+    limits = retention.Limits.of(settings)
+    now = utc_now()
+    today = local_today(now, ZoneInfo(settings.tz))
+    pool = await db.create_pool(settings.require_services().database_url or "", min_size=1, max_size=2)
+    try:
+        if dry_run:
+            for line in retention.describe(await retention.plan(pool, limits, now, today)):
+                print(line)
+            return 0
+
+        def say(line: str) -> None:
+            print(line, file=sys.stderr, flush=True)
+
+        removed = await retention.run(pool, limits, now, today, actor="command line", progress=say)
+    finally:
+        await pool.close()
+    return 1 if removed is None else 0
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m gateway", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -162,6 +187,8 @@ def _parser() -> argparse.ArgumentParser:
     imp = sub.add_parser("import", help="import customers from a housing-system CSV export")
     imp.add_argument("file", type=Path)
     sub.add_parser("replay", help="replay spooled contacts into the contact log")
+    ret = sub.add_parser("retention", help="enforce the retention settings now, with progress")
+    ret.add_argument("--dry-run", action="store_true", help="only print what would be removed")
     return p
 
 
@@ -206,6 +233,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         "migrate": lambda: _migrate(settings),
         "demo": lambda: _demo(settings, args.if_empty),
         "import": lambda: _import(settings, args.file),
+        "retention": lambda: _retention(settings, args.dry_run),
         "keys": lambda: (
             _keys_list(settings)
             if args.keys_command == "list"

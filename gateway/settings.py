@@ -85,6 +85,9 @@ class Settings:
     provider_address: str = ""
     provider_email: str = ""
     provider_web_form_url: str = ""
+    contact_retention_months: int = 24
+    excerpt_retention_months: int = 6
+    restriction_retention_months: int = 72  # after a restriction ended
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -119,6 +122,9 @@ class Settings:
             provider_address=env.get("GATEWAY_PROVIDER_ADDRESS") or "",
             provider_email=env.get("GATEWAY_PROVIDER_EMAIL") or "",
             provider_web_form_url=env.get("GATEWAY_PROVIDER_WEB_FORM_URL") or "",
+            contact_retention_months=_int(env, "GATEWAY_CONTACT_RETENTION_MONTHS", 24, 1, 1200),
+            excerpt_retention_months=_int(env, "GATEWAY_EXCERPT_RETENTION_MONTHS", 6, 1, 1200),
+            restriction_retention_months=_int(env, "GATEWAY_RESTRICTION_RETENTION_MONTHS", 72, 1, 1200),
         )
 
     def require_services(self) -> Settings:

@@ -1,5 +1,6 @@
 """Periodic work, idempotent and safe from any process: restrictions past their valid_to lapse,
-the contact log's monthly partitions are created ahead of time, old provider ids are forgotten."""
+the contact log's monthly partitions are created ahead of time, old provider ids are forgotten, and
+once a day the retention settings are enforced."""
 
 from __future__ import annotations
 
@@ -7,16 +8,20 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import asyncpg
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from . import retention
 from .appkeys import POOL, REDIS, SETTINGS
 from .invalidation import publish
 from .reviews import local_today, utc_now
+from .settings import Settings
 from .store.contacts import forget_provider_ids, make_partitions
+from .store.retention import runs
 from .store.transitions import lapse_expired
 
 log = logging.getLogger(__name__)
@@ -66,10 +71,41 @@ async def _loop(app: web.Application, interval: float) -> None:
         await asyncio.sleep(interval)
 
 
+RETENTION_EVERY = timedelta(days=1)
+# Start-up is left alone: the first check comes a few minutes after a process starts.
+RETENTION_FIRST_CHECK_SECONDS = 600.0
+
+
+async def enforce_retention(pool: asyncpg.Pool, settings: Settings) -> dict[str, object] | None:
+    """Run retention if no run (from any process) started in the last day; what it removed, or None."""
+    now = utc_now()
+    latest = await runs(pool, 1)
+    last = datetime.fromisoformat(latest[0]["started_at"]) if latest else None
+    if not retention.is_due(last, now, RETENTION_EVERY):
+        return None
+    today = local_today(now, ZoneInfo(settings.tz))
+    return await retention.run(pool, retention.Limits.of(settings), now, today, actor="periodic")
+
+
+async def _retention_loop(app: web.Application) -> None:
+    await asyncio.sleep(RETENTION_FIRST_CHECK_SECONDS)
+    while True:
+        try:
+            await enforce_retention(app[POOL], app[SETTINGS])
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("retention run failed, will retry: %r", exc)
+        await asyncio.sleep(LAPSE_INTERVAL_SECONDS)
+
+
 async def periodic_tasks(app: web.Application) -> AsyncIterator[None]:
     """Cleanup context running the periodic work above for as long as the app runs."""
-    task = asyncio.create_task(_loop(app, LAPSE_INTERVAL_SECONDS), name="periodic-tasks")
+    tasks = [
+        asyncio.create_task(_loop(app, LAPSE_INTERVAL_SECONDS), name="periodic-tasks"),
+        asyncio.create_task(_retention_loop(app), name="retention"),
+    ]
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -1,9 +1,11 @@
-"""Reports over restrictions: the review-due list (JSON or CSV) and the subject-access export."""
+"""Reports over restrictions: the review-due list (JSON or CSV) and the subject-access export; each says
+when older data has been removed under the retention settings."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from .. import retention
 from ..appkeys import POOL
 from ..http import add_route, principal
 from ..inputs import path_id, query_text
@@ -23,14 +25,23 @@ async def reviews_due(request: web.Request) -> web.Response:
     day = today(request)
     end = window_end(day, request.query.get("within", "30d"))
     items = due_report(await reports.review_rows(request.app[POOL]), day, end)
+    removed = await retention.notice(request.app[POOL])
     if _wants_csv(request):
         return web.Response(
             text=to_csv(items),
             content_type="text/csv",
-            headers={"Content-Disposition": f'attachment; filename="reviews-due-{day.isoformat()}.csv"'},
+            headers={
+                "Content-Disposition": f'attachment; filename="reviews-due-{day.isoformat()}.csv"',
+                "X-Retention-Note": removed["note"],
+            },
         )
     return web.json_response(
-        {"today": day.isoformat(), "until": end.isoformat(), "items": [i.as_dict() for i in items]}
+        {
+            "today": day.isoformat(),
+            "until": end.isoformat(),
+            "items": [i.as_dict() for i in items],
+            "retention": removed,
+        }
     )
 
 
@@ -38,6 +49,7 @@ async def export(request: web.Request) -> web.Response:
     why = query_text(request, "why", max_length=500) or None
     async with request.app[POOL].acquire() as conn:
         doc = await reports.export_customer(conn, path_id(request), principal(request).actor, why)
+        doc["retention"] = await retention.notice(conn)
     return web.json_response(doc)
 
 
