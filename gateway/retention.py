@@ -106,7 +106,7 @@ async def run(
     """Remove what the plan lists and record the run; None if another run holds the lock."""
     say = progress or (lambda line: log.info("retention: %s", line))
     async with pool.acquire() as conn:
-        if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", RETENTION_LOCK_ID):
+        if not await store.try_lock(conn, RETENTION_LOCK_ID):
             say("another retention run is in progress; nothing done")
             return None
         try:
@@ -117,7 +117,7 @@ async def run(
             }
             await store.record_run(conn, now, actor, asdict(limits), removed)
         finally:
-            await conn.execute("SELECT pg_advisory_unlock($1)", RETENTION_LOCK_ID)
+            await store.unlock(conn, RETENTION_LOCK_ID)
     say("done; the run is recorded in retention_runs")
     return removed
 
