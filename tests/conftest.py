@@ -26,6 +26,7 @@ from gateway.auth import SYSTEM_ROLES, create_key
 from gateway.migrate import migrate
 from gateway.settings import Settings
 from tests.factory import Api, Team
+from tests.tcpproxy import TcpProxy
 
 TEST_REDIS_DB = 13
 
@@ -129,3 +130,13 @@ def api(client: TestClient[Any, Any], keys: dict[str, str]) -> Api:
 async def team(api: Api) -> Team:
     """Staff of every role, each with a key of their own."""
     return await api.team()
+
+
+@pytest.fixture
+async def proxy(settings: Settings) -> AsyncIterator[TcpProxy]:
+    """A TCP proxy in front of the test database, to cut it (a dead host) or freeze it (a hang)."""
+    parts = urlsplit(settings.database_url or "")
+    p = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+    await p.start()
+    yield p
+    await p.close()

@@ -5,27 +5,10 @@ from __future__ import annotations
 import asyncio
 import struct
 import time
-from urllib.parse import urlsplit, urlunsplit
-
-import pytest
 
 from gateway import db
 from gateway.auth import LOOKUP_SECONDS, KeyRing, create_key, revoke_key
-from tests.tcpproxy import TcpProxy
-
-
-def _via(url: str, port: int) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{port}"))
-
-
-@pytest.fixture
-async def proxy(settings):
-    parts = urlsplit(settings.database_url)
-    p = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
-    await p.start()
-    yield p
-    await p.close()
+from tests.helpers import via_proxy
 
 
 async def _timed(coro):
@@ -38,7 +21,7 @@ async def _timed(coro):
 
 async def test_a_hung_database_delays_no_key_check(settings, conn, proxy):
     _, known = await create_key(conn, "channel", "switch")
-    pool = await db.create_pool(_via(settings.database_url, proxy.port), min_size=0, max_size=2)
+    pool = await db.create_pool(via_proxy(settings.database_url, proxy.port), min_size=0, max_size=2)
     try:
         ring = KeyRing(pool, ttl=0.05)
         first = await ring.resolve(known)
@@ -88,7 +71,7 @@ async def test_a_database_still_starting_is_a_database_away(settings, conn):
     """Before: CannotConnectNowError escaped the key check, and callers got 503 unlogged."""
     server = await asyncio.start_server(_starting_up_server, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    pool = await db.create_pool(_via(settings.database_url, port), min_size=0, max_size=2)
+    pool = await db.create_pool(via_proxy(settings.database_url, port), min_size=0, max_size=2)
     try:
         ring = KeyRing(pool)
         outcome, _ = await _timed(ring.resolve("gwk_never-seen-before"))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -12,29 +11,14 @@ from aiohttp.test_utils import TestClient, TestServer
 from gateway.app import create_app
 from gateway.contactlog import ContactRecord, Spool, replay_file
 from tests.factory import Api, bearer
-from tests.helpers import eventually
-from tests.tcpproxy import TcpProxy
+from tests.helpers import eventually, via_proxy
 
 pytestmark = pytest.mark.timeout(120)
 
 
-def _via(url: str, port: int) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{port}"))
-
-
-@pytest.fixture
-async def proxy(settings):
-    parts = urlsplit(settings.database_url)
-    p = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
-    await p.start()
-    yield p
-    await p.close()
-
-
 async def test_contacts_during_an_outage_are_spooled_and_replayed_once(settings, keys, conn, proxy, tmp_path):
     cut_settings = settings.with_(
-        database_url=_via(settings.database_url, proxy.port), spool_dir=str(tmp_path / "spool")
+        database_url=via_proxy(settings.database_url, proxy.port), spool_dir=str(tmp_path / "spool")
     )
     acknowledged: list[str] = []
     async with TestClient(TestServer(create_app(cut_settings))) as client:
@@ -133,7 +117,7 @@ async def test_api_keys_keep_working_while_the_database_is_away(settings, conn, 
     from gateway.auth import KeyRing, create_key
 
     _, key = await create_key(conn, "channel", "switch")
-    pool = await db.create_pool(_via(settings.database_url, proxy.port), min_size=0, max_size=2)
+    pool = await db.create_pool(via_proxy(settings.database_url, proxy.port), min_size=0, max_size=2)
     try:
         ring = KeyRing(pool, ttl=0.05)
         first = await ring.resolve(key)
@@ -155,7 +139,7 @@ async def test_a_gateway_started_without_its_database_answers_calls_degraded(set
     token, public = "cold-start-token", "https://gateway.example.org"
     await proxy.cut()
     cold = settings.with_(
-        database_url=_via(settings.database_url, proxy.port),
+        database_url=via_proxy(settings.database_url, proxy.port),
         spool_dir=str(tmp_path),
         twilio_auth_token=token,
         public_url=public,
@@ -186,7 +170,7 @@ async def test_a_gateway_started_without_its_database_answers_calls_degraded(set
 async def test_a_hung_database_does_not_hold_the_reply(settings, keys, conn, proxy, tmp_path):
     """Found in review: a database that stops answering held replies for 30 s and more."""
     hung = settings.with_(
-        database_url=_via(settings.database_url, proxy.port), spool_dir=str(tmp_path), log_wait_ms=300
+        database_url=via_proxy(settings.database_url, proxy.port), spool_dir=str(tmp_path), log_wait_ms=300
     )
     async with TestClient(TestServer(create_app(hung))) as client:
         await client.post("/v1/contacts", headers=bearer(keys["channel"]), json={"channel": "phone", "from": ""})
@@ -222,7 +206,7 @@ async def test_a_record_spooled_while_its_file_is_replayed_is_not_lost(settings,
 
     spool = Spool(tmp_path)
     spool.write([record(1)])
-    slow = await db.connect(_via(settings.database_url, proxy.port))
+    slow = await db.connect(via_proxy(settings.database_url, proxy.port))
     proxy.freeze()
     replaying = asyncio.create_task(replay_file(slow, spool.path))
     await asyncio.sleep(0.2)  # the replayer has claimed the file and is waiting on the database
@@ -285,7 +269,7 @@ async def test_database_refusing_writes_spools_instead_of_quarantining(settings,
 async def test_an_unwritable_spool_still_answers_and_says_so(settings, keys, proxy, tmp_path):
     not_a_dir = tmp_path / "file"
     not_a_dir.write_text("")
-    broken = settings.with_(database_url=_via(settings.database_url, proxy.port), spool_dir=str(not_a_dir / "x"))
+    broken = settings.with_(database_url=via_proxy(settings.database_url, proxy.port), spool_dir=str(not_a_dir / "x"))
     async with TestClient(TestServer(create_app(broken))) as client:
         await client.post("/v1/contacts", headers=bearer(keys["channel"]), json={"channel": "phone", "from": ""})
         await proxy.cut()
@@ -302,7 +286,7 @@ async def test_an_unwritable_spool_still_answers_and_says_so(settings, keys, pro
 
 async def test_a_retry_during_an_outage_gets_the_same_answer(settings, keys, conn, proxy, tmp_path):
     """Found in review: the retry of a spooled contact waited out the deadline and came back degraded."""
-    cut = settings.with_(database_url=_via(settings.database_url, proxy.port), spool_dir=str(tmp_path))
+    cut = settings.with_(database_url=via_proxy(settings.database_url, proxy.port), spool_dir=str(tmp_path))
     async with TestClient(TestServer(create_app(cut))) as client:
         api = Api(client, keys)
         cid = await api.customer("Aisha", ("phone", "07700 900003"))
@@ -332,7 +316,7 @@ async def test_a_new_process_checks_keys_others_have_seen_while_the_database_is_
 
     key_id, key = await create_key(conn, "channel", "switch")
     redis = aioredis.from_url(settings.redis_url)
-    pool = await db.create_pool(_via(settings.database_url, proxy.port), min_size=0, max_size=2)
+    pool = await db.create_pool(via_proxy(settings.database_url, proxy.port), min_size=0, max_size=2)
     try:
         seen = await KeyRing(pool, redis).resolve(key)  # a running process resolves it
         await proxy.cut()

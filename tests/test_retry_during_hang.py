@@ -3,35 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.app import create_app
 from tests.factory import bearer
-from tests.helpers import eventually
-from tests.tcpproxy import TcpProxy
+from tests.helpers import eventually, via_proxy
 
 pytestmark = pytest.mark.timeout(90)
 
 
-def _via(url: str, port: int) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{port}"))
-
-
-@pytest.fixture
-async def proxy(settings):
-    parts = urlsplit(settings.database_url)
-    p = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
-    await p.start()
-    yield p
-    await p.close()
-
-
 async def test_a_retry_during_a_database_hang_gets_the_first_answer(settings, keys, conn, proxy, tmp_path):
-    hung = settings.with_(database_url=_via(settings.database_url, proxy.port), spool_dir=str(tmp_path / "spool"))
+    hung = settings.with_(database_url=via_proxy(settings.database_url, proxy.port), spool_dir=str(tmp_path / "spool"))
     headers = bearer(keys["channel"])
     async with TestClient(TestServer(create_app(hung))) as client:
         r = await client.post("/v1/contacts", headers=headers, json={"channel": "phone", "from": "07700 900001"})
@@ -65,7 +49,7 @@ async def test_while_the_database_hangs_answers_come_at_once_and_nothing_is_lost
     """A commit slower than half a second trips a circuit breaker: that batch is answered from the
     spool, and later contacts go straight to it instead of each waiting GATEWAY_LOG_WAIT_MS; when
     the database answers again they commit as usual."""
-    hung = settings.with_(database_url=_via(settings.database_url, proxy.port), spool_dir=str(tmp_path / "spool"))
+    hung = settings.with_(database_url=via_proxy(settings.database_url, proxy.port), spool_dir=str(tmp_path / "spool"))
     headers = bearer(keys["channel"])
     async with TestClient(TestServer(create_app(hung))) as client:
 

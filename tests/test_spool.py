@@ -7,7 +7,6 @@ import contextlib
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import asyncpg
@@ -16,24 +15,9 @@ import pytest
 from gateway import db
 from gateway.contactlog import ContactRecord, Spool, replay_file
 from tests.factory import bearer
-from tests.helpers import GatewayProcess, eventually
-from tests.tcpproxy import TcpProxy
+from tests.helpers import GatewayProcess, eventually, via_proxy
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def _via(url: str, port: int) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{port}"))
-
-
-@pytest.fixture
-async def proxy(settings):
-    parts = urlsplit(settings.database_url)
-    p = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
-    await p.start()
-    yield p
-    await p.close()
 
 
 def _records(prefix: str, n: int) -> list[ContactRecord]:
@@ -81,7 +65,7 @@ async def test_a_failed_replay_and_a_newer_file_of_the_same_process_are_both_rep
 async def test_processes_sharing_a_spool_through_a_hung_database_lose_nothing(settings, keys, conn, proxy, tmp_path):
     """Found in production: two workers, a hung database, and a quarter of the spooled contacts gone."""
     spool = tmp_path / "spool"
-    via = settings.with_(database_url=_via(settings.database_url, proxy.port))
+    via = settings.with_(database_url=via_proxy(settings.database_url, proxy.port))
     # Replies wait for their batch to fail rather than spooling early, so each contact is spooled once.
     env = {"GATEWAY_SPOOL_DIR": str(spool), "GATEWAY_LOG_WAIT_MS": "10000"}
     acknowledged: list[str] = []
@@ -137,7 +121,7 @@ async def test_a_file_another_replayer_holds_is_left_to_it(settings, conn, proxy
     spool = Spool(tmp_path)
     records = _records("held", 3)
     spool.write(records)
-    slow = await db.connect(_via(settings.database_url, proxy.port))
+    slow = await db.connect(via_proxy(settings.database_url, proxy.port))
     try:
         proxy.freeze()
         first = asyncio.create_task(replay_file(slow, spool.path))
