@@ -62,18 +62,11 @@ class Fault(DomainError):
     code = "fault"
 
 
-class GatewayError(Exception):
-    """An HTTP-edge refusal: carries its status, a stable machine code, a sentence, optional details."""
+class GatewayError(DomainError):
+    """An HTTP-edge refusal (request parsing, authentication): the same shape, and its status."""
 
     status = 400
     code = "bad_request"
-
-    def __init__(self, message: str, details: Any = None, *, code: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details = details
-        if code is not None:
-            self.code = code
 
 
 class BadRequest(GatewayError):

@@ -120,10 +120,10 @@ def _constraint_refusal(exc: asyncpg.IntegrityConstraintViolationError) -> web.R
 
 def _translate(exc: BaseException) -> web.Response | None:
     """Map a known exception to its JSON error response; None for a genuine fault."""
+    if isinstance(exc, GatewayError):  # the edge's own refusals carry their status
+        return error_body(exc.status, exc.code, exc.message, exc.details)
     if isinstance(exc, DomainError):
         return error_body(_domain_status(exc), exc.code, exc.message, exc.details)
-    if isinstance(exc, GatewayError):
-        return error_body(exc.status, exc.code, exc.message, exc.details)
     if isinstance(exc, RulesInvalid):
         return error_body(422, exc.code, str(exc), exc.errors)
     if isinstance(exc, pydantic.ValidationError):

@@ -123,3 +123,19 @@ def via_proxy(url: str, port: int) -> str:
     """The database URL reached through a local TCP proxy on `port` (see the `proxy` fixture)."""
     parts = urlsplit(url)
     return urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{port}"))
+
+
+async def run_cli(env: dict[str, str], *args: str) -> tuple[int | None, str, str]:
+    """`python -m gateway ARGS` as a child process: exit code, stdout, stderr."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway",
+        *args,
+        env=env,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    return proc.returncode, out.decode(), err.decode()

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
-import sys
 import uuid
 from pathlib import Path
 
@@ -15,27 +13,12 @@ import pytest
 from gateway import embedded
 from gateway.auth import active_key_id
 from tests.factory import bearer
-from tests.helpers import ROOT
+from tests.helpers import ROOT, run_cli
 
 
 async def _cli(settings, *args):
     env = {**os.environ, "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url}
-    return await _cli_env(env, *args)
-
-
-async def _cli_env(env, *args):
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway",
-        *args,
-        env=env,
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await proc.communicate()
-    return proc.returncode, out.decode(), err.decode()
+    return await run_cli(env, *args)
 
 
 async def test_keys_create_list_revoke(settings, client, conn, team):
@@ -88,17 +71,17 @@ async def test_commands_use_the_running_embedded_services_when_nothing_is_set():
     if set(urls) != {"DATABASE_URL", "REDIS_URL"}:
         pytest.skip(f"no embedded services running under {base}: the suite runs on external ones")
     env = _embedded_env(base)
-    rc, _, err = await _cli_env(env, "migrate")
+    rc, _, err = await run_cli(env, "migrate")
     assert rc == 0, err
     said = [line for line in err.splitlines() if "embedded services" in line]
     assert len(said) == 1 and urls["DATABASE_URL"] in said[0] and urls["REDIS_URL"] in said[0]
     name = f"cli test {uuid.uuid4().hex[:8]}"
-    rc, out, err = await _cli_env(env, "keys", "create", "--role", "channel", "--name", name)
+    rc, out, err = await run_cli(env, "keys", "create", "--role", "channel", "--name", name)
     assert rc == 0, err
     conn = await asyncpg.connect(urls["DATABASE_URL"])
     try:
         assert await active_key_id(conn, out.strip().splitlines()[-1]) is not None
-        rc, out, _ = await _cli_env(env, "keys", "list")
+        rc, out, _ = await run_cli(env, "keys", "list")
         assert rc == 0 and name in out
     finally:
         await conn.execute("DELETE FROM api_keys WHERE name = $1", name)
@@ -120,7 +103,7 @@ async def test_without_services_the_error_names_the_variables_and_make_run(tmp_p
     if stale:
         _stale_port_files(tmp_path)
     before = sorted(tmp_path.rglob("*"))
-    rc, out, err = await _cli_env(_embedded_env(tmp_path), "keys", "list")
+    rc, out, err = await run_cli(_embedded_env(tmp_path), "keys", "list")
     assert rc == 2 and out == ""
     assert "DATABASE_URL and REDIS_URL are not set" in err and "`make run`" in err and str(tmp_path) in err
     assert sorted(tmp_path.rglob("*")) == before  # nothing was started
@@ -128,5 +111,5 @@ async def test_without_services_the_error_names_the_variables_and_make_run(tmp_p
 
 
 async def test_only_the_unset_variable_is_reported(settings, tmp_path):
-    rc, _, err = await _cli_env(_embedded_env(tmp_path, DATABASE_URL=settings.database_url), "keys", "list")
+    rc, _, err = await run_cli(_embedded_env(tmp_path, DATABASE_URL=settings.database_url), "keys", "list")
     assert rc == 2 and "REDIS_URL is not set" in err and "`make run`" in err and "DATABASE_URL" not in err

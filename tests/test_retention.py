@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -23,7 +22,7 @@ from gateway.settings import Settings, SettingsError
 from gateway.store.retention import REMOVED
 from gateway.tasks import enforce_retention
 from tests.factory import REASONS, bearer, insert_customer, insert_restriction
-from tests.helpers import ROOT
+from tests.helpers import run_cli
 
 LIMITS = retention.Limits(contact_months=24, excerpt_months=6, restriction_months=72)
 # Runs here are "at" the 20th of this month, so that which mid-month rows are past a limit does not
@@ -224,10 +223,10 @@ async def test_the_api_the_command_line_and_the_reports_say_what_goes(client, ke
     assert export["retention"]["removed"] is False and len(export["contacts"]) == 1
 
     env = {**os.environ, "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url}
-    out = await _cli(env, "retention", "--dry-run")
+    out = await run_cli(env, "retention", "--dry-run")
     assert f"contacts_{month(-26):%Y_%m}" in out[1] and "1 to reduce" in out[1] and out[0] == 0
     assert await conn.fetchval("SELECT count(*) FROM retention_runs") == 0
-    rc, _, progress = await _cli(env, "retention")
+    rc, _, progress = await run_cli(env, "retention")
     assert rc == 0 and f"dropped contacts_{month(-26):%Y_%m}: 1 contact(s)" in progress
 
     export = await (await client.get(f"/v1/customers/{cid}/export", headers=team.cl1.headers)).json()
@@ -238,21 +237,6 @@ async def test_the_api_the_command_line_and_the_reports_say_what_goes(client, ke
     assert due["retention"]["contacts_removed_before"][:10] == add_months(utc_now().date(), -24).isoformat()
     shown = await (await client.get("/v1/retention", headers=bearer(keys["admin"]))).json()
     assert shown["last_run"]["actor"] == "command line" and shown["contacts"]["partitions"] == []
-
-
-async def _cli(env: dict[str, str], *args: str) -> tuple[int | None, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway",
-        *args,
-        env=env,
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await proc.communicate()
-    return proc.returncode, out.decode(), err.decode()
 
 
 def test_the_limits_are_settings_with_defaults():
