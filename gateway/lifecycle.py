@@ -190,6 +190,44 @@ def check_adjustments(
         )
 
 
+@dataclass(frozen=True, slots=True)
+class NoWayIn:
+    """Why a customer's enforced restrictions now fail them, which restrictions do it, and the
+    channels on which their contacts must reach a person instead of being deflected."""
+
+    restriction_ids: tuple[int, ...]
+    why: str
+    channels: frozenset[str]
+
+
+def no_way_in(
+    closings: Sequence[Closing],
+    flags: Iterable[str],
+    has_representatives: bool = False,
+    noted: Iterable[int] = (),
+) -> NoWayIn | None:
+    """Always a way in, re-proved after a change to the person (never refused: a fact is a fact).
+    None while the customer can reach us and no recorded need is shut; restrictions saved with a
+    signed equality note (`noted`) were judged against the needs already, so only no-way-in counts."""
+    flags = sorted(set(flags))
+    closed = frozenset().union(*(c.closes for c in closings))
+    needed = frozenset().union(*(FLAG_NEEDS.get(f, frozenset()) for f in flags)) & closed
+    if not open_channels(closings, flags, has_representatives):
+        channels = needed or closed
+        why = "no way in: every channel the customer can use is closed"
+    else:
+        unnoted = frozenset().union(*(c.closes for c in closings if c.restriction_id not in set(noted)))
+        broken = [f for f in flags if f in FLAG_NEEDS and FLAG_NEEDS[f] <= closed and FLAG_NEEDS[f] & unnoted]
+        if not broken:
+            return None
+        channels = frozenset().union(*(FLAG_NEEDS[f] for f in broken))
+        why = "reasonable adjustment shut"
+    shut = ", ".join(f"{f} (needs {' or '.join(sorted(FLAG_NEEDS[f]))})" for f in flags if f in FLAG_NEEDS)
+    ids = tuple(sorted(c.restriction_id for c in closings if c.restriction_id and c.closes & channels))
+    detail = f"{why} ({'; '.join(filter(None, [shut, 'closed: ' + ', '.join(sorted(closed))]))})"
+    return NoWayIn(ids, detail, channels)
+
+
 def add_months(day: date, months: int) -> date:
     """Months later, clamped at month end (31 Jan + 1 → 28/29 Feb; 29 Feb + 12 → 28 Feb)."""
     month0 = day.month - 1 + months

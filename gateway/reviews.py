@@ -65,6 +65,8 @@ class ReviewRow:
     valid_to: date | None = None
     letter_sent_on: date | None = None
     appeal_due: date | None = None  # due date of an undecided appeal
+    urgent_since: datetime | None = None  # flagged: the customer is left with no way in
+    urgent_why: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,12 +89,15 @@ class ReportItem:
             "letter_sent_on": _iso(r.letter_sent_on),
             "appeal_due": _iso(r.appeal_due),
             "issues": list(self.issues),
+            "urgent_review": {"since": r.urgent_since.isoformat(), "why": r.urgent_why}
+            if r.urgent_since is not None
+            else None,
         }
 
 
 def issues_of(row: ReviewRow, today: date, end: date) -> tuple[str, ...]:
     """What needs attention: each issue is a stable word a spreadsheet can filter on."""
-    found: list[str] = []
+    found: list[str] = ["urgent_review"] if row.urgent_since is not None else []
     if row.status == "proposed":
         found.append("awaiting_deciders")
     if row.review_due < today:
@@ -109,9 +114,13 @@ def issues_of(row: ReviewRow, today: date, end: date) -> tuple[str, ...]:
 
 
 def due_report(rows: Iterable[ReviewRow], today: date, end: date) -> list[ReportItem]:
-    """Rows with at least one issue, most urgent review first."""
+    """Rows with at least one issue: those flagged for urgent review at the top, then most urgent
+    review first."""
     items = [ReportItem(r, (r.review_due - today).days, issues_of(r, today, end)) for r in rows]
-    return sorted((i for i in items if i.issues), key=lambda i: (i.row.review_due, i.row.restriction_id))
+    return sorted(
+        (i for i in items if i.issues),
+        key=lambda i: (i.row.urgent_since is None, i.row.review_due, i.row.restriction_id),
+    )
 
 
 def to_csv(items: Iterable[ReportItem]) -> str:

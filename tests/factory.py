@@ -124,6 +124,13 @@ class Api:
         body = {"name": name, "identifiers": [{"kind": k, "value": v} for k, v in identifiers], **fields}
         return int((await self._created(bearer(self.keys["admin"]), "/v1/customers", body))["id"])
 
+    async def change_customer(self, by: Member, customer_id: int, **patch: Any) -> dict[str, Any]:
+        """PATCH /v1/customers/{id} as `by`; fails unless it is accepted."""
+        r = await self.client.patch(f"/v1/customers/{customer_id}", headers=by.headers, json=patch)
+        assert r.status == 200, await r.text()
+        changed: dict[str, Any] = await r.json()
+        return changed
+
     async def case(self, customer_id: int, reference: str = "CMP-1", status: str = "open") -> int:
         closed_on = None if status == "open" else (TODAY - timedelta(days=40)).isoformat()
         body = {

@@ -9,14 +9,14 @@ from aiohttp import web
 from .. import auth
 from ..appkeys import POOL, REDIS
 from ..errors import BadRequest, Invalid
-from ..http import add_route, dump
+from ..http import add_route, dump, principal
 from ..importer import CsvFormatError, import_csv
 from ..inputs import path_id, read_model
 from ..invalidation import publish
 from ..models.cases import CaseIn, CasePatch
 from ..models.keys import KeyIn
-from ..models.people import CustomerIn, StaffIn
-from ..store import cases, people
+from ..models.people import CustomerIn, CustomerPatch, StaffIn
+from ..store import cases, customers, people
 
 CAUTION = ("caution_lead",)
 
@@ -43,6 +43,14 @@ async def create_customer(request: web.Request) -> web.Response:
 
 async def get_customer(request: web.Request) -> web.Response:
     return dump(await people.get_customer(request.app[POOL], path_id(request)))
+
+
+async def patch_customer(request: web.Request) -> web.Response:
+    body = await read_model(request, CustomerPatch)
+    async with request.app[POOL].acquire() as conn:
+        customer = await customers.patch_customer(conn, path_id(request), body, principal(request).actor)
+    await publish(request.app[REDIS], customer.id)
+    return dump(customer)
 
 
 async def import_customers(request: web.Request) -> web.Response:
@@ -95,6 +103,7 @@ def setup(app: web.Application) -> None:
     add_route(app, "GET", "/v1/staff/{id}", get_staff, ())
     add_route(app, "POST", "/v1/customers", create_customer, CAUTION)
     add_route(app, "GET", "/v1/customers/{id}", get_customer, CAUTION)
+    add_route(app, "PATCH", "/v1/customers/{id}", patch_customer, CAUTION)
     add_route(app, "POST", "/v1/customers/import", import_customers, ())
     add_route(app, "POST", "/v1/cases", create_case, CAUTION)
     add_route(app, "GET", "/v1/cases/{id}", get_case, (*CAUTION, "manager"))

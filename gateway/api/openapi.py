@@ -20,7 +20,7 @@ from ..http import ROUTE_ROLES, add_route
 from ..inputs import INT_MAX
 from ..models.cases import CaseIn, CasePatch
 from ..models.keys import KeyIn
-from ..models.people import CustomerIn, StaffIn
+from ..models.people import CustomerIn, CustomerPatch, StaffIn
 from ..models.restrictions import (
     AppealDecisionIn,
     AppealIn,
@@ -40,6 +40,7 @@ BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("POST", "/v1/customers"): CustomerIn,
     ("POST", "/v1/cases"): CaseIn,
     ("PATCH", "/v1/cases/{id}"): CasePatch,
+    ("PATCH", "/v1/customers/{id}"): CustomerPatch,
     ("POST", "/v1/restrictions"): RestrictionIn,
     ("POST", "/v1/restrictions/{id}/decide"): DecisionIn,
     ("POST", "/v1/restrictions/{id}/letter"): LetterSentIn,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
 from ..identifiers import IdentifierError, normalise, normalise_email, normalise_phone
-from ..rules.params import CHANNELS, Channel, Window
+from ..rules.params import CHANNELS, Channel, Id, Window
 from .base import In
 
 StaffRole = Literal["agent", "caution_lead", "service_caution_lead", "manager", "senior_manager"]
@@ -115,7 +116,48 @@ class CustomerIn(In):
     open_channels: list[Channel] = Field(default_factory=list, max_length=len(CHANNELS))
 
 
+class UrgentReview(In):
+    """A restriction that leaves the customer no way in, flagged until the record or it changes."""
+
+    model_config = ConfigDict(extra="ignore")
+    restriction_id: int
+    since: datetime
+    why: str
+    channels: list[str]
+
+
 class Customer(CustomerIn):
     model_config = ConfigDict(extra="ignore")
     id: int
     representatives: list[Representative] = Field(default_factory=list)  # type: ignore[assignment]
+    urgent_reviews: list[UrgentReview] = Field(default_factory=list)
+
+
+class IdentifierChanges(In):
+    add: list[IdentifierIn] = Field(default_factory=list, max_length=50)
+    remove: list[IdentifierIn] = Field(default_factory=list, max_length=50)
+
+
+class RepresentativeChange(In):
+    """One representative changed: fields given replace theirs; `identifiers` replaces the whole list."""
+
+    id: Id
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    relationship: str | None = Field(default=None, min_length=1, max_length=100)
+    identifiers: list[IdentifierIn] | None = Field(default=None, max_length=20)
+
+
+class RepresentativeChanges(In):
+    add: list[RepresentativeIn] = Field(default_factory=list, max_length=20)
+    change: list[RepresentativeChange] = Field(default_factory=list, max_length=20)
+    remove: list[Id] = Field(default_factory=list, max_length=20)
+
+
+class CustomerPatch(In):
+    """PATCH /v1/customers/{id}: only the parts given change; `adjustments` replaces text and flags."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    identifiers: IdentifierChanges | None = None
+    representatives: RepresentativeChanges | None = None
+    adjustments: Adjustments | None = None
+    open_channels: list[Channel] | None = Field(default=None, max_length=len(CHANNELS))

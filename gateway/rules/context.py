@@ -40,6 +40,16 @@ class CaseView:
 
 
 @dataclass(frozen=True, slots=True)
+class UrgentReview:
+    """A restriction flagged because the customer is left with no way in: until a person acts,
+    their contacts on `channels` reach the caution queue instead of being deflected."""
+
+    since: datetime
+    why: str
+    channels: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
 class RestrictionView:
     id: int
     customer_id: int
@@ -48,6 +58,7 @@ class RestrictionView:
     channels: frozenset[str]
     status: RestrictionStatus = "active"
     review_due: date | None = None
+    urgent: UrgentReview | None = None
 
     def covers(self, channel: str) -> bool:
         return channel in self.channels

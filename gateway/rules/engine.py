@@ -12,6 +12,7 @@ from .context import Bundle, Context, RestrictionView
 from .counters import customer_count_key
 from .outcome import (
     ACTION_ORDER,
+    CAUTION_QUEUE,
     ENFORCED_STATUSES,
     NEW_INFORMATION_QUEUE,
     BannerPart,
@@ -83,10 +84,35 @@ def _apply_restrictions(contact: Contact, ctx: Context, now: datetime) -> tuple[
     if ctx.match.withheld:
         return ()
     return tuple(
-        Applied(r, bundle, ctx.kinds[r.kind].check(contact, r, ctx, now))
+        Applied(r, bundle, _unless_no_way_in(contact, bundle, ctx.kinds[r.kind].check(contact, r, ctx, now)))
         for bundle in ctx.match.bundles
         for r in bundle.restrictions
         if r.status in ENFORCED_STATUSES
+    )
+
+
+def _unless_no_way_in(contact: Contact, bundle: Bundle, outcome: Outcome) -> Outcome:
+    """A customer flagged as left with no way in is never deflected on the channel they need: the
+    contact reaches trained staff in the caution queue, flagged, with the reason on the banner."""
+    if outcome.action != "deflect":
+        return outcome
+    urgent = next(
+        (r.urgent for r in bundle.restrictions if r.urgent is not None and contact.channel in r.urgent.channels),
+        None,
+    )
+    if urgent is None:
+        return outcome
+    since = urgent.since.date().isoformat()
+    return Outcome(
+        action="route",
+        target=Dest("queue", CAUTION_QUEUE),
+        pins_target=True,
+        flagged=True,
+        banner=BannerPart(
+            "danger",
+            f"Urgent review since {since}: {urgent.why}. Take this contact: do not turn the customer away.",
+        ),
+        because=f"Flagged for urgent review ({urgent.why}): routed to the caution queue instead of declined.",
     )
 
 

@@ -19,6 +19,7 @@ from ..rules.context import (
     RepresentativeView,
     RestrictionView,
     StaffView,
+    UrgentReview,
 )
 from ..rules.params import Window
 from ..rules.registry import Params
@@ -50,7 +51,8 @@ class Loaded:
 
 
 _RESTRICTIONS = """
-    SELECT r.id, r.customer_id, r.kind, r.params, r.channels, r.status, r.review_due
+    SELECT r.id, r.customer_id, r.kind, r.params, r.channels, r.status, r.review_due,
+           r.urgent_review_since, r.urgent_review_why, r.urgent_review_channels
     FROM restrictions r
     WHERE r.status = ANY($1::text[]) AND r.valid_from <= $2 AND (r.valid_to IS NULL OR r.valid_to >= $2)
       AND ($3::bigint[] IS NULL OR r.customer_id = ANY($3::bigint[]))"""
@@ -86,9 +88,16 @@ async def _restrictions(
                 channels=frozenset(r["channels"]),
                 status=r["status"],
                 review_due=r["review_due"],
+                urgent=_urgent(r),
             )
         )
     return by_customer
+
+
+def _urgent(r: asyncpg.Record) -> UrgentReview | None:
+    if r["urgent_review_since"] is None:
+        return None
+    return UrgentReview(r["urgent_review_since"], r["urgent_review_why"] or "", frozenset(r["urgent_review_channels"]))
 
 
 async def _representatives(conn: asyncpg.Connection, ids: list[int]) -> dict[int, list[RepresentativeView]]:

@@ -129,7 +129,13 @@ async def get_customer(conn: asyncpg.Connection | asyncpg.Pool, customer_id: int
         }
         for r in reps
     ]
+    data["urgent_reviews"] = [dict(r) for r in await conn.fetch(_URGENT, customer_id)]
     return Customer.model_validate(data)
+
+
+_URGENT = """SELECT id AS restriction_id, urgent_review_since AS since, urgent_review_why AS why,
+                     urgent_review_channels AS channels
+              FROM restrictions WHERE customer_id = $1 AND urgent_review_since IS NOT NULL ORDER BY id"""
 
 
 async def ensure_customer(

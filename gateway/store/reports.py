@@ -29,7 +29,7 @@ async def letter_facts(conn: asyncpg.Connection, restriction_id: int, policy: lc
 async def review_rows(conn: asyncpg.Connection | asyncpg.Pool) -> list[ReviewRow]:
     rows = await conn.fetch(
         """SELECT r.id, r.customer_id, c.name, r.kind, r.status, r.review_due, r.valid_to,
-                  r.letter_sent_on,
+                  r.letter_sent_on, r.urgent_review_since, r.urgent_review_why,
                   (SELECT min(a.due_on) FROM appeals a
                     WHERE a.restriction_id = r.id AND a.outcome IS NULL) AS appeal_due
            FROM restrictions r JOIN customers c ON c.id = r.customer_id
@@ -47,6 +47,8 @@ async def review_rows(conn: asyncpg.Connection | asyncpg.Pool) -> list[ReviewRow
             r["valid_to"],
             r["letter_sent_on"],
             r["appeal_due"],
+            r["urgent_review_since"],
+            r["urgent_review_why"],
         )
         for r in rows
     ]
@@ -67,6 +69,7 @@ _EXPORT_SECTIONS: tuple[tuple[str, str], ...] = (
         f"SELECT to_jsonb(l) FROM restriction_letters l WHERE restriction_id IN {_RESTRICTION_IDS} ORDER BY id",
     ),
     ("events", "SELECT to_jsonb(e) FROM restriction_events e WHERE customer_id = $1 ORDER BY id"),
+    ("customer_events", "SELECT to_jsonb(e) FROM customer_events e WHERE customer_id = $1 ORDER BY id"),
     ("cases", "SELECT to_jsonb(c) FROM cases c WHERE customer_id = $1 ORDER BY id"),
     (
         "contacts",

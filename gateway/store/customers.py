@@ -1,0 +1,161 @@
+"""Changing a customer's record (PATCH and the housing-system import), its audit trail, and
+always-a-way-in re-proved after every change: restrictions that leave no way in are flagged."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from .. import lifecycle as lc
+from ..errors import FieldInvalid, Missing
+from ..models.people import Customer, CustomerPatch, RepresentativeChanges
+from .changes import notify_in_transaction
+from .people import _insert_identifiers, get_customer, reject_unknown_ids
+
+
+async def record_event(
+    conn: asyncpg.Connection,
+    customer_id: int,
+    actor: lc.Actor,
+    kind: str,
+    *,
+    why: str | None = None,
+    before: Any = None,
+    after: Any = None,
+) -> None:
+    await conn.execute(
+        """INSERT INTO customer_events (customer_id, actor, staff_id, kind, why, before, after)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+        customer_id,
+        actor.label,
+        actor.staff_id,
+        kind,
+        why,
+        before,
+        after,
+    )
+
+
+async def snapshot(conn: asyncpg.Connection, customer_id: int) -> dict[str, Any]:
+    """The record as an event's before/after (urgent reviews are the gateway's, not the record's)."""
+    customer = await get_customer(conn, customer_id)
+    return customer.model_dump(mode="json", exclude={"id", "urgent_reviews"})
+
+
+async def recheck_way_in(conn: asyncpg.Connection, customer_id: int, actor: lc.Actor) -> lc.NoWayIn | None:
+    """Flag (or clear) urgent review on this customer's enforced restrictions; in the caller's
+    transaction, which must hold the customer's row lock."""
+    cust = await conn.fetchrow(
+        """SELECT adjustments->'flags' AS flags,
+                  EXISTS (SELECT 1 FROM representatives r WHERE r.customer_id = c.id) AS has_reps
+           FROM customers c WHERE id = $1""",
+        customer_id,
+    )
+    rows = await conn.fetch(
+        """SELECT id, kind, channels, equality_note IS NOT NULL AS noted, urgent_review_since
+           FROM restrictions WHERE customer_id = $1 AND status = ANY($2::text[])""",
+        customer_id,
+        list(lc.ENFORCED),
+    )
+    closings = [lc.Closing(r["id"], r["kind"], frozenset(r["channels"])) for r in rows]
+    noted = [r["id"] for r in rows if r["noted"]]
+    found = lc.no_way_in(closings, list(cust["flags"] or []), cust["has_reps"], noted)
+    flagged_before = {r["id"] for r in rows if r["urgent_review_since"] is not None}
+    flag_ids = list(found.restriction_ids) if found else []
+    await conn.execute(
+        """UPDATE restrictions SET urgent_review_since = NULL, urgent_review_why = NULL,
+               urgent_review_channels = '{}' WHERE id = ANY($1::bigint[])""",
+        sorted(flagged_before - set(flag_ids)),
+    )
+    if found is not None:
+        await conn.execute(
+            """UPDATE restrictions SET urgent_review_since = coalesce(urgent_review_since, now()),
+                   urgent_review_why = $2, urgent_review_channels = $3 WHERE id = ANY($1::bigint[])""",
+            flag_ids,
+            found.why,
+            sorted(found.channels),
+        )
+    if set(flag_ids) != flagged_before:
+        kind = "no_way_in" if found is not None else "way_in_restored"
+        after = {"restriction_ids": flag_ids, "channels": sorted(found.channels)} if found else None
+        await record_event(conn, customer_id, actor, kind, why=found.why if found else None, after=after)
+        await notify_in_transaction(conn, customer_id)
+    return found
+
+
+async def _identifiers(conn: asyncpg.Connection, customer_id: int, patch: CustomerPatch) -> None:
+    if patch.identifiers is None:
+        return
+    for n, ident in enumerate(patch.identifiers.remove):
+        gone = await conn.execute(
+            "DELETE FROM identifiers WHERE customer_id = $1 AND kind = $2 AND value = $3",
+            customer_id,
+            ident.kind,
+            ident.value,
+        )
+        if gone == "DELETE 0":
+            raise FieldInvalid(f"identifiers.remove.{n}", f"{ident.kind} {ident.value} is not linked to this customer")
+    linked = {(r["kind"], r["value"]) for r in await conn.fetch(_LINKED, customer_id)}
+    new = [i for i in patch.identifiers.add if (i.kind, i.value) not in linked]
+    await _insert_identifiers(conn, new, customer_id=customer_id, field="identifiers.add")
+
+
+_LINKED = "SELECT kind, value FROM identifiers WHERE customer_id = $1"
+
+
+async def _representatives(conn: asyncpg.Connection, customer_id: int, changes: RepresentativeChanges) -> None:
+    ours = {r["id"] for r in await conn.fetch("SELECT id FROM representatives WHERE customer_id = $1", customer_id)}
+    reject_unknown_ids("representatives.remove", set(changes.remove), ours)
+    reject_unknown_ids("representatives.change", {c.id for c in changes.change}, ours)
+    await conn.execute("DELETE FROM representatives WHERE id = ANY($1::bigint[])", changes.remove)
+    for n, ch in enumerate(changes.change):
+        await conn.execute(
+            """UPDATE representatives SET name = coalesce($2, name), relationship = coalesce($3, relationship)
+               WHERE id = $1""",
+            ch.id,
+            ch.name,
+            ch.relationship,
+        )
+        if ch.identifiers is not None:
+            await conn.execute("DELETE FROM identifiers WHERE representative_id = $1", ch.id)
+            field = f"representatives.change.{n}.identifiers"
+            await _insert_identifiers(conn, ch.identifiers, representative_id=ch.id, field=field)
+    for n, rep in enumerate(changes.add):
+        rep_id = await conn.fetchval(
+            "INSERT INTO representatives (customer_id, name, relationship) VALUES ($1, $2, $3) RETURNING id",
+            customer_id,
+            rep.name,
+            rep.relationship,
+        )
+        field = f"representatives.add.{n}.identifiers"
+        await _insert_identifiers(conn, rep.identifiers, representative_id=rep_id, field=field)
+
+
+async def _lock(conn: asyncpg.Connection, customer_id: int) -> None:
+    if await conn.fetchval("SELECT id FROM customers WHERE id = $1 FOR UPDATE", customer_id) is None:
+        raise Missing(f"customer {customer_id} does not exist")
+
+
+async def patch_customer(conn: asyncpg.Connection, customer_id: int, patch: CustomerPatch, actor: lc.Actor) -> Customer:
+    """Apply the parts of `patch` given, audit before/after, and re-prove the way in."""
+    async with conn.transaction():
+        await _lock(conn, customer_id)
+        before = await snapshot(conn, customer_id)
+        await conn.execute(
+            """UPDATE customers SET name = coalesce($2, name), adjustments = coalesce($3, adjustments),
+                   open_channels = coalesce($4, open_channels), updated_at = now() WHERE id = $1""",
+            customer_id,
+            patch.name,
+            patch.adjustments.model_dump() if patch.adjustments is not None else None,
+            list(patch.open_channels) if patch.open_channels is not None else None,
+        )
+        await _identifiers(conn, customer_id, patch)
+        if patch.representatives is not None:
+            await _representatives(conn, customer_id, patch.representatives)
+        after = await snapshot(conn, customer_id)
+        if after != before:
+            await record_event(conn, customer_id, actor, "updated", before=before, after=after)
+        await recheck_way_in(conn, customer_id, actor)
+        await notify_in_transaction(conn, customer_id)
+    return await get_customer(conn, customer_id)
