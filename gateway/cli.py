@@ -108,14 +108,14 @@ async def _keys_revoke(settings: Settings, key_id: int) -> int:
     return 0
 
 
-async def _import(settings: Settings, path: Path) -> int:
-    from .importer import CsvFormatError, import_csv
+async def _import(settings: Settings, path: Path, dry_run: bool = False) -> int:
+    from .importer import CsvFormatError, describe_change, import_csv
 
     text = path.read_text(encoding="utf-8-sig")
     total = max(text.count("\n") - 1, 0)
     conn = await db.connect(settings.require_services().database_url or "")
     try:
-        report = await import_csv(conn, text, progress=_progress(total))  # type: ignore[arg-type]
+        report = await import_csv(conn, text, progress=_progress(total), dry_run=dry_run)  # type: ignore[arg-type]
     except CsvFormatError as exc:
         print(f"\n{path}: {exc}", file=sys.stderr)
         return 2
@@ -124,7 +124,10 @@ async def _import(settings: Settings, path: Path) -> int:
     sys.stderr.write("\n")
     for err in report.errors[:200]:
         print(f"{path}:{err['line']}: {err['field']}: {err['message']}", file=sys.stderr)
-    print(f"{report.created} created, {report.updated} updated, {len(report.errors)} rejected")
+    for change in report.changes[:1000]:
+        print(f"{path}:{change['line']}: {describe_change(change)}")
+    would = "dry run, nothing written: " if dry_run else ""
+    print(f"{would}{report.created} created, {report.updated} updated, {len(report.errors)} rejected")
     return 1 if report.errors else 0
 
 
@@ -186,6 +189,7 @@ def _parser() -> argparse.ArgumentParser:
     kr.add_argument("id", type=int)
     imp = sub.add_parser("import", help="import customers from a housing-system CSV export")
     imp.add_argument("file", type=Path)
+    imp.add_argument("--dry-run", action="store_true", help="report what would change without writing")
     sub.add_parser("replay", help="replay spooled contacts into the contact log")
     ret = sub.add_parser("retention", help="enforce the retention settings now, with progress")
     ret.add_argument("--dry-run", action="store_true", help="only print what would be removed")
@@ -232,7 +236,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     commands: dict[str, Callable[[], Coroutine[Any, Any, int]]] = {
         "migrate": lambda: _migrate(settings),
         "demo": lambda: _demo(settings, args.if_empty),
-        "import": lambda: _import(settings, args.file),
+        "import": lambda: _import(settings, args.file, args.dry_run),
         "retention": lambda: _retention(settings, args.dry_run),
         "keys": lambda: (
             _keys_list(settings)

@@ -16,11 +16,15 @@ from typing import Any
 import asyncpg
 import pydantic
 
+from .lifecycle import Actor
 from .models.people import Adjustments, IdentifierIn
-from .store.people import upsert_imported
+from .store.customers import import_row
 
 REQUIRED = ("external_ref", "name")
 KNOWN = ("external_ref", "name", "phones", "emails", "web_account", "adjustments", "adjustment_flags")
+KIND_OF_COLUMN = {"phones": "phone", "emails": "email", "web_account": "web"}
+ADJUSTMENT_PART = {"adjustments": "text", "adjustment_flags": "flags"}
+IMPORT_ACTOR = Actor("system:import")
 MAX_ROWS = 2_000_000
 
 
@@ -30,26 +34,51 @@ class ImportRow(pydantic.BaseModel):
     name: str = pydantic.Field(min_length=1, max_length=200)
     identifiers: list[IdentifierIn]
     adjustments: Adjustments
+    columns: frozenset[str]  # those the file has: an absent one is left alone
+
+    @property
+    def kinds(self) -> frozenset[str]:
+        return frozenset(k for c, k in KIND_OF_COLUMN.items() if c in self.columns)
+
+    def adjustment_parts(self) -> dict[str, Any]:
+        given = self.adjustments.model_dump()
+        return {part: given[part] for c, part in ADJUSTMENT_PART.items() if c in self.columns}
 
 
 @dataclass
 class ImportReport:
     created: int = 0
     updated: int = 0
+    unchanged: int = 0
+    dry_run: bool = False
     errors: list[dict[str, Any]] = field(default_factory=list)
+    changes: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def rows(self) -> int:
-        return self.created + self.updated + len(self.errors)
+        return self.created + self.updated + self.unchanged + len(self.errors)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "rows": self.rows,
+            "dry_run": self.dry_run,
             "created": self.created,
             "updated": self.updated,
+            "unchanged": self.unchanged,
             "rejected": len(self.errors),
             "errors": self.errors[:1000],
+            "changes": self.changes[:1000],
         }
+
+    def count(self, line: int, change: dict[str, Any]) -> None:
+        if change["created"]:
+            self.created += 1
+        elif len(change) > 4 or change["urgent_review"]:
+            self.updated += 1
+        else:
+            self.unchanged += 1
+            return
+        self.changes.append({"line": line, **change})
 
 
 class CsvFormatError(ValueError):
@@ -60,7 +89,7 @@ def _split(value: str | None) -> list[str]:
     return [p.strip() for p in (value or "").split(";") if p.strip()]
 
 
-def _row_model(raw: dict[str, str | None]) -> ImportRow:
+def _row_model(raw: dict[str, str | None], columns: frozenset[str]) -> ImportRow:
     idents = [{"kind": "phone", "value": v} for v in _split(raw.get("phones"))]
     idents += [{"kind": "email", "value": v} for v in _split(raw.get("emails"))]
     idents += [{"kind": "web", "value": v} for v in _split(raw.get("web_account"))]
@@ -70,6 +99,7 @@ def _row_model(raw: dict[str, str | None]) -> ImportRow:
             "name": raw.get("name") or "",
             "identifiers": idents,
             "adjustments": {"text": raw.get("adjustments") or "", "flags": _split(raw.get("adjustment_flags"))},
+            "columns": columns,
         }
     )
 
@@ -101,7 +131,7 @@ def parse(text: str) -> Iterator[tuple[int, ImportRow | dict[str, Any]]]:
             yield line, {"line": line, "field": "row", "message": "more values than header columns"}
             continue
         try:
-            yield line, _row_model(raw)
+            yield line, _row_model(raw, frozenset(header))
         except pydantic.ValidationError as exc:
             err = exc.errors(include_url=False)[0]
             yield (
@@ -114,16 +144,34 @@ def parse(text: str) -> Iterator[tuple[int, ImportRow | dict[str, Any]]]:
             )
 
 
-async def _save(conn: asyncpg.Connection, row: ImportRow) -> bool:
-    """Insert or update one customer; returns True when it was new."""
-    idents: list[tuple[str, str]] = [(i.kind, i.value) for i in row.identifiers]
-    return await upsert_imported(conn, row.external_ref, row.name, row.adjustments.model_dump(), idents)
-
-
 async def import_csv(
-    conn: asyncpg.Connection, text: str, progress: Callable[[int], None] | None = None
+    conn: asyncpg.Connection,
+    text: str,
+    progress: Callable[[int], None] | None = None,
+    *,
+    dry_run: bool = False,
+    actor: Actor = IMPORT_ACTOR,
 ) -> ImportReport:
-    report = ImportReport()
+    """Import every row; with `dry_run` the same report, and everything rolled back."""
+    report = ImportReport(dry_run=dry_run)
+    outer = conn.transaction()
+    if dry_run:
+        await outer.start()
+    try:
+        await _rows(conn, text, report, progress, actor)
+    finally:
+        if dry_run:
+            await outer.rollback()
+    return report
+
+
+async def _rows(
+    conn: asyncpg.Connection,
+    text: str,
+    report: ImportReport,
+    progress: Callable[[int], None] | None,
+    actor: Actor,
+) -> None:
     for n, (line, item) in enumerate(parse(text), start=1):
         if n > MAX_ROWS:
             report.errors.append({"line": line, "field": "row", "message": f"more than {MAX_ROWS} rows"})
@@ -131,18 +179,29 @@ async def import_csv(
         if isinstance(item, dict):
             report.errors.append(item)
         else:
+            idents: list[tuple[str, str]] = [(i.kind, i.value) for i in item.identifiers]
             try:
                 async with conn.transaction():
-                    created = await _save(conn, item)
+                    change = await import_row(
+                        conn, item.external_ref, item.name, idents, item.kinds, item.adjustment_parts(), actor
+                    )
             except asyncpg.UniqueViolationError:
                 report.errors.append(
                     {"line": line, "field": "web_account", "message": "web account already belongs to another customer"}
                 )
                 continue
-            if created:
-                report.created += 1
-            else:
-                report.updated += 1
+            report.count(line, change)
         if progress is not None:
             progress(n)
-    return report
+
+
+def describe_change(change: dict[str, Any]) -> str:
+    """One line for the progress output: what one row changed."""
+    parts = ["new customer" if change["created"] else f"customer {change['customer_id']}"]
+    parts += [f"+{i}" for i in change.get("identifiers_added", [])]
+    parts += [f"-{i}" for i in change.get("identifiers_removed", [])]
+    if "adjustments" in change:
+        parts.append(f"adjustments now {change['adjustments']['after']}")
+    if change.get("urgent_review"):
+        parts.append(f"URGENT REVIEW: {change['urgent_review']}")
+    return f"{change['external_ref']}: " + ", ".join(parts)

@@ -131,6 +131,15 @@ class Api:
         changed: dict[str, Any] = await r.json()
         return changed
 
+    async def import_csv(self, text: str, *, dry_run: bool = False) -> dict[str, Any]:
+        """POST /v1/customers/import as the admin; fails unless the file is read."""
+        headers = {**bearer(self.keys["admin"]), "Content-Type": "text/csv"}
+        params = {"dry_run": "true"} if dry_run else {}
+        r = await self.client.post("/v1/customers/import", headers=headers, params=params, data=text)
+        assert r.status == 200, await r.text()
+        report: dict[str, Any] = await r.json()
+        return report
+
     async def case(self, customer_id: int, reference: str = "CMP-1", status: str = "open") -> int:
         closed_on = None if status == "open" else (TODAY - timedelta(days=40)).isoformat()
         body = {

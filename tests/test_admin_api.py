@@ -174,11 +174,11 @@ async def test_csv_import_keeps_good_rows_and_reports_bad_ones(client, admin, co
     ]
     phones = await conn.fetch("SELECT value FROM identifiers WHERE kind = 'phone' ORDER BY value")
     assert [p["value"] for p in phones] == ["+441632960001", "+447700900001"]
-    # Importing again updates instead of duplicating.
+    # Importing again changes nothing and duplicates nothing.
     again = await (
         await client.post("/v1/customers/import", headers={**admin, "Content-Type": "text/csv"}, data=CSV)
     ).json()
-    assert (again["created"], again["updated"]) == (0, 2)
+    assert (again["created"], again["updated"], again["unchanged"]) == (0, 0, 2)
     assert await conn.fetchval("SELECT count(*) FROM customers") == 2
 
 

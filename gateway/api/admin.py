@@ -8,7 +8,7 @@ from aiohttp import web
 
 from .. import auth
 from ..appkeys import POOL, REDIS
-from ..errors import BadRequest, Invalid
+from ..errors import BadRequest, Invalid, field_error
 from ..http import add_route, dump, principal
 from ..importer import CsvFormatError, import_csv
 from ..inputs import path_id, read_model
@@ -53,6 +53,13 @@ async def patch_customer(request: web.Request) -> web.Response:
     return dump(customer)
 
 
+def _dry_run(request: web.Request) -> bool:
+    value = request.query.get("dry_run", "false").lower()
+    if value not in ("true", "false", "1", "0"):
+        raise field_error("dry_run", "expected true or false")
+    return value in ("true", "1")
+
+
 async def import_customers(request: web.Request) -> web.Response:
     if request.content_type not in ("text/csv", "application/csv", "text/plain"):
         raise BadRequest("send the CSV export as the body with Content-Type: text/csv", code="unsupported_media_type")
@@ -63,7 +70,7 @@ async def import_customers(request: web.Request) -> web.Response:
         raise Invalid(f"the file is not UTF-8 (byte {exc.start})", [{"field": "body"}]) from None
     async with request.app[POOL].acquire() as conn:
         try:
-            report = await import_csv(conn, text)
+            report = await import_csv(conn, text, dry_run=_dry_run(request), actor=principal(request).actor)
         except CsvFormatError as exc:
             raise Invalid(str(exc), [{"field": "header", "message": str(exc)}]) from None
     return web.json_response(report.as_dict(), status=200)

@@ -87,6 +87,7 @@ QUERIES: dict[tuple[str, str], list[dict[str, Any]]] = {
         _query("format", {"enum": ["json", "csv"]}),
     ],
     ("GET", "/v1/customers/{id}/export"): [_query("why", _text(500))],
+    ("POST", "/v1/customers/import"): [_query("dry_run", {"enum": ["true", "false", "1", "0"]})],
     ("GET", "/v1/restrictions/{id}"): [_WHY],
     ("GET", "/v1/restrictions/{id}/events"): [_WHY],
     ("GET", "/v1/restrictions/{id}/letter"): [_query("format", {"enum": ["html", "text", "json"]})],

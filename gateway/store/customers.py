@@ -159,3 +159,72 @@ async def patch_customer(conn: asyncpg.Connection, customer_id: int, patch: Cust
         await recheck_way_in(conn, customer_id, actor)
         await notify_in_transaction(conn, customer_id)
     return await get_customer(conn, customer_id)
+
+
+async def _relink(
+    conn: asyncpg.Connection, customer_id: int, idents: list[tuple[str, str]], kinds: frozenset[str]
+) -> tuple[list[str], list[str]]:
+    """Make the customer's identifiers of `kinds` exactly `idents`: (added, removed) as kind:value."""
+    linked = {(r["kind"], r["value"]) for r in await conn.fetch(_LINKED, customer_id)}
+    wanted = set(idents)
+    gone = sorted(i for i in linked if i[0] in kinds and i not in wanted)
+    new = [i for i in dict.fromkeys(idents) if i not in linked]
+    for kind, value in gone:
+        await conn.execute(
+            "DELETE FROM identifiers WHERE customer_id = $1 AND kind = $2 AND value = $3", customer_id, kind, value
+        )
+    for kind, value in new:
+        await conn.execute(
+            "INSERT INTO identifiers (kind, value, customer_id) VALUES ($1, $2, $3)", kind, value, customer_id
+        )
+    return [f"{k}:{v}" for k, v in new], [f"{k}:{v}" for k, v in gone]
+
+
+async def import_row(
+    conn: asyncpg.Connection,
+    external_ref: str,
+    name: str,
+    idents: list[tuple[str, str]],
+    kinds: frozenset[str],
+    adjustments: dict[str, Any],
+    actor: lc.Actor,
+) -> dict[str, Any]:
+    """One row of the housing system's export as the customer's current truth: the identifiers of
+    the kinds it has columns for, and the adjustment parts in `adjustments`, replace the held ones.
+    Returns what changed; the caller holds the transaction."""
+    customer_id = await conn.fetchval("SELECT id FROM customers WHERE external_ref = $1 FOR UPDATE", external_ref)
+    created = customer_id is None
+    if created:
+        customer_id = await conn.fetchval(
+            "INSERT INTO customers (external_ref, name) VALUES ($1, $2) RETURNING id", external_ref, name
+        )
+        before: dict[str, Any] | None = None
+    else:
+        before = await snapshot(conn, customer_id)
+    await conn.execute(
+        """UPDATE customers SET name = $2, adjustments = adjustments || $3::jsonb, updated_at = now()
+           WHERE id = $1""",
+        customer_id,
+        name,
+        adjustments,
+    )
+    added, removed = await _relink(conn, customer_id, idents, kinds)
+    after = await snapshot(conn, customer_id)
+    change: dict[str, Any] = {"customer_id": customer_id, "external_ref": external_ref, "created": created}
+    if before is None or before != after:
+        await record_event(conn, customer_id, actor, "imported", before=before, after=after)
+        change.update(_differences(before, after, added, removed))
+    found = await recheck_way_in(conn, customer_id, actor)
+    change["urgent_review"] = found.why if found else None
+    await notify_in_transaction(conn, customer_id)
+    return change
+
+
+def _differences(
+    before: dict[str, Any] | None, after: dict[str, Any], added: list[str], removed: list[str]
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"identifiers_added": added, "identifiers_removed": removed}
+    for part in ("name", "adjustments"):
+        if before is None or before[part] != after[part]:
+            out[part] = {"before": None if before is None else before[part], "after": after[part]}
+    return out

@@ -156,37 +156,5 @@ def reject_unknown_ids(field: str, wanted: set[int], found: set[int]) -> None:
         raise FieldInvalid(field, f"unknown id(s) {', '.join(map(str, missing))}")
 
 
-async def upsert_imported(
-    conn: asyncpg.Connection,
-    external_ref: str,
-    name: str,
-    adjustments: dict[str, Any],
-    identifiers: list[tuple[str, str]],
-) -> bool:
-    """A customer from the housing system's export: inserted, or its name updated and any new
-    identifiers linked. True when the customer was new."""
-    existing = await conn.fetchval("SELECT id FROM customers WHERE external_ref = $1", external_ref)
-    if existing is None:
-        customer_id = await conn.fetchval(
-            "INSERT INTO customers (external_ref, name, adjustments) VALUES ($1, $2, $3) RETURNING id",
-            external_ref,
-            name,
-            adjustments,
-        )
-    else:
-        customer_id = existing
-        await conn.execute("UPDATE customers SET name = $2, updated_at = now() WHERE id = $1", customer_id, name)
-    for kind, value in identifiers:
-        await conn.execute(
-            """INSERT INTO identifiers (kind, value, customer_id) VALUES ($1, $2, $3)
-               ON CONFLICT (kind, value, customer_id) WHERE customer_id IS NOT NULL DO NOTHING""",
-            kind,
-            value,
-            customer_id,
-        )
-    await notify_in_transaction(conn, customer_id)
-    return existing is None
-
-
 async def any_customer(conn: asyncpg.Connection | asyncpg.Pool) -> bool:
     return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM customers)"))
