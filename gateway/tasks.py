@@ -21,6 +21,7 @@ from .invalidation import publish
 from .reviews import local_today, utc_now
 from .settings import Settings
 from .store.contacts import forget_provider_ids, make_partitions
+from .store.customers import audit_ways_in
 from .store.retention import runs
 from .store.transitions import lapse_expired
 
@@ -59,6 +60,14 @@ async def forget_old_provider_ids(pool: asyncpg.Pool, days: int = PROVIDER_ID_RE
     return await forget_provider_ids(pool, days)
 
 
+async def audit_once(pool: asyncpg.Pool) -> list[tuple[int, str]]:
+    """Report every customer left with no way in (their restrictions are flagged for urgent review)."""
+    failing = await audit_ways_in(pool)
+    for customer_id, why in failing:
+        log.warning("customer %d has no way in: %s", customer_id, why)
+    return failing
+
+
 async def _loop(app: web.Application, interval: float) -> None:
     tz = ZoneInfo(app[SETTINGS].tz)
     while True:
@@ -66,6 +75,7 @@ async def _loop(app: web.Application, interval: float) -> None:
             await ensure_partitions(app[POOL])
             await forget_old_provider_ids(app[POOL])
             await lapse_once(app[POOL], app[REDIS], tz)
+            await audit_once(app[POOL])
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("lapse run failed, will retry: %r", exc)
         await asyncio.sleep(interval)

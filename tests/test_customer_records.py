@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.factory import Api, Team, bearer
+from gateway.appkeys import POOL
+from gateway.tasks import audit_once
+from tests.factory import Api, Team, bearer, insert_customer, insert_restriction
 from tests.helpers import eventually
 
 NUMBER = ("phone", "07700 900001")
@@ -146,3 +148,18 @@ async def test_cannot_write_under_written_only_flags_urgent_review_and_routes_ca
 
     await eventually(deflected, timeout=1.0)
     assert [e["kind"] for e in await _events(client, team, cid)][-1] == "way_in_restored"
+
+
+async def test_the_periodic_audit_catches_drift_from_any_source(conn, client, team: Team):
+    cid = await insert_customer(conn, "Jo", NUMBER, adjustments={"text": "", "flags": ["cannot_write"]})
+    fine = await insert_customer(conn, "Al", ("phone", "07700 900005"))
+    # Written straight into the database: no check ran when it was saved.
+    rid = await insert_restriction(conn, cid, {"kind": "written_only"})
+    await insert_restriction(conn, fine, {"kind": "written_only"})
+    failing = await audit_once(client.server.app[POOL])
+    assert [c for c, _ in failing] == [cid]
+    got = await (await client.get(f"/v1/customers/{cid}", headers=team.cl1.headers)).json()
+    assert [u["restriction_id"] for u in got["urgent_reviews"]] == [rid]
+    assert await audit_once(client.server.app[POOL]) == failing  # still reported, not re-recorded
+    events = await conn.fetch("SELECT kind, actor FROM customer_events WHERE customer_id = $1", cid)
+    assert [(e["kind"], e["actor"]) for e in events] == [("no_way_in", "system:way-in-audit")]

@@ -228,3 +228,24 @@ def _differences(
         if before is None or before[part] != after[part]:
             out[part] = {"before": None if before is None else before[part], "after": after[part]}
     return out
+
+
+AUDIT_ACTOR = lc.Actor("system:way-in-audit")
+
+
+async def audit_ways_in(pool: asyncpg.Pool) -> list[tuple[int, str]]:
+    """Always a way in, re-proved over every customer with an enforced restriction, so drift from
+    any source is caught: (customer id, why) for each customer left without one."""
+    ids = await pool.fetch(
+        "SELECT DISTINCT customer_id FROM restrictions WHERE status = ANY($1::text[]) ORDER BY customer_id",
+        list(lc.ENFORCED),
+    )
+    found: list[tuple[int, str]] = []
+    async with pool.acquire() as conn:
+        for row in ids:
+            async with conn.transaction():
+                await conn.execute("SELECT id FROM customers WHERE id = $1 FOR UPDATE", row["customer_id"])
+                failing = await recheck_way_in(conn, row["customer_id"], AUDIT_ACTOR)
+            if failing is not None:
+                found.append((row["customer_id"], failing.why))
+    return found

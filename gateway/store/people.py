@@ -135,7 +135,8 @@ async def get_customer(conn: asyncpg.Connection | asyncpg.Pool, customer_id: int
 
 _URGENT = """SELECT id AS restriction_id, urgent_review_since AS since, urgent_review_why AS why,
                      urgent_review_channels AS channels
-              FROM restrictions WHERE customer_id = $1 AND urgent_review_since IS NOT NULL ORDER BY id"""
+              FROM restrictions WHERE customer_id = $1 AND urgent_review_since IS NOT NULL
+                AND status IN ('active', 'under_appeal') ORDER BY id"""
 
 
 async def ensure_customer(
