@@ -3,12 +3,24 @@ reaches the restriction index, and a change leaving no way in flags the restrict
 
 from __future__ import annotations
 
+import random
+from datetime import UTC, date, datetime
 from typing import Any
 
+from gateway import lifecycle as lc
 from gateway.appkeys import POOL
+from gateway.contact import InboundContact
+from gateway.decide.context import make_context
+from gateway.models.people import CustomerPatch
+from gateway.rules.context import Match
+from gateway.rules.engine import decide
+from gateway.rules.params import PERSONAL
+from gateway.store import customers, people
+from gateway.store import index as index_store
 from gateway.tasks import audit_once
 from tests.factory import Api, Team, bearer, insert_customer, insert_restriction
 from tests.helpers import eventually
+from tests.rules.factories import DEFAULT, PARAMS
 
 NUMBER = ("phone", "07700 900001")
 
@@ -163,3 +175,48 @@ async def test_the_periodic_audit_catches_drift_from_any_source(conn, client, te
     assert await audit_once(client.server.app[POOL]) == failing  # still reported, not re-recorded
     events = await conn.fetch("SELECT kind, actor FROM customer_events WHERE customer_id = $1", cid)
     assert [(e["kind"], e["actor"]) for e in events] == [("no_way_in", "system:way-in-audit")]
+
+
+async def test_property_every_change_leaves_a_way_in_or_an_urgent_review(conn):
+    """Random customers, restrictions and sequences of changes through the store, each followed by
+    what the index would load and decide: a way in or an urgent review, and never declined on the
+    channel their adjustment needs."""
+    rng = random.Random(14)
+    actor = lc.Actor("test")
+    for n in range(25):
+        cid = await insert_customer(conn, f"Customer {n}", ("phone", f"07700 9{n:05d}"))
+        for kind in rng.sample(
+            ["written_only", "no_personal_contact", "set_times", "contact_limit"], rng.randint(1, 2)
+        ):
+            await insert_restriction(conn, cid, PARAMS[kind].model_dump(mode="json"), channels=_some(rng, PERSONAL))
+        for _ in range(4):
+            patch = _random_patch(rng, await people.get_customer(conn, cid))
+            await customers.patch_customer(conn, cid, CustomerPatch.model_validate(patch), actor)
+            await _holds(conn, cid)
+
+
+def _some(rng: random.Random, channels: frozenset[str]) -> list[str]:
+    return rng.sample(sorted(channels), rng.randint(1, len(channels)))
+
+
+def _random_patch(rng: random.Random, now: Any) -> dict[str, Any]:
+    if rng.random() < 0.7:
+        return {"adjustments": {"flags": rng.sample(sorted(lc.FLAG_NEEDS), rng.randint(0, 2))}}
+    if now.representatives:
+        return {"representatives": {"remove": [now.representatives[0].id]}}
+    return {"representatives": {"add": [{"name": "Ann", "relationship": "daughter"}]}}
+
+
+async def _holds(conn: Any, cid: int) -> None:
+    bundle = (await index_store.load(conn, date.today(), [cid])).bundles[cid]
+    flags = bundle.customer.adjustments_flags
+    closings = [lc.Closing(r.id, r.kind, r.channels) for r in bundle.restrictions]
+    urgent = [r for r in bundle.restrictions if r.urgent is not None]
+    assert lc.open_channels(closings, flags, bool(bundle.representatives)) or urgent, bundle
+    closed = frozenset().union(*(c.closes for c in closings))
+    needed = [ch for f in flags if lc.FLAG_NEEDS.get(f, {"-"}) <= closed for ch in lc.FLAG_NEEDS[f]]
+    for channel in needed:
+        ctx = make_context(Match(bundles=(bundle,), sender_kind="phone"), DEFAULT)
+        contact = InboundContact.model_validate({"channel": channel, "from": "07700 900001"})
+        now = datetime(2026, 3, 3, 15, 0, tzinfo=UTC)
+        assert decide(contact, ctx, now).action != "deflect", (bundle, channel)
