@@ -23,6 +23,10 @@ CREATE TRIGGER customer_events_no_update BEFORE UPDATE OR DELETE ON customer_eve
 CREATE TRIGGER customer_events_no_truncate BEFORE TRUNCATE ON customer_events
     FOR EACH STATEMENT EXECUTE FUNCTION customer_events_append_only();
 
+-- Where letters to the customer go (restriction letters, appeal outcomes); multi-line.
+ALTER TABLE customers ADD COLUMN postal_address text NOT NULL DEFAULT ''
+    CHECK (length(postal_address) <= 1000);
+
 -- Set while the restriction leaves its customer no way in; the channels are those to route, not deflect.
 ALTER TABLE restrictions
     ADD COLUMN urgent_review_since    timestamptz,

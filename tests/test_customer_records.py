@@ -45,6 +45,7 @@ async def test_patch_changes_the_record_and_audits_who_and_what(client, api: Api
         team.cl1,
         cid,
         name="Margaret Hughes-Brown",
+        postal_address="Flat 2, 1 River Street\nLeeds LS1 1AA",
         identifiers={
             "add": [{"kind": "phone", "value": "07700 900002"}],
             "remove": [{"kind": "email", "value": "MH@example.org"}],
@@ -58,6 +59,7 @@ async def test_patch_changes_the_record_and_audits_who_and_what(client, api: Api
         open_channels=["letter"],
     )
     assert got["name"] == "Margaret Hughes-Brown"
+    assert got["postal_address"] == "Flat 2, 1 River Street\nLeeds LS1 1AA"
     assert got["identifiers"] == [
         {"kind": "phone", "value": "+447700900001"},
         {"kind": "phone", "value": "+447700900002"},
@@ -151,6 +153,7 @@ async def test_cannot_write_under_written_only_flags_urgent_review_and_routes_ca
         team.cl1, cid, representatives={"add": [{"name": "Ann", "relationship": "daughter"}]}
     )
     assert "reasonable adjustment shut" in with_rep["urgent_reviews"][0]["why"]
+    assert [e["kind"] for e in await _events(client, team, cid)][-2:] == ["updated", "no_way_in"]
     # The adjustment was recorded in error: once corrected the flag clears and calls are declined again.
     cleared = await api.change_customer(team.cl1, cid, adjustments={"text": "", "flags": []})
     assert cleared["urgent_reviews"] == []

@@ -110,6 +110,7 @@ class Adjustments(In):
 class CustomerIn(In):
     external_ref: str | None = Field(default=None, min_length=1, max_length=100)
     name: str = Field(min_length=1, max_length=200)
+    postal_address: str = Field(default="", max_length=1000)
     identifiers: list[IdentifierIn] = Field(default_factory=list, max_length=50)
     representatives: list[RepresentativeIn] = Field(default_factory=list, max_length=20)
     adjustments: Adjustments = Field(default_factory=Adjustments)
@@ -157,6 +158,7 @@ class CustomerPatch(In):
     """PATCH /v1/customers/{id}: only the parts given change; `adjustments` replaces text and flags."""
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
+    postal_address: str | None = Field(default=None, max_length=1000)
     identifiers: IdentifierChanges | None = None
     representatives: RepresentativeChanges | None = None
     adjustments: Adjustments | None = None

@@ -53,7 +53,7 @@ async def recheck_way_in(conn: asyncpg.Connection, customer_id: int, actor: lc.A
         customer_id,
     )
     rows = await conn.fetch(
-        """SELECT id, kind, channels, equality_note IS NOT NULL AS noted, urgent_review_since
+        """SELECT id, kind, channels, equality_note IS NOT NULL AS noted, urgent_review_since, urgent_review_why
            FROM restrictions WHERE customer_id = $1 AND status = ANY($2::text[])""",
         customer_id,
         list(lc.ENFORCED),
@@ -62,6 +62,7 @@ async def recheck_way_in(conn: asyncpg.Connection, customer_id: int, actor: lc.A
     noted = [r["id"] for r in rows if r["noted"]]
     found = lc.no_way_in(closings, list(cust["flags"] or []), cust["has_reps"], noted)
     flagged_before = {r["id"] for r in rows if r["urgent_review_since"] is not None}
+    whys_before = {r["urgent_review_why"] for r in rows if r["urgent_review_since"] is not None}
     flag_ids = list(found.restriction_ids) if found else []
     await conn.execute(
         """UPDATE restrictions SET urgent_review_since = NULL, urgent_review_why = NULL,
@@ -76,7 +77,7 @@ async def recheck_way_in(conn: asyncpg.Connection, customer_id: int, actor: lc.A
             found.why,
             sorted(found.channels),
         )
-    if set(flag_ids) != flagged_before:
+    if set(flag_ids) != flagged_before or (found is not None and whys_before != {found.why}):
         kind = "no_way_in" if found is not None else "way_in_restored"
         after = {"restriction_ids": flag_ids, "channels": sorted(found.channels)} if found else None
         await record_event(conn, customer_id, actor, kind, why=found.why if found else None, after=after)
@@ -144,11 +145,13 @@ async def patch_customer(conn: asyncpg.Connection, customer_id: int, patch: Cust
         before = await snapshot(conn, customer_id)
         await conn.execute(
             """UPDATE customers SET name = coalesce($2, name), adjustments = coalesce($3, adjustments),
-                   open_channels = coalesce($4, open_channels), updated_at = now() WHERE id = $1""",
+                   open_channels = coalesce($4, open_channels), postal_address = coalesce($5, postal_address),
+                   updated_at = now() WHERE id = $1""",
             customer_id,
             patch.name,
             patch.adjustments.model_dump() if patch.adjustments is not None else None,
             list(patch.open_channels) if patch.open_channels is not None else None,
+            patch.postal_address,
         )
         await _identifiers(conn, customer_id, patch)
         if patch.representatives is not None:

@@ -81,12 +81,13 @@ async def create_customer(conn: asyncpg.Connection, c: CustomerIn) -> Customer:
                     [{"field": "external_ref", "message": "already exists", "id": existing}],
                 )
         customer_id = await conn.fetchval(
-            """INSERT INTO customers (external_ref, name, open_channels, adjustments)
-               VALUES ($1, $2, $3, $4) RETURNING id""",
+            """INSERT INTO customers (external_ref, name, open_channels, adjustments, postal_address)
+               VALUES ($1, $2, $3, $4, $5) RETURNING id""",
             c.external_ref,
             c.name,
             list(c.open_channels),
             c.adjustments.model_dump(),
+            c.postal_address,
         )
         await _insert_identifiers(conn, c.identifiers, customer_id=customer_id)
         for n, rep in enumerate(c.representatives):
@@ -105,7 +106,8 @@ async def create_customer(conn: asyncpg.Connection, c: CustomerIn) -> Customer:
 
 async def get_customer(conn: asyncpg.Connection | asyncpg.Pool, customer_id: int) -> Customer:
     row = await conn.fetchrow(
-        "SELECT id, external_ref, name, open_channels, adjustments FROM customers WHERE id = $1", customer_id
+        "SELECT id, external_ref, name, postal_address, open_channels, adjustments FROM customers WHERE id = $1",
+        customer_id,
     )
     if row is None:
         raise Missing(f"customer {customer_id} does not exist")
