@@ -27,6 +27,8 @@ CSV_COLUMNS = (
     "letter_sent_on",
     "appeal_due",
     "issues",
+    "urgent_review_since",
+    "urgent_review_why",
 )
 
 
@@ -130,6 +132,8 @@ def to_csv(items: Iterable[ReportItem]) -> str:
     for item in items:
         d = item.as_dict()
         d["issues"] = ";".join(item.issues)
+        d["urgent_review_since"] = item.row.urgent_since.isoformat() if item.row.urgent_since else None
+        d["urgent_review_why"] = item.row.urgent_why
         writer.writerow([_cell(d[c]) for c in CSV_COLUMNS])
     return out.getvalue()
 
