@@ -40,7 +40,7 @@ class CaseView:
 
 
 @dataclass(frozen=True, slots=True)
-class UrgentReview:
+class UrgentReviewView:
     """A restriction flagged because the customer is left with no way in: until a person acts,
     their contacts on `channels` reach the caution queue instead of being deflected."""
 
@@ -58,7 +58,7 @@ class RestrictionView:
     channels: frozenset[str]
     status: RestrictionStatus = "active"
     review_due: date | None = None
-    urgent: UrgentReview | None = None
+    urgent: UrgentReviewView | None = None
 
     def covers(self, channel: str) -> bool:
         return channel in self.channels

@@ -11,7 +11,7 @@ from .. import lifecycle as lc
 from ..errors import FieldInvalid, Missing
 from ..models.people import Customer, CustomerPatch, RepresentativeChanges
 from .changes import notify_in_transaction
-from .people import _insert_identifiers, get_customer, reject_unknown_ids
+from .people import get_customer, insert_identifiers, reject_unknown_ids
 
 
 async def record_event(
@@ -99,7 +99,7 @@ async def _identifiers(conn: asyncpg.Connection, customer_id: int, patch: Custom
             raise FieldInvalid(f"identifiers.remove.{n}", f"{ident.kind} {ident.value} is not linked to this customer")
     linked = {(r["kind"], r["value"]) for r in await conn.fetch(_LINKED, customer_id)}
     new = [i for i in patch.identifiers.add if (i.kind, i.value) not in linked]
-    await _insert_identifiers(conn, new, customer_id=customer_id, field="identifiers.add")
+    await insert_identifiers(conn, new, customer_id=customer_id, field="identifiers.add")
 
 
 _LINKED = "SELECT kind, value FROM identifiers WHERE customer_id = $1"
@@ -121,7 +121,7 @@ async def _representatives(conn: asyncpg.Connection, customer_id: int, changes: 
         if ch.identifiers is not None:
             await conn.execute("DELETE FROM identifiers WHERE representative_id = $1", ch.id)
             field = f"representatives.change.{n}.identifiers"
-            await _insert_identifiers(conn, ch.identifiers, representative_id=ch.id, field=field)
+            await insert_identifiers(conn, ch.identifiers, representative_id=ch.id, field=field)
     for n, rep in enumerate(changes.add):
         rep_id = await conn.fetchval(
             "INSERT INTO representatives (customer_id, name, relationship) VALUES ($1, $2, $3) RETURNING id",
@@ -130,7 +130,7 @@ async def _representatives(conn: asyncpg.Connection, customer_id: int, changes: 
             rep.relationship,
         )
         field = f"representatives.add.{n}.identifiers"
-        await _insert_identifiers(conn, rep.identifiers, representative_id=rep_id, field=field)
+        await insert_identifiers(conn, rep.identifiers, representative_id=rep_id, field=field)
 
 
 async def _lock(conn: asyncpg.Connection, customer_id: int) -> None:

@@ -19,7 +19,7 @@ from ..rules.context import (
     RepresentativeView,
     RestrictionView,
     StaffView,
-    UrgentReview,
+    UrgentReviewView,
 )
 from ..rules.params import Window
 from ..rules.registry import Params
@@ -94,10 +94,12 @@ async def _restrictions(
     return by_customer
 
 
-def _urgent(r: asyncpg.Record) -> UrgentReview | None:
+def _urgent(r: asyncpg.Record) -> UrgentReviewView | None:
     if r["urgent_review_since"] is None:
         return None
-    return UrgentReview(r["urgent_review_since"], r["urgent_review_why"] or "", frozenset(r["urgent_review_channels"]))
+    return UrgentReviewView(
+        r["urgent_review_since"], r["urgent_review_why"] or "", frozenset(r["urgent_review_channels"])
+    )
 
 
 async def _representatives(conn: asyncpg.Connection, ids: list[int]) -> dict[int, list[RepresentativeView]]:

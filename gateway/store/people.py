@@ -36,7 +36,7 @@ async def get_staff(conn: asyncpg.Connection | asyncpg.Pool, staff_id: int) -> S
     return Staff.model_validate(dict(row))
 
 
-async def _insert_identifiers(
+async def insert_identifiers(
     conn: asyncpg.Connection,
     idents: list[IdentifierIn],
     *,
@@ -89,7 +89,7 @@ async def create_customer(conn: asyncpg.Connection, c: CustomerIn) -> Customer:
             c.adjustments.model_dump(),
             c.postal_address,
         )
-        await _insert_identifiers(conn, c.identifiers, customer_id=customer_id)
+        await insert_identifiers(conn, c.identifiers, customer_id=customer_id)
         for n, rep in enumerate(c.representatives):
             rep_id = await conn.fetchval(
                 "INSERT INTO representatives (customer_id, name, relationship) VALUES ($1, $2, $3) RETURNING id",
@@ -97,7 +97,7 @@ async def create_customer(conn: asyncpg.Connection, c: CustomerIn) -> Customer:
                 rep.name,
                 rep.relationship,
             )
-            await _insert_identifiers(
+            await insert_identifiers(
                 conn, rep.identifiers, representative_id=rep_id, field=f"representatives.{n}.identifiers"
             )
         await notify_in_transaction(conn, customer_id)

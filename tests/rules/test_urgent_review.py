@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway import lifecycle as lc
-from gateway.rules.context import Bundle, CustomerView, Match, RepresentativeView, RestrictionView, UrgentReview
+from gateway.rules.context import Bundle, CustomerView, Match, RepresentativeView, RestrictionView, UrgentReviewView
 from gateway.rules.engine import decide
 from gateway.rules.params import PERSONAL
 from tests.rules.factories import PARAMS, TUE_1500, contact, context, restriction
@@ -25,7 +25,7 @@ def flagged(views: list[RestrictionView], found: lc.NoWayIn | None) -> list[Rest
     """The views as the index would load them after the store flagged `found`."""
     if found is None:
         return views
-    urgent = UrgentReview(SINCE, found.why, found.channels)
+    urgent = UrgentReviewView(SINCE, found.why, found.channels)
     return [dataclasses.replace(v, urgent=urgent) if v.id in found.restriction_ids else v for v in views]
 
 
