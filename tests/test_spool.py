@@ -14,6 +14,8 @@ import pytest
 
 from gateway import db
 from gateway.contactlog import ContactRecord, Spool, replay_file
+from gateway.contactlog.record import row
+from gateway.store.contactlog import write_batch
 from tests.factory import bearer
 from tests.helpers import GatewayProcess, eventually, via_proxy
 
@@ -146,4 +148,20 @@ async def test_a_spooled_record_the_database_refuses_is_kept_aside_and_the_rest_
     assert await replay_file(conn, spool.path) == 3
     assert await _logged(conn, "poison") == {str(r.id): 1 for r in good}
     assert str(bad.id) in (tmp_path / "quarantine.jsonl").read_text()
+    assert spool.files() == []
+
+
+async def test_a_spooled_contact_whose_provider_id_was_answered_meanwhile_is_kept_not_dropped(conn, tmp_path):
+    """Its caller was given its contact id while the database was away: it must have a row."""
+    first, second = _records("answered", 1)[0], _records("answered", 1)[0]
+    first.decision = second.decision = {"action": "route"}
+    await write_batch(conn, [row(first)])  # the provider id is claimed by the first contact
+    spool = Spool(tmp_path)
+    spool.write([second])
+    assert await replay_file(conn, spool.path) == 1
+    rows = {
+        r["id"]: r["status"]
+        for r in await conn.fetch("SELECT id, status FROM contacts WHERE provider_id = 'answered-0'")
+    }
+    assert rows == {first.id: "decided", second.id: "duplicate"}
     assert spool.files() == []

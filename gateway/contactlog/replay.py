@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import asyncpg
@@ -44,7 +45,10 @@ async def _insert(conn: asyncpg.Connection, records: Sequence[ContactRecord], qu
     if not records:
         return 0
     try:
-        return len(records) - len(await store.write_batch(conn, [row(r) for r in records]))
+        lost_claims = await store.write_batch(conn, [row(r) for r in records])
+        if lost_claims:
+            await _keep_as_duplicates(conn, [records[i] for i in lost_claims])
+        return len(records)
     except asyncpg.UniqueViolationError:
         raise  # another replayer inserted some of them meanwhile: the next round skips those
     except store.RECORD_ERRORS as exc:
@@ -53,6 +57,18 @@ async def _insert(conn: asyncpg.Connection, records: Sequence[ContactRecord], qu
         log.error("spooled contact %s could not be written (%r); kept in %s", records[0].id, exc, quarantine)
         await asyncio.to_thread(Spool(quarantine.parent).write, records, quarantine)
         return 0
+
+
+async def _keep_as_duplicates(conn: asyncpg.Connection, records: Sequence[ContactRecord]) -> None:
+    """Spooled contacts whose provider id another contact had already claimed. Their callers were
+    given these contact ids, so they are logged (status 'duplicate'), never dropped."""
+    log.warning(
+        "replay: %d spooled contact(s) repeat a provider id answered by another contact; kept with status 'duplicate'",
+        len(records),
+    )
+    note = "acknowledged from the spool; its provider id was answered by another contact"
+    kept = [replace(r, status="duplicate", error=(r.error or note)) for r in records]
+    await store.write_batch(conn, [row(r) for r in kept])
 
 
 async def replay_spool(settings: Settings) -> int:

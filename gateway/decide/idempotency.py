@@ -82,7 +82,7 @@ class Idempotency:
     @staticmethod
     def settle(decision: Decision, appended: Appended) -> tuple[Decision, bool]:
         """The answer to give once the log has spoken: ours, or the earlier one it already held."""
-        if appended.duplicate_of is not None:
+        if appended.duplicate_of:  # an empty one: the earlier row was forgotten meanwhile; ours stands
             return Decision.model_validate(appended.duplicate_of), False
         return decision, True
 

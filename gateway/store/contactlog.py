@@ -127,7 +127,8 @@ async def write_batch(
     if not retries:
         return {}
     lost = [(i, r) for i, r in enumerate(rows) if r[_ID] in retries]
-    earlier = await conn.fetch(EARLIER_DECISIONS, [r[_CHANNEL] for _, r in lost], [r[_PROVIDER_ID] for _, r in lost])
+    keys = ([r[_CHANNEL] for _, r in lost], [r[_PROVIDER_ID] for _, r in lost])
+    earlier = await conn.fetch(EARLIER_DECISIONS, *keys, timeout=timeout)
     by_key = {(e["channel"], e["provider_id"]): e["decision"] for e in earlier}
     return {i: by_key.get((r[_CHANNEL], r[_PROVIDER_ID]), {}) for i, r in lost}
 
