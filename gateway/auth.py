@@ -41,16 +41,10 @@ KEY_ROLE_OF_STAFF = {
 KEY_PREFIX = "gwk_"
 _CACHE_SECONDS = 30.0
 LOOKUP_SECONDS = 0.5
-# The database cannot answer now (not: the key is bad). CannotConnectNow is a server still starting.
-DATABASE_AWAY = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.InterfaceError,
-)
-_SHARED_SECONDS = 86_400
+# The database cannot answer now (not: the key is bad): away, still starting (CannotConnectNow),
+# shutting down, cancelled or out of connections. A key lookup raises nothing else of its own.
+DATABASE_AWAY = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+_SHARED_SECONDS = 3_600  # how long another process's answer may stand in for the database
 
 
 @dataclass(frozen=True)
@@ -214,3 +208,14 @@ class KeyRing:
                 if raw:
                     return Principal(**json.loads(raw))
         raise ConnectionError("API keys cannot be checked: the database is unreachable")
+
+
+async def forget_shared(redis_url: str, digest: bytes) -> None:
+    """Remove a revoked key's answer that processes share through Redis, so no process that has not
+    seen the key can accept it from there while the database is slow. Best effort: it expires anyway."""
+    client = aioredis.from_url(redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
+    try:
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            await client.delete(API_KEY + digest.hex())
+    finally:
+        await client.aclose()

@@ -95,15 +95,17 @@ def _key_line(k: Mapping[str, Any]) -> str:
 
 
 async def _keys_revoke(settings: Settings, key_id: int) -> int:
-    from .auth import revoke_key
+    from .auth import forget_shared, revoke_key
 
     conn = await db.connect(settings.require_services().database_url or "")
     try:
-        if not await revoke_key(conn, key_id):
+        digest = await revoke_key(conn, key_id)
+        if digest is None:
             print(f"keys revoke: there is no key {key_id}", file=sys.stderr)
             return 1
     finally:
         await conn.close()
+    await forget_shared(settings.redis_url or "", digest)
     print(f"key {key_id} revoked; every gateway process refuses it within 30 s")
     return 0
 

@@ -115,10 +115,6 @@ def missing_deciders(rule: Mapping[str, int], decider_roles: Mapping[int, str]) 
     return {role: n for role, n in need.items() if n > 0}
 
 
-def describe_missing(missing: Mapping[str, int]) -> str:
-    return ", ".join(f"{n} more {role.replace('_', ' ')}" for role, n in missing.items())
-
-
 @dataclass(frozen=True, slots=True)
 class Closing:
     """What one restriction does to the customer's channels (for the checks below)."""

@@ -228,7 +228,7 @@ class ContactLog:
     async def _replay_loop(self) -> None:
         while True:
             await asyncio.sleep(REPLAY_EVERY)
-            if self.spool.files():
+            if self.spool.files() and not self.breaker.open:  # no connections spent on a database known away
                 try:
                     await self.replay()
                 except Exception as exc:  # the database is still away: what is claimed stays for next round

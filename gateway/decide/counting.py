@@ -20,6 +20,7 @@ from ..rules.context import Match
 from ..rules.counters import CounterSpec, contact_limit_key, counters_needed, customer_count_key
 from ..rules.kinds.contact_limit import ContactLimit
 from ..store.contacts import decided_since
+from .detached import detached
 from .redishealth import RedisHealth
 
 
@@ -59,7 +60,8 @@ class Counting:
         counts = {}
         for s in specs:
             customer_id, period = owners[s.key]
-            counts[s.key] = 1 + await decided_since(self.pool, customer_id, period_start(period, now, self.tz))
+            since = period_start(period, now, self.tz)
+            counts[s.key] = 1 + await detached(decided_since(self.pool, customer_id, since))
         return counts
 
 

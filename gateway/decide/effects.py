@@ -29,8 +29,12 @@ class Effects:
         self._background: set[asyncio.Task[None]] = set()
 
     def after_reply(self, contact: InboundContact, decision: Decision, created: bool) -> None:
-        """Fan the banner out to agent screens; a repeat of an earlier provider id was pushed already."""
-        if decision.banner is None or not created:
+        """Fan the banner out to agent screens; a repeat of an earlier provider id was pushed already,
+        and its answer is remembered for the next repeat."""
+        if not created:
+            self._spawn(self.idempotency.remember_answer(contact, decision))
+            return
+        if decision.banner is None:
             return
         event = {
             "contact_id": decision.contact_id,

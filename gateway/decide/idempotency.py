@@ -20,6 +20,7 @@ from ..contactlog import Appended, ContactRecord
 from ..redisbatch import RedisBatch
 from ..rediskeys import IDEMPOTENCY
 from ..store.contacts import earlier_decision
+from .detached import detached
 from .redishealth import RedisHealth
 
 TTL_SECONDS = 7 * 86400
@@ -65,8 +66,8 @@ class Idempotency:
             else:
                 budget.reschedule(asyncio.get_running_loop().time() + patience)
                 return await self._wait_for_answer(k)
-        try:
-            row = await earlier_decision(self.pool, contact.channel, contact.provider_id)
+        try:  # shielded: the deadline answers the caller; a hung query is left to end on its own
+            row = await detached(earlier_decision(self.pool, contact.channel, contact.provider_id))
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
             return None  # the writer's unique key is the last word
         return Decision.model_validate(row) if row else None
@@ -85,6 +86,15 @@ class Idempotency:
         if appended.duplicate_of:  # an empty one: the earlier row was forgotten meanwhile; ours stands
             return Decision.model_validate(appended.duplicate_of), False
         return decision, True
+
+    async def remember_answer(self, contact: InboundContact, decision: Decision) -> None:
+        """The answer a repeat was given (the log already held one): the next repeat finds it in Redis
+        instead of waiting on a claim nobody will answer."""
+        if not contact.provider_id:
+            return
+        args = (decision.model_dump_json(), TTL_SECONDS)
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            await self._first_answer(keys=[key(contact.channel, contact.provider_id)], args=args)
 
     async def remember(self, records: list[ContactRecord]) -> None:
         """Once a batch is durable, its decisions answer retries (one Redis round trip)."""

@@ -65,8 +65,7 @@ class IndexKeeper:
                 await self.load_all()
             except LOAD_ERRORS:
                 continue
-            if self.on_message is not None:
-                await self.on_message("ruleset")  # the published rule set could not be read either
+            self.notify("ruleset")  # the published rule set could not be read either; retried like the rest
 
     async def load_all(self) -> None:
         """Load every enforced restriction, the staff and the closures, then swap them in at once."""
@@ -118,6 +117,8 @@ class IndexKeeper:
         if "staff" in batch:
             await self.refresh_staff()
         others = batch - {"all", "staff"} - {str(c) for c in customers}
+        if "all" in batch:
+            others.add("ruleset")  # a full resync brings the published rule set back too, whatever was missed
         if self.on_message is not None:
             for payload in others:
                 await self.on_message(payload)

@@ -35,16 +35,6 @@ async def contacts_of(
     return [_jsonable(r) for r in rows]
 
 
-async def contact_count(conn: asyncpg.Pool | asyncpg.Connection, **where: Any) -> int:
-    """Rows matching simple equality filters; for tests, reports and the benchmark's checks."""
-    allowed = {"channel", "provider_id", "status", "sender"}
-    if not set(where) <= allowed:
-        raise ValueError(f"filter on {sorted(set(where) - allowed)} is not supported")
-    clauses = [f"{k} = ${i}" for i, k in enumerate(where, 1)]
-    sql = "SELECT count(*) FROM contacts" + (" WHERE " + " AND ".join(clauses) if clauses else "")
-    return int(await conn.fetchval(sql, *where.values()))
-
-
 async def earlier_decision(conn: asyncpg.Pool | asyncpg.Connection, channel: str, provider_id: str) -> Any:
     """The decision logged for a provider id, or None: the contact log's idempotency backstop."""
     return await conn.fetchval(

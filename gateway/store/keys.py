@@ -36,12 +36,13 @@ async def list_keys(conn: asyncpg.Connection | asyncpg.Pool) -> list[asyncpg.Rec
     )
 
 
-async def revoke_key(conn: asyncpg.Connection | asyncpg.Pool, key_id: int) -> bool:
-    """Revoke a key; processes stop accepting it within their cache time (30 s). False if unknown."""
-    done = await conn.fetchval(
-        "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 RETURNING id", key_id
+async def revoke_key(conn: asyncpg.Connection | asyncpg.Pool, key_id: int) -> bytes | None:
+    """Revoke a key; processes stop accepting it within their cache time (30 s). Its hash (so the
+    copy processes share in Redis can be removed too), or None if there is no such key."""
+    digest: bytes | None = await conn.fetchval(
+        "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 RETURNING hash", key_id
     )
-    return done is not None
+    return digest
 
 
 async def active_key(conn: asyncpg.Connection | asyncpg.Pool, digest: bytes) -> asyncpg.Record | None:

@@ -7,7 +7,7 @@ from typing import Any
 import asyncpg
 
 from ..errors import FieldInvalid, Missing, StateConflict
-from ..models.people import Customer, CustomerIn, IdentifierIn, Representative, Staff, StaffIn
+from ..models.people import Customer, CustomerIn, IdentifierIn, Staff, StaffIn
 from .changes import notify_in_transaction
 
 _STAFF_COLS = "id, name, role, line, voicemail, mailbox, queue, working_hours, active"
@@ -146,11 +146,6 @@ async def ensure_customer(
 ) -> None:
     if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM customers WHERE id = $1)", customer_id):
         raise Missing(f"customer {customer_id} does not exist", [{"field": field}])
-
-
-async def representatives_of(conn: asyncpg.Connection, customer_id: int) -> list[Representative]:
-    rows = await conn.fetch("SELECT id, name, relationship FROM representatives WHERE customer_id = $1", customer_id)
-    return [Representative.model_validate(dict(r)) for r in rows]
 
 
 def reject_unknown_ids(field: str, wanted: set[int], found: set[int]) -> None:

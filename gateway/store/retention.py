@@ -214,14 +214,6 @@ async def runs(conn: Conn, limit: int = 20) -> list[dict[str, Any]]:
     ]
 
 
-async def reduced_count(conn: Conn, customer_id: int) -> int:
-    return int(
-        await conn.fetchval(
-            "SELECT count(*) FROM restrictions WHERE customer_id = $1 AND reduced_on IS NOT NULL", customer_id
-        )
-    )
-
-
 async def try_lock(conn: asyncpg.Connection, lock_id: int) -> bool:
     """One retention run at a time across every process (a session advisory lock)."""
     return bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", lock_id))
