@@ -1,0 +1,71 @@
+"""One answer per provider id: repeats answered from the log are remembered, and the database
+fallback never holds a caller past the decide deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import redis.asyncio as aioredis
+from aiohttp.test_utils import TestClient, TestServer
+
+from gateway.app import create_app
+from gateway.auth import create_key, forget_shared, hash_key
+from gateway.decide.idempotency import key
+from gateway.rediskeys import API_KEY
+from tests.factory import bearer
+from tests.helpers import free_port, via_proxy
+
+CALL = {"channel": "phone", "from": "07700 900123", "provider_id": "CA-remembered"}
+
+
+async def test_a_repeat_answered_from_the_log_is_remembered_for_the_next(client, keys, settings):
+    headers = bearer(keys["channel"])
+    first = await (await client.post("/v1/contacts", headers=headers, json=CALL)).json()
+    redis = aioredis.from_url(settings.redis_url)
+    try:
+        await redis.flushdb()  # Redis restarted empty: only the log knows the first answer
+        repeat = await client.post("/v1/contacts", headers=headers, json=CALL)
+        assert repeat.status == 200 and (await repeat.json())["contact_id"] == first["contact_id"]
+        for _ in range(50):
+            held = await redis.get(key("phone", "CA-remembered"))
+            if held not in (None, b"pending"):
+                break
+            await asyncio.sleep(0.01)
+        assert held is not None and first["contact_id"] in held.decode()  # not left "pending" for 7 days
+    finally:
+        await redis.aclose()
+
+
+async def test_with_redis_down_and_the_database_hung_a_call_is_answered_by_the_deadline(settings, keys, proxy):
+    cut = settings.with_(
+        database_url=via_proxy(settings.database_url, proxy.port),
+        redis_url=f"redis://127.0.0.1:{free_port()}/0",
+        decide_deadline_ms=300,
+        log_wait_ms=300,
+    )
+    async with TestClient(TestServer(create_app(cut))) as c:
+        headers = bearer(keys["channel"])
+        await c.post("/v1/contacts", headers=headers, json={"channel": "phone", "from": "07700 900001"})
+        proxy.freeze()
+        try:
+            started = time.monotonic()
+            r = await c.post("/v1/contacts", headers=headers, json={**CALL, "provider_id": "CA-hung"})
+            took = time.monotonic() - started
+            answer = await r.json()
+        finally:
+            proxy.thaw()
+    assert r.status == 201 and answer["degraded"]
+    assert took < 1.5, took  # the deadline answered; the hung lookup was left to end on its own
+
+
+async def test_a_revoked_keys_shared_copy_is_removed(conn, settings):
+    _, secret = await create_key(conn, "channel", "switch")
+    redis = aioredis.from_url(settings.redis_url)
+    try:
+        name = API_KEY + hash_key(secret).hex()
+        await redis.set(name, "{}")
+        await forget_shared(settings.redis_url, hash_key(secret))
+        assert await redis.get(name) is None
+    finally:
+        await redis.aclose()
