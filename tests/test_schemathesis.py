@@ -41,9 +41,13 @@ OPERATION_IDS = [
     ("^/v1/customers/", {"path.id": "customers"}),
     ("^/v1/cases/", {"path.id": "cases"}),
     # A transition succeeds only on a record in the right state.
-    ("^/v1/restrictions/[^/]+/decide$", {"path.id": "proposed"}),
-    ("^/v1/restrictions/[^/]+/appeal/decision$", {"path.id": "appealed"}),
-    ("^/v1/restrictions/[^/]+(/(events|letter|appeal|review|lift))?$", {"path.id": "restrictions"}),
+    # A step names its actor only as the signed-in person (anyone else is 403): their own id.
+    ("^/v1/restrictions/[^/]+/decide$", {"path.id": "proposed", "body.staff_id": "second"}),
+    ("^/v1/restrictions/[^/]+/appeal/decision$", {"path.id": "appealed", "body.staff_id": "manager"}),
+    (
+        "^/v1/restrictions/[^/]+(/(events|letter|appeal|review|lift))?$",
+        {"path.id": "restrictions", "body.staff_id": "saver"},
+    ),
 ]
 POOLS = {
     "staff": "SELECT id FROM staff",
@@ -52,6 +56,9 @@ POOLS = {
     "restrictions": "SELECT id FROM restrictions",
     "proposed": "SELECT id FROM restrictions WHERE status = 'proposed'",
     "appealed": "SELECT id FROM restrictions WHERE status = 'under_appeal'",
+    "saver": "SELECT id FROM staff WHERE name = 'Tom Evans'",
+    "second": "SELECT id FROM staff WHERE name = 'Grace Okafor'",
+    "manager": "SELECT id FROM staff WHERE name = 'Helen Morris'",
 }
 # A restriction step is a person's, taken with their own key (an admin key is no one's): the
 # demo's caution leads and its manager, by name.
