@@ -75,10 +75,9 @@ async def test_replaying_a_spool_twice_inserts_once(conn, tmp_path):
 
 async def test_replay_command_pushes_spool_files_with_progress(settings, conn, tmp_path):
     import os
-    import sys
     from datetime import UTC, datetime
 
-    from tests.helpers import ROOT
+    from tests.helpers import run_cli
 
     spool = Spool(tmp_path)
     spool.write(
@@ -95,19 +94,9 @@ async def test_replay_command_pushes_spool_files_with_progress(settings, conn, t
         "REDIS_URL": settings.redis_url,
         "GATEWAY_SPOOL_DIR": str(tmp_path),
     }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway",
-        "replay",
-        env=env,
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, _ = await proc.communicate()
-    assert proc.returncode == 0
-    assert "1/1 spool file(s), 3 contact(s) replayed" in out.decode()
+    returncode, out, _ = await run_cli(env, "replay")
+    assert returncode == 0
+    assert "1/1 spool file(s), 3 contact(s) replayed" in out
     assert await conn.fetchval("SELECT count(*) FROM contacts WHERE provider_id LIKE 'cli-%'") == 3
     assert not list(tmp_path.glob("contacts-*.jsonl"))
 
