@@ -7,6 +7,7 @@ import io
 import pytest
 
 from tests.factory import bearer
+from tests.helpers import run_cli
 
 PHONE = {"kind": "phone", "value": "07700 900123"}
 
@@ -193,24 +194,12 @@ async def test_csv_without_required_columns_is_422(client, admin):
 
 
 async def test_cli_import_shows_progress_and_names_bad_rows(settings, tmp_path):
-    import asyncio
     import os
-    import sys
 
     path = tmp_path / "export.csv"
     path.write_text(CSV)
     env = {**os.environ, "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway",
-        "import",
-        str(path),
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await proc.communicate()
-    assert proc.returncode == 1  # some rows were rejected
-    assert "2 created, 0 updated, 4 rejected" in out.decode()
-    assert f"{path}:3: name:" in err.decode() and "6/6 rows" in err.decode()
+    returncode, out, err = await run_cli(env, "import", str(path))
+    assert returncode == 1  # some rows were rejected
+    assert "2 created, 0 updated, 4 rejected" in out
+    assert f"{path}:3: name:" in err and "6/6 rows" in err

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 from typing import Any
 
 import aiohttp
 import pytest
 
 from tests.factory import Api, Team, bearer
-from tests.helpers import GatewayProcess, eventually
+from tests.helpers import GatewayProcess, eventually, run_cli
 
 HEADER = "external_ref,name,phones,emails,web_account,adjustments,adjustment_flags\n"
 
@@ -139,19 +138,8 @@ async def test_cli_dry_run_prints_each_change(settings, tmp_path, api: Api):
     path = tmp_path / "export.csv"
     path.write_text(HEADER + "HMS-1,Ann Jones,07700 900002,,,,\n")
     env = {**os.environ, "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway",
-        "import",
-        "--dry-run",
-        str(path),
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, _ = await proc.communicate()
-    text = out.decode()
-    assert proc.returncode == 0, text
+    returncode, out, _ = await run_cli(env, "import", "--dry-run", str(path))
+    text = out
+    assert returncode == 0, text
     assert f"{path}:2: HMS-1: customer 1, +phone:+447700900002, -phone:+447700900001" in text
     assert "dry run, nothing written: 0 created, 1 updated, 0 rejected" in text
