@@ -21,6 +21,7 @@ run: $(STAMP)
 	$(PY) -m gateway.devrun
 
 test: $(STAMP)
+	@tools/install-test-peers
 	$(PY) -m gateway.embedded exec -- $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
