@@ -7,7 +7,6 @@ depends on the clock, so the edge checks it (`implausible_received_at`), not the
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -37,12 +36,17 @@ __all__ = [
     "Severity",
     "Target",
     "TargetType",
-    "case_reference",
     "degraded_decision",
     "implausible_received_at",
 ]
 
 RECEIVED_AT_PAST = timedelta(days=400)
+# InboundContact.headers an email channel sets: its Message-ID and References (an acknowledgement
+# answers them), why no acknowledgement may be sent (RFC 3834), and what was wrong with the MIME.
+MAIL_MESSAGE_ID = "message-id"
+MAIL_REFERENCES = "references"
+MAIL_NO_ACK = "no-ack"
+MAIL_DEFECTS = "defects"
 RECEIVED_AT_FUTURE = timedelta(days=1)
 
 
@@ -84,17 +88,3 @@ def degraded_decision(contact_id: str, why: str) -> Decision:
         reasons=[Reason(source="system", because=why)],
         degraded=True,
     )
-
-
-# An explicit case reference in an email subject, e.g. "Re: [CMP-1234] my complaint".
-CASE_IN_SUBJECT = re.compile(r"\[([A-Za-z]{2,8}-[0-9]{1,12})\]")
-
-
-def case_reference(case_ref: str | None, subject: str | None) -> str | None:
-    if case_ref:
-        return case_ref.strip()
-    if subject:
-        m = CASE_IN_SUBJECT.search(subject[:1000])
-        if m:
-            return m.group(1)
-    return None

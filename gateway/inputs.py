@@ -17,12 +17,15 @@ from .rules.params import BIGINT_MAX
 M = TypeVar("M", bound=pydantic.BaseModel)
 
 
-async def read_body(request: web.Request) -> bytes:
-    """The raw body; one declared larger than the limit is refused before a byte of it is read."""
-    limit = request.app[MAX_BODY]
+async def read_body(request: web.Request, limit: int | None = None) -> bytes:
+    """The raw body; one declared larger than the limit (the app's, unless this endpoint names its
+    own) is refused before a byte of it is read."""
+    limit = limit or request.app[MAX_BODY]
     declared = request.content_length
     if declared is not None and declared > limit:
         raise TooLarge("the request body is larger than this endpoint accepts")
+    if limit > request.app[MAX_BODY]:  # aiohttp's own cap is the app's: read this one by hand
+        return await _read_upto(request, limit)
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:  # no length declared (chunked): aiohttp stops at the limit
@@ -30,6 +33,16 @@ async def read_body(request: web.Request) -> bytes:
     if len(raw) > limit:
         raise TooLarge("the request body is larger than this endpoint accepts")
     return raw
+
+
+async def _read_upto(request: web.Request, limit: int) -> bytes:
+    chunks, size = [], 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge("the request body is larger than this endpoint accepts")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def attempt_note(request: web.Request, exc: GatewayError) -> str:

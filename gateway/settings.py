@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Any
 
+from .caseref import DEFAULT_PATTERN, PatternRejected, vet
 from .lifecycle import parse_rule
 from .rules.context import Provider
 
@@ -88,6 +89,14 @@ class Settings:
     contact_retention_months: int = 24
     excerpt_retention_months: int = 6
     restriction_retention_months: int = 72  # after a restriction ended
+    # The email channel (README: "The email channel").
+    email_max_bytes: int = 25 * 1024 * 1024
+    case_ref_pattern: str = DEFAULT_PATTERN
+    mailgun_signing_key: str | None = None
+    smtp_url: str | None = None  # the relay acknowledgements (and letters) go out through
+    ack_from: str = ""  # the acknowledgements' From address; empty: provider_email
+    ack_daily_cap: int = 3  # acknowledgements per sender per day, whatever the case
+    ack_case_days: int = 7  # at most one acknowledgement per sender per case in this many days
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -125,6 +134,13 @@ class Settings:
             contact_retention_months=_int(env, "GATEWAY_CONTACT_RETENTION_MONTHS", 24, 1, 1200),
             excerpt_retention_months=_int(env, "GATEWAY_EXCERPT_RETENTION_MONTHS", 6, 1, 1200),
             restriction_retention_months=_int(env, "GATEWAY_RESTRICTION_RETENTION_MONTHS", 72, 1, 1200),
+            email_max_bytes=_int(env, "GATEWAY_EMAIL_MAX_BYTES", 25 * 1024 * 1024, 1024, 256 * 1024 * 1024),
+            case_ref_pattern=_case_ref_pattern(env),
+            mailgun_signing_key=env.get("MAILGUN_SIGNING_KEY") or None,
+            smtp_url=_url(env, "GATEWAY_SMTP_URL", ("smtp", "smtps")),
+            ack_from=_address(env, "GATEWAY_ACK_FROM"),
+            ack_daily_cap=_int(env, "GATEWAY_ACK_DAILY_CAP", 3, 0, 1000),
+            ack_case_days=_int(env, "GATEWAY_ACK_CASE_DAYS", 7, 0, 365),
         )
 
     def require_services(self) -> Settings:
@@ -171,3 +187,19 @@ def _log_level(env: Mapping[str, str]) -> str:
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise SettingsError(f"GATEWAY_LOG_LEVEL={level!r} must be DEBUG, INFO, WARNING or ERROR")
     return level
+
+
+def _case_ref_pattern(env: Mapping[str, str]) -> str:
+    pattern = env.get("GATEWAY_CASE_REF_PATTERN") or DEFAULT_PATTERN
+    try:
+        vet(pattern)
+    except PatternRejected as exc:
+        raise SettingsError(f"GATEWAY_CASE_REF_PATTERN={pattern!r} {exc}") from None
+    return pattern
+
+
+def _address(env: Mapping[str, str], name: str) -> str:
+    raw = (env.get(name) or "").strip()
+    if raw and (any(c in raw for c in "\r\n<>,; ") or raw.count("@") != 1):
+        raise SettingsError(f"{name}={raw!r} must be one plain email address (e.g. housing@example.org)")
+    return raw

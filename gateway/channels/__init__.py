@@ -9,12 +9,19 @@ from aiohttp import web
 
 from ..http import add_route
 from .base import HttpChannel, http_handler
+from .email import EmailChannel, MailgunChannel
 from .fastagi import FastAGIChannel, serve_fastagi
 from .flat import FlatChannel
 from .generic import GenericChannel
 from .twilio import TwilioVoice, add_fallback
 
-HTTP_CHANNELS: tuple[HttpChannel, ...] = (GenericChannel(), TwilioVoice(), FlatChannel())
+HTTP_CHANNELS: tuple[HttpChannel, ...] = (
+    GenericChannel(),
+    TwilioVoice(),
+    FlatChannel(),
+    EmailChannel(),
+    MailgunChannel(),
+)
 LISTENERS: tuple[FastAGIChannel, ...] = (FastAGIChannel(),)
 
 

@@ -76,6 +76,13 @@ def checked(parsed: InboundContact | Rejected, now: datetime) -> InboundContact 
     )
 
 
+def json_reply(decision: Decision, created: bool) -> web.StreamResponse:
+    """The decide contract's reply: 201 for a new contact, 200 for a repeat of a provider id."""
+    return web.Response(
+        text=decision.model_dump_json(), status=201 if created else 200, content_type="application/json"
+    )
+
+
 def http_handler(channel: HttpChannel) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
         return await drive(channel, request, request.app[RUNTIME])

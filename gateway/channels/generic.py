@@ -16,7 +16,7 @@ from ..decide import Rejected
 from ..errors import GatewayError, Invalid
 from ..inputs import attempt_note, read_json
 from ..runtime import Runtime
-from .base import HttpMount
+from .base import HttpMount, json_reply
 
 
 def _text(v: Any) -> str:
@@ -50,6 +50,4 @@ class GenericChannel:
             )
 
     def render(self, decision: Decision, created: bool, rt: Runtime) -> web.StreamResponse:
-        return web.Response(
-            text=decision.model_dump_json(), status=201 if created else 200, content_type="application/json"
-        )
+        return json_reply(decision, created)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from ..contact import Decision, InboundContact, case_reference
+from ..contact import Decision, InboundContact
 from ..contactlog import ContactRecord
 from ..identifiers import SenderHandle
 
@@ -54,7 +54,7 @@ def decided_record(
         body_excerpt=(contact.body or None) and contact.body[:2000],
         customer_ids=list(m.customer_ids),
         case_id=m.case_id,
-        case_ref=case_reference(contact.case_ref, contact.subject),
+        case_ref=contact.case_ref,
         on_behalf_of=contact.on_behalf_of,
         representative_of=list(m.representative_of),
         ambiguous=m.ambiguous,

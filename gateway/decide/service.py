@@ -17,7 +17,8 @@ import asyncpg
 from redis.exceptions import RedisError
 
 from .. import metrics
-from ..contact import Decision, InboundContact, case_reference, degraded_decision
+from ..caseref import CaseRefPattern, resolve
+from ..contact import Decision, InboundContact, degraded_decision
 from ..contactlog import ContactLog, ContactRecord
 from ..identifiers import SenderHandle, sender_handle
 from ..index import RestrictionIndex
@@ -51,6 +52,7 @@ class DecideService:
     ) -> None:
         self.index, self.contexts, self.claims, self.counting = index, contexts, claims, counting
         self.log, self.effects = contact_log, effects
+        self.case_refs = CaseRefPattern(settings.case_ref_pattern)
         self.deadline = settings.decide_deadline_ms / 1000
         self.log_wait = settings.log_wait_ms / 1000
         # How long a retry waits for the attempt in flight: its decision, then its row made durable.
@@ -59,6 +61,7 @@ class DecideService:
     async def decide(self, contact: InboundContact) -> tuple[Decision, bool]:
         """The decision, and whether it is new (False: a repeat of an earlier provider id)."""
         started = time.perf_counter()
+        contact = self.with_case_ref(contact)
         received = contact.received_at or datetime.now(UTC)
         contact_id = str(uuid.uuid4())
         handle = sender_handle(contact.channel, contact.sender)
@@ -87,9 +90,16 @@ class DecideService:
         match = self.index.match(handle.kind, handle.value, withheld=handle.withheld, on_behalf_of=contact.on_behalf_of)
         compiled = self.contexts.rules.compiled
         counts = await self.counting.count(compiled, match, contact.channel, received)
-        case = self.index.case(case_reference(contact.case_ref, contact.subject))
+        case = self.index.case(contact.case_ref)
         ctx = self.contexts.build(match, counts=counts, case=case, appointment=contact.appointment)
         return rules_decide(contact, ctx, received).to_decision(contact_id, received_at=received)
+
+    def with_case_ref(self, contact: InboundContact) -> InboundContact:
+        """The contact with the case it is about, found in its subject when the caller named none."""
+        if contact.case_ref or not contact.subject:
+            return contact
+        ref = resolve(self.case_refs, None, contact.subject, self.index.case)
+        return contact if ref is None else contact.model_copy(update={"case_ref": ref})
 
     def _degraded(self, contact: InboundContact, contact_id: str, received: datetime, exc: Exception) -> Decision:
         why = "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__

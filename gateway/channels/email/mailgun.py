@@ -1,0 +1,144 @@
+"""Mailgun inbound routes (`forward()` to a URL): signed form posts, parsed fields or raw MIME.
+
+Mailgun signs each post in its body: `signature` is the hex HMAC-SHA256 of `timestamp` + `token`
+under the account's HTTP webhook signing key (MAILGUN_SIGNING_KEY). A route URL ending in `mime`
+gets the whole message as `body-mime`; otherwise the fields `from`, `recipient`, `subject`,
+`body-plain`, `body-html`, `message-headers` (JSON [[name, value], ...]). Both are accepted here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from dataclasses import replace
+from email import message_from_bytes, policy
+from email.message import Message
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+from ...contact import Decision, InboundContact
+from ...decide import Rejected
+from ...errors import BadRequest, Forbidden, GatewayError, TooLarge, Unavailable
+from ...inputs import attempt_note, read_body
+from ...runtime import Runtime
+from ..base import HttpMount, json_reply
+from .contact import contact_from_message
+from .mime import MailLimits, MailMessage, message_from_fields, read_message
+from .webhook import mail_limits
+
+log = logging.getLogger(__name__)
+PATH = "/v1/channels/email/mailgun/mime"
+MAX_FIELDS = 1000
+Form = dict[str, bytes]
+
+
+def signature(key: str, timestamp: str, token: str) -> str:
+    return hmac.new(key.encode(), (timestamp + token).encode(), hashlib.sha256).hexdigest()
+
+
+def signed(key: str, form: Form) -> bool:
+    timestamp, token, given = (_text(form, n) for n in ("timestamp", "token", "signature"))
+    if not (timestamp and token and given):
+        return False
+    return hmac.compare_digest(signature(key, timestamp, token).encode(), given.encode("utf-8", "replace"))
+
+
+def _text(form: Form, name: str) -> str:
+    return form.get(name, b"").decode("utf-8", "replace")
+
+
+def read_form(content_type: str, raw: bytes) -> Form:
+    """A urlencoded or multipart/form-data body as name → bytes (the first value of each name)."""
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        try:
+            pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_FIELDS)
+        except UnicodeDecodeError:
+            raise BadRequest("the form is not UTF-8 text", code="malformed_form") from None
+        except ValueError:
+            raise TooLarge(f"the form has more than {MAX_FIELDS} fields") from None
+        form: Form = {}
+        for k, v in pairs:
+            form.setdefault(k, v.encode("utf-8"))
+        return form
+    if content_type.startswith("multipart/form-data"):
+        return _multipart(content_type, raw)
+    raise BadRequest("expected a form body (urlencoded or multipart/form-data)", code="unsupported_media_type")
+
+
+def _multipart(content_type: str, raw: bytes) -> Form:
+    """multipart/form-data read with the (tolerant) email parser: one part per field."""
+    doc = message_from_bytes(
+        b"Content-Type: " + content_type.encode("latin-1", "replace") + b"\r\n\r\n" + raw, policy=policy.compat32
+    )
+    parts = doc.get_payload()
+    if not doc.is_multipart() or not isinstance(parts, list):
+        raise BadRequest("the multipart form could not be read", code="malformed_form")
+    form: Form = {}
+    for part in parts[:MAX_FIELDS]:
+        if not isinstance(part, Message):
+            continue
+        name = part.get_param("name", header="content-disposition")
+        if isinstance(name, str) and name not in form:
+            form[name] = _field_bytes(part)
+    return form
+
+
+def _field_bytes(part: Message) -> bytes:
+    if part.get_content_maintype() == "message":  # a field sent as message/rfc822: its bytes as they came
+        inner = part.get_payload()
+        return inner[0].as_bytes() if isinstance(inner, list) and inner else b""
+    data = part.get_payload(decode=True)
+    return data if isinstance(data, bytes) else b""
+
+
+def message_of(form: Form, limits: MailLimits) -> MailMessage:
+    envelope = _text(form, "sender")
+    if "body-mime" in form:
+        return replace(read_message(form["body-mime"], limits), envelope_sender=envelope)
+    try:
+        listed = json.loads(_text(form, "message-headers") or "[]")
+        headers = {str(k): str(v) for k, v in listed[:1000] if isinstance(k, str)} if isinstance(listed, list) else {}
+    except (ValueError, TypeError):
+        headers = {}
+    lowered = {k.lower(): v for k, v in headers.items()}
+    return message_from_fields(
+        sender=_text(form, "from") or envelope,
+        recipients=(_text(form, "recipient"),),
+        subject=_text(form, "subject"),
+        message_id=_text(form, "Message-Id") or lowered.get("message-id"),
+        in_reply_to=_text(form, "In-Reply-To") or lowered.get("in-reply-to", ""),
+        references=_text(form, "References") or lowered.get("references", ""),
+        text=_text(form, "body-plain"),
+        html=_text(form, "body-html"),
+        headers=headers,
+        envelope_sender=envelope,
+        limits=limits,
+    )
+
+
+class MailgunChannel:
+    name = "mailgun"
+    description = "Mailgun inbound routes (forward() to this URL), checked by Mailgun's HMAC signature."
+    mount = HttpMount(PATH, None)  # no API key: Mailgun signs its posts
+
+    async def parse(self, raw: web.Request, rt: Runtime) -> InboundContact | Rejected:
+        key = rt.settings.mailgun_signing_key
+        if not key:
+            why = "the Mailgun channel is not configured: set MAILGUN_SIGNING_KEY"
+            return Rejected("rejected", why, "email", refusal=Unavailable("the Mailgun channel is not available"))
+        limits = mail_limits(rt)
+        try:
+            form = read_form(raw.headers.get("Content-Type", ""), await read_body(raw, limits.max_bytes))
+        except GatewayError as exc:
+            return Rejected("malformed", attempt_note(raw, exc), "email", refusal=exc)
+        if not signed(key, form):
+            log.warning("Mailgun post refused: bad or missing signature (from %s)", raw.remote)
+            sender = _text(form, "sender")[:320]
+            return Rejected("rejected", "bad Mailgun signature", "email", sender, refusal=Forbidden("bad signature"))
+        return await contact_from_message(message_of(form, limits), rt)
+
+    def render(self, decision: Decision, created: bool, rt: Runtime) -> web.StreamResponse:
+        return json_reply(decision, created)

@@ -1,0 +1,322 @@
+"""Reading an inbound email: raw RFC 5322 bytes (or a provider's fields) → one MailMessage.
+
+Tolerant by design: `read_message` never raises. Broken MIME, unknown charsets, 8-bit headers and
+headers the standard library cannot parse are read as far as they can be, and what was wrong is
+kept in `defects`. Work is bounded: parts, depth, text and header values are all capped.
+"""
+
+from __future__ import annotations
+
+import email
+import hashlib
+import re
+from dataclasses import dataclass, field
+from email import policy
+from email.header import decode_header, make_header
+from email.message import EmailMessage, Message
+from email.utils import getaddresses
+
+from .htmltext import html_to_text
+
+LOOP_HEADER = "X-Contact-Loop"  # set on everything the gateway sends, so it never answers itself
+# The headers the acknowledgement rules read (RFC 3834 and the common auto-reply markers).
+CONTROL = (
+    "auto-submitted",
+    "precedence",
+    "x-auto-response-suppress",
+    "return-path",
+    "x-autoreply",
+    "x-autorespond",
+    "x-autoreply-from",
+    "x-mail-autoreply",
+    "x-loop",
+    LOOP_HEADER.lower(),
+    "content-type",
+)
+_MSGID = re.compile(r"<[^<>\s]{1,250}>")
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]+")
+_SURROGATES = re.compile("[\udc80-\udcff]")
+HEADER_CHARS = 1000
+PROVIDER_ID_CHARS = 200
+
+
+@dataclass(frozen=True)
+class MailLimits:
+    max_bytes: int = 25 * 1024 * 1024
+    max_text_chars: int = 100_000
+    max_parts: int = 500
+    max_depth: int = 50
+    max_attachments: int = 100
+    max_ids: int = 50  # message ids kept from References
+
+
+@dataclass(frozen=True)
+class Attachment:
+    name: str
+    type: str
+    size: int
+
+
+@dataclass(frozen=True)
+class MailMessage:
+    """What the gateway reads from one email. Addresses are addr-specs (`who@example.org`)."""
+
+    sender: str = ""
+    sender_name: str = ""
+    recipients: tuple[str, ...] = ()
+    subject: str = ""
+    message_id: str | None = None
+    in_reply_to: tuple[str, ...] = ()
+    references: tuple[str, ...] = ()
+    text: str = ""
+    attachments: tuple[Attachment, ...] = ()
+    control: dict[str, str] = field(default_factory=dict)  # lower-cased name → value (CONTROL only)
+    list_headers: tuple[str, ...] = ()  # the List-* headers present
+    header_count: int = 0
+    defects: tuple[str, ...] = ()
+    size: int = 0
+    envelope_sender: str | None = None  # MAIL FROM, when the transport says it ('' is the null sender)
+
+    @property
+    def to(self) -> str | None:
+        return self.recipients[0] if self.recipients else None
+
+    @property
+    def thread_ids(self) -> tuple[str, ...]:
+        """The message ids this one answers, nearest first (In-Reply-To, then References newest first)."""
+        return tuple(dict.fromkeys([*self.in_reply_to, *reversed(self.references)]))
+
+    @property
+    def provider_id(self) -> str | None:
+        """The idempotency key: the Message-ID (see message_key)."""
+        return message_key(self.message_id) if self.message_id else None
+
+
+def message_key(message_id: str) -> str:
+    """A message id as the log keeps it: itself, or its hash when longer than a provider id may be."""
+    if len(message_id) <= PROVIDER_ID_CHARS:
+        return message_id
+    return "sha256:" + hashlib.sha256(message_id.encode("utf-8", "replace")).hexdigest()
+
+
+def clean_text(value: str, limit: int = HEADER_CHARS) -> str:
+    """One header value as text: 8-bit bytes read as UTF-8 (else Latin-1), control characters
+    (CR, LF, NUL, ...) made spaces, so no value read here can break a header we write later."""
+    if _SURROGATES.search(value):
+        raw = value.encode("utf-8", "surrogateescape")
+        try:
+            value = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            value = raw.decode("latin-1")
+    return _CONTROL_CHARS.sub(" ", value).strip()[:limit]
+
+
+def message_ids(value: str, limit: int) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(_MSGID.findall(value[: limit * 260])))[:limit]
+
+
+def read_message(raw: bytes, limits: MailLimits | None = None) -> MailMessage:
+    """Parse raw RFC 5322 bytes. Never raises: what cannot be read is left empty and noted in defects."""
+    limits = limits or MailLimits()
+    defects: list[str] = []
+    try:
+        msg = email.message_from_bytes(raw, policy=policy.default)
+    except Exception as exc:  # the parser is lenient, but a bug in it must not lose the contact
+        return MailMessage(defects=(f"unparseable: {type(exc).__name__}",), size=len(raw))
+    reader = _Reader(msg, defects)
+    text, attachments = _body(msg, limits, defects)
+    mid_raw = reader.header("message-id")
+    mids = message_ids(mid_raw, 1)
+    return MailMessage(
+        sender=reader.first_address("from") or reader.first_address("sender") or reader.first_address("return-path"),
+        sender_name=reader.display_name("from"),
+        recipients=reader.addresses("to") + reader.addresses("cc"),
+        subject=reader.header("subject"),
+        message_id=mids[0] if mids else (mid_raw[:HEADER_CHARS] or None),
+        in_reply_to=message_ids(reader.header("in-reply-to", 10_000), limits.max_ids),
+        references=message_ids(reader.header("references", 100_000), limits.max_ids),
+        text=text,
+        attachments=attachments,
+        control={name: reader.header(name) for name in CONTROL if name in reader.names},
+        list_headers=tuple(sorted(n for n in reader.names if n.startswith("list-")))[:20],
+        header_count=reader.count,
+        defects=tuple(dict.fromkeys([*reader.defects, *defects]))[:20],
+        size=len(raw),
+    )
+
+
+class _Reader:
+    """Header values from a parsed message; a header policy.default cannot parse is read raw."""
+
+    def __init__(self, msg: Message, defects: list[str]) -> None:
+        self.msg = msg
+        keys = [k.lower() for k in msg]
+        self.count, self.names = len(keys), frozenset(keys)
+        self.defects = [type(d).__name__ for d in msg.defects[:20]]
+        self._defects = defects
+
+    def header(self, name: str, limit: int = HEADER_CHARS) -> str:
+        if name not in self.names:
+            return ""
+        try:
+            value = self.msg.get(name)
+            return clean_text(str(value), limit) if value is not None else ""
+        except Exception as exc:
+            self._defects.append(f"{name}: {type(exc).__name__}")
+            return clean_text(self._raw(name), limit)
+
+    def _raw(self, name: str) -> str:
+        for k, v in self.msg.raw_items():
+            if k.lower() == name:
+                try:
+                    return str(make_header(decode_header(v)))
+                except Exception:
+                    return str(v)
+        return ""
+
+    def _parsed(self, name: str) -> list[tuple[str, str]]:
+        if name not in self.names:
+            return []
+        try:
+            header = self.msg.get(name)
+            found = [(a.display_name, a.addr_spec) for a in getattr(header, "addresses", ())]
+        except Exception as exc:
+            self._defects.append(f"{name}: {type(exc).__name__}")
+            found = []
+        if not found or not any("@" in a for _, a in found):
+            found = [(n, a) for n, a in getaddresses([self._raw(name)]) if a] or found
+        return [(clean_text(n), clean_text(a, 320)) for n, a in found[:50]]
+
+    def addresses(self, name: str) -> tuple[str, ...]:
+        return tuple(a for _, a in self._parsed(name) if a and a != "<>")
+
+    def first_address(self, name: str) -> str:
+        found = self.addresses(name)
+        return found[0] if found else ""
+
+    def display_name(self, name: str) -> str:
+        found = self._parsed(name)
+        return found[0][0] if found else ""
+
+
+def _body(msg: Message, limits: MailLimits, defects: list[str]) -> tuple[str, tuple[Attachment, ...]]:
+    """The first plain-text part (else the first HTML part, as text) and the attachments, walking
+    the parts without recursion and within the limits."""
+    plain: str | None = None
+    html: str | None = None
+    attachments: list[Attachment] = []
+    stack: list[tuple[Message, int]] = [(msg, 0)]
+    seen = 0
+    while stack and seen < limits.max_parts:
+        part, depth = stack.pop()
+        seen += 1
+        if part.is_multipart():
+            if depth >= limits.max_depth:
+                defects.append(f"multipart nested deeper than {limits.max_depth}: not read")
+                continue
+            children = part.get_payload()
+            if isinstance(children, list):
+                stack.extend((c, depth + 1) for c in reversed(children) if isinstance(c, Message))
+            continue
+        ctype = _content_type(part)
+        if _is_attachment(part, ctype):
+            if len(attachments) < limits.max_attachments:
+                attachments.append(Attachment(_filename(part), ctype, len(_payload(part))))
+        elif ctype == "text/plain" and plain is None:
+            plain = _text(part, limits.max_text_chars)
+        elif ctype == "text/html" and html is None:
+            html = _text(part, limits.max_text_chars * 4)
+    if stack:
+        defects.append(f"more than {limits.max_parts} parts: the rest not read")
+    if plain is None and html is not None:
+        plain = html_to_text(html, limits.max_text_chars)
+    return (plain or "").strip()[: limits.max_text_chars], tuple(attachments)
+
+
+def _content_type(part: Message) -> str:
+    try:
+        return part.get_content_type()
+    except Exception:
+        return "application/octet-stream"
+
+
+def _is_attachment(part: Message, ctype: str) -> bool:
+    try:
+        disposition = part.get_content_disposition()
+    except Exception:
+        disposition = None
+    if disposition == "attachment":
+        return True
+    return not ctype.startswith("text/") or (disposition == "inline" and _filename(part) != "")
+
+
+def _filename(part: Message) -> str:
+    try:
+        return clean_text(part.get_filename() or "", 255)
+    except Exception:
+        return ""
+
+
+def _payload(part: Message) -> bytes:
+    try:
+        data = part.get_payload(decode=True)
+    except Exception:
+        return b""
+    return data if isinstance(data, bytes) else b""
+
+
+def _text(part: Message, limit: int) -> str:
+    if isinstance(part, EmailMessage):
+        try:
+            content = part.get_content()
+            if isinstance(content, str):
+                return content[:limit]
+        except Exception:  # an unknown charset, a broken transfer encoding: decoded by hand below
+            pass
+    data = _payload(part)[: limit * 4]
+    charset = "utf-8"
+    try:
+        charset = part.get_content_charset() or "utf-8"
+        return data.decode(charset, "replace")[:limit]
+    except (LookupError, ValueError):
+        return data.decode("utf-8", "replace")[:limit]
+
+
+def message_from_fields(
+    *,
+    sender: str,
+    recipients: tuple[str, ...] = (),
+    subject: str = "",
+    message_id: str | None = None,
+    in_reply_to: str = "",
+    references: str = "",
+    text: str = "",
+    html: str = "",
+    headers: dict[str, str] | None = None,
+    envelope_sender: str | None = None,
+    limits: MailLimits | None = None,
+) -> MailMessage:
+    """A MailMessage from fields a provider (or the generic JSON shape) already split out."""
+    limits = limits or MailLimits()
+    lowered = {clean_text(k).lower(): clean_text(v) for k, v in (headers or {}).items()}
+    parsed = getaddresses([sender])
+    addr = next((a for _, a in parsed if a), sender)
+    mids = message_ids(message_id or "", 1)
+    body = text or (html_to_text(html, limits.max_text_chars) if html else "")
+    control = {n: lowered[n] for n in CONTROL if n in lowered}
+    if envelope_sender is not None:
+        control.setdefault("return-path", envelope_sender or "<>")
+    return MailMessage(
+        sender=clean_text(addr, 320),
+        sender_name=clean_text(parsed[0][0]) if parsed else "",
+        recipients=tuple(clean_text(a, 320) for r in recipients for _, a in getaddresses([r]) if a)[:50],
+        subject=clean_text(subject),
+        message_id=mids[0] if mids else (clean_text(message_id or "") or None),
+        in_reply_to=message_ids(in_reply_to, limits.max_ids),
+        references=message_ids(references, limits.max_ids),
+        text=body.strip()[: limits.max_text_chars],
+        control=control,
+        list_headers=tuple(sorted(n for n in lowered if n.startswith("list-")))[:20],
+        header_count=len(lowered),
+        envelope_sender=envelope_sender,
+    )
