@@ -89,7 +89,8 @@ def _multipart(content_type: str, raw: bytes) -> Form:
 def _field_bytes(part: Message) -> bytes:
     if part.get_content_maintype() == "message":  # a field sent as message/rfc822: its bytes as they came
         inner = part.get_payload()
-        return inner[0].as_bytes() if isinstance(inner, list) and inner else b""
+        first = inner[0] if isinstance(inner, list) and inner else None
+        return first.as_bytes() if isinstance(first, Message) else b""
     data = part.get_payload(decode=True)
     return data if isinstance(data, bytes) else b""
 
