@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -88,6 +89,10 @@ class Settings:
     contact_retention_months: int = 24
     excerpt_retention_months: int = 6
     restriction_retention_months: int = 72  # after a restriction ended
+    # Origins of the contact-centre desktops that may show the agent screen in an iframe.
+    agent_frame_origins: tuple[str, ...] = ()
+    session_hours: int = 10  # a staff member's browser session lasts a shift, then they sign in again
+    webform_per_hour: int = 10  # web form submissions per hour from one address
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -125,6 +130,9 @@ class Settings:
             contact_retention_months=_int(env, "GATEWAY_CONTACT_RETENTION_MONTHS", 24, 1, 1200),
             excerpt_retention_months=_int(env, "GATEWAY_EXCERPT_RETENTION_MONTHS", 6, 1, 1200),
             restriction_retention_months=_int(env, "GATEWAY_RESTRICTION_RETENTION_MONTHS", 72, 1, 1200),
+            agent_frame_origins=_origins(env, "GATEWAY_AGENT_FRAME_ORIGINS"),
+            session_hours=_int(env, "GATEWAY_SESSION_HOURS", 10, 1, 24),
+            webform_per_hour=_int(env, "GATEWAY_WEBFORM_PER_HOUR", 10, 1, 10_000),
         )
 
     def require_services(self) -> Settings:
@@ -146,6 +154,22 @@ class Settings:
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
+
+
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
+
+
+def _origins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Web origins (scheme://host[:port], no path), comma-separated."""
+    out = []
+    for part in (env.get(name) or "").split(","):
+        part = part.strip().rstrip("/")
+        if not part:
+            continue
+        if not _ORIGIN.fullmatch(part):
+            raise SettingsError(f"{name}: {part!r} is not a web origin (expected https://desktop.example.org[:port])")
+        out.append(part)
+    return tuple(out)
 
 
 def _tz(env: Mapping[str, str]) -> str:
