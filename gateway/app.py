@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from . import channels, db
+from . import web as pages
 from .api import admin, banners, contacts, openapi, ops, reports, restrictions, retention, rulesets
 from .appkeys import KEYRING, POOL, REDIS, SETTINGS
 from .auth import KeyRing
@@ -17,6 +18,7 @@ from .http import MAX_BODY, ROUTE_ROLES, auth_middleware_factory, error_middlewa
 from .runtime import RUNTIME, Runtime
 from .settings import Settings
 from .tasks import periodic_tasks
+from .web.sessions import session_principal
 
 log = logging.getLogger(__name__)
 
@@ -76,13 +78,14 @@ def create_app(settings: Settings, *, extra_cleanup: list[CleanupContext] | None
         return await app[KEYRING].resolve(key)
 
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware_factory(resolve)],  # type: ignore[arg-type]
+        middlewares=[error_middleware, auth_middleware_factory(resolve, session_principal)],  # type: ignore[arg-type]
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
     app[MAX_BODY] = settings.max_body_bytes
     app[ROUTE_ROLES] = {}
     app.cleanup_ctx.extend([_postgres, _redis, _runtime])
+    pages.setup(app)
     channels.register(app)
     for setup in ROUTE_MODULES:
         setup(app)

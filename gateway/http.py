@@ -56,6 +56,15 @@ def add_route(
     app[ROUTE_ROLES][route] = None if roles is None else frozenset(roles) | (set() if person else {"admin"})
 
 
+class PageShown(Exception):
+    """A page handler's answer given by raising (a redirect to sign-in, a refusal page): the error
+    middleware returns `response` as it is, not as a JSON error."""
+
+    def __init__(self, response: web.StreamResponse) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
 def principal(request: web.Request) -> Principal:
     return request[PRINCIPAL]
 
@@ -156,6 +165,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         try:
             response = await handler(request)
+        except PageShown as shown:
+            response = shown.response
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
@@ -184,7 +195,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         logs.request_id.reset(token)
 
 
-def auth_middleware_factory(resolve: Callable[[str], Awaitable[Principal | None]]) -> Any:
+def auth_middleware_factory(
+    resolve: Callable[[str], Awaitable[Principal | None]],
+    signed_in: Callable[[web.Request], Awaitable[Principal | None]] | None = None,
+) -> Any:
+    """Who is calling: the API key in the Authorization header or, without one, the staff member
+    signed in in this browser (`signed_in`; it refuses a cross-site write itself)."""
+
     @web.middleware
     async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         route = request.match_info.route
@@ -193,9 +210,13 @@ def auth_middleware_factory(resolve: Callable[[str], Awaitable[Principal | None]
             return await handler(request)
         header = request.headers.get("Authorization", "")
         scheme, _, key = header.partition(" ")
-        if scheme.lower() != "bearer" or not key.strip():
-            raise Unauthorized("an API key is required: Authorization: Bearer <key>")
-        who = await resolve(key.strip())
+        who: Principal | None = None
+        if not header and signed_in is not None:
+            who = await signed_in(request)
+        if who is None:
+            if scheme.lower() != "bearer" or not key.strip():
+                raise Unauthorized("an API key is required: Authorization: Bearer <key>")
+            who = await resolve(key.strip())
         if who is None:
             raise Unauthorized("the API key is not recognised or has been revoked")
         if who.role not in roles:

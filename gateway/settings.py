@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -97,6 +98,10 @@ class Settings:
     ack_from: str = ""  # the acknowledgements' From address; empty: provider_email
     ack_daily_cap: int = 3  # acknowledgements per sender per day, whatever the case
     ack_case_days: int = 7  # at most one acknowledgement per sender per case in this many days
+    # Origins of the contact-centre desktops that may show the agent screen in an iframe.
+    agent_frame_origins: tuple[str, ...] = ()
+    session_hours: int = 10  # a staff member's browser session lasts a shift, then they sign in again
+    webform_per_hour: int = 10  # web form submissions per hour from one address
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -141,6 +146,9 @@ class Settings:
             ack_from=_address(env, "GATEWAY_ACK_FROM"),
             ack_daily_cap=_int(env, "GATEWAY_ACK_DAILY_CAP", 3, 0, 1000),
             ack_case_days=_int(env, "GATEWAY_ACK_CASE_DAYS", 7, 0, 365),
+            agent_frame_origins=_origins(env, "GATEWAY_AGENT_FRAME_ORIGINS"),
+            session_hours=_int(env, "GATEWAY_SESSION_HOURS", 10, 1, 24),
+            webform_per_hour=_int(env, "GATEWAY_WEBFORM_PER_HOUR", 10, 1, 10_000),
         )
 
     def require_services(self) -> Settings:
@@ -162,6 +170,22 @@ class Settings:
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
+
+
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
+
+
+def _origins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Web origins (scheme://host[:port], no path), comma-separated."""
+    out = []
+    for part in (env.get(name) or "").split(","):
+        part = part.strip().rstrip("/")
+        if not part:
+            continue
+        if not _ORIGIN.fullmatch(part):
+            raise SettingsError(f"{name}: {part!r} is not a web origin (expected https://desktop.example.org[:port])")
+        out.append(part)
+    return tuple(out)
 
 
 def _tz(env: Mapping[str, str]) -> str:

@@ -25,6 +25,7 @@ from gateway.app import create_app
 from gateway.auth import SYSTEM_ROLES, create_key
 from gateway.migrate import migrate
 from gateway.settings import Settings
+from tests.browser import browser, context, page  # noqa: F401  (browser fixtures, shared)
 from tests.factory import Api, Team
 from tests.tcpproxy import TcpProxy
 

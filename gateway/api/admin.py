@@ -15,8 +15,9 @@ from ..inputs import path_id, read_model
 from ..invalidation import publish
 from ..models.cases import CaseIn, CasePatch
 from ..models.keys import KeyIn
-from ..models.people import CustomerIn, CustomerPatch, StaffIn
+from ..models.people import CustomerIn, CustomerPatch, PasswordIn, StaffIn
 from ..store import cases, customers, people
+from ..web.sessions import set_staff_password
 
 CAUTION = ("caution_lead",)
 
@@ -31,6 +32,14 @@ async def create_staff(request: web.Request) -> web.Response:
 
 async def get_staff(request: web.Request) -> web.Response:
     return dump(await people.get_staff(request.app[POOL], path_id(request)))
+
+
+async def set_password(request: web.Request) -> web.Response:
+    """Set the password a staff member signs in to the pages with (their mailbox is the login)."""
+    body = await read_model(request, PasswordIn)
+    staff_id = path_id(request)
+    login = await set_staff_password(request.app[POOL], staff_id, body.password, principal(request).actor)
+    return web.json_response({"staff_id": staff_id, "login": login})
 
 
 async def create_customer(request: web.Request) -> web.Response:
@@ -108,6 +117,7 @@ async def create_key(request: web.Request) -> web.Response:
 def setup(app: web.Application) -> None:
     add_route(app, "POST", "/v1/staff", create_staff, ())
     add_route(app, "GET", "/v1/staff/{id}", get_staff, ())
+    add_route(app, "POST", "/v1/staff/{id}/password", set_password, ())
     add_route(app, "POST", "/v1/customers", create_customer, CAUTION)
     add_route(app, "GET", "/v1/customers/{id}", get_customer, CAUTION)
     add_route(app, "PATCH", "/v1/customers/{id}", patch_customer, CAUTION)

@@ -44,6 +44,13 @@ def _email(v: str | None) -> str | None:
         raise ValueError(str(exc)) from None
 
 
+class PasswordIn(In):
+    """A staff member's password for signing in to the pages, set by an admin (checked for length
+    where it is hashed)."""
+
+    password: str = Field(max_length=200)
+
+
 class StaffIn(In):
     name: str = Field(min_length=1, max_length=200)
     role: StaffRole

@@ -1,0 +1,63 @@
+"""Server-rendered pages: Jinja2 through aiohttp-jinja2 (autoescaping on, templates in
+gateway/web/templates, static files from gateway/web/static), and `render`, which every page uses so
+each carries who is signed in and a CSRF token for its forms."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from ..appkeys import SETTINGS
+from ..http import Handler, add_route
+from .security import EMBEDDABLE, FORM_COOKIE, csrf_token, form_binding, page_secret, set_cookie
+from .sessions import current_session
+
+HERE = Path(__file__).resolve().parent
+
+
+def add_page(app: web.Application, method: str, path: str, handler: Handler, *, embeddable: bool = False) -> None:
+    """A page route. Pages are public in the API's role table (no key): a page that is for staff
+    only checks the browser's session itself with `require_staff`. `embeddable`: the configured
+    agent desktops (GATEWAY_AGENT_FRAME_ORIGINS) may show it in an iframe; no one else may."""
+    add_route(app, method, path, handler, None)
+    if embeddable:
+        app[EMBEDDABLE].update(r for r in app.router.routes() if r.resource and r.resource.canonical == path)
+
+
+async def render(request: web.Request, template: str, context: dict[str, Any], *, status: int = 200) -> web.Response:
+    """A page, with `staff` (the signed-in session or None), `csrf` (the token its forms carry) and
+    `provider` (who runs the service) in its context."""
+    session = await current_session(request)
+    secret = await page_secret(request.app)
+    new_binding = None
+    if session is not None:
+        binding = session.token
+    else:
+        binding = form_binding(request) or ""
+        if not binding:
+            binding = new_binding = secrets.token_urlsafe(24)
+    context = {
+        "staff": session,
+        "csrf": csrf_token(secret, binding),
+        "provider": request.app[SETTINGS].provider_name,
+        **context,
+    }
+    response = aiohttp_jinja2.render_template(template, request, context, status=status)
+    if new_binding is not None:
+        set_cookie(response, FORM_COOKIE, new_binding)
+    return response
+
+
+def setup(app: web.Application) -> None:
+    env = aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,
+    )
+    env.globals["static_version"] = secrets.token_hex(4)  # a new start-up busts cached CSS and JS
+    app.router.add_static("/static", HERE / "static", name="static", append_version=False)

@@ -1,0 +1,114 @@
+"""What every page carries for its safety: a strict Content-Security-Policy (no inline script or
+style; scripts only from /static), `frame-ancestors` that lets only the configured agent desktops
+embed the pages meant for them, and CSRF tokens.
+
+A CSRF token is an HMAC, under a secret every gateway process shares (stored once in the database),
+of what the browser holds and an attacker's page cannot read: the staff session's cookie when
+signed in, else an anonymous form cookie. Cookies are SameSite=None (the agent screen works inside a
+desktop's iframe), so a cross-site request does carry them: every state-changing request made with
+a cookie must also carry the token (a form field, or the X-CSRF-Token header), and its Origin, when
+sent, must be this gateway's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import secrets
+
+from aiohttp import web
+
+from ..appkeys import POOL, SETTINGS
+from ..store import signin as store
+
+FORM_COOKIE = "gw_form"
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+# The routes whose pages an agent desktop may embed (the agent screen and the sign-in it needs).
+EMBEDDABLE: web.AppKey[set[web.AbstractRoute]] = web.AppKey("embeddable", set)
+_SECRET: web.AppKey[dict[str, bytes]] = web.AppKey("page_secret", dict)
+_SECRET_LOCK: web.AppKey[asyncio.Lock] = web.AppKey("page_secret_lock", asyncio.Lock)
+
+_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+    "font-src 'self'; form-action 'self'; base-uri 'none'"
+)
+
+
+def content_security_policy(frame_origins: tuple[str, ...] | None) -> str:
+    """The policy for a page: None means it may not be framed at all."""
+    ancestors = "'none'" if frame_origins is None else " ".join(("'self'", *frame_origins))
+    return f"{_POLICY}; frame-ancestors {ancestors}"
+
+
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: every response, pages and API alike, and streams before they start."""
+    route = request.match_info.route
+    embeddable = route in request.app[EMBEDDABLE]
+    origins = request.app[SETTINGS].agent_frame_origins if embeddable else None
+    headers = response.headers
+    headers.setdefault("Content-Security-Policy", content_security_policy(origins))
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    if not embeddable:
+        headers.setdefault("X-Frame-Options", "DENY")
+    if response.content_type == "text/html":
+        headers.setdefault("Cache-Control", "no-store")
+
+
+async def page_secret(app: web.Application) -> bytes:
+    """The secret that signs CSRF tokens, read once per process (the first process makes it)."""
+    held = app[_SECRET]
+    if "csrf" not in held:
+        async with app[_SECRET_LOCK]:
+            if "csrf" not in held:
+                held["csrf"] = await store.shared_secret(app[POOL], "csrf", secrets.token_bytes(32))
+    return held["csrf"]
+
+
+def csrf_token(secret: bytes, binding: str) -> str:
+    return hmac.new(secret, b"csrf:" + binding.encode(), hashlib.sha256).hexdigest()
+
+
+def csrf_matches(secret: bytes, binding: str | None, token: str | None) -> bool:
+    if not binding or not token:
+        return False
+    return hmac.compare_digest(csrf_token(secret, binding), token)
+
+
+def same_origin(request: web.Request) -> bool:
+    """A browser names where a request comes from; a cross-site one is refused. No Origin (an old
+    browser, a tool) is left to the token."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    return origin.split("://", 1)[-1] == request.host
+
+
+def form_binding(request: web.Request) -> str | None:
+    """The anonymous form cookie's value, if the browser has one."""
+    return request.cookies.get(FORM_COOKIE) or None
+
+
+def set_cookie(response: web.StreamResponse, name: str, value: str, max_age: int | None = None) -> None:
+    """Every cookie the gateway sets: HttpOnly, Secure, and SameSite=None so it reaches the pages
+    inside a desktop's iframe. Browsers treat http://localhost and 127.0.0.1 as secure, so the
+    tests' plain-HTTP servers keep them."""
+    response.set_cookie(name, value, max_age=max_age, path="/", httponly=True, secure=True, samesite="None")
+
+
+def give_form_cookie(request: web.Request, response: web.StreamResponse) -> str:
+    """The anonymous form cookie for a page with a form: the one the browser has, or a new one."""
+    binding = form_binding(request)
+    if binding is None:
+        binding = secrets.token_urlsafe(24)
+        set_cookie(response, FORM_COOKIE, binding)
+    return binding
+
+
+def setup(app: web.Application) -> None:
+    app[EMBEDDABLE] = set()
+    app[_SECRET] = {}
+    app[_SECRET_LOCK] = asyncio.Lock()
+    app.on_response_prepare.append(security_headers)

@@ -1,0 +1,100 @@
+"""Staff sign-in: a session belongs to one staff member and takes their role, ends on sign-out or
+expiry; attempts are audited and held back after too many refusals; its cookie is HttpOnly, Secure
+and SameSite=None; a cookie-authenticated write needs the page's CSRF token."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+from playwright.async_api import Page
+
+from tests.browser import PASSWORD, assert_accessible, base_url, give_password, screenshot, sign_in
+from tests.factory import Api, Team
+
+
+async def test_sign_in_page_is_accessible_and_a_wrong_password_is_refused(
+    client: Any, api: Api, team: Team, page: Page, conn: asyncpg.Connection
+) -> None:
+    base = base_url(client)
+    login = await give_password(api, team.agent)
+    await page.goto(f"{base}/sign-in")
+    await assert_accessible(page, "sign-in")
+    await screenshot(page, "sign-in")
+    await sign_in(page, base, login, "not the password at all")
+    assert "/sign-in" in page.url
+    await page.get_by_role("alert").wait_for()
+    assert "not right" in await page.get_by_role("alert").inner_text()
+    await screenshot(page, "sign-in-refused")
+    await assert_accessible(page, "sign-in-refused")
+    kinds = [r["kind"] for r in await conn.fetch("SELECT kind FROM staff_sign_in_events ORDER BY id")]
+    assert kinds == ["password_set", "refused"]
+
+
+async def test_a_session_cookie_is_httponly_secure_samesite_none(client: Any, api: Api, team: Team, page: Page) -> None:
+    base = base_url(client)
+    await sign_in(page, base, await give_password(api, team.agent), next_path="/sign-in")
+    cookies = {c["name"]: c for c in await page.context.cookies()}
+    session = cookies["gw_session"]
+    assert session["httpOnly"] and session["secure"] and session["sameSite"] == "None"
+    assert "Signed in as Sam Patel" in await page.inner_text("header")
+    await page.get_by_role("button", name="Sign out").click()
+    await page.wait_for_url("**/sign-in?signed_out=1")
+    assert "You have signed out." in await page.inner_text("main")
+    assert "gw_session" not in {c["name"] for c in await page.context.cookies() if c["value"]}
+
+
+async def test_repeated_refusals_hold_sign_in_back(client: Any, api: Api, team: Team, conn: asyncpg.Connection) -> None:
+    login = await give_password(api, team.agent)
+    token, cookie = await _form_token(client)
+    for _ in range(5):
+        r = await _post_sign_in(client, cookie, token, login, "wrong password!")
+        assert r.status == 422
+    r = await _post_sign_in(client, cookie, token, login, PASSWORD)  # right, but held back
+    assert r.status == 429 and "Too many attempts" in await r.text()
+    held = await conn.fetchval("SELECT count(*) FROM staff_sign_in_events WHERE kind = 'held_back'")
+    assert held == 1
+
+
+async def test_sign_in_without_or_with_a_forged_csrf_token_is_refused(client: Any, api: Api, team: Team) -> None:
+    login = await give_password(api, team.agent)
+    token, cookie = await _form_token(client)
+    assert (await _post_sign_in(client, cookie, "", login, PASSWORD)).status == 403
+    assert (await _post_sign_in(client, cookie, "f" * 64, login, PASSWORD)).status == 403
+    assert (await _post_sign_in(client, "another-cookie-value", token, login, PASSWORD)).status == 403
+    assert (await _post_sign_in(client, cookie, token, login, PASSWORD)).status == 303
+
+
+async def test_a_password_is_stored_hashed_and_needs_a_length(
+    client: Any, api: Api, team: Team, conn: asyncpg.Connection
+) -> None:
+    await give_password(api, team.agent)
+    stored = await conn.fetchval("SELECT hash FROM staff_passwords WHERE staff_id = $1", team.agent.id)
+    assert stored.startswith("scrypt$") and PASSWORD not in stored
+    r = await client.post(
+        f"/v1/staff/{team.agent.id}/password",
+        headers={"Authorization": f"Bearer {api.keys['admin']}"},
+        json={"password": "short"},
+    )
+    assert r.status == 422
+    r = await client.post(
+        f"/v1/staff/{team.agent.id}/password", headers=team.agent.headers, json={"password": PASSWORD}
+    )
+    assert r.status == 403
+
+
+async def _form_token(client: Any) -> tuple[str, str]:
+    r = await client.get("/sign-in")
+    cookie = r.cookies["gw_form"].value
+    html = await r.text()
+    token = html.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    return token, cookie
+
+
+async def _post_sign_in(client: Any, cookie: str, token: str, login: str, password: str) -> Any:
+    return await client.post(
+        "/sign-in",
+        data={"csrf_token": token, "mailbox": login, "password": password, "next": "/agent"},
+        headers={"Cookie": f"gw_form={cookie}"},
+        allow_redirects=False,
+    )
