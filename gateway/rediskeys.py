@@ -15,3 +15,5 @@ ACK_LIMIT = PREFIX + "ack:"
 BANNER_CHANNEL = PREFIX + "banners"
 # API key hash (hex) → the principal, so a newly started process can check keys while the database is away.
 API_KEY = PREFIX + "key:"
+# Web form submissions per address per hour: WEBFORM_LIMIT + address
+WEBFORM_LIMIT = PREFIX + "webform:"

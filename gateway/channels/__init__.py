@@ -14,6 +14,7 @@ from .fastagi import FastAGIChannel, serve_fastagi
 from .flat import FlatChannel
 from .generic import GenericChannel
 from .twilio import TwilioVoice, add_fallback
+from .webform import WebFormChannel
 
 HTTP_CHANNELS: tuple[HttpChannel, ...] = (
     GenericChannel(),
@@ -21,6 +22,7 @@ HTTP_CHANNELS: tuple[HttpChannel, ...] = (
     FlatChannel(),
     EmailChannel(),
     MailgunChannel(),
+    WebFormChannel(),
 )
 LISTENERS: tuple[FastAGIChannel, ...] = (FastAGIChannel(),)
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import pages, security, signin
+from . import contact, pages, security, signin
 
 
 def setup(app: web.Application) -> None:
     security.setup(app)
     pages.setup(app)
     signin.setup(app)
+    contact.setup(app)

@@ -41,10 +41,12 @@ async def render(request: web.Request, template: str, context: dict[str, Any], *
         binding = form_binding(request) or ""
         if not binding:
             binding = new_binding = secrets.token_urlsafe(24)
+    provider = request.app[SETTINGS].provider_name
     context = {
         "staff": session,
         "csrf": csrf_token(secret, binding),
-        "provider": request.app[SETTINGS].provider_name,
+        "provider": provider,
+        "provider_title": provider[:1].upper() + provider[1:],
         **context,
     }
     response = aiohttp_jinja2.render_template(template, request, context, status=status)
