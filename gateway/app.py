@@ -11,7 +11,7 @@ from aiohttp import web
 
 from . import channels, db
 from . import web as pages
-from .api import admin, banners, contacts, openapi, ops, reports, restrictions, retention, rulesets
+from .api import admin, banners, contacts, incidents, openapi, ops, reports, restrictions, retention, rulesets
 from .appkeys import KEYRING, POOL, REDIS, SETTINGS
 from .auth import KeyRing
 from .http import MAX_BODY, ROUTE_ROLES, auth_middleware_factory, error_middleware
@@ -28,6 +28,7 @@ ROUTE_MODULES: list[Callable[[web.Application], None]] = [
     admin.setup,
     contacts.setup,
     banners.setup,
+    incidents.setup,
     restrictions.setup,
     reports.setup,
     retention.setup,

@@ -29,7 +29,7 @@ async def browser() -> AsyncIterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: `make test` installs it (tools/install-test-peers)")
     async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        b = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--lang=en-GB"])
         yield b
         await b.close()
 

@@ -55,7 +55,11 @@ async def test_the_table_says_what_design_7_says(client: Any) -> None:
     table = route_table(client)
     for (method, path), roles in table.items():
         if roles is not None and "channel" in roles:
-            assert (method, path) in {("POST", "/v1/contacts"), ("POST", "/v1/channels/flat"), ("POST", "/v1/channels/webform")}
+            assert (method, path) in {
+                ("POST", "/v1/contacts"),
+                ("POST", "/v1/channels/flat"),
+                ("POST", "/v1/channels/webform"),
+            }
     assert table[("GET", "/v1/banners")] == {"agent", "admin"}
     # An appeal is decided by a manager, in person; a caution lead may not.
     assert table[("POST", "/v1/restrictions/{id}/appeal/decision")] == {"manager"}

@@ -84,7 +84,9 @@ async def test_an_exhausted_complaint_gets_the_closed_issue_acknowledgement(
     assert row["action"] == "auto_acknowledge" and row["case_id"] == case_id
     # An unrelated message from the same customer is routed as usual.
     form, cookie = await _fresh_form(client)
-    r = await _post(client, {**form, "name": "Margaret Hughes", "email": "margaret@example.org", "message": "Leak"}, cookie)
+    r = await _post(
+        client, {**form, "name": "Margaret Hughes", "email": "margaret@example.org", "message": "Leak"}, cookie
+    )
     assert "Message sent" in await r.text()
 
 
@@ -146,7 +148,9 @@ async def test_the_json_variant_for_a_portal(client: Any, keys: dict[str, str], 
 async def _fresh_form(client: Any) -> tuple[dict[str, str], str]:
     r = await client.get("/contact")
     html = await r.text()
-    fields = {name: html.split(f'name="{name}" value="', 1)[1].split('"', 1)[0] for name in ("csrf_token", "submission")}
+    fields = {
+        name: html.split(f'name="{name}" value="', 1)[1].split('"', 1)[0] for name in ("csrf_token", "submission")
+    }
     return fields, r.cookies["gw_form"].value
 
 

@@ -18,15 +18,17 @@ from redis.exceptions import RedisError
 from ..appkeys import POOL, REDIS
 from ..contact import InboundContact
 from ..errors import field_error
-from ..http import add_route
+from ..http import add_route, principal
 from ..identifiers import sender_handle
 from ..inputs import query_int
 from ..rediskeys import BANNER_CHANNEL
 from ..rules.context import Match
+from ..rules.engine import Verdict
 from ..rules.engine import decide as rules_decide
 from ..rules.outcome import ENFORCED_STATUSES
 from ..rules.params import CHANNELS
-from ..runtime import RUNTIME
+from ..runtime import RUNTIME, Runtime
+from ..store.incidents import staff_queue
 from ..store.people import ensure_customer
 
 AGENT = ("agent",)
@@ -41,10 +43,21 @@ def _match_for(request: web.Request) -> Match:
     raw = request.query.get("identifier", "").strip()
     if not raw:
         raise field_error("identifier", "give ?identifier=<phone, email or web id> or ?customer_id=")
-    handle = sender_handle("phone" if "@" not in raw and any(c.isdigit() for c in raw) else "email", raw)
+    return match_identifier(request.app[RUNTIME], raw)
+
+
+def match_identifier(rt: Runtime, raw: str) -> Match:
+    """Who a phone number, email address or web account id reaches, from the restriction index."""
+    handle = sender_handle("phone" if "@" not in raw and any(c.isdigit() for c in raw) else "email", raw[:320])
     if handle.kind is None:
         raise field_error("identifier", "not a phone number, email address or web account id")
-    return index.match(handle.kind, handle.value)
+    return rt.index.match(handle.kind, handle.value)
+
+
+def banner_now(rt: Runtime, match: Match, channel: str = "phone") -> Verdict:
+    """What the rules say now for a contact from `match` on `channel`: its banner and target."""
+    ctx = rt.contexts.build(match)
+    return rules_decide(InboundContact.model_validate({"channel": channel}), ctx, datetime.now(UTC))
 
 
 async def get_banners(request: web.Request) -> web.Response:
@@ -52,9 +65,7 @@ async def get_banners(request: web.Request) -> web.Response:
     if channel not in CHANNELS:
         raise field_error("channel", f"one of {', '.join(CHANNELS)}")
     match = _match_for(request)
-    now = datetime.now(UTC)
-    ctx = request.app[RUNTIME].contexts.build(match)
-    verdict = rules_decide(InboundContact.model_validate({"channel": channel}), ctx, now)
+    verdict = banner_now(request.app[RUNTIME], match, channel)
     restrictions = [
         {
             "id": r.id,
@@ -79,16 +90,34 @@ async def get_banners(request: web.Request) -> web.Response:
     )
 
 
-def _wanted(event: dict[str, Any], queue: str | None, staff: str | None) -> bool:
+def _wanted(event: dict[str, Any], queue: str | None, staff: str | None, mine: tuple[str, str | None] | None) -> bool:
     target = event.get("target") or {}
-    if queue and not (target.get("type") == "queue" and target.get("id") == queue):
+    to_queue = target.get("type") == "queue"
+    to_person = target.get("type") in ("staff", "voicemail")
+    if mine is not None:
+        staff_id, own_queue = mine
+        return (to_person and target.get("id") == staff_id) or (
+            to_queue and own_queue is not None and target.get("id") == own_queue
+        )
+    if queue and not (to_queue and target.get("id") == queue):
         return False
-    return not (staff and not (target.get("type") in ("staff", "voicemail") and target.get("id") == staff))
+    return not (staff and not (to_person and target.get("id") == staff))
+
+
+async def _mine(request: web.Request) -> tuple[str, str | None] | None:
+    """?mine=true: contacts routed to the signed-in staff member (line, voicemail, mailbox) or their queue."""
+    if request.query.get("mine", "").lower() not in ("1", "true"):
+        return None
+    who = principal(request)
+    if who.staff_id is None:
+        raise field_error("mine", "only a staff member's own key or session has contacts of their own")
+    return str(who.staff_id), await staff_queue(request.app[POOL], who.staff_id)
 
 
 async def stream_banners(request: web.Request) -> web.StreamResponse:
     """Server-sent events: one `banner` event per contact that carries a banner, as it is decided."""
     queue, staff = request.query.get("queue"), request.query.get("staff_id")
+    mine = await _mine(request)
     resp = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     )
@@ -103,7 +132,7 @@ async def stream_banners(request: web.Request) -> web.StreamResponse:
                 await resp.write(b": keep-alive\n\n")
                 continue
             event = json.loads(message["data"])
-            if _wanted(event, queue, staff):
+            if _wanted(event, queue, staff, mine):
                 await resp.write(f"event: banner\ndata: {json.dumps(event)}\n\n".encode())
     except (ConnectionResetError, asyncio.CancelledError, RedisError):
         pass

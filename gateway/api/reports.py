@@ -1,7 +1,10 @@
-"""Reports over restrictions: the review-due list (JSON or CSV) and the subject-access export; each says
-when older data has been removed under the retention settings."""
+"""Reports over restrictions: the review-due list (JSON or CSV; the JSON also lists the incidents
+agents referred in the last 90 days) and the subject-access export; each says when older data has
+been removed under the retention settings."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 
@@ -9,9 +12,13 @@ from .. import retention
 from ..appkeys import POOL
 from ..http import add_route, principal
 from ..inputs import path_id, query_text
+from ..models.incidents import IncidentReferral
 from ..reviews import due_report, to_csv, window_end
-from ..store import reports
+from ..store import incidents, reports
 from .restrictions import READ, WRITE, today
+
+# Incident referrals the review meeting sees: those made in the last quarter.
+REFERRALS_DAYS = 90
 
 
 def _wants_csv(request: web.Request) -> bool:
@@ -35,11 +42,17 @@ async def reviews_due(request: web.Request) -> web.Response:
                 "X-Retention-Note": removed["note"],
             },
         )
+    since = datetime.now(UTC) - timedelta(days=REFERRALS_DAYS)
+    referrals = await incidents.referrals_since(request.app[POOL], since)
     return web.json_response(
         {
             "today": day.isoformat(),
             "until": end.isoformat(),
             "items": [i.as_dict() for i in items],
+            "incident_referrals": [
+                {**IncidentReferral.model_validate(r).model_dump(mode="json"), "customer_name": r["customer_name"]}
+                for r in referrals
+            ],
             "retention": removed,
         }
     )

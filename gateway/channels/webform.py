@@ -122,7 +122,9 @@ def is_closed_issue(decision: Decision) -> bool:
 
 class WebFormChannel:
     name = "webform"
-    description = "A provider's own portal posts its contact form as JSON; the reply is the decision and the acknowledgement."
+    description = (
+        "A provider's own portal posts its contact form as JSON; the reply is the decision and the acknowledgement."
+    )
     mount = HttpMount("/v1/channels/webform", ("channel",))
 
     async def parse(self, raw: web.Request, rt: Runtime) -> InboundContact | Rejected:
@@ -147,4 +149,3 @@ class WebFormChannel:
             "closed_issue": is_closed_issue(decision),
         }
         return web.json_response(body, status=201 if created else 200)
-

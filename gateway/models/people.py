@@ -10,6 +10,7 @@ from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 from ..identifiers import IdentifierError, normalise, normalise_email, normalise_phone
 from ..rules.params import CHANNELS, Channel, Id, Window
 from .base import In
+from .incidents import IncidentReferral
 
 StaffRole = Literal["agent", "caution_lead", "service_caution_lead", "manager", "senior_manager"]
 IdentifierKind = Literal["phone", "email", "web"]
@@ -139,6 +140,8 @@ class Customer(CustomerIn):
     id: int
     representatives: list[Representative] = Field(default_factory=list)  # type: ignore[assignment]
     urgent_reviews: list[UrgentReview] = Field(default_factory=list)
+    # Incidents agents referred to the caution leads, newest first.
+    incident_referrals: list[IncidentReferral] = Field(default_factory=list)
 
 
 class IdentifierChanges(In):

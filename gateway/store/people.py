@@ -9,6 +9,7 @@ import asyncpg
 from ..errors import FieldInvalid, Missing, StateConflict
 from ..models.people import Customer, CustomerIn, IdentifierIn, Staff, StaffIn
 from .changes import notify_in_transaction
+from .incidents import referrals_of
 
 _STAFF_COLS = "id, name, role, line, voicemail, mailbox, queue, working_hours, active"
 
@@ -132,6 +133,7 @@ async def get_customer(conn: asyncpg.Connection | asyncpg.Pool, customer_id: int
         for r in reps
     ]
     data["urgent_reviews"] = [dict(r) for r in await conn.fetch(_URGENT, customer_id)]
+    data["incident_referrals"] = await referrals_of(conn, customer_id)
     return Customer.model_validate(data)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import contact, pages, security, signin
+from . import agent, contact, pages, security, signin
 
 
 def setup(app: web.Application) -> None:
@@ -14,3 +14,4 @@ def setup(app: web.Application) -> None:
     pages.setup(app)
     signin.setup(app)
     contact.setup(app)
+    agent.setup(app)

@@ -85,7 +85,10 @@ class ContactFormPage:
         fields = await _read_form(request)
         if fields is None:
             page = await _refusal(
-                request, 413, "Your message is too long", "Shorten your message to 5,000 characters or fewer and send it again."
+                request,
+                413,
+                "Your message is too long",
+                "Shorten your message to 5,000 characters or fewer and send it again.",
             )
             return Rejected("rejected", f"web form larger than {MAX_FORM_BYTES} bytes", CHANNEL, refusal=page)
         sender = (fields.get("email") or fields.get("phone") or "")[:320]
@@ -106,8 +109,10 @@ class ContactFormPage:
                 "We have received the messages you already sent and will read them.",
                 "To send another message, wait an hour and try again.",
             )
-            return Rejected("rejected", f"web form rate limit from {client_address(request)}", CHANNEL, sender, refusal=page)
-        form = WebFormIn.model_construct(**{k: str(fields.get(k, "")).strip() for k in FIELDS})
+            return Rejected(
+                "rejected", f"web form rate limit from {client_address(request)}", CHANNEL, sender, refusal=page
+            )
+        form = WebFormIn.model_construct(None, **{k: str(fields.get(k, "")).strip() for k in FIELDS})
         problems = form.problems() or _too_long(form)
         if problems:
             shown = {k: getattr(form, k) for k in FIELDS}

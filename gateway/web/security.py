@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import re
 import secrets
 
 from aiohttp import web
@@ -30,6 +31,7 @@ EMBEDDABLE: web.AppKey[set[web.AbstractRoute]] = web.AppKey("embeddable", set)
 _SECRET: web.AppKey[dict[str, bytes]] = web.AppKey("page_secret", dict)
 _SECRET_LOCK: web.AppKey[asyncio.Lock] = web.AppKey("page_secret_lock", asyncio.Lock)
 
+_COOKIE_TEXT = re.compile(r"[A-Za-z0-9_-]{0,200}")
 _POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
     "font-src 'self'; form-action 'self'; base-uri 'none'"
@@ -93,9 +95,18 @@ def form_binding(request: web.Request) -> str | None:
 
 def set_cookie(response: web.StreamResponse, name: str, value: str, max_age: int | None = None) -> None:
     """Every cookie the gateway sets: HttpOnly, Secure, and SameSite=None so it reaches the pages
-    inside a desktop's iframe. Browsers treat http://localhost and 127.0.0.1 as secure, so the
-    tests' plain-HTTP servers keep them."""
-    response.set_cookie(name, value, max_age=max_age, path="/", httponly=True, secure=True, samesite="None")
+    inside a desktop's iframe. Partitioned (CHIPS): inside a desktop the cookie is kept for that
+    desktop alone, which is how browsers that block third-party cookies (Safari, Firefox, Chrome's
+    private windows) still let it be set and sent there; so an agent signs in once inside the desktop,
+    and separately when they open the screen on its own. Browsers treat http://localhost and
+    127.0.0.1 as secure, so the tests' plain-HTTP servers keep them."""
+    # Written out by hand: the standard library's cookie writer knows Partitioned only from Python 3.14.
+    if not _COOKIE_TEXT.fullmatch(value):
+        raise ValueError("a cookie value the gateway sets is URL-safe text")
+    lifetime = "" if max_age is None else f"; Max-Age={max_age}"
+    response.headers.add(
+        "Set-Cookie", f"{name}={value}; Path=/; HttpOnly; Secure; SameSite=None; Partitioned{lifetime}"
+    )
 
 
 def give_form_cookie(request: web.Request, response: web.StreamResponse) -> str:

@@ -231,7 +231,7 @@ async def require_staff(request: web.Request, roles: tuple[str, ...]) -> StaffSe
     Another role: a page that says this screen is not theirs (403)."""
     session = await current_session(request)
     if session is None:
-        raise PageShown(web.HTTPSeeOther(sign_in_url(request)))
+        raise web.HTTPSeeOther(sign_in_url(request))
     if session.role not in roles:
         from .pages import render
 
