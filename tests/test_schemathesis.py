@@ -25,8 +25,9 @@ from tests.helpers import ROOT, running
 TOKEN = "schemathesis-twilio-token"
 PUBLIC = "https://gateway.example.org"
 MAX_EXAMPLES = 8
-# Left out, and why: an endless event stream (tests/test_banners.py reads it).
-EXCLUDED = ["/v1/banners/stream"]
+# Left out, and why: an endless event stream (tests/test_banners.py reads it), and the HTML pages,
+# which a browser drives (tests/test_webform.py, test_agent_screen.py, test_sign_in.py).
+EXCLUDED = ["/v1/banners/stream", "/contact", "/sign-in", "/sign-out", "/agent", "/agent/incidents"]
 # Generated ids are drawn from records that exist most of the time (the rest of the time they
 # are random): body field → pool, then per operation (path regex) → {parameter: pool}.
 BODY_IDS = {
@@ -62,8 +63,9 @@ POOLS = {
 }
 # A restriction step is a person's, taken with their own key (an admin key is no one's): the
 # demo's caution leads and its manager, by name.
-PEOPLE = {"saver": "Tom Evans", "second": "Grace Okafor", "manager": "Helen Morris"}
+PEOPLE = {"saver": "Tom Evans", "second": "Grace Okafor", "manager": "Helen Morris", "agent": "Sam Patel"}
 PERSON_STEPS = [
+    ("^POST /v1/incidents$", "agent"),
     ("^POST /v1/restrictions(/[^/]+/(letter|appeal|review|lift))?$", "saver"),
     ("^POST /v1/restrictions/[^/]+/decide$", "second"),
     ("^POST /v1/restrictions/[^/]+/appeal/decision$", "manager"),
@@ -71,9 +73,14 @@ PERSON_STEPS = [
 # Whether these accept a request depends on the record's state (which the run itself changes:
 # it lifts, appeals and decides) and on policy no JSON Schema can state (the activation rule, a way
 # in left open, who may decide an appeal). Fuzzed here for server errors only; what they accept is
-# tested in tests/test_restrictions_*.py. They still fail the run on a refused key; every other
-# operation fails it on any warning.
-STATEFUL = "^POST /v1/restrictions(/[^/]+/(decide|letter|appeal|appeal/decision|review|lift))?$"
+# tested in tests/test_restrictions_*.py. So with an incident referral, whose time must fall in the
+# last 400 days and whose contact must be on record (tests/test_agent_screen.py), and a web form,
+# which needs an email address or a phone number that really parses (tests/test_webform.py). They
+# still fail the run on a refused key; every other operation fails it on any warning.
+STATEFUL = (
+    "^POST (/v1/restrictions(/[^/]+/(decide|letter|appeal|appeal/decision|review|lift))?"
+    "|/v1/incidents|/v1/channels/webform)$"
+)
 
 
 async def _seed(

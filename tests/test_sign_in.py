@@ -98,3 +98,12 @@ async def _post_sign_in(client: Any, cookie: str, token: str, login: str, passwo
         headers={"Cookie": f"gw_form={cookie}"},
         allow_redirects=False,
     )
+
+
+async def test_a_post_that_is_not_a_form_is_refused_not_a_server_error(client: Any, api: Api, team: Team) -> None:
+    broken = {"Content-Type": "multipart/form-data"}  # no boundary: nothing can be read
+    for path in ("/sign-in", "/sign-out", "/contact", "/agent/incidents"):
+        r = await client.post(path, data=b"\x00garbage", headers=broken, allow_redirects=False)
+        assert r.status in (303, 403), (path, r.status)
+    r = await client.post("/sign-in", data=b"x" * 5000, headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status == 413

@@ -15,12 +15,14 @@ from pydantic import BaseModel
 from .. import __version__
 from ..channels.flat import FLAT_PATH
 from ..channels.twilio import FALLBACK_PATH, FORM, VOICE_PATH
+from ..channels.webform import WebFormIn
 from ..contact import Decision, InboundContact
 from ..http import ROUTE_ROLES, add_route
 from ..inputs import INT_MAX
 from ..models.cases import CaseIn, CasePatch
+from ..models.incidents import IncidentIn
 from ..models.keys import KeyIn
-from ..models.people import CustomerIn, CustomerPatch, StaffIn
+from ..models.people import CustomerIn, CustomerPatch, PasswordIn, StaffIn
 from ..models.restrictions import (
     AppealDecisionIn,
     AppealIn,
@@ -48,6 +50,9 @@ BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("POST", "/v1/restrictions/{id}/appeal/decision"): AppealDecisionIn,
     ("POST", "/v1/restrictions/{id}/review"): ReviewIn,
     ("POST", "/v1/restrictions/{id}/lift"): LiftIn,
+    ("POST", "/v1/staff/{id}/password"): PasswordIn,
+    ("POST", "/v1/channels/webform"): WebFormIn,
+    ("POST", "/v1/incidents"): IncidentIn,
 }
 RESPONSES: dict[tuple[str, str], type[BaseModel]] = {("POST", "/v1/contacts"): Decision}
 
@@ -76,7 +81,11 @@ QUERIES: dict[tuple[str, str], list[dict[str, Any]]] = {
         _query("identifier", _text(320)),
         _query("channel", {"enum": list(CHANNELS)}),
     ],
-    ("GET", "/v1/banners/stream"): [_query("queue", _text(100)), _query("staff_id", _text(20))],
+    ("GET", "/v1/banners/stream"): [
+        _query("queue", _text(100)),
+        _query("staff_id", _text(20)),
+        _query("mine", {"enum": ["true", "false", "1", "0"]}),
+    ],
     ("GET", "/v1/contacts"): [
         _query("customer_id", _id(BIGINT_MAX), required=True),
         _query("since", {"type": "string", "format": "date-time"}),

@@ -49,7 +49,7 @@ class PasswordIn(In):
     """A staff member's password for signing in to the pages, set by an admin (checked for length
     where it is hashed)."""
 
-    password: str = Field(max_length=200)
+    password: str = Field(min_length=12, max_length=200)
 
 
 class StaffIn(In):

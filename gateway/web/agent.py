@@ -30,7 +30,7 @@ from ..models.incidents import IncidentIn
 from ..rules.calendar import format_date
 from ..runtime import RUNTIME
 from ..store import incidents as store
-from .pages import add_page, render
+from .pages import add_page, read_form, render
 from .security import CSRF_FIELD
 from .sessions import StaffSession, check_csrf, current_session, require_staff
 
@@ -180,7 +180,7 @@ def _happened_at(request: web.Request, day: str, time: str) -> datetime:
 
 async def refer_incident(request: web.Request) -> web.Response:
     session = await require_staff(request, AGENT)
-    form = {k: str(v) for k, v in (await request.post()).items()}
+    form = await read_form(request) or {}
     if not await check_csrf(request, session.token, form.get(CSRF_FIELD)):
         title, lines = "Sorry, that did not work", ["The page had expired. Reload it and try again."]
         return await render(request, "message.html", {"title": title, "lines": lines}, status=403)

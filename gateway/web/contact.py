@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-from urllib.parse import parse_qsl
 
 from aiohttp import web
 from redis.exceptions import RedisError
@@ -25,13 +24,12 @@ from ..decide import Rejected
 from ..http import PageShown
 from ..rediskeys import WEBFORM_LIMIT
 from ..runtime import RUNTIME, Runtime
-from .pages import add_page, render
+from .pages import MAX_FORM_BYTES, add_page, read_form, render
 from .security import CSRF_FIELD, form_binding
 from .sessions import check_csrf, client_address
 
 log = logging.getLogger(__name__)
 
-MAX_FORM_BYTES = 64 * 1024  # the longest message, every character percent-encoded, with room
 FIELDS = ("name", "email", "phone", "reference", "message", "submission")
 
 
@@ -45,19 +43,6 @@ async def contact_page(request: web.Request) -> web.Response:
 
 async def _refusal(request: web.Request, status: int, title: str, *lines: str) -> PageShown:
     return PageShown(await render(request, "message.html", {"title": title, "lines": lines}, status=status))
-
-
-async def _read_form(request: web.Request) -> dict[str, str] | None:
-    """The posted fields, or None when the body is larger than a form can be."""
-    if (request.content_length or 0) > MAX_FORM_BYTES:
-        return None
-    raw = b""
-    while chunk := await request.content.read(MAX_FORM_BYTES + 1 - len(raw)):
-        raw += chunk
-        if len(raw) > MAX_FORM_BYTES:
-            return None
-    pairs = parse_qsl(raw.decode("utf-8", errors="replace"), keep_blank_values=True, max_num_fields=30)
-    return {k: v for k, v in pairs}
 
 
 async def _over_limit(request: web.Request) -> bool:
@@ -82,7 +67,7 @@ class ContactFormPage:
 
     async def parse(self, raw: web.Request, rt: Runtime) -> InboundContact | Rejected:
         request = raw
-        fields = await _read_form(request)
+        fields = await read_form(request)
         if fields is None:
             page = await _refusal(
                 request,

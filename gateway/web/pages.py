@@ -7,6 +7,7 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import aiohttp_jinja2
 import jinja2
@@ -18,6 +19,7 @@ from .security import EMBEDDABLE, FORM_COOKIE, csrf_token, form_binding, page_se
 from .sessions import current_session
 
 HERE = Path(__file__).resolve().parent
+_FORM: web.RequestKey[dict[str, str] | None] = web.RequestKey("posted_form", object)  # type: ignore[arg-type]
 
 
 def add_page(app: web.Application, method: str, path: str, handler: Handler, *, embeddable: bool = False) -> None:
@@ -53,6 +55,31 @@ async def render(request: web.Request, template: str, context: dict[str, Any], *
     if new_binding is not None:
         set_cookie(response, FORM_COOKIE, new_binding)
     return response
+
+
+MAX_FORM_BYTES = 64 * 1024  # the longest message, every character percent-encoded, with room
+
+
+async def read_form(request: web.Request, limit: int = MAX_FORM_BYTES) -> dict[str, str] | None:
+    """A posted form's fields (URL-encoded, as every page's form posts them; any other body reads as
+    no fields, so its CSRF check fails), or None when the body is larger than `limit`. Read once per
+    request."""
+    if _FORM in request:
+        return request[_FORM]
+    fields: dict[str, str] | None = {}
+    if (request.content_length or 0) > limit:
+        fields = None
+    else:
+        raw = b""
+        while chunk := await request.content.read(limit + 1 - len(raw)):
+            raw += chunk
+            if len(raw) > limit:
+                fields = None
+                break
+        if fields is not None and request.content_type == "application/x-www-form-urlencoded":
+            fields = dict(parse_qsl(raw.decode("utf-8", errors="replace"), keep_blank_values=True, max_num_fields=30))
+    request[_FORM] = fields
+    return fields
 
 
 def setup(app: web.Application) -> None:

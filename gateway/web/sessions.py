@@ -16,6 +16,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
 import asyncpg
 from aiohttp import web
@@ -27,7 +28,7 @@ from ..http import PageShown
 from ..lifecycle import Actor, staff_actor
 from ..store import keys as key_store
 from ..store import signin as store
-from .security import CSRF_FIELD, CSRF_HEADER, csrf_matches, page_secret, same_origin
+from .security import CSRF_HEADER, csrf_matches, page_secret, same_origin
 
 SESSION_COOKIE = "gw_session"
 MIN_PASSWORD = 12
@@ -193,12 +194,6 @@ def client_address(request: web.Request) -> str:
     return request.remote or ""
 
 
-async def session_csrf(request: web.Request, session: StaffSession) -> str:
-    from .security import csrf_token
-
-    return csrf_token(await page_secret(request.app), session.token)
-
-
 async def check_csrf(request: web.Request, binding: str | None, token: str | None) -> bool:
     """A state-changing request from a browser: from this gateway's own pages, carrying their token."""
     return same_origin(request) and csrf_matches(await page_secret(request.app), binding, token)
@@ -206,22 +201,17 @@ async def check_csrf(request: web.Request, binding: str | None, token: str | Non
 
 async def session_principal(request: web.Request) -> Principal | None:
     """For the API's role check: the signed-in staff member behind this browser's cookie. A request
-    that changes something must carry the page's CSRF token (header X-CSRF-Token or form field)."""
+    that changes something must carry the page's CSRF token in the X-CSRF-Token header."""
     session = await current_session(request)
     if session is None:
         return None
-    if request.method not in ("GET", "HEAD"):
-        token = request.headers.get(CSRF_HEADER)
-        if token is None and request.content_type == "application/x-www-form-urlencoded":
-            token = str((await request.post()).get(CSRF_FIELD, ""))
-        if not await check_csrf(request, session.token, token):
-            raise Forbidden("this request did not come from the gateway's own page; reload it and try again")
+    writes = request.method not in ("GET", "HEAD")
+    if writes and not await check_csrf(request, session.token, request.headers.get(CSRF_HEADER)):
+        raise Forbidden("this request did not come from the gateway's own page; reload it and try again")
     return session.principal
 
 
 def sign_in_url(request: web.Request) -> str:
-    from urllib.parse import quote
-
     return f"/sign-in?next={quote(request.path_qs, safe='')}"
 
 
@@ -233,7 +223,7 @@ async def require_staff(request: web.Request, roles: tuple[str, ...]) -> StaffSe
     if session is None:
         raise web.HTTPSeeOther(sign_in_url(request))
     if session.role not in roles:
-        from .pages import render
+        from .pages import render  # pages reads the session too: imported here, not at the top
 
         raise PageShown(await render(request, "not_yours.html", {}, status=403))
     return session

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from ..appkeys import SETTINGS
-from .pages import add_page, render
+from .pages import add_page, read_form, render
 from .security import CSRF_FIELD, form_binding, set_cookie
 from .sessions import (
     SESSION_COOKIE,
@@ -45,12 +45,12 @@ async def sign_in_page(request: web.Request) -> web.Response:
 
 
 async def sign_in_form(request: web.Request) -> web.Response:
-    if (request.content_length or 0) > MAX_FORM:
+    form = await read_form(request, MAX_FORM)
+    if form is None:
         return await render(request, "message.html", {"title": "Too much was sent", "lines": []}, status=413)
-    form = await request.post()
-    mailbox, password = str(form.get("mailbox", ""))[:320], str(form.get("password", ""))
-    next_ = _next(str(form.get("next", "")))
-    if not await check_csrf(request, form_binding(request), str(form.get(CSRF_FIELD, ""))):
+    mailbox, password = form.get("mailbox", "")[:320], form.get("password", "")
+    next_ = _next(form.get("next", ""))
+    if not await check_csrf(request, form_binding(request), form.get(CSRF_FIELD)):
         return await _refused_page(request)
     errors = {}
     if not mailbox.strip():
@@ -76,9 +76,9 @@ async def sign_in_form(request: web.Request) -> web.Response:
 
 async def sign_out_form(request: web.Request) -> web.Response:
     session = await current_session(request)
-    form = await request.post()
+    form = await read_form(request, MAX_FORM) or {}
     if session is not None:
-        if not await check_csrf(request, session.token, str(form.get(CSRF_FIELD, ""))):
+        if not await check_csrf(request, session.token, form.get(CSRF_FIELD)):
             return await _refused_page(request)
         await sign_out(request)
     response = web.HTTPSeeOther("/sign-in?signed_out=1")
