@@ -58,6 +58,7 @@ async def test_the_table_says_what_design_7_says(client: Any) -> None:
             assert (method, path) in {
                 ("POST", "/v1/contacts"),
                 ("POST", "/v1/channels/flat"),
+                ("POST", "/v1/channels/email"),
                 ("POST", "/v1/channels/webform"),
             }
     assert table[("GET", "/v1/banners")] == {"agent", "admin"}
