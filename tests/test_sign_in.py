@@ -107,3 +107,13 @@ async def test_a_post_that_is_not_a_form_is_refused_not_a_server_error(client: A
         assert r.status in (303, 403), (path, r.status)
     r = await client.post("/sign-in", data=b"x" * 5000, headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert r.status == 413
+
+
+async def test_a_new_password_signs_out_every_browser(client: Any, api: Api, team: Team) -> None:
+    login = await give_password(api, team.agent)
+    token, cookie = await _form_token(client)
+    r = await _post_sign_in(client, cookie, token, login, PASSWORD)
+    session = {"Cookie": f"gw_session={r.cookies['gw_session'].value}"}
+    assert (await client.get("/v1/banners?identifier=07700900001", headers=session)).status == 200
+    await give_password(api, team.agent, "another long pass phrase")
+    assert (await client.get("/v1/banners?identifier=07700900001", headers=session)).status == 401

@@ -22,6 +22,14 @@ async def set_password(conn: Db, staff_id: int, login: str, hashed: str, actor: 
     )
 
 
+async def end_sessions_of(conn: Db, staff_id: int) -> int:
+    """End every live session of a staff member; how many there were."""
+    ended = await conn.fetch(
+        "UPDATE staff_sessions SET ended_at = now() WHERE staff_id = $1 AND ended_at IS NULL RETURNING id", staff_id
+    )
+    return len(ended)
+
+
 async def login_owner(conn: Db, login: str) -> int | None:
     """The staff member who signs in with `login`, if anyone does."""
     staff_id: int | None = await conn.fetchval("SELECT staff_id FROM staff_passwords WHERE login = $1", login)

@@ -93,7 +93,9 @@ def login_of(mailbox: str) -> str:
 
 
 async def set_staff_password(pool: asyncpg.Pool, staff_id: int, password: str, actor: Actor) -> str:
-    """Set (or replace) a staff member's password; they sign in with their mailbox. The login."""
+    """Set (or replace) a staff member's password; they sign in with their mailbox, and any browser
+    signed in as them is signed out (a new password is often set because the old one got out). The
+    login."""
     if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
         raise Invalid(f"password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters", [{"field": "password"}])
     member = await key_store.staff_member(pool, staff_id)
@@ -109,6 +111,7 @@ async def set_staff_password(pool: asyncpg.Pool, staff_id: int, password: str, a
     hashed = await asyncio.to_thread(hash_password, password)
     async with pool.acquire() as conn, conn.transaction():
         await store.set_password(conn, staff_id, login, hashed, actor.label)
+        await store.end_sessions_of(conn, staff_id)
         await store.record_event(conn, "password_set", staff_id=staff_id, login=login, actor=actor.label)
     return login
 
