@@ -16,6 +16,7 @@ from gateway.auth import KEY_PREFIX, create_staff_key, hash_key
 from gateway.models.people import CustomerIn
 from gateway.rules.registry import DEFAULT_CHANNELS
 from gateway.store import keys, people
+from tests.helpers import eventually
 
 TODAY = date.today()
 # Restrictions start yesterday by default, so they are in force whatever the provider's time zone.
@@ -171,6 +172,16 @@ class Api:
             made = await r.json()
         assert made["status"] == status, made
         return made
+
+    async def enforced(self, customer_id: int, agent: Member) -> None:
+        """Wait until this app's restriction index has the customer's restrictions (it hears of a
+        change through Redis, a moment after the change's reply)."""
+
+        async def known() -> bool:
+            r = await self.client.get(f"/v1/banners?customer_id={customer_id}", headers=agent.headers)
+            return (await r.json())["banner"] is not None
+
+        await eventually(known)
 
 
 async def insert_customer(conn: asyncpg.Connection, name: str, *identifiers: tuple[str, str], **fields: Any) -> int:

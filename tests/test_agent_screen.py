@@ -19,7 +19,7 @@ from playwright.async_api import Page
 from gateway.settings import Settings
 from tests.browser import PASSWORD, assert_accessible, base_url, give_password, screenshot, sign_in
 from tests.factory import INCIDENT, REASONS, Api, Team, bearer
-from tests.helpers import GatewayProcess, eventually, free_port, logged_contacts, running
+from tests.helpers import GatewayProcess, free_port, logged_contacts, running
 
 PHONE = "07700 900444"
 
@@ -28,12 +28,7 @@ async def _named_contact_customer(api: Api, team: Team) -> int:
     """A customer whose contacts all go to the team's agent, Sam Patel (once this process knows)."""
     cid = await api.customer("Margaret Hughes", ("phone", PHONE))
     await api.restriction(cid, "named_contact", params={"staff_id": team.agent.id}, deciders=team.deciders)
-
-    async def known() -> bool:
-        r = await api.client.get(f"/v1/banners?customer_id={cid}", headers=team.agent.headers)
-        return (await r.json())["banner"] is not None
-
-    await eventually(known)
+    await api.enforced(cid, team.agent)
     return cid
 
 

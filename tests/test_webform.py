@@ -74,6 +74,7 @@ async def test_an_exhausted_complaint_gets_the_closed_issue_acknowledgement(
     cid = await api.customer("Margaret Hughes", EMAIL)
     case_id = await api.case(cid, "CMP-77", "exhausted")
     await api.restriction(cid, "closed_issue", params={"case_id": case_id}, deciders=team.deciders)
+    await api.enforced(cid, team.agent)
     form, cookie = await _fresh_form(client)
     body = {**form, "name": "Margaret Hughes", "email": "Margaret@example.org", "reference": "CMP-77"}
     r = await _post(client, {**body, "message": "I still do not accept the outcome."}, cookie)
@@ -90,12 +91,18 @@ async def test_an_exhausted_complaint_gets_the_closed_issue_acknowledgement(
     assert "Message sent" in await r.text()
 
 
-async def test_a_customer_who_may_only_write_is_welcome(client: Any, api: Api, team: Team) -> None:
+async def test_a_customer_who_may_only_write_is_welcome(
+    client: Any, api: Api, team: Team, conn: asyncpg.Connection
+) -> None:
     cid = await api.customer("Ken Adams", ("phone", "07700 900123"), EMAIL)
     await api.restriction(cid, "written_only", deciders=team.deciders)
+    await api.enforced(cid, team.agent)
     form, cookie = await _fresh_form(client)
     r = await _post(client, {**form, "name": "Ken Adams", "phone": "07700 900123", "message": "Repair please"}, cookie)
     assert r.status == 200 and "Message sent" in await r.text()
+    row = (await logged_contacts(conn, "channel = 'web_form' AND status = 'decided'"))[0]
+    assert row["action"] == "route" and row["customer_ids"] == [cid]
+    assert "Written contact only" in str(row["banner"])
 
 
 async def test_refused_posts_get_their_page_and_are_logged(client: Any, conn: asyncpg.Connection) -> None:
