@@ -88,7 +88,8 @@ def situation_context(
         for r in rs
         if isinstance(r.params, ClosedIssue)
     )
-    match = _match(s, Bundle(CUSTOMER, rs, (), cases))
+    customer = CustomerView(CUSTOMER.id, CUSTOMER.name, frozenset(s.adjustments))
+    match = _match(s, Bundle(customer, rs, (), cases))
     specs = counters_needed(compiled, match.bundles, at, cal.tz)
     return make_context(
         match,

@@ -31,6 +31,7 @@ class RestrictionIndex:
         self.staff: dict[int, StaffView] = {}
         self.cases_by_ref: dict[str, CaseView] = {}
         self.external_refs: dict[str, int] = {}
+        self.flags: dict[int, frozenset[str]] = {}  # customer → recorded adjustment flags
         self.closures: frozenset[date] = frozenset()
         self._handles: dict[int, set[str]] = {}
         self._ref_of: dict[int, str] = {}
@@ -49,16 +50,21 @@ class RestrictionIndex:
         links = self.links.get(handle_key(kind, value), ())
         direct = [lk.customer_id for lk in links if lk.representative_id is None]
         acting_for = [lk.customer_id for lk in links if lk.representative_id is not None]
+        on_behalf = bool(acting_for)
         named = self._customer_named(on_behalf_of)
         if named is not None:
             acting_for = [c for c in acting_for if c == named]
             if named not in direct and named not in acting_for:
                 direct.append(named)  # an unregistered third party: treated as the customer
         ids = list(dict.fromkeys([*direct, *acting_for]))
+        # Customers linked only for their adjustment flags have no bundle: they are not restricted.
+        flags = [self.flags[c] for c in ids if c in self.flags]
         return Match(
             bundles=tuple(self.bundles[c] for c in ids if c in self.bundles),
-            representative_of=tuple(dict.fromkeys(acting_for)),
+            representative_of=tuple(dict.fromkeys(c for c in acting_for if c in self.bundles)),
             sender_kind=kind,
+            adjustments=frozenset().union(*flags),
+            on_behalf=on_behalf,
         )
 
     def _customer_named(self, text: str | None) -> int | None:
@@ -73,7 +79,7 @@ class RestrictionIndex:
             except IdentifierError:
                 continue
             for lk in links:
-                if lk.representative_id is None:
+                if lk.representative_id is None and lk.customer_id in self.bundles:
                     return lk.customer_id
         return None
 
@@ -84,7 +90,7 @@ class RestrictionIndex:
     def replace_all(self, loaded: Loaded, staff: dict[int, StaffView], closures: frozenset[date]) -> None:
         """Swap in a full load: every customer, the staff and the closure days."""
         self.bundles, self.links, self._handles = {}, {}, {}
-        self.cases_by_ref, self.external_refs, self._ref_of = {}, {}, {}
+        self.cases_by_ref, self.external_refs, self._ref_of, self.flags = {}, {}, {}, {}
         self.staff, self.closures = staff, closures
         self.install(loaded, ())
         self.loaded = True
@@ -100,6 +106,7 @@ class RestrictionIndex:
             self.links[key] = (*self.links.get(key, ()), *new_links)
         for cid, keys in loaded.handles.items():
             self._handles[cid] = keys
+        self.flags.update(loaded.flags)
         for cid, bundle in loaded.bundles.items():
             self.bundles[cid] = bundle
             for c in bundle.cases:
@@ -116,6 +123,7 @@ class RestrictionIndex:
                 self.links[key] = rest
             else:
                 self.links.pop(key, None)
+        self.flags.pop(cid, None)
         old = self.bundles.pop(cid, None)
         if old is not None:
             for c in old.cases:

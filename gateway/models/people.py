@@ -9,22 +9,12 @@ from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
 from ..identifiers import IdentifierError, normalise, normalise_email, normalise_phone
 from ..rules.params import CHANNELS, Channel, Id, Window
+from ..rules.vocabulary import ADJUSTMENT_FLAGS
 from .base import In
 from .incidents import IncidentReferral
 
 StaffRole = Literal["agent", "caution_lead", "service_caution_lead", "manager", "senior_manager"]
 IdentifierKind = Literal["phone", "email", "web"]
-# Flags a caution lead records so that a restriction cannot silently remove a channel someone needs.
-ADJUSTMENT_FLAGS = (
-    "needs_phone",
-    "needs_visit",
-    "cannot_write",
-    "needs_email",
-    "needs_letter",
-    "needs_interpreter",
-    "needs_large_print",
-    "needs_third_party",
-)
 
 
 def _phone(v: str | None) -> str | None:

@@ -14,6 +14,7 @@ from .outcome import Dest
 from .params import Window
 from .ruleset import GENERAL, CountAtLeast, Rule, RuleSet, check_unique
 from .vocabulary import Action
+from .words import address_key, contains_phrase, phrase_words
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +28,10 @@ class Facts:
     calendar: Calendar
     case_status: str  # open | closed | exhausted | none
     counts: Mapping[str, int]  # period -> contacts this period (most of any customer)
+    to: str = ""  # the number or mailbox contacted (gateway.rules.words.address_key)
+    subject_words: tuple[str, ...] = ()
+    adjustments: frozenset[str] = frozenset()  # flags recorded for the customers concerned
+    on_behalf: bool = False  # a representative, or someone naming the customer they act for
 
 
 Predicate = Callable[[Facts], bool]
@@ -35,7 +40,7 @@ Predicate = Callable[[Facts], bool]
 def _any_of(attr: str) -> Callable[[Any], Predicate]:
     def build(values: list[str]) -> Predicate:
         wanted = frozenset(values)
-        if attr in ("senders", "kinds"):
+        if attr in ("senders", "kinds", "adjustments"):
             return lambda f: bool(wanted & getattr(f, attr))
         return lambda f: getattr(f, attr) in wanted
 
@@ -58,6 +63,24 @@ def _count(spec: CountAtLeast) -> Predicate:
     return lambda f: f.counts.get(spec.period, 0) >= spec.count
 
 
+def _to(addresses: list[str]) -> Predicate:
+    wanted = frozenset(address_key(a) for a in addresses)
+    return lambda f: f.to in wanted
+
+
+def _subject_has(phrases: list[str]) -> Predicate:
+    wanted = tuple(phrase_words(p) for p in phrases)
+    return lambda f: any(contains_phrase(f.subject_words, p) for p in wanted)
+
+
+def _has_adjustments(wanted: bool) -> Predicate:
+    return lambda f: bool(f.adjustments) == wanted
+
+
+def _on_behalf(wanted: bool) -> Predicate:
+    return lambda f: f.on_behalf == wanted
+
+
 # The condition table: each `when` field and how it becomes a predicate.
 CONDITIONS: tuple[tuple[str, Callable[[Any], Predicate]], ...] = (
     ("channels", _any_of("channel")),
@@ -68,6 +91,11 @@ CONDITIONS: tuple[tuple[str, Callable[[Any], Predicate]], ...] = (
     ("bank_holiday", _holiday),
     ("case_status", _any_of("case_status")),
     ("count_at_least", _count),
+    ("to", _to),
+    ("subject_has", _subject_has),
+    ("has_adjustments", _has_adjustments),
+    ("adjustments", _any_of("adjustments")),
+    ("on_behalf", _on_behalf),
 )
 
 

@@ -97,12 +97,16 @@ class Bundle:
 @dataclass(frozen=True, slots=True)
 class Match:
     """Who the sender is. A registered representative of X brings X's bundle, and X's id is in
-    representative_of."""
+    representative_of (restricted customers only: only they have bundles)."""
 
     bundles: tuple[Bundle, ...] = ()
     representative_of: tuple[int, ...] = ()
     withheld: bool = False
     sender_kind: str = "none"  # phone | email | web | withheld | none
+    # Flags recorded for the customers the sender is or acts for, restricted or not; and whether
+    # the sender is a registered representative of any customer (restricted or not).
+    adjustments: frozenset[str] = frozenset()
+    on_behalf: bool = False
 
     @property
     def ambiguous(self) -> bool:

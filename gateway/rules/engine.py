@@ -23,6 +23,7 @@ from .outcome import (
 from .ruleset import GENERAL
 from .template import render
 from .vocabulary import Action, Banner, Contact, Decision, Matched, Reason, Target
+from .words import address_key, phrase_words
 
 # Where a contact goes when neither a restriction nor a rule named a place (a rule deflected,
 # then a later one routed without a target).
@@ -145,7 +146,25 @@ def _facts(contact: Contact, ctx: Context, now: datetime, applied: tuple[Applied
         calendar=ctx.calendar,
         case_status=ctx.case.status if ctx.case else "none",
         counts=counts,
+        to=address_key(contact.to),
+        subject_words=phrase_words(contact.subject) if contact.subject else (),
+        adjustments=_adjustments(ctx),
+        on_behalf=_on_behalf(contact, ctx),
+        or (not ctx.match.withheld and (ctx.match.on_behalf or bool(ctx.match.representative_of))),
     )
+
+
+def _on_behalf(contact: Contact, ctx: Context) -> bool:
+    """Someone names the customer they act for, or the sender is a registered representative."""
+    m = ctx.match
+    return bool(contact.on_behalf_of) or (not m.withheld and (m.on_behalf or bool(m.representative_of)))
+
+
+def _adjustments(ctx: Context) -> frozenset[str]:
+    m = ctx.match
+    if m.withheld:
+        return frozenset()
+    return m.adjustments.union(*(b.customer.adjustments_flags for b in m.bundles))
 
 
 def _compose(ctx: Context, now: datetime, proposal: Proposal, applied: tuple[Applied, ...]) -> Verdict:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 
 from pydantic import (
     AwareDatetime,
@@ -24,13 +24,20 @@ from .outcome import Dest
 from .params import Channel, Window
 from .registry import Kind, Params
 from .template import check_template
-from .vocabulary import GENERAL_QUEUE, Action, CaseStatus, Contact, RestrictionStatus, RulesInvalid
+from .vocabulary import ADJUSTMENT_FLAGS, GENERAL_QUEUE, Action, CaseStatus, Contact, RestrictionStatus, RulesInvalid
+from .words import address_key, phrase_words
 
 SenderLabel = Literal["matched", "unmatched", "representative", "ambiguous", "withheld"]
 RuleAction = Literal["route", "deflect", "auto_acknowledge"]
 _QUEUE_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _STAFF_ID = re.compile(r"^[1-9][0-9]{0,17}$")
 GENERAL = Dest("queue", GENERAL_QUEUE)  # the route when no rule matches
+if TYPE_CHECKING:
+    AdjustmentFlag: TypeAlias = str
+else:
+    AdjustmentFlag = Literal[ADJUSTMENT_FLAGS]
+Address = Annotated[str, Field(min_length=1, max_length=320)]
+Phrase = Annotated[str, Field(min_length=1, max_length=100)]
 
 
 class _Strict(BaseModel):
@@ -64,7 +71,10 @@ class CountAtLeast(_Strict):
 class When(_Strict):
     """All given conditions must hold. `kinds`: any listed kind among the enforced restrictions.
     `sender`: any label applies; a representative or a shared identifier is also 'matched',
-    a withheld number is also 'unmatched'."""
+    a withheld number is also 'unmatched'. `to`: the number or mailbox contacted is one of these.
+    `subject_has`: the subject contains any of these words or phrases (whole words, any case).
+    `has_adjustments` / `adjustments`: the customer (or the one represented) has recorded flags /
+    any of these flags (e.g. `vulnerable`). `on_behalf`: someone contacts on a customer's behalf."""
 
     channels: list[Channel] | None = Field(default=None, min_length=1)
     kinds: list[Kind] | None = Field(default=None, min_length=1)
@@ -74,6 +84,29 @@ class When(_Strict):
     bank_holiday: bool | None = None
     case_status: list[Literal["open", "closed", "exhausted", "none"]] | None = Field(default=None, min_length=1)
     count_at_least: CountAtLeast | None = None
+    to: list[Address] | None = Field(default=None, min_length=1, max_length=50)
+    subject_has: list[Phrase] | None = Field(default=None, min_length=1, max_length=50)
+    has_adjustments: bool | None = None
+    adjustments: list[AdjustmentFlag] | None = Field(default=None, min_length=1)
+    on_behalf: bool | None = None
+
+    @field_validator("to")
+    @classmethod
+    def _addresses(cls, v: list[str] | None) -> list[str] | None:
+        """The number or mailbox contacted, compared as numbers (digits and '+') or lower-case text."""
+        if v is not None and any(not address_key(a) for a in v):
+            raise ValueError("each entry must be a phone number or a mailbox address")
+        return v
+
+    @field_validator("subject_has")
+    @classmethod
+    def _phrases(cls, v: list[str] | None) -> list[str] | None:
+        """Words or phrases (matched whole, case-insensitive): at least one word, at most 10 each."""
+        for phrase in v or ():
+            words = phrase_words(phrase)
+            if not words or len(words) > 10:
+                raise ValueError(f"{phrase!r} must be 1 to 10 words (letters or digits)")
+        return v
 
 
 class Then(_Strict):
@@ -123,6 +156,7 @@ class Situation(_Strict):
     about_restricted_case: bool = True
     count: int = Field(default=1, ge=0, le=100_000)
     appointment: bool = False
+    adjustments: list[AdjustmentFlag] = Field(default_factory=list, max_length=len(ADJUSTMENT_FLAGS))
 
 
 class Expect(_Strict):

@@ -19,6 +19,19 @@ Severity = Literal["info", "warning", "danger"]
 GENERAL_QUEUE = "general"
 CaseStatus = Literal["open", "closed", "exhausted"]
 RestrictionStatus = Literal["proposed", "active", "under_appeal", "lifted", "lapsed"]
+# Flags a caution lead records on a customer: reasonable adjustments (so that a restriction cannot
+# silently remove a channel someone needs) and `vulnerable`, which manager rules may route on.
+ADJUSTMENT_FLAGS = (
+    "needs_phone",
+    "needs_visit",
+    "cannot_write",
+    "needs_email",
+    "needs_letter",
+    "needs_interpreter",
+    "needs_large_print",
+    "needs_third_party",
+    "vulnerable",
+)
 
 
 class Contact(BaseModel):

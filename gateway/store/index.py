@@ -48,6 +48,7 @@ class Loaded:
     handles: dict[int, set[str]] = field(default_factory=dict)
     links: dict[str, list[Link]] = field(default_factory=dict)
     external_refs: dict[str, int] = field(default_factory=dict)
+    flags: dict[int, frozenset[str]] = field(default_factory=dict)  # recorded adjustment flags
 
 
 _RESTRICTIONS = """
@@ -56,6 +57,10 @@ _RESTRICTIONS = """
     FROM restrictions r
     WHERE r.status = ANY($1::text[]) AND r.valid_from <= $2 AND (r.valid_to IS NULL OR r.valid_to >= $2)
       AND ($3::bigint[] IS NULL OR r.customer_id = ANY($3::bigint[]))"""
+# Customers with recorded adjustment flags are linked too (without a bundle), so that manager rules
+# can route on their flags; they are a small share of customers, like the restricted ones.
+_FLAGGED = """SELECT id FROM customers WHERE adjustments->'flags' <> '[]'::jsonb
+              AND ($1::bigint[] IS NULL OR id = ANY($1::bigint[]))"""
 _CUSTOMERS = "SELECT id, name, external_ref, adjustments FROM customers WHERE id = ANY($1::bigint[])"
 _REPRESENTATIVES = """SELECT id, customer_id, name, relationship FROM representatives
                       WHERE customer_id = ANY($1::bigint[])"""
@@ -119,16 +124,23 @@ async def _cases(conn: asyncpg.Connection, ids: list[int]) -> dict[int, list[Cas
 
 
 async def load(conn: asyncpg.Connection, today: date, only: Sequence[int] | None) -> Loaded:
-    """Bundles and identifier links for customers with an enforced restriction (all, or `only`)."""
+    """Bundles and identifier links for customers with an enforced restriction (all, or `only`),
+    and links and flags for customers with recorded adjustment flags."""
     by_customer = await _restrictions(conn, today, only)
+    flagged = [r["id"] for r in await conn.fetch(_FLAGGED, None if only is None else list(only))]
     out = Loaded()
-    if not by_customer:
+    ids = list(dict.fromkeys([*by_customer, *flagged]))
+    if not ids:
         return out
-    ids = list(by_customer)
-    reps_of = await _representatives(conn, ids)
-    cases_of = await _cases(conn, ids)
+    restricted = list(by_customer)
+    reps_of = await _representatives(conn, restricted)
+    cases_of = await _cases(conn, restricted)
     for c in await conn.fetch(_CUSTOMERS, ids):
         flags = frozenset((c["adjustments"] or {}).get("flags", []))
+        if flags:
+            out.flags[c["id"]] = flags
+        if c["id"] not in by_customer:
+            continue
         out.bundles[c["id"]] = Bundle(
             customer=CustomerView(c["id"], c["name"], flags),
             restrictions=tuple(by_customer[c["id"]]),

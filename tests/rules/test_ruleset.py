@@ -214,3 +214,106 @@ def test_counters_needed() -> None:
     email = counters_needed(compiled, bundles, TUE_1030, LONDON, channel="email")
     assert all(not s.key.startswith("restriction:") for s in email)
     assert counters_needed(compiled, Match().bundles, TUE_1030, LONDON) == []
+
+
+NEW_CONDITIONS = _rules(
+    {
+        "id": "rents-line",
+        "description": "Calls to the rents line go to the rents team",
+        "when": {"channels": ["phone"], "to": ["+44 20 7946 0001"]},
+        "then": {"target": {"type": "queue", "id": "rents"}},
+    },
+    {
+        "id": "complaints-mailbox",
+        "description": "The complaints mailbox goes to complaints",
+        "when": {"to": ["Complaints@Example.org"]},
+        "then": {"target": {"type": "queue", "id": "complaints"}},
+    },
+    {
+        "id": "damp",
+        "description": "Damp and mould reports are urgent repairs",
+        "when": {"subject_has": ["damp", "black mould"]},
+        "then": {"target": {"type": "queue", "id": "urgent-repairs"}, "priority": 5},
+    },
+    {
+        "id": "vulnerable",
+        "description": "Vulnerable customers reach the trained team, with priority",
+        "when": {"adjustments": ["vulnerable"]},
+        "then": {"target": {"type": "queue", "id": "trained"}, "priority": 9},
+    },
+    {
+        "id": "adjusted",
+        "description": "Any recorded adjustment is flagged",
+        "when": {"has_adjustments": True},
+        "then": {"flag": True},
+    },
+    {
+        "id": "on-behalf",
+        "description": "Representatives go to the advocacy team",
+        "when": {"on_behalf": True},
+        "then": {"target": {"type": "queue", "id": "advocacy"}},
+    },
+)
+
+
+def _case(name: str, contact: dict[str, Any], target: str, flagged: bool = False, **situation: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "contact": contact,
+        "situation": {"sender": "matched", **situation},
+        "expect": {"action": "route", "target": {"type": "queue", "id": target}, "flagged": flagged},
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        _case("rents line, same number written differently", {"channel": "phone", "to": "+442079460001"}, "rents"),
+        _case("another line", {"channel": "phone", "to": "+442079460002"}, "general"),
+        _case("mailbox in any case", {"channel": "email", "to": "complaints@example.ORG"}, "complaints"),
+        _case("mailbox with a display name", {"channel": "email", "to": "Us <complaints@example.org>"}, "complaints"),
+        _case("a word, any case", {"channel": "email", "subject": "RE: DAMP in bedroom"}, "urgent-repairs"),
+        _case("a phrase", {"channel": "web_form", "subject": "Black  mould again!"}, "urgent-repairs"),
+        _case("not part of a word", {"channel": "email", "subject": "Dampers fitted"}, "email"),
+        _case("phrase words out of order", {"channel": "email", "subject": "mould, black"}, "email"),
+        _case("vulnerable", {"channel": "phone"}, "trained", True, adjustments=["vulnerable"]),
+        _case("other adjustment flags only", {"channel": "phone"}, "general", True, adjustments=["needs_phone"]),
+        _case("registered representative", {"channel": "phone"}, "advocacy", sender="representative"),
+        _case("names the customer", {"channel": "email", "on_behalf_of": "C-1"}, "advocacy", sender="unmatched"),
+    ],
+    ids=lambda c: c["name"],
+)
+def test_new_conditions_route_as_written(case: dict[str, Any]) -> None:
+    compiled = compile_ruleset(parse_ruleset({**NEW_CONDITIONS, "tests": [case]}))
+    [result] = run_ruleset_tests(compiled, None, TUE_1030)
+    assert result.passed, (result.problems, result.reasons)
+    if result.target and result.target.id != case["expect"]["target"]["id"]:
+        raise AssertionError(result)
+
+
+def test_new_conditions_never_beat_a_restriction() -> None:
+    case = _case("vulnerable but written only", {"channel": "phone"}, "trained", True, adjustments=["vulnerable"])
+    case["situation"]["restrictions"] = [{"params": {"kind": "written_only"}}]
+    case["expect"] = {"action": "deflect"}
+    [result] = run_ruleset_tests(compile_ruleset(parse_ruleset({**NEW_CONDITIONS, "tests": [case]})), None, TUE_1030)
+    assert result.passed and any(r.id == "vulnerable" and r.source == "rule" for r in result.reasons)
+
+
+@pytest.mark.parametrize(
+    ("when", "path", "words"),
+    [
+        ({"to": ["!!"]}, "rules.6.when.to", "phone number or a mailbox"),
+        ({"to": []}, "rules.6.when.to", "at least 1"),
+        ({"subject_has": ["(.*)+"]}, "rules.6.when.subject_has", "1 to 10 words"),
+        ({"subject_has": ["a b c d e f g h i j k"]}, "rules.6.when.subject_has", "1 to 10 words"),
+        ({"subject_has": ["x" * 101]}, "rules.6.when.subject_has.0", "at most 100"),
+        ({"adjustments": ["brave"]}, "rules.6.when.adjustments.0", "vulnerable"),
+        ({"on_behalf": "perhaps"}, "rules.6.when.on_behalf", "boolean"),
+    ],
+)
+def test_new_conditions_are_validated_with_paths(when: dict[str, Any], path: str, words: str) -> None:
+    data = _rules({"id": "new", "description": "New", "when": when, "then": {"flag": True}})
+    with pytest.raises(RuleSetError) as caught:
+        parse_ruleset(data)
+    fields = {e["field"]: e["message"] for e in caught.value.errors}
+    assert path in fields and words in fields[path], fields
