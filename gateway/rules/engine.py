@@ -150,7 +150,6 @@ def _facts(contact: Contact, ctx: Context, now: datetime, applied: tuple[Applied
         subject_words=phrase_words(contact.subject) if contact.subject else (),
         adjustments=_adjustments(ctx),
         on_behalf=_on_behalf(contact, ctx),
-        or (not ctx.match.withheld and (ctx.match.on_behalf or bool(ctx.match.representative_of))),
     )
 
 
