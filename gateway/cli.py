@@ -1,4 +1,5 @@
-"""The command line: serve, migrate, demo, keys create, import FILE, replay, retention [--dry-run]."""
+"""The command line: serve, migrate, demo, keys create, import FILE, replay, retention [--dry-run],
+simulate JOB."""
 
 from __future__ import annotations
 
@@ -169,6 +170,14 @@ async def _retention(settings: Settings, dry_run: bool) -> int:
     return 1 if removed is None else 0
 
 
+async def _simulate(settings: Settings, job: int) -> int:
+    from zoneinfo import ZoneInfo
+
+    from .simjob import run_job
+
+    return await run_job(settings.require_services().database_url or "", job, ZoneInfo(settings.tz))
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m gateway", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -193,6 +202,8 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("file", type=Path)
     imp.add_argument("--dry-run", action="store_true", help="report what would change without writing")
     sub.add_parser("replay", help="replay spooled contacts into the contact log")
+    sim = sub.add_parser("simulate", help="run a recorded rule-set simulation job (the API starts these)")
+    sim.add_argument("job", type=int)
     ret = sub.add_parser("retention", help="enforce the retention settings now, with progress")
     ret.add_argument("--dry-run", action="store_true", help="only print what would be removed")
     return p
@@ -240,6 +251,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         "demo": lambda: _demo(settings, args.if_empty),
         "import": lambda: _import(settings, args.file, args.dry_run),
         "retention": lambda: _retention(settings, args.dry_run),
+        "simulate": lambda: _simulate(settings, args.job),
         "keys": lambda: (
             _keys_list(settings)
             if args.keys_command == "list"

@@ -1,4 +1,4 @@
-"""What a caller sent, read at the HTTP edge: the body (JSON, a model) and values from the path and
+"""What a caller sent, read at the HTTP edge: the body (JSON or YAML, a model) and values from the path and
 the query, each refused with a clear 4xx naming what is wrong when it cannot be used."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import re
 from typing import Any, TypeVar
 
 import pydantic
+import yaml
 from aiohttp import web
 
 from .errors import BadRequest, GatewayError, Invalid, TooLarge, field_error
@@ -73,6 +74,49 @@ async def read_json(request: web.Request) -> Any:
         raise BadRequest("the body's JSON is nested too deeply", code="malformed_json") from None
     except ValueError:  # Python refuses to convert an integer of more than 4300 digits
         raise BadRequest("the body's JSON has a number with too many digits", code="malformed_json") from None
+
+
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+
+
+class _PlainYaml(yaml.SafeLoader):
+    """Safe YAML without anchors and aliases (a few lines of aliases can expand to gigabytes)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.MarkedYAMLError(None, None, "anchors and aliases are not accepted")
+        return super().compose_node(parent, index)
+
+
+def _plain(value: Any) -> Any:
+    """YAML's dates and times become ISO text, as JSON would carry them."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+async def read_json_or_yaml(request: web.Request) -> Any:
+    """A JSON body, or YAML (for people) when the Content-Type says so; refused if it holds what no
+    record can."""
+    data = await (read_json(request) if request.content_type not in YAML_TYPES else _read_yaml(request))
+    where = _unstorable_at(data)
+    if where is not None:
+        raise field_error(where or "body", "contains a character no record can hold (NUL or a lone surrogate)")
+    return data
+
+
+async def _read_yaml(request: web.Request) -> Any:
+    raw = await read_body(request)
+    try:
+        return _plain(yaml.load(raw.decode("utf-8"), Loader=_PlainYaml))
+    except UnicodeDecodeError:
+        raise BadRequest("the body is not valid YAML: it is not UTF-8 text", code="malformed_yaml") from None
+    except yaml.YAMLError as exc:
+        raise BadRequest(f"the body is not valid YAML: {exc}", code="malformed_yaml") from None
+    except RecursionError:
+        raise BadRequest("the body's YAML is nested too deeply", code="malformed_yaml") from None
 
 
 async def read_model(request: web.Request, model: type[M]) -> M:

@@ -1,29 +1,161 @@
-"""Manager rule sets: the versions on record and the one in force."""
+"""Manager rule sets: the versions on record, drafts and their edits (JSON or YAML), validation with
+the guardrail report, tests, what-if simulations, publish, roll back, diff. Every change is made by
+the signed-in manager and recorded with who, when and why."""
 
 from __future__ import annotations
 
-from aiohttp import web
+from typing import Any
 
-from ..appkeys import POOL
-from ..errors import NotFound
-from ..http import add_route
-from ..inputs import INT_MAX, path_id
-from ..store.rulesets import get_ruleset, list_rulesets
+import yaml
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from .. import authoring
+from ..appkeys import POOL, REDIS, SETTINGS
+from ..decide.simulate import SimulationParams
+from ..errors import NotFound, field_error
+from ..http import add_route, principal
+from ..inputs import INT_MAX, path_id, query_int, read_json_or_yaml, read_model
+from ..rules.compiled import compile_ruleset
+from ..runtime import RUNTIME
+from ..store import rulesets as store
 
 MANAGER = ("manager",)
 
 
+class DraftIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    from_version: int | None = Field(default=None, ge=1, le=INT_MAX)
+    note: str = Field(default="", max_length=authoring.NOTE_MAX)
+
+
+class ReasonIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+class RollbackIn(ReasonIn):
+    version: int = Field(ge=1, le=INT_MAX)
+
+
+def _version(request: web.Request) -> int:
+    return path_id(request, "version", high=INT_MAX)
+
+
+def _actor(request: web.Request) -> str:
+    return principal(request).actor.label
+
+
 async def list_all(request: web.Request) -> web.Response:
-    return web.json_response({"rulesets": await list_rulesets(request.app[POOL])})
+    return web.json_response({"rulesets": await store.list_rulesets(request.app[POOL])})
 
 
 async def get_one(request: web.Request) -> web.Response:
-    found = await get_ruleset(request.app[POOL], path_id(request, "version", high=INT_MAX))
+    found = await store.get_ruleset(request.app[POOL], _version(request))
     if found is None:
         raise NotFound(f"rule set version {request.match_info['version']} does not exist")
+    if request.query.get("format") == "yaml":
+        text = yaml.safe_dump({"rules": found["rules"], "tests": found["tests"]}, sort_keys=False, allow_unicode=True)
+        return web.Response(text=text, content_type="application/yaml")
     return web.json_response(found)
 
 
+async def create_draft(request: web.Request) -> web.Response:
+    body = await read_model(request, DraftIn)
+    async with request.app[POOL].acquire() as conn:
+        version = await store.create_draft(conn, body.from_version, body.note, _actor(request))
+    return web.json_response(await store.get_ruleset(request.app[POOL], version), status=201)
+
+
+async def edit(request: web.Request) -> web.Response:
+    version = _version(request)
+    ruleset, note = authoring.parse_edit(version, await read_json_or_yaml(request))
+    data = ruleset.model_dump(mode="json", exclude_none=True)
+    async with request.app[POOL].acquire() as conn:
+        await store.update_draft(conn, version, data["rules"], data["tests"], note, _actor(request))
+    return web.json_response(await store.get_ruleset(request.app[POOL], version))
+
+
+async def _given_or_stored(request: web.Request, version: int) -> Any:
+    """The body's rule set if one was sent (validated without saving), else the stored version."""
+    if request.can_read_body:
+        return authoring.parse_edit(version, await read_json_or_yaml(request))[0]
+    return await authoring.load_version(request.app[POOL], version)
+
+
+async def validate(request: web.Request) -> web.Response:
+    version = _version(request)
+    return web.json_response(authoring.validation_report(await _given_or_stored(request, version)))
+
+
+async def test(request: web.Request) -> web.Response:
+    version = _version(request)
+    compiled = compile_ruleset(await _given_or_stored(request, version))
+    return web.json_response(authoring.test_report(compiled))
+
+
+async def simulate(request: web.Request) -> web.Response:
+    version = _version(request)
+    params = await read_model(request, SimulationParams) if request.can_read_body else SimulationParams()
+    job = await authoring.start_simulation(request.app[POOL], request.app[SETTINGS], version, params, _actor(request))
+    return web.json_response(
+        {"job_id": job, "status": "running", "poll": f"/v1/rulesets/simulations/{job}"}, status=202
+    )
+
+
+async def simulation(request: web.Request) -> web.Response:
+    found = await store.get_simulation(request.app[POOL], path_id(request, "job"))
+    if found is None:
+        raise NotFound(f"simulation {request.match_info['job']} does not exist")
+    return web.json_response(found)
+
+
+async def publish(request: web.Request) -> web.Response:
+    body = await read_model(request, ReasonIn)
+    done = await authoring.put_in_force(
+        request.app[POOL],
+        request.app[REDIS],
+        request.app.get(RUNTIME),
+        _version(request),
+        body.reason,
+        _actor(request),
+        rollback=False,
+    )
+    return web.json_response(done)
+
+
+async def rollback(request: web.Request) -> web.Response:
+    body = await read_model(request, RollbackIn)
+    done = await authoring.put_in_force(
+        request.app[POOL],
+        request.app[REDIS],
+        request.app.get(RUNTIME),
+        body.version,
+        body.reason,
+        _actor(request),
+        rollback=True,
+    )
+    return web.json_response(done)
+
+
+async def diff(request: web.Request) -> web.Response:
+    old = query_int(request, "from", low=1, high=INT_MAX)
+    new = query_int(request, "to", low=1, high=INT_MAX)
+    if old is None or new is None:
+        raise field_error("from" if old is None else "to", "give two versions: /v1/rulesets/diff?from=A&to=B")
+    return web.json_response(await authoring.diff(request.app[POOL], old, new))
+
+
 def setup(app: web.Application) -> None:
+    # Fixed paths first: /v1/rulesets/{version} would otherwise claim them.
     add_route(app, "GET", "/v1/rulesets", list_all, MANAGER)
+    add_route(app, "POST", "/v1/rulesets", create_draft, MANAGER, person=True)
+    add_route(app, "POST", "/v1/rulesets/rollback", rollback, MANAGER, person=True)
+    add_route(app, "GET", "/v1/rulesets/diff", diff, MANAGER)
+    add_route(app, "GET", "/v1/rulesets/simulations/{job}", simulation, MANAGER)
     add_route(app, "GET", "/v1/rulesets/{version}", get_one, MANAGER)
+    add_route(app, "PUT", "/v1/rulesets/{version}", edit, MANAGER, person=True)
+    add_route(app, "POST", "/v1/rulesets/{version}/validate", validate, MANAGER)
+    add_route(app, "POST", "/v1/rulesets/{version}/test", test, MANAGER)
+    add_route(app, "POST", "/v1/rulesets/{version}/simulate", simulate, MANAGER)
+    add_route(app, "POST", "/v1/rulesets/{version}/publish", publish, MANAGER, person=True)

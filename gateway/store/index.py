@@ -84,19 +84,23 @@ async def _restrictions(
     for n, r in enumerate(rows):
         if n % 500 == 499:
             await asyncio.sleep(0)  # a full resync must not stall the decisions being served
-        by_customer.setdefault(r["customer_id"], []).append(
-            RestrictionView(
-                id=r["id"],
-                customer_id=r["customer_id"],
-                kind=r["kind"],
-                params=_PARAMS.validate_python(r["params"]),
-                channels=frozenset(r["channels"]),
-                status=r["status"],
-                review_due=r["review_due"],
-                urgent=_urgent(r),
-            )
-        )
+        by_customer.setdefault(r["customer_id"], []).append(restriction_view(r, _urgent(r)))
     return by_customer
+
+
+def restriction_view(r: Any, urgent: UrgentReviewView | None = None) -> RestrictionView:
+    """A restriction as the rules see it, from its row (or a snapshot of it rebuilt from its events)."""
+    due = r.get("review_due")
+    return RestrictionView(
+        id=r["id"],
+        customer_id=r["customer_id"],
+        kind=r["kind"],
+        params=_PARAMS.validate_python(r["params"]),
+        channels=frozenset(r["channels"]),
+        status=r["status"],
+        review_due=date.fromisoformat(due) if isinstance(due, str) else due,
+        urgent=urgent,
+    )
 
 
 def _urgent(r: asyncpg.Record) -> UrgentReviewView | None:
@@ -107,7 +111,7 @@ def _urgent(r: asyncpg.Record) -> UrgentReviewView | None:
     )
 
 
-async def _representatives(conn: asyncpg.Connection, ids: list[int]) -> dict[int, list[RepresentativeView]]:
+async def representatives_of(conn: asyncpg.Connection, ids: list[int]) -> dict[int, list[RepresentativeView]]:
     reps_of: dict[int, list[RepresentativeView]] = {}
     for r in await conn.fetch(_REPRESENTATIVES, ids):
         reps_of.setdefault(r["customer_id"], []).append(RepresentativeView(r["id"], r["name"], r["relationship"]))
@@ -133,7 +137,7 @@ async def load(conn: asyncpg.Connection, today: date, only: Sequence[int] | None
     if not ids:
         return out
     restricted = list(by_customer)
-    reps_of = await _representatives(conn, restricted)
+    reps_of = await representatives_of(conn, restricted)
     cases_of = await _cases(conn, restricted)
     for c in await conn.fetch(_CUSTOMERS, ids):
         flags = frozenset((c["adjustments"] or {}).get("flags", []))

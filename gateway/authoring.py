@@ -1,0 +1,131 @@
+"""Managers authoring rule sets, for the API and the console alike: parse an edit, validate it
+(precise paths and the guardrail report), run its tests, publish or roll back, diff, simulate."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import redis.asyncio as aioredis
+
+from .decide.guardrails import guardrail_report
+from .decide.ruletests import CaseResult, run_ruleset_tests
+from .decide.simulate import SimulationParams
+from .errors import FieldInvalid, RuleConflict
+from .invalidation import publish
+from .rules.compiled import CompiledRuleSet, compile_ruleset
+from .rules.diff import diff_rulesets
+from .rules.ruleset import RuleSet, RuleSetError, parse_ruleset
+from .runtime import Runtime, load_published_ruleset
+from .settings import Settings
+from .simjob import start_job_process
+from .store import rulesets as store
+
+NOTE_MAX = 300
+# The simulation processes this process started, kept until they end (so none is left a zombie).
+_JOBS: set[asyncio.Task[int]] = set()
+
+
+def parse_edit(version: int, data: Any) -> tuple[RuleSet, str | None]:
+    """An edit's body ({rules, tests, note}) as a valid rule set; RuleSetError lists every path."""
+    if not isinstance(data, dict):
+        raise RuleSetError([{"field": "(root)", "message": "the body must be an object with rules and tests"}])
+    data = dict(data)
+    note = data.pop("note", None)
+    data.pop("version", None)
+    if note is not None and (not isinstance(note, str) or len(note) > NOTE_MAX):
+        raise RuleSetError([{"field": "note", "message": f"must be text of at most {NOTE_MAX} characters"}])
+    return parse_ruleset({**data, "version": version}), note
+
+
+async def load_version(conn: asyncpg.Pool | asyncpg.Connection, version: int) -> RuleSet:
+    return parse_ruleset(await store.ruleset_data(conn, version))
+
+
+def test_report(compiled: CompiledRuleSet, now: datetime | None = None) -> dict[str, Any]:
+    results = run_ruleset_tests(compiled, None, now or datetime.now(UTC))
+    return {
+        "version": compiled.version,
+        "passed": all(r.passed for r in results),
+        "total": len(results),
+        "failed": sum(1 for r in results if not r.passed),
+        "results": [_result(r) for r in results],
+    }
+
+
+def _result(r: CaseResult) -> dict[str, Any]:
+    return {
+        "name": r.name,
+        "passed": r.passed,
+        "problems": list(r.problems),
+        "action": r.action,
+        "target": r.target.model_dump() if r.target else None,
+        "flagged": r.flagged,
+        "reasons": [x.model_dump() for x in r.reasons],
+    }
+
+
+def validation_report(ruleset: RuleSet) -> dict[str, Any]:
+    compiled = compile_ruleset(ruleset)
+    return {"version": compiled.version, "valid": True, "errors": [], "guardrails": guardrail_report(ruleset)}
+
+
+def _reason(reason: str) -> str:
+    reason = (reason or "").strip()
+    if not reason or len(reason) > 1000:
+        raise FieldInvalid("reason", "say why, in 1 to 1000 characters")
+    return reason
+
+
+async def put_in_force(
+    pool: asyncpg.Pool,
+    redis: aioredis.Redis,
+    runtime: Runtime | None,
+    version: int,
+    reason: str,
+    actor: str,
+    *,
+    rollback: bool,
+) -> dict[str, Any]:
+    """Publish a draft whose tests all pass, or roll back to an earlier published version; every
+    gateway process is told (Redis now, NOTIFY at commit) and this one switches at once."""
+    reason = _reason(reason)
+    compiled = compile_ruleset(await load_version(pool, version))
+    if not rollback:
+        report = test_report(compiled)
+        if not report["passed"]:
+            raise RuleConflict(
+                f"{report['failed']} of {report['total']} test case(s) fail: all must pass to publish",
+                report,
+                code="tests_failed",
+            )
+    async with pool.acquire() as conn:
+        previous = await store.put_in_force(conn, version, reason, actor, rollback=rollback)
+    await publish(redis, "ruleset")
+    if runtime is not None:
+        runtime.rules.compiled = await load_published_ruleset(pool)
+    return {"version": version, "previous": previous, "reason": reason, "by": actor, "rolled_back": rollback}
+
+
+async def diff(pool: asyncpg.Pool, old: int, new: int) -> dict[str, Any]:
+    return diff_rulesets(await load_version(pool, old), await load_version(pool, new))
+
+
+async def start_simulation(
+    pool: asyncpg.Pool, settings: Settings, version: int, params: SimulationParams, actor: str
+) -> int:
+    """Record the job and start its process; returns the job id to poll."""
+    await load_version(pool, version)  # exists and parses
+    against = params.against
+    if against is None:
+        published = await store.published_ruleset(pool)
+        against = int(published["version"]) if published else 1
+    await load_version(pool, against)
+    job = await store.start_simulation(pool, version, against, params.model_dump(), actor)
+    proc = await start_job_process(settings, job)
+    task = asyncio.create_task(proc.wait())
+    _JOBS.add(task)
+    task.add_done_callback(_JOBS.discard)
+    return job
