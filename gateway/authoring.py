@@ -15,6 +15,7 @@ from .decide.ruletests import CaseResult, run_ruleset_tests
 from .decide.simulate import SimulationParams
 from .errors import FieldInvalid, RuleConflict
 from .invalidation import publish
+from .models.rulesets import NOTE_MAX
 from .rules.compiled import CompiledRuleSet, compile_ruleset
 from .rules.diff import diff_rulesets
 from .rules.ruleset import RuleSet, RuleSetError, parse_ruleset
@@ -23,7 +24,6 @@ from .settings import Settings
 from .simjob import start_job_process
 from .store import rulesets as store
 
-NOTE_MAX = 300
 # The simulation processes this process started, kept until they end (so none is left a zombie).
 _JOBS: set[asyncio.Task[int]] = set()
 

@@ -124,7 +124,8 @@ async def test_a_manager_tunes_the_rules_from_draft_to_rollback(client, api, tea
     by_kind = {o["kind"]: o for o in guard["damp"]["overridden_by"]}
     assert by_kind["closed_issue"]["channels"] == ["email", "web_form"]
     assert "written_only" not in by_kind  # emails are what written-only allows
-    assert {"phone", "visit"} <= set({o["kind"]: o for o in guard["vulnerable"]["overridden_by"]}["written_only"]["channels"])
+    vulnerable = {o["kind"]: o for o in guard["vulnerable"]["overridden_by"]}
+    assert {"phone", "visit"} <= set(vulnerable["written_only"]["channels"])
 
     sim = (await _simulate(client, m, v, days=7))["result"]
     assert (sim["version"], sim["against"], sim["contacts"]) == (v, 1, 5)
@@ -139,8 +140,8 @@ async def test_a_manager_tunes_the_rules_from_draft_to_rollback(client, api, tea
 
     async with GatewayProcess(settings) as other, aiohttp.ClientSession() as s:
 
-        async def target_via_other() -> str:
-            body = {"channel": "email", "from": "omar@example.org", "subject": "Damp returns"}
+        async def target_via_other(sender: str = "omar@example.org") -> str:
+            body = {"channel": "email", "from": sender, "subject": "Damp returns"}
             async with s.post(other.url + "/v1/contacts", json=body, headers=bearer(keys["channel"])) as r:
                 d = await _json(r, 201)
                 return f"{d['target']['id']}@{d['ruleset_version']}"
@@ -159,6 +160,8 @@ async def test_a_manager_tunes_the_rules_from_draft_to_rollback(client, api, tea
 
         await eventually(lambda: follows(f"urgent-repairs@{v}"), timeout=1.0)
         assert loop.time() - t0 < 1.0
+        # Vera has no restriction: the index knows her only by her recorded flag, and the rule sees it.
+        assert await target_via_other("vera@example.org") == f"trained@{v}"
 
         listed = {r["version"]: r for r in (await _json(await client.get("/v1/rulesets", headers=m), 200))["rulesets"]}
         assert (listed[v]["status"], listed[1]["status"]) == ("published", "retired")

@@ -45,6 +45,7 @@ OPERATION_IDS = [
     # A step names its actor only as the signed-in person (anyone else is 403): their own id.
     ("^/v1/restrictions/[^/]+/decide$", {"path.id": "proposed", "body.staff_id": "second"}),
     ("^/v1/restrictions/[^/]+/appeal/decision$", {"path.id": "appealed", "body.staff_id": "manager"}),
+    ("^/v1/rulesets/", {"path.version": "rulesets", "query.from": "rulesets", "query.to": "rulesets"}),
     (
         "^/v1/restrictions/[^/]+(/(events|letter|appeal|review|lift))?$",
         {"path.id": "restrictions", "body.staff_id": "saver"},
@@ -55,6 +56,7 @@ POOLS = {
     "customers": "SELECT id FROM customers",
     "cases": "SELECT id FROM cases",
     "restrictions": "SELECT id FROM restrictions",
+    "rulesets": "SELECT version AS id FROM rulesets",
     "proposed": "SELECT id FROM restrictions WHERE status = 'proposed'",
     "appealed": "SELECT id FROM restrictions WHERE status = 'under_appeal'",
     "saver": "SELECT id FROM staff WHERE name = 'Tom Evans'",
@@ -69,17 +71,20 @@ PERSON_STEPS = [
     ("^POST /v1/restrictions(/[^/]+/(letter|appeal|review|lift))?$", "saver"),
     ("^POST /v1/restrictions/[^/]+/decide$", "second"),
     ("^POST /v1/restrictions/[^/]+/appeal/decision$", "manager"),
+    ("^(POST|PUT) /v1/rulesets(/rollback|/[^/]+(/publish)?)?$", "manager"),
 ]
 # Whether these accept a request depends on the record's state (which the run itself changes:
 # it lifts, appeals and decides) and on policy no JSON Schema can state (the activation rule, a way
 # in left open, who may decide an appeal). Fuzzed here for server errors only; what they accept is
 # tested in tests/test_restrictions_*.py. So with an incident referral, whose time must fall in the
 # last 400 days and whose contact must be on record (tests/test_agent_screen.py), and a web form,
-# which needs an email address or a phone number that really parses (tests/test_webform.py). They
-# still fail the run on a refused key; every other operation fails it on any warning.
+# which needs an email address or a phone number that really parses (tests/test_webform.py), and the
+# rule-set writes (a draft stops being editable once published; a rule's own checks, such as whole
+# words in `subject_has`, are more than its schema says) and polling a simulation. They still fail
+# the run on a refused key; every other operation fails it on any warning.
 STATEFUL = (
-    "^POST (/v1/restrictions(/[^/]+/(decide|letter|appeal|appeal/decision|review|lift))?"
-    "|/v1/incidents|/v1/channels/webform)$"
+    "^(POST (/v1/restrictions(/[^/]+/(decide|letter|appeal|appeal/decision|review|lift))?"
+    "|/v1/incidents|/v1/channels/webform)|(POST|PUT) /v1/rulesets(/.*)?|GET /v1/rulesets/simulations/.*)$"
 )
 
 

@@ -17,6 +17,7 @@ from ..channels.flat import FLAT_PATH
 from ..channels.twilio import FALLBACK_PATH, FORM, VOICE_PATH
 from ..channels.webform import WebFormIn
 from ..contact import Decision, InboundContact
+from ..decide.simulate import SimulationParams
 from ..http import ROUTE_ROLES, add_route
 from ..inputs import INT_MAX
 from ..models.cases import CaseIn, CasePatch
@@ -32,6 +33,7 @@ from ..models.restrictions import (
     RestrictionIn,
     ReviewIn,
 )
+from ..models.rulesets import DraftIn, EditIn, ReasonIn, RollbackIn
 from ..rules.params import BIGINT_MAX, CHANNELS
 
 # Request bodies we can describe exactly; other endpoints document themselves by summary.
@@ -53,6 +55,16 @@ BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("POST", "/v1/staff/{id}/password"): PasswordIn,
     ("POST", "/v1/channels/webform"): WebFormIn,
     ("POST", "/v1/incidents"): IncidentIn,
+    ("POST", "/v1/rulesets"): DraftIn,
+    ("PUT", "/v1/rulesets/{version}"): EditIn,
+    ("POST", "/v1/rulesets/{version}/publish"): ReasonIn,
+    ("POST", "/v1/rulesets/rollback"): RollbackIn,
+}
+# Bodies that may be left out: validate and test the stored version then; simulate with defaults.
+OPTIONAL_BODIES: dict[tuple[str, str], type[BaseModel]] = {
+    ("POST", "/v1/rulesets/{version}/validate"): EditIn,
+    ("POST", "/v1/rulesets/{version}/test"): EditIn,
+    ("POST", "/v1/rulesets/{version}/simulate"): SimulationParams,
 }
 RESPONSES: dict[tuple[str, str], type[BaseModel]] = {("POST", "/v1/contacts"): Decision}
 
@@ -66,7 +78,7 @@ def _text(max_length: int, min_length: int = 0) -> dict[str, Any]:
 
 
 # Path parameters are ids within the range of their column (http.path_id refuses anything else).
-PATH_PARAMS: dict[str, dict[str, Any]] = {"id": _id(BIGINT_MAX), "version": _id(INT_MAX)}
+PATH_PARAMS: dict[str, dict[str, Any]] = {"id": _id(BIGINT_MAX), "version": _id(INT_MAX), "job": _id(BIGINT_MAX)}
 
 
 def _query(name: str, schema: dict[str, Any], *, required: bool = False) -> dict[str, Any]:
@@ -100,6 +112,11 @@ QUERIES: dict[tuple[str, str], list[dict[str, Any]]] = {
     ("GET", "/v1/restrictions/{id}"): [_WHY],
     ("GET", "/v1/restrictions/{id}/events"): [_WHY],
     ("GET", "/v1/restrictions/{id}/letter"): [_query("format", {"enum": ["html", "text", "json"]})],
+    ("GET", "/v1/rulesets/{version}"): [_query("format", {"enum": ["json", "yaml"]})],
+    ("GET", "/v1/rulesets/diff"): [
+        _query("from", _id(INT_MAX), required=True),
+        _query("to", _id(INT_MAX), required=True),
+    ],
 }
 
 # Bodies that are not a pydantic model: the webhook form, the flat map's input, the CSV import.
@@ -143,9 +160,10 @@ RAW_BODIES: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
 
 
 def _request_body(method: str, path: str) -> dict[str, Any] | None:
-    if (method, path) in BODIES:
-        ref = {"$ref": f"#/components/schemas/{BODIES[(method, path)].__name__}"}
-        return {"required": True, "content": {"application/json": {"schema": ref}}}
+    for bodies, required in ((BODIES, True), (OPTIONAL_BODIES, False)):
+        if (method, path) in bodies:
+            ref = {"$ref": f"#/components/schemas/{bodies[(method, path)].__name__}"}
+            return {"required": required, "content": {"application/json": {"schema": ref}}}
     if (method, path) in RAW_BODIES:
         media_type, schema = RAW_BODIES[(method, path)]
         return {"required": True, "content": {media_type: {"schema": schema}}}
@@ -207,7 +225,7 @@ def document(app: web.Application) -> dict[str, Any]:
             },
         }
     }
-    for model in {*BODIES.values(), *RESPONSES.values()}:
+    for model in {*BODIES.values(), *OPTIONAL_BODIES.values(), *RESPONSES.values()}:
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}", by_alias=True)
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema

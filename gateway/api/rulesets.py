@@ -8,7 +8,6 @@ from typing import Any
 
 import yaml
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
 
 from .. import authoring
 from ..appkeys import POOL, REDIS, SETTINGS
@@ -16,26 +15,12 @@ from ..decide.simulate import SimulationParams
 from ..errors import NotFound, field_error
 from ..http import add_route, principal
 from ..inputs import INT_MAX, path_id, query_int, read_json_or_yaml, read_model
+from ..models.rulesets import DraftIn, ReasonIn, RollbackIn
 from ..rules.compiled import compile_ruleset
 from ..runtime import RUNTIME
 from ..store import rulesets as store
 
 MANAGER = ("manager",)
-
-
-class DraftIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    from_version: int | None = Field(default=None, ge=1, le=INT_MAX)
-    note: str = Field(default="", max_length=authoring.NOTE_MAX)
-
-
-class ReasonIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=1, max_length=1000)
-
-
-class RollbackIn(ReasonIn):
-    version: int = Field(ge=1, le=INT_MAX)
 
 
 def _version(request: web.Request) -> int:
