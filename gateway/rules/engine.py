@@ -76,12 +76,13 @@ class Verdict:
 def decide(contact: Contact, ctx: Context, now: datetime) -> Verdict:
     """The pure decision for one contact at instant `now` (aware) given the loaded context."""
     ctx.calendar.local(now)  # refuses a naive `now` before anything else
-    applied = _apply_restrictions(contact, ctx, now)
+    applied = apply_restrictions(contact, ctx, now)
     proposal: Proposal = ctx.ruleset.propose(_facts(contact, ctx, now, applied))
     return _compose(ctx, now, proposal, applied)
 
 
-def _apply_restrictions(contact: Contact, ctx: Context, now: datetime) -> tuple[Applied, ...]:
+def apply_restrictions(contact: Contact, ctx: Context, now: datetime) -> tuple[Applied, ...]:
+    """Each enforced restriction's outcome on this contact; no manager rule takes part."""
     if ctx.match.withheld:
         return ()
     return tuple(
