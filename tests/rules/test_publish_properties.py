@@ -54,8 +54,11 @@ def drafts(draw: st.DrawFn) -> CompiledRuleSet:
     return compile_ruleset(parse_ruleset({"version": 9, "rules": [draw(draft_rules(i)) for i in range(count)]}))
 
 
+Case = tuple[InboundContact, Context, Context, datetime]
+
+
 @st.composite
-def before_and_after(draw: st.DrawFn) -> tuple[InboundContact, Context, Context, datetime]:
+def before_and_after(draw: st.DrawFn) -> Case:
     contact, ctx, now = draw(situations())
     draft = draw(drafts())
     match = ctx.match
