@@ -108,13 +108,13 @@ class World:
     staff: dict[int, StaffView]
     calendar: Calendar
     restrictions_at: Callable[[int, datetime], tuple[RestrictionView, ...]]
-    _bundles: dict[tuple[int, tuple[RestrictionView, ...]], Bundle] = field(default_factory=dict)
+    _bundles: dict[tuple[int, int], Bundle] = field(default_factory=dict)
 
     def bundle(self, customer_id: int, when: datetime) -> Bundle | None:
         restrictions = self.restrictions_at(customer_id, when)
         if not restrictions:
             return None
-        key = (customer_id, restrictions)
+        key = (customer_id, id(restrictions))  # the tuples are cached where they are made: same tuple, same bundle
         found = self._bundles.get(key)
         if found is None:
             customer = self.customers.get(customer_id) or CustomerView(customer_id, f"Customer {customer_id}")
