@@ -213,7 +213,8 @@ async def main(argv: list[str]) -> None:
     print(
         f"replayed {result['contacts']:,} contacts ({args.restrictions}) in {took:.1f} s "
         f"({result['contacts'] / took:,.0f}/s): {result['changed']:,} changed, "
-        f"{result['customers_affected']:,} customers affected, {result['customers_with_adjustments']:,} with adjustments"
+        f"{result['customers_affected']:,} customers affected, "
+        f"{result['customers_with_adjustments']:,} with adjustments"
     )
     for c in result["changes"][:8]:
         print(f"  {c['from']} -> {c['to']}: {c['contacts']:,} contacts, {c['customers']:,} customers")
