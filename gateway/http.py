@@ -62,6 +62,8 @@ class PageShown(Exception):
 
     def __init__(self, response: web.StreamResponse) -> None:
         super().__init__(response.status)
+        if isinstance(response, web.HTTPException):  # aiohttp refuses to be handed one as a response
+            response = web.Response(status=response.status, headers=response.headers, text=response.text)
         self.response = response
 
 

@@ -101,29 +101,37 @@ async def read_json_or_yaml(request: web.Request) -> Any:
     """A JSON body, or YAML (for people) when the Content-Type says so; refused if it holds what no
     record can."""
     data = await (read_json(request) if request.content_type not in YAML_TYPES else _read_yaml(request))
-    where = _unstorable_at(data)
+    where = unstorable_path(data)
     if where is not None:
         raise field_error(where or "body", "contains a character no record can hold (NUL or a lone surrogate)")
     return data
 
 
+def parse_yaml(text: str) -> Any:
+    """Safe YAML, without anchors and aliases, as JSON would carry it; ValueError says what is wrong."""
+    try:
+        return _plain(yaml.load(text, Loader=_PlainYaml))
+    except yaml.YAMLError as exc:
+        raise ValueError(f"not valid YAML: {exc}") from None
+    except RecursionError:
+        raise ValueError("the YAML is nested too deeply") from None
+
+
 async def _read_yaml(request: web.Request) -> Any:
     raw = await read_body(request)
     try:
-        return _plain(yaml.load(raw.decode("utf-8"), Loader=_PlainYaml))
+        return parse_yaml(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise BadRequest("the body is not valid YAML: it is not UTF-8 text", code="malformed_yaml") from None
-    except yaml.YAMLError as exc:
-        raise BadRequest(f"the body is not valid YAML: {exc}", code="malformed_yaml") from None
-    except RecursionError:
-        raise BadRequest("the body's YAML is nested too deeply", code="malformed_yaml") from None
+    except ValueError as exc:
+        raise BadRequest(f"the body is {exc}", code="malformed_yaml") from None
 
 
 async def read_model(request: web.Request, model: type[M]) -> M:
     data = await read_json(request)
     if not isinstance(data, dict):
         raise Invalid("the body must be a JSON object", [{"field": "body", "message": "not an object"}])
-    where = _unstorable_at(data)
+    where = unstorable_path(data)
     if where is not None:  # a record is refused, not altered (a contact is altered and logged: Contact)
         raise field_error(where or "body", "contains a character no record can hold (NUL or a lone surrogate)")
     return model.model_validate(data)
@@ -134,7 +142,7 @@ def _storable(text: str) -> bool:
     return "\x00" not in text and (text.isascii() or not any("\ud800" <= c <= "\udfff" for c in text))
 
 
-def _unstorable_at(value: Any, path: str = "") -> str | None:
+def unstorable_path(value: Any, path: str = "") -> str | None:
     """The path of the first string (or key) in a JSON value that no record can hold, else None."""
     if isinstance(value, str):
         return None if _storable(value) else path
@@ -143,7 +151,7 @@ def _unstorable_at(value: Any, path: str = "") -> str | None:
         where = f"{path}.{key}" if path else str(key)
         if not _storable(str(key)):
             return where
-        found = _unstorable_at(item, where)
+        found = unstorable_path(item, where)
         if found is not None:
             return found
     return None

@@ -336,5 +336,11 @@ async def simulate(
         "since": since.isoformat(),
         "until": until.isoformat(),
         "seconds": round(time.perf_counter() - started, 2),
-        **replay.impact.report(world.customers),
+        **replay.impact.report(await _named(conn, world.customers, replay.impact)),
     }
+
+
+async def _named(conn: asyncpg.Connection, known: dict[int, CustomerView], impact: Impact) -> dict[int, CustomerView]:
+    """The customers the report lists, with their names (the world holds only those it needed)."""
+    listed = [cid for cid, _ in impact.customers.most_common(MAX_CUSTOMERS_LISTED) if cid not in known]
+    return {**known, **await store.customers(conn, listed, flagged=False)} if listed else known

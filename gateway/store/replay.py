@@ -63,12 +63,15 @@ async def restrictions_now(conn: asyncpg.Connection, today: date) -> dict[int, l
     return by_customer
 
 
-async def customers(conn: asyncpg.Connection, ids: Sequence[int] | None) -> dict[int, CustomerView]:
-    """Customers with their recorded adjustment flags: these ids, and every customer with flags."""
+async def customers(
+    conn: asyncpg.Connection, ids: Sequence[int] | None, *, flagged: bool = True
+) -> dict[int, CustomerView]:
+    """Customers with their recorded adjustment flags: these ids, and (`flagged`) every customer with flags."""
     rows = await conn.fetch(
         """SELECT id, name, adjustments FROM customers
-           WHERE id = ANY($1::bigint[]) OR adjustments->'flags' <> '[]'::jsonb""",
+           WHERE id = ANY($1::bigint[]) OR ($2 AND adjustments->'flags' <> '[]'::jsonb)""",
         list(ids or ()),
+        flagged,
     )
     return {
         r["id"]: CustomerView(r["id"], r["name"], frozenset((r["adjustments"] or {}).get("flags", []))) for r in rows

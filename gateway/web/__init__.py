@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import agent, contact, pages, security, signin
+from . import agent, contact, pages, rules, security, signin
 
 
 def setup(app: web.Application) -> None:
@@ -15,3 +15,4 @@ def setup(app: web.Application) -> None:
     signin.setup(app)
     contact.setup(app)
     agent.setup(app)
+    rules.setup(app)

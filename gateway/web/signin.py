@@ -51,7 +51,7 @@ async def sign_in_form(request: web.Request) -> web.Response:
     mailbox, password = form.get("mailbox", "")[:320], form.get("password", "")
     next_ = _next(form.get("next", ""))
     if not await check_csrf(request, form_binding(request), form.get(CSRF_FIELD)):
-        return await _refused_page(request)
+        return await refused_page(request)
     errors = {}
     if not mailbox.strip():
         errors["mailbox"] = "Enter your work email address"
@@ -79,14 +79,14 @@ async def sign_out_form(request: web.Request) -> web.Response:
     form = await read_form(request, MAX_FORM) or {}
     if session is not None:
         if not await check_csrf(request, session.token, form.get(CSRF_FIELD)):
-            return await _refused_page(request)
+            return await refused_page(request)
         await sign_out(request)
     response = web.HTTPSeeOther("/sign-in?signed_out=1")
     set_cookie(response, SESSION_COOKIE, "", max_age=0)
     raise response
 
 
-async def _refused_page(request: web.Request) -> web.Response:
+async def refused_page(request: web.Request) -> web.Response:
     lines = ["The form had expired or did not come from this website.", "Go back, reload the page and try again."]
     return await render(request, "message.html", {"title": "Sorry, that did not work", "lines": lines}, status=403)
 
