@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 from .decide.guardrails import guardrail_report
 from .decide.ruletests import CaseResult, run_ruleset_tests
 from .decide.simulate import SimulationParams
-from .errors import FieldInvalid, RuleConflict
+from .errors import FieldInvalid, RuleConflict, StateConflict
 from .invalidation import publish
 from .models.rulesets import NOTE_MAX
 from .rules.compiled import CompiledRuleSet, compile_ruleset
@@ -24,8 +24,11 @@ from .settings import Settings
 from .simjob import start_job_process
 from .store import rulesets as store
 
-# The simulation processes this process started, kept until they end (so none is left a zombie).
-_JOBS: set[asyncio.Task[int]] = set()
+# The simulation processes this process started, watched until they end (so none is left a zombie).
+_JOBS: set[asyncio.Task[None]] = set()
+# At most this many simulations at once (each takes a core); a 'running' row older than the window
+# belongs to a process that was lost, and no longer counts.
+MAX_RUNNING, RUNNING_WINDOW_MINUTES = 2, 30
 
 
 def parse_edit(version: int, data: Any) -> tuple[RuleSet, str | None]:
@@ -123,9 +126,24 @@ async def start_simulation(
         published = await store.published_ruleset(pool)
         against = int(published["version"]) if published else 1
     await load_version(pool, against)
+    if await store.running_simulations(pool, RUNNING_WINDOW_MINUTES) >= MAX_RUNNING:
+        raise StateConflict(
+            f"{MAX_RUNNING} simulations are running already: wait for one to finish", code="simulations_busy"
+        )
     job = await store.start_simulation(pool, version, against, params.model_dump(), actor)
-    proc = await start_job_process(settings, job)
-    task = asyncio.create_task(proc.wait())
+    task = asyncio.create_task(_run_and_watch(pool, settings, job))
     _JOBS.add(task)
     task.add_done_callback(_JOBS.discard)
     return job
+
+
+async def _run_and_watch(pool: asyncpg.Pool, settings: Settings, job: int) -> None:
+    """Start the job's process; if it ends without recording how it went, record that it failed."""
+    try:
+        code = await (await start_job_process(settings, job)).wait()
+    except OSError as exc:
+        code, why = -1, f"the simulation process could not start: {exc}"
+    else:
+        why = f"the simulation process ended with exit code {code}"
+    if code != 0:
+        await store.fail_if_running(pool, job, why)

@@ -240,3 +240,41 @@ async def test_edits_and_requests_that_cannot_be_used_are_refused_clearly(client
     assert (await client.post("/v1/rulesets/999/simulate", headers=m, json={})).status == 404
     admin = await client.post(f"/v1/rulesets/{v}/publish", headers=bearer(keys["admin"]), json={"reason": "x"})
     assert admin.status == 403  # a person publishes, as themselves
+
+
+async def test_a_recorded_flag_reaches_the_rules_without_any_restriction(client, api, team, keys, conn):
+    """The index links customers with adjustment flags: a flag recorded (or removed) on a customer with
+    no restriction changes where the published rules send them, within a second."""
+    m = team.manager.headers
+    v = (await _json(await client.post("/v1/rulesets", headers=m, json={}), 201))["version"]
+    await _json(await client.put(f"/v1/rulesets/{v}", headers=m, json=draft_body(VULNERABLE)), 200)
+    await _json(await client.post(f"/v1/rulesets/{v}/publish", headers=m, json={"reason": "trained team"}), 200)
+    ann = await api.customer("Ann Lee", ("phone", "07700 900456"))
+
+    async def queue() -> str:
+        body = {"channel": "phone", "from": "07700 900456"}
+        d = await _json(await client.post("/v1/contacts", headers=bearer(keys["channel"]), json=body), 201)
+        assert d["matched"]["customer_ids"] == []  # no restriction: the decision names no customer
+        return str(d["target"]["id"])
+
+    assert await queue() == "general"
+    await api.change_customer(team.cl1, ann, adjustments={"text": "Recently bereaved", "flags": ["vulnerable"]})
+    await eventually(lambda: _is(queue, "trained"), timeout=1.0)
+    await api.change_customer(team.cl1, ann, adjustments={"text": "", "flags": []})
+    await eventually(lambda: _is(queue, "general"), timeout=1.0)
+
+
+async def _is(get: Any, expected: str) -> bool:
+    return bool(await get() == expected)
+
+
+async def test_only_two_simulations_run_at_once(client, team, conn):
+    m = team.manager.headers
+    for _ in range(2):
+        await conn.execute(
+            "INSERT INTO ruleset_simulations (version, against, params, created_by) VALUES (1, 1, '{}', 'test')"
+        )
+    busy = await _json(await client.post("/v1/rulesets/1/simulate", headers=m, json={}), 409)
+    assert busy["error"]["code"] == "simulations_busy"
+    await conn.execute("UPDATE ruleset_simulations SET created_at = now() - interval '2 hours'")
+    assert (await client.post("/v1/rulesets/1/simulate", headers=m, json={})).status == 202

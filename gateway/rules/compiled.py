@@ -28,7 +28,7 @@ class Facts:
     calendar: Calendar
     case_status: str  # open | closed | exhausted | none
     counts: Mapping[str, int]  # period -> contacts this period (most of any customer)
-    to: str = ""  # the number or mailbox contacted (gateway.rules.words.address_key)
+    to: frozenset[str] = frozenset()  # the numbers or mailboxes contacted (gateway.rules.words.address_keys)
     subject_words: tuple[str, ...] = ()
     adjustments: frozenset[str] = frozenset()  # flags recorded for the customers concerned
     on_behalf: bool = False  # a representative, or someone naming the customer they act for
@@ -65,7 +65,7 @@ def _count(spec: CountAtLeast) -> Predicate:
 
 def _to(addresses: list[str]) -> Predicate:
     wanted = frozenset(address_key(a) for a in addresses)
-    return lambda f: f.to in wanted
+    return lambda f: bool(wanted & f.to)
 
 
 def _subject_has(phrases: list[str]) -> Predicate:

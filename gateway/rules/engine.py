@@ -23,7 +23,7 @@ from .outcome import (
 from .ruleset import GENERAL
 from .template import render
 from .vocabulary import Action, Banner, Contact, Decision, Matched, Reason, Target
-from .words import address_key, phrase_words
+from .words import address_keys, phrase_words
 
 # Where a contact goes when neither a restriction nor a rule named a place (a rule deflected,
 # then a later one routed without a target).
@@ -147,7 +147,7 @@ def _facts(contact: Contact, ctx: Context, now: datetime, applied: tuple[Applied
         calendar=ctx.calendar,
         case_status=ctx.case.status if ctx.case else "none",
         counts=counts,
-        to=address_key(contact.to),
+        to=address_keys(contact.to),
         subject_words=phrase_words(contact.subject) if contact.subject else (),
         adjustments=_adjustments(ctx),
         on_behalf=_on_behalf(contact, ctx),

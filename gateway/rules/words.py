@@ -25,6 +25,13 @@ def contains_phrase(words: tuple[str, ...], phrase: tuple[str, ...]) -> bool:
     return any(words[i : i + n] == phrase for i in range(len(words) - n + 1))
 
 
+def address_keys(text: str | None) -> frozenset[str]:
+    """Every number or mailbox in a To field ('a@x.org, Rents <b@x.org>'), each as `address_key`."""
+    if not text:
+        return frozenset()
+    return frozenset(k for part in text.replace(";", ",").split(",")[:50] if (k := address_key(part)))
+
+
 def address_key(text: str | None) -> str:
     """How a number or mailbox contacted is compared: a number keeps only '+' and digits
     (`+44 20 7946 0000` = `+442079460000`); a mailbox is lower-cased; anything else

@@ -203,3 +203,24 @@ async def get_simulation(conn: Conn, job: int) -> dict[str, Any] | None:
         job,
     )
     return None if row is None else _iso(row)
+
+
+async def running_simulations(conn: Conn, within_minutes: int) -> int:
+    """Simulations still running that started in the last minutes (older ones are presumed lost)."""
+    return int(
+        await conn.fetchval(
+            """SELECT count(*) FROM ruleset_simulations
+               WHERE status = 'running' AND created_at > now() - make_interval(mins => $1)""",
+            within_minutes,
+        )
+    )
+
+
+async def fail_if_running(conn: Conn, job: int, error: str) -> None:
+    """A job whose process ended without saying how it went."""
+    await conn.execute(
+        """UPDATE ruleset_simulations SET status = 'failed', error = $2, finished_at = now()
+           WHERE id = $1 AND status = 'running'""",
+        job,
+        error,
+    )

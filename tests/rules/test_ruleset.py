@@ -272,6 +272,7 @@ def _case(name: str, contact: dict[str, Any], target: str, flagged: bool = False
         _case("another line", {"channel": "phone", "to": "+442079460002"}, "general"),
         _case("mailbox in any case", {"channel": "email", "to": "complaints@example.ORG"}, "complaints"),
         _case("mailbox with a display name", {"channel": "email", "to": "Us <complaints@example.org>"}, "complaints"),
+        _case("one of several", {"channel": "email", "to": "a@example.org; complaints@example.org"}, "complaints"),
         _case("a word, any case", {"channel": "email", "subject": "RE: DAMP in bedroom"}, "urgent-repairs"),
         _case("a phrase", {"channel": "web_form", "subject": "Black  mould again!"}, "urgent-repairs"),
         _case("not part of a word", {"channel": "email", "subject": "Dampers fitted"}, "email"),
