@@ -29,12 +29,12 @@ from gateway.rules.compiled import compile_ruleset
 from gateway.rules.default_ruleset import DEFAULT_RULESET
 from gateway.rules.ruleset import parse_ruleset
 
-from .load import Progress, _chunks, _create_database, database_url
+from .load import RESTRICTION_COLUMNS, Progress, _chunks, _create_database, database_url, restriction_row
 
 DB_NAME = "gateway_bench_simulate"
 SUBJECTS = ["Damp in the bedroom", "Rent statement", "Repair request", "Complaint", "Black mould again", "", "Noise"]
 LINES = ["+441134960000", "+441134960001", "repairs@bench.example.org", "rents@bench.example.org"]
-KINDS = ["written_only", "set_times", "no_personal_contact", "contact_limit", "caution"]
+KINDS = ["written_only", "set_times", "no_personal_contact", "contact_limit", "caution", "appointment_only"]
 DRAFT_RULES = [
     {
         "id": "damp",
@@ -75,62 +75,20 @@ async def _seed(conn: Any, customers: int, contacts: int, now: datetime) -> None
     for chunk in _chunks(rows):
         await conn.copy_records_to_table("customers", records=chunk, columns=["id", "name", "adjustments"])
     restricted = list(range(1, customers + 1, 100))
-    start = (now - timedelta(days=60)).date()
     restriction_rows, events = [], []
+    status = RESTRICTION_COLUMNS.index("status")
     for k, cid in enumerate(restricted):
         kind = KINDS[k % len(KINDS)]
-        channels = ["phone", "visit"] if kind != "contact_limit" else ["phone", "email", "web_form"]
         lifted = k % 3 == 0  # lifted half-way through the month replayed
-        record = {
-            "kind": kind,
-            "params": _params(kind),
-            "channels": channels,
-            "status": "active",
-            "valid_from": start.isoformat(),
-            "valid_to": None,
-            "review_due": (start + timedelta(days=365)).isoformat(),
-        }
-        restriction_rows.append(
-            (
-                k + 1,
-                cid,
-                kind,
-                _params(kind),
-                channels,
-                "unreasonable_persistence",
-                "bench",
-                [],
-                start,
-                start,
-                start,
-                start + timedelta(days=365),
-                "lifted" if lifted else "active",
-                "bench",
-            )
-        )
-        events.append((k + 1, cid, now - timedelta(days=60), "bench", "created", record))
+        row = restriction_row(cid, kind, _params(kind), [], "bench")
+        record = dict(zip(RESTRICTION_COLUMNS, row, strict=True))
+        snapshot = {name: record[name] for name in ("kind", "params", "channels", "status")}
+        snapshot |= {"valid_from": record["valid_from"].isoformat(), "valid_to": None}
+        restriction_rows.append((k + 1, *row[:status], "lifted" if lifted else "active", *row[status + 1 :]))
+        events.append((k + 1, cid, now - timedelta(days=30, hours=6), "bench", "created", snapshot))
         if lifted:
             events.append((k + 1, cid, now - timedelta(days=15), "bench", "lifted", {"status": "lifted"}))
-    await conn.copy_records_to_table(
-        "restrictions",
-        records=restriction_rows,
-        columns=[
-            "id",
-            "customer_id",
-            "kind",
-            "params",
-            "channels",
-            "reason_category",
-            "reasons",
-            "incidents",
-            "warned_on",
-            "valid_from",
-            "decided_on",
-            "review_due",
-            "status",
-            "created_by",
-        ],
-    )
+    await conn.copy_records_to_table("restrictions", records=restriction_rows, columns=["id", *RESTRICTION_COLUMNS])
     await conn.copy_records_to_table(
         "restriction_events", records=events, columns=["restriction_id", "customer_id", "at", "actor", "kind", "after"]
     )

@@ -8,8 +8,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-import redis.asyncio as aioredis
+import yaml
+from aiohttp import web
 
+from .appkeys import POOL, REDIS
 from .decide.guardrails import guardrail_report
 from .decide.ruletests import CaseResult, run_ruleset_tests
 from .decide.simulate import SimulationParams
@@ -19,7 +21,7 @@ from .models.rulesets import NOTE_MAX
 from .rules.compiled import CompiledRuleSet, compile_ruleset
 from .rules.diff import diff_rulesets
 from .rules.ruleset import RuleSet, RuleSetError, parse_ruleset
-from .runtime import Runtime, load_published_ruleset
+from .runtime import RUNTIME, load_published_ruleset
 from .settings import Settings
 from .simjob import start_job_process
 from .store import rulesets as store
@@ -41,6 +43,18 @@ def parse_edit(version: int, data: Any) -> tuple[RuleSet, str | None]:
     if note is not None and (not isinstance(note, str) or len(note) > NOTE_MAX):
         raise RuleSetError([{"field": "note", "message": f"must be text of at most {NOTE_MAX} characters"}])
     return parse_ruleset({**data, "version": version}), note
+
+
+def stored_form(ruleset: RuleSet) -> dict[str, Any]:
+    """{rules, tests} as stored and shown: fields in their model order, defaults left out, `from` as sent."""
+    data = ruleset.model_dump(mode="json", by_alias=True, exclude_defaults=True, include={"rules", "tests"})
+    return {"rules": data.get("rules", []), "tests": data.get("tests", [])}
+
+
+def as_yaml(version: dict[str, Any]) -> str:
+    """A stored version's rules and tests as YAML, for people."""
+    ruleset = parse_ruleset({"version": version["version"], "rules": version["rules"], "tests": version["tests"]})
+    return yaml.safe_dump(stored_form(ruleset), sort_keys=False, allow_unicode=True, width=100)
 
 
 async def load_version(conn: asyncpg.Pool | asyncpg.Connection, version: int) -> RuleSet:
@@ -83,17 +97,11 @@ def _reason(reason: str) -> str:
 
 
 async def put_in_force(
-    pool: asyncpg.Pool,
-    redis: aioredis.Redis,
-    runtime: Runtime | None,
-    version: int,
-    reason: str,
-    actor: str,
-    *,
-    rollback: bool,
+    app: web.Application, version: int, reason: str, actor: str, *, rollback: bool
 ) -> dict[str, Any]:
     """Publish a draft whose tests all pass, or roll back to an earlier published version; every
     gateway process is told (Redis now, NOTIFY at commit) and this one switches at once."""
+    pool = app[POOL]
     reason = _reason(reason)
     compiled = compile_ruleset(await load_version(pool, version))
     if not rollback:
@@ -106,7 +114,8 @@ async def put_in_force(
             )
     async with pool.acquire() as conn:
         previous = await store.put_in_force(conn, version, reason, actor, rollback=rollback)
-    await publish(redis, "ruleset")
+    await publish(app[REDIS], "ruleset")
+    runtime = app.get(RUNTIME)
     if runtime is not None:
         runtime.rules.compiled = await load_published_ruleset(pool)
     return {"version": version, "previous": previous, "reason": reason, "by": actor, "rolled_back": rollback}

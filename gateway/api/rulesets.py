@@ -6,18 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
 from aiohttp import web
 
 from .. import authoring
-from ..appkeys import POOL, REDIS, SETTINGS
+from ..appkeys import POOL, SETTINGS
 from ..decide.simulate import SimulationParams
 from ..errors import NotFound, field_error
 from ..http import add_route, principal
 from ..inputs import INT_MAX, path_id, query_int, read_json_or_yaml, read_model
 from ..models.rulesets import DraftIn, ReasonIn, RollbackIn
 from ..rules.compiled import compile_ruleset
-from ..runtime import RUNTIME
 from ..store import rulesets as store
 
 MANAGER = ("manager",)
@@ -40,8 +38,7 @@ async def get_one(request: web.Request) -> web.Response:
     if found is None:
         raise NotFound(f"rule set version {request.match_info['version']} does not exist")
     if request.query.get("format") == "yaml":
-        text = yaml.safe_dump({"rules": found["rules"], "tests": found["tests"]}, sort_keys=False, allow_unicode=True)
-        return web.Response(text=text, content_type="application/yaml")
+        return web.Response(text=authoring.as_yaml(found), content_type="application/yaml")
     return web.json_response(found)
 
 
@@ -55,7 +52,7 @@ async def create_draft(request: web.Request) -> web.Response:
 async def edit(request: web.Request) -> web.Response:
     version = _version(request)
     ruleset, note = authoring.parse_edit(version, await read_json_or_yaml(request))
-    data = ruleset.model_dump(mode="json", exclude_none=True)
+    data = authoring.stored_form(ruleset)
     async with request.app[POOL].acquire() as conn:
         await store.update_draft(conn, version, data["rules"], data["tests"], note, _actor(request))
     return web.json_response(await store.get_ruleset(request.app[POOL], version))
@@ -97,30 +94,14 @@ async def simulation(request: web.Request) -> web.Response:
 
 async def publish(request: web.Request) -> web.Response:
     body = await read_model(request, ReasonIn)
-    done = await authoring.put_in_force(
-        request.app[POOL],
-        request.app[REDIS],
-        request.app.get(RUNTIME),
-        _version(request),
-        body.reason,
-        _actor(request),
-        rollback=False,
-    )
-    return web.json_response(done)
+    version, actor = _version(request), _actor(request)
+    return web.json_response(await authoring.put_in_force(request.app, version, body.reason, actor, rollback=False))
 
 
 async def rollback(request: web.Request) -> web.Response:
     body = await read_model(request, RollbackIn)
-    done = await authoring.put_in_force(
-        request.app[POOL],
-        request.app[REDIS],
-        request.app.get(RUNTIME),
-        body.version,
-        body.reason,
-        _actor(request),
-        rollback=True,
-    )
-    return web.json_response(done)
+    actor = _actor(request)
+    return web.json_response(await authoring.put_in_force(request.app, body.version, body.reason, actor, rollback=True))
 
 
 async def diff(request: web.Request) -> web.Response:

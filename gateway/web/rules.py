@@ -9,18 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
 from aiohttp import web
 from multidict import MultiDictProxy
 
 from .. import authoring
-from ..appkeys import POOL, REDIS, SETTINGS
+from ..appkeys import POOL, SETTINGS
 from ..decide.simulate import SimulationParams
 from ..errors import DomainError
 from ..http import PageShown
 from ..inputs import INT_MAX, parse_yaml, unstorable_path
 from ..rules.ruleset import RuleSetError
-from ..runtime import RUNTIME
 from ..store import rulesets as store
 from .pages import add_page, render
 from .security import CSRF_FIELD
@@ -66,10 +64,6 @@ async def _missing(request: web.Request, what: str) -> web.Response:
     return await render(request, "message.html", {"title": "Not found", "lines": [f"There is no {what}."]}, status=404)
 
 
-def as_yaml(found: dict[str, Any]) -> str:
-    return yaml.safe_dump({"rules": found["rules"], "tests": found["tests"]}, sort_keys=False, allow_unicode=True)
-
-
 async def list_page(request: web.Request) -> web.Response:
     await _manager(request)
     versions = await store.list_rulesets(request.app[POOL])
@@ -87,7 +81,7 @@ async def _version_page(
     notice = next((NOTICES[k] for k in NOTICES if k in request.query), "")
     context = {
         "v": found,
-        "text": as_yaml(found) if text is None else text,
+        "text": authoring.as_yaml(found) if text is None else text,
         "errors": [],
         "tests": None,
         "guardrails": None,
@@ -118,7 +112,7 @@ async def save(request: web.Request) -> web.Response:
     except ValueError as exc:  # RuleSetError too: each error with its path
         errors = getattr(exc, "errors", None) or [{"field": "(the text)", "message": str(exc)}]
         return await _version_page(request, version, status=422, text=text, errors=errors)
-    dumped = ruleset.model_dump(mode="json", exclude_none=True)
+    dumped = authoring.stored_form(ruleset)
     note = str(form.get("note", "")).strip()[:300] or None
     try:
         async with request.app[POOL].acquire() as conn:
@@ -178,15 +172,7 @@ async def _put_in_force(request: web.Request, *, rollback: bool) -> web.Response
         raise web.HTTPNotFound()
     reason = str(form.get("reason", ""))
     try:
-        await authoring.put_in_force(
-            request.app[POOL],
-            request.app[REDIS],
-            request.app.get(RUNTIME),
-            version,
-            reason,
-            session.actor.label,
-            rollback=rollback,
-        )
+        await authoring.put_in_force(request.app, version, reason, session.actor.label, rollback=rollback)
     except DomainError as exc:
         tests = exc.details if isinstance(exc.details, dict) and "results" in exc.details else None
         return await _version_page(request, version, status=409 if tests else 422, problem=exc.message, tests=tests)
