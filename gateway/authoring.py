@@ -48,7 +48,13 @@ def parse_edit(version: int, data: Any) -> tuple[RuleSet, str | None]:
 def stored_form(ruleset: RuleSet) -> dict[str, Any]:
     """{rules, tests} as stored and shown: fields in their model order, defaults left out, `from` as sent."""
     data = ruleset.model_dump(mode="json", by_alias=True, exclude_defaults=True, include={"rules", "tests"})
-    return {"rules": data.get("rules", []), "tests": data.get("tests", [])}
+    tests = data.get("tests", [])
+    for case, model in zip(tests, ruleset.tests, strict=True):  # a restriction's kind names its params
+        for given, restriction in zip(
+            case.get("situation", {}).get("restrictions", []), model.situation.restrictions, strict=True
+        ):
+            given["params"] = {"kind": restriction.params.kind, **given.get("params", {})}
+    return {"rules": data.get("rules", []), "tests": tests}
 
 
 def as_yaml(version: dict[str, Any]) -> str:

@@ -85,6 +85,9 @@ async def _empty_tables(conn: asyncpg.Connection) -> None:
     await conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
     await conn.execute("DELETE FROM rulesets WHERE created_by <> 'migration'")
     await conn.execute("UPDATE rulesets SET published = (version = (SELECT min(version) FROM rulesets))")
+    await conn.execute(
+        "SELECT setval(pg_get_serial_sequence('rulesets', 'version'), (SELECT max(version) FROM rulesets))"
+    )
     await conn.execute("SET session_replication_role = origin")
 
 

@@ -278,3 +278,19 @@ async def test_only_two_simulations_run_at_once(client, team, conn):
     assert busy["error"]["code"] == "simulations_busy"
     await conn.execute("UPDATE ruleset_simulations SET created_at = now() - interval '2 hours'")
     assert (await client.post("/v1/rulesets/1/simulate", headers=m, json={})).status == 202
+
+
+def test_the_stored_form_reads_back_as_the_same_rule_set():
+    from gateway.authoring import as_yaml, stored_form
+    from gateway.rules.ruleset import parse_ruleset
+    from tests.rules.test_ruleset import NEW_CONDITIONS
+
+    data = draft_body(DAMP, VULNERABLE, tests=[_case("damp", "Damp", "urgent-repairs")])
+    data["tests"] += [{**_case("rep", "x", "general"), "situation": {"sender": "representative", "count": 3}}]
+    for source in (DEFAULT_RULESET, NEW_CONDITIONS, {"version": 5, "rules": data["rules"], "tests": data["tests"]}):
+        ruleset = parse_ruleset(source)
+        stored = stored_form(ruleset)
+        assert parse_ruleset({"version": ruleset.version, **stored}) == ruleset
+        shown = yaml.safe_load(as_yaml({"version": ruleset.version, **stored}))
+        assert parse_ruleset({"version": ruleset.version, **shown}) == ruleset
+        assert "flag" not in str(shown["rules"][0])  # defaults are left out

@@ -8,11 +8,13 @@ a manager sees that a rule can never breach a restriction, and where it gives wa
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ..rules.compiled import compile_ruleset
+from ..rules.compiled import CompiledRuleSet, compile_ruleset
+from ..rules.context import Context
 from ..rules.engine import Verdict, decide
 from ..rules.params import CHANNELS
 from ..rules.ruleset import Rule, RuleSet, RuleTestCase, When
@@ -57,28 +59,43 @@ def _describe(v: Verdict) -> tuple[str, str | None]:
     return v.action, f"{v.target.type} {v.target.id}" if v.target else None
 
 
-def _decide(rule: Rule, channel: str, situation: dict[str, Any]) -> Verdict:
-    alone = rule.model_copy(update={"when": When()})
-    compiled = compile_ruleset(RuleSet(version=0, rules=[alone]))
-    case = RuleTestCase.model_validate(
-        {
-            "name": "guardrail",
-            "contact": Contact(channel=channel),
-            "situation": situation,
-            "expect": {"action": "route"},
-        }
-    )
-    return decide(case.contact, situation_context(case, compiled, _AT), _AT)
+_NO_RULES = compile_ruleset(RuleSet(version=0, rules=[]))
+
+
+def _situations() -> dict[tuple[str | None, str], tuple[Contact, Context]]:
+    """(kind or None for no restriction, channel) → the contact and its context, made once."""
+    made: dict[tuple[str | None, str], tuple[Contact, Context]] = {}
+    for kind, situation in [(None, {}), *EXAMPLES.items()]:
+        for channel in CHANNELS:
+            case = RuleTestCase.model_validate(
+                {
+                    "name": "guardrail",
+                    "contact": Contact(channel=channel),
+                    "situation": situation,
+                    "expect": {"action": "route"},
+                }
+            )
+            made[(kind, channel)] = (case.contact, situation_context(case, _NO_RULES, _AT))
+    return made
+
+
+_SITUATIONS = _situations()
+
+
+def _decide(compiled: CompiledRuleSet, kind: str | None, channel: str) -> Verdict:
+    contact, ctx = _SITUATIONS[(kind, channel)]
+    return decide(contact, dataclasses.replace(ctx, ruleset=compiled), _AT)
 
 
 def rule_overrides(rule: Rule) -> list[Override]:
     """Where an example restriction of each kind changes what this rule proposes, channel by channel."""
-    alone = {channel: _describe(_decide(rule, channel, {})) for channel in rule.when.channels or CHANNELS}
+    alone = compile_ruleset(RuleSet(version=0, rules=[rule.model_copy(update={"when": When()})]))
+    proposed = {channel: _describe(_decide(alone, None, channel)) for channel in rule.when.channels or CHANNELS}
     found = []
-    for kind, situation in EXAMPLES.items():
-        for channel, proposed in alone.items():
-            restricted = _decide(rule, channel, situation)
-            if proposed != _describe(restricted):
+    for kind in EXAMPLES:
+        for channel, wanted in proposed.items():
+            restricted = _decide(alone, kind, channel)
+            if wanted != _describe(restricted):
                 because = next((r.because for r in restricted.reasons if r.source == "restriction"), "")
                 action, target = _describe(restricted)
                 found.append(Override(kind, channel, action, target, because))
