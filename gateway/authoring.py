@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +27,7 @@ from .settings import Settings
 from .simjob import start_job_process
 from .store import rulesets as store
 
+log = logging.getLogger(__name__)
 # The simulation processes this process started, watched until they end (so none is left a zombie).
 _JOBS: set[asyncio.Task[None]] = set()
 # At most this many simulations at once (each takes a core); a 'running' row older than the window
@@ -161,4 +163,7 @@ async def _run_and_watch(pool: asyncpg.Pool, settings: Settings, job: int) -> No
     else:
         why = f"the simulation process ended with exit code {code}"
     if code != 0:
-        await store.fail_if_running(pool, job, why)
+        try:
+            await store.fail_if_running(pool, job, why)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:  # shutting down, or no database
+            log.warning("simulation %s: %s; could not record it (%r)", job, why, exc)

@@ -18,11 +18,13 @@ from ..decide.simulate import SimulationParams
 from ..errors import DomainError
 from ..http import PageShown
 from ..inputs import INT_MAX, parse_yaml, unstorable_path
+from ..rules.compiled import compile_ruleset
 from ..rules.ruleset import RuleSetError
 from ..store import rulesets as store
 from .pages import add_page, render
 from .security import CSRF_FIELD
 from .sessions import StaffSession, check_csrf, require_staff
+from .signin import refused_page
 
 MANAGERS = ("manager",)
 TEXT_MAX = 400_000
@@ -41,10 +43,7 @@ async def _manager(request: web.Request) -> StaffSession:
 async def _form(request: web.Request, session: StaffSession) -> MultiDictProxy[Any]:
     form = await request.post()
     if not await check_csrf(request, session.token, str(form.get(CSRF_FIELD, ""))):
-        lines = ["The form had expired or did not come from this website.", "Go back, reload the page and try again."]
-        raise PageShown(
-            await render(request, "message.html", {"title": "Sorry, that did not work", "lines": lines}, status=403)
-        )
+        raise PageShown(await refused_page(request))
     return form
 
 
@@ -134,8 +133,6 @@ async def run_tests(request: web.Request) -> web.Response:
     session = await _manager(request)
     version = _version_of(request)
     await _form(request, session)
-    from ..rules.compiled import compile_ruleset
-
     compiled = compile_ruleset(await authoring.load_version(request.app[POOL], version))
     return await _version_page(request, version, tests=authoring.test_report(compiled))
 
