@@ -19,6 +19,10 @@ def diff_rulesets(old: RuleSet, new: RuleSet) -> dict[str, Any]:
     """Each rule of either version, in the new order (removed ones last), with what changed."""
     before = {r.id: (i, r.model_dump(mode="json")) for i, r in enumerate(old.rules)}
     after = {r.id: (i, r.model_dump(mode="json")) for i, r in enumerate(new.rules)}
+    # A rule has moved when its place among the rules both versions have changed (not when a rule
+    # before it was added or removed).
+    common_before = [rid for rid in before if rid in after]
+    common_after = [rid for rid in after if rid in before]
     rules = []
     for rid, (j, rule) in after.items():
         if rid not in before:
@@ -31,7 +35,8 @@ def diff_rulesets(old: RuleSet, new: RuleSet) -> dict[str, Any]:
             for k in sorted(a.keys() | b.keys())
             if a.get(k) != b.get(k)
         ]
-        change = "changed" if fields else "moved" if i != j else "same"
+        moved = common_before.index(rid) != common_after.index(rid)
+        change = "changed" if fields else "moved" if moved else "same"
         rules.append({"id": rid, "change": change, "position": j, "was_position": i, "fields": fields})
     rules += [
         {"id": rid, "change": "removed", "was_position": i, "before": rule}

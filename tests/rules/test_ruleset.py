@@ -318,3 +318,41 @@ def test_new_conditions_are_validated_with_paths(when: dict[str, Any], path: str
         parse_ruleset(data)
     fields = {e["field"]: e["message"] for e in caught.value.errors}
     assert path in fields and words in fields[path], fields
+
+
+def test_diff_names_each_rule_change_field_by_field() -> None:
+    from gateway.rules.diff import diff_rulesets
+
+    old = parse_ruleset(DEFAULT_RULESET)
+    data = copy.deepcopy(DEFAULT_RULESET)
+    data["version"] = 2
+    rules = data["rules"]
+    rules[1]["then"]["target"]["id"] = "email-team"  # changed
+    rules[2], rules[3] = rules[3], rules[2]  # moved
+    del rules[4]  # removed
+    rules.append({"id": "damp", "description": "Damp", "when": {"subject_has": ["damp"]}, "then": {"flag": True}})
+    data["tests"][0]["expect"]["target"]["id"] = "general"
+    data["tests"][1]["name"] = "email goes to the email team"
+    diff = diff_rulesets(old, parse_ruleset(data))
+    changes = {r["id"]: r for r in diff["rules"]}
+    assert {k: v["change"] for k, v in changes.items()} == {
+        "general": "same",
+        "email": "changed",
+        "reception": "moved",
+        "web-form": "moved",
+        "caution": "same",
+        "damp": "added",
+        "withheld-phone": "removed",
+    }
+    assert changes["email"]["fields"] == [
+        {
+            "field": "then.target",
+            "before": {"type": "queue", "id": "email"},
+            "after": {"type": "queue", "id": "email-team"},
+        }
+    ]
+    assert diff["tests"] == {
+        "added": ["email goes to the email team"],
+        "removed": ["email goes to the email queue"],
+        "changed": [],
+    }
