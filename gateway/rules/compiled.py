@@ -148,6 +148,7 @@ class CompiledRuleSet:
     rules: tuple[CompiledRule, ...]
     periods: frozenset[str]  # periods some rule's count_at_least reads
     source: RuleSet
+    conditions: frozenset[str] = frozenset()  # the `when` fields some rule sets (what the facts must hold)
 
     def propose(self, facts: Facts) -> Proposal:
         """Every matching rule applies what it sets, in order, until one says stop."""
@@ -170,4 +171,7 @@ def _compile_rule(rule: Rule) -> CompiledRule:
 def compile_ruleset(ruleset: RuleSet) -> CompiledRuleSet:
     check_unique(ruleset)
     periods = frozenset(r.when.count_at_least.period for r in ruleset.rules if r.when.count_at_least is not None)
-    return CompiledRuleSet(ruleset.version, tuple(_compile_rule(r) for r in ruleset.rules), periods, ruleset)
+    conditions = frozenset(name for r in ruleset.rules for name, _ in CONDITIONS if getattr(r.when, name) is not None)
+    return CompiledRuleSet(
+        ruleset.version, tuple(_compile_rule(r) for r in ruleset.rules), periods, ruleset, conditions
+    )

@@ -140,13 +140,17 @@ class Provider:
 
 class RuleSetInForce(Protocol):
     """What the engine asks of the manager rule set in force: a proposal for the facts of a contact
-    (gateway.rules.compiled), its version, and the periods its counting rules read."""
+    (gateway.rules.compiled), its version, the periods its counting rules read and the
+    conditions its rules use."""
 
     @property
     def version(self) -> int: ...
 
     @property
     def periods(self) -> frozenset[str]: ...
+
+    @property
+    def conditions(self) -> frozenset[str]: ...
 
     def propose(self, facts: Any, /) -> Any: ...
 

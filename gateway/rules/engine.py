@@ -131,6 +131,7 @@ def _senders(ctx: Context) -> frozenset[str]:
 
 
 def _facts(contact: Contact, ctx: Context, now: datetime, applied: tuple[Applied, ...]) -> Facts:
+    uses = ctx.ruleset.conditions
     bundles = () if ctx.match.withheld else ctx.match.bundles
     counts = {
         period: max(
@@ -147,8 +148,9 @@ def _facts(contact: Contact, ctx: Context, now: datetime, applied: tuple[Applied
         calendar=ctx.calendar,
         case_status=ctx.case.status if ctx.case else "none",
         counts=counts,
-        to=address_keys(contact.to),
-        subject_words=phrase_words(contact.subject) if contact.subject else (),
+        # Only what some rule reads: most rule sets never look at the subject or the number called.
+        to=address_keys(contact.to) if "to" in uses else frozenset(),
+        subject_words=phrase_words(contact.subject) if contact.subject and "subject_has" in uses else (),
         adjustments=_adjustments(ctx),
         on_behalf=_on_behalf(contact, ctx),
     )
