@@ -28,7 +28,7 @@ from ..rules.engine import Verdict, decide
 from ..rules.outcome import ENFORCED_STATUSES
 from ..rules.vocabulary import Contact, Reason
 from ..store import replay as store
-from ..store.index import load_closures, load_staff, representatives_of, restriction_view
+from ..store.index import enforced_restrictions, load_closures, load_staff, representatives_of, restriction_view
 from .context import make_context
 from .counting import period_start
 
@@ -277,7 +277,7 @@ async def load_world(
 ) -> World:
     restrictions_at: Callable[[int, datetime], tuple[RestrictionView, ...]]
     if mode == "now":
-        now = await store.restrictions_now(conn, today)
+        now = await enforced_restrictions(conn, today, None)  # as the index holds them, urgent flags too
         restricted = list(now)
         frozen = {cid: tuple(rs) for cid, rs in now.items()}
 

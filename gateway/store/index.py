@@ -76,9 +76,10 @@ _STAFF = "SELECT id, name, role, line, voicemail, mailbox, queue, working_hours 
 _CLOSURES = "SELECT day FROM closures"
 
 
-async def _restrictions(
+async def enforced_restrictions(
     conn: asyncpg.Connection, today: date, only: Sequence[int] | None
 ) -> dict[int, list[RestrictionView]]:
+    """The restrictions enforced today (of every customer, or `only` these), by customer."""
     rows = await conn.fetch(_RESTRICTIONS, list(ENFORCED), today, None if only is None else list(only))
     by_customer: dict[int, list[RestrictionView]] = {}
     for n, r in enumerate(rows):
@@ -130,7 +131,7 @@ async def _cases(conn: asyncpg.Connection, ids: list[int]) -> dict[int, list[Cas
 async def load(conn: asyncpg.Connection, today: date, only: Sequence[int] | None) -> Loaded:
     """Bundles and identifier links for customers with an enforced restriction (all, or `only`),
     and links and flags for customers with recorded adjustment flags."""
-    by_customer = await _restrictions(conn, today, only)
+    by_customer = await enforced_restrictions(conn, today, only)
     flagged = [r["id"] for r in await conn.fetch(_FLAGGED, None if only is None else list(only))]
     out = Loaded()
     ids = list(dict.fromkeys([*by_customer, *flagged]))

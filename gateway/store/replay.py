@@ -4,14 +4,13 @@ moment (rebuilt from the append-only restriction events) or as they stand now, c
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-from ..rules.context import CaseView, CustomerView, RestrictionView
+from ..rules.context import CaseView, CustomerView
 from ..rules.params import CHANNELS
-from .index import ENFORCED, restriction_view
 
 LOGGED = """SELECT id, received_at, channel, sender_raw, sender_kind, recipient, subject, case_id, case_ref,
                    on_behalf_of, customer_ids, representative_of
@@ -23,8 +22,6 @@ _COUNT = """SELECT count(*) FROM contacts WHERE status = 'decided' AND channel =
 _EVENTS = """SELECT restriction_id, customer_id, at, after FROM restriction_events
              WHERE restriction_id IS NOT NULL AND after IS NOT NULL AND at < $1
                AND kind NOT IN ('viewed', 'exported') ORDER BY restriction_id, id"""
-_NOW = f"""SELECT id, customer_id, kind, params, channels, status, review_due FROM restrictions
-           WHERE status IN {ENFORCED!r} AND valid_from <= $1 AND (valid_to IS NULL OR valid_to >= $1)"""
 
 
 async def count_logged(conn: asyncpg.Connection, since: datetime, until: datetime) -> int:
@@ -54,13 +51,6 @@ async def restriction_history(
         state = {**state, **e["after"], "id": e["restriction_id"], "customer_id": e["customer_id"]}
         history.setdefault(current, []).append((e["at"], state))
     return history
-
-
-async def restrictions_now(conn: asyncpg.Connection, today: date) -> dict[int, list[RestrictionView]]:
-    by_customer: dict[int, list[RestrictionView]] = {}
-    for r in await conn.fetch(_NOW, today):
-        by_customer.setdefault(r["customer_id"], []).append(restriction_view(r))
-    return by_customer
 
 
 async def customers(
