@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from multidict import MultiDictProxy
 
 from .. import authoring
 from ..appkeys import POOL, SETTINGS
@@ -21,13 +20,14 @@ from ..inputs import INT_MAX, parse_yaml, unstorable_path
 from ..rules.compiled import compile_ruleset
 from ..rules.ruleset import RuleSetError
 from ..store import rulesets as store
-from .pages import add_page, render
+from .pages import add_page, read_form, render
 from .security import CSRF_FIELD
 from .sessions import StaffSession, check_csrf, require_staff
 from .signin import refused_page
 
 MANAGERS = ("manager",)
 TEXT_MAX = 400_000
+FORM_MAX = 3 * TEXT_MAX  # the YAML, percent-encoded
 NOTICES = {
     "saved": "The draft is saved.",
     "published": "Published: every gateway process now routes by this version.",
@@ -40,9 +40,15 @@ async def _manager(request: web.Request) -> StaffSession:
     return await require_staff(request, MANAGERS)
 
 
-async def _form(request: web.Request, session: StaffSession) -> MultiDictProxy[Any]:
-    form = await request.post()
-    if not await check_csrf(request, session.token, str(form.get(CSRF_FIELD, ""))):
+async def _form(request: web.Request, session: StaffSession) -> dict[str, str]:
+    """The posted form, from this gateway's own page (its CSRF token), within the size a rule set may have."""
+    form = await read_form(request, FORM_MAX)
+    if form is None:
+        lines = ["The rules sent are longer than a rule set may be."]
+        raise PageShown(
+            await render(request, "message.html", {"title": "Too much was sent", "lines": lines}, status=413)
+        )
+    if not await check_csrf(request, session.token, form.get(CSRF_FIELD)):
         raise PageShown(await refused_page(request))
     return form
 
