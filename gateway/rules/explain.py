@@ -46,6 +46,17 @@ def identity_reasons(match: Match) -> list[Reason]:
                 because="Number withheld: no restriction can be matched; normal route.",
             )
         ]
+    if not match.bundles and (match.adjustments or match.on_behalf):
+        # Known to us (their flags or their representative's link reached the rules), but with no
+        # restriction: saying "not recognised" would mislead a manager reading a simulation.
+        flags = join_words(sorted(match.adjustments)) if match.adjustments else "none"
+        return [
+            Reason(
+                source="identity",
+                id="unrestricted",
+                because=f"Sender has no contact restriction (recorded adjustments: {flags}): normal route.",
+            )
+        ]
     if not match.bundles:
         return [Reason(source="identity", id="unmatched", because="Sender not recognised: normal route.")]
     reasons = []

@@ -114,6 +114,13 @@ def test_unknown_sender_gets_the_normal_route() -> None:
     assert v.reasons[0].id == "unmatched" and v.ruleset_version == 1
 
 
+def test_a_known_customer_without_restrictions_is_not_called_unrecognised() -> None:
+    v = decide(make_contact("phone"), context(Match(adjustments=frozenset({"vulnerable"}))), TUE_1030)
+    assert v.action == "route" and v.reasons[0].id == "unrestricted"
+    assert "no contact restriction" in v.reasons[0].because and "vulnerable" in v.reasons[0].because
+    assert "not recognised" not in v.reasons[0].because
+
+
 def test_ambiguous_household_number_applies_everyone_s_restrictions() -> None:
     first = bundle(restriction("written_only", rid=1))
     second = Bundle(NEIGHBOUR, (restriction("caution", rid=2, customer_id=2, params=Caution(note="Dog on site")),))
