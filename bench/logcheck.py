@@ -59,9 +59,7 @@ async def by_count(database_url: str, since: datetime, prefix: str, acked_new: i
     ids, degraded = await _ids(database_url, since, prefix)
     rows = len(ids)
     unacked = max(0, rows - acked_new)
-    return LogCheck(
-        acked_new, rows, len(set(ids)), max(0, acked_new - rows), unacked, False, in_flight, degraded
-    )
+    return LogCheck(acked_new, rows, len(set(ids)), max(0, acked_new - rows), unacked, False, in_flight, degraded)
 
 
 async def by_id(database_url: str, since: datetime, prefix: str, created: list[str], failed: int) -> LogCheck:
@@ -69,6 +67,4 @@ async def by_id(database_url: str, since: datetime, prefix: str, created: list[s
     ids, degraded = await _ids(database_url, since, prefix)
     logged = set(ids)
     missing = len(set(created) - logged)
-    return LogCheck(
-        len(created), len(ids), len(logged), missing, len(logged - set(created)), True, failed, degraded
-    )
+    return LogCheck(len(created), len(ids), len(logged), missing, len(logged - set(created)), True, failed, degraded)

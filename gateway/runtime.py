@@ -59,7 +59,7 @@ class Runtime:
         claims = Idempotency(redis, batch, health, pool)
         effects = Effects(redis, claims)
         contexts = Contexts(index, rules, tz, settings.provider())
-        contact_log = ContactLog(pool, settings, on_logged=effects.after_commit)
+        contact_log = ContactLog(pool, settings, on_logged=effects.after_commit, claims=claims)
         decide = DecideService(
             settings, index, contexts, claims, Counting(batch, health, pool, tz), contact_log, effects
         )

@@ -55,8 +55,11 @@ async def test_with_redis_down_and_the_database_hung_a_call_is_answered_by_the_d
             answer = await r.json()
         finally:
             proxy.thaw()
-    assert r.status == 201 and answer["degraded"]
-    assert took < 1.5, took  # the deadline answered; the hung lookup was left to end on its own
+    # An uncounted sender is decided from the index in memory and answered from the spool (its
+    # provider id could be claimed neither in Redis nor in the log); a counted one would be answered
+    # degraded by the deadline, its hung lookup left to end on its own. Either way, in time.
+    assert r.status == 201 and answer["contact_id"]
+    assert took < 1.5, took
 
 
 async def test_a_revoked_keys_shared_copy_is_removed(conn, settings):

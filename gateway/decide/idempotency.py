@@ -3,6 +3,12 @@
 A retry of a provider id (Twilio and Amazon Connect retry) gets the answer the first attempt got.
 Redis holds the claim and then the answer; the contact log's unique key on (channel, provider id)
 is the backstop that settles any race Redis could not see.
+
+Most contacts claim their provider id in the contact log's batch, one Redis call for the whole
+batch before it is committed (`claim`), so a decision costs no Redis round trip of its own. A
+contact whose decision counts contacts claims first (`earlier`), so that a retry is not counted
+twice. Either way the claim is made before the record can become durable (committed or spooled):
+a retry arriving while PostgreSQL hangs finds it, and hears the first attempt's answer.
 """
 
 from __future__ import annotations
@@ -35,6 +41,27 @@ redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 return 1
 """
 
+# One call per batch of the contact log: first the answers of records made durable since the last
+# call (FIRST_ANSWER for each), then each provider id of the batch about to be made durable is
+# claimed ('pending') unless Redis holds it already. Returns, per claimed key, '' when the claim is
+# ours, or what Redis held ('pending', or the answer given).
+# KEYS: the n remembered keys, then the keys to claim. ARGV: ttl, n, the n answers.
+CLAIM_BATCH = """
+local ttl, n = ARGV[1], tonumber(ARGV[2])
+for i = 1, n do
+  local v = redis.call('GET', KEYS[i])
+  if not v or v == 'pending' then redis.call('SET', KEYS[i], ARGV[i + 2], 'EX', ttl) end
+end
+local out = {}
+for i = n + 1, #KEYS do
+  local v = redis.call('GET', KEYS[i])
+  if v then out[i - n] = v else redis.call('SET', KEYS[i], 'pending', 'EX', ttl); out[i - n] = '' end
+end
+return out
+"""
+# Answers made durable wait this long for the next batch's claim to carry them, then go on their own.
+REMEMBER_WITHIN = 0.005
+
 
 def key(channel: str, provider_id: str) -> str:
     return f"{IDEMPOTENCY}{channel}:{provider_id}"
@@ -44,6 +71,34 @@ class Idempotency:
     def __init__(self, redis: aioredis.Redis, batch: RedisBatch, health: RedisHealth, pool: asyncpg.Pool) -> None:
         self.redis, self.batch, self.health, self.pool = redis, batch, health, pool
         self._first_answer = redis.register_script(FIRST_ANSWER)
+        self._claim_batch = redis.register_script(CLAIM_BATCH)
+        self._unsent: list[tuple[str, str]] = []  # answers made durable, not in Redis yet
+        self._sender: asyncio.Task[None] | None = None
+
+    async def claim(self, records: list[ContactRecord]) -> list[Appended | None]:
+        """The contact log's `Claims`: claim these records' provider ids in one call, just before
+        they become durable. None: log it (ours, or Redis could not say: the log's unique key decides)."""
+        if not self.health.usable():
+            return [None] * len(records)
+        try:
+            held = await self._send([key(r.channel, r.provider_id or "") for r in records])
+        except (RedisError, OSError, TimeoutError) as exc:
+            self.health.failed(exc)
+            return [None] * len(records)
+        return [_outcome(v) for v in held]
+
+    async def _send(self, claims: list[str]) -> list[bytes]:
+        """One call: the answers waiting to be remembered, and these claims."""
+        unsent, self._unsent = self._unsent, []
+        keys = [k for k, _ in unsent] + claims
+        args: list[str | int] = [TTL_SECONDS, len(unsent), *(answer for _, answer in unsent)]
+        async with asyncio.timeout(self.health.budget):
+            held: list[bytes] = await self._claim_batch(keys=keys, args=args)
+        return held
+
+    async def answer_of(self, contact: InboundContact) -> Decision:
+        """The answer of the attempt in flight that holds this contact's provider id (the caller bounds the wait)."""
+        return await self._wait_for_answer(key(contact.channel, contact.provider_id or ""))
 
     async def earlier(self, contact: InboundContact, budget: asyncio.Timeout, patience: float) -> Decision | None:
         """The answer already given for this provider id; None: ours to decide.
@@ -97,14 +152,26 @@ class Idempotency:
             await self._first_answer(keys=[key(contact.channel, contact.provider_id)], args=args)
 
     async def remember(self, records: list[ContactRecord]) -> None:
-        """Once a batch is durable, its decisions answer retries (one Redis round trip)."""
-        keyed = [r for r in records if r.provider_id and r.decision]
-        if not keyed:
-            return
-        with contextlib.suppress(RedisError, OSError):  # the database holds them too
-            pipe = self.redis.pipeline(transaction=False)
-            for r in keyed:
-                assert r.provider_id is not None
-                args = (json.dumps(r.decision), TTL_SECONDS)
-                await self._first_answer(keys=[key(r.channel, r.provider_id)], args=args, client=pipe)
-            await pipe.execute()
+        """Once a batch is durable, its decisions answer retries: carried by the next batch's claim,
+        or sent on their own within REMEMBER_WITHIN (a retry meanwhile waits on the 'pending' claim)."""
+        self._unsent += [
+            (key(r.channel, r.provider_id), json.dumps(r.decision, separators=(",", ":")))
+            for r in records
+            if r.provider_id and r.decision
+        ]
+        if self._unsent and (self._sender is None or self._sender.done()):
+            self._sender = asyncio.create_task(self._send_soon())
+
+    async def _send_soon(self) -> None:
+        await asyncio.sleep(REMEMBER_WITHIN)
+        if self._unsent:
+            with contextlib.suppress(RedisError, OSError, TimeoutError):  # the database holds them too
+                await self._send([])
+
+
+def _outcome(held: bytes) -> Appended | None:
+    if not held:
+        return None
+    if held == PENDING:
+        return Appended(in_flight=True)
+    return Appended(duplicate_of=json.loads(held))
