@@ -159,14 +159,14 @@ class ContactLog:
         return items
 
     async def _flush(self, everything: list[_Item]) -> None:
-        watchdog = asyncio.get_running_loop().call_later(SLOW_COMMIT, self._commit_is_slow, everything)
-        lost = await self._claim(everything)
+        lost = await self._claim(everything)  # before the watchdog: a slow Redis is not a slow database
         for i, answered in lost.items():
             if not everything[i].fut.done():
                 everything[i].fut.set_result(answered)
         batch = [item for i, item in enumerate(everything) if i not in lost]
         records = [item.record for item in batch]
         results = [Appended(spooled=True) for _ in records]
+        watchdog = asyncio.get_running_loop().call_later(SLOW_COMMIT, self._commit_is_slow, batch)
         try:
             if not batch:
                 return

@@ -36,31 +36,39 @@ POLL_SECONDS = 0.005
 # for it) never replaces it, so every retry from then on hears the same answer.
 FIRST_ANSWER = """
 local v = redis.call('GET', KEYS[1])
-if v and v ~= 'pending' then return 0 end
+if v and string.sub(v, 1, 7) ~= 'pending' then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 return 1
 """
 
 # One call per batch of the contact log: first the answers of records made durable since the last
 # call (FIRST_ANSWER for each), then each provider id of the batch about to be made durable is
-# claimed ('pending') unless Redis holds it already. Returns, per claimed key, '' when the claim is
-# ours, or what Redis held ('pending', or the answer given).
-# KEYS: the n remembered keys, then the keys to claim. ARGV: ttl, n, the n answers.
+# claimed ('pending:<contact id>') unless Redis holds it already. Returns, per claimed key, '' when
+# the claim is ours (also when an earlier try of this very call made it), or what Redis held
+# (another attempt's 'pending…', or the answer given).
+# KEYS: the n remembered keys, then the m keys to claim. ARGV: ttl, n, the n answers, the m contact ids.
 CLAIM_BATCH = """
 local ttl, n = ARGV[1], tonumber(ARGV[2])
 for i = 1, n do
   local v = redis.call('GET', KEYS[i])
-  if not v or v == 'pending' then redis.call('SET', KEYS[i], ARGV[i + 2], 'EX', ttl) end
+  if not v or string.sub(v, 1, 7) == 'pending' then redis.call('SET', KEYS[i], ARGV[i + 2], 'EX', ttl) end
 end
 local out = {}
 for i = n + 1, #KEYS do
+  local mine = 'pending:' .. ARGV[i + 2]
   local v = redis.call('GET', KEYS[i])
-  if v then out[i - n] = v else redis.call('SET', KEYS[i], 'pending', 'EX', ttl); out[i - n] = '' end
+  if not v then redis.call('SET', KEYS[i], mine, 'EX', ttl); out[i - n] = ''
+  elseif v == mine then out[i - n] = ''
+  else out[i - n] = v end
 end
 return out
 """
 # Answers made durable wait this long for the next batch's claim to carry them, then go on their own.
 REMEMBER_WITHIN = 0.005
+# A batch's claim that timed out is asked again once, for up to this long, before the batch goes on
+# without it.
+CLAIM_PATIENCE = 1.0
+UNSENT_MAX = 10_000
 
 
 def key(channel: str, provider_id: str) -> str:
@@ -80,20 +88,32 @@ class Idempotency:
         they become durable. None: log it (ours, or Redis could not say: the log's unique key decides)."""
         if not self.health.usable():
             return [None] * len(records)
+        claims = [(key(r.channel, r.provider_id or ""), str(r.id)) for r in records]
         try:
-            held = await self._send([key(r.channel, r.provider_id or "") for r in records])
+            try:
+                held = await self._send(claims, self.health.budget)
+            except TimeoutError:
+                # Slow is not down: these records may be about to be spooled, where nothing else
+                # would stop a retry being answered with a second contact id. Ask once more, with
+                # time (a claim that landed the first time is recognised as ours).
+                held = await self._send(claims, CLAIM_PATIENCE)
         except (RedisError, OSError, TimeoutError) as exc:
             self.health.failed(exc)
             return [None] * len(records)
         return [_outcome(v) for v in held]
 
-    async def _send(self, claims: list[str]) -> list[bytes]:
-        """One call: the answers waiting to be remembered, and these claims."""
+    async def _send(self, claims: list[tuple[str, str]], budget: float) -> list[bytes]:
+        """One call: the answers waiting to be remembered, and these claims (key, contact id). The
+        answers go back in the queue if the call fails."""
         unsent, self._unsent = self._unsent, []
-        keys = [k for k, _ in unsent] + claims
-        args: list[str | int] = [TTL_SECONDS, len(unsent), *(answer for _, answer in unsent)]
-        async with asyncio.timeout(self.health.budget):
-            held: list[bytes] = await self._claim_batch(keys=keys, args=args)
+        keys = [k for k, _ in unsent] + [k for k, _ in claims]
+        args: list[str | int] = [TTL_SECONDS, len(unsent), *(a for _, a in unsent), *(cid for _, cid in claims)]
+        try:
+            async with asyncio.timeout(budget):
+                held: list[bytes] = await self._claim_batch(keys=keys, args=args)
+        except BaseException:
+            self._unsent[:0] = unsent
+            raise
         return held
 
     async def answer_of(self, contact: InboundContact) -> Decision:
@@ -131,7 +151,7 @@ class Idempotency:
         """Another request holds the claim: poll for its answer (the caller's deadline bounds this)."""
         while True:
             value = await self.batch.call("get", k)
-            if value and value != PENDING:
+            if value and not value.startswith(PENDING):
                 return Decision.model_validate_json(value)
             await asyncio.sleep(POLL_SECONDS)
 
@@ -159,19 +179,20 @@ class Idempotency:
             for r in records
             if r.provider_id and r.decision
         ]
+        del self._unsent[:-UNSENT_MAX]  # Redis away a long time: the database holds the oldest
         if self._unsent and (self._sender is None or self._sender.done()):
             self._sender = asyncio.create_task(self._send_soon())
 
     async def _send_soon(self) -> None:
         await asyncio.sleep(REMEMBER_WITHIN)
-        if self._unsent:
-            with contextlib.suppress(RedisError, OSError, TimeoutError):  # the database holds them too
-                await self._send([])
+        if self._unsent and self.health.usable():
+            with contextlib.suppress(RedisError, OSError, TimeoutError):  # retried with the next call
+                await self._send([], self.health.budget)
 
 
 def _outcome(held: bytes) -> Appended | None:
     if not held:
         return None
-    if held == PENDING:
+    if held.startswith(PENDING):
         return Appended(in_flight=True)
     return Appended(duplicate_of=json.loads(held))
