@@ -83,6 +83,7 @@ class Runtime:
     async def close(self) -> None:
         await self.keeper.close()
         await self.contact_log.close()
+        await self.decide.claims.close()
 
 
 async def _ruleset_or_default(pool: asyncpg.Pool) -> CompiledRuleSet:

@@ -66,7 +66,7 @@ return out
 # Answers made durable wait this long for the next batch's claim to carry them, then go on their own.
 REMEMBER_WITHIN = 0.005
 # A batch's claim that timed out is asked again once, for up to this long, before the batch goes on
-# without it.
+# without it; answers sent on their own have as long.
 CLAIM_PATIENCE = 1.0
 UNSENT_MAX = 10_000
 
@@ -183,11 +183,30 @@ class Idempotency:
         if self._unsent and (self._sender is None or self._sender.done()):
             self._sender = asyncio.create_task(self._send_soon())
 
-    async def _send_soon(self) -> None:
-        await asyncio.sleep(REMEMBER_WITHIN)
+    async def close(self) -> None:
+        """At shutdown (after the contact log drained): the answers not sent yet, one last try."""
+        if self._sender is not None:
+            self._sender.cancel()
+            await asyncio.gather(self._sender, return_exceptions=True)
         if self._unsent and self.health.usable():
-            with contextlib.suppress(RedisError, OSError, TimeoutError):  # retried with the next call
-                await self._send([], self.health.budget)
+            with contextlib.suppress(RedisError, OSError, TimeoutError):  # the database holds them too
+                await self._send([], CLAIM_PATIENCE)
+
+    async def _send_soon(self) -> None:
+        """Until every answer is in Redis (a retry may be waiting on its claim): off the reply path,
+        so with time to spare, and again after a failure while Redis is not known to be down."""
+        delay = REMEMBER_WITHIN
+        while self._unsent:
+            await asyncio.sleep(delay)
+            if not self._unsent:
+                return
+            if not self.health.usable():
+                delay = self.health.rest
+                continue
+            try:
+                await self._send([], CLAIM_PATIENCE)
+            except (RedisError, OSError, TimeoutError):  # kept for the next try, or the next claim
+                delay = min(delay * 4, CLAIM_PATIENCE)
 
 
 def _outcome(held: bytes) -> Appended | None:
