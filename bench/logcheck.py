@@ -21,6 +21,7 @@ class LogCheck:
     unacked_rows: int  # rows whose reply the generator never read (cut off at the end of a wrk run)
     exact: bool  # checked id by id (True) or by count only (wrk)
     in_flight: int = 0  # the most rows that can be logged unread: wrk's connection count
+    degraded: int = 0  # rows answered with the safe answer: must be 0 without a fault
 
     @property
     def duplicated(self) -> int:
@@ -35,35 +36,35 @@ class LogCheck:
         extra = f", {self.unacked_rows} logged but cut off unread" if self.unacked_rows else ""
         return (
             f"{self.acked_new:,} acked / {self.rows:,} rows ({how}): {self.missing} lost, "
-            f"{self.duplicated} duplicated{extra}"
+            f"{self.duplicated} duplicated, {self.degraded} degraded{extra}"
         )
 
 
-_ROWS = """SELECT provider_id FROM contacts
+_ROWS = """SELECT provider_id, degraded FROM contacts
            WHERE received_at >= $1 AND provider_id IS NOT NULL AND starts_with(provider_id, $2)"""
 
 
-async def _ids(database_url: str, since: datetime, prefix: str) -> list[str]:
+async def _ids(database_url: str, since: datetime, prefix: str) -> tuple[list[str], int]:
+    """The phase's provider ids, one per row, and how many of its rows were degraded."""
     conn = await db.connect(database_url)
     try:
-        return [r["provider_id"] for r in await conn.fetch(_ROWS, since, prefix)]
+        rows = await conn.fetch(_ROWS, since, prefix)
     finally:
         await conn.close()
+    return [r["provider_id"] for r in rows], sum(1 for r in rows if r["degraded"])
 
 
 async def by_count(database_url: str, since: datetime, prefix: str, acked_new: int, in_flight: int) -> LogCheck:
     """For wrk: counts only. Up to `in_flight` rows may exist whose reply wrk dropped at its deadline."""
-    ids = await _ids(database_url, since, prefix)
+    ids, degraded = await _ids(database_url, since, prefix)
     rows = len(ids)
     unacked = max(0, rows - acked_new)
-    return LogCheck(acked_new, rows, len(set(ids)), max(0, acked_new - rows), unacked, exact=False, in_flight=in_flight)
+    return LogCheck(acked_new, rows, len(set(ids)), max(0, acked_new - rows), unacked, False, in_flight, degraded)
 
 
 async def by_id(database_url: str, since: datetime, prefix: str, created: list[str], failed: int) -> LogCheck:
     """For the Python generator: every provider id answered 201 must have exactly one row."""
-    ids = await _ids(database_url, since, prefix)
+    ids, degraded = await _ids(database_url, since, prefix)
     logged = set(ids)
     missing = len(set(created) - logged)
-    return LogCheck(
-        len(created), len(ids), len(logged), missing, len(logged - set(created)), exact=True, in_flight=failed
-    )
+    return LogCheck(len(created), len(ids), len(logged), missing, len(logged - set(created)), True, failed, degraded)

@@ -11,10 +11,20 @@ from pathlib import Path
 from typing import Any
 
 from .logcheck import LogCheck
+from .profile import Profile
 from .steady import percentile
 from .wrk import WrkResult
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
+
+
+@dataclass
+class Cpu:
+    """CPU seconds beyond the saturation run's gateway figure: the constant load's, and PostgreSQL's."""
+
+    steady_s: float  # gateway workers during the constant load
+    pg_saturation_s: float  # every PostgreSQL process during the saturation run
+    pg_steady_s: float
 
 
 @dataclass
@@ -28,14 +38,26 @@ class ScaleResult:
     steady_check: LogCheck
     propagation_s: list[float]
     rss_mb: list[float]
+    split: Profile  # one worker, sampled during the saturation run
+    more: Cpu
 
     @property
     def cpu_us_per_decision(self) -> float:
         return self.cpu_s / max(self.saturated.requests, 1) * 1e6
 
     @property
+    def steady_cpu_us_per_decision(self) -> float:
+        return self.more.steady_s / max(int(self.steady["offered"]), 1) * 1e6
+
+    def pg_cpu(self) -> str:
+        sat = self.more.pg_saturation_s / max(self.sat_check.rows, 1) * 1e6
+        steady = self.more.pg_steady_s / max(self.steady_check.rows, 1) * 1e6
+        return f"{sat:,.0f} / {steady:,.0f}"
+
+    @property
     def ok(self) -> bool:
-        return self.sat_check.ok and self.steady_check.ok and int(self.steady["failed"]) == 0
+        checks = (self.sat_check, self.steady_check)
+        return all(c.ok and c.degraded == 0 for c in checks) and int(self.steady["failed"]) == 0
 
 
 def _cpu_model() -> str:
@@ -73,7 +95,10 @@ def _rows(floor: WrkResult, s: ScaleResult, rate: int) -> list[str]:
         f"{w.rate / floor.rate:.1%}",
         f"{w.p50_ms:.2f} / {w.p99_ms:.2f} / {w.p999_ms:.2f}",
         f"{s.cpu_us_per_decision:,.0f}",
+        s.split.describe(s.cpu_us_per_decision),
         f"{achieved:,.0f}/s offered: {_ms(lat)}",
+        f"{s.steady_cpu_us_per_decision:,.0f}",
+        s.pg_cpu(),
         s.sat_check.describe() + ("" if w.other == 0 and w.errors == 0 else f"; {w.other} non-2xx, {w.errors} errors"),
         s.steady_check.describe() + (f"; {s.steady['failed']} failed" if s.steady["failed"] else ""),
         f"{percentile(prop, 50):.0f} / {percentile(prop, 99):.0f} / {max(prop):.0f} (n={len(prop)})",
@@ -87,7 +112,10 @@ _LABELS = [
     "decide / floor (target ≥ 50 %)",
     "saturation latency p50 / p99 / p99.9, ms",
     "gateway CPU per decision, µs (both workers)",
+    "gateway CPU split at saturation (py-spy, one worker): share (µs per decision)",
     "constant load latency p50 / p99 / p99.9, ms (target p99 ≤ 5)",
+    "gateway CPU per decision at the constant load, µs",
+    "PostgreSQL CPU per contact logged, µs (saturation / constant load)",
     "log check, saturation",
     "log check, constant load",
     "restriction in force in every worker p50 / p99 / max, ms (target p99 ≤ 1000)",

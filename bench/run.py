@@ -24,7 +24,7 @@ import redis
 from gateway import db
 from gateway.auth import create_key
 
-from . import logcheck, propagation, report
+from . import logcheck, profile, propagation, report
 from .load import Shape, ensure_loaded
 from .mix import body_prefix, describe, senders
 from .servers import Server, start_floor, start_gateway
@@ -120,15 +120,20 @@ async def _scale(args: argparse.Namespace, shape: Shape, run_id: str, tmp: Path)
     try:
         run_wrk(server.url + "/v1/contacts", warm, seconds=2, connections=args.connections)
         since = datetime.now(UTC) - timedelta(seconds=1)
-        procs = [psutil.Process(p) for p in server.worker_pids()]
-        cpu0 = sum(sum(p.cpu_times()[:2]) for p in procs)
-        saturated = run_wrk(server.url + "/v1/contacts", sat, seconds=args.seconds, connections=args.connections)
-        cpu = sum(sum(p.cpu_times()[:2]) for p in procs) - cpu0
+        workers = server.worker_pids()
+        cpu0, pg0 = profile.cpu_seconds(workers), profile.cpu_seconds(profile.postgres_pids(url))
+        with profile.sampled(workers[0], args.seconds) as split:
+            saturated = run_wrk(server.url + "/v1/contacts", sat, seconds=args.seconds, connections=args.connections)
+        cpu = profile.used_since(cpu0, profile.cpu_seconds(workers))
+        pg_sat = profile.used_since(pg0, profile.cpu_seconds(profile.postgres_pids(url)))
         await asyncio.sleep(1.0)  # let the requests wrk cut off at its deadline commit
         sat_check = await logcheck.by_count(url, since, prefix + "sat-", saturated.ok201, args.connections)
         print(f"  saturation: {saturated.rate:,.0f}/s; {sat_check.describe()}", file=sys.stderr)
         since = datetime.now(UTC) - timedelta(seconds=1)
+        cpu0, pg0 = profile.cpu_seconds(workers), profile.cpu_seconds(profile.postgres_pids(url))
         steady = _steady(server.url, key, bodies, prefix + "steady-", args)
+        steady_cpu = profile.used_since(cpu0, profile.cpu_seconds(workers))
+        pg_steady = profile.used_since(pg0, profile.cpu_seconds(profile.postgres_pids(url)))
         created = steady["created"]
         assert isinstance(created, list)
         steady_check = await logcheck.by_id(url, since, prefix + "steady-", created, int(steady["failed"]))
@@ -138,7 +143,17 @@ async def _scale(args: argparse.Namespace, shape: Shape, run_id: str, tmp: Path)
     finally:
         server.stop()
     return report.ScaleResult(
-        shape.customers, startup, saturated, cpu, sat_check, steady, steady_check, [c.seconds for c in changes], rss
+        shape.customers,
+        startup,
+        saturated,
+        cpu,
+        sat_check,
+        steady,
+        steady_check,
+        [c.seconds for c in changes],
+        rss,
+        split,
+        report.Cpu(steady_cpu, pg_sat, pg_steady),
     )
 
 

@@ -59,7 +59,7 @@ class Runtime:
         claims = Idempotency(redis, batch, health, pool)
         effects = Effects(redis, claims)
         contexts = Contexts(index, rules, tz, settings.provider())
-        contact_log = ContactLog(pool, settings, on_logged=effects.after_commit)
+        contact_log = ContactLog(pool, settings, on_logged=effects.after_commit, claims=claims)
         decide = DecideService(
             settings, index, contexts, claims, Counting(batch, health, pool, tz), contact_log, effects
         )
@@ -83,6 +83,7 @@ class Runtime:
     async def close(self) -> None:
         await self.keeper.close()
         await self.contact_log.close()
+        await self.decide.claims.close()
 
 
 async def _ruleset_or_default(pool: asyncpg.Pool) -> CompiledRuleSet:

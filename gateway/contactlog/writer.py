@@ -3,6 +3,10 @@
 One writer task takes every record queued while the previous batch was committing, so batches grow
 with load and there is no fixed timer. A replay loop pushes spooled records back once PostgreSQL
 answers again.
+
+Before a record with a provider id becomes durable (committed or spooled) it claims that provider
+id through the owner's `Claims`, once for its whole batch: a record that finds the provider id
+answered or in flight elsewhere is not logged, and its caller hears the earlier answer instead.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 
@@ -38,22 +42,40 @@ OnLogged = Callable[[list[ContactRecord]], Coroutine[Any, Any, None]]
 
 @dataclass
 class Appended:
-    """What happened to an appended record: committed, spooled, or a duplicate of an earlier one."""
+    """What happened to an appended record: committed, spooled, or a duplicate of an earlier one
+    (not logged). `in_flight`: another attempt holds its provider id; its answer is to be awaited."""
 
     spooled: bool = False
     duplicate_of: dict[str, Any] | None = None
+    in_flight: bool = False
 
 
-_Item = tuple[ContactRecord, "asyncio.Future[Appended]"]
+class Claims(Protocol):
+    """Claims provider ids for records about to become durable, for a whole batch at once.
+
+    Returns, per record, None when the record is to be logged (the claim is its own, or could not
+    be asked: the log's unique key decides then), or what its caller is to hear instead."""
+
+    async def claim(self, records: list[ContactRecord]) -> list[Appended | None]: ...
+
+
+@dataclass(eq=False)
+class _Item:
+    record: ContactRecord
+    fut: asyncio.Future[Appended]
+    claimed: bool  # its provider id is claimed already (or it has none to claim)
 
 
 class ContactLog:
     """The group-commit writer. Start with `start()`, stop with `close()` (drains what is queued).
     `on_logged` is called with records once they are durable (committed or spooled)."""
 
-    def __init__(self, pool: asyncpg.Pool, settings: Settings, on_logged: OnLogged | None = None) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, settings: Settings, on_logged: OnLogged | None = None, claims: Claims | None = None
+    ) -> None:
         self._pool = pool
         self._on_logged = on_logged
+        self._claims = claims
         self._background: set[asyncio.Task[None]] = set()
         self._max = settings.log_flush_max_rows
         self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
@@ -67,27 +89,46 @@ class ContactLog:
         self._task = asyncio.create_task(self._run(), name="contact-log-writer")
         self._replayer = asyncio.create_task(self._replay_loop(), name="contact-log-replayer")
 
-    async def append(self, record: ContactRecord, wait: float | None = None) -> Appended:
-        """Durably log a record: committed, or (after `wait` seconds, or on a fault) spooled."""
+    async def append(self, record: ContactRecord, wait: float | None = None, *, claimed: bool = False) -> Appended:
+        """Durably log a record: committed, or (after `wait` seconds, or on a fault) spooled.
+        `claimed`: its provider id was claimed already; otherwise the writer claims it first."""
         record = storable(record)  # caller text PostgreSQL cannot hold must not fail the whole batch
+        unclaimed = record.provider_id is not None and record.status == "decided" and self._claims is not None
+        item = _Item(record, asyncio.get_running_loop().create_future(), claimed or not unclaimed)
         if self.breaker.open:  # the database is known to be slow: durable on disk now, not in `wait`
-            return await self._spool_now(record)
-        fut: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((record, fut))
+            return await self._spool_now(item)
+        self._queue.put_nowait(item)
         try:
             async with asyncio.timeout(wait):
-                return await fut  # on time-out this private future is cancelled; the writer skips it
+                return await item.fut  # on time-out this private future is cancelled; the writer skips it
         except TimeoutError:
             # The database is too slow for the caller: make the record durable on disk now. If its
             # batch commits after all, replay skips it by id; if the batch fails, it is spooled twice
             # and replayed once.
             self.breaker.trip(f"a commit took longer than {wait:.1f} s")
-            return await self._spool_now(record)
+            return await self._spool_now(item)
 
-    async def _spool_now(self, record: ContactRecord) -> Appended:
-        if await self._spool_safely([record]):
-            self._logged([record])
+    async def _spool_now(self, item: _Item) -> Appended:
+        if (answered := (await self._claim([item])).get(0)) is not None:
+            return answered
+        if await self._spool_safely([item.record]):
+            self._logged([item.record])
         return Appended(spooled=True)
+
+    async def _claim(self, items: list[_Item]) -> dict[int, Appended]:
+        """Claim the provider ids of these items not claimed yet, in one call; {index: answer} for
+        the items that lost (their callers hear that answer; they are not logged)."""
+        todo = [i for i, item in enumerate(items) if not item.claimed]
+        if not todo or self._claims is None:
+            return {}
+        for i in todo:
+            items[i].claimed = True  # before the call: an item is never claimed twice (it would find its own claim)
+        try:
+            outcomes = await self._claims.claim([items[i].record for i in todo])
+        except Exception:  # never leave a batch unanswered: the log's unique key still decides
+            log.exception("contact log: claiming %d provider id(s) failed; the log's unique key decides", len(todo))
+            return {}
+        return {i: outcome for i, outcome in zip(todo, outcomes, strict=True) if outcome is not None}
 
     async def _run(self) -> None:
         """Take what queued while a slot was busy; at most FLUSHES_IN_FLIGHT commits at once, so a
@@ -117,11 +158,18 @@ class ContactLog:
             items.append(self._queue.get_nowait())
         return items
 
-    async def _flush(self, batch: list[_Item]) -> None:
-        records = [r for r, _ in batch]
+    async def _flush(self, everything: list[_Item]) -> None:
+        lost = await self._claim(everything)  # before the watchdog: a slow Redis is not a slow database
+        for i, answered in lost.items():
+            if not everything[i].fut.done():
+                everything[i].fut.set_result(answered)
+        batch = [item for i, item in enumerate(everything) if i not in lost]
+        records = [item.record for item in batch]
         results = [Appended(spooled=True) for _ in records]
         watchdog = asyncio.get_running_loop().call_later(SLOW_COMMIT, self._commit_is_slow, batch)
         try:
+            if not batch:
+                return
             async with self._pool.acquire(timeout=_DB_TIMEOUT) as conn:
                 duplicates = await store.write_batch(conn, [row(r) for r in records], timeout=_DB_TIMEOUT)
             results = [Appended(duplicate_of=duplicates.get(i)) for i in range(len(records))]
@@ -138,14 +186,14 @@ class ContactLog:
                 self._logged(records)
         finally:
             watchdog.cancel()
-            for (_, fut), result in zip(batch, results, strict=True):
-                if not fut.done():
-                    fut.set_result(result)
+            for item, result in zip(batch, results, strict=True):
+                if not item.fut.done():
+                    item.fut.set_result(result)
 
     def _commit_is_slow(self, batch: list[_Item]) -> None:
         """Spool the waiting records now. If the commit finishes after all, replay skips them by id."""
         self.breaker.trip(f"a commit took longer than {SLOW_COMMIT} s")
-        waiting = [(r, fut) for r, fut in [*batch, *self._drain_queue()] if not fut.done()]
+        waiting = [item for item in [*batch, *self._drain_queue()] if not item.fut.done()]
         if waiting:
             task = asyncio.create_task(self._answer_from_spool(waiting))
             self._background.add(task)
@@ -166,12 +214,17 @@ class ContactLog:
         return items
 
     async def _answer_from_spool(self, waiting: list[_Item]) -> None:
-        records = [r for r, _ in waiting]
+        lost = await self._claim(waiting)  # what was queued behind the slow commits is not claimed yet
+        for i, answered in lost.items():
+            if not waiting[i].fut.done():
+                waiting[i].fut.set_result(answered)
+        waiting = [item for i, item in enumerate(waiting) if i not in lost]
+        records = [item.record for item in waiting]
         if await self._spool_safely(records):
             self._logged(records)
-        for _, fut in waiting:
-            if not fut.done():
-                fut.set_result(Appended(spooled=True))
+        for item in waiting:
+            if not item.fut.done():
+                item.fut.set_result(Appended(spooled=True))
 
     async def _spool_safely(self, records: list[ContactRecord], path: Path | None = None) -> bool:
         """Write to the spool; if even that fails the caller is still answered, and we say so loudly."""

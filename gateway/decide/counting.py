@@ -28,11 +28,16 @@ class Counting:
     def __init__(self, batch: RedisBatch, health: RedisHealth, pool: asyncpg.Pool, tz: ZoneInfo) -> None:
         self.batch, self.health, self.pool, self.tz = batch, health, pool, tz
 
-    async def count(self, compiled: CompiledRuleSet, match: Match, channel: str, now: datetime) -> dict[str, int]:
-        """This contact counted in every counter the rules need for it."""
+    def needed(self, compiled: CompiledRuleSet, match: Match, channel: str, now: datetime) -> list[CounterSpec]:
+        """The counters the rules need for this contact (none for most: no Redis call then)."""
         if not match.bundles:
-            return {}
-        specs = counters_needed(compiled, match.bundles, now, self.tz, channel)
+            return []
+        return counters_needed(compiled, match.bundles, now, self.tz, channel)
+
+    async def count(
+        self, compiled: CompiledRuleSet, match: Match, specs: list[CounterSpec], now: datetime
+    ) -> dict[str, int]:
+        """This contact counted in each of `specs` (from `needed`)."""
         if not specs:
             return {}
         if self.health.usable():

@@ -3,6 +3,12 @@
 A retry of a provider id (Twilio and Amazon Connect retry) gets the answer the first attempt got.
 Redis holds the claim and then the answer; the contact log's unique key on (channel, provider id)
 is the backstop that settles any race Redis could not see.
+
+Most contacts claim their provider id in the contact log's batch, one Redis call for the whole
+batch before it is committed (`claim`), so a decision costs no Redis round trip of its own. A
+contact whose decision counts contacts claims first (`earlier`), so that a retry is not counted
+twice. Either way the claim is made before the record can become durable (committed or spooled):
+a retry arriving while PostgreSQL hangs finds it, and hears the first attempt's answer.
 """
 
 from __future__ import annotations
@@ -30,10 +36,39 @@ POLL_SECONDS = 0.005
 # for it) never replaces it, so every retry from then on hears the same answer.
 FIRST_ANSWER = """
 local v = redis.call('GET', KEYS[1])
-if v and v ~= 'pending' then return 0 end
+if v and string.sub(v, 1, 7) ~= 'pending' then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 return 1
 """
+
+# One call per batch of the contact log: first the answers of records made durable since the last
+# call (FIRST_ANSWER for each), then each provider id of the batch about to be made durable is
+# claimed ('pending:<contact id>') unless Redis holds it already. Returns, per claimed key, '' when
+# the claim is ours (also when an earlier try of this very call made it), or what Redis held
+# (another attempt's 'pending…', or the answer given).
+# KEYS: the n remembered keys, then the m keys to claim. ARGV: ttl, n, the n answers, the m contact ids.
+CLAIM_BATCH = """
+local ttl, n = ARGV[1], tonumber(ARGV[2])
+for i = 1, n do
+  local v = redis.call('GET', KEYS[i])
+  if not v or string.sub(v, 1, 7) == 'pending' then redis.call('SET', KEYS[i], ARGV[i + 2], 'EX', ttl) end
+end
+local out = {}
+for i = n + 1, #KEYS do
+  local mine = 'pending:' .. ARGV[i + 2]
+  local v = redis.call('GET', KEYS[i])
+  if not v then redis.call('SET', KEYS[i], mine, 'EX', ttl); out[i - n] = ''
+  elseif v == mine then out[i - n] = ''
+  else out[i - n] = v end
+end
+return out
+"""
+# Answers made durable wait this long for the next batch's claim to carry them, then go on their own.
+REMEMBER_WITHIN = 0.005
+# A batch's claim that timed out is asked again once, for up to this long, before the batch goes on
+# without it; answers sent on their own have as long.
+CLAIM_PATIENCE = 1.0
+UNSENT_MAX = 10_000
 
 
 def key(channel: str, provider_id: str) -> str:
@@ -44,6 +79,46 @@ class Idempotency:
     def __init__(self, redis: aioredis.Redis, batch: RedisBatch, health: RedisHealth, pool: asyncpg.Pool) -> None:
         self.redis, self.batch, self.health, self.pool = redis, batch, health, pool
         self._first_answer = redis.register_script(FIRST_ANSWER)
+        self._claim_batch = redis.register_script(CLAIM_BATCH)
+        self._unsent: list[tuple[str, str]] = []  # answers made durable, not in Redis yet
+        self._sender: asyncio.Task[None] | None = None
+
+    async def claim(self, records: list[ContactRecord]) -> list[Appended | None]:
+        """The contact log's `Claims`: claim these records' provider ids in one call, just before
+        they become durable. None: log it (ours, or Redis could not say: the log's unique key decides)."""
+        if not self.health.usable():
+            return [None] * len(records)
+        claims = [(key(r.channel, r.provider_id or ""), str(r.id)) for r in records]
+        try:
+            try:
+                held = await self._send(claims, self.health.budget)
+            except TimeoutError:
+                # Slow is not down: these records may be about to be spooled, where nothing else
+                # would stop a retry being answered with a second contact id. Ask once more, with
+                # time (a claim that landed the first time is recognised as ours).
+                held = await self._send(claims, CLAIM_PATIENCE)
+        except (RedisError, OSError, TimeoutError) as exc:
+            self.health.failed(exc)
+            return [None] * len(records)
+        return [_outcome(v) for v in held]
+
+    async def _send(self, claims: list[tuple[str, str]], budget: float) -> list[bytes]:
+        """One call: the answers waiting to be remembered, and these claims (key, contact id). The
+        answers go back in the queue if the call fails."""
+        unsent, self._unsent = self._unsent, []
+        keys = [k for k, _ in unsent] + [k for k, _ in claims]
+        args: list[str | int] = [TTL_SECONDS, len(unsent), *(a for _, a in unsent), *(cid for _, cid in claims)]
+        try:
+            async with asyncio.timeout(budget):
+                held: list[bytes] = await self._claim_batch(keys=keys, args=args)
+        except BaseException:
+            self._unsent[:0] = unsent
+            raise
+        return held
+
+    async def answer_of(self, contact: InboundContact) -> Decision:
+        """The answer of the attempt in flight that holds this contact's provider id (the caller bounds the wait)."""
+        return await self._wait_for_answer(key(contact.channel, contact.provider_id or ""))
 
     async def earlier(self, contact: InboundContact, budget: asyncio.Timeout, patience: float) -> Decision | None:
         """The answer already given for this provider id; None: ours to decide.
@@ -76,7 +151,7 @@ class Idempotency:
         """Another request holds the claim: poll for its answer (the caller's deadline bounds this)."""
         while True:
             value = await self.batch.call("get", k)
-            if value and value != PENDING:
+            if value and not value.startswith(PENDING):
                 return Decision.model_validate_json(value)
             await asyncio.sleep(POLL_SECONDS)
 
@@ -97,14 +172,46 @@ class Idempotency:
             await self._first_answer(keys=[key(contact.channel, contact.provider_id)], args=args)
 
     async def remember(self, records: list[ContactRecord]) -> None:
-        """Once a batch is durable, its decisions answer retries (one Redis round trip)."""
-        keyed = [r for r in records if r.provider_id and r.decision]
-        if not keyed:
-            return
-        with contextlib.suppress(RedisError, OSError):  # the database holds them too
-            pipe = self.redis.pipeline(transaction=False)
-            for r in keyed:
-                assert r.provider_id is not None
-                args = (json.dumps(r.decision), TTL_SECONDS)
-                await self._first_answer(keys=[key(r.channel, r.provider_id)], args=args, client=pipe)
-            await pipe.execute()
+        """Once a batch is durable, its decisions answer retries: carried by the next batch's claim,
+        or sent on their own within REMEMBER_WITHIN (a retry meanwhile waits on the 'pending' claim)."""
+        self._unsent += [
+            (key(r.channel, r.provider_id), json.dumps(r.decision, separators=(",", ":")))
+            for r in records
+            if r.provider_id and r.decision
+        ]
+        del self._unsent[:-UNSENT_MAX]  # Redis away a long time: the database holds the oldest
+        if self._unsent and (self._sender is None or self._sender.done()):
+            self._sender = asyncio.create_task(self._send_soon())
+
+    async def close(self) -> None:
+        """At shutdown (after the contact log drained): the answers not sent yet, one last try."""
+        if self._sender is not None:
+            self._sender.cancel()
+            await asyncio.gather(self._sender, return_exceptions=True)
+        if self._unsent and self.health.usable():
+            with contextlib.suppress(RedisError, OSError, TimeoutError):  # the database holds them too
+                await self._send([], CLAIM_PATIENCE)
+
+    async def _send_soon(self) -> None:
+        """Until every answer is in Redis (a retry may be waiting on its claim): off the reply path,
+        so with time to spare, and again after a failure while Redis is not known to be down."""
+        delay = REMEMBER_WITHIN
+        while self._unsent:
+            await asyncio.sleep(delay)
+            if not self._unsent:
+                return
+            if not self.health.usable():
+                delay = self.health.rest
+                continue
+            try:
+                await self._send([], CLAIM_PATIENCE)
+            except (RedisError, OSError, TimeoutError):  # kept for the next try, or the next claim
+                delay = min(delay * 4, CLAIM_PATIENCE)
+
+
+def _outcome(held: bytes) -> Appended | None:
+    if not held:
+        return None
+    if held.startswith(PENDING):
+        return Appended(in_flight=True)
+    return Appended(duplicate_of=json.loads(held))

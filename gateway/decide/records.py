@@ -39,6 +39,7 @@ def decided_record(
     error: str | None = None,
 ) -> ContactRecord:
     m = decision.matched
+    answered = decision.model_dump(mode="json")  # once: the row's JSON columns are parts of it
     return ContactRecord(
         id=uuid.UUID(decision.contact_id),
         received_at=received,
@@ -58,16 +59,16 @@ def decided_record(
         on_behalf_of=contact.on_behalf_of,
         representative_of=list(m.representative_of),
         ambiguous=m.ambiguous,
-        target=decision.target.model_dump() if decision.target else None,
+        target=answered["target"],
         flagged=decision.flagged,
-        banner=decision.banner.model_dump(mode="json") if decision.banner else None,
+        banner=answered["banner"],
         customer_message=decision.customer_message,
-        reasons=[r.model_dump() for r in decision.reasons],
+        reasons=answered["reasons"],
         ruleset_version=decision.ruleset_version,
         degraded=decision.degraded,
         latency_us=int((time.perf_counter() - started) * 1e6),
         error=error,
-        decision=decision.model_dump(mode="json"),
+        decision=answered,
     )
 
 

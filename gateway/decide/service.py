@@ -1,8 +1,11 @@
 """The one decide service every channel goes through. It reads in the order a contact travels:
-claim (a retry gets its earlier answer) → lookup (the index) → count → rules (pure) → log → effects.
+lookup (the index) → claim and count, when the rules count this contact → rules (pure) → log (which
+claims the provider id of every other contact, a batch at a time) → effects.
 
-Bounded by the settings' deadline: on a fault or a slow dependency the contact is routed to the
-general queue with `degraded: true`, and still logged. The reply waits until the row is durable.
+A contact that needs no counter (most: no restriction that counts) is decided without a Redis
+round trip or a timer of its own. Bounded by the settings' deadline: on a fault or a slow dependency
+the contact is routed to the general queue with `degraded: true`, and still logged. The reply waits
+until the row is durable; a retry hears the answer its first attempt got.
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ from redis.exceptions import RedisError
 from .. import metrics
 from ..caseref import CaseRefPattern, resolve
 from ..contact import Decision, InboundContact, degraded_decision
-from ..contactlog import ContactLog, ContactRecord
+from ..contactlog import Appended, ContactLog, ContactRecord
 from ..identifiers import SenderHandle, sender_handle
 from ..index import RestrictionIndex
+from ..rules.context import Match
+from ..rules.engine import Verdict
 from ..rules.engine import decide as rules_decide
 from ..settings import Settings
 from .context import Contexts
@@ -29,6 +34,7 @@ from .counting import Counting
 from .effects import Effects
 from .idempotency import Idempotency
 from .records import Rejected, decided_record, rejected_record
+from .unmatched import UnmatchedVerdicts
 
 log = logging.getLogger(__name__)
 # Faults the safe answer expects; anything else is also answered safely but logged with its trace.
@@ -53,6 +59,7 @@ class DecideService:
         self.index, self.contexts, self.claims, self.counting = index, contexts, claims, counting
         self.log, self.effects = contact_log, effects
         self.case_refs = CaseRefPattern(settings.case_ref_pattern)
+        self.unmatched = UnmatchedVerdicts()
         self.deadline = settings.decide_deadline_ms / 1000
         self.log_wait = settings.log_wait_ms / 1000
         # How long a retry waits for the attempt in flight: its decision, then its row made durable.
@@ -65,34 +72,72 @@ class DecideService:
         received = contact.received_at or datetime.now(UTC)
         contact_id = str(uuid.uuid4())
         handle = sender_handle(contact.channel, contact.sender)
+        claimed = False  # its provider id claimed before deciding (only when the rules count it)
         try:
-            async with asyncio.timeout(self.deadline) as budget:  # one timer: the claim and the decision
-                earlier = await self.claims.earlier(contact, budget, self.retry_patience)
-                if earlier is not None:
-                    return earlier, False
-                decision = await self._evaluate(contact, contact_id, handle, received)
+            decision = self._decide_now(contact, contact_id, handle, received)
+            if decision is None:  # the rules count this contact: claim first, so a retry is not counted twice
+                claimed = True
+                async with asyncio.timeout(self.deadline) as budget:
+                    earlier = await self.claims.earlier(contact, budget, self.retry_patience)
+                    if earlier is not None:
+                        return earlier, False
+                    decision = await self._counted(contact, contact_id, handle, received)
         except Exception as exc:  # the safe answer, whatever failed: never hang, never 500
             decision = self._degraded(contact, contact_id, received, exc)
-        appended = await self.log.append(
-            decided_record(contact, decision, handle, received, started), wait=self.log_wait
-        )
+        record = decided_record(contact, decision, handle, received, started)
+        appended = await self.log.append(record, wait=self.log_wait, claimed=claimed)
+        if appended.in_flight:  # another attempt holds this provider id: its answer is ours
+            appended = await self._answer_of_attempt_in_flight(contact, record)
         decision, created = self.claims.settle(decision, appended)
         self.effects.after_reply(contact, decision, created)
         metrics.DECISIONS.labels(contact.channel, decision.action).inc()
         metrics.DECIDE_SECONDS.observe(time.perf_counter() - started)
         return decision, created
 
-    async def _evaluate(
+    def _decide_now(
         self, contact: InboundContact, contact_id: str, handle: SenderHandle, received: datetime
-    ) -> Decision:
+    ) -> Decision | None:
+        """The decision, when the rules need no counter for this contact; None when they do."""
         if not self.index.loaded:
             raise IndexNotLoaded("restriction index not loaded yet")
         match = self.index.match(handle.kind, handle.value, withheld=handle.withheld, on_behalf_of=contact.on_behalf_of)
+        if self.counting.needed(self.contexts.rules.compiled, match, contact.channel, received):
+            return None
+        return self._rules(contact, contact_id, match, {}, received)
+
+    async def _counted(
+        self, contact: InboundContact, contact_id: str, handle: SenderHandle, received: datetime
+    ) -> Decision:
+        match = self.index.match(handle.kind, handle.value, withheld=handle.withheld, on_behalf_of=contact.on_behalf_of)
         compiled = self.contexts.rules.compiled
-        counts = await self.counting.count(compiled, match, contact.channel, received)
+        specs = self.counting.needed(compiled, match, contact.channel, received)
+        counts = await self.counting.count(compiled, match, specs, received)
+        return self._rules(contact, contact_id, match, counts, received)
+
+    def _rules(
+        self, contact: InboundContact, contact_id: str, match: Match, counts: dict[str, int], received: datetime
+    ) -> Decision:
         case = self.index.case(contact.case_ref)
-        ctx = self.contexts.build(match, counts=counts, case=case, appointment=contact.appointment)
-        return rules_decide(contact, ctx, received).to_decision(contact_id, received_at=received)
+
+        def verdict() -> Verdict:
+            ctx = self.contexts.build(match, counts=counts, case=case, appointment=contact.appointment)
+            return rules_decide(contact, ctx, received)
+
+        if UnmatchedVerdicts.applies(match, case is not None):
+            rules, calendar = self.contexts.rules.compiled, self.contexts.calendar()
+            found = self.unmatched.verdict(rules, calendar, contact.channel, match.withheld, received, verdict)
+            return found.to_decision(contact_id, received_at=received)
+        return verdict().to_decision(contact_id, received_at=received)
+
+    async def _answer_of_attempt_in_flight(self, contact: InboundContact, record: ContactRecord) -> Appended:
+        """Wait for the answer of the attempt that holds this provider id; if none comes in time (that
+        attempt was lost), log ours after all and let the log's unique key decide."""
+        try:
+            async with asyncio.timeout(self.retry_patience):
+                earlier = await self.claims.answer_of(contact)
+            return Appended(duplicate_of=earlier.model_dump(mode="json"))
+        except (TimeoutError, RedisError, OSError):
+            return await self.log.append(record, wait=self.log_wait, claimed=True)
 
     def with_case_ref(self, contact: InboundContact) -> InboundContact:
         """The contact with the case it is about, found in its subject when the caller named none."""

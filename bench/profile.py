@@ -1,0 +1,140 @@
+"""Where the CPU goes: process CPU seconds (gateway workers, PostgreSQL) and a py-spy profile split.
+
+CPU time is counted per process (user + system), so a busy machine inflates it far less than it
+does wall-clock figures. The profile samples one worker with py-spy while a phase runs; each sample
+is put in one part of the decide path by its stack (the deepest frame of a known part), and a part's
+share of the samples times the measured CPU per decision gives its cost in µs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import psutil
+
+# Parts of the decide path (matched anywhere in a stack: the deepest frame wins); py-spy names
+# files by their path below site-packages or the repository ...
+_PARTS = (
+    ("Redis", ("(redis/", "gateway/redisbatch.py", "gateway/decide/idempotency.py", "gateway/decide/counting.py")),
+    ("contact log", ("gateway/contactlog/", "gateway/store/contactlog.py", "(asyncpg/")),
+    ("rules", ("gateway/rules/", "gateway/decide/context.py")),
+    ("index and phone parsing", ("gateway/index/", "gateway/identifiers.py", "(phonenumbers/")),
+)
+# ... and, when a stack holds none of them, what it was doing. The event loop's own work (polling,
+# sockets, callbacks: C code under aiohttp's run_app) shows as run_app itself.
+_GENERIC = (
+    ("pydantic and JSON", ("(pydantic/", "(pydantic_core/", "(json/", "orjson")),
+    ("metrics", ("(prometheus_client/", "gateway/metrics.py")),
+    ("event loop, tasks, timers", ("run_app (aiohttp/web.py", "(asyncio/", "uvloop")),
+    ("HTTP (aiohttp, auth, channel)", ("(aiohttp/", "(multidict/", "(yarl/", "gateway/auth.py", "gateway/channels/")),
+    ("decide service", ("gateway/decide/",)),
+)
+PART_NAMES = [name for name, _ in (*_PARTS, *_GENERIC)] + ["other"]
+
+
+def _deepest(frames: list[str], table: tuple[tuple[str, tuple[str, ...]], ...]) -> str | None:
+    for frame in reversed(frames):
+        for name, needles in table:
+            if any(n in frame for n in needles):
+                return name
+    return None
+
+
+def classify(stack: str) -> str:
+    """One py-spy raw stack ("fn (file:line);fn (file:line)", root first) → its part of the path."""
+    frames = stack.split(";")
+    return _deepest(frames, _PARTS) or _deepest(frames, _GENERIC) or "other"
+
+
+@dataclass
+class Profile:
+    samples: Counter[str] = field(default_factory=Counter)
+    error: str | None = None
+
+    @property
+    def total(self) -> int:
+        return sum(self.samples.values())
+
+    def shares(self) -> list[tuple[str, float]]:
+        total = max(self.total, 1)
+        return sorted(((n, c / total) for n, c in self.samples.items()), key=lambda x: -x[1])
+
+    def describe(self, us_per_decision: float) -> str:
+        if self.error or not self.total:
+            return f"no profile ({self.error or 'no samples'})"
+        return "; ".join(f"{name} {share:.0%} ({share * us_per_decision:,.0f})" for name, share in self.shares())
+
+
+def parse_raw(lines: Iterable[str]) -> Profile:
+    profile = Profile()
+    for line in lines:
+        stack, _, count = line.rstrip().rpartition(" ")
+        if stack and count.isdigit():
+            profile.samples[classify(stack)] += int(count)
+    return profile
+
+
+@contextlib.contextmanager
+def sampled(pid: int, seconds: float, rate: int = 250) -> Iterator[Profile]:
+    """Profile `pid` with py-spy for at most `seconds` while the block runs; filled in on exit."""
+    profile = Profile()
+    beside = Path(sys.executable).with_name("py-spy")  # installed in the venv, which may not be on PATH
+    spy = str(beside) if beside.exists() else shutil.which("py-spy")
+    if spy is None:
+        profile.error = "py-spy not installed"
+        yield profile
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp:
+        out = Path(tmp) / "raw.txt"
+        cmd = [spy, "record", "--pid", str(pid), "--rate", str(rate), "--duration", str(max(1, int(seconds)))]
+        cmd += ["--format", "raw", "--nonblocking", "--output", str(out)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            yield profile
+        finally:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(seconds + 10)
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait()
+            if out.exists():
+                parsed = parse_raw(out.read_text().splitlines())
+                profile.samples = parsed.samples
+            else:
+                stderr = proc.stderr.read() if proc.stderr else ""
+                profile.error = (stderr.strip().splitlines() or ["py-spy wrote no profile"])[-1][:120]
+
+
+def cpu_seconds(pids: Iterable[int]) -> dict[int, float]:
+    """User + system CPU seconds of each live process."""
+    out = {}
+    for pid in pids:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            t = psutil.Process(pid).cpu_times()
+            out[pid] = t.user + t.system
+    return out
+
+
+def used_since(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds used between two snapshots (a process born meanwhile counts from zero)."""
+    return sum(t - before.get(pid, 0.0) for pid, t in after.items())
+
+
+def postgres_pids(database_url: str) -> list[int]:
+    """The PostgreSQL server listening on the URL's port and every process it started."""
+    port = urlsplit(database_url).port or 5432
+    with contextlib.suppress(psutil.AccessDenied):
+        for c in psutil.net_connections(kind="tcp"):
+            if c.status == psutil.CONN_LISTEN and c.laddr.port == port and c.pid:
+                master = psutil.Process(c.pid)
+                return [master.pid, *(p.pid for p in master.children(recursive=True))]
+    return []
