@@ -123,9 +123,10 @@ class DecideService:
             ctx = self.contexts.build(match, counts=counts, case=case, appointment=contact.appointment)
             return rules_decide(contact, ctx, received)
 
-        if UnmatchedVerdicts.applies(match, case is not None):
-            rules, calendar = self.contexts.rules.compiled, self.contexts.calendar()
-            found = self.unmatched.verdict(rules, calendar, contact.channel, match.withheld, received, verdict)
+        rules = self.contexts.rules.compiled
+        key = UnmatchedVerdicts.key(contact, match, case is not None, rules)
+        if key is not None:
+            found = self.unmatched.verdict(rules, self.contexts.calendar(), key, received, verdict)
             return found.to_decision(contact_id, received_at=received)
         return verdict().to_decision(contact_id, received_at=received)
 

@@ -2,8 +2,10 @@
 
 With no customer there is no restriction, no counter and (without a case) nothing of the sender in
 the rules' view: the rule set's verdict depends only on the channel, whether the number was
-withheld, the rule set, the calendar and the local minute (windows are whole minutes, and so are
-the times a message quotes). So the common case costs a dictionary look-up, not the composition.
+withheld, the number or mailbox contacted (when some rule routes on it), the rule set, the calendar
+and the local minute (windows are whole minutes, and so are the times a message quotes). So the
+common case costs a dictionary look-up, not the composition. A sender the rules know something of
+(recorded adjustments, acting for someone) or a rule set that reads the subject is decided in full.
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ from ..rules.calendar import Calendar
 from ..rules.compiled import CompiledRuleSet
 from ..rules.context import Match
 from ..rules.engine import Verdict
+from ..rules.vocabulary import Contact
+from ..rules.words import address_keys
 
-_Key = tuple[str, bool]
+_Key = tuple[str, bool, frozenset[str]]
+_MOST = 1024  # kept verdicts per minute: a flood of distinct numbers called is decided, not hoarded
 
 
 class UnmatchedVerdicts:
@@ -25,25 +30,30 @@ class UnmatchedVerdicts:
         self._verdicts: dict[_Key, Verdict] = {}
 
     @staticmethod
-    def applies(match: Match, has_case: bool) -> bool:
-        return not match.bundles and not match.representative_of and not has_case
+    def key(contact: Contact, match: Match, has_case: bool, ruleset: CompiledRuleSet) -> _Key | None:
+        """What an unmatched sender's verdict depends on besides the minute; None when it depends on more."""
+        known = match.bundles or match.representative_of or match.adjustments or match.on_behalf
+        if known or has_case or contact.on_behalf_of or "subject_has" in ruleset.conditions:
+            return None
+        to = address_keys(contact.to) if "to" in ruleset.conditions else frozenset()
+        return (contact.channel, match.withheld, to)
 
     def verdict(
         self,
         ruleset: CompiledRuleSet,
         calendar: Calendar,
-        channel: str,
-        withheld: bool,
+        key: _Key,
         now: datetime,
         compute: Callable[[], Verdict],
     ) -> Verdict:
-        """The verdict for an unmatched sender (see `applies`) at `now`; `compute` on the minute's first."""
+        """The verdict for an unmatched sender (its `key`) at `now`; `compute` on the minute's first."""
         minute = int(now.timestamp() // 60)
         current = self._minute
         if current is None or current[0] != minute or current[1] is not ruleset or current[2] is not calendar:
             self._minute, self._verdicts = (minute, ruleset, calendar), {}
-        key = (channel, withheld)
         verdict = self._verdicts.get(key)
         if verdict is None:
-            verdict = self._verdicts[key] = compute()
+            verdict = compute()
+            if len(self._verdicts) < _MOST:
+                self._verdicts[key] = verdict
         return verdict
