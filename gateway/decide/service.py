@@ -73,9 +73,9 @@ class DecideService:
                 decision = await self._evaluate(contact, contact_id, handle, received)
         except Exception as exc:  # the safe answer, whatever failed: never hang, never 500
             decision = self._degraded(contact, contact_id, received, exc)
-        appended = await self.log.append(
-            decided_record(contact, decision, handle, received, started), wait=self.log_wait
-        )
+        ack, ack_note = self.effects.acknowledgement(contact, decision)
+        record = decided_record(contact, decision, handle, received, started, ack=ack, ack_note=ack_note)
+        appended = await self.log.append(record, wait=self.log_wait)
         decision, created = self.claims.settle(decision, appended)
         self.effects.after_reply(contact, decision, created)
         metrics.DECISIONS.labels(contact.channel, decision.action).inc()

@@ -16,9 +16,9 @@ from email.header import decode_header, make_header
 from email.message import EmailMessage, Message
 from email.utils import getaddresses
 
+from ...contact import LOOP_HEADER
 from .htmltext import html_to_text
 
-LOOP_HEADER = "X-Contact-Loop"  # set on everything the gateway sends, so it never answers itself
 # The headers the acknowledgement rules read (RFC 3834 and the common auto-reply markers).
 CONTROL = (
     "auto-submitted",
