@@ -15,7 +15,7 @@ LANE = "/v1/readthrough"
 
 @pytest.fixture
 async def lane(settings, conn, keys, api):
-    async with running(settings, conn) as (client, app):
+    async with running(settings, conn) as (client, _):
         team = await api.team()  # their own keys: a mark is a person's step
         yield client, team
 
