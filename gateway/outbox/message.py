@@ -50,7 +50,7 @@ def checked(name: str, value: str) -> str:
 def one_address(value: str) -> str:
     """Exactly one plain address: no display name, list or group that could widen the recipients."""
     checked("to", value)
-    if value.count("@") != 1 or any(c in value for c in ' ,;:<>()"\\'):
+    if value.count("@") != 1 or "=?" in value or any(c in value for c in ' ,;:<>()"\\'):
         raise HeaderInjection(f"to must be one plain address, got {value[:80]!r}")
     return value
 

@@ -91,7 +91,10 @@ class OutboxSender:
         """Deliver what is due now; returns how many rows were handled."""
         rows = await store.claim_due(self.pool, BATCH, LEASE_SECONDS)
         for row in rows:
-            await self._deliver(row)
+            try:
+                await self._deliver(row)
+            except Exception:  # one message's fault must not hold up the rest: it is retried after its lease
+                log.exception("outbox %s: delivery failed unexpectedly", row["id"])
         return len(rows)
 
     async def _deliver(self, row: asyncpg.Record) -> None:
@@ -113,6 +116,8 @@ class OutboxSender:
         try:
             await aiosmtplib.send(
                 msg,
+                sender=ack_address(self.settings),
+                recipients=[mail.to],
                 hostname=self.relay.host,
                 port=self.relay.port,
                 use_tls=self.relay.tls,
@@ -121,6 +126,10 @@ class OutboxSender:
                 timeout=SEND_TIMEOUT,
                 start_tls=False if not self.relay.tls and self.relay.username is None else None,
             )
+        except ValueError as exc:  # an address the SMTP client will not put on the wire: never sendable
+            await self._settle(row, "refused", str(exc))
+            await self.limits.release(row["id"], row["to_addr"], row["case_id"])
+            return
         except FAULTS as exc:
             await self._failed(row, exc)
             return
