@@ -42,9 +42,9 @@ async def waiting(request: web.Request) -> web.Response:
 
 async def mark(request: web.Request) -> web.Response:
     try:
-        contact_id = uuid.UUID(request.match_info["id"])
+        contact_id = uuid.UUID(request.match_info["contact_id"])
     except ValueError:
-        raise field_error("id", "not a contact id (a UUID)") from None
+        raise field_error("contact_id", "not a contact id (a UUID)") from None
     body = await read_model(request, MarkIn)
     actor = principal(request).actor
     staff_id = acting(actor)
@@ -64,4 +64,4 @@ async def mark(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     add_route(app, "GET", "/v1/readthrough", waiting, ROLES)
-    add_route(app, "POST", "/v1/readthrough/{id}", mark, ROLES, person=True)
+    add_route(app, "POST", "/v1/readthrough/{contact_id}", mark, ROLES, person=True)

@@ -4,7 +4,7 @@ generic JSON shape; the reply is the decision as JSON. The gateway sends any ack
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
 import pydantic
 from aiohttp import web
@@ -20,7 +20,10 @@ from .contact import contact_from_message
 from .mime import MailLimits, MailMessage, message_from_fields, read_message
 
 RAW_TYPES = ("message/rfc822", "text/plain", "application/octet-stream")
-Addresses = str | list[str]
+Addresses = (
+    Annotated[str, Field(max_length=20_000)]
+    | Annotated[list[Annotated[str, Field(max_length=1000)]], Field(max_length=200)]
+)
 
 
 class EmailJson(BaseModel):
@@ -29,11 +32,11 @@ class EmailJson(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     sender: str = Field(alias="from", max_length=2000)
-    to: Addresses = Field(default="", max_length=50)
+    to: Addresses = ""
     subject: str = Field(default="", max_length=10_000)
     message_id: str | None = Field(default=None, max_length=2000)
     in_reply_to: str = Field(default="", max_length=20_000)
-    references: Addresses = Field(default="", max_length=200)
+    references: Addresses = ""
     text: str = Field(default="", max_length=5_000_000)
     html: str = Field(default="", max_length=20_000_000)
     headers: dict[str, str] = Field(default_factory=dict, max_length=1000)
