@@ -116,6 +116,12 @@ SUPERSETS = {
 _SINGLE_BYTE = ("cp1252", "iso-8859", "windows-", "koi8", "cp125")
 
 
+def _superset(charset: str) -> str:
+    """An encoded word's charset as its superset. ISO-2022-JP stays: its 7-bit escapes are not CP932."""
+    lowered = charset.lower()
+    return charset if lowered == "iso-2022-jp" else SUPERSETS.get(lowered, charset)
+
+
 def charset_candidates(declared: list[str]) -> list[str]:
     """The charsets to try on raw 8-bit text: multi-byte ones first (they fail loudly when wrong)."""
     named = list(dict.fromkeys(SUPERSETS.get(c.lower(), c.lower()) for c in declared if c))
@@ -184,25 +190,13 @@ class _Reader:
         self.charsets = tuple(charset_candidates(_declared_charsets(msg)))
 
     def header(self, name: str, limit: int = HEADER_CHARS) -> str:
+        """An unstructured header's text, read from its raw value: encoded words decoded (each
+        charset as its superset), raw 8-bit text in the message's charsets. (The library's header
+        objects parse each value in full, several times slower, for structure we do not use.)"""
         if name not in self.names:
             return ""
-        try:
-            value = self.msg.get(name)
-            return self._repaired(name, str(value), limit) if value is not None else ""
-        except Exception as exc:
-            self._defects.append(f"{name}: {type(exc).__name__}")
-            return clean_text(self._raw(name), limit, self.charsets)
-
-    def _repaired(self, name: str, value: str, limit: int) -> str:
-        """A value the library decoded with replacement characters (a charset written in its
-        superset) is decoded again from the raw header, each charset read as its superset."""
-        if "\ufffd" in value:
-            raw = _FOLD.sub("", self._raw(name, decode=False))
-            if _SURROGATES.search(raw):
-                value = raw  # raw 8-bit text: clean_text reads it in the message's charsets
-            elif "=?" in raw:
-                value = _decoded(raw)
-        return clean_text(value, limit, self.charsets)
+        raw = _FOLD.sub("", self._raw(name, decode=False)[: limit * 100])
+        return clean_text(_decoded(raw) if "=?" in raw else raw, limit, self.charsets)
 
     def _raw(self, name: str, decode: bool = True) -> str:
         found = self._raws(name)
@@ -225,6 +219,10 @@ class _Reader:
         return [(clean_text(n, charsets=self.charsets), clean_text(a, 320)) for n, a in found[:50]]
 
     def _addresses_in(self, raw: str) -> list[tuple[str, str]]:
+        if "=?" not in raw:  # no encoded word: the plain parser reads it alike, and much faster
+            quick = getaddresses([raw])
+            if quick and all("@" in a for _, a in quick):
+                return quick
         try:
             header = policy.default.header_factory("from", raw)
             parsed = [(a.display_name, a.addr_spec) for a in getattr(header, "addresses", ())]
@@ -254,19 +252,23 @@ class _Reader:
         return found[0][0] if found else ""
 
 
+_CHARSET_PARAM = re.compile(r"""charset\s*=\s*["']?([A-Za-z0-9_.:+-]{1,40})""", re.IGNORECASE)
+
+
 def _declared_charsets(msg: Message) -> list[str]:
-    """The charsets the message declares for its text (breadth first, a few parts)."""
+    """The charsets the message declares for its text (breadth first, a few parts), read from the
+    raw Content-Type values: a hint for raw 8-bit headers, not worth a full header parse."""
     queue, seen, found = [msg], 0, []
     while queue and seen < 20:
         part = queue.pop(0)
         seen += 1
-        try:
-            charset = part.get_content_charset()
-            children = part.get_payload() if part.is_multipart() else None
-        except Exception:
-            continue
-        if charset and charset not in ("us-ascii", "utf-8"):
-            found.append(charset)
+        for k, v in part.raw_items():
+            if k.lower() == "content-type":
+                m = _CHARSET_PARAM.search(str(v)[:1000])
+                if m and m.group(1).lower() not in ("us-ascii", "utf-8"):
+                    found.append(m.group(1))
+                break
+        children = part.get_payload() if part.is_multipart() else None
         if isinstance(children, list):
             queue.extend(c for c in children[:10] if isinstance(c, Message))
     return found
@@ -277,7 +279,7 @@ _ENCODED_CHARSET = re.compile(r"=\?([^?*]{1,40})(\*[^?]*)?\?", re.ASCII)
 
 def _decoded(value: str) -> str:
     """Encoded words decoded, each charset read as its superset (a GB2312 word holding GBK)."""
-    value = _ENCODED_CHARSET.sub(lambda m: f"=?{SUPERSETS.get(m.group(1).lower(), m.group(1))}?", value)
+    value = _ENCODED_CHARSET.sub(lambda m: f"=?{_superset(m.group(1))}?", value)
     try:
         return str(make_header(decode_header(value)))
     except Exception:  # an encoded word that does not decode is kept as written
