@@ -5,10 +5,12 @@ daily cap per sender, with every suppression logged with its reason; In-Reply-To
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from gateway.contactlog import ContactRecord, Spool, replay_file
 from gateway.demo import load_demo
 from gateway.outbox import HeaderInjection, OutgoingMail, build_email
 from gateway.runtime import RUNTIME
@@ -275,3 +277,24 @@ async def test_the_outbox_sends_a_letter_with_its_attachment(gateway, conn):
     [part] = list(m.iter_attachments())
     assert part.get_filename() == "letter.pdf" and part.get_content() == pdf
     assert await conn.fetchval("SELECT status FROM outbox WHERE message_id = '<letter-1@demo-homes.org.uk>'") == "sent"
+
+
+async def test_a_spooled_contact_gets_its_acknowledgement_when_the_spool_is_replayed(settings, conn, tmp_path):
+    """The acknowledgement travels with its record: written to the outbox by the replay, once."""
+    record = ContactRecord(
+        id=uuid.uuid4(),
+        received_at=datetime.now(UTC),
+        channel="email",
+        action="auto_acknowledge",
+        provider_id="<spooled-1@mail.example.com>",
+        ack={"to": NOVAK, "subject": "Auto: x", "text": "t", "message_id": "<ack.spooled-1@x>"},
+    )
+    spool = Spool(tmp_path)
+    spool.write([record])
+    assert await replay_file(conn, spool.path) == 1
+    row = await conn.fetchrow("SELECT to_addr, status, contact_id FROM outbox")
+    assert (row["to_addr"], row["status"], row["contact_id"]) == (NOVAK, "queued", record.id)
+    spool.write([record])  # a second replay of the same record adds nothing
+    for path in spool.files():
+        await replay_file(conn, path)
+    assert await conn.fetchval("SELECT count(*) FROM outbox") == 1
