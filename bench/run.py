@@ -24,7 +24,7 @@ import redis
 from gateway import db
 from gateway.auth import create_key
 
-from . import logcheck, profile, propagation, report
+from . import logcheck, mail, profile, propagation, report
 from .load import Shape, ensure_loaded
 from .mix import body_prefix, describe, senders
 from .servers import Server, start_floor, start_gateway
@@ -169,11 +169,13 @@ async def _main(args: argparse.Namespace) -> int:
         floor = _floor(args, floor_script)
         print(f"  floor: {floor.rate:,.0f}/s", file=sys.stderr)
         scales = [await _scale(args, s, run_id, tmp) for s in shapes]
+        mailed = await mail.run(args, shapes[-1], run_id, tmp, _redis_url(os.environ["REDIS_URL"]))
     text = report.render(args, floor, scales, describe(senders(shapes[-1])), time.monotonic() - started)
+    text += mailed.line() + "\n"
     print(text)
     if not args.no_record:
         report.append(text)
-    return 0 if all(s.ok for s in scales) else 1
+    return 0 if all(s.ok for s in scales) and mailed.check.ok else 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,7 +11,19 @@ from aiohttp import web
 
 from . import channels, db
 from . import web as pages
-from .api import admin, banners, contacts, incidents, openapi, ops, reports, restrictions, retention, rulesets
+from .api import (
+    admin,
+    banners,
+    contacts,
+    incidents,
+    openapi,
+    ops,
+    readthrough,
+    reports,
+    restrictions,
+    retention,
+    rulesets,
+)
 from .appkeys import KEYRING, POOL, REDIS, SETTINGS
 from .auth import KeyRing
 from .http import MAX_BODY, ROUTE_ROLES, auth_middleware_factory, error_middleware
@@ -31,6 +43,7 @@ ROUTE_MODULES: list[Callable[[web.Application], None]] = [
     incidents.setup,
     restrictions.setup,
     reports.setup,
+    readthrough.setup,
     retention.setup,
     rulesets.setup,
     openapi.setup,

@@ -47,6 +47,8 @@ MAIL_MESSAGE_ID = "message-id"
 MAIL_REFERENCES = "references"
 MAIL_NO_ACK = "no-ack"
 MAIL_DEFECTS = "defects"
+# Set on every email the gateway sends, so that it never answers its own mail.
+LOOP_HEADER = "X-Contact-Loop"
 RECEIVED_AT_FUTURE = timedelta(days=1)
 
 

@@ -9,7 +9,7 @@ PG_INVALIDATE_CHANNEL = "gateway_invalidate"
 IDEMPOTENCY = PREFIX + "idem:"
 # contact counters for contact_limit and manager rules: COUNTER + counter key
 COUNTER = PREFIX + "count:"
-# acknowledgement rate limits: ACK_LIMIT + sender + ":" + case
+# acknowledgement rate limits: ACK_LIMIT + sender + ":" + case (or "none"); ACK_LIMIT + "day:" + date + ":" + sender
 ACK_LIMIT = PREFIX + "ack:"
 # Pub/sub channel of banners for agent screens.
 BANNER_CHANNEL = PREFIX + "banners"

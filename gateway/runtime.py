@@ -1,7 +1,7 @@
 """One Runtime per process: the long-lived services every request and channel shares.
 
 Built top to bottom when the app starts — rule set in force → restriction index and its keeper →
-after-commit effects → contact log → decide service — and closed in reverse. Held under one typed
+outbox sender → after-commit effects → contact log → decide service — and closed in reverse. Held under one typed
 app key, RUNTIME; nothing else wires services together.
 """
 
@@ -23,6 +23,7 @@ from .decide.effects import Effects
 from .decide.idempotency import Idempotency
 from .decide.redishealth import RedisHealth
 from .index import IndexKeeper, RestrictionIndex
+from .outbox import OutboxSender
 from .redisbatch import RedisBatch
 from .rules.compiled import CompiledRuleSet, compile_ruleset
 from .rules.default_ruleset import DEFAULT_RULESET
@@ -49,6 +50,7 @@ class Runtime:
     contexts: Contexts
     contact_log: ContactLog
     decide: DecideService
+    outbox: OutboxSender
 
     @classmethod
     async def open(cls, settings: Settings, pool: asyncpg.Pool, redis: aioredis.Redis) -> Runtime:
@@ -57,7 +59,8 @@ class Runtime:
         index = RestrictionIndex()
         health, batch = RedisHealth(redis), RedisBatch(redis)
         claims = Idempotency(redis, batch, health, pool)
-        effects = Effects(redis, claims)
+        outbox = OutboxSender(pool, redis, settings)
+        effects = Effects(redis, claims, settings, outbox.wake)
         contexts = Contexts(index, rules, tz, settings.provider())
         contact_log = ContactLog(pool, settings, on_logged=effects.after_commit, claims=claims)
         decide = DecideService(
@@ -75,12 +78,14 @@ class Runtime:
         keeper = IndexKeeper(
             index, pool, redis, settings.database_url or "", settings.resync_seconds, today, on_message
         )
-        runtime = cls(settings, pool, redis, rules, index, keeper, contexts, contact_log, decide)
+        runtime = cls(settings, pool, redis, rules, index, keeper, contexts, contact_log, decide, outbox)
         contact_log.start()
+        outbox.start()
         await keeper.start()
         return runtime
 
     async def close(self) -> None:
+        await self.outbox.close()
         await self.keeper.close()
         await self.contact_log.close()
         await self.decide.claims.close()

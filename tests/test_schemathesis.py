@@ -23,6 +23,7 @@ from gateway.auth import create_key
 from tests.helpers import ROOT, running
 
 TOKEN = "schemathesis-twilio-token"
+MAILGUN_KEY = "schemathesis-mailgun-key"
 PUBLIC = "https://gateway.example.org"
 MAX_EXAMPLES = 8
 # Left out, and why: an endless event stream (tests/test_banners.py reads it), and the HTML pages,
@@ -41,6 +42,7 @@ OPERATION_IDS = [
     ("^/v1/staff/", {"path.id": "staff"}),
     ("^/v1/customers/", {"path.id": "customers"}),
     ("^/v1/cases/", {"path.id": "cases"}),
+    ("^/v1/readthrough/", {"path.contact_id": "lane"}),
     # A transition succeeds only on a record in the right state.
     # A step names its actor only as the signed-in person (anyone else is 403): their own id.
     ("^/v1/restrictions/[^/]+/decide$", {"path.id": "proposed", "body.staff_id": "second"}),
@@ -62,6 +64,7 @@ POOLS = {
     "saver": "SELECT id FROM staff WHERE name = 'Tom Evans'",
     "second": "SELECT id FROM staff WHERE name = 'Grace Okafor'",
     "manager": "SELECT id FROM staff WHERE name = 'Helen Morris'",
+    "lane": "SELECT id::text AS id FROM contacts WHERE target->>'id' = 'new-information'",
 }
 # A restriction step is a person's, taken with their own key (an admin key is no one's): the
 # demo's caution leads and its manager, by name.
@@ -72,19 +75,22 @@ PERSON_STEPS = [
     ("^POST /v1/restrictions/[^/]+/decide$", "second"),
     ("^POST /v1/restrictions/[^/]+/appeal/decision$", "manager"),
     ("^(POST|PUT) /v1/rulesets(/rollback|/[^/]+(/publish)?)?$", "manager"),
+    ("^POST /v1/readthrough/", "saver"),
 ]
 # Whether these accept a request depends on the record's state (which the run itself changes:
 # it lifts, appeals and decides) and on policy no JSON Schema can state (the activation rule, a way
 # in left open, who may decide an appeal). Fuzzed here for server errors only; what they accept is
 # tested in tests/test_restrictions_*.py. So with an incident referral, whose time must fall in the
 # last 400 days and whose contact must be on record (tests/test_agent_screen.py), and a web form,
-# which needs an email address or a phone number that really parses (tests/test_webform.py), and the
+# which needs an email address or a phone number that really parses (tests/test_webform.py), the
 # rule-set writes (a draft stops being editable once published; a rule's own checks, such as whole
-# words in `subject_has`, are more than its schema says) and polling a simulation. They still fail
-# the run on a refused key; every other operation fails it on any warning.
+# words in `subject_has`, are more than its schema says), polling a simulation, and a read-through
+# mark, made once (the first is taken, the rest are 409). They still fail the run on a refused key;
+# every other operation fails it on any warning.
 STATEFUL = (
     "^(POST (/v1/restrictions(/[^/]+/(decide|letter|appeal|appeal/decision|review|lift))?"
-    "|/v1/incidents|/v1/channels/webform)|(POST|PUT) /v1/rulesets(/.*)?|GET /v1/rulesets/simulations/.*)$"
+    "|/v1/incidents|/v1/channels/webform|/v1/readthrough/[^/]+)|(POST|PUT) /v1/rulesets(/.*)?"
+    "|GET /v1/rulesets/simulations/.*)$"
 )
 
 
@@ -118,6 +124,10 @@ async def _seed(
     appeal = {"lodged_on": str(date.today()), "grounds": "I was not warned first."}
     r = await client.post(f"/v1/restrictions/{active}/appeal", json=appeal, headers=saver)
     assert r.status == 200, await r.text()
+    for n in range(3):  # writing about the demo's exhausted complaint: the read-through lane's entries
+        about = {"from": "p.novak@example.com", "subject": f"RE: CMP-2041 ({n})", "message_id": f"<lane-{n}@x>"}
+        r = await client.post("/v1/channels/email", json=about, headers=admin)
+        assert r.status == 201, await r.text()
     pools = {name: [row["id"] for row in await conn.fetch(sql + " ORDER BY id")] for name, sql in POOLS.items()}
     return keys, pools
 
@@ -158,7 +168,8 @@ def _config(base_url: str, key: str, people: dict[str, str], pools: dict[str, li
 
 @pytest.mark.timeout(240)
 async def test_no_operation_answers_a_server_error(settings, conn, tmp_path: Path) -> None:
-    async with running(settings.with_(twilio_auth_token=TOKEN, public_url=PUBLIC), conn) as (client, _):
+    configured = settings.with_(twilio_auth_token=TOKEN, public_url=PUBLIC, mailgun_signing_key=MAILGUN_KEY)
+    async with running(configured, conn) as (client, _):
         _, key = await create_key(conn, "admin", "schemathesis")
         people, pools = await _seed(client, {"Authorization": f"Bearer {key}"}, conn)
         base = str(client.make_url("")).rstrip("/")
@@ -168,6 +179,7 @@ async def test_no_operation_answers_a_server_error(settings, conn, tmp_path: Pat
         command += ["--checks", "not_a_server_error", *(a for p in EXCLUDED for a in ("--exclude-path", p))]
         env = {**os.environ, "PYTHONPATH": str(ROOT), "SCHEMATHESIS_TWILIO_TOKEN": TOKEN}
         env["SCHEMATHESIS_TWILIO_URL"] = PUBLIC
+        env["SCHEMATHESIS_MAILGUN_KEY"] = MAILGUN_KEY
         proc = await asyncio.create_subprocess_exec(
             *command,
             base + "/v1/openapi.json",

@@ -13,6 +13,8 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from .. import __version__
+from ..channels.email.mailgun import PATH as MAILGUN_PATH
+from ..channels.email.webhook import EmailJson
 from ..channels.flat import FLAT_PATH
 from ..channels.twilio import FALLBACK_PATH, FORM, VOICE_PATH
 from ..channels.webform import WebFormIn
@@ -24,6 +26,7 @@ from ..models.cases import CaseIn, CasePatch
 from ..models.incidents import IncidentIn
 from ..models.keys import KeyIn
 from ..models.people import CustomerIn, CustomerPatch, PasswordIn, StaffIn
+from ..models.readthrough import MarkIn
 from ..models.restrictions import (
     AppealDecisionIn,
     AppealIn,
@@ -59,6 +62,8 @@ BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("PUT", "/v1/rulesets/{version}"): EditIn,
     ("POST", "/v1/rulesets/{version}/publish"): ReasonIn,
     ("POST", "/v1/rulesets/rollback"): RollbackIn,
+    ("POST", "/v1/channels/email"): EmailJson,
+    ("POST", "/v1/readthrough/{contact_id}"): MarkIn,
 }
 # Bodies that may be left out: validate and test the stored version then; simulate with defaults.
 OPTIONAL_BODIES: dict[tuple[str, str], type[BaseModel]] = {
@@ -78,7 +83,12 @@ def _text(max_length: int, min_length: int = 0) -> dict[str, Any]:
 
 
 # Path parameters are ids within the range of their column (http.path_id refuses anything else).
-PATH_PARAMS: dict[str, dict[str, Any]] = {"id": _id(BIGINT_MAX), "version": _id(INT_MAX), "job": _id(BIGINT_MAX)}
+PATH_PARAMS: dict[str, dict[str, Any]] = {
+    "id": _id(BIGINT_MAX),
+    "version": _id(INT_MAX),
+    "job": _id(BIGINT_MAX),
+    "contact_id": {"type": "string", "format": "uuid"},
+}
 
 
 def _query(name: str, schema: dict[str, Any], *, required: bool = False) -> dict[str, Any]:
@@ -108,6 +118,7 @@ QUERIES: dict[tuple[str, str], list[dict[str, Any]]] = {
         _query("format", {"enum": ["json", "csv"]}),
     ],
     ("GET", "/v1/customers/{id}/export"): [_query("why", _text(500))],
+    ("GET", "/v1/readthrough"): [_query("limit", {"type": "integer", "minimum": 1, "maximum": 1000})],
     ("POST", "/v1/customers/import"): [_query("dry_run", {"enum": ["true", "false", "1", "0"]})],
     ("GET", "/v1/restrictions/{id}"): [_WHY],
     ("GET", "/v1/restrictions/{id}/events"): [_WHY],
@@ -124,6 +135,23 @@ _TWILIO_FORM = {
     "type": "object",
     "properties": {"CallSid": _text(200, 1), "From": _text(320), "To": _text(320)},
     "required": ["CallSid", "From"],
+    "additionalProperties": {"type": "string", "maxLength": 1000},
+}
+# Mailgun's route post (parsed fields; a route URL ending in `mime` sends `body-mime` instead).
+_MAILGUN_FORM = {
+    "type": "object",
+    "properties": {
+        "timestamp": _text(20, 1),
+        "token": _text(100, 1),
+        "signature": _text(64, 64),
+        "sender": _text(320),
+        "from": _text(320),
+        "recipient": _text(320),
+        "subject": _text(1000),
+        "body-plain": _text(5000),
+        "Message-Id": _text(200),
+    },
+    "required": ["timestamp", "token", "signature"],
     "additionalProperties": {"type": "string", "maxLength": 1000},
 }
 _CONNECT_ENDPOINT = {"type": "object", "properties": {"Address": _text(320)}}
@@ -156,6 +184,7 @@ RAW_BODIES: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
     ("POST", FALLBACK_PATH): (FORM, _TWILIO_FORM),
     ("POST", FLAT_PATH): ("application/json", _FLAT),
     ("POST", "/v1/customers/import"): ("text/csv", _CSV),
+    ("POST", MAILGUN_PATH): (FORM, _MAILGUN_FORM),
 }
 
 

@@ -47,6 +47,8 @@ class ContactRecord:
     error: str | None = None
     # The decision as answered, kept with the provider id so a retry gets the same answer.
     decision: dict[str, Any] | None = None
+    # An acknowledgement to queue in the outbox with this row (gateway/outbox/acks.py), if any.
+    ack: dict[str, Any] | None = None
 
     def to_json(self) -> str:
         data = asdict(self)

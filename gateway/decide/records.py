@@ -6,9 +6,9 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
-from ..contact import Decision, InboundContact
+from ..contact import MAIL_DEFECTS, Decision, InboundContact
 from ..contactlog import ContactRecord
 from ..identifiers import SenderHandle
 
@@ -37,6 +37,8 @@ def decided_record(
     started: float,
     *,
     error: str | None = None,
+    ack: dict[str, Any] | None = None,
+    ack_note: str | None = None,
 ) -> ContactRecord:
     m = decision.matched
     answered = decision.model_dump(mode="json")  # once: the row's JSON columns are parts of it
@@ -67,9 +69,17 @@ def decided_record(
         ruleset_version=decision.ruleset_version,
         degraded=decision.degraded,
         latency_us=int((time.perf_counter() - started) * 1e6),
-        error=error,
+        ack_note=ack_note,
+        error=error or _defects(contact),
         decision=answered,
+        ack=ack,
     )
+
+
+def _defects(contact: InboundContact) -> str | None:
+    """What was wrong with an email's MIME (it was still decided on what could be read)."""
+    found = contact.headers.get(MAIL_DEFECTS)
+    return f"mail defects: {found}"[:2000] if found else None
 
 
 def rejected_record(rejected: Rejected) -> ContactRecord:

@@ -84,7 +84,8 @@ class DecideService:
                     decision = await self._counted(contact, contact_id, handle, received)
         except Exception as exc:  # the safe answer, whatever failed: never hang, never 500
             decision = self._degraded(contact, contact_id, received, exc)
-        record = decided_record(contact, decision, handle, received, started)
+        ack, ack_note = self.effects.acknowledgement(contact, decision)
+        record = decided_record(contact, decision, handle, received, started, ack=ack, ack_note=ack_note)
         appended = await self.log.append(record, wait=self.log_wait, claimed=claimed)
         if appended.in_flight:  # another attempt holds this provider id: its answer is ours
             appended = await self._answer_of_attempt_in_flight(contact, record)

@@ -25,6 +25,7 @@ class CaseIn(In):
     status: CaseStatus = "open"
     closed_on: date | None = None
     outcome_letter: str | None = Field(default=None, max_length=20_000)
+    owner_id: Id | None = None  # the staff member new information about the case goes to
 
 
 class CasePatch(In):
@@ -36,6 +37,7 @@ class CasePatch(In):
     status: CaseStatus = None  # type: ignore[assignment]
     closed_on: date | None = None
     outcome_letter: str | None = Field(default=None, max_length=20_000)
+    owner_id: Id | None = None  # the staff member new information about the case goes to
 
 
 class Case(BaseModel):
@@ -46,3 +48,4 @@ class Case(BaseModel):
     status: CaseStatus
     closed_on: date | None = None
     outcome_letter: str | None = None
+    owner_id: int | None = None

@@ -9,7 +9,7 @@ from ..models.cases import Case, CaseIn, CasePatch
 from .changes import notify_in_transaction
 from .people import ensure_customer
 
-_COLS = "id, customer_id, reference, subject, status, closed_on, outcome_letter"
+_COLS = "id, customer_id, reference, subject, status, closed_on, outcome_letter, owner_id"
 
 
 def _check_closed_on(status: str, closed_on: object) -> None:
@@ -24,14 +24,15 @@ async def create_case(conn: asyncpg.Connection, c: CaseIn) -> Case:
         if await conn.fetchval("SELECT id FROM cases WHERE reference = $1", c.reference):
             raise StateConflict(f"case reference {c.reference} already exists", [{"field": "reference"}])
         row = await conn.fetchrow(
-            f"""INSERT INTO cases (customer_id, reference, subject, status, closed_on, outcome_letter)
-                VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_COLS}""",
+            f"""INSERT INTO cases (customer_id, reference, subject, status, closed_on, outcome_letter, owner_id)
+                VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {_COLS}""",
             c.customer_id,
             c.reference,
             c.subject,
             c.status,
             c.closed_on if c.status != "open" else None,
             c.outcome_letter,
+            c.owner_id,
         )
         await notify_in_transaction(conn, c.customer_id)
     return Case.model_validate(dict(row))
@@ -55,12 +56,13 @@ async def update_case(conn: asyncpg.Connection, case_id: int, patch: CasePatch) 
         _check_closed_on(merged["status"], merged["closed_on"])
         updated = await conn.fetchrow(
             f"""UPDATE cases SET subject = $2, status = $3, closed_on = $4, outcome_letter = $5,
-                       updated_at = now() WHERE id = $1 RETURNING {_COLS}""",
+                       owner_id = $6, updated_at = now() WHERE id = $1 RETURNING {_COLS}""",
             case_id,
             merged["subject"],
             merged["status"],
             merged["closed_on"],
             merged["outcome_letter"],
+            merged["owner_id"],
         )
         await notify_in_transaction(conn, row["customer_id"])
     return Case.model_validate(dict(updated))

@@ -45,7 +45,7 @@ COLUMNS = (
     "ack_note",
     "error",
 )
-FIELDS = (*COLUMNS, "decision")
+FIELDS = (*COLUMNS, "decision", "ack")
 Row = tuple[Any, ...]
 
 # Errors that belong to a record (a value PostgreSQL will not take), not to the database's health.
@@ -66,6 +66,7 @@ _TYPES = {
     "ack_sent": "boolean",
 }
 _JSON = ("target", "banner", "reasons", "decision")
+_JSON_FIELDS = (*_JSON, "ack")
 _DERIVED = {
     **{c: f"r.{c}::jsonb" for c in _JSON},
     # Who sent it, also for customers outside the restriction index, and the case it names.
@@ -78,7 +79,8 @@ _DERIVED = {
     "representative_of": "r.representative_of::bigint[]",
 }
 # One statement, so one round trip and atomic without BEGIN/COMMIT: claim the provider ids, write the
-# rows that are not retries, and return the ids that were retries.
+# rows that are not retries, queue their acknowledgements in the outbox, remember the message ids
+# of email filed on a case (and of its acknowledgement) for threading, and return the retries' ids.
 WRITE_BATCH = f"""
 WITH r AS (
     SELECT * FROM unnest({", ".join(f"${n}::{_TYPES.get(c, 'text')}[]" for n, c in enumerate(FIELDS, 1))})
@@ -92,7 +94,20 @@ WITH r AS (
     INSERT INTO contacts ({", ".join(COLUMNS)})
     SELECT {", ".join(_DERIVED.get(c, f"r.{c}") for c in COLUMNS)}
     FROM r WHERE r.provider_id IS NULL OR r.status <> 'decided' OR r.id IN (SELECT contact_id FROM claimed)
-    RETURNING id
+    RETURNING id, case_id
+), acknowledged AS (
+    INSERT INTO outbox (kind, contact_id, case_id, to_addr, subject, body, message_id, in_reply_to, refs, auto_reply)
+    SELECT 'acknowledgement', l.id, l.case_id, a->>'to', a->>'subject', a->>'text', a->>'message_id',
+           a->>'in_reply_to', a->>'references', true
+    FROM logged l JOIN r ON r.id = l.id, LATERAL (SELECT r.ack::jsonb AS a) x WHERE r.ack IS NOT NULL
+    ON CONFLICT (message_id) DO NOTHING
+), threaded AS (
+    INSERT INTO email_threads (message_id, case_id, contact_id)
+    SELECT v.m, l.case_id, l.id FROM logged l JOIN r ON r.id = l.id, LATERAL (VALUES
+        (CASE WHEN r.channel = 'email' AND r.status = 'decided' THEN r.provider_id END),
+        (r.ack::jsonb->>'message_id')) AS v(m)
+    WHERE l.case_id IS NOT NULL AND v.m IS NOT NULL
+    ON CONFLICT DO NOTHING
 )
 SELECT r.id FROM r WHERE r.id NOT IN (SELECT id FROM logged)"""
 
@@ -109,7 +124,7 @@ def column_arrays(rows: Sequence[Row]) -> list[list[Any]]:
     for name in ("customer_ids", "representative_of"):
         n = FIELDS.index(name)
         arrays[n] = ["{" + ",".join(map(str, v)) + "}" for v in arrays[n]]
-    for name in _JSON:
+    for name in _JSON_FIELDS:
         n = FIELDS.index(name)
         arrays[n] = [None if v is None else json.dumps(v, separators=(",", ":")) for v in arrays[n]]
     return arrays

@@ -26,8 +26,8 @@ from ...inputs import attempt_note, read_body
 from ...runtime import Runtime
 from ..base import HttpMount, json_reply
 from .contact import contact_from_message
-from .mime import MailLimits, MailMessage, message_from_fields, read_message
-from .webhook import mail_limits
+from .mime import MailLimits, MailMessage, message_from_fields
+from .webhook import mail_limits, read_raw
 
 log = logging.getLogger(__name__)
 PATH = "/v1/channels/email/mailgun/mime"
@@ -95,10 +95,10 @@ def _field_bytes(part: Message) -> bytes:
     return data if isinstance(data, bytes) else b""
 
 
-def message_of(form: Form, limits: MailLimits) -> MailMessage:
+async def message_of(form: Form, limits: MailLimits) -> MailMessage:
     envelope = _text(form, "sender")
     if "body-mime" in form:
-        return replace(read_message(form["body-mime"], limits), envelope_sender=envelope)
+        return replace(await read_raw(form["body-mime"], limits), envelope_sender=envelope)
     try:
         listed = json.loads(_text(form, "message-headers") or "[]")
         headers = {str(k): str(v) for k, v in listed[:1000] if isinstance(k, str)} if isinstance(listed, list) else {}
@@ -139,7 +139,7 @@ class MailgunChannel:
             log.warning("Mailgun post refused: bad or missing signature (from %s)", raw.remote)
             sender = _text(form, "sender")[:320]
             return Rejected("rejected", "bad Mailgun signature", "email", sender, refusal=Forbidden("bad signature"))
-        return await contact_from_message(message_of(form, limits), rt)
+        return await contact_from_message(await message_of(form, limits), rt)
 
     def render(self, decision: Decision, created: bool, rt: Runtime) -> web.StreamResponse:
         return json_reply(decision, created)

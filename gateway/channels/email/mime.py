@@ -16,9 +16,9 @@ from email.header import decode_header, make_header
 from email.message import EmailMessage, Message
 from email.utils import getaddresses
 
+from ...contact import LOOP_HEADER
 from .htmltext import html_to_text
 
-LOOP_HEADER = "X-Contact-Loop"  # set on everything the gateway sends, so it never answers itself
 # The headers the acknowledgement rules read (RFC 3834 and the common auto-reply markers).
 CONTROL = (
     "auto-submitted",
@@ -33,7 +33,10 @@ CONTROL = (
     LOOP_HEADER.lower(),
     "content-type",
 )
+# Who a message is from, in order: a message with no usable From is answered where it asks.
+SENDER_HEADERS = ("from", "reply-to", "sender", "return-path")
 _MSGID = re.compile(r"<[^<>\s]{1,250}>")
+_FOLD = re.compile(r"\r?\n(?=[ \t])")
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]+")
 _SURROGATES = re.compile("[\udc80-\udcff]")
 HEADER_CHARS = 1000
@@ -99,15 +102,45 @@ def message_key(message_id: str) -> str:
     return "sha256:" + hashlib.sha256(message_id.encode("utf-8", "replace")).hexdigest()
 
 
-def clean_text(value: str, limit: int = HEADER_CHARS) -> str:
-    """One header value as text: 8-bit bytes read as UTF-8 (else Latin-1), control characters
-    (CR, LF, NUL, ...) made spaces, so no value read here can break a header we write later."""
+# Charsets that mail declares but writes in a superset of (what every mail client reads them as).
+SUPERSETS = {
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "ks_c_5601-1987": "cp949",
+    "euc-kr": "cp949",
+    "iso-2022-jp": "cp932",
+    "shift_jis": "cp932",
+    "iso-8859-1": "cp1252",
+    "us-ascii": "cp1252",
+}
+_SINGLE_BYTE = ("cp1252", "iso-8859", "windows-", "koi8", "cp125")
+
+
+def _superset(charset: str) -> str:
+    """An encoded word's charset as its superset. ISO-2022-JP stays: its 7-bit escapes are not CP932."""
+    lowered = charset.lower()
+    return charset if lowered == "iso-2022-jp" else SUPERSETS.get(lowered, charset)
+
+
+def charset_candidates(declared: list[str]) -> list[str]:
+    """The charsets to try on raw 8-bit text: multi-byte ones first (they fail loudly when wrong)."""
+    named = list(dict.fromkeys(SUPERSETS.get(c.lower(), c.lower()) for c in declared if c))
+    return sorted(named, key=lambda c: c.startswith(_SINGLE_BYTE))
+
+
+def clean_text(value: str, limit: int = HEADER_CHARS, charsets: tuple[str, ...] = ()) -> str:
+    """One header value as text: raw 8-bit bytes read as UTF-8, else in a charset the message
+    declares for its text (`charsets`), else Windows-1252; control characters (CR, LF, NUL, ...)
+    made spaces, so no value read here can break a header we write later."""
     if _SURROGATES.search(value):
         raw = value.encode("utf-8", "surrogateescape")
-        try:
-            value = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            value = raw.decode("latin-1")
+        value = raw.decode("cp1252", "replace")
+        for candidate in ("utf-8", *charsets):
+            try:
+                value = raw.decode(candidate)
+                break
+            except (UnicodeDecodeError, LookupError):
+                continue
     return _CONTROL_CHARS.sub(" ", value).strip()[:limit]
 
 
@@ -128,7 +161,7 @@ def read_message(raw: bytes, limits: MailLimits | None = None) -> MailMessage:
     mid_raw = reader.header("message-id")
     mids = message_ids(mid_raw, 1)
     return MailMessage(
-        sender=reader.first_address("from") or reader.first_address("sender") or reader.first_address("return-path"),
+        sender=next((a for a in map(reader.first_address, SENDER_HEADERS) if a), ""),
         sender_name=reader.display_name("from"),
         recipients=reader.addresses("to") + reader.addresses("cc"),
         subject=reader.header("subject"),
@@ -154,38 +187,58 @@ class _Reader:
         self.count, self.names = len(keys), frozenset(keys)
         self.defects = [type(d).__name__ for d in msg.defects[:20]]
         self._defects = defects
+        self.charsets = tuple(charset_candidates(_declared_charsets(msg)))
 
     def header(self, name: str, limit: int = HEADER_CHARS) -> str:
+        """An unstructured header's text, read from its raw value: encoded words decoded (each
+        charset as its superset), raw 8-bit text in the message's charsets. (The library's header
+        objects parse each value in full, several times slower, for structure we do not use.)"""
         if name not in self.names:
             return ""
-        try:
-            value = self.msg.get(name)
-            return clean_text(str(value), limit) if value is not None else ""
-        except Exception as exc:
-            self._defects.append(f"{name}: {type(exc).__name__}")
-            return clean_text(self._raw(name), limit)
+        raw = _FOLD.sub("", self._raw(name, decode=False)[: limit * 100])
+        return clean_text(_decoded(raw) if "=?" in raw else raw, limit, self.charsets)
 
-    def _raw(self, name: str) -> str:
-        for k, v in self.msg.raw_items():
-            if k.lower() == name:
-                try:
-                    return str(make_header(decode_header(v)))
-                except Exception:
-                    return str(v)
-        return ""
+    def _raw(self, name: str, decode: bool = True) -> str:
+        found = self._raws(name)
+        if not found:
+            return ""
+        return _decoded(found[0]) if decode else found[0]
+
+    def _raws(self, name: str) -> list[str]:
+        return [str(v) for k, v in self.msg.raw_items() if k.lower() == name][:5]
 
     def _parsed(self, name: str) -> list[tuple[str, str]]:
+        """(display name, addr-spec) pairs from the first header of that name holding an address."""
         if name not in self.names:
             return []
+        found: list[tuple[str, str]] = []
+        for raw in self._raws(name):
+            found = self._addresses_in(raw[:100_000])
+            if any("@" in a for _, a in found):
+                break
+        return [(clean_text(n, charsets=self.charsets), clean_text(a, 320)) for n, a in found[:50]]
+
+    def _addresses_in(self, raw: str) -> list[tuple[str, str]]:
+        if "=?" not in raw:  # no encoded word: the plain parser reads it alike, and much faster
+            quick = getaddresses([raw])
+            if quick and all("@" in a for _, a in quick):
+                return quick
         try:
-            header = self.msg.get(name)
-            found = [(a.display_name, a.addr_spec) for a in getattr(header, "addresses", ())]
+            header = policy.default.header_factory("from", raw)
+            parsed = [(a.display_name, a.addr_spec) for a in getattr(header, "addresses", ())]
         except Exception as exc:
-            self._defects.append(f"{name}: {type(exc).__name__}")
-            found = []
-        if not found or not any("@" in a for _, a in found):
-            found = [(n, a) for n, a in getaddresses([self._raw(name)]) if a] or found
-        return [(clean_text(n), clean_text(a, 320)) for n, a in found[:50]]
+            self._defects.append(f"address: {type(exc).__name__}")
+            parsed = []
+        plain = [(_decoded(n), a) for n, a in getaddresses([raw]) if "@" in a]
+        # RFC 2047 forbids encoded words in an address, but the library decodes them there too, so
+        # "=?utf-8?Q?someone=40example.org?=@attacker.example" could pass for another sender. An
+        # address is taken only as it is written in the header; a decoded one is read as written.
+        literal = raw.lower()
+        with_at = [(n, a) for n, a in parsed if "@" in a]
+        trusted = [(n, a) for n, a in with_at if a.lower() in literal]
+        if trusted and len(trusted) == len(with_at):
+            return trusted
+        return plain or trusted
 
     def addresses(self, name: str) -> tuple[str, ...]:
         return tuple(a for _, a in self._parsed(name) if a and a != "<>")
@@ -197,6 +250,40 @@ class _Reader:
     def display_name(self, name: str) -> str:
         found = self._parsed(name)
         return found[0][0] if found else ""
+
+
+_CHARSET_PARAM = re.compile(r"""charset\s*=\s*["']?([A-Za-z0-9_.:+-]{1,40})""", re.IGNORECASE)
+
+
+def _declared_charsets(msg: Message) -> list[str]:
+    """The charsets the message declares for its text (breadth first, a few parts), read from the
+    raw Content-Type values: a hint for raw 8-bit headers, not worth a full header parse."""
+    queue, seen, found = [msg], 0, []
+    while queue and seen < 20:
+        part = queue.pop(0)
+        seen += 1
+        for k, v in part.raw_items():
+            if k.lower() == "content-type":
+                m = _CHARSET_PARAM.search(str(v)[:1000])
+                if m and m.group(1).lower() not in ("us-ascii", "utf-8"):
+                    found.append(m.group(1))
+                break
+        children = part.get_payload() if part.is_multipart() else None
+        if isinstance(children, list):
+            queue.extend(c for c in children[:10] if isinstance(c, Message))
+    return found
+
+
+_ENCODED_CHARSET = re.compile(r"=\?([^?*]{1,40})(\*[^?]*)?\?", re.ASCII)
+
+
+def _decoded(value: str) -> str:
+    """Encoded words decoded, each charset read as its superset (a GB2312 word holding GBK)."""
+    value = _ENCODED_CHARSET.sub(lambda m: f"=?{_superset(m.group(1))}?", value)
+    try:
+        return str(make_header(decode_header(value)))
+    except Exception:  # an encoded word that does not decode is kept as written
+        return value
 
 
 def _body(msg: Message, limits: MailLimits, defects: list[str]) -> tuple[str, tuple[Attachment, ...]]:

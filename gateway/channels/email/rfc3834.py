@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .mime import LOOP_HEADER, MailMessage
+from ...contact import LOOP_HEADER
+from .mime import MailMessage
 
 # Local parts that are machines, not people (RFC 3834 §2; common no-reply spellings).
 AUTOMATIC_SENDERS = frozenset(
