@@ -8,7 +8,7 @@ import pytest
 
 from tests.factory import bearer
 from tests.helpers import logged_contacts, running
-from tests.test_channel_email import EMAIL, mime
+from tests.test_channel_email import EMAIL, NOVAK, mime
 
 LANE = "/v1/readthrough"
 
@@ -103,3 +103,14 @@ async def test_who_may_use_the_lane(lane, keys):
     assert r.status == 404
     r = await client.post(path, headers=team.agent.headers, json={"outcome": "maybe"})
     assert r.status == 422
+
+
+async def test_a_web_form_about_the_closed_complaint_waits_in_the_same_lane(lane, keys):
+    """The lane is the channel's choice of nothing: writing through the portal's form about an
+    exhausted complaint is listed for a person exactly as an email about it is."""
+    client, team = lane
+    body = {"name": "Peter Novak", "email": NOVAK, "reference": "CMP-2041", "message": "I still disagree."}
+    r = await client.post("/v1/channels/webform", headers=bearer(keys["channel"]), json=body)
+    made = await r.json()
+    assert r.status == 201, made
+    assert [i["contact_id"] for i in await listed(client, team.agent)] == [made["contact_id"]]
