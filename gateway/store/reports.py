@@ -9,6 +9,7 @@ import asyncpg
 
 from .. import lifecycle as lc
 from ..letters import LetterFacts
+from ..postal import Address
 from ..reviews import ReviewRow
 from ..rules.registry import REGISTRY
 from .people import get_customer
@@ -19,11 +20,23 @@ OPEN_STATUSES = ["proposed", "active", "under_appeal"]
 
 async def letter_facts(conn: asyncpg.Connection, restriction_id: int, policy: lc.Policy, today: date) -> LetterFacts:
     record = await get(conn, restriction_id, policy)
-    name = await conn.fetchval("SELECT name FROM customers WHERE id = $1", record.customer_id)
+    customer = await conn.fetchrow(
+        """SELECT name, address_lines, postcode, adjustments->'flags' ? 'needs_large_print' AS large_print
+           FROM customers WHERE id = $1""",
+        record.customer_id,
+    )
     # The staff and cases the kind's params name, for its wording (a named contact who has left too).
     refs = REGISTRY[record.kind].references(record.params)
     records = await load_records(conn, refs, active_only=False)
-    return LetterFacts(restriction=record, customer_name=name, today=today, records=records)
+    lines = tuple(customer["address_lines"])
+    return LetterFacts(
+        restriction=record,
+        customer_name=customer["name"],
+        today=today,
+        records=records,
+        address=Address(lines, customer["postcode"] or "") if lines else None,
+        large_print=bool(customer["large_print"]),
+    )
 
 
 async def review_rows(conn: asyncpg.Connection | asyncpg.Pool) -> list[ReviewRow]:
@@ -66,7 +79,9 @@ _EXPORT_SECTIONS: tuple[tuple[str, str], ...] = (
     ("appeals", f"SELECT to_jsonb(a) FROM appeals a WHERE restriction_id IN {_RESTRICTION_IDS} ORDER BY id"),
     (
         "letters",
-        f"SELECT to_jsonb(l) FROM restriction_letters l WHERE restriction_id IN {_RESTRICTION_IDS} ORDER BY id",
+        # The PDF as sent is left out of the JSON (its text and HTML are in it); ask for the letter itself.
+        f"SELECT to_jsonb(l) - 'body_pdf' FROM restriction_letters l WHERE restriction_id IN {_RESTRICTION_IDS} "
+        "ORDER BY id",
     ),
     ("events", "SELECT to_jsonb(e) FROM restriction_events e WHERE customer_id = $1 ORDER BY id"),
     ("customer_events", "SELECT to_jsonb(e) FROM customer_events e WHERE customer_id = $1 ORDER BY id"),

@@ -9,6 +9,7 @@ import asyncpg
 
 from .. import lifecycle as lc
 from ..errors import FieldInvalid, StateConflict
+from ..letters import Letter, LetterEmail
 from ..models.restrictions import (
     LetterSentIn,
     LiftIn,
@@ -45,12 +46,17 @@ async def record_letter(
     conn: asyncpg.Connection,
     restriction_id: int,
     body: LetterSentIn,
-    letter: tuple[str, str],
+    letter: Letter,
     policy: lc.Policy,
     actor: lc.Actor,
     today: date,
+    *,
+    pdf: bytes | None = None,
+    email: LetterEmail | None = None,
 ) -> Restriction:
-    """Marks the letter sent and keeps a copy of exactly what was sent (text, html)."""
+    """Marks the letter sent and keeps a copy of exactly what was sent (text, html, the PDF); an
+    emailed letter goes into the email outbox in the same transaction, so it is sent if and only if
+    it is recorded."""
     sent_on = body.sent_on or today
     lc.check_not_future("sent_on", sent_on, today)
     async with conn.transaction():
@@ -59,15 +65,19 @@ async def record_letter(
         require_status(row, lc.ENFORCED, "send a letter before the restriction is active")
         await conn.execute(
             """INSERT INTO restriction_letters (restriction_id, sent_on, method, note, body_text,
-                   body_html, recorded_by) VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+                   body_html, recorded_by, sent_to, body_pdf) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
             restriction_id,
             sent_on,
             body.method,
             body.note,
-            letter[0],
-            letter[1],
+            letter.text,
+            letter.html,
             actor.label,
+            email.to if email else None,
+            pdf,
         )
+        if email is not None:
+            await enqueue_letter(conn, email)
         updated = await update_restriction(conn, restriction_id, letter_sent_on=sent_on)
         await event(
             conn,
@@ -76,9 +86,17 @@ async def record_letter(
             "letter_sent",
             why=body.note,
             before={"letter_sent_on": iso_day(row["letter_sent_on"])},
-            after={"letter_sent_on": sent_on.isoformat(), "method": body.method},
+            after={"letter_sent_on": sent_on.isoformat(), "method": body.method, "sent_to": email and email.to},
         )
     return await get(conn, restriction_id, policy)
+
+
+async def enqueue_letter(conn: asyncpg.Connection, email: LetterEmail) -> None:
+    """Into the email outbox, in the caller's transaction."""
+    raise StateConflict(
+        "sending by email needs the email outbox, which this build does not have: post the letter (by: post)",
+        code="email_unavailable",
+    )
 
 
 def closing(row: asyncpg.Record) -> lc.Closing:
