@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+
 import weasyprint
 from weasyprint.urls import URLFetcher
 

@@ -115,9 +115,9 @@ async def test_each_kinds_letter_prints_with_all_a_customer_needs(
         r = await api.restriction(cid, kind, params=params.get(kind, {}), deciders=team.deciders)
         pdf = await letter_pdf(provider_client, team, r["id"])
         text = words(pdf_text(pdf))
-        plain = await (await provider_client.get(
-            f"/v1/restrictions/{r['id']}/letter?format=text", headers=team.cl1.headers
-        )).text()
+        plain = await (
+            await provider_client.get(f"/v1/restrictions/{r['id']}/letter?format=text", headers=team.cl1.headers)
+        ).text()
         restricted = words(plain.split("What is restricted\n", 1)[1].split("\n\n", 1)[0])
         for needed in (
             "Aisha Rahman",
@@ -157,9 +157,7 @@ async def test_each_kinds_letter_prints_with_all_a_customer_needs(
         assert screenshot(pdf, f"letter-{kind}").stat().st_size > 10_000
 
 
-async def test_large_print_on_request_or_by_the_customers_adjustments(
-    api: Api, client: Any, team: Team
-) -> None:
+async def test_large_print_on_request_or_by_the_customers_adjustments(api: Api, client: Any, team: Team) -> None:
     cid = await api.customer("Eileen Murphy", PHONE, postal_address="Flat 1, Larch House\nLeeds LS12 3QG")
     rid = (await api.restriction(cid, deciders=team.deciders))["id"]
     standard = await letter_pdf(client, team, rid)

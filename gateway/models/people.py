@@ -111,7 +111,7 @@ class PostalAddress(In):
     way: lines separated by new lines, the last one the postcode or ending with it)."""
 
     lines: list[str] = Field(min_length=1, max_length=postal.MAX_LINES)
-    postcode: str = Field(min_length=5, max_length=10)
+    postcode: str = Field(max_length=10)
 
     @model_validator(mode="before")
     @classmethod

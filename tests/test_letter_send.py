@@ -1,0 +1,130 @@
+"""Sending the letter: posted by the signed-in caution lead (recorded with how, when and a copy of
+the PDF, and no longer 'not sent' on the review report); by email only where there is an address to
+send it to, else a 409 that says to post it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import pytest
+
+from tests.factory import PHONE, TODAY, YESTERDAY, Api, Team
+
+pytestmark = pytest.mark.asyncio
+
+
+async def send(client: Any, by: Any, rid: int, body: dict[str, Any]) -> tuple[int, Any]:
+    resp = await client.post(f"/v1/restrictions/{rid}/letter/send", headers=by.headers, json=body)
+    return resp.status, await resp.json()
+
+
+async def issues(client: Any, team: Team, rid: int) -> list[str]:
+    due = await (await client.get("/v1/reviews/due", headers=team.cl1.headers)).json()
+    return next((i["issues"] for i in due["items"] if i["restriction_id"] == rid), [])
+
+
+async def test_posting_is_recorded_as_sent_by_whoever_is_signed_in(
+    api: Api, client: Any, team: Team, conn: asyncpg.Connection
+) -> None:
+    cid = await api.customer("Sandra Clarke", PHONE, postal_address="Flat 12, Willow House; Leeds; LS11 5PX")
+    rid = (await api.restriction(cid, deciders=team.deciders))["id"]
+    assert "letter_not_sent" in await issues(client, team, rid)
+
+    status, body = await send(client, team.cl3, rid, {"by": "post", "sent_on": YESTERDAY.isoformat()})
+    assert status == 200, body
+    assert body["letter_sent_on"] == YESTERDAY.isoformat()
+    row = await conn.fetchrow("SELECT * FROM restriction_letters WHERE restriction_id = $1", rid)
+    assert row["method"] == "post" and row["sent_on"] == YESTERDAY and row["sent_to"] is None
+    assert row["recorded_by"] == f"staff:{team.cl3.id}:Ravi Kumar"
+    assert bytes(row["body_pdf"]).startswith(b"%PDF-") and "LS11 5PX" in row["body_text"]
+    event = await conn.fetchrow(
+        "SELECT * FROM restriction_events WHERE restriction_id = $1 AND kind = 'letter_sent'", rid
+    )
+    assert event["staff_id"] == team.cl3.id
+    assert "letter_not_sent" not in await issues(client, team, rid)
+    # The subject-access export lists the letter, without the PDF's bytes.
+    doc = await (await client.get(f"/v1/customers/{cid}/export", headers=team.cl1.headers)).json()
+    (letter,) = doc["letters"]
+    assert letter["method"] == "post" and "body_pdf" not in letter
+    assert doc["customer"]["postal_address"] == {"lines": ["Flat 12, Willow House", "Leeds"], "postcode": "LS11 5PX"}
+
+
+async def test_email_with_nowhere_to_send_it_says_to_post_it(api: Api, client: Any, team: Team) -> None:
+    cid = await api.customer("Eileen Murphy", PHONE)
+    rid = (await api.restriction(cid, deciders=team.deciders))["id"]
+    status, body = await send(client, team.cl1, rid, {"by": "email"})
+    assert status == 409 and body["error"]["code"] == "no_email_address"
+    assert "has no email address on record: post the letter instead (by: post)" in body["error"]["message"]
+    assert "representative" not in body["error"]["message"]
+
+    # A representative with an email address is offered, by id; one without is refused by name.
+    await api.change_customer(
+        team.cl1,
+        cid,
+        representatives={
+            "add": [
+                {"name": "Ruth Adeyemi", "relationship": "advocate"},
+                {"name": "Sean Murphy", "relationship": "son", "identifiers": [{"kind": "email", "value": "s@x.org"}]},
+            ]
+        },
+    )
+    reps = (await (await client.get(f"/v1/customers/{cid}", headers=team.cl1.headers)).json())["representatives"]
+    ruth, sean = (r["id"] for r in reps)
+    status, body = await send(client, team.cl1, rid, {"by": "email"})
+    assert status == 409 and f"representative_id {sean} (Sean Murphy)" in body["error"]["message"]
+    assert body["error"]["details"] == {"representatives_with_email": [sean]}
+    status, body = await send(client, team.cl1, rid, {"by": "email", "representative_id": ruth})
+    assert (
+        status == 409 and "Ruth Adeyemi" in body["error"]["message"] and "post the letter" in body["error"]["message"]
+    )
+    status, body = await send(client, team.cl1, rid, {"by": "email", "representative_id": 999999})
+    assert status == 422 and body["error"]["details"][0]["field"] == "representative_id"
+    # Nothing was recorded as sent.
+    assert "letter_not_sent" in await issues(client, team, rid)
+
+
+async def test_send_is_refused_for_a_draft_and_for_a_bad_body(api: Api, client: Any, team: Team) -> None:
+    cid = await api.customer("Margaret Hughes", PHONE)
+    draft = (await api.restriction(cid, deciders=[team.cl1], status="proposed"))["id"]
+    status, body = await send(client, team.cl1, draft, {"by": "post"})
+    assert status == 409 and body["error"]["code"] == "wrong_status"
+    for bad in ({"by": "pigeon"}, {"by": "post", "representative_id": 1}, {"by": "email", "sent_on": str(TODAY)}):
+        status, body = await send(client, team.cl1, draft, bad)
+        assert status == 422, bad
+    # An agent may read banners, not send letters.
+    status, _ = await send(client, team.agent, draft, {"by": "post"})
+    assert status == 403
+
+
+async def test_postal_addresses_are_checked_and_read_from_text(api: Api, client: Any, team: Team) -> None:
+    cid = await api.customer("Kevin Doyle", PHONE)
+    for bad, says in (
+        ("1 Mill Lane, Leeds", "postcode"),
+        ({"lines": ["1 Mill Lane"], "postcode": "LS1"}, "not a UK postcode"),
+        ({"lines": [], "postcode": "LS1 4AB"}, "at least 1"),
+        ({"lines": ["x"] * 7, "postcode": "LS1 4AB"}, "at most 6"),
+    ):
+        resp = await client.patch(f"/v1/customers/{cid}", headers=team.cl1.headers, json={"postal_address": bad})
+        err = (await resp.json())["error"]
+        assert resp.status == 422 and err["details"][0]["field"].startswith("postal_address"), bad
+        assert says in err["message"], (bad, err["message"])
+    got = await api.change_customer(team.cl1, cid, postal_address={"lines": [" 1  Mill Lane "], "postcode": "ls14ab"})
+    assert got["postal_address"] == {"lines": ["1 Mill Lane"], "postcode": "LS1 4AB"}
+    # Left alone unless given; "" clears it.
+    assert (await api.change_customer(team.cl1, cid, name="Kevin Doyle"))["postal_address"] is not None
+    assert (await api.change_customer(team.cl1, cid, postal_address=""))["postal_address"] is None
+
+
+async def test_the_import_reads_a_postal_address_column(api: Api, client: Any, team: Team) -> None:
+    header = "external_ref,name,phones,postal_address\n"
+    report = await api.import_csv(header + 'HMS-7,Ann Jones,07700 900001,"2 Poplar Way; Leeds LS15 7NB"\n')
+    cid = report["changes"][0]["customer_id"]
+    got = await (await client.get(f"/v1/customers/{cid}", headers=team.cl1.headers)).json()
+    assert got["postal_address"] == {"lines": ["2 Poplar Way", "Leeds"], "postcode": "LS15 7NB"}
+    report = await api.import_csv(header + "HMS-8,Bob Jones,07700 900002,Somewhere without a postcode\n")
+    assert report["errors"][0]["field"] == "postal_address" and "postcode" in report["errors"][0]["message"]
+    # A file without the column leaves the address alone.
+    await api.import_csv("external_ref,name\nHMS-7,Ann Jones\n")
+    got = await (await client.get(f"/v1/customers/{cid}", headers=team.cl1.headers)).json()
+    assert got["postal_address"]["postcode"] == "LS15 7NB"
