@@ -125,8 +125,8 @@ def _ways_to_write(p: Provider) -> str:
     if not given:
         return "You can still write to us by letter, email or through our web form at any time."
     # Any one of them will do; ";" between them, as an address has commas of its own.
-    ways = given[0] if len(given) == 1 else "; ".join(given[:-1]) + "; or " + given[-1]
-    return f"You can still write to us at any time: {ways}."
+    either = given[0] if len(given) == 1 else "; ".join(given[:-1]) + "; or " + given[-1]
+    return f"You can still write to us at any time: {either}."
 
 
 def _arrangement(f: LetterFacts) -> Sentences:
