@@ -22,6 +22,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from .errors import Fault
 from .lifecycle import APPEAL_WINDOW_WORKING_DAYS, APPEAL_WORKING_DAYS
 from .models.restrictions import Restriction
+from .outbox.message import OutgoingAttachment, OutgoingMail
 from .postal import Address
 from .rules.calendar import Calendar, format_date, join_words
 from .rules.context import UNNAMED_PROVIDER, Provider
@@ -85,18 +86,8 @@ class Recipient:
     representative_id: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class LetterEmail:
-    """The letter as an email: a short covering note, the PDF attached."""
-
-    to: str
-    subject: str
-    text: str
-    filename: str
-    pdf: bytes
-
-
-def letter_email(to: Recipient, letter: Letter, pdf: bytes, provider: Provider) -> LetterEmail:
+def letter_email(to: Recipient, letter: Letter, pdf: bytes, provider: Provider) -> OutgoingMail:
+    """The letter as an email for the outbox: a short covering note, the PDF attached."""
     sender = provider.name if provider.name != UNNAMED_PROVIDER else "Customer Experience Team"
     text = (
         f"Dear {to.name},\n\n"
@@ -107,7 +98,8 @@ def letter_email(to: Recipient, letter: Letter, pdf: bytes, provider: Provider) 
         f"Yours sincerely,\n{sender}\n"
     )
     subject = f"Our letter {letter.reference}: decision about how you contact us"
-    return LetterEmail(to.email, subject, text, f"{letter.reference}.pdf", pdf)
+    attached = OutgoingAttachment(f"{letter.reference}.pdf", "application/pdf", pdf)
+    return OutgoingMail(to=to.email, subject=subject, text=text, attachments=(attached,))
 
 
 def _channels(channels: list[str]) -> str:

@@ -81,9 +81,7 @@ class Runtime:
             index, pool, redis, settings.database_url or "", settings.resync_seconds, today, on_message
         )
         ways_to_write = WaysToWriteCheck(index, settings.provider())
-        runtime = cls(
-            settings, pool, redis, rules, index, keeper, contexts, contact_log, decide, outbox, ways_to_write
-        )
+        runtime = cls(settings, pool, redis, rules, index, keeper, contexts, contact_log, decide, outbox, ways_to_write)
         contact_log.start()
         outbox.start()
         await keeper.start()

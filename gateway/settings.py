@@ -11,7 +11,7 @@ from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Any
 
 from .caseref import DEFAULT_PATTERN, PatternRejected, vet
-from .identifiers import IdentifierError, normalise_email, normalise_phone
+from .identifiers import IdentifierError, normalise_phone
 from .lifecycle import parse_rule
 from .rules.context import Provider
 
@@ -136,8 +136,8 @@ class Settings:
             fastagi_allow=_networks(env, "FASTAGI_ALLOW", "127.0.0.0/8,::1"),
             log_level=level,
             provider_name=env.get("GATEWAY_PROVIDER_NAME") or "the housing team",
-            provider_address=_address(env, "GATEWAY_PROVIDER_ADDRESS"),
-            provider_email=_email(env, "GATEWAY_PROVIDER_EMAIL"),
+            provider_address=_postal_lines(env, "GATEWAY_PROVIDER_ADDRESS"),
+            provider_email=_address(env, "GATEWAY_PROVIDER_EMAIL"),
             provider_web_form_url=_url(env, "GATEWAY_PROVIDER_WEB_FORM_URL", ("https", "http")) or "",
             provider_phone=_phone(env, "GATEWAY_PROVIDER_PHONE"),
             provider_logo=_logo(env, "GATEWAY_PROVIDER_LOGO"),
@@ -194,23 +194,13 @@ def _origins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _address(env: Mapping[str, str], name: str) -> str:
+def _postal_lines(env: Mapping[str, str], name: str) -> str:
     """The provider's address: lines separated by ';' (or new lines), kept one per line."""
     raw = env.get(name) or ""
     lines = [" ".join(line.split()) for line in raw.replace(";", "\n").splitlines() if line.strip()]
     if len(lines) > 8 or any(len(line) > 80 for line in lines):
         raise SettingsError(f"{name}: at most 8 lines of 80 characters, separated by ';'")
     return "\n".join(lines)
-
-
-def _email(env: Mapping[str, str], name: str) -> str:
-    raw = (env.get(name) or "").strip()
-    if not raw:
-        return ""
-    try:
-        return normalise_email(raw)
-    except IdentifierError:
-        raise SettingsError(f"{name}={raw!r} is not an email address (expected name@domain)") from None
 
 
 def _phone(env: Mapping[str, str], name: str) -> str:

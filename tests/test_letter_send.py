@@ -1,5 +1,6 @@
-"""Sending the letter: posted by the signed-in caution lead (recorded with how, when and a copy of
-the PDF, and no longer 'not sent' on the review report); by email only where there is an address to
+"""Sending the letter: emailed with the PDF attached through the outbox (delivered to a real SMTP
+server) or posted by the signed-in caution lead; either is recorded with how, when and a copy of the
+PDF, and is no longer 'not sent' on the review report. By email only where there is an address to
 send it to, else a 409 that says to post it."""
 
 from __future__ import annotations
@@ -8,8 +9,13 @@ from typing import Any
 
 import asyncpg
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
+from gateway.app import create_app
+from gateway.settings import Settings
 from tests.factory import PHONE, TODAY, YESTERDAY, Api, Team
+from tests.helpers import eventually
+from tests.smtpsink import SmtpSink
 
 pytestmark = pytest.mark.asyncio
 
@@ -48,6 +54,83 @@ async def test_posting_is_recorded_as_sent_by_whoever_is_signed_in(
     (letter,) = doc["letters"]
     assert letter["method"] == "post" and "body_pdf" not in letter
     assert doc["customer"]["postal_address"] == {"lines": ["Flat 12, Willow House", "Leeds"], "postcode": "LS11 5PX"}
+
+
+async def test_emailing_delivers_the_pdf_and_records_it_sent(
+    settings: Settings, keys: dict[str, str], conn: asyncpg.Connection
+) -> None:
+    sink = await SmtpSink().start()
+    emailing = settings.with_(
+        smtp_url=sink.url, provider_name="Riverside Homes", provider_email="letters@riverside.example"
+    )
+    try:
+        async with TestClient(TestServer(create_app(emailing))) as client:
+            api = Api(client, keys)
+            team = await api.team()
+            cid = await api.customer("Peter Novak", PHONE, ("email", "P.Novak@example.com"))
+            rid = (await api.restriction(cid, deciders=team.deciders))["id"]
+            status, body = await send(client, team.cl2, rid, {"by": "email", "note": "Asked for it by email."})
+            assert status == 200, body
+            assert body["letter_sent_on"] == TODAY.isoformat()
+
+            async def delivered() -> bool:
+                return bool(sink.to("p.novak@example.com"))
+
+            await eventually(delivered, timeout=10.0)
+            assert "letter_not_sent" not in await issues(client, team, rid)
+    finally:
+        await sink.close()
+    (got,) = sink.received
+    msg = got.message
+    assert msg["To"] == "p.novak@example.com" and msg["From"] == "Riverside Homes <letters@riverside.example>"
+    assert msg["Subject"] == f"Our letter R{rid}: decision about how you contact us"
+    assert "Dear Peter Novak" in msg.get_body(("plain",)).get_content()
+    (pdf,) = list(msg.iter_attachments())
+    assert pdf.get_content_type() == "application/pdf" and pdf.get_filename() == f"R{rid}.pdf"
+    content = pdf.get_content()
+    row = await conn.fetchrow("SELECT * FROM restriction_letters WHERE restriction_id = $1", rid)
+    assert content.startswith(b"%PDF-") and content == bytes(row["body_pdf"])
+    assert (row["method"], row["sent_to"], row["note"]) == ("email", "p.novak@example.com", "Asked for it by email.")
+    assert row["recorded_by"] == f"staff:{team.cl2.id}:Grace Okafor"
+    assert await conn.fetchval("SELECT status FROM outbox WHERE kind = 'letter'") == "sent"
+
+
+async def test_a_representative_gets_it_when_named(settings: Settings, keys: dict[str, str]) -> None:
+    sink = await SmtpSink().start()
+    try:
+        relay = settings.with_(smtp_url=sink.url, ack_from="letters@housing.example")
+        async with TestClient(TestServer(create_app(relay))) as client:
+            api = Api(client, keys)
+            team = await api.team()
+            advocate = {
+                "name": "Ruth Adeyemi",
+                "relationship": "advocate",
+                "identifiers": [{"kind": "email", "value": "ruth@advocacy.example"}],
+            }
+            cid = await api.customer("Brian Walsh", PHONE, ("email", "bwalsh@example.com"), representatives=[advocate])
+            rep = (await (await client.get(f"/v1/customers/{cid}", headers=team.cl1.headers)).json())[
+                "representatives"
+            ][0]
+            rid = (await api.restriction(cid, deciders=team.deciders))["id"]
+            status, body = await send(client, team.cl1, rid, {"by": "email", "representative_id": rep["id"]})
+            assert status == 200, body
+
+            async def delivered() -> bool:
+                return bool(sink.to("ruth@advocacy.example"))
+
+            await eventually(delivered, timeout=10.0)
+    finally:
+        await sink.close()
+    assert sink.to("bwalsh@example.com") == []
+    assert "Dear Ruth Adeyemi" in sink.received[0].message.get_body(("plain",)).get_content()
+
+
+async def test_email_without_a_relay_says_to_post_it(api: Api, client: Any, team: Team) -> None:
+    cid = await api.customer("Peter Novak", PHONE, ("email", "p.novak@example.com"))
+    rid = (await api.restriction(cid, deciders=team.deciders))["id"]
+    status, body = await send(client, team.cl1, rid, {"by": "email"})
+    assert status == 409 and body["error"]["code"] == "email_not_configured"
+    assert "GATEWAY_SMTP_URL" in body["error"]["message"] and "post it" in body["error"]["message"]
 
 
 async def test_email_with_nowhere_to_send_it_says_to_post_it(api: Api, client: Any, team: Team) -> None:

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from .. import lifecycle as lc
 from ..appkeys import POOL, REDIS, SETTINGS
-from ..errors import field_error
+from ..errors import StateConflict, field_error
 from ..http import add_route, dump, principal
 from ..inputs import path_id, query_flag, query_text, read_model
 from ..invalidation import publish
@@ -33,6 +33,7 @@ from ..models.restrictions import (
 )
 from ..reviews import local_today, utc_now
 from ..rules.calendar import Calendar
+from ..runtime import RUNTIME
 from ..store import appeals, people, reports, transitions
 from ..store import restrictions as store
 from ..store.index import load_closures
@@ -187,6 +188,11 @@ async def send_letter(request: web.Request) -> web.Response:
         recipient = None
         if body.by == "email":
             recipient = await people.email_recipient(conn, facts.restriction.customer_id, body.representative_id)
+            if not request.app[SETTINGS].smtp_url:
+                raise StateConflict(
+                    "no mail relay is configured (GATEWAY_SMTP_URL), so letters cannot be emailed: post it (by: post)",
+                    code="email_not_configured",
+                )
     letter = render(facts, pol.calendar)
     pdf = await to_pdf_async(letter.html)
     email = letter_email(recipient, letter, pdf, request.app[SETTINGS].provider()) if recipient else None
@@ -203,6 +209,8 @@ async def send_letter(request: web.Request) -> web.Response:
             pdf=pdf,
             email=email,
         )
+    if email is not None:
+        request.app[RUNTIME].outbox.wake()
     return await _published(request, record)
 
 

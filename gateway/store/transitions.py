@@ -9,13 +9,15 @@ import asyncpg
 
 from .. import lifecycle as lc
 from ..errors import FieldInvalid, StateConflict
-from ..letters import Letter, LetterEmail
+from ..letters import Letter
 from ..models.restrictions import (
     LetterSentIn,
     LiftIn,
     Restriction,
     ReviewIn,
 )
+from ..outbox.message import OutgoingMail
+from . import outbox
 from .actors import DECIDER_ROLES, acting, staff_role
 from .changes import notify_in_transaction
 from .restrictions import COLS, event, get, load, snapshot
@@ -52,7 +54,7 @@ async def record_letter(
     today: date,
     *,
     pdf: bytes | None = None,
-    email: LetterEmail | None = None,
+    email: OutgoingMail | None = None,
 ) -> Restriction:
     """Marks the letter sent and keeps a copy of exactly what was sent (text, html, the PDF); an
     emailed letter goes into the email outbox in the same transaction, so it is sent if and only if
@@ -91,11 +93,16 @@ async def record_letter(
     return await get(conn, restriction_id, policy)
 
 
-async def enqueue_letter(conn: asyncpg.Connection, email: LetterEmail) -> None:
-    """Into the email outbox, in the caller's transaction."""
-    raise StateConflict(
-        "sending by email needs the email outbox, which this build does not have: post the letter (by: post)",
-        code="email_unavailable",
+async def enqueue_letter(conn: asyncpg.Connection, mail: OutgoingMail) -> int:
+    """Into the email outbox, in the caller's transaction: the sender delivers it after commit."""
+    return await outbox.enqueue(
+        conn,
+        kind="letter",
+        to=mail.to,
+        subject=mail.subject,
+        body=mail.text,
+        message_id=mail.message_id,
+        attachments=[(a.name, a.content_type, a.content) for a in mail.attachments],
     )
 
 
