@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import functools
 import mimetypes
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import Markup, escape
 
 from .errors import Fault
 from .lifecycle import APPEAL_WINDOW_WORKING_DAYS, APPEAL_WORKING_DAYS
@@ -166,14 +168,26 @@ def values(f: LetterFacts, cal: Calendar) -> dict[str, Any]:
     }
 
 
+# Printed on one line: a postcode ("LS1 4AB") and a web address split over two read as two things.
+_UNBROKEN = re.compile(r"\b[A-Z]{1,2}[0-9][A-Z0-9]? [0-9][A-Z]{2}\b|https?://[^\s<]+?(?=[.,;:)]?(?:\s|$))")
+
+
+def keep_together(text: str) -> Markup:
+    """The `keep_together` filter: `text` escaped, its postcodes and web addresses never broken."""
+    escaped = str(escape(text))
+    return Markup(_UNBROKEN.sub(lambda m: f'<span class="unbroken">{m.group(0)}</span>', escaped))
+
+
 @functools.lru_cache(maxsize=8)
 def _environment(template_dir: Path) -> SandboxedEnvironment:
-    return SandboxedEnvironment(
+    env = SandboxedEnvironment(
         loader=jinja2.FileSystemLoader(template_dir),
         autoescape=jinja2.select_autoescape(["html"]),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
     )
+    env.filters["keep_together"] = keep_together
+    return env
 
 
 def render(f: LetterFacts, cal: Calendar, template_dir: Path = TEMPLATE_DIR) -> Letter:

@@ -31,9 +31,11 @@ from ..models.restrictions import (
     RestrictionIn,
     ReviewIn,
 )
+from ..outbox.acks import ack_address
 from ..reviews import local_today, utc_now
 from ..rules.calendar import Calendar
 from ..runtime import RUNTIME
+from ..settings import Settings
 from ..store import appeals, people, reports, transitions
 from ..store import restrictions as store
 from ..store.index import load_closures
@@ -178,6 +180,15 @@ async def post_letter(request: web.Request) -> web.Response:
     return await _published(request, record)
 
 
+def _can_email(settings: Settings) -> None:
+    if not settings.smtp_url or not ack_address(settings):
+        raise StateConflict(
+            "letters cannot be emailed until a mail relay (GATEWAY_SMTP_URL) and the address they come "
+            "from (GATEWAY_PROVIDER_EMAIL or GATEWAY_ACK_FROM) are configured: post it (by: post)",
+            code="email_not_configured",
+        )
+
+
 async def send_letter(request: web.Request) -> web.Response:
     """Email the PDF through the outbox, or record that the signed-in person posted it; either way
     the letter is recorded as sent, with how, when, to whom and a copy of the PDF."""
@@ -188,11 +199,7 @@ async def send_letter(request: web.Request) -> web.Response:
         recipient = None
         if body.by == "email":
             recipient = await people.email_recipient(conn, facts.restriction.customer_id, body.representative_id)
-            if not request.app[SETTINGS].smtp_url:
-                raise StateConflict(
-                    "no mail relay is configured (GATEWAY_SMTP_URL), so letters cannot be emailed: post it (by: post)",
-                    code="email_not_configured",
-                )
+            _can_email(request.app[SETTINGS])
     letter = render(facts, pol.calendar)
     pdf = await to_pdf_async(letter.html)
     email = letter_email(recipient, letter, pdf, request.app[SETTINGS].provider()) if recipient else None
