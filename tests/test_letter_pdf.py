@@ -5,6 +5,7 @@ Page 1 of each kind's letter is saved as a PNG under test-artefacts/ to be looke
 
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.app import create_app
+from gateway.letters import keep_together
 from gateway.lifecycle import APPEAL_WINDOW_WORKING_DAYS
 from gateway.rules.calendar import Calendar, format_date
 from gateway.rules.registry import KINDS
@@ -187,3 +189,26 @@ async def test_format_and_flags_are_checked(api: Api, client: Any, team: Team) -
     # No address on record: the letter says so where the address would be, rather than print blank.
     pdf = await letter_pdf(client, team, rid, "?format=pdf")
     assert "No postal address on record" in words(pdf_text(pdf))
+
+
+async def test_printing_leaves_the_event_loop_free(api: Api, client: Any, team: Team) -> None:
+    """PDFs are printed on worker threads: a health check answers while several print."""
+    cid = await api.customer("Margaret Hughes", PHONE)
+    rid = (await api.restriction(cid, deciders=team.deciders))["id"]
+    loop = asyncio.get_running_loop()
+    printing = [asyncio.ensure_future(letter_pdf(client, team, rid)) for _ in range(4)]
+    await asyncio.sleep(0.05)  # the requests are in: their handlers are printing
+    start = loop.time()
+    assert (await client.get("/healthz")).status == 200
+    answered = loop.time() - start
+    pdfs = await asyncio.gather(*printing)
+    printed = loop.time() - start
+    assert all(p.startswith(b"%PDF-") for p in pdfs)
+    assert answered < printed / 2, (answered, printed)
+
+
+async def test_postcodes_and_web_addresses_are_kept_whole_and_text_escaped() -> None:
+    html = str(keep_together("Write to 1 Mill Lane, Leeds, LS1 4AB or https://x.example/a?b=1&c=2. <b>"))
+    assert '<span class="unbroken">LS1 4AB</span>' in html
+    assert '<span class="unbroken">https://x.example/a?b=1&amp;c=2</span>.' in html
+    assert html.endswith("&lt;b&gt;")
