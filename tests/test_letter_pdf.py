@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shutil
 import subprocess
 from collections.abc import AsyncIterator
 from datetime import date
@@ -27,7 +28,12 @@ from gateway.settings import Settings
 from gateway.store.index import load_closures
 from tests.factory import PHONE, TODAY, Api, Team
 
-pytestmark = pytest.mark.asyncio
+pytestmark = [
+    pytest.mark.asyncio,
+    pytest.mark.skipif(
+        shutil.which("pdftotext") is None, reason="needs poppler-utils (tools/install-test-peers installs it)"
+    ),
+]
 
 ARTEFACTS = Path(__file__).resolve().parent.parent / "test-artefacts"
 MM = 72 / 25.4  # PDF points per millimetre
