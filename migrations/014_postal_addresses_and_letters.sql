@@ -27,7 +27,9 @@ FROM parsed p WHERE c.id = p.id;
 
 ALTER TABLE customers DROP COLUMN postal_address;
 
--- How a letter went and to whom: an email's recipient and its outbox message; and the PDF as sent.
+-- How a letter went and to whom: an email's recipient and its outbox message (whose status says
+-- whether it was delivered); and the PDF as sent.
 ALTER TABLE restriction_letters
-    ADD COLUMN sent_to  text,
-    ADD COLUMN body_pdf bytea;
+    ADD COLUMN sent_to   text,
+    ADD COLUMN outbox_id bigint REFERENCES outbox ON DELETE SET NULL,
+    ADD COLUMN body_pdf  bytea;

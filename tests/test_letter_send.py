@@ -211,3 +211,30 @@ async def test_the_import_reads_a_postal_address_column(api: Api, client: Any, t
     await api.import_csv("external_ref,name\nHMS-7,Ann Jones\n")
     got = await (await client.get(f"/v1/customers/{cid}", headers=team.cl1.headers)).json()
     assert got["postal_address"]["postcode"] == "LS15 7NB"
+
+
+async def test_an_email_the_outbox_gave_up_on_is_on_the_report_until_posted(
+    settings: Settings, keys: dict[str, str], conn: asyncpg.Connection
+) -> None:
+    sink = await SmtpSink().start()
+    relay = settings.with_(smtp_url=sink.url, ack_from="letters@housing.example")
+    try:
+        async with TestClient(TestServer(create_app(relay))) as client:
+            api = Api(client, keys)
+            team = await api.team()
+            cid = await api.customer("Peter Novak", PHONE, ("email", "p.novak@example.com"))
+            rid = (await api.restriction(cid, deciders=team.deciders))["id"]
+            status, _ = await send(client, team.cl1, rid, {"by": "email"})
+            assert status == 200 and await issues(client, team, rid) == []
+
+            async def settled() -> bool:
+                return await conn.fetchval("SELECT status FROM outbox WHERE kind = 'letter'") == "sent"
+
+            await eventually(settled, timeout=10.0)
+            # As the sender leaves a message it could not deliver after its last attempt.
+            await conn.execute("UPDATE outbox SET status = 'failed' WHERE kind = 'letter'")
+            assert "letter_email_failed" in await issues(client, team, rid)
+            status, _ = await send(client, team.cl1, rid, {"by": "post"})
+            assert status == 200 and await issues(client, team, rid) == []
+    finally:
+        await sink.close()

@@ -44,7 +44,11 @@ async def review_rows(conn: asyncpg.Connection | asyncpg.Pool) -> list[ReviewRow
         """SELECT r.id, r.customer_id, c.name, r.kind, r.status, r.review_due, r.valid_to,
                   r.letter_sent_on, r.urgent_review_since, r.urgent_review_why,
                   (SELECT min(a.due_on) FROM appeals a
-                    WHERE a.restriction_id = r.id AND a.outcome IS NULL) AS appeal_due
+                    WHERE a.restriction_id = r.id AND a.outcome IS NULL) AS appeal_due,
+                  -- The latest letter, if emailed, that the outbox gave up on or refused.
+                  (SELECT coalesce(o.status IN ('failed', 'refused'), false)
+                     FROM restriction_letters l LEFT JOIN outbox o ON o.id = l.outbox_id
+                    WHERE l.restriction_id = r.id ORDER BY l.id DESC LIMIT 1) AS letter_undelivered
            FROM restrictions r JOIN customers c ON c.id = r.customer_id
            WHERE r.status = ANY($1::text[]) ORDER BY r.review_due, r.id""",
         OPEN_STATUSES,
@@ -62,6 +66,7 @@ async def review_rows(conn: asyncpg.Connection | asyncpg.Pool) -> list[ReviewRow
             r["appeal_due"],
             r["urgent_review_since"],
             r["urgent_review_why"],
+            bool(r["letter_undelivered"]),
         )
         for r in rows
     ]

@@ -65,9 +65,10 @@ async def record_letter(
         await acting(conn, actor, roles=DECIDER_ROLES)
         row = await load(conn, restriction_id, lock=True)
         require_status(row, lc.ENFORCED, "send a letter before the restriction is active")
+        outbox_id = await enqueue_letter(conn, email) if email is not None else None
         await conn.execute(
-            """INSERT INTO restriction_letters (restriction_id, sent_on, method, note, body_text,
-                   body_html, recorded_by, sent_to, body_pdf) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
+            """INSERT INTO restriction_letters (restriction_id, sent_on, method, note, body_text, body_html,
+                   recorded_by, sent_to, outbox_id, body_pdf) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)""",
             restriction_id,
             sent_on,
             body.method,
@@ -76,10 +77,9 @@ async def record_letter(
             letter.html,
             actor.label,
             email.to if email else None,
+            outbox_id,
             pdf,
         )
-        if email is not None:
-            await enqueue_letter(conn, email)
         updated = await update_restriction(conn, restriction_id, letter_sent_on=sent_on)
         await event(
             conn,
