@@ -43,19 +43,31 @@ STAFF: list[dict[str, Any]] = [
     },
 ]
 
+# The demo provider, as GATEWAY_PROVIDER_* settings: `make run` uses them unless they are set, so
+# deflections and letters name a real-looking address, email and web form.
+PROVIDER_SETTINGS = {
+    "GATEWAY_PROVIDER_NAME": "Demo Homes",
+    "GATEWAY_PROVIDER_ADDRESS": "Riverside House; 1 Mill Lane; Leeds; LS1 4AB",
+    "GATEWAY_PROVIDER_PHONE": "0113 496 0000",
+    "GATEWAY_PROVIDER_EMAIL": "contact@demo-homes.org.uk",
+    "GATEWAY_PROVIDER_WEB_FORM_URL": "https://demo-homes.org.uk/contact",
+}
+
+# (external ref, name, phones, emails, postal address: lines separated by ';', the postcode last)
 CUSTOMERS = [
-    ("HMS-100001", "Margaret Hughes", ["07700 900001"], ["m.hughes@example.com"]),
-    ("HMS-100002", "Kevin Doyle", ["07700 900002"], ["kdoyle@example.net"]),
-    ("HMS-100003", "Aisha Rahman", ["07700 900003"], ["aisha.r@example.org"]),
-    ("HMS-100004", "Brian Walsh", ["07700 900004"], ["bwalsh@example.com"]),
-    ("HMS-100005", "Sandra Clarke", ["07700 900005"], []),
-    ("HMS-100006", "Peter Novak", ["07700 900006"], ["p.novak@example.com"]),
-    ("HMS-100007", "Lorraine Bell", ["07700 900007"], ["lbell@example.com"]),
-    ("HMS-100008", "Gary Fletcher", ["07700 900008"], ["gary.f@example.net"]),
-    ("HMS-100009", "Joan Fletcher", ["07700 900008"], ["joan.f@example.net"]),  # shares a household phone
-    ("HMS-100010", "Mohammed Iqbal", ["07700 900010"], ["m.iqbal@example.com"]),
-    ("HMS-100011", "Eileen Murphy", ["0113 496 0011"], []),
-    ("HMS-100012", "Connor Price", ["07700 900012"], ["connor.price@example.com"]),
+    ("HMS-100001", "Margaret Hughes", ["07700 900001"], ["m.hughes@example.com"], "14 Beech Road; Leeds; LS6 2AB"),
+    ("HMS-100002", "Kevin Doyle", ["07700 900002"], ["kdoyle@example.net"], "Flat 3, Oak Court; Leeds; LS7 1QT"),
+    ("HMS-100003", "Aisha Rahman", ["07700 900003"], ["aisha.r@example.org"], "27 Mill Street; Leeds; LS9 8DS"),
+    ("HMS-100004", "Brian Walsh", ["07700 900004"], ["bwalsh@example.com"], "5 Elm Terrace; Bramley; LS13 2JR"),
+    ("HMS-100005", "Sandra Clarke", ["07700 900005"], [], "Flat 12, Willow House; Leeds; LS11 5PX"),
+    ("HMS-100006", "Peter Novak", ["07700 900006"], ["p.novak@example.com"], "8 Cedar Close; Leeds; LS8 3HQ"),
+    ("HMS-100007", "Lorraine Bell", ["07700 900007"], ["lbell@example.com"], "41 Ash Grove; Leeds; LS6 1BH"),
+    ("HMS-100008", "Gary Fletcher", ["07700 900008"], ["gary.f@example.net"], "2 Poplar Way; Leeds; LS15 7NB"),
+    # Joan shares Gary's household phone and home.
+    ("HMS-100009", "Joan Fletcher", ["07700 900008"], ["joan.f@example.net"], "2 Poplar Way; Leeds; LS15 7NB"),
+    ("HMS-100010", "Mohammed Iqbal", ["07700 900010"], ["m.iqbal@example.com"], "63 Harehills Lane; Leeds; LS8 4HE"),
+    ("HMS-100011", "Eileen Murphy", ["0113 496 0011"], [], "Flat 1, Larch House; Leeds; LS12 3QG"),
+    ("HMS-100012", "Connor Price", ["07700 900012"], ["connor.price@example.com"], "19 Rowan Avenue; Leeds; LS14 6AA"),
 ]
 
 
@@ -174,7 +186,7 @@ _CASES = (
 
 async def _customers(conn: asyncpg.Connection) -> dict[str, int]:
     made: dict[str, int] = {}
-    for ref, name, phones, emails in CUSTOMERS:
+    for ref, name, phones, emails, address in CUSTOMERS:
         identifiers = [
             *({"kind": "phone", "value": p} for p in phones),
             *({"kind": "email", "value": e} for e in emails),
@@ -183,6 +195,7 @@ async def _customers(conn: asyncpg.Connection) -> dict[str, int]:
             {
                 "external_ref": ref,
                 "name": name,
+                "postal_address": address,
                 "identifiers": identifiers,
                 "representatives": _REPRESENTATIVES.get(ref, []),
                 "adjustments": _ADJUSTMENTS.get(ref, {}),

@@ -14,7 +14,7 @@ import asyncpg
 
 from . import db, embedded
 from .auth import active_key_id, create_key
-from .demo import load_demo
+from .demo import PROVIDER_SETTINGS, load_demo
 from .migrate import migrate
 from .settings import Settings
 from .store.keys import revoke_others
@@ -107,6 +107,8 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     base = Path(os.environ.get("GATEWAY_EMBEDDED_DIR", ".gateway"))
     env, started = embedded.ensure(base)
+    # The demo provider's name, address and contact details, unless the caller set their own.
+    env = {**PROVIDER_SETTINGS, **env} if not any(k.startswith("GATEWAY_PROVIDER_") for k in env) else env
     settings = Settings.from_env(env)
     try:
         key = asyncio.run(_prepare(settings, base / KEY_FILE))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
@@ -104,9 +105,18 @@ def _domain_status(exc: DomainError) -> int:
     return next((status for cls, status in _DOMAIN_STATUS if isinstance(exc, cls)), 400)
 
 
+# The names pydantic gives the branches of a union ("function-after[_checked(), PostalAddress]",
+# "literal['']"): not fields, so left out of the field's path.
+_UNION_BRANCH = re.compile(r"^(function-[a-z]+|literal|union|tagged-union)\[.*\]$")
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(p) for p in loc if not (isinstance(p, str) and _UNION_BRANCH.match(p))) or "body"
+
+
 def _pydantic_details(exc: pydantic.ValidationError) -> list[dict[str, Any]]:
     return [
-        {"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"], "type": e["type"]}
+        {"field": _field_path(tuple(e["loc"])), "message": e["msg"].removeprefix("Value error, "), "type": e["type"]}
         for e in exc.errors(include_url=False, include_input=False)
     ]
 

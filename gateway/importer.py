@@ -1,8 +1,9 @@
 """Customer import from a housing-management-system CSV export: good rows kept, bad rows reported.
 
 Columns (header row required, order free): external_ref, name, phones, emails, web_account,
-adjustments, adjustment_flags. Several phones or emails are separated by ';'. A row whose
-external_ref already exists updates that customer's name and adds any new identifiers.
+adjustments, adjustment_flags, postal_address. Several phones or emails are separated by ';'; so
+are an address's lines, the last one the postcode or ending with it ("1 Mill Lane; Leeds LS1 4AB").
+A row whose external_ref already exists updates that customer's name and adds any new identifiers.
 """
 
 from __future__ import annotations
@@ -11,17 +12,26 @@ import csv
 import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 import pydantic
 
 from .lifecycle import Actor
-from .models.people import Adjustments, IdentifierIn
+from .models.people import Adjustments, IdentifierIn, PostalAddress
 from .store.customers import import_row
 
 REQUIRED = ("external_ref", "name")
-KNOWN = ("external_ref", "name", "phones", "emails", "web_account", "adjustments", "adjustment_flags")
+KNOWN = (
+    "external_ref",
+    "name",
+    "phones",
+    "emails",
+    "web_account",
+    "adjustments",
+    "adjustment_flags",
+    "postal_address",
+)
 KIND_OF_COLUMN = {"phones": "phone", "emails": "email", "web_account": "web"}
 ADJUSTMENT_PART = {"adjustments": "text", "adjustment_flags": "flags"}
 IMPORT_ACTOR = Actor("system:import")
@@ -34,6 +44,7 @@ class ImportRow(pydantic.BaseModel):
     name: str = pydantic.Field(min_length=1, max_length=200)
     identifiers: list[IdentifierIn]
     adjustments: Adjustments
+    postal_address: PostalAddress | None = None
     columns: frozenset[str]  # those the file has: an absent one is left alone
 
     @property
@@ -43,6 +54,12 @@ class ImportRow(pydantic.BaseModel):
     def adjustment_parts(self) -> dict[str, Any]:
         given = self.adjustments.model_dump()
         return {part: given[part] for c, part in ADJUSTMENT_PART.items() if c in self.columns}
+
+    def address(self) -> PostalAddress | Literal[""] | None:
+        """The address to set; "" (a blank cell) clears it; None: the file has no such column."""
+        if "postal_address" not in self.columns:
+            return None
+        return self.postal_address or ""
 
 
 @dataclass
@@ -99,6 +116,7 @@ def _row_model(raw: dict[str, str | None], columns: frozenset[str]) -> ImportRow
             "name": raw.get("name") or "",
             "identifiers": idents,
             "adjustments": {"text": raw.get("adjustments") or "", "flags": _split(raw.get("adjustment_flags"))},
+            "postal_address": (raw.get("postal_address") or "").strip() or None,
             "columns": columns,
         }
     )
@@ -183,7 +201,14 @@ async def _rows(
             try:
                 async with conn.transaction():
                     change = await import_row(
-                        conn, item.external_ref, item.name, idents, item.kinds, item.adjustment_parts(), actor
+                        conn,
+                        item.external_ref,
+                        item.name,
+                        idents,
+                        item.kinds,
+                        item.adjustment_parts(),
+                        actor,
+                        item.address(),
                     )
             except asyncpg.UniqueViolationError:
                 report.errors.append(
@@ -202,6 +227,8 @@ def describe_change(change: dict[str, Any]) -> str:
     parts += [f"-{i}" for i in change.get("identifiers_removed", [])]
     if "adjustments" in change:
         parts.append(f"adjustments now {change['adjustments']['after']}")
+    if "postal_address" in change:
+        parts.append("postal address changed")
     if change.get("urgent_review"):
         parts.append(f"URGENT REVIEW: {change['urgent_review']}")
     return f"{change['external_ref']}: " + ", ".join(parts)

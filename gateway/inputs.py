@@ -165,6 +165,21 @@ def query_text(request: web.Request, name: str, *, max_length: int) -> str:
     return value[:max_length]
 
 
+_YES, _NO = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def query_flag(request: web.Request, name: str) -> bool | None:
+    """?name=1|0 (true/false, yes/no); None when not given."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    if raw.lower() in _YES:
+        return True
+    if raw.lower() in _NO:
+        return False
+    raise field_error(name, "1 or 0 (true or false)")
+
+
 INT_MAX = 2**31 - 1  # a PostgreSQL integer column (rule set versions)
 # ASCII digits only: int() would also take "١" (Arabic-Indic one), "1_0" and " 1".
 _WHOLE_NUMBER = re.compile(r"-?[0-9]{1,19}")

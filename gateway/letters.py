@@ -1,28 +1,38 @@
 """The customer's restriction letter: facts → words → a provider-editable template (HTML and text).
 
-What is restricted and how to contact instead are in the words of the restriction's kind.
-
-Templates use `string.Template` ($name placeholders): customer text is never evaluated, and in
-HTML every substituted value is escaped.
+What is restricted and how to contact instead are in the words of the restriction's kind. The
+templates are Jinja2, in a sandbox: customer text is never evaluated, and in HTML every value is
+escaped. The HTML is also the print source of the PDF (gateway.letterpdf): A4, the provider's
+letterhead, the customer's address where a DL window envelope shows it.
 """
 
 from __future__ import annotations
 
-import html
+import base64
+import functools
+import mimetypes
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from string import Template
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import Markup, escape
 
 from .errors import Fault
 from .lifecycle import APPEAL_WINDOW_WORKING_DAYS, APPEAL_WORKING_DAYS
 from .models.restrictions import Restriction
+from .outbox.message import OutgoingAttachment, OutgoingMail
+from .postal import Address
 from .rules.calendar import Calendar, format_date, join_words
-from .rules.context import Provider
+from .rules.context import UNNAMED_PROVIDER, Provider
 from .rules.kind import LetterWords, Records, Sentences
 from .rules.registry import REGISTRY
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
+HTML_TEMPLATE, TEXT_TEMPLATE = "restriction_letter.html", "restriction_letter.txt"
 BEHAVIOUR = {
     "aggressive_or_abusive": "aggressive, abusive or intimidating behaviour",
     "unreasonable_demands": "unreasonable demands",
@@ -35,10 +45,17 @@ CHANNEL_WORDS = {
     "letter": "letter",
     "visit": "visits to our offices",
 }
+OMBUDSMAN = {
+    "name": "Housing Ombudsman Service",
+    "phone": "0300 111 3000",
+    "email": "info@housing-ombudsman.org.uk",
+    "post": "Housing Ombudsman Service, PO Box 1484, Unit D, Preston, PR2 0ET",
+    "web": "www.housing-ombudsman.org.uk",
+}
 
 
 class TemplateError(Fault):
-    """A provider's template names a placeholder we do not fill, or is malformed."""
+    """A provider's template names a value we do not fill, or is malformed."""
 
     code = "template_error"
 
@@ -50,12 +67,41 @@ class LetterFacts:
     today: date
     records: Records = field(default_factory=Records)  # the staff and cases its params name
     provider: Provider = field(default_factory=Provider)
+    address: Address | None = None  # where it is posted; None: not on record
+    large_print: bool = False  # the customer's adjustments ask for it, or the caller did
+    logo: str = ""  # the provider's logo as a data: URL (GATEWAY_PROVIDER_LOGO)
 
 
 @dataclass(frozen=True, slots=True)
 class Letter:
     text: str
     html: str
+    reference: str
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """Who an emailed letter goes to: the customer, or a representative of theirs."""
+
+    name: str
+    email: str
+    representative_id: int | None = None
+
+
+def letter_email(to: Recipient, letter: Letter, pdf: bytes, provider: Provider) -> OutgoingMail:
+    """The letter as an email for the outbox: a short covering note, the PDF attached."""
+    sender = provider.name if provider.name != UNNAMED_PROVIDER else "Customer Experience Team"
+    text = (
+        f"Dear {to.name},\n\n"
+        f"Please find attached our letter {letter.reference} about how you can contact us. It is a PDF; "
+        "if you cannot open it, or need it in another format such as large print, reply to this email "
+        "and we will send it another way.\n\n"
+        f"The letter says how to appeal and by when. Please quote {letter.reference} when you write to us.\n\n"
+        f"Yours sincerely,\n{sender}\n"
+    )
+    subject = f"Our letter {letter.reference}: decision about how you contact us"
+    attached = OutgoingAttachment(f"{letter.reference}.pdf", "application/pdf", pdf)
+    return OutgoingMail(to=to.email, subject=subject, text=text, attachments=(attached,))
 
 
 def _channels(channels: list[str]) -> str:
@@ -65,14 +111,16 @@ def _channels(channels: list[str]) -> str:
 def _ways_to_write(p: Provider) -> str:
     """The provider's own addresses when configured (GATEWAY_PROVIDER_*), else the general words."""
     ways = [
-        f"by letter to {p.address}" if p.address else "",
+        f"by letter to {p.one_line_address()}" if p.address else "",
         f"by email to {p.email}" if p.email else "",
         f"through our web form at {p.web_form_url}" if p.web_form_url else "",
     ]
     given = [w for w in ways if w]
     if not given:
         return "You can still write to us by letter, email or through our web form at any time."
-    return f"You can still write to us at any time: {join_words(given)}."
+    # Any one of them will do; ";" between them, as an address has commas of its own.
+    either = given[0] if len(given) == 1 else "; ".join(given[:-1]) + "; or " + given[-1]
+    return f"You can still write to us at any time: {either}."
 
 
 def _arrangement(f: LetterFacts) -> Sentences:
@@ -82,13 +130,16 @@ def _arrangement(f: LetterFacts) -> Sentences:
     return REGISTRY[r.kind].letter_wording(r.params, words)
 
 
-def values(f: LetterFacts, cal: Calendar) -> dict[str, str]:
+def values(f: LetterFacts, cal: Calendar) -> dict[str, Any]:
     r = f.restriction
     restricted, instead = _arrangement(f)
     letter_date = r.letter_sent_on or f.today
     until = f"until {format_date(r.valid_to)}" if r.valid_to else "until we formally review it"
+    named = f.provider.name != UNNAMED_PROVIDER
     return {
         "customer_name": f.customer_name,
+        "address_lines": list(f.address.lines) if f.address else [],
+        "postcode": f.address.postcode if f.address else "",
         "date": format_date(letter_date),
         "reference": f"R{r.id}",
         "behaviour": BEHAVIOUR[r.reason_category],
@@ -100,23 +151,65 @@ def values(f: LetterFacts, cal: Calendar) -> dict[str, str]:
         "review_date": format_date(r.review_due),
         "appeal_by": format_date(cal.working_days_after(letter_date, APPEAL_WINDOW_WORKING_DAYS)),
         "appeal_days": str(APPEAL_WORKING_DAYS),
-        # The organisation under the signature, when the provider has named itself (GATEWAY_PROVIDER_NAME).
-        "provider_name": "" if f.provider.name == Provider().name else f.provider.name,
+        # The organisation under the signature and on the letterhead, when the provider has named
+        # itself (GATEWAY_PROVIDER_NAME).
+        "provider_name": f.provider.name if named else "",
+        "provider": {
+            "name": f.provider.name if named else "",
+            "address_lines": list(f.provider.address_lines()),
+            "phone": f.provider.phone,
+            "email": f.provider.email,
+            "web_form_url": f.provider.web_form_url,
+            "logo": f.logo,
+        },
+        "ombudsman": OMBUDSMAN,
+        "large_print": f.large_print,
         "draft": "" if r.status in ("active", "under_appeal") else "DRAFT - NOT YET IN FORCE",
     }
 
 
+# Printed on one line: a postcode ("LS1 4AB") and a web address split over two read as two things.
+_UNBROKEN = re.compile(r"\b[A-Z]{1,2}[0-9][A-Z0-9]? [0-9][A-Z]{2}\b|https?://[^\s<]+?(?=[.,;:)]?(?:\s|$))")
+
+
+def keep_together(text: str) -> Markup:
+    """The `keep_together` filter: `text` escaped, its postcodes and web addresses never broken."""
+    escaped = str(escape(text))
+    return Markup(_UNBROKEN.sub(lambda m: f'<span class="unbroken">{m.group(0)}</span>', escaped))
+
+
+@functools.lru_cache(maxsize=8)
+def _environment(template_dir: Path) -> SandboxedEnvironment:
+    env = SandboxedEnvironment(
+        loader=jinja2.FileSystemLoader(template_dir),
+        autoescape=jinja2.select_autoescape(["html"]),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    env.filters["keep_together"] = keep_together
+    return env
+
+
 def render(f: LetterFacts, cal: Calendar, template_dir: Path = TEMPLATE_DIR) -> Letter:
     mapping = values(f, cal)
-    escaped = {k: html.escape(v).replace("\n", "<br>\n") for k, v in mapping.items()}
     return Letter(
-        text=_fill(template_dir / "restriction_letter.txt", mapping),
-        html=_fill(template_dir / "restriction_letter.html", escaped),
+        text=_fill(template_dir, TEXT_TEMPLATE, mapping),
+        html=_fill(template_dir, HTML_TEMPLATE, mapping),
+        reference=mapping["reference"],
     )
 
 
-def _fill(path: Path, mapping: dict[str, str]) -> str:
+def _fill(template_dir: Path, name: str, mapping: dict[str, Any]) -> str:
     try:
-        return Template(path.read_text(encoding="utf-8")).substitute(mapping)
-    except (KeyError, ValueError) as exc:
-        raise TemplateError(f"letter template {path.name}: unknown or malformed placeholder {exc}") from None
+        return _environment(template_dir).get_template(name).render(mapping)
+    except jinja2.TemplateError as exc:
+        raise TemplateError(f"letter template {name}: {exc.message or type(exc).__name__}") from None
+
+
+@functools.lru_cache(maxsize=4)
+def logo_data_url(path: str) -> str:
+    """The logo file as a data: URL, so neither the PDF renderer nor a browser fetches anything."""
+    if not path:
+        return ""
+    kind = mimetypes.guess_type(path)[0] or "application/octet-stream"
+    return f"data:{kind};base64,{base64.b64encode(Path(path).read_bytes()).decode()}"

@@ -69,6 +69,7 @@ class ReviewRow:
     appeal_due: date | None = None  # due date of an undecided appeal
     urgent_since: datetime | None = None  # flagged: the customer is left with no way in
     urgent_why: str | None = None
+    letter_undelivered: bool = False  # the latest letter was emailed and the outbox gave up on it
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +109,8 @@ def issues_of(row: ReviewRow, today: date, end: date) -> tuple[str, ...]:
         found.append("review_due")
     if row.status in ("active", "under_appeal") and row.letter_sent_on is None:
         found.append("letter_not_sent")
+    elif row.status in ("active", "under_appeal") and row.letter_undelivered:
+        found.append("letter_email_failed")
     if row.appeal_due is not None:
         found.append("appeal_overdue" if row.appeal_due < today else "appeal_open")
     if row.valid_to is not None and today <= row.valid_to <= end:

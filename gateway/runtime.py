@@ -30,6 +30,7 @@ from .rules.default_ruleset import DEFAULT_RULESET
 from .rules.ruleset import parse_ruleset
 from .settings import Settings
 from .store.rulesets import published_ruleset
+from .waystowrite import WaysToWriteCheck
 
 log = logging.getLogger(__name__)
 DATABASE_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
@@ -51,6 +52,7 @@ class Runtime:
     contact_log: ContactLog
     decide: DecideService
     outbox: OutboxSender
+    ways_to_write: WaysToWriteCheck
 
     @classmethod
     async def open(cls, settings: Settings, pool: asyncpg.Pool, redis: aioredis.Redis) -> Runtime:
@@ -78,10 +80,13 @@ class Runtime:
         keeper = IndexKeeper(
             index, pool, redis, settings.database_url or "", settings.resync_seconds, today, on_message
         )
-        runtime = cls(settings, pool, redis, rules, index, keeper, contexts, contact_log, decide, outbox)
+        ways_to_write = WaysToWriteCheck(index, settings.provider())
+        runtime = cls(settings, pool, redis, rules, index, keeper, contexts, contact_log, decide, outbox, ways_to_write)
         contact_log.start()
         outbox.start()
         await keeper.start()
+        if index.loaded and (said := ways_to_write()):
+            log.warning("%s", said)
         return runtime
 
     async def close(self) -> None:

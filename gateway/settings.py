@@ -11,6 +11,7 @@ from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Any
 
 from .caseref import DEFAULT_PATTERN, PatternRejected, vet
+from .identifiers import IdentifierError, normalise_phone
 from .lifecycle import parse_rule
 from .rules.context import Provider
 
@@ -87,6 +88,8 @@ class Settings:
     provider_address: str = ""
     provider_email: str = ""
     provider_web_form_url: str = ""
+    provider_phone: str = ""
+    provider_logo: str = ""  # an image file for the letterhead (PNG, JPEG or SVG)
     contact_retention_months: int = 24
     excerpt_retention_months: int = 6
     restriction_retention_months: int = 72  # after a restriction ended
@@ -133,9 +136,11 @@ class Settings:
             fastagi_allow=_networks(env, "FASTAGI_ALLOW", "127.0.0.0/8,::1"),
             log_level=level,
             provider_name=env.get("GATEWAY_PROVIDER_NAME") or "the housing team",
-            provider_address=env.get("GATEWAY_PROVIDER_ADDRESS") or "",
-            provider_email=env.get("GATEWAY_PROVIDER_EMAIL") or "",
-            provider_web_form_url=env.get("GATEWAY_PROVIDER_WEB_FORM_URL") or "",
+            provider_address=_postal_lines(env, "GATEWAY_PROVIDER_ADDRESS"),
+            provider_email=_address(env, "GATEWAY_PROVIDER_EMAIL"),
+            provider_web_form_url=_url(env, "GATEWAY_PROVIDER_WEB_FORM_URL", ("https", "http")) or "",
+            provider_phone=_phone(env, "GATEWAY_PROVIDER_PHONE"),
+            provider_logo=_logo(env, "GATEWAY_PROVIDER_LOGO"),
             contact_retention_months=_int(env, "GATEWAY_CONTACT_RETENTION_MONTHS", 24, 1, 1200),
             excerpt_retention_months=_int(env, "GATEWAY_EXCERPT_RETENTION_MONTHS", 6, 1, 1200),
             restriction_retention_months=_int(env, "GATEWAY_RESTRICTION_RETENTION_MONTHS", 72, 1, 1200),
@@ -166,6 +171,7 @@ class Settings:
             address=self.provider_address,
             email=self.provider_email,
             web_form_url=self.provider_web_form_url,
+            phone=self.provider_phone,
         )
 
     def with_(self, **changes: Any) -> Settings:
@@ -186,6 +192,47 @@ def _origins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
             raise SettingsError(f"{name}: {part!r} is not a web origin (expected https://desktop.example.org[:port])")
         out.append(part)
     return tuple(out)
+
+
+def _postal_lines(env: Mapping[str, str], name: str) -> str:
+    """The provider's address: lines separated by ';' (or new lines), kept one per line."""
+    raw = env.get(name) or ""
+    lines = [" ".join(line.split()) for line in raw.replace(";", "\n").splitlines() if line.strip()]
+    if len(lines) > 8 or any(len(line) > 80 for line in lines):
+        raise SettingsError(f"{name}: at most 8 lines of 80 characters, separated by ';'")
+    return "\n".join(lines)
+
+
+def _phone(env: Mapping[str, str], name: str) -> str:
+    """Kept as written (it is printed as the provider writes it), but it must be a phone number."""
+    raw = " ".join((env.get(name) or "").split())
+    if not raw:
+        return ""
+    try:
+        normalise_phone(raw)
+    except IdentifierError:
+        raise SettingsError(f"{name}={raw!r} is not a phone number (e.g. 0113 496 0000)") from None
+    return raw
+
+
+LOGO_TYPES = (".png", ".jpg", ".jpeg", ".svg")
+MAX_LOGO_BYTES = 1024 * 1024
+
+
+def _logo(env: Mapping[str, str], name: str) -> str:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return ""
+    path = os.path.abspath(raw)
+    if not path.lower().endswith(LOGO_TYPES):
+        raise SettingsError(f"{name}={raw!r} must be a {', '.join(LOGO_TYPES)} file")
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        raise SettingsError(f"{name}={raw!r}: no such readable file") from None
+    if size > MAX_LOGO_BYTES:
+        raise SettingsError(f"{name}={raw!r} is larger than 1 MiB")
+    return path
 
 
 def _tz(env: Mapping[str, str]) -> str:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from gateway.demo import load_demo
+from gateway.demo import PROVIDER_SETTINGS, load_demo
 from gateway.rules.registry import KINDS
+from gateway.settings import Settings
 from tests.factory import bearer
 from tests.helpers import eventually
 
@@ -23,3 +24,14 @@ async def test_demo_has_one_active_restriction_per_kind_and_decides(client, keys
         return (await r.json())["action"] == "deflect"
 
     await eventually(deflected)
+
+
+async def test_demo_letters_look_as_they_would_in_production(settings, conn):
+    """Every demo customer has a postal address, and `make run`'s provider settings are valid and
+    name an address, an email and a web form for customers told to write."""
+    await load_demo(conn)
+    assert await conn.fetchval("SELECT count(*) FROM customers WHERE postcode IS NULL") == 0
+    provider = Settings.from_env({**PROVIDER_SETTINGS}).provider()
+    assert provider.name == "Demo Homes" and provider.can_be_written_to
+    assert provider.address_lines() == ("Riverside House", "1 Mill Lane", "Leeds", "LS1 4AB")
+    assert provider.phone and provider.email and provider.web_form_url

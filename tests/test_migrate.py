@@ -143,3 +143,32 @@ async def test_old_provider_ids_are_forgotten_but_contacts_stay(settings, conn):
     finally:
         await pool.close()
     assert [r["provider_id"] for r in await conn.fetch("SELECT provider_id FROM contact_provider_ids")] == ["new"]
+
+
+async def test_free_text_addresses_become_lines_and_a_postcode(fresh_db, tmp_path):
+    """Migration 014 reads the free-text postal addresses of 011 into lines and a postcode; one it
+    cannot read keeps its lines and no postcode, for someone to correct."""
+    (tmp_path / "m").mkdir()
+    for path in sorted((ROOT / "migrations").glob("*.sql")):
+        if int(path.name[:3]) < 14:
+            shutil.copy(path, tmp_path / "m")
+    conn = await asyncpg.connect(fresh_db)
+    try:
+        await migrate(conn, tmp_path / "m")
+        for name, text in (
+            ("lines", "Flat 2, 1 River Street\nLeeds ls11aa"),
+            ("semicolons", "2 Poplar Way; Leeds; LS15 7NB"),
+            ("no postcode", "The Old Mill\nSomewhere"),
+            ("none", ""),
+        ):
+            await conn.execute("INSERT INTO customers (name, postal_address) VALUES ($1, $2)", name, text)
+        await migrate(conn)
+        rows = {r["name"]: (r["address_lines"], r["postcode"]) for r in await conn.fetch("SELECT * FROM customers")}
+    finally:
+        await conn.close()
+    assert rows == {
+        "lines": (["Flat 2, 1 River Street", "Leeds"], "LS1 1AA"),
+        "semicolons": (["2 Poplar Way", "Leeds"], "LS15 7NB"),
+        "no postcode": (["The Old Mill", "Somewhere"], None),
+        "none": ([], None),
+    }

@@ -67,5 +67,5 @@ async def test_letter_quotes_the_providers_own_addresses(settings: Settings, key
             headers=bearer(keys["admin"]),
         )
         text = await letter.text()
-    assert "by letter to 1 River Street, Leeds LS1 1AA and by email to contact@riverside.example" in text
+    assert "by letter to 1 River Street, Leeds LS1 1AA; or by email to contact@riverside.example" in text
     assert text.rstrip().endswith("Riverside Homes")

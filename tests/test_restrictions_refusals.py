@@ -195,7 +195,7 @@ async def test_lifecycle_refusals(api: Api, client: Any, team: Team) -> None:
     await refused(client, lead, {"reason": "gone"}, 404, "/v1/restrictions/999999/lift")
     await refused(client, lead, {"reason": "x"}, 422, "/v1/restrictions/abc/lift")
     await refused(client, lead, {}, 422, f"{base}/lift")  # a reason is required
-    resp = await client.get(f"{base}/letter?format=pdf", headers=lead.headers)
+    resp = await client.get(f"{base}/letter?format=docx", headers=lead.headers)
     assert resp.status == 422
     resp = await client.get("/v1/reviews/due?within=soon", headers=lead.headers)
     assert resp.status == 422

@@ -131,8 +131,8 @@ async def test_ended_restrictions_are_reduced_after_the_limit_and_those_in_force
         "My neighbour started it",
     )
     await conn.execute(
-        """INSERT INTO restriction_letters (restriction_id, sent_on, method, body_text, body_html, recorded_by)
-           VALUES ($1, '2015-01-02', 'post', $2, $2, 'test')""",
+        """INSERT INTO restriction_letters (restriction_id, sent_on, method, body_text, body_html, recorded_by,
+               body_pdf) VALUES ($1, '2015-01-02', 'post', $2, $2, 'test', '%PDF-1.7 ...')""",
         ended_long_ago,
         f"Dear Pat, {REASONS}",
     )
@@ -164,7 +164,8 @@ async def test_ended_restrictions_are_reduced_after_the_limit_and_those_in_force
         assert rows[rid]["reasons"] == REASONS and rows[rid]["reduced_on"] is None
         assert rows[rid]["incidents"][0]["description"] == "Threatened the repairs team"
     assert await conn.fetchval("SELECT grounds FROM appeals") == REMOVED
-    assert await conn.fetchval("SELECT body_text FROM restriction_letters") == REMOVED
+    letter = await conn.fetchrow("SELECT body_text, body_pdf FROM restriction_letters")
+    assert letter["body_text"] == REMOVED and letter["body_pdf"] is None
     events = {r["kind"]: r for r in await conn.fetch("SELECT kind, why, after FROM restriction_events")}
     assert events["lifted"]["why"] == REMOVED and events["viewed"]["why"] == "monthly review meeting"
     assert events["lifted"]["after"] == {"status": "lifted", "kind": "caution", "deciders": [1, 2, 3]}

@@ -49,7 +49,7 @@ OPERATION_IDS = [
     ("^/v1/restrictions/[^/]+/appeal/decision$", {"path.id": "appealed", "body.staff_id": "manager"}),
     ("^/v1/rulesets/", {"path.version": "rulesets", "query.from": "rulesets", "query.to": "rulesets"}),
     (
-        "^/v1/restrictions/[^/]+(/(events|letter|appeal|review|lift))?$",
+        "^/v1/restrictions/[^/]+(/(events|letter|letter/send|appeal|review|lift))?$",
         {"path.id": "restrictions", "body.staff_id": "saver"},
     ),
 ]
@@ -71,7 +71,7 @@ POOLS = {
 PEOPLE = {"saver": "Tom Evans", "second": "Grace Okafor", "manager": "Helen Morris", "agent": "Sam Patel"}
 PERSON_STEPS = [
     ("^POST /v1/incidents$", "agent"),
-    ("^POST /v1/restrictions(/[^/]+/(letter|appeal|review|lift))?$", "saver"),
+    ("^POST /v1/restrictions(/[^/]+/(letter|letter/send|appeal|review|lift))?$", "saver"),
     ("^POST /v1/restrictions/[^/]+/decide$", "second"),
     ("^POST /v1/restrictions/[^/]+/appeal/decision$", "manager"),
     ("^(POST|PUT) /v1/rulesets(/rollback|/[^/]+(/publish)?)?$", "manager"),
@@ -88,7 +88,7 @@ PERSON_STEPS = [
 # mark, made once (the first is taken, the rest are 409). They still fail the run on a refused key;
 # every other operation fails it on any warning.
 STATEFUL = (
-    "^(POST (/v1/restrictions(/[^/]+/(decide|letter|appeal|appeal/decision|review|lift))?"
+    "^(POST (/v1/restrictions(/[^/]+/(decide|letter|letter/send|appeal|appeal/decision|review|lift))?"
     "|/v1/incidents|/v1/channels/webform|/v1/readthrough/[^/]+)|(POST|PUT) /v1/rulesets(/.*)?"
     "|GET /v1/rulesets/simulations/.*)$"
 )

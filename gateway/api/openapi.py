@@ -31,6 +31,7 @@ from ..models.restrictions import (
     AppealDecisionIn,
     AppealIn,
     DecisionIn,
+    LetterSendIn,
     LetterSentIn,
     LiftIn,
     RestrictionIn,
@@ -51,6 +52,7 @@ BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("POST", "/v1/restrictions"): RestrictionIn,
     ("POST", "/v1/restrictions/{id}/decide"): DecisionIn,
     ("POST", "/v1/restrictions/{id}/letter"): LetterSentIn,
+    ("POST", "/v1/restrictions/{id}/letter/send"): LetterSendIn,
     ("POST", "/v1/restrictions/{id}/appeal"): AppealIn,
     ("POST", "/v1/restrictions/{id}/appeal/decision"): AppealDecisionIn,
     ("POST", "/v1/restrictions/{id}/review"): ReviewIn,
@@ -122,7 +124,10 @@ QUERIES: dict[tuple[str, str], list[dict[str, Any]]] = {
     ("POST", "/v1/customers/import"): [_query("dry_run", {"enum": ["true", "false", "1", "0"]})],
     ("GET", "/v1/restrictions/{id}"): [_WHY],
     ("GET", "/v1/restrictions/{id}/events"): [_WHY],
-    ("GET", "/v1/restrictions/{id}/letter"): [_query("format", {"enum": ["html", "text", "json"]})],
+    ("GET", "/v1/restrictions/{id}/letter"): [
+        _query("format", {"enum": ["html", "text", "json", "pdf"]}),
+        _query("large_print", {"enum": ["1", "0", "true", "false", "yes", "no", "on", "off"]}),
+    ],
     ("GET", "/v1/rulesets/{version}"): [_query("format", {"enum": ["json", "yaml"]})],
     ("GET", "/v1/rulesets/diff"): [
         _query("from", _id(INT_MAX), required=True),

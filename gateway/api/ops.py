@@ -38,7 +38,9 @@ async def readyz(request: web.Request) -> web.Response:
     if rt.contact_log.spool_failed:
         checks["spool"] = "down: cannot write the local spool"
     ready = all(v == "ok" for v in checks.values())
-    return web.json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
+    # Said plainly, but not a reason to take the gateway out of service: it still decides.
+    warnings = [w for w in (rt.ways_to_write(),) if w]
+    return web.json_response({"ready": ready, "checks": checks, "warnings": warnings}, status=200 if ready else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:

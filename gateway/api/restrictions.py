@@ -14,24 +14,29 @@ from aiohttp import web
 
 from .. import lifecycle as lc
 from ..appkeys import POOL, REDIS, SETTINGS
-from ..errors import field_error
+from ..errors import StateConflict, field_error
 from ..http import add_route, dump, principal
-from ..inputs import path_id, query_text, read_model
+from ..inputs import path_id, query_flag, query_text, read_model
 from ..invalidation import publish
-from ..letters import Letter, render
+from ..letterpdf import PDF_TYPE, to_pdf_async
+from ..letters import LetterFacts, letter_email, logo_data_url, render
 from ..models.restrictions import (
     AppealDecisionIn,
     AppealIn,
     DecisionIn,
+    LetterSendIn,
     LetterSentIn,
     LiftIn,
     Restriction,
     RestrictionIn,
     ReviewIn,
 )
+from ..outbox.acks import ack_address
 from ..reviews import local_today, utc_now
 from ..rules.calendar import Calendar
-from ..store import appeals, reports, transitions
+from ..runtime import RUNTIME
+from ..settings import Settings
+from ..store import appeals, people, reports, transitions
 from ..store import restrictions as store
 from ..store.index import load_closures
 
@@ -114,46 +119,105 @@ def _transition(model: type[M], op: Op) -> Callable[[web.Request], Awaitable[web
     return handler
 
 
-async def _letter(request: web.Request, conn: Any, pol: lc.Policy) -> Letter:
+LETTER_FORMATS = {"html": "text/html", "text": "text/plain", "json": "application/json", "pdf": PDF_TYPE}
+
+
+async def _facts(request: web.Request, conn: Any, pol: lc.Policy, large_print: bool | None) -> LetterFacts:
+    """The letter's facts with the provider's letterhead; large print as asked, else as the
+    customer's adjustments say."""
+    settings = request.app[SETTINGS]
     facts = await reports.letter_facts(conn, path_id(request), pol, today(request))
-    return render(dataclasses.replace(facts, provider=request.app[SETTINGS].provider()), pol.calendar)
+    return dataclasses.replace(
+        facts,
+        provider=settings.provider(),
+        logo=logo_data_url(settings.provider_logo),
+        large_print=facts.large_print if large_print is None else large_print,
+    )
+
+
+def _letter_format(request: web.Request) -> str:
+    """?format= first; else the Accept header (application/pdf, text/plain); else HTML."""
+    fmt = request.query.get("format")
+    if fmt is not None:
+        if fmt not in LETTER_FORMATS:
+            raise field_error("format", "one of " + ", ".join(LETTER_FORMATS))
+        return fmt
+    accept = request.headers.get("Accept", "")
+    return "pdf" if PDF_TYPE in accept else "text" if "text/plain" in accept else "html"
 
 
 async def get_letter(request: web.Request) -> web.Response:
+    fmt, large_print = _letter_format(request), query_flag(request, "large_print")
     pol = await policy(request)
     async with request.app[POOL].acquire() as conn:
-        letter = await _letter(request, conn, pol)
+        letter = render(await _facts(request, conn, pol, large_print), pol.calendar)
         await store.event(
             conn,
             await store.load(conn, path_id(request)),
             principal(request).actor,
             "viewed",
-            why="rendered the customer letter",
+            why=f"rendered the customer letter ({fmt})",
         )
-    fmt = request.query.get("format") or ("text" if "text/plain" in request.headers.get("Accept", "") else "html")
-    if fmt == "text":
-        return web.Response(text=letter.text, content_type="text/plain")
+    if fmt == "pdf":
+        return web.Response(
+            body=await to_pdf_async(letter.html),
+            content_type=PDF_TYPE,
+            headers={"Content-Disposition": f'inline; filename="{letter.reference}.pdf"'},
+        )
     if fmt == "json":
         return web.json_response({"text": letter.text, "html": letter.html})
-    if fmt != "html":
-        raise field_error("format", "one of html, text, json")
-    return web.Response(text=letter.html, content_type="text/html")
+    return web.Response(text=letter.text if fmt == "text" else letter.html, content_type=LETTER_FORMATS[fmt])
 
 
 async def post_letter(request: web.Request) -> web.Response:
     body = await read_model(request, LetterSentIn)
     pol = await policy(request)
     async with request.app[POOL].acquire() as conn:
-        letter = await _letter(request, conn, pol)
+        letter = render(await _facts(request, conn, pol, None), pol.calendar)
+        record = await transitions.record_letter(
+            conn, path_id(request), body, letter, pol, principal(request).actor, today(request)
+        )
+    return await _published(request, record)
+
+
+def _can_email(settings: Settings) -> None:
+    if not settings.smtp_url or not ack_address(settings):
+        raise StateConflict(
+            "letters cannot be emailed until a mail relay (GATEWAY_SMTP_URL) and the address they come "
+            "from (GATEWAY_PROVIDER_EMAIL or GATEWAY_ACK_FROM) are configured: post it (by: post)",
+            code="email_not_configured",
+        )
+
+
+async def send_letter(request: web.Request) -> web.Response:
+    """Email the PDF through the outbox, or record that the signed-in person posted it; either way
+    the letter is recorded as sent, with how, when, to whom and a copy of the PDF."""
+    body = await read_model(request, LetterSendIn)
+    pol = await policy(request)
+    async with request.app[POOL].acquire() as conn:
+        facts = await _facts(request, conn, pol, body.large_print)
+        recipient = None
+        if body.by == "email":
+            recipient = await people.email_recipient(conn, facts.restriction.customer_id, body.representative_id)
+            _can_email(request.app[SETTINGS])
+    letter = render(facts, pol.calendar)
+    pdf = await to_pdf_async(letter.html)
+    email = letter_email(recipient, letter, pdf, request.app[SETTINGS].provider()) if recipient else None
+    sent = LetterSentIn(sent_on=body.sent_on, method=body.by, note=body.note)
+    async with request.app[POOL].acquire() as conn:
         record = await transitions.record_letter(
             conn,
             path_id(request),
-            body,
-            (letter.text, letter.html),
+            sent,
+            letter,
             pol,
             principal(request).actor,
             today(request),
+            pdf=pdf,
+            email=email,
         )
+    if email is not None:
+        request.app[RUNTIME].outbox.wake()
     return await _published(request, record)
 
 
@@ -166,6 +230,7 @@ def setup(app: web.Application) -> None:
     steps: list[tuple[str, Callable[[web.Request], Awaitable[web.Response]], tuple[str, ...]]] = [
         ("/decide", _transition(DecisionIn, store.add_decision), WRITE),
         ("/letter", post_letter, WRITE),
+        ("/letter/send", send_letter, WRITE),
         ("/appeal", _transition(AppealIn, appeals.lodge_appeal), WRITE),
         ("/appeal/decision", _transition(AppealDecisionIn, appeals.decide_appeal), APPEAL),
         ("/review", _transition(ReviewIn, transitions.review), WRITE),

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from .. import postal
 from ..identifiers import IdentifierError, normalise, normalise_email, normalise_phone
 from ..rules.params import CHANNELS, Channel, Id, Window
 from ..rules.vocabulary import ADJUSTMENT_FLAGS
@@ -105,14 +106,52 @@ class Adjustments(In):
         return sorted(set(flags))
 
 
+class PostalAddress(In):
+    """Where letters go: up to six lines and a UK postcode (given alone as text, it is read the same
+    way: lines separated by new lines, the last one the postcode or ending with it)."""
+
+    lines: list[str] = Field(min_length=1, max_length=postal.MAX_LINES)
+    postcode: str = Field(max_length=10)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            try:
+                read = postal.from_text(data[:1000])
+            except postal.AddressError as exc:
+                raise ValueError(str(exc)) from None
+            return {"lines": list(read.lines), "postcode": read.postcode}
+        return data
+
+    @model_validator(mode="after")
+    def _checked(self) -> PostalAddress:
+        try:
+            read = postal.from_parts(self.lines, self.postcode)
+        except postal.AddressError as exc:
+            raise ValueError(str(exc)) from None
+        self.lines, self.postcode = list(read.lines), read.postcode
+        return self
+
+    def address(self) -> postal.Address:
+        return postal.Address(tuple(self.lines), self.postcode)
+
+
+def _no_address(v: Any) -> Any:
+    """ "" or blank text clears the address, as null does."""
+    return None if isinstance(v, str) and not v.strip() else v
+
+
 class CustomerIn(In):
     external_ref: str | None = Field(default=None, min_length=1, max_length=100)
     name: str = Field(min_length=1, max_length=200)
-    postal_address: str = Field(default="", max_length=1000)
+    postal_address: PostalAddress | None = None
     identifiers: list[IdentifierIn] = Field(default_factory=list, max_length=50)
     representatives: list[RepresentativeIn] = Field(default_factory=list, max_length=20)
     adjustments: Adjustments = Field(default_factory=Adjustments)
     open_channels: list[Channel] = Field(default_factory=list, max_length=len(CHANNELS))
+
+    _blank_address = field_validator("postal_address", mode="before")(_no_address)
 
 
 class UrgentReview(In):
@@ -158,8 +197,14 @@ class CustomerPatch(In):
     """PATCH /v1/customers/{id}: only the parts given change; `adjustments` replaces text and flags."""
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    postal_address: str | None = Field(default=None, max_length=1000)
+    # Text or parts replace the address; "" clears it (null, as for the other fields, leaves it).
+    postal_address: PostalAddress | Literal[""] | None = None
     identifiers: IdentifierChanges | None = None
     representatives: RepresentativeChanges | None = None
     adjustments: Adjustments | None = None
     open_channels: list[Channel] | None = Field(default=None, max_length=len(CHANNELS))
+
+    @field_validator("postal_address", mode="before")
+    @classmethod
+    def _blank_clears(cls, v: Any) -> Any:
+        return "" if isinstance(v, str) and not v.strip() else v

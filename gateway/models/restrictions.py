@@ -104,6 +104,25 @@ class LetterSentIn(In):
     note: str | None = Field(default=None, max_length=1000)
 
 
+class LetterSendIn(In):
+    """POST /v1/restrictions/{id}/letter/send: email the PDF (to the customer's email address on
+    record, or to the named representative's), or record that the signed-in person posted it."""
+
+    by: Literal["email", "post"]
+    representative_id: Id | None = None  # by email: to this representative instead of the customer
+    sent_on: date | None = None  # by post: the day it went in the post (default today)
+    large_print: bool | None = None  # default: as the customer's adjustments ask
+    note: str | None = Field(default=None, max_length=1000)
+
+    @model_validator(mode="after")
+    def _by(self) -> LetterSendIn:
+        if self.by == "post" and self.representative_id is not None:
+            raise ValueError("representative_id is for sending by email; a posted letter goes to the customer")
+        if self.by == "email" and self.sent_on is not None:
+            raise ValueError("sent_on is for a posted letter; an email is sent today")
+        return self
+
+
 class AppealIn(In):
     lodged_on: date
     grounds: str = Text

@@ -117,25 +117,44 @@ class Match:
         return tuple(b.customer.id for b in self.bundles)
 
 
+UNNAMED_PROVIDER = "the housing team"
+
+
 @dataclass(frozen=True, slots=True)
 class Provider:
-    """How customers can write to the provider: quoted when a call or visit is deflected."""
+    """How customers can write to the provider: quoted when a call or visit is deflected, and on
+    letters. `address` holds its lines separated by new lines."""
 
-    name: str = "the housing team"
+    name: str = UNNAMED_PROVIDER
     address: str = ""
     email: str = ""
     web_form_url: str = ""
     phone: str = ""
 
+    def address_lines(self) -> tuple[str, ...]:
+        return tuple(line.strip() for line in self.address.splitlines() if line.strip())
+
+    def one_line_address(self) -> str:
+        return ", ".join(self.address_lines())
+
+    @property
+    def can_be_written_to(self) -> bool:
+        """Whether a customer told to write is told where: an address, an email or a web form."""
+        return bool(self.address_lines() or self.email or self.web_form_url)
+
     def how_to_write(self) -> str:
         ways = [
-            f"write to {self.address}" if self.address else "write to us",
+            f"write to {self.name_prefix()}{self.one_line_address()}" if self.address_lines() else "write to us",
             f"email {self.email}" if self.email else "",
             f"use the contact form at {self.web_form_url}" if self.web_form_url else "",
         ]
         chosen = [w for w in ways if w]
         text = chosen[0] if len(chosen) == 1 else ", ".join(chosen[:-1]) + " or " + chosen[-1]
         return f"Please {text}."
+
+    def name_prefix(self) -> str:
+        """ "Demo Homes, " before the address when the provider has named itself."""
+        return "" if self.name == UNNAMED_PROVIDER else f"{self.name}, "
 
 
 class RuleSetInForce(Protocol):

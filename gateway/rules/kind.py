@@ -84,7 +84,8 @@ def _counts_nothing(r: RestrictionView, now: datetime, tz: ZoneInfo) -> Sequence
 class RestrictionKind(Generic[P]):
     """`acts_on`: the channels this kind can restrict; a restriction over any other is refused.
     `shuts`: the covered channels are closed outright (no time, person or appointment opens
-    them), which the always-a-way-in check counts."""
+    them), which the always-a-way-in check counts. `asks_to_write`: its deflections tell the
+    customer to write in instead, so they need the provider's ways to write (address, email, form)."""
 
     name: str
     description: str
@@ -94,6 +95,7 @@ class RestrictionKind(Generic[P]):
     acts_on: frozenset[str] = ALL_CHANNELS
     default_channels: frozenset[str] = ALL_CHANNELS
     shuts: bool = False
+    asks_to_write: bool = False
     names: Callable[[P], References] = _names_nothing
     on_save: Callable[[P, Proposal], Sequence[Problem]] = _no_objection
     counters: Counters = _counts_nothing

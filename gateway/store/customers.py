@@ -3,15 +3,15 @@ always-a-way-in re-proved after every change: restrictions that leave no way in 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 
 from .. import lifecycle as lc
 from ..errors import FieldInvalid, Missing
-from ..models.people import Customer, CustomerPatch, RepresentativeChanges
+from ..models.people import Customer, CustomerPatch, PostalAddress, RepresentativeChanges
 from .changes import notify_in_transaction
-from .people import get_customer, insert_identifiers, reject_unknown_ids
+from .people import address_columns, get_customer, insert_identifiers, reject_unknown_ids
 
 
 async def record_event(
@@ -133,6 +133,14 @@ async def _representatives(conn: asyncpg.Connection, customer_id: int, changes: 
         await insert_identifiers(conn, rep.identifiers, representative_id=rep_id, field=field)
 
 
+async def set_address(conn: asyncpg.Connection, customer_id: int, address: PostalAddress | None) -> None:
+    await conn.execute(
+        "UPDATE customers SET address_lines = $2, postcode = $3, updated_at = now() WHERE id = $1",
+        customer_id,
+        *address_columns(address),
+    )
+
+
 async def _lock(conn: asyncpg.Connection, customer_id: int) -> None:
     if await conn.fetchval("SELECT id FROM customers WHERE id = $1 FOR UPDATE", customer_id) is None:
         raise Missing(f"customer {customer_id} does not exist")
@@ -145,14 +153,14 @@ async def patch_customer(conn: asyncpg.Connection, customer_id: int, patch: Cust
         before = await snapshot(conn, customer_id)
         await conn.execute(
             """UPDATE customers SET name = coalesce($2, name), adjustments = coalesce($3, adjustments),
-                   open_channels = coalesce($4, open_channels), postal_address = coalesce($5, postal_address),
-                   updated_at = now() WHERE id = $1""",
+                   open_channels = coalesce($4, open_channels), updated_at = now() WHERE id = $1""",
             customer_id,
             patch.name,
             patch.adjustments.model_dump() if patch.adjustments is not None else None,
             list(patch.open_channels) if patch.open_channels is not None else None,
-            patch.postal_address,
         )
+        if patch.postal_address is not None:
+            await set_address(conn, customer_id, patch.postal_address or None)
         await _identifiers(conn, customer_id, patch)
         if patch.representatives is not None:
             await _representatives(conn, customer_id, patch.representatives)
@@ -191,10 +199,11 @@ async def import_row(
     kinds: frozenset[str],
     adjustments: dict[str, Any],
     actor: lc.Actor,
+    address: PostalAddress | Literal[""] | None = None,
 ) -> dict[str, Any]:
     """One row of the housing system's export as the customer's current truth: the identifiers of
-    the kinds it has columns for, and the adjustment parts in `adjustments`, replace the held ones.
-    Returns what changed; the caller holds the transaction."""
+    the kinds it has columns for, the adjustment parts in `adjustments`, and the address when given
+    ("" clears it), replace the held ones. Returns what changed; the caller holds the transaction."""
     customer_id = await conn.fetchval("SELECT id FROM customers WHERE external_ref = $1 FOR UPDATE", external_ref)
     created = customer_id is None
     if created:
@@ -211,6 +220,8 @@ async def import_row(
         name,
         adjustments,
     )
+    if address is not None:
+        await set_address(conn, customer_id, address or None)
     added, removed = await _relink(conn, customer_id, idents, kinds)
     after = await snapshot(conn, customer_id)
     change: dict[str, Any] = {"customer_id": customer_id, "external_ref": external_ref, "created": created}
@@ -227,7 +238,7 @@ def _differences(
     before: dict[str, Any] | None, after: dict[str, Any], added: list[str], removed: list[str]
 ) -> dict[str, Any]:
     out: dict[str, Any] = {"identifiers_added": added, "identifiers_removed": removed}
-    for part in ("name", "adjustments"):
+    for part in ("name", "adjustments", "postal_address"):
         if before is None or before[part] != after[part]:
             out[part] = {"before": None if before is None else before[part], "after": after[part]}
     return out

@@ -7,7 +7,8 @@ from typing import Any
 import asyncpg
 
 from ..errors import FieldInvalid, Missing, StateConflict
-from ..models.people import Customer, CustomerIn, IdentifierIn, Staff, StaffIn
+from ..letters import Recipient
+from ..models.people import Customer, CustomerIn, IdentifierIn, PostalAddress, Staff, StaffIn
 from .changes import notify_in_transaction
 from .incidents import referrals_of
 
@@ -82,13 +83,13 @@ async def create_customer(conn: asyncpg.Connection, c: CustomerIn) -> Customer:
                     [{"field": "external_ref", "message": "already exists", "id": existing}],
                 )
         customer_id = await conn.fetchval(
-            """INSERT INTO customers (external_ref, name, open_channels, adjustments, postal_address)
-               VALUES ($1, $2, $3, $4, $5) RETURNING id""",
+            """INSERT INTO customers (external_ref, name, open_channels, adjustments, address_lines, postcode)
+               VALUES ($1, $2, $3, $4, $5, $6) RETURNING id""",
             c.external_ref,
             c.name,
             list(c.open_channels),
             c.adjustments.model_dump(),
-            c.postal_address,
+            *address_columns(c.postal_address),
         )
         await insert_identifiers(conn, c.identifiers, customer_id=customer_id)
         for n, rep in enumerate(c.representatives):
@@ -105,9 +106,20 @@ async def create_customer(conn: asyncpg.Connection, c: CustomerIn) -> Customer:
     return await get_customer(conn, customer_id)
 
 
+def address_columns(address: PostalAddress | None) -> tuple[list[str], str | None]:
+    """(address_lines, postcode) as stored; no address is no lines and no postcode."""
+    return (list(address.lines), address.postcode) if address is not None else ([], None)
+
+
+def stored_address(lines: list[str], code: str | None) -> PostalAddress | None:
+    # As stored, unchecked: an address carried over from free text may lack its postcode.
+    return PostalAddress.model_construct(lines=list(lines), postcode=code or "") if lines else None
+
+
 async def get_customer(conn: asyncpg.Connection | asyncpg.Pool, customer_id: int) -> Customer:
     row = await conn.fetchrow(
-        "SELECT id, external_ref, name, postal_address, open_channels, adjustments FROM customers WHERE id = $1",
+        """SELECT id, external_ref, name, address_lines, postcode, open_channels, adjustments
+           FROM customers WHERE id = $1""",
         customer_id,
     )
     if row is None:
@@ -122,6 +134,7 @@ async def get_customer(conn: asyncpg.Connection | asyncpg.Pool, customer_id: int
         "SELECT id, name, relationship FROM representatives WHERE customer_id = $1 ORDER BY id", customer_id
     )
     data: dict[str, Any] = dict(row)
+    data["postal_address"] = stored_address(data.pop("address_lines"), data.pop("postcode"))
     data["identifiers"] = [{"kind": i["kind"], "value": i["value"]} for i in idents if i["customer_id"]]
     data["representatives"] = [
         {
@@ -158,3 +171,47 @@ def reject_unknown_ids(field: str, wanted: set[int], found: set[int]) -> None:
 
 async def any_customer(conn: asyncpg.Connection | asyncpg.Pool) -> bool:
     return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM customers)"))
+
+
+async def email_recipient(
+    conn: asyncpg.Connection, customer_id: int, representative_id: int | None = None
+) -> Recipient:
+    """Where an emailed letter goes: the customer's email address on record (the first one given),
+    or the named representative's. Neither on record is a conflict that says to post it."""
+    if representative_id is not None:
+        rep = await conn.fetchrow(
+            "SELECT name FROM representatives WHERE id = $1 AND customer_id = $2", representative_id, customer_id
+        )
+        if rep is None:
+            raise FieldInvalid("representative_id", f"not a representative of customer {customer_id}")
+        email = await _first_email(conn, "representative_id", representative_id)
+        if email is None:
+            raise StateConflict(
+                f"representative {representative_id} ({rep['name']}) has no email address on record: "
+                "post the letter instead (by: post)",
+                code="no_email_address",
+            )
+        return Recipient(rep["name"], email, representative_id)
+    name = await conn.fetchval("SELECT name FROM customers WHERE id = $1", customer_id)
+    email = await _first_email(conn, "customer_id", customer_id)
+    if email is not None:
+        return Recipient(name, email)
+    reps = await conn.fetch(
+        """SELECT r.id, r.name FROM representatives r WHERE r.customer_id = $1 AND EXISTS
+               (SELECT 1 FROM identifiers i WHERE i.representative_id = r.id AND i.kind = 'email') ORDER BY r.id""",
+        customer_id,
+    )
+    named = "; ".join(f"representative_id {r['id']} ({r['name']})" for r in reps)
+    raise StateConflict(
+        f"customer {customer_id} has no email address on record: post the letter instead (by: post)"
+        + (f", or send it to a representative who has one: {named}" if named else ""),
+        {"representatives_with_email": [r["id"] for r in reps]},
+        code="no_email_address",
+    )
+
+
+async def _first_email(conn: asyncpg.Connection, owner: str, owner_id: int) -> str | None:
+    # `owner` is one of two column names fixed above, never a request's text.
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        f"SELECT value FROM identifiers WHERE {owner} = $1 AND kind = 'email' ORDER BY id LIMIT 1", owner_id
+    )

@@ -9,6 +9,7 @@ import asyncpg
 
 from .. import lifecycle as lc
 from ..letters import LetterFacts
+from ..postal import Address
 from ..reviews import ReviewRow
 from ..rules.registry import REGISTRY
 from .people import get_customer
@@ -19,11 +20,23 @@ OPEN_STATUSES = ["proposed", "active", "under_appeal"]
 
 async def letter_facts(conn: asyncpg.Connection, restriction_id: int, policy: lc.Policy, today: date) -> LetterFacts:
     record = await get(conn, restriction_id, policy)
-    name = await conn.fetchval("SELECT name FROM customers WHERE id = $1", record.customer_id)
+    customer = await conn.fetchrow(
+        """SELECT name, address_lines, postcode, adjustments->'flags' ? 'needs_large_print' AS large_print
+           FROM customers WHERE id = $1""",
+        record.customer_id,
+    )
     # The staff and cases the kind's params name, for its wording (a named contact who has left too).
     refs = REGISTRY[record.kind].references(record.params)
     records = await load_records(conn, refs, active_only=False)
-    return LetterFacts(restriction=record, customer_name=name, today=today, records=records)
+    lines = tuple(customer["address_lines"])
+    return LetterFacts(
+        restriction=record,
+        customer_name=customer["name"],
+        today=today,
+        records=records,
+        address=Address(lines, customer["postcode"] or "") if lines else None,
+        large_print=bool(customer["large_print"]),
+    )
 
 
 async def review_rows(conn: asyncpg.Connection | asyncpg.Pool) -> list[ReviewRow]:
@@ -31,7 +44,11 @@ async def review_rows(conn: asyncpg.Connection | asyncpg.Pool) -> list[ReviewRow
         """SELECT r.id, r.customer_id, c.name, r.kind, r.status, r.review_due, r.valid_to,
                   r.letter_sent_on, r.urgent_review_since, r.urgent_review_why,
                   (SELECT min(a.due_on) FROM appeals a
-                    WHERE a.restriction_id = r.id AND a.outcome IS NULL) AS appeal_due
+                    WHERE a.restriction_id = r.id AND a.outcome IS NULL) AS appeal_due,
+                  -- The latest letter, if emailed, that the outbox gave up on or refused.
+                  (SELECT coalesce(o.status IN ('failed', 'refused'), false)
+                     FROM restriction_letters l LEFT JOIN outbox o ON o.id = l.outbox_id
+                    WHERE l.restriction_id = r.id ORDER BY l.id DESC LIMIT 1) AS letter_undelivered
            FROM restrictions r JOIN customers c ON c.id = r.customer_id
            WHERE r.status = ANY($1::text[]) ORDER BY r.review_due, r.id""",
         OPEN_STATUSES,
@@ -49,6 +66,7 @@ async def review_rows(conn: asyncpg.Connection | asyncpg.Pool) -> list[ReviewRow
             r["appeal_due"],
             r["urgent_review_since"],
             r["urgent_review_why"],
+            bool(r["letter_undelivered"]),
         )
         for r in rows
     ]
@@ -66,7 +84,9 @@ _EXPORT_SECTIONS: tuple[tuple[str, str], ...] = (
     ("appeals", f"SELECT to_jsonb(a) FROM appeals a WHERE restriction_id IN {_RESTRICTION_IDS} ORDER BY id"),
     (
         "letters",
-        f"SELECT to_jsonb(l) FROM restriction_letters l WHERE restriction_id IN {_RESTRICTION_IDS} ORDER BY id",
+        # The PDF as sent is left out of the JSON (its text and HTML are in it); ask for the letter itself.
+        f"SELECT to_jsonb(l) - 'body_pdf' FROM restriction_letters l WHERE restriction_id IN {_RESTRICTION_IDS} "
+        "ORDER BY id",
     ),
     ("events", "SELECT to_jsonb(e) FROM restriction_events e WHERE customer_id = $1 ORDER BY id"),
     ("customer_events", "SELECT to_jsonb(e) FROM customer_events e WHERE customer_id = $1 ORDER BY id"),

@@ -172,7 +172,7 @@ async def _reduce_related(conn: asyncpg.Connection, ids: list[int]) -> None:
         "UPDATE appeals SET grounds = $2, notes = NULL WHERE restriction_id = ANY($1::bigint[])", ids, REMOVED
     )
     await conn.execute(
-        """UPDATE restriction_letters SET body_text = $2, body_html = $2, note = NULL
+        """UPDATE restriction_letters SET body_text = $2, body_html = $2, body_pdf = NULL, note = NULL
            WHERE restriction_id = ANY($1::bigint[])""",
         ids,
         REMOVED,

@@ -9,12 +9,15 @@ import asyncpg
 
 from .. import lifecycle as lc
 from ..errors import FieldInvalid, StateConflict
+from ..letters import Letter
 from ..models.restrictions import (
     LetterSentIn,
     LiftIn,
     Restriction,
     ReviewIn,
 )
+from ..outbox.message import OutgoingMail
+from . import outbox
 from .actors import DECIDER_ROLES, acting, staff_role
 from .changes import notify_in_transaction
 from .restrictions import COLS, event, get, load, snapshot
@@ -45,28 +48,37 @@ async def record_letter(
     conn: asyncpg.Connection,
     restriction_id: int,
     body: LetterSentIn,
-    letter: tuple[str, str],
+    letter: Letter,
     policy: lc.Policy,
     actor: lc.Actor,
     today: date,
+    *,
+    pdf: bytes | None = None,
+    email: OutgoingMail | None = None,
 ) -> Restriction:
-    """Marks the letter sent and keeps a copy of exactly what was sent (text, html)."""
+    """Marks the letter sent and keeps a copy of exactly what was sent (text, html, the PDF); an
+    emailed letter goes into the email outbox in the same transaction, so it is sent if and only if
+    it is recorded."""
     sent_on = body.sent_on or today
     lc.check_not_future("sent_on", sent_on, today)
     async with conn.transaction():
         await acting(conn, actor, roles=DECIDER_ROLES)
         row = await load(conn, restriction_id, lock=True)
         require_status(row, lc.ENFORCED, "send a letter before the restriction is active")
+        outbox_id = await enqueue_letter(conn, email) if email is not None else None
         await conn.execute(
-            """INSERT INTO restriction_letters (restriction_id, sent_on, method, note, body_text,
-                   body_html, recorded_by) VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+            """INSERT INTO restriction_letters (restriction_id, sent_on, method, note, body_text, body_html,
+                   recorded_by, sent_to, outbox_id, body_pdf) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)""",
             restriction_id,
             sent_on,
             body.method,
             body.note,
-            letter[0],
-            letter[1],
+            letter.text,
+            letter.html,
             actor.label,
+            email.to if email else None,
+            outbox_id,
+            pdf,
         )
         updated = await update_restriction(conn, restriction_id, letter_sent_on=sent_on)
         await event(
@@ -76,9 +88,22 @@ async def record_letter(
             "letter_sent",
             why=body.note,
             before={"letter_sent_on": iso_day(row["letter_sent_on"])},
-            after={"letter_sent_on": sent_on.isoformat(), "method": body.method},
+            after={"letter_sent_on": sent_on.isoformat(), "method": body.method, "sent_to": email and email.to},
         )
     return await get(conn, restriction_id, policy)
+
+
+async def enqueue_letter(conn: asyncpg.Connection, mail: OutgoingMail) -> int:
+    """Into the email outbox, in the caller's transaction: the sender delivers it after commit."""
+    return await outbox.enqueue(
+        conn,
+        kind="letter",
+        to=mail.to,
+        subject=mail.subject,
+        body=mail.text,
+        message_id=mail.message_id,
+        attachments=[(a.name, a.content_type, a.content) for a in mail.attachments],
+    )
 
 
 def closing(row: asyncpg.Record) -> lc.Closing:

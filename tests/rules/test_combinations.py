@@ -35,7 +35,7 @@ def test_written_only_and_caution_call_is_deflected_with_a_danger_banner() -> No
     assert v.banner is not None and v.banner.severity == "danger"
     assert "Written contact only" in v.banner.text and "Threatened staff" in v.banner.text
     assert v.banner.restriction_ids == [1, 2]
-    assert "write to 1 River Street" in (v.customer_message or "")
+    assert "write to Riverside Homes, 1 River Street" in (v.customer_message or "")
     overridden = [r for r in v.reasons if r.source == "rule" and "overridden" in r.because]
     assert overridden and overridden[0].id == "caution"
     assert "written only" in overridden[0].because

@@ -45,7 +45,7 @@ def letter(p: NoPersonalContact, w: LetterWords) -> Sentences:
         "Your name is on our 'no personal contact' list: we will not accept contact "
         f"from you in person by {w.channels}.",
         "Please contact us in writing, or through a third party such as a family "
-        "member, friend, advocate or support worker.",
+        f"member, friend, advocate or support worker. {w.write_instead}",
     )
 
 
@@ -59,4 +59,5 @@ KIND = RestrictionKind(
     acts_on=PERSONAL,
     default_channels=PERSONAL,
     shuts=True,
+    asks_to_write=True,
 )

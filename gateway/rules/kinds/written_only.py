@@ -47,4 +47,5 @@ KIND = RestrictionKind(
     acts_on=PERSONAL,
     default_channels=PERSONAL,
     shuts=True,
+    asks_to_write=True,
 )

@@ -1,0 +1,240 @@
+"""Sending the letter: emailed with the PDF attached through the outbox (delivered to a real SMTP
+server) or posted by the signed-in caution lead; either is recorded with how, when and a copy of the
+PDF, and is no longer 'not sent' on the review report. By email only where there is an address to
+send it to, else a 409 that says to post it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from gateway.app import create_app
+from gateway.settings import Settings
+from tests.factory import PHONE, TODAY, YESTERDAY, Api, Team
+from tests.helpers import eventually
+from tests.smtpsink import SmtpSink
+
+pytestmark = pytest.mark.asyncio
+
+
+async def send(client: Any, by: Any, rid: int, body: dict[str, Any]) -> tuple[int, Any]:
+    resp = await client.post(f"/v1/restrictions/{rid}/letter/send", headers=by.headers, json=body)
+    return resp.status, await resp.json()
+
+
+async def issues(client: Any, team: Team, rid: int) -> list[str]:
+    due = await (await client.get("/v1/reviews/due", headers=team.cl1.headers)).json()
+    return next((i["issues"] for i in due["items"] if i["restriction_id"] == rid), [])
+
+
+async def test_posting_is_recorded_as_sent_by_whoever_is_signed_in(
+    api: Api, client: Any, team: Team, conn: asyncpg.Connection
+) -> None:
+    cid = await api.customer("Sandra Clarke", PHONE, postal_address="Flat 12, Willow House; Leeds; LS11 5PX")
+    rid = (await api.restriction(cid, deciders=team.deciders))["id"]
+    assert "letter_not_sent" in await issues(client, team, rid)
+
+    status, body = await send(client, team.cl3, rid, {"by": "post", "sent_on": YESTERDAY.isoformat()})
+    assert status == 200, body
+    assert body["letter_sent_on"] == YESTERDAY.isoformat()
+    row = await conn.fetchrow("SELECT * FROM restriction_letters WHERE restriction_id = $1", rid)
+    assert row["method"] == "post" and row["sent_on"] == YESTERDAY and row["sent_to"] is None
+    assert row["recorded_by"] == f"staff:{team.cl3.id}:Ravi Kumar"
+    assert bytes(row["body_pdf"]).startswith(b"%PDF-") and "LS11 5PX" in row["body_text"]
+    event = await conn.fetchrow(
+        "SELECT * FROM restriction_events WHERE restriction_id = $1 AND kind = 'letter_sent'", rid
+    )
+    assert event["staff_id"] == team.cl3.id
+    assert "letter_not_sent" not in await issues(client, team, rid)
+    # The subject-access export lists the letter, without the PDF's bytes.
+    doc = await (await client.get(f"/v1/customers/{cid}/export", headers=team.cl1.headers)).json()
+    (letter,) = doc["letters"]
+    assert letter["method"] == "post" and "body_pdf" not in letter
+    assert doc["customer"]["postal_address"] == {"lines": ["Flat 12, Willow House", "Leeds"], "postcode": "LS11 5PX"}
+
+
+async def test_emailing_delivers_the_pdf_and_records_it_sent(
+    settings: Settings, keys: dict[str, str], conn: asyncpg.Connection
+) -> None:
+    sink = await SmtpSink().start()
+    emailing = settings.with_(
+        smtp_url=sink.url, provider_name="Riverside Homes", provider_email="letters@riverside.example"
+    )
+    try:
+        async with TestClient(TestServer(create_app(emailing))) as client:
+            api = Api(client, keys)
+            team = await api.team()
+            cid = await api.customer("Peter Novak", PHONE, ("email", "P.Novak@example.com"))
+            rid = (await api.restriction(cid, deciders=team.deciders))["id"]
+            status, body = await send(client, team.cl2, rid, {"by": "email", "note": "Asked for it by email."})
+            assert status == 200, body
+            assert body["letter_sent_on"] == TODAY.isoformat()
+
+            async def delivered() -> bool:
+                return bool(sink.to("p.novak@example.com"))
+
+            await eventually(delivered, timeout=10.0)
+            assert "letter_not_sent" not in await issues(client, team, rid)
+    finally:
+        await sink.close()
+    (got,) = sink.received
+    msg = got.message
+    assert msg["To"] == "p.novak@example.com" and msg["From"] == "Riverside Homes <letters@riverside.example>"
+    assert msg["Subject"] == f"Our letter R{rid}: decision about how you contact us"
+    assert "Dear Peter Novak" in msg.get_body(("plain",)).get_content()
+    (pdf,) = list(msg.iter_attachments())
+    assert pdf.get_content_type() == "application/pdf" and pdf.get_filename() == f"R{rid}.pdf"
+    content = pdf.get_content()
+    row = await conn.fetchrow("SELECT * FROM restriction_letters WHERE restriction_id = $1", rid)
+    assert content.startswith(b"%PDF-") and content == bytes(row["body_pdf"])
+    assert (row["method"], row["sent_to"], row["note"]) == ("email", "p.novak@example.com", "Asked for it by email.")
+    assert row["recorded_by"] == f"staff:{team.cl2.id}:Grace Okafor"
+    assert await conn.fetchval("SELECT status FROM outbox WHERE kind = 'letter'") == "sent"
+
+
+async def test_a_representative_gets_it_when_named(settings: Settings, keys: dict[str, str]) -> None:
+    sink = await SmtpSink().start()
+    try:
+        relay = settings.with_(smtp_url=sink.url, ack_from="letters@housing.example")
+        async with TestClient(TestServer(create_app(relay))) as client:
+            api = Api(client, keys)
+            team = await api.team()
+            advocate = {
+                "name": "Ruth Adeyemi",
+                "relationship": "advocate",
+                "identifiers": [{"kind": "email", "value": "ruth@advocacy.example"}],
+            }
+            cid = await api.customer("Brian Walsh", PHONE, ("email", "bwalsh@example.com"), representatives=[advocate])
+            rep = (await (await client.get(f"/v1/customers/{cid}", headers=team.cl1.headers)).json())[
+                "representatives"
+            ][0]
+            rid = (await api.restriction(cid, deciders=team.deciders))["id"]
+            status, body = await send(client, team.cl1, rid, {"by": "email", "representative_id": rep["id"]})
+            assert status == 200, body
+
+            async def delivered() -> bool:
+                return bool(sink.to("ruth@advocacy.example"))
+
+            await eventually(delivered, timeout=10.0)
+    finally:
+        await sink.close()
+    assert sink.to("bwalsh@example.com") == []
+    assert "Dear Ruth Adeyemi" in sink.received[0].message.get_body(("plain",)).get_content()
+
+
+async def test_email_without_a_relay_says_to_post_it(api: Api, client: Any, team: Team) -> None:
+    cid = await api.customer("Peter Novak", PHONE, ("email", "p.novak@example.com"))
+    rid = (await api.restriction(cid, deciders=team.deciders))["id"]
+    status, body = await send(client, team.cl1, rid, {"by": "email"})
+    assert status == 409 and body["error"]["code"] == "email_not_configured"
+    assert "GATEWAY_SMTP_URL" in body["error"]["message"] and "post it" in body["error"]["message"]
+
+
+async def test_email_with_nowhere_to_send_it_says_to_post_it(api: Api, client: Any, team: Team) -> None:
+    cid = await api.customer("Eileen Murphy", PHONE)
+    rid = (await api.restriction(cid, deciders=team.deciders))["id"]
+    status, body = await send(client, team.cl1, rid, {"by": "email"})
+    assert status == 409 and body["error"]["code"] == "no_email_address"
+    assert "has no email address on record: post the letter instead (by: post)" in body["error"]["message"]
+    assert "representative" not in body["error"]["message"]
+
+    # A representative with an email address is offered, by id; one without is refused by name.
+    await api.change_customer(
+        team.cl1,
+        cid,
+        representatives={
+            "add": [
+                {"name": "Ruth Adeyemi", "relationship": "advocate"},
+                {"name": "Sean Murphy", "relationship": "son", "identifiers": [{"kind": "email", "value": "s@x.org"}]},
+            ]
+        },
+    )
+    reps = (await (await client.get(f"/v1/customers/{cid}", headers=team.cl1.headers)).json())["representatives"]
+    ruth, sean = (r["id"] for r in reps)
+    status, body = await send(client, team.cl1, rid, {"by": "email"})
+    assert status == 409 and f"representative_id {sean} (Sean Murphy)" in body["error"]["message"]
+    assert body["error"]["details"] == {"representatives_with_email": [sean]}
+    status, body = await send(client, team.cl1, rid, {"by": "email", "representative_id": ruth})
+    assert (
+        status == 409 and "Ruth Adeyemi" in body["error"]["message"] and "post the letter" in body["error"]["message"]
+    )
+    status, body = await send(client, team.cl1, rid, {"by": "email", "representative_id": 999999})
+    assert status == 422 and body["error"]["details"][0]["field"] == "representative_id"
+    # Nothing was recorded as sent.
+    assert "letter_not_sent" in await issues(client, team, rid)
+
+
+async def test_send_is_refused_for_a_draft_and_for_a_bad_body(api: Api, client: Any, team: Team) -> None:
+    cid = await api.customer("Margaret Hughes", PHONE)
+    draft = (await api.restriction(cid, deciders=[team.cl1], status="proposed"))["id"]
+    status, body = await send(client, team.cl1, draft, {"by": "post"})
+    assert status == 409 and body["error"]["code"] == "wrong_status"
+    for bad in ({"by": "pigeon"}, {"by": "post", "representative_id": 1}, {"by": "email", "sent_on": str(TODAY)}):
+        status, body = await send(client, team.cl1, draft, bad)
+        assert status == 422, bad
+    # An agent may read banners, not send letters.
+    status, _ = await send(client, team.agent, draft, {"by": "post"})
+    assert status == 403
+
+
+async def test_postal_addresses_are_checked_and_read_from_text(api: Api, client: Any, team: Team) -> None:
+    cid = await api.customer("Kevin Doyle", PHONE)
+    for bad, says in (
+        ("1 Mill Lane, Leeds", "postcode"),
+        ({"lines": ["1 Mill Lane"], "postcode": "LS1"}, "not a UK postcode"),
+        ({"lines": [], "postcode": "LS1 4AB"}, "at least 1"),
+        ({"lines": ["x"] * 7, "postcode": "LS1 4AB"}, "at most 6"),
+    ):
+        resp = await client.patch(f"/v1/customers/{cid}", headers=team.cl1.headers, json={"postal_address": bad})
+        err = (await resp.json())["error"]
+        assert resp.status == 422 and err["details"][0]["field"].startswith("postal_address"), bad
+        assert says in err["message"], (bad, err["message"])
+    got = await api.change_customer(team.cl1, cid, postal_address={"lines": [" 1  Mill Lane "], "postcode": "ls14ab"})
+    assert got["postal_address"] == {"lines": ["1 Mill Lane"], "postcode": "LS1 4AB"}
+    # Left alone unless given; "" clears it.
+    assert (await api.change_customer(team.cl1, cid, name="Kevin Doyle"))["postal_address"] is not None
+    assert (await api.change_customer(team.cl1, cid, postal_address=""))["postal_address"] is None
+
+
+async def test_the_import_reads_a_postal_address_column(api: Api, client: Any, team: Team) -> None:
+    header = "external_ref,name,phones,postal_address\n"
+    report = await api.import_csv(header + 'HMS-7,Ann Jones,07700 900001,"2 Poplar Way; Leeds LS15 7NB"\n')
+    cid = report["changes"][0]["customer_id"]
+    got = await (await client.get(f"/v1/customers/{cid}", headers=team.cl1.headers)).json()
+    assert got["postal_address"] == {"lines": ["2 Poplar Way", "Leeds"], "postcode": "LS15 7NB"}
+    report = await api.import_csv(header + "HMS-8,Bob Jones,07700 900002,Somewhere without a postcode\n")
+    assert report["errors"][0]["field"] == "postal_address" and "postcode" in report["errors"][0]["message"]
+    # A file without the column leaves the address alone.
+    await api.import_csv("external_ref,name\nHMS-7,Ann Jones\n")
+    got = await (await client.get(f"/v1/customers/{cid}", headers=team.cl1.headers)).json()
+    assert got["postal_address"]["postcode"] == "LS15 7NB"
+
+
+async def test_an_email_the_outbox_gave_up_on_is_on_the_report_until_posted(
+    settings: Settings, keys: dict[str, str], conn: asyncpg.Connection
+) -> None:
+    sink = await SmtpSink().start()
+    relay = settings.with_(smtp_url=sink.url, ack_from="letters@housing.example")
+    try:
+        async with TestClient(TestServer(create_app(relay))) as client:
+            api = Api(client, keys)
+            team = await api.team()
+            cid = await api.customer("Peter Novak", PHONE, ("email", "p.novak@example.com"))
+            rid = (await api.restriction(cid, deciders=team.deciders))["id"]
+            status, _ = await send(client, team.cl1, rid, {"by": "email"})
+            assert status == 200 and await issues(client, team, rid) == []
+
+            async def settled() -> bool:
+                return await conn.fetchval("SELECT status FROM outbox WHERE kind = 'letter'") == "sent"
+
+            await eventually(settled, timeout=10.0)
+            # As the sender leaves a message it could not deliver after its last attempt.
+            await conn.execute("UPDATE outbox SET status = 'failed' WHERE kind = 'letter'")
+            assert "letter_email_failed" in await issues(client, team, rid)
+            status, _ = await send(client, team.cl1, rid, {"by": "post"})
+            assert status == 200 and await issues(client, team, rid) == []
+    finally:
+        await sink.close()
