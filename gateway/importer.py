@@ -135,15 +135,21 @@ def _field_name(loc: tuple[Any, ...], raw: dict[str, str | None]) -> str:
 
 def parse(text: str) -> Iterator[tuple[int, ImportRow | dict[str, Any]]]:
     """Yield (line number, row) or (line number, error dict) for each data row."""
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    header = [h.strip() for h in (reader.fieldnames or [])]
+    # newline="": the csv module reads line endings itself, so a bare CR (an old Mac export) or a
+    # line break inside a quoted field is data, not a crash.
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline=""), strict=True)
+    try:
+        fieldnames = reader.fieldnames
+    except csv.Error as exc:
+        raise CsvFormatError(f"line 1: the header row cannot be read as CSV ({exc})") from None
+    header = [h.strip() for h in (fieldnames or [])]
     if not header:
         raise CsvFormatError("the file is empty: expected a header row naming the columns")
     reader.fieldnames = header
     missing = [c for c in REQUIRED if c not in header]
     if missing:
         raise CsvFormatError(f"missing column(s) {', '.join(missing)}; expected {', '.join(KNOWN)}")
-    for raw in reader:
+    for raw in _csv_rows(reader):
         line = reader.line_num
         if None in raw:
             yield line, {"line": line, "field": "row", "message": "more values than header columns"}
@@ -160,6 +166,13 @@ def parse(text: str) -> Iterator[tuple[int, ImportRow | dict[str, Any]]]:
                     "message": err["msg"].removeprefix("Value error, "),
                 },
             )
+
+
+def _csv_rows(reader: csv.DictReader[str]) -> Iterator[dict[str, str | None]]:
+    try:
+        yield from reader
+    except csv.Error as exc:
+        raise CsvFormatError(f"line {reader.line_num}: the file cannot be read as CSV past here ({exc})") from None
 
 
 async def import_csv(

@@ -56,6 +56,23 @@ async def test_an_absent_column_is_left_alone(api: Api, team: Team):
     assert got["adjustments"] == {"text": "Large print", "flags": []}
 
 
+async def test_old_mac_line_endings_and_quoted_line_breaks_are_read_not_a_server_error(api: Api, team: Team):
+    # Bare CR line endings, and an adjustments note written over two lines inside its quotes.
+    text = HEADER.replace("\n", "\r") + 'HMS-7,Ann Jones,07700 900007,,,"Large print\rplease",\r'
+    report = await api.import_csv(text)
+    (change,) = report["changes"]
+    got = await (await api.client.get(f"/v1/customers/{change['customer_id']}", headers=team.cl1.headers)).json()
+    assert got["name"] == "Ann Jones" and got["adjustments"]["text"] == "Large print\rplease"
+
+
+async def test_a_file_that_is_not_csv_gets_a_422_naming_the_line(api: Api):
+    headers = {**bearer(api.keys["admin"]), "Content-Type": "text/csv"}
+    text = 'external_ref,name\nHMS-1,"Ann\n'  # a quoted field that never ends
+    r = await api.client.post("/v1/customers/import", headers=headers, data=text)
+    body = await r.json()
+    assert r.status in (400, 422) and "line" in body["error"]["message"], body
+
+
 async def test_a_dry_run_reports_and_writes_nothing(api: Api, conn):
     await api.import_csv(HEADER + "HMS-1,Ann Jones,07700 900001,,,,\n")
     report = await api.import_csv(HEADER + "HMS-1,Ann Jones,07700 900009,,,,\nHMS-2,Bo,,,,,\n", dry_run=True)
