@@ -7,7 +7,7 @@ import re
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from ipaddress import IPv4Network, IPv6Network, ip_network
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from typing import Any
 
 from .caseref import DEFAULT_PATTERN, PatternRejected, vet
@@ -58,6 +58,46 @@ def _networks(env: Mapping[str, str], name: str, default: str) -> tuple[IPv4Netw
     return tuple(out)
 
 
+HostPort = tuple[str, int]
+
+
+def _host_ports(env: Mapping[str, str], name: str) -> tuple[HostPort, ...]:
+    """`127.0.0.1:10025,[::1]:10025`: IP addresses only, so a listener never binds a name's guess."""
+    out = []
+    for part in (env.get(name) or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        host, sep, port = part.rpartition(":")
+        host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        try:
+            ip_address(host)
+            number = int(port)
+        except ValueError:
+            raise SettingsError(f"{name}: {part!r} is not ADDRESS:PORT (e.g. 127.0.0.1:10025 or [::1]:10025)") from None
+        if not sep or not 1 <= number <= 65535:
+            raise SettingsError(f"{name}: {part!r} needs a port in 1..65535")
+        out.append((host, number))
+    return tuple(out)
+
+
+_CASE_PLACEHOLDER = "{case}"
+_MAILBOX = re.compile(r"^[^@\s<>,;\"()\[\]\\]+@[A-Za-z0-9.-]+$")
+
+
+def _case_mailbox(env: Mapping[str, str]) -> str | None:
+    """One address for every case file, or a template with `{case}` in its local part."""
+    raw = (env.get("GATEWAY_CASE_MAILBOX") or "").strip()
+    if not raw:
+        return None
+    local = raw.rpartition("@")[0]
+    if raw.count(_CASE_PLACEHOLDER) > 1 or (_CASE_PLACEHOLDER in raw and _CASE_PLACEHOLDER not in local):
+        raise SettingsError(f"GATEWAY_CASE_MAILBOX={raw!r}: {{case}} may appear once, before the @")
+    if not _MAILBOX.match(raw.replace(_CASE_PLACEHOLDER, "case")):
+        raise SettingsError(f"GATEWAY_CASE_MAILBOX={raw!r} is not a mail address (e.g. cases+{{case}}@example.org)")
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str | None = None
@@ -83,6 +123,15 @@ class Settings:
     fastagi_allow: tuple[IPv4Network | IPv6Network, ...] = field(
         default_factory=lambda: (ip_network("127.0.0.0/8"), ip_network("::1/128"))
     )
+    # The Postfix after-queue content filter (channels/mailfilter.py): off unless LISTEN is set.
+    mail_filter_listen: tuple[HostPort, ...] = ()
+    mail_filter_allow: tuple[IPv4Network | IPv6Network, ...] = field(
+        default_factory=lambda: (ip_network("127.0.0.0/8"), ip_network("::1/128"))
+    )
+    mail_reinject: HostPort | None = None
+    mail_filter_timeout_ms: int = 60_000  # one message: decide and re-inject
+    mail_filter_max_bytes: int = 64 * 1024 * 1024
+    case_mailbox: str | None = None  # where writing about a closed case is filed; {case} → its reference
     log_level: str = "INFO"
     provider_name: str = "the housing team"
     provider_address: str = ""
@@ -134,6 +183,7 @@ class Settings:
             fastagi_host=env.get("FASTAGI_HOST") or "127.0.0.1",
             fastagi_timeout_ms=_int(env, "FASTAGI_TIMEOUT_MS", 3000, 50, 60_000),
             fastagi_allow=_networks(env, "FASTAGI_ALLOW", "127.0.0.0/8,::1"),
+            **_mail_filter(env),
             log_level=level,
             provider_name=env.get("GATEWAY_PROVIDER_NAME") or "the housing team",
             provider_address=_postal_lines(env, "GATEWAY_PROVIDER_ADDRESS"),
@@ -233,6 +283,23 @@ def _logo(env: Mapping[str, str], name: str) -> str:
     if size > MAX_LOGO_BYTES:
         raise SettingsError(f"{name}={raw!r} is larger than 1 MiB")
     return path
+
+
+def _mail_filter(env: Mapping[str, str]) -> dict[str, Any]:
+    listen = _host_ports(env, "GATEWAY_MAIL_FILTER_LISTEN")
+    reinject = _host_ports(env, "GATEWAY_MAIL_REINJECT")
+    if len(reinject) > 1:
+        raise SettingsError("GATEWAY_MAIL_REINJECT takes one ADDRESS:PORT, Postfix's re-injection listener")
+    if listen and not reinject:
+        raise SettingsError("GATEWAY_MAIL_REINJECT is not set (expected 127.0.0.1:10026): the mail filter needs it")
+    return {
+        "mail_filter_listen": listen,
+        "mail_filter_allow": _networks(env, "GATEWAY_MAIL_FILTER_ALLOW", "127.0.0.0/8,::1"),
+        "mail_reinject": reinject[0] if reinject else None,
+        "mail_filter_timeout_ms": _int(env, "GATEWAY_MAIL_FILTER_TIMEOUT_MS", 60_000, 1000, 3_600_000),
+        "mail_filter_max_bytes": _int(env, "GATEWAY_MAIL_FILTER_MAX_BYTES", 64 * 1024 * 1024, 1024, 1024**3),
+        "case_mailbox": _case_mailbox(env),
+    }
 
 
 def _tz(env: Mapping[str, str]) -> str:

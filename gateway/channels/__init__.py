@@ -5,6 +5,8 @@ A new channel is one module implementing the Channel protocol (channels/base.py)
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
+
 from aiohttp import web
 
 from ..http import add_route
@@ -13,6 +15,7 @@ from .email import EmailChannel, MailgunChannel
 from .fastagi import FastAGIChannel, serve_fastagi
 from .flat import FlatChannel
 from .generic import GenericChannel
+from .mailfilter import MailFilterChannel, serve_mailfilter
 from .twilio import TwilioVoice, add_fallback
 from .webform import WebFormChannel
 
@@ -24,7 +27,12 @@ HTTP_CHANNELS: tuple[HttpChannel, ...] = (
     MailgunChannel(),
     WebFormChannel(),
 )
-LISTENERS: tuple[FastAGIChannel, ...] = (FastAGIChannel(),)
+# Channels with a listener of their own (not HTTP), each with the cleanup context that runs it.
+Serve = Callable[[web.Application], AsyncIterator[None]]
+LISTENERS: tuple[tuple[FastAGIChannel | MailFilterChannel, Serve], ...] = (
+    (FastAGIChannel(), serve_fastagi),
+    (MailFilterChannel(), serve_mailfilter),
+)
 
 
 class DuplicateChannel(RuntimeError):
@@ -33,11 +41,11 @@ class DuplicateChannel(RuntimeError):
 
 def register(app: web.Application, http: tuple[HttpChannel, ...] = HTTP_CHANNELS) -> None:
     """Mount every HTTP channel on its path and start the listeners with the app."""
-    names = [c.name for c in http] + [c.name for c in LISTENERS]
+    names = [c.name for c in http] + [c.name for c, _ in LISTENERS]
     for name in names:
         if names.count(name) > 1:
             raise DuplicateChannel(f"channel {name!r} is registered twice")
     for channel in http:
         add_route(app, "POST", channel.mount.path, http_handler(channel), channel.mount.roles)
     add_fallback(app)
-    app.cleanup_ctx.append(serve_fastagi)
+    app.cleanup_ctx.extend(serve for _, serve in LISTENERS)

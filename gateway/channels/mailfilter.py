@@ -1,0 +1,269 @@
+"""Postfix after-queue content filter: Postfix hands each message over SMTP, the gateway decides,
+marks it with `X-Contact-*` headers, redirects it where the decision says, and re-injects it.
+
+It answers 250 only once Postfix's re-injection listener has taken the message; on any fault it
+answers 451, so Postfix keeps the message and tries again: a fault delays mail, never loses it. A
+retry of the same Message-ID gets the same decision and no second log row (the decide claim).
+Delivery is at least once: a 250 lost on the wire means Postfix sends, and we re-inject, again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from email import policy
+from email.parser import BytesHeaderParser
+
+import aiosmtplib
+from aiohttp import web
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from ..contact import Decision, InboundContact
+from ..decide import Rejected
+from ..rules.context import CaseView
+from ..runtime import RUNTIME, Runtime
+from .base import drive
+from .fastagi import allowed
+from .mailheaders import rewrite
+
+log = logging.getLogger(__name__)
+_PASSED_ON = re.compile(r"^(BODY=\S+|SMTPUTF8)$", re.IGNORECASE)  # SIZE changes once headers are added
+_REF_IN_ADDRESS = re.compile(r"[^a-z0-9._-]+")
+_DRAIN_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class FilteredMail:
+    """One message as Postfix hands it over: the envelope and the raw bytes."""
+
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    content: bytes
+    mail_options: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What becomes of the message: the control headers to add, and where it goes instead of its
+    envelope recipients (None: to them, unchanged)."""
+
+    fields: tuple[tuple[str, str], ...]
+    redirect_to: str | None
+
+
+def contact_from_mail(raw: bytes, rt: Runtime) -> InboundContact | Rejected:
+    """Raw bytes → the contact. The one place this channel reads a message; the email channel's
+    reader replaces it when it lands (`contact_from_message(read_message(raw, limits), rt)`)."""
+    try:
+        msg = BytesHeaderParser(policy=policy.default).parsebytes(raw)
+        sender = msg["From"].addresses[0].addr_spec if msg["From"] and msg["From"].addresses else ""
+        message_id = str(msg["Message-ID"] or "").strip()[:200]
+        threading = {k: str(msg[k]) for k in ("In-Reply-To", "References") if msg[k] is not None}
+        return InboundContact.model_validate(
+            {
+                "channel": "email",
+                "from": sender[:320],
+                "to": str(msg["To"] or "")[:320] or None,
+                "subject": str(msg["Subject"] or "")[:1000] or None,
+                "provider_id": message_id or "sha256:" + hashlib.sha256(raw).hexdigest(),
+                "headers": threading,
+            }
+        )
+    except Exception as exc:  # unreadable mail is still logged, then delivered on the safe answer
+        return Rejected("malformed", f"unreadable message: {exc}"[:500], "email")
+
+
+def case_of(decision: Decision, rt: Runtime) -> CaseView | None:
+    case_id = decision.matched.case_id
+    if case_id is None:
+        return None
+    return next((c for c in rt.index.cases_by_ref.values() if c.id == case_id), None)
+
+
+def case_mailbox(template: str, reference: str) -> str:
+    """The case file's address: `{case}` in the setting becomes the reference, made address-safe."""
+    return template.replace("{case}", _REF_IN_ADDRESS.sub("-", reference.lower()))
+
+
+def control_fields(decision: Decision, case: CaseView | None) -> tuple[tuple[str, str], ...]:
+    target = decision.target
+    fields = [
+        ("X-Contact-Id", decision.contact_id or "none"),
+        ("X-Contact-Action", decision.action),
+        ("X-Contact-Target", f"{target.type}:{target.id}" if target else "none"),
+        ("X-Contact-Flagged", "yes" if decision.flagged else "no"),
+        ("X-Contact-Degraded", "yes" if decision.degraded else "no"),
+    ]
+    if case is not None:
+        fields.append(("X-Contact-Case", case.reference))
+    if decision.banner is not None:
+        fields.append(("X-Contact-Banner", f"{decision.banner.severity}: {decision.banner.text}"))
+    return tuple(fields)
+
+
+class MailFilterChannel:
+    """The channel half: a message in, its control headers and destination out."""
+
+    name = "mailfilter"
+    description = "Postfix after-queue content filter (SMTP in, re-injection out)"
+
+    async def parse(self, raw: FilteredMail, rt: Runtime) -> InboundContact | Rejected:
+        return contact_from_mail(raw.content, rt)
+
+    def render(self, decision: Decision, created: bool, rt: Runtime) -> Delivery:
+        case = case_of(decision, rt)
+        return Delivery(control_fields(decision, case), self._mailbox(decision, case, rt))
+
+    def _mailbox(self, decision: Decision, case: CaseView | None, rt: Runtime) -> str | None:
+        target = decision.target
+        if target is not None and target.type == "staff":
+            person = rt.index.staff.get(int(target.id)) if target.id.isdigit() else None
+            if person is not None and person.mailbox:
+                return person.mailbox
+            log.warning("mail filter: staff #%s has no mailbox; the message keeps its recipients", target.id)
+        if decision.action == "auto_acknowledge" and case is not None:
+            if rt.settings.case_mailbox:
+                return case_mailbox(rt.settings.case_mailbox, case.reference)
+            log.warning("mail filter: no GATEWAY_CASE_MAILBOX; case %s mail keeps its recipients", case.reference)
+        return None
+
+
+class _Handler:
+    """aiosmtpd's handler: every message is decided and re-injected, or refused for now (451)."""
+
+    def __init__(self, server: MailFilterServer) -> None:
+        self.server = server
+
+    async def handle_DATA(self, smtp: SMTP, session: Session, envelope: Envelope) -> str:
+        mail = FilteredMail(
+            envelope.mail_from or "",
+            tuple(envelope.rcpt_tos),
+            envelope.original_content or b"",
+            tuple(o for o in envelope.mail_options if _PASSED_ON.match(o)),
+        )
+        self.server.busy += 1
+        try:
+            async with asyncio.timeout(self.server.timeout):
+                delivery = await drive(self.server.channel, mail, self.server.rt)
+                await self.server.reinject(mail, delivery)
+        except Exception as exc:  # Postfix keeps the message and tries again later
+            log.warning("mail filter: message deferred (%s: %s)", type(exc).__name__, exc)
+            return "451 4.3.0 Contact gateway cannot take this message now; try again later"
+        finally:
+            self.server.busy -= 1
+        return "250 2.0.0 Decided and passed on"
+
+    async def handle_exception(self, error: Exception) -> str:
+        log.warning("mail filter: SMTP session fault (%r)", error)
+        return "451 4.3.0 Contact gateway fault; try again later"
+
+
+class _GatedSMTP(SMTP):
+    """aiosmtpd's SMTP session, refusing at once any peer outside GATEWAY_MAIL_FILTER_ALLOW."""
+
+    line_length_limit = 64 * 1024  # never a 5xx (a bounce) for a long line Postfix passed on
+
+    def __init__(self, server: MailFilterServer) -> None:
+        super().__init__(
+            _Handler(server),
+            data_size_limit=server.settings.mail_filter_max_bytes,
+            enable_SMTPUTF8=True,
+            hostname="contact-gateway",
+            ident="contact gateway mail filter",
+            timeout=server.timeout + 60,
+            loop=asyncio.get_running_loop(),
+        )
+        self.server = server
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.server.sessions.add(transport)
+        peer = transport.get_extra_info("peername")
+        host = str(peer[0]) if peer else ""
+        if not allowed(host, self.server.settings.mail_filter_allow):
+            assert self._handler_coroutine is not None
+            self._handler_coroutine.cancel()
+            if isinstance(transport, asyncio.WriteTransport):
+                transport.write(b"554 5.7.1 Not on the mail filter's allow-list\r\n")
+            transport.close()
+            self.server.refused(host)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self.server.sessions.discard(self.transport)
+        super().connection_lost(error)
+
+
+class MailFilterServer:
+    """The transport half: SMTP listeners on the configured addresses, and the re-injection client."""
+
+    def __init__(self, rt: Runtime, channel: MailFilterChannel) -> None:
+        self.rt, self.settings, self.channel = rt, rt.settings, channel
+        self.timeout = self.settings.mail_filter_timeout_ms / 1000
+        self._servers: list[asyncio.Server] = []
+        self.sessions: set[asyncio.BaseTransport] = set()
+        self.busy = 0  # messages between DATA and their answer
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        for host, port in self.settings.mail_filter_listen:
+            server = await loop.create_server(
+                lambda: _GatedSMTP(self), host, port, reuse_port=self.settings.workers > 1
+            )
+            self._servers.append(server)
+            log.info("mail filter listening on %s port %s", host, port)
+
+    async def close(self) -> None:
+        """Stop taking connections; let messages in flight finish briefly, then drop the rest
+        (Postfix sees the connection go and keeps those messages)."""
+        for server in self._servers:
+            server.close()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_DRAIN_SECONDS):
+                while self.busy:
+                    await asyncio.sleep(0.05)
+        for transport in list(self.sessions):
+            transport.close()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        for server in self._servers:
+            await server.wait_closed()
+
+    async def reinject(self, mail: FilteredMail, delivery: Delivery) -> None:
+        """Hand the marked message back to Postfix; raises unless every recipient was taken."""
+        host, port = self.settings.mail_reinject or ("127.0.0.1", 10026)
+        recipients = [delivery.redirect_to] if delivery.redirect_to else list(mail.rcpt_tos)
+        client = aiosmtplib.SMTP(hostname=host, port=port, timeout=self.timeout, start_tls=False)
+        async with client:
+            refused, _ = await client.sendmail(
+                mail.mail_from, recipients, rewrite(mail.content, delivery.fields), mail_options=list(mail.mail_options)
+            )
+        if refused:
+            raise aiosmtplib.SMTPRecipientsRefused([])
+
+    def refused(self, host: str) -> None:
+        log.warning("mail filter: refused a connection from %s (not in GATEWAY_MAIL_FILTER_ALLOW)", host)
+        why = f"mail filter connection from {host} refused: not in GATEWAY_MAIL_FILTER_ALLOW"
+        task = asyncio.ensure_future(self.rt.decide.log_rejected(Rejected("rejected", why, "email")))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+
+async def serve_mailfilter(app: web.Application) -> AsyncIterator[None]:
+    """Started with the app when GATEWAY_MAIL_FILTER_LISTEN is set."""
+    rt = app[RUNTIME]
+    if not rt.settings.mail_filter_listen:
+        yield
+        return
+    server = MailFilterServer(rt, MailFilterChannel())
+    await server.start()
+    app[MAILFILTER] = server
+    yield
+    await server.close()
+
+
+MAILFILTER: web.AppKey[MailFilterServer] = web.AppKey("mailfilter", MailFilterServer)
