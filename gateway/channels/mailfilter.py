@@ -189,7 +189,8 @@ class _GatedSMTP(SMTP):
             assert self._handler_coroutine is not None
             self._handler_coroutine.cancel()
             if isinstance(transport, asyncio.WriteTransport):
-                transport.write(b"554 5.7.1 Not on the mail filter's allow-list\r\n")
+                # 421, not 554: a misconfigured allow-list must make Postfix wait, never bounce mail.
+                transport.write(b"421 4.7.1 Not on the mail filter's allow-list\r\n")
             transport.close()
             self.server.refused(host)
 

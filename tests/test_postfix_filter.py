@@ -1,0 +1,239 @@
+"""The mail filter behind a real, private Postfix (tests/postfix.py): mail is submitted with smtplib,
+goes through the gateway as Postfix's after-queue content filter, and is caught where Postfix
+delivers it. Skipped, saying why, only where Postfix cannot run (not installed, or not root)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from email.message import EmailMessage
+from email.utils import make_msgid
+from pathlib import Path
+
+import pytest
+
+from gateway.demo import load_demo
+from gateway.settings import Settings
+from tests.helpers import GatewayProcess, eventually, free_port, logged_contacts, running, staff_numbers
+from tests.postfix import MailSink, PrivatePostfix, filter_main_cf, filter_services, unavailable
+from tests.tcpproxy import TcpProxy
+
+pytestmark = pytest.mark.skipif(unavailable() is not None, reason=f"no private Postfix: {unavailable()}")
+
+HOUSING = "housing@demo-homes.org.uk"
+CASE_MAILBOX = "casefile+{case}@demo-homes.org.uk"
+THREADING = "threading beyond the bracketed [REF] lands with the email channel (branch `email`)"
+_n = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+async def sink():
+    s = MailSink()
+    await s.start()
+    yield s
+    await s.close()
+
+
+@pytest.fixture(scope="module")
+async def postfix(sink):
+    pf = PrivatePostfix(free_port(), sink.port)
+    await pf.start()
+    yield pf
+    await pf.stop()
+
+
+def filter_settings(settings: Settings, postfix: PrivatePostfix, *, reinject_port: int | None = None) -> Settings:
+    return settings.with_(
+        mail_filter_listen=(("127.0.0.1", postfix.filter_port),),
+        mail_reinject=("127.0.0.1", reinject_port or postfix.reinject_port),
+        mail_filter_timeout_ms=10_000,
+        case_mailbox=CASE_MAILBOX,
+    )
+
+
+def filter_env(postfix: PrivatePostfix, reinject_port: int) -> dict[str, str]:
+    return {
+        "GATEWAY_MAIL_FILTER_LISTEN": f"127.0.0.1:{postfix.filter_port}",
+        "GATEWAY_MAIL_REINJECT": f"127.0.0.1:{reinject_port}",
+        "GATEWAY_CASE_MAILBOX": CASE_MAILBOX,
+    }
+
+
+@pytest.fixture
+async def gateway(postfix, sink, settings, conn):
+    """The gateway in this process, as Postfix's content filter; Postfix's queue emptied after."""
+    sink.delivered.clear()
+    async with running(filter_settings(settings, postfix), conn) as (_, app):
+        yield app
+    await postfix.flush_queue()
+
+
+def message(sender: str, subject: str, *, to: str = HOUSING, **headers: str) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = sender, to, subject
+    msg["Message-ID"] = make_msgid(f"t{next(_n)}", domain="customer.example")
+    for name, value in headers.items():
+        msg[name.replace("_", "-")] = value
+    msg.set_content("I am writing about my home.\n")
+    return msg
+
+
+async def one_row(conn, message_id: str):
+    rows = await logged_contacts(conn, "provider_id = $1", message_id)
+    assert len(rows) == 1, f"expected one log row for {message_id}, found {len(rows)}"
+    return rows[0]
+
+
+async def test_routed_message_arrives_marked_and_forged_control_headers_are_gone(gateway, postfix, sink, conn):
+    msg = message("lbell@example.com", "Repairs to the fence")
+    msg["X-Contact-Action"] = "route"
+    msg["x-contact-banner"] = "all clear, nothing to see"
+    raw = msg.as_bytes().replace(b"\n\n", b"\nX-CONTACT-Case: CMP-0001\n  continued forged line\n\n", 1)
+    await postfix.send(raw, "lbell@example.com", [HOUSING, "repairs@demo-homes.org.uk"])
+    got = await sink.wait_for(msg["Message-ID"])
+    assert sorted(got.rcpt_tos) == [HOUSING, "repairs@demo-homes.org.uk"]
+    assert got.mail_from == "lbell@example.com"
+    headers = got.message
+    assert headers.get_all("X-Contact-Action") == ["route"]
+    assert headers.get_all("X-Contact-Case") is None
+    (banner,) = headers.get_all("X-Contact-Banner")
+    assert banner.startswith("danger: ") and "Do not visit alone" in banner and "all clear" not in banner
+    assert b"continued forged line" not in got.raw and b"CMP-0001" not in got.raw
+    row = await one_row(conn, msg["Message-ID"])
+    assert headers["X-Contact-Id"] == str(row["id"]) and row["channel"] == "email"
+    assert headers["X-Contact-Degraded"] == "no" and got.message.get_content().strip() == "I am writing about my home."
+
+
+async def test_named_contact_customer_reaches_their_staff_members_mailbox(gateway, postfix, sink, conn):
+    msg = message("kdoyle@example.net", "About my rent account")
+    await postfix.send(msg, "kdoyle@example.net", [HOUSING])
+    got = await sink.wait_for(msg["Message-ID"])
+    sam = await staff_numbers(conn, "Sam Patel")
+    assert got.rcpt_tos == ["sam.patel@demo-homes.org.uk"]
+    assert got.message["X-Contact-Target"] == f"staff:{sam['id']}"
+    assert "Named contact: Sam Patel" in got.message["X-Contact-Banner"]
+    assert got.message["To"] == HOUSING  # the letter itself is not rewritten, only where it goes
+
+
+async def test_unknown_sender_keeps_every_recipient(gateway, postfix, sink, conn):
+    msg = message("someone.new@example.org", "A question about parking")
+    await postfix.send(msg, "bounce-123@example.org", [HOUSING, "parking@demo-homes.org.uk"])
+    got = await sink.wait_for(msg["Message-ID"])
+    assert sorted(got.rcpt_tos) == [HOUSING, "parking@demo-homes.org.uk"]
+    assert got.mail_from == "bounce-123@example.org"
+    assert got.message["X-Contact-Action"] == "route" and got.message["X-Contact-Target"] == "queue:email"
+    assert got.message["X-Contact-Banner"] is None
+
+
+async def closed_issue_lands_in_the_case_mailbox(postfix, sink, conn, msg: EmailMessage) -> None:
+    await postfix.send(msg, "p.novak@example.com", [HOUSING])
+    got = await sink.wait_for(msg["Message-ID"])
+    assert got.rcpt_tos == ["casefile+cmp-2041@demo-homes.org.uk"]
+    assert got.message["X-Contact-Action"] == "auto_acknowledge"
+    assert got.message["X-Contact-Case"] == "CMP-2041"
+    assert "Do not reopen case CMP-2041" in got.message["X-Contact-Banner"]
+    row = await one_row(conn, msg["Message-ID"])
+    assert row["case_id"] is not None and row["action"] == "auto_acknowledge"
+
+
+async def test_closed_issue_with_bracketed_reference_is_filed_in_the_case_mailbox(gateway, postfix, sink, conn):
+    await closed_issue_lands_in_the_case_mailbox(
+        postfix, sink, conn, message("p.novak@example.com", "Re: [CMP-2041] still not fixed")
+    )
+
+
+@pytest.mark.xfail(strict=True, reason=THREADING)
+async def test_closed_issue_with_unbracketed_reference_is_filed_in_the_case_mailbox(gateway, postfix, sink, conn):
+    await closed_issue_lands_in_the_case_mailbox(
+        postfix, sink, conn, message("p.novak@example.com", "RE: CMP-2041 I still disagree")
+    )
+
+
+@pytest.mark.xfail(strict=True, reason=THREADING)
+async def test_closed_issue_by_in_reply_to_only_is_filed_in_the_case_mailbox(gateway, postfix, sink, conn):
+    first = message("p.novak@example.com", "[CMP-2041] the damp again")
+    await postfix.send(first, "p.novak@example.com", [HOUSING])
+    await sink.wait_for(first["Message-ID"])
+    reply = message("p.novak@example.com", "Re: the damp again", In_Reply_To=first["Message-ID"])
+    await closed_issue_lands_in_the_case_mailbox(postfix, sink, conn, reply)
+
+
+async def test_an_unrelated_report_from_the_closed_issue_customer_is_routed_normally(gateway, postfix, sink):
+    msg = message("p.novak@example.com", "New leak under the kitchen sink")
+    await postfix.send(msg, "p.novak@example.com", [HOUSING])
+    got = await sink.wait_for(msg["Message-ID"])
+    assert got.rcpt_tos == [HOUSING] and got.message["X-Contact-Action"] == "route"
+    assert "Do not reopen case CMP-2041" in got.message["X-Contact-Banner"]
+
+
+async def test_reinjection_refused_means_451_and_delivery_once_it_is_back(postfix, sink, settings, conn):
+    """Postfix's re-injection listener unreachable: the filter answers 451, Postfix keeps the message
+    and retries; once re-injection works it is delivered once, with one log row."""
+    sink.delivered.clear()
+    proxy = TcpProxy("127.0.0.1", postfix.reinject_port)
+    await proxy.start()
+    await proxy.cut()
+    try:
+        async with running(filter_settings(settings, postfix, reinject_port=proxy.port), conn):
+            msg = message("kdoyle@example.net", "Reinjection will be refused")
+            await postfix.send(msg, "kdoyle@example.net", [HOUSING])
+
+            async def deferred() -> bool:
+                return "451 4.3.0 Contact gateway cannot take this message now" in postfix.maillog()
+
+            await eventually(deferred, timeout=20)
+            assert not sink.with_message_id(msg["Message-ID"]) and postfix.queued()
+            await proxy.restore()
+            got = await sink.wait_for(msg["Message-ID"], timeout=30)
+            await asyncio.sleep(2)  # a second attempt would have arrived by now
+            assert len(sink.with_message_id(msg["Message-ID"])) == 1
+            assert got.message["X-Contact-Id"] == str((await one_row(conn, msg["Message-ID"]))["id"])
+    finally:
+        await proxy.close()
+        await postfix.flush_queue()
+
+
+@pytest.mark.timeout(150)
+async def test_gateway_stopped_mid_flow_postfix_defers_and_delivers_later(postfix, sink, settings, conn):
+    """`python -m gateway serve` as a real process, stopped while a message is inside it (decided,
+    waiting on re-injection) and while another is submitted: Postfix keeps both and delivers each
+    exactly once when the gateway is back, each with one log row."""
+    sink.delivered.clear()
+    await load_demo(conn)
+    proxy = TcpProxy("127.0.0.1", postfix.reinject_port)
+    await proxy.start()
+    env = filter_env(postfix, proxy.port)
+    before, inside, while_down = (message("lbell@example.com", s) for s in ("before", "inside", "while down"))
+    try:
+        async with GatewayProcess(settings, **env):
+            await postfix.send(before, "lbell@example.com", [HOUSING])
+            await sink.wait_for(before["Message-ID"])
+            proxy.freeze()  # re-injection hangs: the next message stays inside the gateway
+            await postfix.send(inside, "lbell@example.com", [HOUSING])
+            await one_row(conn, inside["Message-ID"])  # decided and logged, not yet re-injected
+        await postfix.send(while_down, "lbell@example.com", [HOUSING])
+
+        async def refused() -> bool:
+            return "Connection refused" in postfix.maillog()
+
+        await eventually(refused, timeout=20)
+        assert not sink.with_message_id(inside["Message-ID"]) and not sink.with_message_id(while_down["Message-ID"])
+        assert len(postfix.queued()) == 2
+        proxy.thaw()
+        async with GatewayProcess(settings, **env):
+            for msg in (inside, while_down):
+                await sink.wait_for(msg["Message-ID"], timeout=60)
+            await asyncio.sleep(2)
+        for msg in (before, inside, while_down):
+            (got,) = sink.with_message_id(msg["Message-ID"])
+            assert got.message["X-Contact-Id"] == str((await one_row(conn, msg["Message-ID"]))["id"])
+        assert not postfix.queued()
+    finally:
+        await proxy.close()
+        await postfix.flush_queue()
+
+
+def test_readme_gives_the_postfix_lines_the_tests_run():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert filter_services(10025, 10026) in readme
+    assert filter_main_cf(10025) in readme
