@@ -228,6 +228,7 @@ async def test_gateway_stopped_mid_flow_postfix_defers_and_delivers_later(postfi
             (got,) = sink.with_message_id(msg["Message-ID"])
             assert got.message["X-Contact-Id"] == str((await one_row(conn, msg["Message-ID"]))["id"])
         assert not postfix.queued()
+        assert "lost connection with 127.0.0.1[127.0.0.1] while sending end of data" in postfix.maillog()
     finally:
         await proxy.close()
         await postfix.flush_queue()

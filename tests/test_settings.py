@@ -27,11 +27,32 @@ def test_defaults():
         ({"FASTAGI_ALLOW": "10.0.0.0/8,not-an-address"}, "FASTAGI_ALLOW"),
         ({"GATEWAY_WORKERS": "0"}, "GATEWAY_WORKERS"),
         ({"GATEWAY_ACTIVATION_RULE": "caution_lead:two"}, "GATEWAY_ACTIVATION_RULE"),
+        ({"GATEWAY_MAIL_FILTER_LISTEN": "127.0.0.1:10025"}, "GATEWAY_MAIL_REINJECT is not set"),
+        ({"GATEWAY_MAIL_FILTER_LISTEN": "localhost:10025", "GATEWAY_MAIL_REINJECT": "127.0.0.1:1"}, "LISTEN"),
+        ({"GATEWAY_MAIL_REINJECT": "127.0.0.1:99999"}, "GATEWAY_MAIL_REINJECT"),
+        ({"GATEWAY_MAIL_REINJECT": "127.0.0.1:1,127.0.0.1:2"}, "GATEWAY_MAIL_REINJECT takes one"),
+        ({"GATEWAY_MAIL_FILTER_ALLOW": "postfix-host"}, "GATEWAY_MAIL_FILTER_ALLOW"),
+        ({"GATEWAY_MAIL_FILTER_TIMEOUT_MS": "5"}, "GATEWAY_MAIL_FILTER_TIMEOUT_MS"),
+        ({"GATEWAY_CASE_MAILBOX": "cases@{case}.example"}, "GATEWAY_CASE_MAILBOX"),
+        ({"GATEWAY_CASE_MAILBOX": "not an address"}, "GATEWAY_CASE_MAILBOX"),
     ],
 )
 def test_malformed_setting_is_named(env, names):
     with pytest.raises(SettingsError, match=names):
         Settings.from_env(env)
+
+
+def test_mail_filter_settings():
+    s = Settings.from_env(
+        {
+            "GATEWAY_MAIL_FILTER_LISTEN": "127.0.0.1:10025, [::1]:10025",
+            "GATEWAY_MAIL_REINJECT": "127.0.0.1:10026",
+            "GATEWAY_CASE_MAILBOX": "casefile+{case}@h.example",
+        }
+    )
+    assert s.mail_filter_listen == (("127.0.0.1", 10025), ("::1", 10025))
+    assert s.mail_reinject == ("127.0.0.1", 10026) and s.case_mailbox == "casefile+{case}@h.example"
+    assert Settings.from_env({}).mail_filter_listen == ()
 
 
 def test_serving_needs_both_services():
