@@ -15,9 +15,7 @@ import hashlib
 import logging
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from email import policy
-from email.parser import BytesHeaderParser
+from dataclasses import dataclass, replace
 
 import aiosmtplib
 from aiohttp import web
@@ -28,6 +26,8 @@ from ..decide import Rejected
 from ..rules.context import CaseView
 from ..runtime import RUNTIME, Runtime
 from .base import drive
+from .email import contact_from_message, read_message
+from .email.webhook import mail_limits
 from .fastagi import allowed
 from .mailheaders import rewrite
 
@@ -56,26 +56,15 @@ class Delivery:
     redirect_to: str | None
 
 
-def contact_from_mail(raw: bytes, rt: Runtime) -> InboundContact | Rejected:
-    """Raw bytes → the contact. The one place this channel reads a message; the email channel's
-    reader replaces it when it lands (`contact_from_message(read_message(raw, limits), rt)`)."""
-    try:
-        msg = BytesHeaderParser(policy=policy.default).parsebytes(raw)
-        sender = msg["From"].addresses[0].addr_spec if msg["From"] and msg["From"].addresses else ""
-        message_id = str(msg["Message-ID"] or "").strip()[:200]
-        threading = {k: str(msg[k]) for k in ("In-Reply-To", "References") if msg[k] is not None}
-        return InboundContact.model_validate(
-            {
-                "channel": "email",
-                "from": sender[:320],
-                "to": str(msg["To"] or "")[:320] or None,
-                "subject": str(msg["Subject"] or "")[:1000] or None,
-                "provider_id": message_id or "sha256:" + hashlib.sha256(raw).hexdigest(),
-                "headers": threading,
-            }
-        )
-    except Exception as exc:  # unreadable mail is still logged, then delivered on the safe answer
-        return Rejected("malformed", f"unreadable message: {exc}"[:500], "email")
+async def contact_from_mail(mail: FilteredMail, rt: Runtime) -> InboundContact | Rejected:
+    """The message read as every email entry reads it (channels/email), with Postfix's envelope
+    sender (a null sender is never acknowledged)."""
+    msg = replace(read_message(mail.content, mail_limits(rt)), envelope_sender=mail.mail_from)
+    contact = await contact_from_message(msg, rt)
+    if isinstance(contact, InboundContact) and contact.provider_id is None:
+        # No Message-ID: Postfix's retry sends the same bytes, so they make the idempotency key.
+        return contact.model_copy(update={"provider_id": "sha256:" + hashlib.sha256(mail.content).hexdigest()})
+    return contact
 
 
 def case_of(decision: Decision, rt: Runtime) -> CaseView | None:
@@ -113,7 +102,7 @@ class MailFilterChannel:
     description = "Postfix after-queue content filter (SMTP in, re-injection out)"
 
     async def parse(self, raw: FilteredMail, rt: Runtime) -> InboundContact | Rejected:
-        return contact_from_mail(raw.content, rt)
+        return await contact_from_mail(raw, rt)
 
     def render(self, decision: Decision, created: bool, rt: Runtime) -> Delivery:
         case = case_of(decision, rt)

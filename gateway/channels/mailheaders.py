@@ -6,13 +6,13 @@ No parsing into a message object and back: re-serialising would rewrap, re-encod
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from email.policy import SMTP
 
+from .email.mime import clean_text
+
 CONTROL_PREFIX = b"x-contact-"
 _MAX_VALUE = 2000
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")  # CR and LF among them: nothing can start a new header
 _CONTINUATION = (b" ", b"\t")
 
 
@@ -46,7 +46,7 @@ def strip_control_headers(head: bytes) -> bytes:
 
 def header_safe(value: str) -> str:
     """One line of text: control characters (CR, LF among them) flattened, runs of space collapsed."""
-    return " ".join(_CONTROL.sub(" ", value).split())[:_MAX_VALUE]
+    return " ".join(clean_text(value, _MAX_VALUE).split())
 
 
 def header_lines(fields: Iterable[tuple[str, str]], linesep: bytes = b"\r\n") -> bytes:
