@@ -126,6 +126,34 @@ async def test_unknown_sender_keeps_every_recipient(gateway, postfix, sink, conn
     assert got.message["X-Contact-Banner"] is None
 
 
+HOSTILE = (
+    b"From: =?bogus-charset?q?L=E9?= <lbell@example.com>\r\n"
+    b"To: housing@demo-homes.org.uk\r\n"
+    b"Subject: caf\xe9 \xff\xfe broken =?utf-8?b?not base64?=\r\n"
+    b"Message-ID: <hostile-1@customer.example>\r\n"
+    b"X-Contact-Action: route\r\n"
+    b"MIME-Version: 1.0\r\n"
+    b"Content-Type: multipart/mixed; boundary=\"never-closed\"\r\n"
+    b"\r\n"
+    b"--never-closed\r\n"
+    b"Content-Type: text/plain; charset=no-such-charset\r\n"
+    b"Content-Transfer-Encoding: base64\r\n"
+    b"\r\n"
+    b"\xff\xfe not base64 at all\r\n"
+)
+
+
+async def test_broken_mime_and_8bit_headers_are_still_decided_and_delivered(gateway, postfix, sink, conn):
+    await postfix.send(HOSTILE, "lbell@example.com", [HOUSING])
+    got = await sink.wait_for("<hostile-1@customer.example>")
+    assert got.rcpt_tos == [HOUSING] and got.message.get_all("X-Contact-Action") == ["route"]
+    assert "Do not visit alone" in got.message["X-Contact-Banner"]
+    assert got.raw.split(b"\r\n\r\n", 1)[1] == HOSTILE.split(b"\r\n\r\n", 1)[1]  # passed on byte for byte
+    assert b"\r\nSubject: caf\xe9 \xff\xfe broken =?utf-8?b?not base64?=\r\n" in got.raw
+    row = await one_row(conn, "<hostile-1@customer.example>")
+    assert row["sender"] == "lbell@example.com" and got.message["X-Contact-Id"] == str(row["id"])
+
+
 async def closed_issue_lands_in_the_case_mailbox(postfix, sink, conn, msg: EmailMessage) -> None:
     await postfix.send(msg, "p.novak@example.com", [HOUSING])
     got = await sink.wait_for(msg["Message-ID"])

@@ -102,7 +102,10 @@ class MailFilterChannel:
     description = "Postfix after-queue content filter (SMTP in, re-injection out)"
 
     async def parse(self, raw: FilteredMail, rt: Runtime) -> InboundContact | Rejected:
-        return await contact_from_mail(raw, rt)
+        contact = await contact_from_mail(raw, rt)
+        if isinstance(contact, Rejected):  # logged, then delivered on the safe answer: a refusal
+            return replace(contact, refusal=None)  # would be a 451 every retry until Postfix bounces
+        return contact
 
     def render(self, decision: Decision, created: bool, rt: Runtime) -> Delivery:
         case = case_of(decision, rt)
