@@ -14,7 +14,7 @@ import pytest
 
 from gateway.demo import load_demo
 from gateway.settings import Settings
-from tests.helpers import GatewayProcess, eventually, free_port, logged_contacts, running, staff_numbers
+from tests.helpers import GatewayProcess, eventually, free_port, logged_contacts, running, staff_numbers, via_proxy
 from tests.postfix import MailSink, PrivatePostfix, filter_main_cf, filter_services, unavailable
 from tests.tcpproxy import TcpProxy
 
@@ -79,7 +79,11 @@ def message(sender: str, subject: str, *, to: str = HOUSING, **headers: str) -> 
     return msg
 
 
-async def one_row(conn, message_id: str):
+async def one_row(conn, message_id: str, timeout: float = 5):
+    async def logged() -> bool:
+        return bool(await conn.fetchval("SELECT count(*) FROM contacts WHERE provider_id = $1", message_id))
+
+    await eventually(logged, timeout=timeout)
     rows = await logged_contacts(conn, "provider_id = $1", message_id)
     assert len(rows) == 1, f"expected one log row for {message_id}, found {len(rows)}"
     return rows[0]
@@ -133,7 +137,7 @@ HOSTILE = (
     b"Message-ID: <hostile-1@customer.example>\r\n"
     b"X-Contact-Action: route\r\n"
     b"MIME-Version: 1.0\r\n"
-    b"Content-Type: multipart/mixed; boundary=\"never-closed\"\r\n"
+    b'Content-Type: multipart/mixed; boundary="never-closed"\r\n'
     b"\r\n"
     b"--never-closed\r\n"
     b"Content-Type: text/plain; charset=no-such-charset\r\n"
@@ -192,6 +196,31 @@ async def test_an_unrelated_report_from_the_closed_issue_customer_is_routed_norm
     got = await sink.wait_for(msg["Message-ID"])
     assert got.rcpt_tos == [HOUSING] and got.message["X-Contact-Action"] == "route"
     assert "Do not reopen case CMP-2041" in got.message["X-Contact-Banner"]
+
+
+async def test_without_its_database_the_gateway_delivers_on_the_safe_answer(
+    postfix, sink, settings, conn, proxy, tmp_path
+):
+    """Cold start with the database away: the mail still goes to its recipients, marked degraded,
+    and its contact reaches the log once the database is back."""
+    sink.delivered.clear()
+    await load_demo(conn)
+    await proxy.cut()
+    cold = filter_settings(settings, postfix).with_(
+        database_url=via_proxy(settings.database_url, proxy.port), spool_dir=str(tmp_path)
+    )
+    msg = message("kdoyle@example.net", "Sent while the records are away")
+    try:
+        async with running(cold, conn, demo=False):
+            await postfix.send(msg, "kdoyle@example.net", [HOUSING])
+            got = await sink.wait_for(msg["Message-ID"])
+            assert got.rcpt_tos == [HOUSING]  # not the named contact's: nothing could say so
+            assert got.message["X-Contact-Degraded"] == "yes" and got.message["X-Contact-Flagged"] == "yes"
+            assert got.message["X-Contact-Banner"].startswith("warning: Restriction check unavailable")
+            await proxy.restore()
+            assert (await one_row(conn, msg["Message-ID"], timeout=20))["degraded"] is True
+    finally:
+        await postfix.flush_queue()
 
 
 async def test_reinjection_refused_means_451_and_delivery_once_it_is_back(postfix, sink, settings, conn):
