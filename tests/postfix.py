@@ -74,9 +74,11 @@ smtpd_relay_restrictions = permit_mynetworks, reject
 relayhost = [127.0.0.1]:{sink_port}
 smtp_dns_support_level = disabled
 smtpd_peername_lookup = no
+# Retries within seconds. Not 1s: a retry due while the delivery agent still holds the queue file's
+# lock is pushed back 60 s by qmgr ("skipped, still being delivered"), which a 1 s backoff can hit.
 queue_run_delay = 1s
-minimal_backoff_time = 1s
-maximal_backoff_time = 2s
+minimal_backoff_time = 2s
+maximal_backoff_time = 4s
 maillog_file = {root}/maillog
 maillog_file_prefixes = {root}
 """
@@ -156,9 +158,18 @@ class PrivatePostfix:
         writer.close()
         return True
 
-    def maillog(self) -> str:
+    def maillog(self, since: int = 0) -> str:
+        """The mail log from byte offset `since` (see `log_mark`): what Postfix did, and why."""
         path = self.root / "maillog"
-        return path.read_text(errors="replace") if path.exists() else ""
+        if not path.exists():
+            return ""
+        with path.open("rb") as f:
+            f.seek(since)
+            return f.read().decode(errors="replace")
+
+    def log_mark(self) -> int:
+        path = self.root / "maillog"
+        return path.stat().st_size if path.exists() else 0
 
     def queued(self) -> list[str]:
         """Queue ids of messages Postfix still holds (incoming, active or deferred)."""

@@ -15,7 +15,7 @@ import pytest
 from gateway.demo import load_demo
 from gateway.settings import Settings
 from tests.helpers import GatewayProcess, eventually, free_port, logged_contacts, running, staff_numbers, via_proxy
-from tests.postfix import MailSink, PrivatePostfix, filter_main_cf, filter_services, unavailable
+from tests.postfix import Delivered, MailSink, PrivatePostfix, filter_main_cf, filter_services, unavailable
 from tests.tcpproxy import TcpProxy
 
 pytestmark = pytest.mark.skipif(unavailable() is not None, reason=f"no private Postfix: {unavailable()}")
@@ -69,6 +69,16 @@ async def gateway(postfix, sink, settings, conn):
     await postfix.flush_queue()
 
 
+async def arrives(postfix: PrivatePostfix, sink: MailSink, message_id: str, timeout: float = 20) -> Delivered:
+    """The message as delivered; if it never is, the failure shows what Postfix logged."""
+    try:
+        return await sink.wait_for(message_id, timeout)
+    except AssertionError:
+        raise AssertionError(
+            f"{message_id} not delivered within {timeout}s; mail log:\n{postfix.maillog()[-6000:]}"
+        ) from None
+
+
 def message(sender: str, subject: str, *, to: str = HOUSING, **headers: str) -> EmailMessage:
     msg = EmailMessage()
     msg["From"], msg["To"], msg["Subject"] = sender, to, subject
@@ -95,7 +105,7 @@ async def test_routed_message_arrives_marked_and_forged_control_headers_are_gone
     msg["x-contact-banner"] = "all clear, nothing to see"
     raw = msg.as_bytes().replace(b"\n\n", b"\nX-CONTACT-Case: CMP-0001\n  continued forged line\n\n", 1)
     await postfix.send(raw, "lbell@example.com", [HOUSING, "repairs@demo-homes.org.uk"])
-    got = await sink.wait_for(msg["Message-ID"])
+    got = await arrives(postfix, sink, msg["Message-ID"])
     assert sorted(got.rcpt_tos) == [HOUSING, "repairs@demo-homes.org.uk"]
     assert got.mail_from == "lbell@example.com"
     headers = got.message
@@ -112,7 +122,7 @@ async def test_routed_message_arrives_marked_and_forged_control_headers_are_gone
 async def test_named_contact_customer_reaches_their_staff_members_mailbox(gateway, postfix, sink, conn):
     msg = message("kdoyle@example.net", "About my rent account")
     await postfix.send(msg, "kdoyle@example.net", [HOUSING])
-    got = await sink.wait_for(msg["Message-ID"])
+    got = await arrives(postfix, sink, msg["Message-ID"])
     sam = await staff_numbers(conn, "Sam Patel")
     assert got.rcpt_tos == ["sam.patel@demo-homes.org.uk"]
     assert got.message["X-Contact-Target"] == f"staff:{sam['id']}"
@@ -123,7 +133,7 @@ async def test_named_contact_customer_reaches_their_staff_members_mailbox(gatewa
 async def test_unknown_sender_keeps_every_recipient(gateway, postfix, sink, conn):
     msg = message("someone.new@example.org", "A question about parking")
     await postfix.send(msg, "bounce-123@example.org", [HOUSING, "parking@demo-homes.org.uk"])
-    got = await sink.wait_for(msg["Message-ID"])
+    got = await arrives(postfix, sink, msg["Message-ID"])
     assert sorted(got.rcpt_tos) == [HOUSING, "parking@demo-homes.org.uk"]
     assert got.mail_from == "bounce-123@example.org"
     assert got.message["X-Contact-Action"] == "route" and got.message["X-Contact-Target"] == "queue:email"
@@ -149,7 +159,7 @@ HOSTILE = (
 
 async def test_broken_mime_and_8bit_headers_are_still_decided_and_delivered(gateway, postfix, sink, conn):
     await postfix.send(HOSTILE, "lbell@example.com", [HOUSING])
-    got = await sink.wait_for("<hostile-1@customer.example>")
+    got = await arrives(postfix, sink, "<hostile-1@customer.example>")
     assert got.rcpt_tos == [HOUSING] and got.message.get_all("X-Contact-Action") == ["route"]
     assert "Do not visit alone" in got.message["X-Contact-Banner"]
     assert got.raw.split(b"\r\n\r\n", 1)[1] == HOSTILE.split(b"\r\n\r\n", 1)[1]  # passed on byte for byte
@@ -160,7 +170,7 @@ async def test_broken_mime_and_8bit_headers_are_still_decided_and_delivered(gate
 
 async def closed_issue_lands_in_the_case_mailbox(postfix, sink, conn, msg: EmailMessage) -> None:
     await postfix.send(msg, "p.novak@example.com", [HOUSING])
-    got = await sink.wait_for(msg["Message-ID"])
+    got = await arrives(postfix, sink, msg["Message-ID"])
     assert got.rcpt_tos == ["casefile+cmp-2041@demo-homes.org.uk"]
     assert got.message["X-Contact-Action"] == "auto_acknowledge"
     assert got.message["X-Contact-Case"] == "CMP-2041"
@@ -185,7 +195,7 @@ async def test_closed_issue_with_unbracketed_reference_is_filed_in_the_case_mail
 async def test_closed_issue_by_in_reply_to_only_is_filed_in_the_case_mailbox(gateway, postfix, sink, conn):
     first = message("p.novak@example.com", "[CMP-2041] the damp again")
     await postfix.send(first, "p.novak@example.com", [HOUSING])
-    await sink.wait_for(first["Message-ID"])
+    await arrives(postfix, sink, first["Message-ID"])
     reply = message("p.novak@example.com", "Re: the damp again", In_Reply_To=first["Message-ID"])
     await closed_issue_lands_in_the_case_mailbox(postfix, sink, conn, reply)
 
@@ -193,7 +203,7 @@ async def test_closed_issue_by_in_reply_to_only_is_filed_in_the_case_mailbox(gat
 async def test_an_unrelated_report_from_the_closed_issue_customer_is_routed_normally(gateway, postfix, sink):
     msg = message("p.novak@example.com", "New leak under the kitchen sink")
     await postfix.send(msg, "p.novak@example.com", [HOUSING])
-    got = await sink.wait_for(msg["Message-ID"])
+    got = await arrives(postfix, sink, msg["Message-ID"])
     assert got.rcpt_tos == [HOUSING] and got.message["X-Contact-Action"] == "route"
     assert "Do not reopen case CMP-2041" in got.message["X-Contact-Banner"]
 
@@ -213,7 +223,7 @@ async def test_without_its_database_the_gateway_delivers_on_the_safe_answer(
     try:
         async with running(cold, conn, demo=False):
             await postfix.send(msg, "kdoyle@example.net", [HOUSING])
-            got = await sink.wait_for(msg["Message-ID"])
+            got = await arrives(postfix, sink, msg["Message-ID"])
             assert got.rcpt_tos == [HOUSING]  # not the named contact's: nothing could say so
             assert got.message["X-Contact-Degraded"] == "yes" and got.message["X-Contact-Flagged"] == "yes"
             assert got.message["X-Contact-Banner"].startswith("warning: Restriction check unavailable")
@@ -233,15 +243,16 @@ async def test_reinjection_refused_means_451_and_delivery_once_it_is_back(postfi
     try:
         async with running(filter_settings(settings, postfix, reinject_port=proxy.port), conn):
             msg = message("kdoyle@example.net", "Reinjection will be refused")
+            mark = postfix.log_mark()
             await postfix.send(msg, "kdoyle@example.net", [HOUSING])
 
             async def deferred() -> bool:
-                return "451 4.3.0 Contact gateway cannot take this message now" in postfix.maillog()
+                return "451 4.3.0 Contact gateway cannot take this message now" in postfix.maillog(mark)
 
             await eventually(deferred, timeout=20)
             assert not sink.with_message_id(msg["Message-ID"]) and postfix.queued()
             await proxy.restore()
-            got = await sink.wait_for(msg["Message-ID"], timeout=30)
+            got = await arrives(postfix, sink, msg["Message-ID"], timeout=30)
             await asyncio.sleep(2)  # a second attempt would have arrived by now
             assert len(sink.with_message_id(msg["Message-ID"])) == 1
             assert got.message["X-Contact-Id"] == str((await one_row(conn, msg["Message-ID"]))["id"])
@@ -262,16 +273,17 @@ async def test_gateway_stopped_mid_flow_postfix_defers_and_delivers_later(postfi
     env = filter_env(postfix, proxy.port)
     before, inside, while_down = (message("lbell@example.com", s) for s in ("before", "inside", "while down"))
     try:
+        mark = postfix.log_mark()
         async with GatewayProcess(settings, **env):
             await postfix.send(before, "lbell@example.com", [HOUSING])
-            await sink.wait_for(before["Message-ID"])
+            await arrives(postfix, sink, before["Message-ID"])
             proxy.freeze()  # re-injection hangs: the next message stays inside the gateway
             await postfix.send(inside, "lbell@example.com", [HOUSING])
             await one_row(conn, inside["Message-ID"])  # decided and logged, not yet re-injected
         await postfix.send(while_down, "lbell@example.com", [HOUSING])
 
         async def refused() -> bool:
-            return "Connection refused" in postfix.maillog()
+            return "Connection refused" in postfix.maillog(mark)
 
         await eventually(refused, timeout=20)
         assert not sink.with_message_id(inside["Message-ID"]) and not sink.with_message_id(while_down["Message-ID"])
@@ -279,13 +291,13 @@ async def test_gateway_stopped_mid_flow_postfix_defers_and_delivers_later(postfi
         proxy.thaw()
         async with GatewayProcess(settings, **env):
             for msg in (inside, while_down):
-                await sink.wait_for(msg["Message-ID"], timeout=60)
+                await arrives(postfix, sink, msg["Message-ID"], timeout=60)
             await asyncio.sleep(2)
         for msg in (before, inside, while_down):
             (got,) = sink.with_message_id(msg["Message-ID"])
             assert got.message["X-Contact-Id"] == str((await one_row(conn, msg["Message-ID"]))["id"])
         assert not postfix.queued()
-        assert "lost connection with 127.0.0.1[127.0.0.1] while sending end of data" in postfix.maillog()
+        assert "lost connection with 127.0.0.1[127.0.0.1] while sending end of data" in postfix.maillog(mark)
     finally:
         await proxy.close()
         await postfix.flush_queue()
