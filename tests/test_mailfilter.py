@@ -130,3 +130,18 @@ async def test_peer_outside_the_allow_list_is_told_421_and_logged(settings, conn
         assert app[MAILFILTER] is not None
     (row,) = await logged_contacts(conn, "status = 'rejected'")
     assert "not in GATEWAY_MAIL_FILTER_ALLOW" in row["error"] and row["channel"] == "email"
+
+
+async def test_mail_over_the_email_size_limit_is_logged_and_passed_on_undecided(settings, conn, sink):
+    port = free_port()
+    cfg = settings.with_(
+        mail_filter_listen=(("127.0.0.1", port),), mail_reinject=("127.0.0.1", sink.port), email_max_bytes=4096
+    )
+    big = RAW + (b"y" * 70 + b"\r\n") * 100  # over the email limit, under the filter's own
+    async with running(cfg, conn):
+        assert (await smtp_send(port, big))[0] == 250
+    (got,) = sink.delivered
+    assert got.message["X-Contact-Degraded"] == "yes" and got.message["X-Contact-Action"] == "route"
+    assert got.rcpt_tos == ["housing@demo-homes.org.uk"] and got.raw.endswith((b"y" * 70 + b"\r\n") * 100)
+    (row,) = await logged_contacts(conn, "status = 'malformed'")
+    assert "over GATEWAY_EMAIL_MAX_BYTES (4096)" in row["error"] and row["sender_raw"] == "lbell@example.com"

@@ -58,8 +58,13 @@ class Delivery:
 
 async def contact_from_mail(mail: FilteredMail, rt: Runtime) -> InboundContact | Rejected:
     """The message read as every email entry reads it (channels/email), with Postfix's envelope
-    sender (a null sender is never acknowledged)."""
-    msg = replace(read_message(mail.content, mail_limits(rt)), envelope_sender=mail.mail_from)
+    sender (a null sender is never acknowledged). Mail over the email size limit is not read: it is
+    logged and passed on undecided, as Postfix has already accepted it."""
+    limits = mail_limits(rt)
+    if len(mail.content) > limits.max_bytes:
+        why = f"a message of {len(mail.content)} bytes is over GATEWAY_EMAIL_MAX_BYTES ({limits.max_bytes})"
+        return Rejected("malformed", why + "; passed on undecided", "email", mail.mail_from)
+    msg = replace(read_message(mail.content, limits), envelope_sender=mail.mail_from)
     contact = await contact_from_message(msg, rt)
     if isinstance(contact, InboundContact) and contact.provider_id is None:
         # No Message-ID: Postfix's retry sends the same bytes, so they make the idempotency key.
