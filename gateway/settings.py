@@ -81,6 +81,7 @@ def _host_ports(env: Mapping[str, str], name: str) -> tuple[HostPort, ...]:
     return tuple(out)
 
 
+NO_REINJECT = "GATEWAY_MAIL_REINJECT is not set (expected 127.0.0.1:10026): the mail filter needs it"
 _CASE_PLACEHOLDER = "{case}"
 _MAILBOX = re.compile(r"^[^@\s<>,;\"()\[\]\\]+@[A-Za-z0-9.-]+$")
 
@@ -291,7 +292,7 @@ def _mail_filter(env: Mapping[str, str]) -> dict[str, Any]:
     if len(reinject) > 1:
         raise SettingsError("GATEWAY_MAIL_REINJECT takes one ADDRESS:PORT, Postfix's re-injection listener")
     if listen and not reinject:
-        raise SettingsError("GATEWAY_MAIL_REINJECT is not set (expected 127.0.0.1:10026): the mail filter needs it")
+        raise SettingsError(NO_REINJECT)
     return {
         "mail_filter_listen": listen,
         "mail_filter_allow": _networks(env, "GATEWAY_MAIL_FILTER_ALLOW", "127.0.0.0/8,::1"),

@@ -219,6 +219,7 @@ class MailSink:
     def __init__(self) -> None:
         self.port = free_port()
         self.delivered: list[Delivered] = []
+        self.refuse: set[str] = set()  # recipients answered 550, as an unknown mailbox would be
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
@@ -230,6 +231,14 @@ class MailSink:
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if address in self.refuse:
+            return "550 5.1.1 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         self.delivered.append(

@@ -80,14 +80,17 @@ async def sink():
     await s.close()
 
 
-async def smtp_send(port: int, raw: bytes) -> tuple[int, bytes]:
+async def smtp_send(
+    port: int, raw: bytes, rcpts: tuple[str, ...] = ("housing@demo-homes.org.uk",)
+) -> tuple[int, bytes]:
     """One message straight to the filter, as Postfix's smtp client would hand it over."""
 
     def send() -> tuple[int, bytes]:
         with smtplib.SMTP("127.0.0.1", port, timeout=15) as s:
             s.ehlo("postfix.test")
             s.mail("lbell@example.com")
-            s.rcpt("housing@demo-homes.org.uk")
+            for rcpt in rcpts:
+                s.rcpt(rcpt)
             return s.data(raw)
 
     return await asyncio.to_thread(send)
@@ -114,6 +117,18 @@ async def test_reinjection_unreachable_is_451(settings, conn):
     async with running(cfg, conn):
         code, text = await smtp_send(port, RAW)
     assert code == 451 and text.startswith(b"4.3.0")
+
+
+async def test_reinjection_refusing_any_recipient_is_451(settings, conn, sink, caplog):
+    """Postfix cannot be told 'some recipients': the message stays with Postfix for all of them
+    (those taken may get it twice; none loses it)."""
+    port = free_port()
+    sink.refuse = {"gone@demo-homes.org.uk"}
+    cfg = settings.with_(mail_filter_listen=(("127.0.0.1", port),), mail_reinject=("127.0.0.1", sink.port))
+    async with running(cfg, conn):
+        code, _ = await smtp_send(port, RAW, ("housing@demo-homes.org.uk", "gone@demo-homes.org.uk"))
+    assert code == 451
+    assert "ReinjectionRefused: gone@demo-homes.org.uk: 550 5.1.1 no such mailbox" in caplog.text
 
 
 async def test_peer_outside_the_allow_list_is_told_421_and_logged(settings, conn):

@@ -25,6 +25,7 @@ from ..contact import Decision, InboundContact
 from ..decide import Rejected
 from ..rules.context import CaseView
 from ..runtime import RUNTIME, Runtime
+from ..settings import NO_REINJECT, SettingsError
 from .base import drive
 from .email import contact_from_message, read_message
 from .email.webhook import mail_limits
@@ -35,6 +36,10 @@ log = logging.getLogger(__name__)
 _PASSED_ON = re.compile(r"^(BODY=\S+|SMTPUTF8)$", re.IGNORECASE)  # SIZE changes once headers are added
 _REF_IN_ADDRESS = re.compile(r"[^a-z0-9._-]+")
 _DRAIN_SECONDS = 5.0
+
+
+class ReinjectionRefused(Exception):
+    """Postfix's re-injection listener took the message for some recipients only."""
 
 
 @dataclass(frozen=True)
@@ -201,6 +206,9 @@ class MailFilterServer:
 
     def __init__(self, rt: Runtime, channel: MailFilterChannel) -> None:
         self.rt, self.settings, self.channel = rt, rt.settings, channel
+        if self.settings.mail_reinject is None:
+            raise SettingsError(NO_REINJECT)
+        self.reinject_to = self.settings.mail_reinject
         self.timeout = self.settings.mail_filter_timeout_ms / 1000
         self._servers: list[asyncio.Server] = []
         self.sessions: set[asyncio.BaseTransport] = set()
@@ -233,7 +241,7 @@ class MailFilterServer:
 
     async def reinject(self, mail: FilteredMail, delivery: Delivery) -> None:
         """Hand the marked message back to Postfix; raises unless every recipient was taken."""
-        host, port = self.settings.mail_reinject or ("127.0.0.1", 10026)
+        host, port = self.reinject_to
         recipients = [delivery.redirect_to] if delivery.redirect_to else list(mail.rcpt_tos)
         client = aiosmtplib.SMTP(hostname=host, port=port, timeout=self.timeout, start_tls=False)
         async with client:
@@ -241,7 +249,9 @@ class MailFilterServer:
                 mail.mail_from, recipients, rewrite(mail.content, delivery.fields), mail_options=list(mail.mail_options)
             )
         if refused:
-            raise aiosmtplib.SMTPRecipientsRefused([])
+            raise ReinjectionRefused(
+                ", ".join(f"{rcpt}: {reply.code} {reply.message}" for rcpt, reply in refused.items())
+            )
 
     def refused(self, host: str) -> None:
         log.warning("mail filter: refused a connection from %s (not in GATEWAY_MAIL_FILTER_ALLOW)", host)
