@@ -29,3 +29,9 @@ LOG_BATCH = Histogram(
 )
 SPOOLED = Gauge("gateway_contact_log_spooled", "Contacts waiting in the local spool", registry=REGISTRY)
 INDEX_SIZE = Gauge("gateway_index_identifiers", "Identifiers in the restriction index", registry=REGISTRY)
+MAIL_FILTER = Counter(
+    "gateway_mail_filter_messages_total",
+    "Messages Postfix handed the mail filter: passed (250) or deferred (451), and connections refused",
+    ["outcome"],
+    registry=REGISTRY,
+)

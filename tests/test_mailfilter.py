@@ -114,9 +114,11 @@ async def test_a_retry_after_a_lost_250_is_one_log_row(settings, conn, sink):
 async def test_reinjection_unreachable_is_451(settings, conn):
     port = free_port()
     cfg = settings.with_(mail_filter_listen=(("127.0.0.1", port),), mail_reinject=("127.0.0.1", free_port()))
-    async with running(cfg, conn):
+    async with running(cfg, conn) as (client, _):
         code, text = await smtp_send(port, RAW)
+        exposed = await (await client.get("/metrics")).text()
     assert code == 451 and text.startswith(b"4.3.0")
+    assert 'gateway_mail_filter_messages_total{outcome="deferred"}' in exposed
 
 
 async def test_reinjection_refusing_any_recipient_is_451(settings, conn, sink, caplog):

@@ -21,6 +21,7 @@ import aiosmtplib
 from aiohttp import web
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from .. import metrics
 from ..contact import Decision, InboundContact
 from ..decide import Rejected
 from ..rules.context import CaseView
@@ -155,9 +156,11 @@ class _Handler:
                 await self.server.reinject(mail, delivery)
         except Exception as exc:  # Postfix keeps the message and tries again later
             log.warning("mail filter: message deferred (%s: %s)", type(exc).__name__, exc)
+            metrics.MAIL_FILTER.labels("deferred").inc()
             return "451 4.3.0 Contact gateway cannot take this message now; try again later"
         finally:
             self.server.busy -= 1
+        metrics.MAIL_FILTER.labels("passed").inc()
         return "250 2.0.0 Decided and passed on"
 
     async def handle_exception(self, error: Exception) -> str:
@@ -255,6 +258,7 @@ class MailFilterServer:
 
     def refused(self, host: str) -> None:
         log.warning("mail filter: refused a connection from %s (not in GATEWAY_MAIL_FILTER_ALLOW)", host)
+        metrics.MAIL_FILTER.labels("refused_peer").inc()
         why = f"mail filter connection from {host} refused: not in GATEWAY_MAIL_FILTER_ALLOW"
         task = asyncio.ensure_future(self.rt.decide.log_rejected(Rejected("rejected", why, "email")))
         self._background.add(task)
