@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import smtplib
+import time
 from email import message_from_bytes, policy
 from ipaddress import ip_network
 
@@ -15,6 +16,7 @@ from gateway.channels.mailfilter import MAILFILTER, case_mailbox
 from gateway.channels.mailheaders import header_lines, header_safe, rewrite, split_head, strip_control_headers
 from tests.helpers import free_port, logged_contacts, running
 from tests.postfix import MailSink
+from tests.tcpproxy import TcpProxy
 
 RAW = (
     b"From: Lorraine Bell <lbell@example.com>\r\n"
@@ -119,6 +121,24 @@ async def test_reinjection_unreachable_is_451(settings, conn):
         exposed = await (await client.get("/metrics")).text()
     assert code == 451 and text.startswith(b"4.3.0")
     assert 'gateway_mail_filter_messages_total{outcome="deferred"}' in exposed
+
+
+async def test_reinjection_that_hangs_is_451_by_the_filters_deadline(settings, conn, sink):
+    port = free_port()
+    hung = TcpProxy("127.0.0.1", sink.port)
+    await hung.start()
+    hung.freeze()
+    cfg = settings.with_(
+        mail_filter_listen=(("127.0.0.1", port),), mail_reinject=("127.0.0.1", hung.port), mail_filter_timeout_ms=1000
+    )
+    try:
+        async with running(cfg, conn):
+            started = time.monotonic()
+            code, _ = await smtp_send(port, RAW)
+            assert code == 451 and time.monotonic() - started < 5
+    finally:
+        await hung.close()
+    assert not sink.delivered
 
 
 async def test_reinjection_refusing_any_recipient_is_451(settings, conn, sink, caplog):
