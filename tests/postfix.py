@@ -42,7 +42,6 @@ contactfilter unix  -       -       n       -       10      smtp
     -o smtpd_recipient_restrictions=permit_mynetworks,reject
     -o smtpd_relay_restrictions=permit_mynetworks,reject
     -o mynetworks=127.0.0.0/8,[::1]/128
-    -o smtpd_authorized_xforward_hosts=127.0.0.0/8,[::1]/128
 """
 
 
