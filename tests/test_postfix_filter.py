@@ -14,6 +14,7 @@ import pytest
 
 from gateway.demo import load_demo
 from gateway.settings import Settings
+from tests.factory import bearer, insert_staff_key
 from tests.helpers import GatewayProcess, eventually, free_port, logged_contacts, running, staff_numbers, via_proxy
 from tests.postfix import Delivered, MailSink, PrivatePostfix, filter_main_cf, filter_services, unavailable
 from tests.tcpproxy import TcpProxy
@@ -22,8 +23,6 @@ pytestmark = pytest.mark.skipif(unavailable() is not None, reason=f"no private P
 
 HOUSING = "housing@demo-homes.org.uk"
 CASE_MAILBOX = "casefile+{case}@demo-homes.org.uk"
-# Remove when main writes email_threads (store/threads.py reads it; the email branch's second part).
-THREADS = "nothing on main records a logged message id in email_threads yet, so In-Reply-To finds no case"
 _n = itertools.count(1)
 
 
@@ -64,8 +63,8 @@ def filter_env(postfix: PrivatePostfix, reinject_port: int) -> dict[str, str]:
 async def gateway(postfix, sink, settings, conn):
     """The gateway in this process, as Postfix's content filter; Postfix's queue emptied after."""
     sink.delivered.clear()
-    async with running(filter_settings(settings, postfix), conn) as (_, app):
-        yield app
+    async with running(filter_settings(settings, postfix), conn) as (client, _):
+        yield client
     await postfix.flush_queue()
 
 
@@ -168,7 +167,7 @@ async def test_broken_mime_and_8bit_headers_are_still_decided_and_delivered(gate
     assert row["sender"] == "lbell@example.com" and got.message["X-Contact-Id"] == str(row["id"])
 
 
-async def closed_issue_lands_in_the_case_mailbox(postfix, sink, conn, msg: EmailMessage) -> None:
+async def closed_issue_lands_in_the_case_mailbox(gateway, postfix, sink, conn, msg: EmailMessage) -> None:
     await postfix.send(msg, "p.novak@example.com", [HOUSING])
     got = await arrives(postfix, sink, msg["Message-ID"])
     assert got.rcpt_tos == ["casefile+cmp-2041@demo-homes.org.uk"]
@@ -177,27 +176,28 @@ async def closed_issue_lands_in_the_case_mailbox(postfix, sink, conn, msg: Email
     assert "Do not reopen case CMP-2041" in got.message["X-Contact-Banner"]
     row = await one_row(conn, msg["Message-ID"])
     assert row["case_id"] is not None and row["action"] == "auto_acknowledge"
+    lane = await gateway.get("/v1/readthrough", headers=bearer(await insert_staff_key(conn, "Sam Patel")))
+    assert got.message["X-Contact-Id"] in [i["contact_id"] for i in (await lane.json())["items"]]
 
 
 async def test_closed_issue_with_bracketed_reference_is_filed_in_the_case_mailbox(gateway, postfix, sink, conn):
     await closed_issue_lands_in_the_case_mailbox(
-        postfix, sink, conn, message("p.novak@example.com", "Re: [CMP-2041] still not fixed")
+        gateway, postfix, sink, conn, message("p.novak@example.com", "Re: [CMP-2041] still not fixed")
     )
 
 
 async def test_closed_issue_with_unbracketed_reference_is_filed_in_the_case_mailbox(gateway, postfix, sink, conn):
     await closed_issue_lands_in_the_case_mailbox(
-        postfix, sink, conn, message("p.novak@example.com", "RE: CMP-2041 I still disagree")
+        gateway, postfix, sink, conn, message("p.novak@example.com", "RE: CMP-2041 I still disagree")
     )
 
 
-@pytest.mark.xfail(strict=True, reason=THREADS)
 async def test_closed_issue_by_in_reply_to_only_is_filed_in_the_case_mailbox(gateway, postfix, sink, conn):
     first = message("p.novak@example.com", "[CMP-2041] the damp again")
     await postfix.send(first, "p.novak@example.com", [HOUSING])
     await arrives(postfix, sink, first["Message-ID"])
     reply = message("p.novak@example.com", "Re: the damp again", In_Reply_To=first["Message-ID"])
-    await closed_issue_lands_in_the_case_mailbox(postfix, sink, conn, reply)
+    await closed_issue_lands_in_the_case_mailbox(gateway, postfix, sink, conn, reply)
 
 
 async def test_an_unrelated_report_from_the_closed_issue_customer_is_routed_normally(gateway, postfix, sink):
@@ -300,6 +300,36 @@ async def test_gateway_stopped_mid_flow_postfix_defers_and_delivers_later(postfi
         assert "lost connection with 127.0.0.1[127.0.0.1] while sending end of data" in postfix.maillog(mark)
     finally:
         await proxy.close()
+        await postfix.flush_queue()
+
+
+async def test_closed_issue_sender_gets_exactly_one_acknowledgement_through_postfix(postfix, sink, settings, conn):
+    """The acknowledgement goes out through Postfix's re-injection listener (README: not back
+    through the filter): one to the sender for two messages about the closed case within 7 days."""
+    sink.delivered.clear()
+    cfg = filter_settings(settings, postfix).with_(
+        smtp_url=f"smtp://127.0.0.1:{postfix.reinject_port}", ack_from=HOUSING, provider_name="Demo Homes"
+    )
+    first = message("p.novak@example.com", "Re: [CMP-2041] still not fixed")
+    second = message("p.novak@example.com", "RE: CMP-2041 and another thing")
+    try:
+        async with running(cfg, conn):
+            await postfix.send(first, "p.novak@example.com", [HOUSING])
+            await arrives(postfix, sink, first["Message-ID"])
+
+            async def acknowledged() -> bool:
+                return any(d.rcpt_tos == ["p.novak@example.com"] for d in sink.delivered)
+
+            await eventually(acknowledged, timeout=20)
+            await postfix.send(second, "p.novak@example.com", [HOUSING])
+            await arrives(postfix, sink, second["Message-ID"])
+            await asyncio.sleep(3)  # the outbox sender polls every second: a second one would be here
+        (ack,) = [d for d in sink.delivered if d.rcpt_tos == ["p.novak@example.com"]]
+        assert ack.message["Auto-Submitted"] == "auto-replied" and ack.message["Subject"].startswith("Auto: ")
+        assert ack.message["In-Reply-To"] == first["Message-ID"] and ack.mail_from == HOUSING
+        assert ack.message["X-Contact-Action"] is None  # not taken back through the filter
+        assert await conn.fetchval("SELECT count(*) FROM contacts WHERE channel = 'email'") == 2
+    finally:
         await postfix.flush_queue()
 
 
