@@ -83,12 +83,15 @@ async def test_a_worker_that_dies_is_replaced(settings):
             now = workers()
             return len(now) == 2 and victim not in now
 
-        await eventually(replaced, timeout=10)
+        await eventually(replaced, timeout=20)
         async with aiohttp.ClientSession() as s:
 
             async def ready() -> bool:
-                async with s.get(gw.url + "/readyz") as r:
-                    return r.status == 200
+                try:  # while the new worker starts, a connection may be refused or dropped: not ready yet
+                    async with s.get(gw.url + "/readyz") as r:
+                        return r.status == 200
+                except aiohttp.ClientError:
+                    return False
 
             await eventually(ready, timeout=20)
         children = [psutil.Process(pid) for pid in workers()]
