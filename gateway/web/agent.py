@@ -30,9 +30,9 @@ from ..models.incidents import IncidentIn
 from ..rules.calendar import format_date
 from ..runtime import RUNTIME
 from ..store import incidents as store
-from .pages import add_page, read_form, render
+from .pages import add_page, read_form, render, require_staff
 from .security import CSRF_FIELD
-from .sessions import StaffSession, check_csrf, current_session, require_staff
+from .sessions import StaffSession, check_csrf, current_session
 
 AGENT = ("agent",)
 RECENT = timedelta(minutes=30)

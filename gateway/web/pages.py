@@ -14,9 +14,9 @@ import jinja2
 from aiohttp import web
 
 from ..appkeys import SETTINGS
-from ..http import Handler, add_route
+from ..http import Handler, PageShown, add_route
 from .security import EMBEDDABLE, FORM_COOKIE, csrf_token, form_binding, page_secret, set_cookie
-from .sessions import current_session
+from .sessions import StaffSession, current_session, sign_in_url
 
 HERE = Path(__file__).resolve().parent
 _FORM: web.RequestKey[dict[str, str] | None] = web.RequestKey("posted_form", object)  # type: ignore[arg-type]
@@ -90,3 +90,15 @@ def setup(app: web.Application) -> None:
     )
     env.globals["static_version"] = secrets.token_hex(4)  # a new start-up busts cached CSS and JS
     app.router.add_static("/static", HERE / "static", name="static", append_version=False)
+
+
+async def require_staff(request: web.Request, roles: tuple[str, ...]) -> StaffSession:
+    """The signed-in staff member whose role (as their keys would carry it: agent, caution_lead,
+    manager) is one of `roles`. Signed out or expired: to the sign-in page, and back here after it.
+    Another role: a page that says this screen is not theirs (403)."""
+    session = await current_session(request)
+    if session is None:
+        raise web.HTTPSeeOther(sign_in_url(request))
+    if session.role not in roles:
+        raise PageShown(await render(request, "not_yours.html", {}, status=403))
+    return session

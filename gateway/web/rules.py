@@ -20,9 +20,9 @@ from ..inputs import INT_MAX, parse_yaml, unstorable_path
 from ..rules.compiled import compile_ruleset
 from ..rules.ruleset import RuleSetError
 from ..store import rulesets as store
-from .pages import add_page, read_form, render
+from .pages import add_page, read_form, render, require_staff
 from .security import CSRF_FIELD
-from .sessions import StaffSession, check_csrf, require_staff
+from .sessions import StaffSession, check_csrf
 from .signin import refused_page
 
 MANAGERS = ("manager",)

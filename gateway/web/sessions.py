@@ -24,7 +24,6 @@ from aiohttp import web
 from ..appkeys import POOL, SETTINGS
 from ..auth import KEY_ROLE_OF_STAFF, Principal
 from ..errors import Forbidden, Invalid
-from ..http import PageShown
 from ..lifecycle import Actor, staff_actor
 from ..store import keys as key_store
 from ..store import signin as store
@@ -216,17 +215,3 @@ async def session_principal(request: web.Request) -> Principal | None:
 
 def sign_in_url(request: web.Request) -> str:
     return f"/sign-in?next={quote(request.path_qs, safe='')}"
-
-
-async def require_staff(request: web.Request, roles: tuple[str, ...]) -> StaffSession:
-    """The signed-in staff member whose role (as their keys would carry it: agent, caution_lead,
-    manager) is one of `roles`. Signed out or expired: to the sign-in page, and back here after it.
-    Another role: a page that says this screen is not theirs (403)."""
-    session = await current_session(request)
-    if session is None:
-        raise web.HTTPSeeOther(sign_in_url(request))
-    if session.role not in roles:
-        from .pages import render  # pages reads the session too: imported here, not at the top
-
-        raise PageShown(await render(request, "not_yours.html", {}, status=403))
-    return session
