@@ -298,3 +298,27 @@ async def test_a_spooled_contact_gets_its_acknowledgement_when_the_spool_is_repl
     for path in spool.files():
         await replay_file(conn, path)
     assert await conn.fetchval("SELECT count(*) FROM outbox") == 1
+
+
+async def test_an_address_the_relay_refuses_for_good_is_not_retried(gateway, conn):
+    """A 5xx from the relay (here 553, a malformed address) is permanent: failed at once with the
+    relay's words, not retried with back-off for hours."""
+    await enqueue(
+        conn,
+        kind="letter",
+        to="claudia.shu@example.com.",  # the trailing dot: the relay refuses it with 553
+        subject="Your contact arrangements",
+        body="Please find your letter attached.",
+        message_id="<letter-2@demo-homes.org.uk>",
+    )
+
+    async def settled() -> bool:
+        await gateway.app[RUNTIME].outbox.run_once()
+        row = await conn.fetchrow(
+            "SELECT status, attempts FROM outbox WHERE message_id = '<letter-2@demo-homes.org.uk>'"
+        )
+        return row["status"] != "queued"
+
+    await eventually(settled, timeout=5)
+    row = await conn.fetchrow("SELECT * FROM outbox WHERE message_id = '<letter-2@demo-homes.org.uk>'")
+    assert row["status"] == "failed" and row["attempts"] == 1

@@ -29,6 +29,14 @@ MAX_ATTEMPTS = 8
 FAULTS = (aiosmtplib.SMTPException, OSError, TimeoutError)
 
 
+def permanent(exc: BaseException) -> bool:
+    """A 5xx reply (RFC 5321 §4.2.1: permanent) — a malformed or unknown address, say — would be refused
+    again on every try: give up now rather than retry for hours."""
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        return bool(exc.recipients) and all(r.code >= 500 for r in exc.recipients)
+    return isinstance(exc, aiosmtplib.SMTPResponseException) and exc.code >= 500
+
+
 @dataclass(frozen=True)
 class Relay:
     host: str
@@ -137,8 +145,8 @@ class OutboxSender:
 
     async def _failed(self, row: asyncpg.Record, exc: BaseException) -> None:
         attempts = row["attempts"]
-        if attempts >= MAX_ATTEMPTS:
-            log.error("outbox %s: giving up after %d attempts (%r)", row["id"], attempts, exc)
+        if attempts >= MAX_ATTEMPTS or permanent(exc):
+            log.error("outbox %s: giving up after %d attempt(s) (%r)", row["id"], attempts, exc)
             await self._settle(row, "failed", f"{attempts} attempts, last: {exc!r}")
             await self.limits.release(row["id"], row["to_addr"], row["case_id"])
             return
