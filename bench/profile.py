@@ -9,10 +9,12 @@ share of the samples times the measured CPU per decision gives its cost in µs.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -107,6 +109,9 @@ def sampled(pid: int, seconds: float, rate: int = 250) -> Iterator[Profile]:
                 proc.terminate()
                 proc.wait()
             if out.exists():
+                if keep := os.environ.get("BENCH_KEEP_PROFILES"):  # the raw stacks, to read them further
+                    Path(keep).mkdir(parents=True, exist_ok=True)
+                    shutil.copy(out, Path(keep) / f"{pid}-{time.strftime('%H%M%S')}.txt")
                 parsed = parse_raw(out.read_text().splitlines())
                 profile.samples = parsed.samples
             else:

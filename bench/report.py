@@ -40,6 +40,7 @@ class ScaleResult:
     rss_mb: list[float]
     split: Profile  # one worker, sampled during the saturation run
     more: Cpu
+    steady_split: Profile  # one worker, sampled during the constant load
 
     @property
     def cpu_us_per_decision(self) -> float:
@@ -98,6 +99,7 @@ def _rows(floor: WrkResult, s: ScaleResult, rate: int) -> list[str]:
         s.split.describe(s.cpu_us_per_decision),
         f"{achieved:,.0f}/s offered: {_ms(lat)}",
         f"{s.steady_cpu_us_per_decision:,.0f}",
+        s.steady_split.describe(s.steady_cpu_us_per_decision),
         s.pg_cpu(),
         s.sat_check.describe() + ("" if w.other == 0 and w.errors == 0 else f"; {w.other} non-2xx, {w.errors} errors"),
         s.steady_check.describe() + (f"; {s.steady['failed']} failed" if s.steady["failed"] else ""),
@@ -115,6 +117,7 @@ _LABELS = [
     "gateway CPU split at saturation (py-spy, one worker): share (µs per decision)",
     "constant load latency p50 / p99 / p99.9, ms (target p99 ≤ 5)",
     "gateway CPU per decision at the constant load, µs",
+    "gateway CPU split at the constant load (py-spy, one worker): share (µs per decision)",
     "PostgreSQL CPU per contact logged, µs (saturation / constant load)",
     "log check, saturation",
     "log check, constant load",

@@ -131,7 +131,8 @@ async def _scale(args: argparse.Namespace, shape: Shape, run_id: str, tmp: Path)
         print(f"  saturation: {saturated.rate:,.0f}/s; {sat_check.describe()}", file=sys.stderr)
         since = datetime.now(UTC) - timedelta(seconds=1)
         cpu0, pg0 = profile.cpu_seconds(workers), profile.cpu_seconds(profile.postgres_pids(url))
-        steady = _steady(server.url, key, bodies, prefix + "steady-", args)
+        with profile.sampled(workers[0], args.seconds) as steady_split:
+            steady = _steady(server.url, key, bodies, prefix + "steady-", args)
         steady_cpu = profile.used_since(cpu0, profile.cpu_seconds(workers))
         pg_steady = profile.used_since(pg0, profile.cpu_seconds(profile.postgres_pids(url)))
         created = steady["created"]
@@ -154,6 +155,7 @@ async def _scale(args: argparse.Namespace, shape: Shape, run_id: str, tmp: Path)
         rss,
         split,
         report.Cpu(steady_cpu, pg_sat, pg_steady),
+        steady_split,
     )
 
 

@@ -77,8 +77,10 @@ def free_port() -> int:
 class GatewayProcess:
     """`python -m gateway serve` as a real child process on its own port."""
 
-    def __init__(self, settings: Settings, **env: str) -> None:
+    def __init__(self, settings: Settings, log: Path | None = None, **env: str) -> None:
+        """`log`: where the process's standard error goes (a test that fails can show it)."""
         self.port = free_port()
+        self.log = log
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
             **os.environ,
@@ -91,16 +93,17 @@ class GatewayProcess:
         self.proc: asyncio.subprocess.Process | None = None
 
     async def __aenter__(self) -> GatewayProcess:
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "gateway",
-            "serve",
-            env=self.env,
-            cwd=ROOT,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
+        with open(self.log or os.devnull, "ab") as stderr:  # the child keeps its own copy
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "gateway",
+                "serve",
+                env=self.env,
+                cwd=ROOT,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=stderr,
+            )
         async with aiohttp.ClientSession() as s:
 
             async def ready() -> bool:

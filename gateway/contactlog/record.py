@@ -1,15 +1,15 @@
-"""One contact-log row as a record: its JSON form for the spool, and text PostgreSQL will store."""
+"""One contact-log row as a record: its JSON (a spool line, a row of a batch) and text PostgreSQL will store."""
 
 from __future__ import annotations
 
 import json
 import re
 import uuid
-from dataclasses import asdict, dataclass, field, fields, replace
-from datetime import datetime
+from dataclasses import dataclass, field, fields, replace
+from datetime import UTC, datetime
 from typing import Any
 
-from ..store.contactlog import FIELDS, Row
+from ..store.contactlog import FIELDS
 
 
 @dataclass
@@ -51,10 +51,12 @@ class ContactRecord:
     ack: dict[str, Any] | None = None
 
     def to_json(self) -> str:
-        data = asdict(self)
+        """One JSON object keyed by the fields: a line of the spool, and a row of a batch."""
+        data = {name: getattr(self, name) for name in FIELDS}
         data["id"] = str(self.id)
-        data["received_at"] = self.received_at.isoformat()
-        return json.dumps(data, separators=(",", ":"))
+        at = self.received_at
+        data["received_at"] = (at if at.tzinfo else at.replace(tzinfo=UTC)).isoformat()
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
     def from_json(cls, line: str) -> ContactRecord:
@@ -101,10 +103,18 @@ def clean(value: Any) -> Any:
 
 def storable(record: ContactRecord) -> ContactRecord:
     """The record with every text field storable, so that it is written in its batch, never refused."""
+    return encoded(record)[0]
+
+
+def encoded(record: ContactRecord) -> tuple[ContactRecord, str]:
+    """The record made storable, and its JSON (`to_json`). The JSON is looked at first, once: it
+    escapes NUL as \\u0000 and keeps a lone surrogate as it is, so a clean record (nearly all) is
+    told apart without visiting every field."""
+    line = record.to_json()
+    if "\\u0000" not in line and (line.isascii() or _UNSTORABLE.search(line) is None):
+        return record, line
     changes = {name: clean(getattr(record, name)) for name in _TEXT if _unstorable(getattr(record, name))}
-    return replace(record, **changes) if changes else record
-
-
-def row(record: ContactRecord) -> Row:
-    """The record as the store writes it: its values in FIELDS order."""
-    return tuple(getattr(record, f) for f in FIELDS)
+    if not changes:  # a backslash followed by "u0000" in some text: nothing to clean after all
+        return record, line
+    record = replace(record, **changes)
+    return record, record.to_json()

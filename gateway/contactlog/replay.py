@@ -13,7 +13,7 @@ import asyncpg
 from .. import db, metrics
 from ..settings import Settings
 from ..store import contactlog as store
-from .record import ContactRecord, row
+from .record import ContactRecord
 from .spool import QUARANTINE, Spool, claim, read
 
 log = logging.getLogger(__name__)
@@ -45,9 +45,9 @@ async def _insert(conn: asyncpg.Connection, records: Sequence[ContactRecord], qu
     if not records:
         return 0
     try:
-        lost_claims = await store.write_batch(conn, [row(r) for r in records])
+        lost_claims = await store.write_batch(conn, _batch(records))
         if lost_claims:
-            await _keep_as_duplicates(conn, [records[i] for i in lost_claims])
+            await _keep_as_duplicates(conn, [r for r in records if r.id in lost_claims])
         return len(records)
     except asyncpg.UniqueViolationError:
         raise  # another replayer inserted some of them meanwhile: the next round skips those
@@ -68,7 +68,11 @@ async def _keep_as_duplicates(conn: asyncpg.Connection, records: Sequence[Contac
     )
     note = "acknowledged from the spool; its provider id was answered by another contact"
     kept = [replace(r, status="duplicate", error=(r.error or note)) for r in records]
-    await store.write_batch(conn, [row(r) for r in kept])
+    await store.write_batch(conn, _batch(kept))
+
+
+def _batch(records: Sequence[ContactRecord]) -> store.Batch:
+    return store.Batch.of(r.to_json() for r in records)  # spooled records were made storable when read
 
 
 async def replay_spool(settings: Settings) -> int:

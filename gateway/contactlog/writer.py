@@ -25,7 +25,7 @@ from .. import metrics
 from ..settings import Settings
 from ..store import contactlog as store
 from .breaker import Breaker
-from .record import ContactRecord, row, storable
+from .record import ContactRecord, encoded
 from .replay import replay_file
 from .spool import Spool
 
@@ -62,6 +62,7 @@ class Claims(Protocol):
 @dataclass(eq=False)
 class _Item:
     record: ContactRecord
+    line: str  # the record as a row of a batch (its JSON)
     fut: asyncio.Future[Appended]
     claimed: bool  # its provider id is claimed already (or it has none to claim)
 
@@ -92,9 +93,9 @@ class ContactLog:
     async def append(self, record: ContactRecord, wait: float | None = None, *, claimed: bool = False) -> Appended:
         """Durably log a record: committed, or (after `wait` seconds, or on a fault) spooled.
         `claimed`: its provider id was claimed already; otherwise the writer claims it first."""
-        record = storable(record)  # caller text PostgreSQL cannot hold must not fail the whole batch
+        record, line = encoded(record)  # caller text PostgreSQL cannot hold must not fail the whole batch
         unclaimed = record.provider_id is not None and record.status == "decided" and self._claims is not None
-        item = _Item(record, asyncio.get_running_loop().create_future(), claimed or not unclaimed)
+        item = _Item(record, line, asyncio.get_running_loop().create_future(), claimed or not unclaimed)
         if self.breaker.open:  # the database is known to be slow: durable on disk now, not in `wait`
             return await self._spool_now(item)
         self._queue.put_nowait(item)
@@ -170,11 +171,12 @@ class ContactLog:
         try:
             if not batch:
                 return
+            rows = store.Batch.of(item.line for item in batch)
             async with self._pool.acquire(timeout=_DB_TIMEOUT) as conn:
-                duplicates = await store.write_batch(conn, [row(r) for r in records], timeout=_DB_TIMEOUT)
-            results = [Appended(duplicate_of=duplicates.get(i)) for i in range(len(records))]
+                duplicates = await store.write_batch(conn, rows, timeout=_DB_TIMEOUT)
+            results = [Appended(duplicate_of=duplicates.get(r.id)) for r in records]
             metrics.LOG_BATCH.observe(len(records))
-            self._logged([r for i, r in enumerate(records) if i not in duplicates])
+            self._logged([r for r in records if r.id not in duplicates])
         except store.RECORD_ERRORS as exc:
             # A bad record must not take its batch-mates down with it: write them one by one.
             log.exception("contact log: batch of %d failed (%r); writing one by one", len(records), exc)
@@ -251,7 +253,7 @@ class ContactLog:
     async def _write_alone(self, record: ContactRecord) -> Appended:
         try:
             async with self._pool.acquire(timeout=_DB_TIMEOUT) as conn:
-                duplicates = await store.write_batch(conn, [row(record)], timeout=_DB_TIMEOUT)
+                duplicates = await store.write_batch(conn, store.Batch.of([record.to_json()]), timeout=_DB_TIMEOUT)
         except store.RECORD_ERRORS as exc:
             # This record itself cannot be written: kept on disk beside the spool, never dropped.
             log.error(
@@ -264,9 +266,9 @@ class ContactLog:
             if await self._spool_safely([record]):
                 self._logged([record])
             return Appended(spooled=True)
-        if 0 not in duplicates:
+        if record.id not in duplicates:
             self._logged([record])
-        return Appended(duplicate_of=duplicates.get(0))
+        return Appended(duplicate_of=duplicates.get(record.id))
 
     async def replay(self) -> int:
         """One round: every spool file in the directory that no other process is replaying."""
