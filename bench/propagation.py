@@ -1,4 +1,4 @@
-"""Time for a new restriction to be in force in every worker.
+"""Time for a new restriction to be in force in every worker, measured while the constant load runs.
 
 One keep-alive connection is pinned to each worker (psutil maps our socket to the worker that
 accepted it). For each change: commit an active `written_only` restriction with the gateway's own
@@ -13,6 +13,7 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 import psutil
@@ -132,14 +133,24 @@ async def _one_change(
 
 
 async def measure(
-    server: Server, database_url: str, redis_url: str, shape: Shape, key: str, run_id: str, changes: int = 100
+    server: Server,
+    database_url: str,
+    redis_url: str,
+    shape: Shape,
+    key: str,
+    run_id: str,
+    changes: int = 100,
+    during: asyncio.Future[Any] | None = None,
 ) -> list[Change]:
+    """Up to `changes` changes, one after another; with `during` (a load running), only while it runs."""
     pinned = await pin_workers(server)
     conn = await db.connect(database_url)
     redis = aioredis.from_url(redis_url)
     done: list[Change] = []
     try:
         for k in range(changes):
+            if during is not None and during.done():
+                break
             cid = shape.restricted_customer(k % shape.restrictions) + 1  # an unrestricted neighbour
             done.append(await _one_change(conn, redis, pinned, cid, key, run_id))
         await conn.execute("DELETE FROM restrictions WHERE created_by = $1", PROPAGATION_CREATOR)

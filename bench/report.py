@@ -97,7 +97,8 @@ def _rows(floor: WrkResult, s: ScaleResult, rate: int) -> list[str]:
         f"{w.p50_ms:.2f} / {w.p99_ms:.2f} / {w.p999_ms:.2f}",
         f"{s.cpu_us_per_decision:,.0f}",
         s.split.describe(s.cpu_us_per_decision),
-        f"{achieved:,.0f}/s offered: {_ms(lat)}",
+        f"{achieved:,.0f}/s offered: {_ms(lat)} (the generator's own CPU: "
+        f"{float(s.steady.get('cpu_s', 0)) / max(int(s.steady['offered']), 1) * 1e6:,.0f} µs per request)",
         f"{s.steady_cpu_us_per_decision:,.0f}",
         s.steady_split.describe(s.steady_cpu_us_per_decision),
         s.pg_cpu(),
@@ -121,7 +122,7 @@ _LABELS = [
     "PostgreSQL CPU per contact logged, µs (saturation / constant load)",
     "log check, saturation",
     "log check, constant load",
-    "restriction in force in every worker p50 / p99 / max, ms (target p99 ≤ 1000)",
+    "restriction in force in every worker, changed during the constant load, p50 / p99 / max, ms (target p99 ≤ 1000)",
     "resident memory per worker, MB",
 ]
 

@@ -63,7 +63,7 @@ def _saturate(server: Server, script: Path, args: argparse.Namespace) -> tuple[W
     return result, sum(sum(p.cpu_times()[:2]) for p in procs) - before
 
 
-def _steady(url: str, key: str, pool: list[str], prefix: str, args: argparse.Namespace) -> dict[str, object]:
+async def _steady(url: str, key: str, pool: list[str], prefix: str, args: argparse.Namespace) -> dict[str, object]:
     spec = {
         "url": url + "/v1/contacts",
         "key": key,
@@ -72,9 +72,12 @@ def _steady(url: str, key: str, pool: list[str], prefix: str, args: argparse.Nam
         "rate": args.rate,
         "seconds": args.seconds,
     }
-    out = subprocess.run(
-        [sys.executable, "-m", "bench.steady"], input=json.dumps(spec), check=True, capture_output=True, text=True
-    ).stdout
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.steady", stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    out, _ = await proc.communicate(json.dumps(spec).encode())
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench.steady exited {proc.returncode}")
     result: dict[str, object] = json.loads(out)
     return result
 
@@ -132,14 +135,18 @@ async def _scale(args: argparse.Namespace, shape: Shape, run_id: str, tmp: Path)
         since = datetime.now(UTC) - timedelta(seconds=1)
         cpu0, pg0 = profile.cpu_seconds(workers), profile.cpu_seconds(profile.postgres_pids(url))
         with profile.sampled(workers[0], args.seconds) as steady_split:
-            steady = _steady(server.url, key, bodies, prefix + "steady-", args)
+            # Restriction changes are made while the constant load runs, and timed until every
+            # worker enforces them: propagation under load, not on an idle gateway.
+            load = asyncio.create_task(_steady(server.url, key, bodies, prefix + "steady-", args))
+            await asyncio.sleep(0.5)
+            changes = await propagation.measure(server, url, redis_url, shape, key, run_id, args.changes, load)
+            steady = await load
         steady_cpu = profile.used_since(cpu0, profile.cpu_seconds(workers))
         pg_steady = profile.used_since(pg0, profile.cpu_seconds(profile.postgres_pids(url)))
         created = steady["created"]
         assert isinstance(created, list)
         steady_check = await logcheck.by_id(url, since, prefix + "steady-", created, int(steady["failed"]))
         print(f"  {args.rate}/s: {steady_check.describe()}", file=sys.stderr)
-        changes = await propagation.measure(server, url, redis_url, shape, key, run_id, args.changes)
         rss = server.rss_mb()
     finally:
         server.stop()

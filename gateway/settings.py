@@ -111,6 +111,7 @@ class Settings:
     decide_deadline_ms: int = 500
     log_wait_ms: int = 1000
     log_flush_max_rows: int = 500
+    log_flushes_in_flight: int = 2
     data_dir: str = ".gateway"
     spool_dir: str = ".gateway/spool"
     resync_seconds: int = 300
@@ -173,6 +174,7 @@ class Settings:
             max_body_bytes=_int(env, "GATEWAY_MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),
             decide_deadline_ms=_int(env, "GATEWAY_DECIDE_DEADLINE_MS", 500, 10, 60_000),
             log_wait_ms=_int(env, "GATEWAY_LOG_WAIT_MS", 1000, 10, 60_000),
+            log_flushes_in_flight=_int(env, "GATEWAY_LOG_FLUSHES_IN_FLIGHT", 2, 1, 16),
             data_dir=data_dir,
             spool_dir=os.path.abspath(env.get("GATEWAY_SPOOL_DIR") or os.path.join(data_dir, "spool")),
             resync_seconds=_int(env, "GATEWAY_RESYNC_SECONDS", 300, 1, 86_400),

@@ -64,7 +64,9 @@ end
 return out
 """
 # Answers made durable wait this long for the next batch's claim to carry them, then go on their own.
-REMEMBER_WITHIN = 0.005
+# A batch follows within a few milliseconds under any load, so nearly every answer rides along;
+# only a repeat sent to another process in that window waits, polling, up to this much longer.
+REMEMBER_WITHIN = 0.05
 # A batch's claim that timed out is asked again once, for up to this long, before the batch goes on
 # without it; answers sent on their own have as long.
 CLAIM_PATIENCE = 1.0
