@@ -9,6 +9,8 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from ..store.contactlog import FIELDS
 
 
@@ -56,7 +58,10 @@ class ContactRecord:
         data["id"] = str(self.id)
         at = self.received_at
         data["received_at"] = (at if at.tzinfo else at.replace(tzinfo=UTC)).isoformat()
-        return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        try:  # orjson: ~2 µs a row here against ~22 for the standard library (on the decide path)
+            return orjson.dumps(data).decode()
+        except TypeError:  # a lone surrogate (refused by orjson): kept as it is, for `encoded` to clean
+            return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
     def from_json(cls, line: str) -> ContactRecord:

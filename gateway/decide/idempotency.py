@@ -18,6 +18,7 @@ import contextlib
 import json
 
 import asyncpg
+import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
@@ -177,7 +178,7 @@ class Idempotency:
         """Once a batch is durable, its decisions answer retries: carried by the next batch's claim,
         or sent on their own within REMEMBER_WITHIN (a retry meanwhile waits on the 'pending' claim)."""
         self._unsent += [
-            (key(r.channel, r.provider_id), json.dumps(r.decision, separators=(",", ":")))
+            (key(r.channel, r.provider_id), orjson.dumps(r.decision).decode())
             for r in records
             if r.provider_id and r.decision
         ]
