@@ -50,3 +50,58 @@ async def test_a_record_with_unstorable_text_is_written_in_its_batch(settings, c
     assert rows[2]["reasons"] == [{"because": "half a pair \ufffd"}]
     assert len({r["logged_at"] for r in rows}) == 1  # now() of one transaction: one batch
     assert not list(tmp_path.iterdir())  # nothing quarantined, nothing spooled
+
+
+async def test_text_and_values_come_back_exactly_as_written(settings, conn, tmp_path):
+    """The batch travels as JSON: every kind of value a row holds must survive it unchanged."""
+    text = 'Flat 2, "Ty Newydd" \\u0000 not a NUL\nna\u00efve caf\u00e9 \U0001f3e0 \x01 end'
+    record = _record(
+        0,
+        subject=text,
+        body_excerpt="line one\r\nline two\ttabbed",
+        customer_ids=[3, 1],
+        representative_of=[7],
+        target={"type": "queue", "id": "general", "note": text},
+        reasons=[{"because": "\U0001f4de only on Tuesdays", "n": 2}],
+        ruleset_version=4,
+        latency_us=123,
+        flagged=True,
+    )
+    record.received_at = datetime(2026, 11, 26, 9, 30, 15, 123456, tzinfo=UTC)
+    pool = await db.create_pool(settings.database_url, min_size=1, max_size=2)
+    log = ContactLog(pool, settings.with_(spool_dir=str(tmp_path)))
+    log.start()
+    try:
+        appended = await log.append(record, wait=5)
+    finally:
+        await log.close()
+        await pool.close()
+    assert not appended.spooled
+    row = await conn.fetchrow("SELECT * FROM contacts WHERE id = $1", record.id)
+    assert row["subject"] == text  # a backslash and "u0000" in text is text, not a NUL to clean
+    assert row["body_excerpt"] == "line one\r\nline two\ttabbed"
+    assert row["customer_ids"] == [1, 3]
+    assert row["representative_of"] == [7]
+    assert row["target"] == {"type": "queue", "id": "general", "note": text}
+    assert row["reasons"] == [{"because": "\U0001f4de only on Tuesdays", "n": 2}]
+    assert (row["ruleset_version"], row["latency_us"], row["flagged"]) == (4, 123, True)
+    assert row["received_at"] == record.received_at
+
+
+async def test_one_commit_in_flight_at_a_time_still_logs_every_contact(settings, conn, tmp_path):
+    """GATEWAY_LOG_FLUSHES_IN_FLIGHT=1: what arrives during a commit waits for it and goes in the next batch."""
+    records = [_record(n) for n in range(60)]
+    pool = await db.create_pool(settings.database_url, min_size=1, max_size=2)
+    log = ContactLog(pool, settings.with_(spool_dir=str(tmp_path), log_flushes_in_flight=1))
+    log.start()
+    try:
+        results = []
+        for start in range(0, len(records), 20):  # three waves, each arriving while the last commits
+            results += await asyncio.gather(*(log.append(r, wait=5) for r in records[start : start + 20]))
+    finally:
+        await log.close()
+        await pool.close()
+    assert not any(r.spooled or r.duplicate_of for r in results)
+    logged = await conn.fetch("SELECT id, logged_at FROM contacts WHERE id = ANY($1::uuid[])", [r.id for r in records])
+    assert {r["id"] for r in logged} == {r.id for r in records}
+    assert len({r["logged_at"] for r in logged}) < len(records)  # batched, not one commit each

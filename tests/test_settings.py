@@ -26,6 +26,7 @@ def test_defaults():
         ({"REDIS_URL": "localhost:6379"}, "REDIS_URL"),
         ({"FASTAGI_ALLOW": "10.0.0.0/8,not-an-address"}, "FASTAGI_ALLOW"),
         ({"GATEWAY_WORKERS": "0"}, "GATEWAY_WORKERS"),
+        ({"GATEWAY_LOG_FLUSHES_IN_FLIGHT": "0"}, "GATEWAY_LOG_FLUSHES_IN_FLIGHT"),
         ({"GATEWAY_ACTIVATION_RULE": "caution_lead:two"}, "GATEWAY_ACTIVATION_RULE"),
         ({"GATEWAY_MAIL_FILTER_LISTEN": "127.0.0.1:10025"}, "GATEWAY_MAIL_REINJECT is not set"),
         ({"GATEWAY_MAIL_FILTER_LISTEN": "localhost:10025", "GATEWAY_MAIL_REINJECT": "127.0.0.1:1"}, "LISTEN"),
