@@ -1,5 +1,9 @@
 """Storage limitation: what the retention settings remove next (the plan), and the run that removes it
-and records what went, as counts and date ranges, in retention_runs."""
+and records what went, as counts and date ranges, in retention_runs.
+
+The contact limit covers the contact log and what is kept beside it: mail sent (acknowledgements,
+letters emailed, with their attachments), the message ids that thread replies, staff sessions and
+sign-in events. Mail still queued is never removed."""
 
 from __future__ import annotations
 
@@ -70,6 +74,7 @@ async def plan(conn: asyncpg.Pool | asyncpg.Connection, limits: Limits, now: dat
     kept_from = max((p.end for p in parts), default=None)
     blanked, oldest, newest = await store.excerpt_span(conn, kept_from, limits.excerpts_before(now))
     ended, first, last = await store.ended_span(conn, limits.ended_before(today))
+    beside = await store.beside_the_log_older(conn, contacts_before)
     latest = await store.runs(conn, 1)
     return {
         "limits": asdict(limits),
@@ -78,6 +83,7 @@ async def plan(conn: asyncpg.Pool | asyncpg.Connection, limits: Limits, now: dat
             "partitions": listed,
             "rows": sum(int(p["rows"]) for p in listed) + default_rows,
         },
+        "beside_the_log": {"removed_before": contacts_before.isoformat(), "rows": beside},
         "excerpts": {
             "blanked_before": limits.excerpts_before(now).isoformat(),
             "rows": blanked,
@@ -112,6 +118,7 @@ async def run(
         try:
             removed = {
                 "contacts": await _drop_partitions(conn, limits.contacts_before(now), say),
+                "beside_the_log": await _delete_beside_the_log(conn, limits.contacts_before(now), say),
                 "excerpts": await _blank_excerpts(conn, limits.excerpts_before(now), say),
                 "restrictions": await _reduce(conn, limits.ended_before(today), today, say),
             }
@@ -144,6 +151,12 @@ async def _drop_partitions(conn: asyncpg.Connection, before: datetime, say: Prog
         "default_rows": default_rows,
         "rows": sum(d["rows"] for d in dropped) + default_rows,
     }
+
+
+async def _delete_beside_the_log(conn: asyncpg.Connection, before: datetime, say: Progress) -> dict[str, Any]:
+    rows = await store.delete_beside_the_log(conn, before)
+    say("deleted beside the log: " + ", ".join(f"{n} from {table}" for table, n in rows.items()))
+    return {"removed_before": before.isoformat(), "rows": rows}
 
 
 async def _detach(conn: asyncpg.Connection, name: str) -> bool:
@@ -199,7 +212,8 @@ async def notice(conn: asyncpg.Pool | asyncpg.Connection) -> dict[str, Any]:
         "restrictions_ended_before_reduced": removed["restrictions"]["ended_before"],
         "note": (
             "older data has been removed under the retention settings: contacts received before "
-            f"{removed['contacts']['removed_before'][:10]}, message excerpts before "
+            f"{removed['contacts']['removed_before'][:10]} (with the mail sent about them, their message ids, "
+            "and staff sessions and sign-ins as old), message excerpts before "
             f"{removed['excerpts']['blanked_before'][:10]}, and the incidents and reasons of restrictions "
             f"that ended before {removed['restrictions']['ended_before']}"
         ),
@@ -211,6 +225,12 @@ def describe(p: dict[str, Any]) -> list[str]:
     c, e, r = p["contacts"], p["excerpts"], p["restrictions"]
     lines = [f"contact log: rows received before {c['removed_before'][:10]} go ({c['rows']} in all)"]
     lines += [f"  {x['name']}: {x['from'][:10]} to {x['to'][:10]}, {x['rows']} contact(s)" for x in c["partitions"]]
+    beside = p["beside_the_log"]["rows"]
+    lines.append(
+        "kept beside the log, before the same date: "
+        + ", ".join(f"{n} row(s) of {table}" for table, n in beside.items())
+        + " (mail still queued stays)"
+    )
     lines.append(f"message excerpts before {e['blanked_before'][:10]}: {e['rows']} to blank")
     span = f" (ended {r['ended_from']} to {r['ended_to']})" if r["count"] else ""
     lines.append(f"restrictions lifted or lapsed before {r['ended_before']}: {r['count']} to reduce{span}")

@@ -270,3 +270,69 @@ async def test_a_month_left_detached_by_an_interrupted_run_is_dropped_by_the_nex
     removed = await retention.run(pool, LIMITS, NOW, TODAY, actor="test")
     assert removed is not None and removed["contacts"]["partitions"][0]["rows"] == 1
     assert not await _exists(conn, -29)
+
+
+async def test_what_is_kept_beside_the_log_goes_with_it_and_queued_mail_never(pool, conn):
+    """Mail sent, message ids, staff sessions and sign-in events are kept as long as contacts, no longer."""
+    old, recent = mid(-30), mid(-1)
+    cid = await insert_customer(conn, "Retention Writer")
+    case_id = await conn.fetchval(
+        "INSERT INTO cases (customer_id, reference, subject, status) "
+        "VALUES ($1, 'RET-1', 'Noise', 'open') RETURNING id",
+        cid,
+    )
+    staff_id = await conn.fetchval("INSERT INTO staff (name, role) VALUES ('Retention Agent', 'agent') RETURNING id")
+
+    async def mail(at: datetime, status: str, n: int) -> int:
+        return int(
+            await conn.fetchval(
+                """INSERT INTO outbox (kind, to_addr, subject, body, message_id, status, created_at)
+                   VALUES ('acknowledgement', 'writer@example.org', $1, $2, $3, $4, $5) RETURNING id""",
+                SUBJECT,
+                EXCERPT,
+                f"<ret-{n}@gateway.example>",
+                status,
+                at,
+            )
+        )
+
+    sent_long_ago = await mail(old, "sent", 1)
+    queued_long_ago = await mail(old, "queued", 2)
+    sent_lately = await mail(recent, "sent", 3)
+    await conn.execute(
+        "INSERT INTO outbox_attachments (outbox_id, n, name, content_type, content) "
+        "VALUES ($1, 1, 'a.pdf', 'application/pdf', 'x')",
+        sent_long_ago,
+    )
+    for n, at in ((1, old), (2, recent)):
+        await conn.execute(
+            "INSERT INTO email_threads (message_id, case_id, created_at) VALUES ($1, $2, $3)", f"<t{n}@x>", case_id, at
+        )
+    for at in (old, recent):
+        await conn.execute(
+            "INSERT INTO staff_sessions (token_hash, staff_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+            os.urandom(32),
+            staff_id,
+            at,
+            at + timedelta(hours=8),
+        )
+        await conn.execute(
+            "INSERT INTO staff_sign_in_events (at, staff_id, login, kind, address) "
+            "VALUES ($1, $2, 'agent@x', 'signed_in', '10.0.0.9')",
+            at,
+            staff_id,
+        )
+
+    plan = await retention.plan(pool, LIMITS, NOW, TODAY)
+    expected = {"outbox": 1, "email_threads": 1, "staff_sessions": 1, "staff_sign_in_events": 1}
+    assert plan["beside_the_log"]["rows"] == expected
+    assert any("1 row(s) of outbox" in line for line in retention.describe(plan))
+
+    removed = await retention.run(pool, LIMITS, NOW, TODAY, actor="test")
+    assert removed is not None and removed["beside_the_log"]["rows"] == expected
+    assert {r["id"] for r in await conn.fetch("SELECT id FROM outbox")} == {queued_long_ago, sent_lately}
+    assert await conn.fetchval("SELECT count(*) FROM outbox_attachments") == 0
+    assert [r["message_id"] for r in await conn.fetch("SELECT message_id FROM email_threads")] == ["<t2@x>"]
+    assert [r["created_at"] for r in await conn.fetch("SELECT created_at FROM staff_sessions")] == [recent]
+    assert [r["at"] for r in await conn.fetch("SELECT at FROM staff_sign_in_events")] == [recent]
+    assert EXCERPT not in json.dumps(removed)  # counts, never the data

@@ -12,7 +12,8 @@ from .restrictions import today
 
 
 async def next_run(request: web.Request) -> web.Response:
-    """What the retention settings will remove next: contact-log months, excerpts, ended restrictions."""
+    """What the retention settings will remove next: contact-log months, what is kept beside the log,
+    excerpts, ended restrictions."""
     limits = retention.Limits.of(request.app[SETTINGS])
     return web.json_response(await retention.plan(request.app[POOL], limits, utc_now(), today(request)))
 

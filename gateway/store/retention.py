@@ -1,5 +1,6 @@
 """Retention SQL: the contact log's old monthly partitions (detached, then dropped), message excerpts
-blanked, ended restrictions reduced to what the audit needs, and the audit trail of each run."""
+blanked, the records kept beside the log (mail sent, message ids, staff sessions and sign-ins)
+deleted, ended restrictions reduced to what the audit needs, and the audit trail of each run."""
 
 from __future__ import annotations
 
@@ -186,6 +187,33 @@ async def _reduce_related(conn: asyncpg.Connection, ids: list[int]) -> None:
         _ACCESS_EVENTS,
         REMOVED,
     )
+
+
+# Kept beside the contact log and for as long: what older than the contact limit means for each.
+# Mail still queued is never removed (it has not been sent yet); a letter keeps its own record.
+BESIDE_THE_LOG = {
+    "outbox": "status <> 'queued' AND created_at < $1",  # its attachments go with it (ON DELETE CASCADE)
+    "email_threads": "created_at < $1",
+    "staff_sessions": "coalesce(ended_at, expires_at) < $1",
+    "staff_sign_in_events": "at < $1",
+}
+
+
+async def beside_the_log_older(conn: Conn, before: datetime) -> dict[str, int]:
+    """How many rows of each table kept beside the log are older than `before`."""
+    counts = {}
+    for table, where in BESIDE_THE_LOG.items():
+        counts[table] = int(await conn.fetchval(f"SELECT count(*) FROM {table} WHERE {where}", before))
+    return counts
+
+
+async def delete_beside_the_log(conn: asyncpg.Connection, before: datetime) -> dict[str, int]:
+    """Delete them, each table in its own statement; how many went from each."""
+    done = {}
+    for table, where in BESIDE_THE_LOG.items():
+        status = await conn.execute(f"DELETE FROM {table} WHERE {where}", before)
+        done[table] = int(status.split()[-1])
+    return done
 
 
 async def record_run(
