@@ -135,18 +135,20 @@ async def _scale(args: argparse.Namespace, shape: Shape, run_id: str, tmp: Path)
         since = datetime.now(UTC) - timedelta(seconds=1)
         cpu0, pg0 = profile.cpu_seconds(workers), profile.cpu_seconds(profile.postgres_pids(url))
         with profile.sampled(workers[0], args.seconds) as steady_split:
-            # Restriction changes are made while the constant load runs, and timed until every
-            # worker enforces them: propagation under load, not on an idle gateway.
-            load = asyncio.create_task(_steady(server.url, key, bodies, prefix + "steady-", args))
-            await asyncio.sleep(0.5)
-            changes = await propagation.measure(server, url, redis_url, shape, key, run_id, args.changes, load)
-            steady = await load
+            steady = await _steady(server.url, key, bodies, prefix + "steady-", args)
         steady_cpu = profile.used_since(cpu0, profile.cpu_seconds(workers))
         pg_steady = profile.used_since(pg0, profile.cpu_seconds(profile.postgres_pids(url)))
         created = steady["created"]
         assert isinstance(created, list)
         steady_check = await logcheck.by_id(url, since, prefix + "steady-", created, int(steady["failed"]))
         print(f"  {args.rate}/s: {steady_check.describe()}", file=sys.stderr)
+        # Propagation under load: the same constant load again, in a phase of its own (its probe
+        # adds decide calls of its own, which must not count in the figures above), while
+        # restriction changes are made and timed until every worker enforces them.
+        load = asyncio.create_task(_steady(server.url, key, bodies, prefix + "prop-load-", args))
+        await asyncio.sleep(0.5)
+        changes = await propagation.measure(server, url, redis_url, shape, key, run_id, args.changes, load)
+        loaded = await load
         rss = server.rss_mb()
     finally:
         server.stop()
@@ -158,7 +160,7 @@ async def _scale(args: argparse.Namespace, shape: Shape, run_id: str, tmp: Path)
         sat_check,
         steady,
         steady_check,
-        [c.seconds for c in changes],
+        report.Propagation([c.seconds for c in changes], loaded),
         rss,
         split,
         report.Cpu(steady_cpu, pg_sat, pg_steady),

@@ -119,7 +119,12 @@ class _Sender:
             conn = self.idle.pop() if self.idle else None
             if conn is None or conn.transport is None:
                 _, conn = await asyncio.get_running_loop().create_connection(_Connection, self.host, self.port)
-            status = await conn.request(self.head + str(len(body)).encode() + b"\r\n\r\n" + body)
+            try:
+                status = await conn.request(self.head + str(len(body)).encode() + b"\r\n\r\n" + body)
+            except BaseException:  # timed out or broken: its reply may still come, so it is not reused
+                if conn.transport is not None:
+                    conn.transport.close()
+                raise
             self.idle.append(conn)
             return status
 

@@ -2,8 +2,8 @@
 and records what went, as counts and date ranges, in retention_runs.
 
 The contact limit covers the contact log and what is kept beside it: mail sent (acknowledgements,
-letters emailed, with their attachments), the message ids that thread replies, staff sessions and
-sign-in events. Mail still queued is never removed."""
+with their attachments), the message ids that thread replies, staff sessions and sign-in events.
+Mail still queued is never removed; a letter's email stays with the letter (restriction limit)."""
 
 from __future__ import annotations
 
@@ -203,6 +203,9 @@ async def notice(conn: asyncpg.Pool | asyncpg.Connection) -> dict[str, Any]:
         return {"removed": False, "note": "nothing has been removed under the retention settings yet"}
     last = latest[0]
     removed = last["removed"]
+    # Runs recorded before the mail and sign-ins beside the log were covered did not remove them.
+    beside = " (with the mail sent about them, their message ids, staff sessions and sign-ins as old)"
+    beside = beside if "beside_the_log" in removed else ""
     return {
         "removed": True,
         "last_run": last["started_at"],
@@ -212,8 +215,7 @@ async def notice(conn: asyncpg.Pool | asyncpg.Connection) -> dict[str, Any]:
         "restrictions_ended_before_reduced": removed["restrictions"]["ended_before"],
         "note": (
             "older data has been removed under the retention settings: contacts received before "
-            f"{removed['contacts']['removed_before'][:10]} (with the mail sent about them, their message ids, "
-            "and staff sessions and sign-ins as old), message excerpts before "
+            f"{removed['contacts']['removed_before'][:10]}{beside}, message excerpts before "
             f"{removed['excerpts']['blanked_before'][:10]}, and the incidents and reasons of restrictions "
             f"that ended before {removed['restrictions']['ended_before']}"
         ),

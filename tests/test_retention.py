@@ -130,11 +130,23 @@ async def test_ended_restrictions_are_reduced_after_the_limit_and_those_in_force
         ended_long_ago,
         "My neighbour started it",
     )
+    emailed = await conn.fetchval(
+        """INSERT INTO outbox (kind, to_addr, subject, body, message_id, status, created_at, sent_at)
+           VALUES ('letter', 'pat@example.org', 'Your letter', $1, '<letter-1@x>', 'sent', $2, $2) RETURNING id""",
+        f"Dear Pat, {REASONS}",
+        datetime(2015, 1, 2, 9, tzinfo=UTC),
+    )
+    await conn.execute(
+        "INSERT INTO outbox_attachments (outbox_id, n, name, content_type, content) "
+        "VALUES ($1, 1, 'letter.pdf', 'application/pdf', '%PDF-1.7 ...')",
+        emailed,
+    )
     await conn.execute(
         """INSERT INTO restriction_letters (restriction_id, sent_on, method, body_text, body_html, recorded_by,
-               body_pdf) VALUES ($1, '2015-01-02', 'post', $2, $2, 'test', '%PDF-1.7 ...')""",
+               body_pdf, outbox_id) VALUES ($1, '2015-01-02', 'email', $2, $2, 'test', '%PDF-1.7 ...', $3)""",
         ended_long_ago,
         f"Dear Pat, {REASONS}",
+        emailed,
     )
     for kind, why in (("lifted", "Behaviour has improved a lot"), ("viewed", "monthly review meeting")):
         await conn.execute(
@@ -164,8 +176,12 @@ async def test_ended_restrictions_are_reduced_after_the_limit_and_those_in_force
         assert rows[rid]["reasons"] == REASONS and rows[rid]["reduced_on"] is None
         assert rows[rid]["incidents"][0]["description"] == "Threatened the repairs team"
     assert await conn.fetchval("SELECT grounds FROM appeals") == REMOVED
-    letter = await conn.fetchrow("SELECT body_text, body_pdf FROM restriction_letters")
+    letter = await conn.fetchrow("SELECT body_text, body_pdf, outbox_id FROM restriction_letters")
     assert letter["body_text"] == REMOVED and letter["body_pdf"] is None
+    # Its email: the delivery record stays (to whom, status, when), its text and PDF go.
+    sent = await conn.fetchrow("SELECT to_addr, status, sent_at, body FROM outbox WHERE id = $1", letter["outbox_id"])
+    assert (sent["to_addr"], sent["status"], sent["body"]) == ("pat@example.org", "sent", REMOVED)
+    assert await conn.fetchval("SELECT count(*) FROM outbox_attachments WHERE outbox_id = $1", emailed) == 0
     events = {r["kind"]: r for r in await conn.fetch("SELECT kind, why, after FROM restriction_events")}
     assert events["lifted"]["why"] == REMOVED and events["viewed"]["why"] == "monthly review meeting"
     assert events["lifted"]["after"] == {"status": "lifted", "kind": "caution", "deciders": [1, 2, 3]}
@@ -299,6 +315,17 @@ async def test_what_is_kept_beside_the_log_goes_with_it_and_queued_mail_never(po
     sent_long_ago = await mail(old, "sent", 1)
     queued_long_ago = await mail(old, "queued", 2)
     sent_lately = await mail(recent, "sent", 3)
+    # A letter's email is the letter's delivery record (reviews flag one that failed): it stays.
+    letter_mail = await mail(old, "failed", 4)
+    rid = await insert_restriction(conn, cid, {"kind": "written_only"})
+    await conn.execute(
+        """INSERT INTO restriction_letters
+               (restriction_id, sent_on, method, body_text, body_html, recorded_by, outbox_id)
+           VALUES ($1, $2, 'email', 'letter', '<p>letter</p>', 'test', $3)""",
+        rid,
+        old.date(),
+        letter_mail,
+    )
     await conn.execute(
         "INSERT INTO outbox_attachments (outbox_id, n, name, content_type, content) "
         "VALUES ($1, 1, 'a.pdf', 'application/pdf', 'x')",
@@ -330,7 +357,9 @@ async def test_what_is_kept_beside_the_log_goes_with_it_and_queued_mail_never(po
 
     removed = await retention.run(pool, LIMITS, NOW, TODAY, actor="test")
     assert removed is not None and removed["beside_the_log"]["rows"] == expected
-    assert {r["id"] for r in await conn.fetch("SELECT id FROM outbox")} == {queued_long_ago, sent_lately}
+    assert {r["id"] for r in await conn.fetch("SELECT id FROM outbox")} == {queued_long_ago, sent_lately, letter_mail}
+    kept = await conn.fetchval("SELECT outbox_id FROM restriction_letters WHERE restriction_id = $1", rid)
+    assert kept == letter_mail
     assert await conn.fetchval("SELECT count(*) FROM outbox_attachments") == 0
     assert [r["message_id"] for r in await conn.fetch("SELECT message_id FROM email_threads")] == ["<t2@x>"]
     assert [r["created_at"] for r in await conn.fetch("SELECT created_at FROM staff_sessions")] == [recent]

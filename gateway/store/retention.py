@@ -178,6 +178,18 @@ async def _reduce_related(conn: asyncpg.Connection, ids: list[int]) -> None:
         ids,
         REMOVED,
     )
+    # The letter's email: its delivery record (to whom, status, when) stays; its text and PDF go.
+    await conn.execute(
+        """UPDATE outbox SET body = $2 WHERE id IN (
+               SELECT outbox_id FROM restriction_letters WHERE restriction_id = ANY($1::bigint[]))""",
+        ids,
+        REMOVED,
+    )
+    await conn.execute(
+        """DELETE FROM outbox_attachments WHERE outbox_id IN (
+               SELECT outbox_id FROM restriction_letters WHERE restriction_id = ANY($1::bigint[]))""",
+        ids,
+    )
     await conn.execute(
         """UPDATE restriction_events SET before = before - $2::text[], after = after - $2::text[],
                   why = CASE WHEN why IS NULL OR kind = ANY($3::text[]) THEN why ELSE $4 END
@@ -190,9 +202,12 @@ async def _reduce_related(conn: asyncpg.Connection, ids: list[int]) -> None:
 
 
 # Kept beside the contact log and for as long: what older than the contact limit means for each.
-# Mail still queued is never removed (it has not been sent yet); a letter keeps its own record.
+# Mail still queued is never removed (it has not been sent yet). A letter's email is the letter's
+# delivery record (reviews flag a letter whose email failed), so it stays as long as the letter and
+# is reduced with it (`_reduce_related`).
 BESIDE_THE_LOG = {
-    "outbox": "status <> 'queued' AND created_at < $1",  # its attachments go with it (ON DELETE CASCADE)
+    "outbox": """status <> 'queued' AND created_at < $1
+                 AND NOT EXISTS (SELECT 1 FROM restriction_letters l WHERE l.outbox_id = outbox.id)""",
     "email_threads": "created_at < $1",
     "staff_sessions": "coalesce(ended_at, expires_at) < $1",
     "staff_sign_in_events": "at < $1",
