@@ -28,7 +28,7 @@ from . import logcheck
 from .load import Shape, ensure_loaded
 from .mix import Sender, senders
 from .servers import start_gateway
-from .wrk import WrkResult, run_wrk
+from .wrk import LUA_COUNTS, WrkResult, run_wrk
 
 PATH = "/v1/channels/email"
 POOL = 2_000
@@ -39,41 +39,13 @@ _LUA = r"""
 local pool = %(pool)s
 local prefix = %(prefix)s
 local headers = {["Content-Type"] = "message/rfc822", ["Authorization"] = "Bearer %(key)s"}
-local threads = {}
-
-function setup(thread)
-  thread:set("tid", #threads + 1)
-  table.insert(threads, thread)
-end
-
-function init(args)
-  math.randomseed(tid * 7919)
-  n, ok201, other = 0, 0, 0
-end
 
 function request()
+  sent = sent + 1
   n = n + 1
   local m = pool[math.random(#pool)]
   local id = prefix .. tid .. "-" .. n .. "@bench.example>\r\n"
   return wrk.format("POST", "%(path)s", headers, m[1] .. id .. m[2])
-end
-
-function response(status, hdrs, body)
-  if status == 201 then ok201 = ok201 + 1 else other = other + 1 end
-end
-
-function done(summary, latency, requests)
-  local t = {n = 0, ok201 = 0, other = 0}
-  for _, th in ipairs(threads) do
-    for k, _ in pairs(t) do t[k] = t[k] + th:get(k) end
-  end
-  local e = summary.errors
-  io.write(string.format('BENCH_JSON {"requests": %%d, "duration_us": %%d, "errors": %%d, ' ..
-    '"p50_us": %%d, "p99_us": %%d, "p999_us": %%d, "max_us": %%d, "sent": %%d, "ok201": %%d, ' ..
-    '"ok200": 0, "other": %%d, "repeats": 0}\n',
-    summary.requests, summary.duration, e.connect + e.read + e.write + e.timeout + e.status,
-    latency:percentile(50), latency:percentile(99), latency:percentile(99.9), latency.max,
-    t.n, t.ok201, t.other))
 end
 """
 
@@ -109,7 +81,8 @@ def write_script(path: Path, shape: Shape, prefix: str, key: str) -> Path:
     rng = random.Random(11)
     emails = [s for s in senders(shape) if s.channel == "email"][:POOL]
     pool = ",\n".join(json.dumps(list(message(s, rng))).replace("[", "{", 1)[:-1] + "}" for s in emails)
-    path.write_text(_LUA % {"pool": "{\n" + pool + "\n}", "prefix": json.dumps(prefix), "key": key, "path": PATH})
+    lua = _LUA % {"pool": "{\n" + pool + "\n}", "prefix": json.dumps(prefix), "key": key, "path": PATH}
+    path.write_text(lua + LUA_COUNTS)
     return path
 
 
