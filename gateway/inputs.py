@@ -89,12 +89,22 @@ class _PlainYaml(yaml.SafeLoader):
 
 
 def _plain(value: Any) -> Any:
-    """YAML's dates and times become ISO text, as JSON would carry them."""
+    """YAML as JSON would carry it: dates and times become ISO text; what JSON has no form for
+    (`!!binary`, `!!set`, ...) is refused, so that it cannot slip past the checks made on text."""
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_plain(v) for v in value]
-    return value.isoformat() if hasattr(value, "isoformat") else value
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    raise ValueError(f"not valid here: YAML {type(value).__name__} values have no JSON form")
+
+
+def printable(text: str) -> str:
+    """Text as it can be sent in a page or a header: a lone surrogate written as its escape."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 async def read_json_or_yaml(request: web.Request) -> Any:

@@ -126,6 +126,36 @@ async def test_the_console_is_for_managers_signed_in(client: Any, api: Api, team
     r = await client.get("/manage/rules", allow_redirects=False)
     assert r.status == 303 and r.headers["Location"].startswith("/sign-in?next=")
     await sign_in(page, base, await give_password(api, team.agent), next_path="/manage/rules")
-    assert "not" in (await page.inner_text("main")).lower()
-    forged = await client.post("/manage/rules/drafts", data={"csrf_token": "x"}, allow_redirects=False)
-    assert forged.status in (303, 403)
+    agent_sees = await page.request.get(f"{base}/manage/rules")
+    assert agent_sees.status == 403 and "/manage/rules/drafts" not in await agent_sees.text()
+    # A manager signed in, and a form that did not come from our page (its token is wrong): refused.
+    await page.context.clear_cookies()
+    await sign_in(page, base, await give_password(api, team.manager), next_path="/manage/rules")
+    forged = await page.request.post(f"{base}/manage/rules/drafts", form={"csrf_token": "x"}, max_redirects=0)
+    assert forged.status == 403 and "did not come from this website" in await forged.text()
+    listed = await page.request.get(f"{base}/v1/rulesets")  # as the manager signed in
+    assert listed.status == 200 and [v for v in (await listed.json())["rulesets"] if v["status"] == "draft"] == []
+
+
+async def test_the_console_refuses_what_no_rule_set_can_hold_with_a_page_not_an_error(
+    client: Any, api: Api, team: Team, page: Page
+) -> None:
+    base = base_url(client)
+    await sign_in(page, base, await give_password(api, team.manager), next_path="/manage/rules")
+    await page.get_by_role("button", name="Start a draft").click()
+    await page.wait_for_url("**/manage/rules/*?drafted=1")
+    v = page.url.rsplit("/", 1)[-1].split("?")[0]
+    editor = page.get_by_label("Rules and test cases (YAML)")
+    for text, shown in (
+        ('rules: []\ntests: []\n"bad\\ud800key": 1\n', "bad\\ud800key"),  # a lone surrogate, in the path shown
+        ("rules: []\ntests: []\nnote: !!binary AGFiYw==\n", "no JSON form"),  # bytes holding a NUL
+    ):
+        await editor.fill(text)
+        async with page.expect_response(f"**/manage/rules/{v}") as saved:
+            await page.get_by_role("button", name="Save draft").click()
+        assert (await saved.value).status == 422
+        assert shown in await page.get_by_role("alert").inner_text()
+    too_long = "rules: []\ntests: []\n#" + "x" * 400_000 + "\n"
+    token = await page.locator("input[name=csrf_token]").first.get_attribute("value")
+    r = await page.request.post(f"{base}/manage/rules/{v}", form={"csrf_token": token or "", "rules": too_long})
+    assert r.status == 413 and "longer than a rule set may be" in await r.text()

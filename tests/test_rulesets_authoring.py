@@ -227,6 +227,10 @@ async def test_edits_and_requests_that_cannot_be_used_are_refused_clearly(client
     assert "aliases" in refused["error"]["message"]
     broken = await _json(await client.put(f"/v1/rulesets/{v}", headers=yaml_headers, data="rules: [\n"), 400)
     assert broken["error"]["code"] == "malformed_yaml"
+    # YAML values JSON has no form for (here bytes holding a NUL) are refused, never stored or a 500.
+    binary = "rules: []\ntests: []\nnote: !!binary AGFiYw==\n"
+    nul = await _json(await client.put(f"/v1/rulesets/{v}", headers=yaml_headers, data=binary), 400)
+    assert nul["error"]["code"] == "malformed_yaml" and "no JSON form" in nul["error"]["message"]
     extra = await _json(await client.put(f"/v1/rulesets/{v}", headers=m, json={**draft_body(), "colour": 1}), 422)
     assert extra["error"]["details"][0]["field"] == "colour"
     bad_when = draft_body({"id": "x", "description": "X", "when": {"subject_has": ["(.*)+"]}, "then": {}})
@@ -238,6 +242,9 @@ async def test_edits_and_requests_that_cannot_be_used_are_refused_clearly(client
     assert (await client.post("/v1/rulesets/rollback", headers=m, json={"version": v, "reason": "x"})).status == 409
     assert (await client.post(f"/v1/rulesets/{v}/publish", headers=m, json={"reason": ""})).status == 422
     assert (await client.post("/v1/rulesets/999/simulate", headers=m, json={})).status == 404
+    assert (await _json(await client.get(f"/v1/rulesets/{v}?format=toml", headers=m), 422))["error"]["details"][0][
+        "field"
+    ] == "format"
     admin = await client.post(f"/v1/rulesets/{v}/publish", headers=bearer(keys["admin"]), json={"reason": "x"})
     assert admin.status == 403  # a person publishes, as themselves
 

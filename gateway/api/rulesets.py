@@ -37,7 +37,10 @@ async def get_one(request: web.Request) -> web.Response:
     found = await store.get_ruleset(request.app[POOL], _version(request))
     if found is None:
         raise NotFound(f"rule set version {request.match_info['version']} does not exist")
-    if request.query.get("format") == "yaml":
+    wanted = request.query.get("format", "json")
+    if wanted not in ("json", "yaml"):
+        raise field_error("format", "json or yaml")
+    if wanted == "yaml":
         return web.Response(text=authoring.as_yaml(found), content_type="application/yaml")
     return web.json_response(found)
 

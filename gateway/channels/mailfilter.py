@@ -28,8 +28,8 @@ from ..rules.context import CaseView
 from ..runtime import RUNTIME, Runtime
 from ..settings import NO_REINJECT, SettingsError
 from .base import drive
-from .email import contact_from_message, read_message
-from .email.webhook import mail_limits
+from .email import contact_from_message
+from .email.webhook import mail_limits, read_raw
 from .fastagi import allowed
 from .mailheaders import rewrite
 
@@ -70,7 +70,7 @@ async def contact_from_mail(mail: FilteredMail, rt: Runtime) -> InboundContact |
     if len(mail.content) > limits.max_bytes:
         why = f"a message of {len(mail.content)} bytes is over GATEWAY_EMAIL_MAX_BYTES ({limits.max_bytes})"
         return Rejected("malformed", why + "; passed on undecided", "email", mail.mail_from)
-    msg = replace(read_message(mail.content, limits), envelope_sender=mail.mail_from)
+    msg = replace(await read_raw(mail.content, limits), envelope_sender=mail.mail_from)  # large: in a thread
     contact = await contact_from_message(msg, rt)
     if isinstance(contact, InboundContact) and contact.provider_id is None:
         # No Message-ID: Postfix's retry sends the same bytes, so they make the idempotency key.

@@ -109,6 +109,7 @@ class DecideService:
     async def _counted(
         self, contact: InboundContact, contact_id: str, handle: SenderHandle, received: datetime
     ) -> Decision:
+        # Read again after the claim's await: a restriction changed meanwhile is in force for this contact.
         match = self.index.match(handle.kind, handle.value, withheld=handle.withheld, on_behalf_of=contact.on_behalf_of)
         compiled = self.contexts.rules.compiled
         specs = self.counting.needed(compiled, match, contact.channel, received)

@@ -16,7 +16,7 @@ from ..appkeys import POOL, SETTINGS
 from ..decide.simulate import SimulationParams
 from ..errors import DomainError
 from ..http import PageShown
-from ..inputs import INT_MAX, parse_yaml, unstorable_path
+from ..inputs import INT_MAX, parse_yaml, printable, unstorable_path
 from ..rules.compiled import compile_ruleset
 from ..rules.ruleset import RuleSetError
 from ..store import rulesets as store
@@ -43,8 +43,8 @@ async def _manager(request: web.Request) -> StaffSession:
 async def _form(request: web.Request, session: StaffSession) -> dict[str, str]:
     """The posted form, from this gateway's own page (its CSRF token), within the size a rule set may have."""
     form = await read_form(request, FORM_MAX)
-    if form is None:
-        lines = ["The rules sent are longer than a rule set may be."]
+    if form is None or len(form.get("rules", "")) > TEXT_MAX:  # refused whole, never cut to fit
+        lines = [f"The rules sent are longer than a rule set may be ({TEXT_MAX:,} characters)."]
         raise PageShown(
             await render(request, "message.html", {"title": "Too much was sent", "lines": lines}, status=413)
         )
@@ -107,16 +107,19 @@ async def save(request: web.Request) -> web.Response:
     session = await _manager(request)
     version = _version_of(request)
     form = await _form(request, session)
-    text = str(form.get("rules", ""))[:TEXT_MAX]
+    text = str(form.get("rules", ""))
     try:
         data = parse_yaml(text)
         where = unstorable_path(data)
         if where is not None:
-            raise RuleSetError([{"field": where or "(root)", "message": "a character no record can hold (NUL)"}])
+            message = "a character no record can hold (NUL or a lone surrogate)"
+            raise RuleSetError([{"field": where or "(root)", "message": message}])
         ruleset, _ = authoring.parse_edit(version, data)
     except ValueError as exc:  # RuleSetError too: each error with its path
         errors = getattr(exc, "errors", None) or [{"field": "(the text)", "message": str(exc)}]
-        return await _version_page(request, version, status=422, text=text, errors=errors)
+        # A path may hold the very character refused (a "\ud800" key): shown escaped, as a page can be sent.
+        shown = [{k: printable(str(v)) for k, v in e.items()} for e in errors]
+        return await _version_page(request, version, status=422, text=text, errors=shown)
     dumped = authoring.stored_form(ruleset)
     note = str(form.get("note", "")).strip()[:300] or None
     try:
