@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from gateway.app import create_app
 from gateway.auth import create_key, forget_shared, hash_key
 from gateway.contactlog import ContactRecord
+from gateway.decide import idempotency
 from gateway.decide.idempotency import key
 from gateway.rediskeys import API_KEY
 from gateway.runtime import RUNTIME
@@ -80,8 +81,8 @@ async def test_a_revoked_keys_shared_copy_is_removed(conn, settings):
 
 
 async def test_two_attempts_at_once_are_one_contact(client, keys, conn):
-    """Uncounted contacts claim in the log's batch: attempts of one provider id sent together (one
-    batch, or one finding the other's claim) are answered with one contact id and logged once."""
+    """Uncounted contacts are claimed by the log's batch statement: attempts of one provider id sent
+    together (one batch, or two) are answered with one contact id and logged once."""
     headers = bearer(keys["channel"])
     call = {**CALL, "provider_id": "CA-twice"}
     replies = await asyncio.gather(*(client.post("/v1/contacts", headers=headers, json=call) for _ in range(4)))
@@ -89,6 +90,42 @@ async def test_two_attempts_at_once_are_one_contact(client, keys, conn):
     assert sorted(r.status for r in replies) == [200, 200, 200, 201]
     assert len({a["contact_id"] for a in answers}) == 1
     assert await conn.fetchval("SELECT count(*) FROM contacts WHERE provider_id = 'CA-twice'") == 1
+
+
+async def test_attempts_at_two_processes_at_once_are_one_contact(client, keys, settings, conn):
+    """No Redis claim while the database answers: the log's unique key makes the attempt in the other
+    process's batch wait for the first one's outcome, and answers it with the first contact id."""
+    headers = bearer(keys["channel"])
+    async with TestClient(TestServer(create_app(settings))) as other:
+        for n in range(5):
+            call = {**CALL, "provider_id": f"CA-two-processes-{n}"}
+            replies = await asyncio.gather(
+                *(c.post("/v1/contacts", headers=headers, json=call) for c in (client, other, client, other))
+            )
+            answers = [await r.json() for r in replies]
+            assert sorted(r.status for r in replies) == [200, 200, 200, 201]
+            assert len({a["contact_id"] for a in answers}) == 1
+    logged = await conn.fetchval("SELECT count(*) FROM contacts WHERE provider_id LIKE 'CA-two-processes-%'")
+    assert logged == 5
+
+
+async def test_an_unrestricted_contact_is_answered_before_redis_hears_of_it(client, keys, settings, monkeypatch):
+    """The reply waits for the commit only; the answer reaches Redis afterwards, with others in one call."""
+    monkeypatch.setattr(idempotency, "REMEMBER_WITHIN", 1.0)
+    headers = bearer(keys["channel"])
+    redis = aioredis.from_url(settings.redis_url)
+    try:
+        calls = [{**CALL, "provider_id": f"CA-no-redis-{n}"} for n in range(3)]
+        replies = await asyncio.gather(*(client.post("/v1/contacts", headers=headers, json=c) for c in calls))
+        assert [r.status for r in replies] == [201, 201, 201]
+        keys_of = [key("phone", c["provider_id"]) for c in calls]
+        assert await redis.mget(keys_of) == [None, None, None]  # no claim was made before the reply
+        await asyncio.sleep(1.5)
+        held = await redis.mget(keys_of)
+        for reply, value in zip(replies, held, strict=True):
+            assert value is not None and (await reply.json())["contact_id"] in value.decode()
+    finally:
+        await redis.aclose()
 
 
 async def test_a_claim_asked_again_is_recognised_as_its_own(client, keys, settings):

@@ -4,9 +4,12 @@ One writer task takes every record queued while the previous batch was committin
 with load and there is no fixed timer. A replay loop pushes spooled records back once PostgreSQL
 answers again.
 
-Before a record with a provider id becomes durable (committed or spooled) it claims that provider
-id through the owner's `Claims`, once for its whole batch: a record that finds the provider id
-answered or in flight elsewhere is not logged, and its caller hears the earlier answer instead.
+A commit that answers in time needs no other check: the batch statement claims every provider id
+on the log's unique key, and a retry hears the answer already logged. Only a record that may go to
+the spool claims its provider id through the owner's `Claims` (Redis) first, once for its whole
+batch: when its commit is slower than CLAIM_AFTER (it may be hanging), when the database fails, and
+while the breaker is open. A record that finds the provider id answered or in flight elsewhere is
+then not spooled, and its caller hears the earlier answer instead.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,6 +37,9 @@ _DB_TIMEOUT = 2.0
 # A commit that has not finished by then means the database is slow: the breaker trips and the
 # batch's callers are answered from the spool instead of waiting out their whole `wait`.
 SLOW_COMMIT = 0.5
+# A commit not finished by then may be hanging: its provider ids are claimed in Redis now, so that a
+# retry arriving meanwhile (at any process) finds them, and waits for this answer, before either is spooled.
+CLAIM_AFTER = 0.1
 REPLAY_EVERY = 1.0
 
 OnLogged = Callable[[list[ContactRecord]], Coroutine[Any, Any, None]]
@@ -64,6 +70,7 @@ class _Item:
     line: str  # the record as a row of a batch (its JSON)
     fut: asyncio.Future[Appended]
     claimed: bool  # its provider id is claimed already (or it has none to claim)
+    held: Appended | None = None  # its claim lost: what its caller hears instead (it is not spooled)
 
 
 class ContactLog:
@@ -110,26 +117,28 @@ class ContactLog:
             return await self._spool_now(item)
 
     async def _spool_now(self, item: _Item) -> Appended:
-        if (answered := (await self._claim([item])).get(0)) is not None:
-            return answered
+        await self._claim([item])
+        if item.held is not None:
+            return item.held
         if await self._spool_safely([item.record]):
             self._logged([item.record])
         return Appended(spooled=True)
 
-    async def _claim(self, items: list[_Item]) -> dict[int, Appended]:
-        """Claim the provider ids of these items not claimed yet, in one call; {index: answer} for
-        the items that lost (their callers hear that answer; they are not logged)."""
-        todo = [i for i, item in enumerate(items) if not item.claimed]
+    async def _claim(self, items: list[_Item]) -> None:
+        """Claim the provider ids of these items not claimed yet, in one call. An item that lost
+        keeps in `held` the answer its caller is to hear (it is not logged)."""
+        todo = [item for item in items if not item.claimed]
         if not todo or self._claims is None:
-            return {}
-        for i in todo:
-            items[i].claimed = True  # before the call: an item is never claimed twice (it would find its own claim)
+            return
+        for item in todo:
+            item.claimed = True  # before the call: an item is never claimed twice (it would find its own claim)
         try:
-            outcomes = await self._claims.claim([items[i].record for i in todo])
+            outcomes = await self._claims.claim([item.record for item in todo])
         except Exception:  # never leave a batch unanswered: the log's unique key still decides
             log.exception("contact log: claiming %d provider id(s) failed; the log's unique key decides", len(todo))
-            return {}
-        return {i: outcome for i, outcome in zip(todo, outcomes, strict=True) if outcome is not None}
+            return
+        for item, outcome in zip(todo, outcomes, strict=True):
+            item.held = outcome
 
     async def _run(self) -> None:
         """Take what queued while a slot was busy; at most `log_flushes_in_flight` commits at once
@@ -160,18 +169,14 @@ class ContactLog:
             items.append(self._queue.get_nowait())
         return items
 
-    async def _flush(self, everything: list[_Item]) -> None:
-        lost = await self._claim(everything)  # before the watchdog: a slow Redis is not a slow database
-        for i, answered in lost.items():
-            if not everything[i].fut.done():
-                everything[i].fut.set_result(answered)
-        batch = [item for i, item in enumerate(everything) if i not in lost]
+    async def _flush(self, batch: list[_Item]) -> None:
         records = [item.record for item in batch]
         results = [Appended(spooled=True) for _ in records]
-        watchdog = asyncio.get_running_loop().call_later(SLOW_COMMIT, self._commit_is_slow, batch)
+        loop = asyncio.get_running_loop()
+        claiming: list[asyncio.Task[None]] = []  # the claim of a commit that is slow, once started
+        claimer = loop.call_later(CLAIM_AFTER, lambda: claiming.append(self._background_task(self._claim(batch))))
+        watchdog = loop.call_later(SLOW_COMMIT, self._commit_is_slow, batch, claiming)
         try:
-            if not batch:
-                return
             rows = store.Batch.of(item.line for item in batch)
             async with self._pool.acquire(timeout=_DB_TIMEOUT) as conn:
                 duplicates = await store.write_batch(conn, rows, timeout=_DB_TIMEOUT)
@@ -181,26 +186,31 @@ class ContactLog:
         except store.RECORD_ERRORS as exc:
             # A bad record must not take its batch-mates down with it: write them one by one.
             log.exception("contact log: batch of %d failed (%r); writing one by one", len(records), exc)
-            results = [await self._write_alone(r) for r in records]
+            results = [await self._write_alone(item) for item in batch]
         except Exception as exc:  # anything else is an outage: spool, replay later
             log.warning("contact log: database unavailable (%r); spooling %d record(s)", exc, len(records))
             self.breaker.trip(repr(exc))
-            if await self._spool_safely(records):
-                self._logged(records)
+            claimer.cancel()
+            await self._answer_from_spool(batch, claiming)
         finally:
+            claimer.cancel()
             watchdog.cancel()
             for item, result in zip(batch, results, strict=True):
                 if not item.fut.done():
                     item.fut.set_result(result)
 
-    def _commit_is_slow(self, batch: list[_Item]) -> None:
+    def _commit_is_slow(self, batch: list[_Item], claiming: list[asyncio.Task[None]]) -> None:
         """Spool the waiting records now. If the commit finishes after all, replay skips them by id."""
         self.breaker.trip(f"a commit took longer than {SLOW_COMMIT} s")
         waiting = [item for item in [*batch, *self._drain_queue()] if not item.fut.done()]
         if waiting:
-            task = asyncio.create_task(self._answer_from_spool(waiting))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._background_task(self._answer_from_spool(waiting, claiming))
+
+    def _background_task(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
 
     def _drain_queue(self) -> list[_Item]:
         """What is queued behind the slow commits: it would wait for their slots, so it is spooled too."""
@@ -216,18 +226,19 @@ class ContactLog:
             self._queue.put_nowait(None)
         return items
 
-    async def _answer_from_spool(self, waiting: list[_Item]) -> None:
-        lost = await self._claim(waiting)  # what was queued behind the slow commits is not claimed yet
-        for i, answered in lost.items():
-            if not waiting[i].fut.done():
-                waiting[i].fut.set_result(answered)
-        waiting = [item for i, item in enumerate(waiting) if i not in lost]
-        records = [item.record for item in waiting]
+    async def _answer_from_spool(self, waiting: list[_Item], claiming: Sequence[asyncio.Task[None]] = ()) -> None:
+        """Claim what is not claimed yet (after the claim already under way, if any), then spool
+        every record whose claim did not lose; each caller hears its answer."""
+        for task in claiming:
+            await asyncio.wait([task])
+        await self._claim(waiting)
+        spooled = [item for item in waiting if item.held is None and not item.fut.done()]
+        records = [item.record for item in spooled]
         if await self._spool_safely(records):
             self._logged(records)
         for item in waiting:
             if not item.fut.done():
-                item.fut.set_result(Appended(spooled=True))
+                item.fut.set_result(item.held or Appended(spooled=True))
 
     async def _spool_safely(self, records: list[ContactRecord], path: Path | None = None) -> bool:
         """Write to the spool; if even that fails the caller is still answered, and we say so loudly."""
@@ -247,14 +258,13 @@ class ContactLog:
     def _logged(self, records: list[ContactRecord]) -> None:
         """Once durable (committed or spooled): the owner's hook, remembering decisions for retries."""
         if records and self._on_logged is not None:
-            task = asyncio.create_task(self._on_logged(records))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._background_task(self._on_logged(records))
 
-    async def _write_alone(self, record: ContactRecord) -> Appended:
+    async def _write_alone(self, item: _Item) -> Appended:
+        record = item.record
         try:
             async with self._pool.acquire(timeout=_DB_TIMEOUT) as conn:
-                duplicates = await store.write_batch(conn, store.Batch.of([record.to_json()]), timeout=_DB_TIMEOUT)
+                duplicates = await store.write_batch(conn, store.Batch.of([item.line]), timeout=_DB_TIMEOUT)
         except store.RECORD_ERRORS as exc:
             # This record itself cannot be written: kept on disk beside the spool, never dropped.
             log.error(
@@ -264,6 +274,9 @@ class ContactLog:
             return Appended(spooled=True)
         except Exception as exc:
             log.warning("contact log: database unavailable (%r); spooling contact %s", exc, record.id)
+            await self._claim([item])
+            if item.held is not None:
+                return item.held
             if await self._spool_safely([record]):
                 self._logged([record])
             return Appended(spooled=True)

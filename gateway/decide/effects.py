@@ -50,7 +50,7 @@ class Effects:
         """Fan the banner out to agent screens; a repeat of an earlier provider id was pushed already,
         and its answer is remembered for the next repeat."""
         if not created:
-            self._spawn(self.idempotency.remember_answer(contact, decision))
+            self.idempotency.remember_answer(contact, decision)
             return
         if decision.banner is None:
             return

@@ -1,14 +1,15 @@
 """The one place that knows whether a provider id was answered before.
 
 A retry of a provider id (Twilio and Amazon Connect retry) gets the answer the first attempt got.
-Redis holds the claim and then the answer; the contact log's unique key on (channel, provider id)
-is the backstop that settles any race Redis could not see.
 
-Most contacts claim their provider id in the contact log's batch, one Redis call for the whole
-batch before it is committed (`claim`), so a decision costs no Redis round trip of its own. A
-contact whose decision counts contacts claims first (`earlier`), so that a retry is not counted
-twice. Either way the claim is made before the record can become durable (committed or spooled):
-a retry arriving while PostgreSQL hangs finds it, and hears the first attempt's answer.
+While PostgreSQL answers, the contact log's batch statement decides: its unique key on (channel,
+provider id) claims each provider id as the row is committed, and a retry is answered from the row
+already there; a contact costs no Redis round trip. Redis is for when the database may not answer:
+every answer made durable is remembered there within REMEMBER_WITHIN (off the reply path, many in one
+call), and a record that may go to the spool (its commit slow, failed, or the breaker open) claims
+its provider id first (`claim`), so a retry arriving while PostgreSQL hangs or is away finds the
+first attempt's claim or answer, and hears that answer. A contact whose decision counts contacts
+claims first (`earlier`), so that a retry is not counted twice.
 """
 
 from __future__ import annotations
@@ -33,17 +34,9 @@ from .redishealth import RedisHealth
 TTL_SECONDS = 7 * 86400
 PENDING = b"pending"
 POLL_SECONDS = 0.005
-# The first durable answer for a provider id stands: a later one (an attempt that gave up waiting
-# for it) never replaces it, so every retry from then on hears the same answer.
-FIRST_ANSWER = """
-local v = redis.call('GET', KEYS[1])
-if v and string.sub(v, 1, 7) ~= 'pending' then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-return 1
-"""
-
-# One call per batch of the contact log: first the answers of records made durable since the last
-# call (FIRST_ANSWER for each), then each provider id of the batch about to be made durable is
+# One call: first the answers of records made durable since the last call (the first durable answer
+# for a provider id stands: a later one, of an attempt that gave up waiting for it, never replaces
+# it, so every retry from then on hears the same answer), then each provider id of the batch about to be made durable is
 # claimed ('pending:<contact id>') unless Redis holds it already. Returns, per claimed key, '' when
 # the claim is ours (also when an earlier try of this very call made it), or what Redis held
 # (another attempt's 'pending…', or the answer given).
@@ -64,9 +57,9 @@ for i = n + 1, #KEYS do
 end
 return out
 """
-# Answers made durable wait this long for the next batch's claim to carry them, then go on their own.
-# A batch follows within a few milliseconds under any load, so nearly every answer rides along;
-# only a repeat sent to another process in that window waits, polling, up to this much longer.
+# Answers made durable are sent to Redis this long after the first of them, all in one call (or
+# sooner, with a claim). Meanwhile a retry is answered from the log; only one that has to be spooled
+# (the database away within this window of the first answer) cannot find it.
 REMEMBER_WITHIN = 0.05
 # A batch's claim that timed out is asked again once, for up to this long, before the batch goes on
 # without it; answers sent on their own have as long.
@@ -81,7 +74,6 @@ def key(channel: str, provider_id: str) -> str:
 class Idempotency:
     def __init__(self, redis: aioredis.Redis, batch: RedisBatch, health: RedisHealth, pool: asyncpg.Pool) -> None:
         self.redis, self.batch, self.health, self.pool = redis, batch, health, pool
-        self._first_answer = redis.register_script(FIRST_ANSWER)
         self._claim_batch = redis.register_script(CLAIM_BATCH)
         self._unsent: list[tuple[str, str]] = []  # answers made durable, not in Redis yet
         self._sender: asyncio.Task[None] | None = None
@@ -165,23 +157,21 @@ class Idempotency:
             return Decision.model_validate(appended.duplicate_of), False
         return decision, True
 
-    async def remember_answer(self, contact: InboundContact, decision: Decision) -> None:
+    def remember_answer(self, contact: InboundContact, decision: Decision) -> None:
         """The answer a repeat was given (the log already held one): the next repeat finds it in Redis
-        instead of waiting on a claim nobody will answer."""
-        if not contact.provider_id:
-            return
-        args = (decision.model_dump_json(), TTL_SECONDS)
-        with contextlib.suppress(RedisError, OSError, TimeoutError):
-            await self._first_answer(keys=[key(contact.channel, contact.provider_id)], args=args)
+        instead of waiting on a claim nobody will answer. Sent with the other answers to remember."""
+        if contact.provider_id:
+            self._queue([(key(contact.channel, contact.provider_id), decision.model_dump_json())])
 
     async def remember(self, records: list[ContactRecord]) -> None:
-        """Once a batch is durable, its decisions answer retries: carried by the next batch's claim,
-        or sent on their own within REMEMBER_WITHIN (a retry meanwhile waits on the 'pending' claim)."""
-        self._unsent += [
-            (key(r.channel, r.provider_id), orjson.dumps(r.decision).decode())
-            for r in records
-            if r.provider_id and r.decision
-        ]
+        """Once a batch is durable, its decisions answer retries: carried by the next claim, or sent
+        on their own within REMEMBER_WITHIN (a retry meanwhile waits on a 'pending' claim, if any)."""
+        answered = [r for r in records if r.provider_id and r.decision]
+        self._queue([(key(r.channel, r.provider_id or ""), orjson.dumps(r.decision).decode()) for r in answered])
+
+    def _queue(self, answers: list[tuple[str, str]]) -> None:
+        """Answers (key, decision JSON) for the next claim, or sent on their own within REMEMBER_WITHIN."""
+        self._unsent += answers
         del self._unsent[:-UNSENT_MAX]  # Redis away a long time: the database holds the oldest
         if self._unsent and (self._sender is None or self._sender.done()):
             self._sender = asyncio.create_task(self._send_soon())

@@ -94,8 +94,9 @@ _DERIVED = {
                            AND lower(c.external_ref) = r.sender)) AS x ORDER BY x)""",
     "case_id": "coalesce(r.case_id, (SELECT k.id FROM cases k WHERE upper(k.reference) = upper(r.case_ref) LIMIT 1))",
 }
-# One statement, so one round trip and atomic without BEGIN/COMMIT: claim the provider ids, write the
-# rows that are not retries, queue their acknowledgements in the outbox, remember the message ids
+# One statement, so one round trip and atomic without BEGIN/COMMIT: claim the provider ids (the
+# idempotency decision: a batch holding the same provider id uncommitted makes this one wait for its
+# outcome), write the rows that are not retries, queue their acknowledgements in the outbox, remember the message ids
 # of email filed on a case (and of its acknowledgement) for threading, and return the retries.
 WRITE_BATCH = f"""
 WITH r AS (
@@ -104,6 +105,7 @@ WITH r AS (
     INSERT INTO contact_provider_ids (channel, provider_id, contact_id, decision)
     SELECT channel, provider_id, id, coalesce(decision, '{{}}') FROM r
     WHERE provider_id IS NOT NULL AND status = 'decided'
+    ORDER BY channel, provider_id  -- one order in every batch: two batches never wait on each other in a circle
     ON CONFLICT DO NOTHING RETURNING contact_id
 ), logged AS (
     INSERT INTO contacts ({", ".join(COLUMNS)})
@@ -139,6 +141,7 @@ async def write_batch(conn: asyncpg.Connection, batch: Batch, timeout: float | N
     retries = await conn.fetch(WRITE_BATCH, batch.json, timeout=timeout)
     if not retries:
         return {}
+    # A statement of its own: it sees an earlier attempt another batch committed while this one waited.
     keys = ([r["channel"] for r in retries], [r["provider_id"] for r in retries])
     earlier = await conn.fetch(EARLIER_DECISIONS, *keys, timeout=timeout)
     by_key = {(e["channel"], e["provider_id"]): e["decision"] for e in earlier}
