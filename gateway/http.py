@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -27,6 +26,7 @@ from .errors import (
     StateConflict,
     Unauthorized,
 )
+from .randomid import new_hex
 from .rules.vocabulary import RulesInvalid
 
 log = logging.getLogger(__name__)
@@ -171,7 +171,7 @@ def _translate(exc: BaseException) -> web.Response | None:
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    rid = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex
+    rid = request.headers.get("X-Request-Id", "")[:64] or new_hex()
     token = logs.request_id.set(rid)
     started = time.perf_counter()
     try:

@@ -63,6 +63,11 @@ def is_withheld(raw: str | None) -> bool:
     return cleaned in WITHHELD_PLACEHOLDERS
 
 
+# A whole UK number (ten digits after the 0 or +44, the first not 0) in its commonest written forms:
+# always possible, and its E.164 form is +44 and those ten digits.
+_UK_WHOLE = re.compile(r"(?:\+44|0)([1-9][0-9]{9})")
+
+
 @functools.lru_cache(maxsize=65_536)
 def normalise_phone(raw: str, region: str = DEFAULT_REGION) -> str:
     """E.164 for anything that could be a number ("possible", not "valid": drama numbers count)."""
@@ -73,6 +78,8 @@ def normalise_phone(raw: str, region: str = DEFAULT_REGION) -> str:
         raise IdentifierError("a phone number is at most 40 characters")
     if text.startswith("00"):
         text = "+" + text[2:]
+    if region == DEFAULT_REGION and (whole := _UK_WHOLE.fullmatch(text.replace(" ", ""))):
+        return "+44" + whole[1]  # what libphonenumber makes of it (tests/test_identifiers.py), ~20x sooner
     try:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException as exc:

@@ -7,6 +7,9 @@ INVALIDATE_CHANNEL = PREFIX + "invalidate"
 PG_INVALIDATE_CHANNEL = "gateway_invalidate"
 # provider id → decision JSON, for idempotent retries: IDEMPOTENCY + channel + ":" + provider_id
 IDEMPOTENCY = PREFIX + "idem:"
+# Set while some process holds contacts in its spool not yet replayed into the log: every process
+# then claims provider ids in Redis before committing (the log's unique key cannot see the spool).
+SPOOLED = PREFIX + "spooled"
 # contact counters for contact_limit and manager rules: COUNTER + counter key
 COUNTER = PREFIX + "count:"
 # acknowledgement rate limits: ACK_LIMIT + sender + ":" + case (or "none"); ACK_LIMIT + "day:" + date + ":" + sender

@@ -109,6 +109,30 @@ async def test_attempts_at_two_processes_at_once_are_one_contact(client, keys, s
     assert logged == 5
 
 
+async def test_a_retry_of_a_contact_spooled_elsewhere_hears_its_answer(client, keys, settings, conn):
+    """One process spooled the first attempt (its breaker open); the retry reaches another process,
+    whose commit would be quick: the log's unique key cannot see the spool, so that process claims
+    in Redis first and answers with the first contact id."""
+    headers = bearer(keys["channel"])
+    async with TestClient(TestServer(create_app(settings))) as other:
+        warm = {**CALL, "provider_id": "CA-warm-up"}
+        assert (await other.post("/v1/contacts", headers=headers, json=warm)).status == 201
+        client.app[RUNTIME].decide.log.breaker.trip("a test: the database is slow for this process")
+        call = {**CALL, "provider_id": "CA-spooled-elsewhere"}
+        first = await client.post("/v1/contacts", headers=headers, json=call)
+        assert first.status == 201
+        await asyncio.sleep(3 * idempotency.SPOOLED_LOOK_EVERY)
+        retry = await other.post("/v1/contacts", headers=headers, json=call)
+        assert retry.status == 200
+        assert (await retry.json())["contact_id"] == (await first.json())["contact_id"]
+        for _ in range(100):  # replayed from the spool: one row, the first attempt's
+            rows = await conn.fetch("SELECT id FROM contacts WHERE provider_id = 'CA-spooled-elsewhere'")
+            if rows:
+                break
+            await asyncio.sleep(0.05)
+        assert [str(r["id"]) for r in rows] == [(await first.json())["contact_id"]]
+
+
 async def test_an_unrestricted_contact_is_answered_before_redis_hears_of_it(client, keys, settings, monkeypatch):
     """The reply waits for the commit only; the answer reaches Redis afterwards, with others in one call."""
     monkeypatch.setattr(idempotency, "REMEMBER_WITHIN", 1.0)

@@ -8,8 +8,9 @@ A commit that answers in time needs no other check: the batch statement claims e
 on the log's unique key, and a retry hears the answer already logged. Only a record that may go to
 the spool claims its provider id through the owner's `Claims` (Redis) first, once for its whole
 batch: when its commit is slower than CLAIM_AFTER (it may be hanging), when the database fails, and
-while the breaker is open. A record that finds the provider id answered or in flight elsewhere is
-then not spooled, and its caller hears the earlier answer instead.
+while the breaker is open; and every batch claims while some spool holds contacts not replayed
+(`must_claim`), which the log's unique key cannot see. A record that finds the provider id answered
+or in flight elsewhere is then not logged, and its caller hears the earlier answer instead.
 """
 
 from __future__ import annotations
@@ -62,6 +63,14 @@ class Claims(Protocol):
     be asked: the log's unique key decides then), or what its caller is to hear instead."""
 
     async def claim(self, records: list[ContactRecord]) -> list[Appended | None]: ...
+
+    def must_claim(self) -> bool:
+        """Whether every batch is to be claimed before it is committed (a spool holds contacts the
+        log's unique key cannot see yet)."""
+        ...
+
+    async def spooling(self) -> None:
+        """This process's spool holds contacts not replayed yet."""
 
 
 @dataclass(eq=False)
@@ -170,6 +179,14 @@ class ContactLog:
         return items
 
     async def _flush(self, batch: list[_Item]) -> None:
+        if self._claims is not None and self._claims.must_claim():
+            await self._claim(batch)
+            for item in batch:
+                if item.held is not None and not item.fut.done():
+                    item.fut.set_result(item.held)
+            batch = [item for item in batch if item.held is None]
+            if not batch:
+                return
         records = [item.record for item in batch]
         results = [Appended(spooled=True) for _ in records]
         loop = asyncio.get_running_loop()
@@ -297,7 +314,11 @@ class ContactLog:
     async def _replay_loop(self) -> None:
         while True:
             await asyncio.sleep(REPLAY_EVERY)
-            if self.spool.files() and not self.breaker.open:  # no connections spent on a database known away
+            if not self.spool.files():
+                continue
+            if self._claims is not None:
+                await self._claims.spooling()
+            if not self.breaker.open:  # no connections spent on a database known away
                 try:
                     await self.replay()
                 except Exception as exc:  # the database is still away: what is claimed stays for next round

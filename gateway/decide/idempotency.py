@@ -10,6 +10,10 @@ call), and a record that may go to the spool (its commit slow, failed, or the br
 its provider id first (`claim`), so a retry arriving while PostgreSQL hangs or is away finds the
 first attempt's claim or answer, and hears that answer. A contact whose decision counts contacts
 claims first (`earlier`), so that a retry is not counted twice.
+
+A spooled contact is not in the log yet, so its unique key cannot answer a retry of it: from the
+moment a process claims (it may spool) until every spool is replayed, the SPOOLED flag is up in
+Redis, and while it is, every batch claims its provider ids before it is committed.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from redis.exceptions import RedisError
 from ..contact import Decision, InboundContact
 from ..contactlog import Appended, ContactRecord
 from ..redisbatch import RedisBatch
-from ..rediskeys import IDEMPOTENCY
+from ..rediskeys import IDEMPOTENCY, SPOOLED
 from ..store.contacts import earlier_decision
 from .detached import detached
 from .redishealth import RedisHealth
@@ -36,24 +40,27 @@ PENDING = b"pending"
 POLL_SECONDS = 0.005
 # One call: first the answers of records made durable since the last call (the first durable answer
 # for a provider id stands: a later one, of an attempt that gave up waiting for it, never replaces
-# it, so every retry from then on hears the same answer), then each provider id of the batch about to be made durable is
-# claimed ('pending:<contact id>') unless Redis holds it already. Returns, per claimed key, '' when
-# the claim is ours (also when an earlier try of this very call made it), or what Redis held
-# (another attempt's 'pending…', or the answer given).
-# KEYS: the n remembered keys, then the m keys to claim. ARGV: ttl, n, the n answers, the m contact ids.
+# it, so every retry from then on hears the same answer); then, when there are claims, the SPOOLED
+# flag is raised, and each provider id about to be made durable is claimed ('pending:<contact id>')
+# unless Redis holds it already. Returns, per claimed key, '' when the claim is ours (also when an
+# earlier try of this very call made it), or what Redis held (another attempt's 'pending…', or the
+# answer given).
+# KEYS: SPOOLED, the n remembered keys, the m keys to claim. ARGV: ttl, n, the flag's ttl, the n
+# answers, the m contact ids.
 CLAIM_BATCH = """
-local ttl, n = ARGV[1], tonumber(ARGV[2])
-for i = 1, n do
+local ttl, n, flag_ttl = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+for i = 2, n + 1 do
   local v = redis.call('GET', KEYS[i])
   if not v or string.sub(v, 1, 7) == 'pending' then redis.call('SET', KEYS[i], ARGV[i + 2], 'EX', ttl) end
 end
+if #KEYS > n + 1 then redis.call('SET', KEYS[1], '1', 'EX', flag_ttl) end
 local out = {}
-for i = n + 1, #KEYS do
+for i = n + 2, #KEYS do
   local mine = 'pending:' .. ARGV[i + 2]
   local v = redis.call('GET', KEYS[i])
-  if not v then redis.call('SET', KEYS[i], mine, 'EX', ttl); out[i - n] = ''
-  elseif v == mine then out[i - n] = ''
-  else out[i - n] = v end
+  if not v then redis.call('SET', KEYS[i], mine, 'EX', ttl); out[i - n - 1] = ''
+  elseif v == mine then out[i - n - 1] = ''
+  else out[i - n - 1] = v end
 end
 return out
 """
@@ -65,6 +72,10 @@ REMEMBER_WITHIN = 0.05
 # without it; answers sent on their own have as long.
 CLAIM_PATIENCE = 1.0
 UNSENT_MAX = 10_000
+# The SPOOLED flag lasts this long after the last claim or sign of a spool not yet replayed; every
+# process looks at it this often (so a retry of a contact spooled this long ago at most can miss it).
+SPOOLED_TTL = 5
+SPOOLED_LOOK_EVERY = 0.1
 
 
 def key(channel: str, provider_id: str) -> str:
@@ -77,6 +88,37 @@ class Idempotency:
         self._claim_batch = redis.register_script(CLAIM_BATCH)
         self._unsent: list[tuple[str, str]] = []  # answers made durable, not in Redis yet
         self._sender: asyncio.Task[None] | None = None
+        self._spooled_until = 0.0  # (loop time) until then, a spool may hold contacts not replayed
+        self._watcher: asyncio.Task[None] | None = None
+
+    def must_claim(self) -> bool:
+        """Whether a batch is to claim its provider ids before it is committed: some process may
+        hold spooled contacts that the log's unique key cannot see yet."""
+        if self._watcher is None:
+            self._watcher = asyncio.create_task(self._watch_spooled(), name="spooled-flag")
+        return asyncio.get_running_loop().time() < self._spooled_until
+
+    async def spooling(self) -> None:
+        """This process holds spooled contacts not replayed yet: the flag stays up."""
+        self._spooled_until = asyncio.get_running_loop().time() + SPOOLED_TTL
+        if self.health.usable():
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                async with asyncio.timeout(self.health.budget):
+                    await self.batch.call("set", SPOOLED, "1", ex=SPOOLED_TTL)
+
+    async def _watch_spooled(self) -> None:
+        """Look at the SPOOLED flag every SPOOLED_LOOK_EVERY (Redis away: claims could not be made anyway)."""
+        while True:
+            await asyncio.sleep(SPOOLED_LOOK_EVERY)
+            if not self.health.usable():
+                continue
+            try:
+                async with asyncio.timeout(self.health.budget):
+                    left = await self.batch.call("pttl", SPOOLED)
+            except (RedisError, OSError, TimeoutError):
+                continue
+            if left and left > 0:
+                self._spooled_until = max(self._spooled_until, asyncio.get_running_loop().time() + left / 1000)
 
     async def claim(self, records: list[ContactRecord]) -> list[Appended | None]:
         """The contact log's `Claims`: claim these records' provider ids in one call, just before
@@ -84,6 +126,7 @@ class Idempotency:
         if not self.health.usable():
             return [None] * len(records)
         claims = [(key(r.channel, r.provider_id or ""), str(r.id)) for r in records]
+        self._spooled_until = asyncio.get_running_loop().time() + SPOOLED_TTL  # raised with the claim
         try:
             try:
                 held = await self._send(claims, self.health.budget)
@@ -101,8 +144,9 @@ class Idempotency:
         """One call: the answers waiting to be remembered, and these claims (key, contact id). The
         answers go back in the queue if the call fails."""
         unsent, self._unsent = self._unsent, []
-        keys = [k for k, _ in unsent] + [k for k, _ in claims]
-        args: list[str | int] = [TTL_SECONDS, len(unsent), *(a for _, a in unsent), *(cid for _, cid in claims)]
+        keys = [SPOOLED, *(k for k, _ in unsent), *(k for k, _ in claims)]
+        args: list[str | int] = [TTL_SECONDS, len(unsent), SPOOLED_TTL]
+        args += [*(a for _, a in unsent), *(cid for _, cid in claims)]
         try:
             async with asyncio.timeout(budget):
                 held: list[bytes] = await self._claim_batch(keys=keys, args=args)
@@ -178,6 +222,9 @@ class Idempotency:
 
     async def close(self) -> None:
         """At shutdown (after the contact log drained): the answers not sent yet, one last try."""
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
         if self._sender is not None:
             self._sender.cancel()
             await asyncio.gather(self._sender, return_exceptions=True)
