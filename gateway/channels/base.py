@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
-import orjson
 from aiohttp import web
 
 from ..contact import Decision, InboundContact, degraded_decision, implausible_received_at
@@ -79,8 +78,9 @@ def checked(parsed: InboundContact | Rejected, now: datetime) -> InboundContact 
 
 def json_reply(decision: Decision, created: bool) -> web.StreamResponse:
     """The decide contract's reply: 201 for a new contact, 200 for a repeat of a provider id."""
-    body = orjson.dumps(decision.as_json())  # built once for the log row too (Decision.as_json)
-    return web.Response(body=body, status=201 if created else 200, content_type="application/json", charset="utf-8")
+    return web.Response(
+        text=decision.model_dump_json(), status=201 if created else 200, content_type="application/json"
+    )
 
 
 def http_handler(channel: HttpChannel) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:

@@ -70,7 +70,7 @@ class Claims(Protocol):
         ...
 
     async def spooling(self) -> None:
-        """This process's spool holds contacts not replayed yet."""
+        """This process is spooling contacts, or its spool holds contacts not replayed yet."""
 
 
 @dataclass(eq=False)
@@ -258,7 +258,10 @@ class ContactLog:
                 item.fut.set_result(item.held or Appended(spooled=True))
 
     async def _spool_safely(self, records: list[ContactRecord], path: Path | None = None) -> bool:
-        """Write to the spool; if even that fails the caller is still answered, and we say so loudly."""
+        """Write to the spool; if even that fails the caller is still answered, and we say so loudly.
+        Before that, every process is told a spool holds contacts (so their batches claim first)."""
+        if path is None and records and self._claims is not None:
+            await self._claims.spooling()
         try:
             await asyncio.to_thread(self.spool.write, records, path)
             return True

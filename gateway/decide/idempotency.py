@@ -11,8 +11,8 @@ its provider id first (`claim`), so a retry arriving while PostgreSQL hangs or i
 first attempt's claim or answer, and hears that answer. A contact whose decision counts contacts
 claims first (`earlier`), so that a retry is not counted twice.
 
-A spooled contact is not in the log yet, so its unique key cannot answer a retry of it: from the
-moment a process claims (it may spool) until every spool is replayed, the SPOOLED flag is up in
+A spooled contact is not in the log yet, so its unique key cannot answer a retry of it: from just
+before a process answers from its spool until every spool is replayed, the SPOOLED flag is up in
 Redis, and while it is, every batch claims its provider ids before it is committed.
 """
 
@@ -40,27 +40,24 @@ PENDING = b"pending"
 POLL_SECONDS = 0.005
 # One call: first the answers of records made durable since the last call (the first durable answer
 # for a provider id stands: a later one, of an attempt that gave up waiting for it, never replaces
-# it, so every retry from then on hears the same answer); then, when there are claims, the SPOOLED
-# flag is raised, and each provider id about to be made durable is claimed ('pending:<contact id>')
-# unless Redis holds it already. Returns, per claimed key, '' when the claim is ours (also when an
-# earlier try of this very call made it), or what Redis held (another attempt's 'pending…', or the
-# answer given).
-# KEYS: SPOOLED, the n remembered keys, the m keys to claim. ARGV: ttl, n, the flag's ttl, the n
-# answers, the m contact ids.
+# it, so every retry from then on hears the same answer), then each provider id about to be made
+# durable is claimed ('pending:<contact id>') unless Redis holds it already. Returns, per claimed
+# key, '' when the claim is ours (also when an earlier try of this very call made it), or what Redis
+# held (another attempt's 'pending…', or the answer given).
+# KEYS: the n remembered keys, then the m keys to claim. ARGV: ttl, n, the n answers, the m contact ids.
 CLAIM_BATCH = """
-local ttl, n, flag_ttl = ARGV[1], tonumber(ARGV[2]), ARGV[3]
-for i = 2, n + 1 do
+local ttl, n = ARGV[1], tonumber(ARGV[2])
+for i = 1, n do
   local v = redis.call('GET', KEYS[i])
   if not v or string.sub(v, 1, 7) == 'pending' then redis.call('SET', KEYS[i], ARGV[i + 2], 'EX', ttl) end
 end
-if #KEYS > n + 1 then redis.call('SET', KEYS[1], '1', 'EX', flag_ttl) end
 local out = {}
-for i = n + 2, #KEYS do
+for i = n + 1, #KEYS do
   local mine = 'pending:' .. ARGV[i + 2]
   local v = redis.call('GET', KEYS[i])
-  if not v then redis.call('SET', KEYS[i], mine, 'EX', ttl); out[i - n - 1] = ''
-  elseif v == mine then out[i - n - 1] = ''
-  else out[i - n - 1] = v end
+  if not v then redis.call('SET', KEYS[i], mine, 'EX', ttl); out[i - n] = ''
+  elseif v == mine then out[i - n] = ''
+  else out[i - n] = v end
 end
 return out
 """
@@ -72,8 +69,9 @@ REMEMBER_WITHIN = 0.05
 # without it; answers sent on their own have as long.
 CLAIM_PATIENCE = 1.0
 UNSENT_MAX = 10_000
-# The SPOOLED flag lasts this long after the last claim or sign of a spool not yet replayed; every
-# process looks at it this often (so a retry of a contact spooled this long ago at most can miss it).
+# The SPOOLED flag lasts this long after a contact was spooled or a spool was seen not replayed yet;
+# every process looks at it this often (a retry of a contact spooled this long ago at most, reaching
+# another process whose commit is quick, can miss it).
 SPOOLED_TTL = 5
 SPOOLED_LOOK_EVERY = 0.1
 
@@ -99,7 +97,8 @@ class Idempotency:
         return asyncio.get_running_loop().time() < self._spooled_until
 
     async def spooling(self) -> None:
-        """This process holds spooled contacts not replayed yet: the flag stays up."""
+        """This process is spooling contacts, or holds spooled contacts not replayed yet: the flag
+        goes (or stays) up."""
         self._spooled_until = asyncio.get_running_loop().time() + SPOOLED_TTL
         if self.health.usable():
             with contextlib.suppress(RedisError, OSError, TimeoutError):
@@ -126,7 +125,6 @@ class Idempotency:
         if not self.health.usable():
             return [None] * len(records)
         claims = [(key(r.channel, r.provider_id or ""), str(r.id)) for r in records]
-        self._spooled_until = asyncio.get_running_loop().time() + SPOOLED_TTL  # raised with the claim
         try:
             try:
                 held = await self._send(claims, self.health.budget)
@@ -144,9 +142,8 @@ class Idempotency:
         """One call: the answers waiting to be remembered, and these claims (key, contact id). The
         answers go back in the queue if the call fails."""
         unsent, self._unsent = self._unsent, []
-        keys = [SPOOLED, *(k for k, _ in unsent), *(k for k, _ in claims)]
-        args: list[str | int] = [TTL_SECONDS, len(unsent), SPOOLED_TTL]
-        args += [*(a for _, a in unsent), *(cid for _, cid in claims)]
+        keys = [k for k, _ in unsent] + [k for k, _ in claims]
+        args: list[str | int] = [TTL_SECONDS, len(unsent), *(a for _, a in unsent), *(cid for _, cid in claims)]
         try:
             async with asyncio.timeout(budget):
                 held: list[bytes] = await self._claim_batch(keys=keys, args=args)

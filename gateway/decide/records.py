@@ -41,7 +41,7 @@ def decided_record(
     ack_note: str | None = None,
 ) -> ContactRecord:
     m = decision.matched
-    answered = decision.as_json()  # the row's JSON columns are parts of it, and the reply is it
+    answered = decision.model_dump(mode="json")  # once: the row's JSON columns are parts of it
     return ContactRecord(
         id=uuid.UUID(decision.contact_id),
         received_at=received,

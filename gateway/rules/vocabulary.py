@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .params import Channel
 
@@ -97,23 +97,6 @@ class Decision(BaseModel):
     ruleset_version: int | None = None
     degraded: bool = False
     received_at: datetime | None = None
-    _as_json: dict[str, Any] | None = PrivateAttr(default=None)
-
-    def as_json(self) -> dict[str, Any]:
-        """The decision as JSON values (`model_dump(mode="json")`), built once: the log row, the reply
-        and the answer remembered for retries all carry it. Setting a field builds it again; a part
-        (the banner, a reason) is not to be changed in place once it has been built."""
-        if self._as_json is None:
-            self._as_json = self.model_dump(mode="json")
-        return self._as_json
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if not name.startswith("_"):
-            self._as_json = None
-        super().__setattr__(name, value)
-
-    def __eq__(self, other: object) -> bool:  # the fields only: whether as_json was asked is no difference
-        return type(other) is type(self) and self.__dict__ == other.__dict__
 
 
 class RulesInvalid(ValueError):
