@@ -77,6 +77,6 @@ class Effects:
 
     async def _publish(self, payload: str) -> None:
         try:
-            await self.redis.publish(BANNER_CHANNEL, payload)
+            await self.idempotency.batch.call("publish", BANNER_CHANNEL, payload)  # one round trip with others
         except (RedisError, OSError) as exc:
             log.debug("banner push failed: %r", exc)
