@@ -147,15 +147,10 @@ class KeyRing:
         self._redis = redis
         self._ttl = ttl
         self._cache: dict[bytes, tuple[float, Principal | None]] = {}
-        self._digests: dict[str, bytes] = {}
         self._checking: dict[bytes, asyncio.Task[Principal | None]] = {}
 
     async def resolve(self, key: str) -> Principal | None:
-        digest = self._digests.get(key)
-        if digest is None:  # SHA-256 once per key seen, not on every request
-            if len(self._digests) > 10_000:
-                self._digests.clear()
-            digest = self._digests[key] = hash_key(key)
+        digest = hash_key(key)
         hit = self._cache.get(digest)
         if hit is None:
             return await self._lookup(digest)

@@ -2,7 +2,8 @@
 
 `uuid.uuid4()` asks the kernel for 16 bytes on every call, a system call twice per contact on the
 decide path; this reads 4 KiB at once and hands it out 16 bytes at a time. The same source (so
-the same unpredictability), the same format. A process that forks starts a block of its own.
+the same unpredictability), the same format. A forked child starts a block of its own. Used on the
+event loop's thread only.
 """
 
 from __future__ import annotations
@@ -16,17 +17,22 @@ _CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
 
 class _Source:
     def __init__(self) -> None:
-        self.pid, self.block, self.at = -1, b"", _BLOCK
+        self.block, self.at = b"", _BLOCK
 
     def take(self) -> int:
-        if self.at >= _BLOCK or self.pid != os.getpid():
-            self.pid, self.block, self.at = os.getpid(), os.urandom(_BLOCK), 0
+        if self.at >= _BLOCK:
+            self.block, self.at = os.urandom(_BLOCK), 0
         at = self.at
         self.at = at + 16
         return (int.from_bytes(self.block[at : at + 16]) & _CLEAR) | _VERSION_4
 
+    def forget(self) -> None:
+        """In a forked child: never hand out what the parent may hand out too."""
+        self.block, self.at = b"", _BLOCK
+
 
 _source = _Source()
+os.register_at_fork(after_in_child=_source.forget)
 
 
 def new_id() -> str:

@@ -79,3 +79,45 @@ async def test_while_the_database_hangs_answers_come_at_once_and_nothing_is_lost
         "SELECT id::text FROM contacts WHERE provider_id LIKE 'breaker-%' AND provider_id <> 'breaker-0'"
     )
     assert {r["id"] for r in rows} == acknowledged
+
+
+@pytest.mark.parametrize("retry_after", [0.05, 0.15, 0.3])
+async def test_a_retry_at_a_process_whose_database_answers_gets_the_first_answer(
+    settings, keys, conn, proxy, tmp_path, retry_after
+):
+    """The first attempt's commit hangs at one process (it will be answered from its spool); the
+    retry reaches another process whose database answers at once. Whichever way it goes (the retry
+    committed before the other process saw the flag, so the first attempt hears its answer; or the
+    retry claims first and waits for the first attempt's), both are answered with one contact id,
+    and the log keeps that one."""
+    hung = settings.with_(database_url=via_proxy(settings.database_url, proxy.port), spool_dir=str(tmp_path / "spool"))
+    headers = bearer(keys["channel"])
+    sid = f"two-ways-{retry_after}"
+    body = {"channel": "phone", "from": "07700 900003", "provider_id": sid}
+    async with TestClient(TestServer(create_app(hung))) as slow, TestClient(TestServer(create_app(settings))) as quick:
+        for client in (slow, quick):  # each process has a live connection and has looked at the flag
+            warm = {**body, "provider_id": f"{sid}-warm-{id(client)}"}
+            assert (await client.post("/v1/contacts", headers=headers, json=warm)).status == 201
+
+        async def retry() -> tuple[int, dict]:
+            await asyncio.sleep(retry_after)
+            r = await quick.post("/v1/contacts", headers=headers, json=body)
+            return r.status, await r.json()
+
+        async def first() -> tuple[int, dict]:
+            r = await slow.post("/v1/contacts", headers=headers, json=body)
+            return r.status, await r.json()
+
+        proxy.freeze()
+        (first_status, first_answer), (retry_status, retry_answer) = await asyncio.gather(first(), retry())
+        proxy.thaw()
+        assert first_status in (200, 201) and retry_status in (200, 201)
+        assert first_answer["contact_id"] == retry_answer["contact_id"]
+
+        async def logged() -> bool:
+            return await conn.fetchval("SELECT count(*) FROM contacts WHERE provider_id = $1", sid) >= 1
+
+        await eventually(logged, timeout=20)
+        await asyncio.sleep(2)  # the spool replayed, the hung statement ended
+    rows = await conn.fetch("SELECT id::text, status FROM contacts WHERE provider_id = $1", sid)
+    assert [r["id"] for r in rows if r["status"] == "decided"] == [first_answer["contact_id"]]

@@ -38,8 +38,10 @@ _DB_TIMEOUT = 2.0
 # A commit that has not finished by then means the database is slow: the breaker trips and the
 # batch's callers are answered from the spool instead of waiting out their whole `wait`.
 SLOW_COMMIT = 0.5
-# A commit not finished by then may be hanging: its provider ids are claimed in Redis now, so that a
-# retry arriving meanwhile (at any process) finds them, and waits for this answer, before either is spooled.
+# A commit not finished by then may be hanging: its provider ids are claimed in Redis now, raising the
+# flag that makes every process claim before committing, so that a retry arriving from then on (at any
+# process) finds the claim and waits for this answer. Whatever is spooled is claimed once more just
+# before: a retry committed meanwhile has its answer in Redis by then, and that answer is given.
 CLAIM_AFTER = 0.1
 REPLAY_EVERY = 1.0
 
@@ -62,7 +64,7 @@ class Claims(Protocol):
     Returns, per record, None when the record is to be logged (the claim is its own, or could not
     be asked: the log's unique key decides then), or what its caller is to hear instead."""
 
-    async def claim(self, records: list[ContactRecord]) -> list[Appended | None]: ...
+    async def claim(self, records: list[ContactRecord], *, may_spool: bool = True) -> list[Appended | None]: ...
 
     def must_claim(self) -> bool:
         """Whether every batch is to be claimed before it is committed (a spool holds contacts the
@@ -78,8 +80,9 @@ class _Item:
     record: ContactRecord
     line: str  # the record as a row of a batch (its JSON)
     fut: asyncio.Future[Appended]
-    claimed: bool  # its provider id is claimed already (or it has none to claim)
-    held: Appended | None = None  # its claim lost: what its caller hears instead (it is not spooled)
+    claimable: bool  # it has a provider id the writer claims (not claimed by the caller already)
+    claimed: bool = False  # the writer has claimed it (a claim may still be on its way)
+    held: Appended | None = None  # its claim lost: what its caller hears instead (it is not logged)
 
 
 class ContactLog:
@@ -110,8 +113,8 @@ class ContactLog:
         """Durably log a record: committed, or (after `wait` seconds, or on a fault) spooled.
         `claimed`: its provider id was claimed already; otherwise the writer claims it first."""
         record, line = encoded(record)  # caller text PostgreSQL cannot hold must not fail the whole batch
-        unclaimed = record.provider_id is not None and record.status == "decided" and self._claims is not None
-        item = _Item(record, line, asyncio.get_running_loop().create_future(), claimed or not unclaimed)
+        claimable = not claimed and record.provider_id is not None and record.status == "decided"
+        item = _Item(record, line, asyncio.get_running_loop().create_future(), claimable and self._claims is not None)
         if self.breaker.open:  # the database is known to be slow: durable on disk now, not in `wait`
             return await self._spool_now(item)
         self._queue.put_nowait(item)
@@ -133,30 +136,37 @@ class ContactLog:
         self.breaker.trip(f"a commit took longer than {wait:.1f} s")
 
         async def spool_and_answer() -> None:
-            answered = await self._spool_now(item)
+            try:
+                answered = await self._spool_now(item)
+            except Exception as exc:  # the caller hears it, as if it had waited for it itself
+                if not item.fut.done():
+                    item.fut.set_exception(exc)
+                raise
             if not item.fut.done():
                 item.fut.set_result(answered)
 
         self._background_task(spool_and_answer())
 
     async def _spool_now(self, item: _Item) -> Appended:
-        await self._claim([item])
+        await self._claim([item], again=True)
         if item.held is not None:
             return item.held
         if await self._spool_safely([item.record]):
             self._logged([item.record])
         return Appended(spooled=True)
 
-    async def _claim(self, items: list[_Item]) -> None:
-        """Claim the provider ids of these items not claimed yet, in one call. An item that lost
-        keeps in `held` the answer its caller is to hear (it is not logged)."""
-        todo = [item for item in items if not item.claimed]
+    async def _claim(self, items: list[_Item], *, again: bool = False, may_spool: bool = True) -> None:
+        """Claim the provider ids of these items in one call: those not claimed yet, or (`again`, just
+        before spooling) all of them, since a retry may have been committed and answered meanwhile
+        (an item's own claim is recognised as its own). An item that lost keeps in `held` the answer
+        its caller is to hear. `may_spool`: these records may be spooled (every process is told)."""
+        todo = [item for item in items if item.claimable and (again or not item.claimed)]
         if not todo or self._claims is None:
             return
         for item in todo:
-            item.claimed = True  # before the call: an item is never claimed twice (it would find its own claim)
+            item.claimed = True
         try:
-            outcomes = await self._claims.claim([item.record for item in todo])
+            outcomes = await self._claims.claim([item.record for item in todo], may_spool=may_spool)
         except Exception:  # never leave a batch unanswered: the log's unique key still decides
             log.exception("contact log: claiming %d provider id(s) failed; the log's unique key decides", len(todo))
             return
@@ -194,7 +204,7 @@ class ContactLog:
 
     async def _flush(self, batch: list[_Item]) -> None:
         if self._claims is not None and self._claims.must_claim():
-            await self._claim(batch)
+            await self._claim(batch, may_spool=False)
             for item in batch:
                 if item.held is not None and not item.fut.done():
                     item.fut.set_result(item.held)
@@ -262,8 +272,9 @@ class ContactLog:
         every record whose claim did not lose; each caller hears its answer."""
         for task in claiming:
             await asyncio.wait([task])
-        await self._claim(waiting)
-        spooled = [item for item in waiting if item.held is None and not item.fut.done()]
+        await self._claim([item for item in waiting if not item.fut.done()], again=True)
+        # A caller that went away (its future cancelled) still has its contact logged.
+        spooled = [item for item in waiting if item.held is None and (not item.fut.done() or item.fut.cancelled())]
         records = [item.record for item in spooled]
         if await self._spool_safely(records):
             self._logged(records)
@@ -308,7 +319,7 @@ class ContactLog:
             return Appended(spooled=True)
         except Exception as exc:
             log.warning("contact log: database unavailable (%r); spooling contact %s", exc, record.id)
-            await self._claim([item])
+            await self._claim([item], again=True)
             if item.held is not None:
                 return item.held
             if await self._spool_safely([record]):
@@ -322,6 +333,8 @@ class ContactLog:
         """One round: every spool file in the directory that no other process is replaying."""
         total = 0
         for path in self.spool.files():
+            if self._claims is not None:  # the flag stays up while files wait their turn
+                await self._claims.spooling()
             async with asyncio.timeout(60), self._pool.acquire() as conn:
                 total += await replay_file(conn, path)
         if total:
@@ -329,8 +342,11 @@ class ContactLog:
         return total
 
     async def _replay_loop(self) -> None:
+        first = True  # a process restarted with spool files left raises the flag at once
         while True:
-            await asyncio.sleep(REPLAY_EVERY)
+            if not first:
+                await asyncio.sleep(REPLAY_EVERY)
+            first = False
             if not self.spool.files():
                 continue
             if self._claims is not None:

@@ -11,9 +11,14 @@ its provider id first (`claim`), so a retry arriving while PostgreSQL hangs or i
 first attempt's claim or answer, and hears that answer. A contact whose decision counts contacts
 claims first (`earlier`), so that a retry is not counted twice.
 
-A spooled contact is not in the log yet, so its unique key cannot answer a retry of it: from just
-before a process answers from its spool until every spool is replayed, the SPOOLED flag is up in
-Redis, and while it is, every batch claims its provider ids before it is committed.
+A spooled contact is not in the log yet, so its unique key cannot answer a retry of it: from a
+claim for a record that may be spooled (a commit slower than the log's CLAIM_AFTER, a failed one, the
+breaker open) until every spool is replayed, the SPOOLED flag is up in Redis, and while it is, every
+batch claims its provider ids before it is committed. What is spooled is claimed once more just
+before, so a retry committed before the flag was seen (its answer in Redis within REMEMBER_WITHIN)
+is answered instead of spooled. What is left: a retry committed at another process within about
+REMEMBER_WITHIN of the moment its first attempt is spooled, a transition that needs the database
+slow for one process and quick for another at once.
 """
 
 from __future__ import annotations
@@ -40,24 +45,27 @@ PENDING = b"pending"
 POLL_SECONDS = 0.005
 # One call: first the answers of records made durable since the last call (the first durable answer
 # for a provider id stands: a later one, of an attempt that gave up waiting for it, never replaces
-# it, so every retry from then on hears the same answer), then each provider id about to be made
-# durable is claimed ('pending:<contact id>') unless Redis holds it already. Returns, per claimed
-# key, '' when the claim is ours (also when an earlier try of this very call made it), or what Redis
+# it, so every retry from then on hears the same answer); then, when the records claimed may be
+# spooled, the SPOOLED flag goes up; then each provider id about to be made durable is claimed
+# ('pending:<contact id>') unless Redis holds it already. Returns, per claimed key, '' when the claim
+# is ours (also when an earlier try or an earlier call for this very contact made it), or what Redis
 # held (another attempt's 'pending…', or the answer given).
-# KEYS: the n remembered keys, then the m keys to claim. ARGV: ttl, n, the n answers, the m contact ids.
+# KEYS: SPOOLED, the n remembered keys, the m keys to claim. ARGV: ttl, n, the flag's ttl (0: leave
+# it), the n answers, the m contact ids.
 CLAIM_BATCH = """
-local ttl, n = ARGV[1], tonumber(ARGV[2])
-for i = 1, n do
+local ttl, n, flag_ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+for i = 2, n + 1 do
   local v = redis.call('GET', KEYS[i])
   if not v or string.sub(v, 1, 7) == 'pending' then redis.call('SET', KEYS[i], ARGV[i + 2], 'EX', ttl) end
 end
+if flag_ttl > 0 then redis.call('SET', KEYS[1], '1', 'EX', flag_ttl) end
 local out = {}
-for i = n + 1, #KEYS do
+for i = n + 2, #KEYS do
   local mine = 'pending:' .. ARGV[i + 2]
   local v = redis.call('GET', KEYS[i])
-  if not v then redis.call('SET', KEYS[i], mine, 'EX', ttl); out[i - n] = ''
-  elseif v == mine then out[i - n] = ''
-  else out[i - n] = v end
+  if not v then redis.call('SET', KEYS[i], mine, 'EX', ttl); out[i - n - 1] = ''
+  elseif v == mine then out[i - n - 1] = ''
+  else out[i - n - 1] = v end
 end
 return out
 """
@@ -92,7 +100,7 @@ class Idempotency:
     def must_claim(self) -> bool:
         """Whether a batch is to claim its provider ids before it is committed: some process may
         hold spooled contacts that the log's unique key cannot see yet."""
-        if self._watcher is None:
+        if self._watcher is None or self._watcher.done():
             self._watcher = asyncio.create_task(self._watch_spooled(), name="spooled-flag")
         return asyncio.get_running_loop().time() < self._spooled_until
 
@@ -114,36 +122,41 @@ class Idempotency:
             try:
                 async with asyncio.timeout(self.health.budget):
                     left = await self.batch.call("pttl", SPOOLED)
-            except (RedisError, OSError, TimeoutError):
+            except Exception:  # Redis slow or away, or a reply not understood: look again next time
                 continue
-            if left and left > 0:
+            if isinstance(left, int) and left > 0:
                 self._spooled_until = max(self._spooled_until, asyncio.get_running_loop().time() + left / 1000)
 
-    async def claim(self, records: list[ContactRecord]) -> list[Appended | None]:
+    async def claim(self, records: list[ContactRecord], *, may_spool: bool = True) -> list[Appended | None]:
         """The contact log's `Claims`: claim these records' provider ids in one call, just before
-        they become durable. None: log it (ours, or Redis could not say: the log's unique key decides)."""
+        they become durable. None: log it (ours, or Redis could not say: the log's unique key decides).
+        `may_spool`: they may be spooled, so the SPOOLED flag goes up with the claim."""
         if not self.health.usable():
             return [None] * len(records)
         claims = [(key(r.channel, r.provider_id or ""), str(r.id)) for r in records]
+        flag = SPOOLED_TTL if may_spool else 0
+        if may_spool:
+            self._spooled_until = asyncio.get_running_loop().time() + SPOOLED_TTL
         try:
             try:
-                held = await self._send(claims, self.health.budget)
+                held = await self._send(claims, self.health.budget, flag)
             except TimeoutError:
                 # Slow is not down: these records may be about to be spooled, where nothing else
                 # would stop a retry being answered with a second contact id. Ask once more, with
                 # time (a claim that landed the first time is recognised as ours).
-                held = await self._send(claims, CLAIM_PATIENCE)
+                held = await self._send(claims, CLAIM_PATIENCE, flag)
         except (RedisError, OSError, TimeoutError) as exc:
             self.health.failed(exc)
             return [None] * len(records)
         return [_outcome(v) for v in held]
 
-    async def _send(self, claims: list[tuple[str, str]], budget: float) -> list[bytes]:
+    async def _send(self, claims: list[tuple[str, str]], budget: float, flag_ttl: int = 0) -> list[bytes]:
         """One call: the answers waiting to be remembered, and these claims (key, contact id). The
         answers go back in the queue if the call fails."""
         unsent, self._unsent = self._unsent, []
-        keys = [k for k, _ in unsent] + [k for k, _ in claims]
-        args: list[str | int] = [TTL_SECONDS, len(unsent), *(a for _, a in unsent), *(cid for _, cid in claims)]
+        keys = [SPOOLED, *(k for k, _ in unsent), *(k for k, _ in claims)]
+        args: list[str | int] = [TTL_SECONDS, len(unsent), flag_ttl]
+        args += [*(a for _, a in unsent), *(cid for _, cid in claims)]
         try:
             async with asyncio.timeout(budget):
                 held: list[bytes] = await self._claim_batch(keys=keys, args=args)
