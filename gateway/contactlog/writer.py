@@ -38,11 +38,12 @@ _DB_TIMEOUT = 2.0
 # A commit that has not finished by then means the database is slow: the breaker trips and the
 # batch's callers are answered from the spool instead of waiting out their whole `wait`.
 SLOW_COMMIT = 0.5
-# A commit not finished by then may be hanging: its provider ids are claimed in Redis now, raising the
-# flag that makes every process claim before committing, so that a retry arriving from then on (at any
-# process) finds the claim and waits for this answer. Whatever is spooled is claimed once more just
-# before: a retry committed meanwhile has its answer in Redis by then, and that answer is given.
-CLAIM_AFTER = 0.1
+# A commit not finished by then may be hanging (a saturating load keeps commits near 100 ms at
+# most): its provider ids are claimed in Redis now, raising the flag that makes every process claim
+# before committing, so that a retry arriving from then on (at any process) finds the claim and waits
+# for this answer. Whatever is spooled is claimed once more just before: a retry committed meanwhile
+# has its answer in Redis by then, and that answer is given.
+CLAIM_AFTER = 0.3
 REPLAY_EVERY = 1.0
 
 OnLogged = Callable[[list[ContactRecord]], Coroutine[Any, Any, None]]

@@ -80,7 +80,7 @@ UNSENT_MAX = 10_000
 # The SPOOLED flag lasts this long after a contact was spooled or a spool was seen not replayed yet;
 # every process looks at it this often (a retry of a contact spooled this long ago at most, reaching
 # another process whose commit is quick, can miss it).
-SPOOLED_TTL = 5
+SPOOLED_TTL = 3
 SPOOLED_LOOK_EVERY = 0.1
 
 
