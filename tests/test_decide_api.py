@@ -270,3 +270,14 @@ async def test_json_the_quick_reader_refuses_is_read_as_before(client, channel, 
     r = await client.post("/v1/contacts", headers={**channel, "Content-Type": "application/json"}, data=huge)
     assert r.status == 422
     assert await conn.fetchval("SELECT error FROM contacts WHERE status = 'malformed'") is not None
+
+
+async def test_every_reply_carries_the_safety_headers(client, channel):
+    """API replies and pages alike: never framed, no sniffing; a page is never cached."""
+    r = await client.post("/v1/contacts", headers=channel, json={"channel": "phone", "from": "07700 900004"})
+    assert r.status == 201
+    assert r.headers["Content-Security-Policy"].endswith("frame-ancestors 'none'")
+    assert r.headers["X-Frame-Options"] == "DENY" and r.headers["X-Content-Type-Options"] == "nosniff"
+    assert "Cache-Control" not in r.headers
+    page = await client.get("/contact")
+    assert page.headers["Cache-Control"] == "no-store" and page.headers["X-Frame-Options"] == "DENY"

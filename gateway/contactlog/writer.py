@@ -45,6 +45,7 @@ SLOW_COMMIT = 0.5
 # has its answer in Redis by then, and that answer is given.
 CLAIM_AFTER = 0.3
 REPLAY_EVERY = 1.0
+CLOSE_WITHIN = 10.0  # at shutdown, how long spooling and remembering still under way may take
 
 OnLogged = Callable[[list[ContactRecord]], Coroutine[Any, Any, None]]
 
@@ -367,7 +368,11 @@ class ContactLog:
         if self._task is not None:
             self._queue.put_nowait(None)
             await self._task
-        for task in list(self._background):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(task, 1.0)
+        # What is still being spooled or remembered (and what that starts in turn) is let finish,
+        # never cancelled half-way: a record being spooled would be lost. Bounded all the same.
+        deadline = asyncio.get_running_loop().time() + CLOSE_WITHIN
+        while self._background and (left := deadline - asyncio.get_running_loop().time()) > 0:
+            await asyncio.wait(set(self._background), timeout=left)
+        if self._background:
+            log.error("contact log: %d background task(s) still running at shutdown", len(self._background))
         await self.breaker.close()

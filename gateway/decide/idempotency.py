@@ -96,11 +96,12 @@ class Idempotency:
         self._sender: asyncio.Task[None] | None = None
         self._spooled_until = 0.0  # (loop time) until then, a spool may hold contacts not replayed
         self._watcher: asyncio.Task[None] | None = None
+        self._closed = False
 
     def must_claim(self) -> bool:
         """Whether a batch is to claim its provider ids before it is committed: some process may
         hold spooled contacts that the log's unique key cannot see yet."""
-        if self._watcher is None or self._watcher.done():
+        if not self._closed and (self._watcher is None or self._watcher.done()):
             self._watcher = asyncio.create_task(self._watch_spooled(), name="spooled-flag")
         return asyncio.get_running_loop().time() < self._spooled_until
 
@@ -227,11 +228,14 @@ class Idempotency:
         """Answers (key, decision JSON) for the next claim, or sent on their own within REMEMBER_WITHIN."""
         self._unsent += answers
         del self._unsent[:-UNSENT_MAX]  # Redis away a long time: the database holds the oldest
+        if self._closed:  # after close: sent by close's last try, or left to the database
+            return
         if self._unsent and (self._sender is None or self._sender.done()):
             self._sender = asyncio.create_task(self._send_soon())
 
     async def close(self) -> None:
         """At shutdown (after the contact log drained): the answers not sent yet, one last try."""
+        self._closed = True
         if self._watcher is not None:
             self._watcher.cancel()
             await asyncio.gather(self._watcher, return_exceptions=True)

@@ -16,6 +16,7 @@ import time
 from datetime import UTC, datetime
 
 import asyncpg
+from prometheus_client import Counter
 from redis.exceptions import RedisError
 
 from .. import metrics
@@ -60,6 +61,7 @@ class DecideService:
         self.log, self.effects = contact_log, effects
         self.case_refs = CaseRefPattern(settings.case_ref_pattern)
         self.unmatched = UnmatchedVerdicts()
+        self._decisions: dict[tuple[str, str], Counter] = {}
         self.deadline = settings.decide_deadline_ms / 1000
         self.log_wait = settings.log_wait_ms / 1000
         # How long a retry waits for the attempt in flight: its decision, then its row made durable.
@@ -91,7 +93,12 @@ class DecideService:
             appended = await self._answer_of_attempt_in_flight(contact, record)
         decision, created = self.claims.settle(decision, appended)
         self.effects.after_reply(contact, decision, created)
-        metrics.DECISIONS.labels(contact.channel, decision.action).inc()
+        counted = self._decisions.get((contact.channel, decision.action))
+        if counted is None:  # labels() looks its child up under a lock: once per pair, not per contact
+            counted = self._decisions[(contact.channel, decision.action)] = metrics.DECISIONS.labels(
+                contact.channel, decision.action
+            )
+        counted.inc()
         metrics.DECIDE_SECONDS.observe(time.perf_counter() - started)
         return decision, created
 

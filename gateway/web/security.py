@@ -44,18 +44,22 @@ def content_security_policy(frame_origins: tuple[str, ...] | None) -> str:
     return f"{_POLICY}; frame-ancestors {ancestors}"
 
 
+_NOT_FRAMED = content_security_policy(None)
+
+
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
     """on_response_prepare: every response, pages and API alike, and streams before they start."""
-    route = request.match_info.route
-    embeddable = route in request.app[EMBEDDABLE]
-    origins = request.app[SETTINGS].agent_frame_origins if embeddable else None
+    embeddable = request.match_info.route in request.app[EMBEDDABLE]
     headers = response.headers
-    headers.setdefault("Content-Security-Policy", content_security_policy(origins))
+    if embeddable:
+        origins = request.app[SETTINGS].agent_frame_origins
+        headers.setdefault("Content-Security-Policy", content_security_policy(origins))
+    else:
+        headers.setdefault("Content-Security-Policy", _NOT_FRAMED)  # on every API reply: built once
+        headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "same-origin")
-    if not embeddable:
-        headers.setdefault("X-Frame-Options", "DENY")
-    if response.content_type == "text/html":
+    if headers.get("Content-Type", "").startswith("text/html"):
         headers.setdefault("Cache-Control", "no-store")
 
 
