@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 
+import aiohttp
+from aiohttp.test_utils import TestServer
+
+from gateway.app import create_app
 from tests.factory import INCIDENT, REASONS, bearer
 from tests.helpers import eventually
 
@@ -66,3 +71,21 @@ async def test_banners_are_pushed_live_to_agent_screens(client, keys, api, team)
     event = json.loads(next(line for line in lines if line.startswith("data:"))[5:])
     assert event["banner"]["severity"] == "danger" and event["channel"] == "phone"
     stream.close()
+
+
+async def test_a_stopping_gateway_ends_the_open_banner_streams(settings, team):
+    """A stream would notice a gone client only at its next keep-alive (15 s, twice), and an agent
+    screen left open would hold a stopping gateway until the shutdown timeout (60 s): a gateway that
+    stops ends its streams at once."""
+    server = TestServer(create_app(settings))
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as screen:  # an agent's browser
+            stream = await screen.get(server.make_url("/v1/banners/stream"), headers=team.agent.headers)
+            assert (await stream.content.readline()).startswith(b": connected")
+            stopping = asyncio.create_task(server.close())
+            with contextlib.suppress(aiohttp.ClientPayloadError):  # cut off rather than finished: ended all the same
+                await asyncio.wait_for(stream.content.read(), timeout=10)
+            await asyncio.wait_for(stopping, timeout=10)
+    finally:
+        await server.close()

@@ -124,9 +124,13 @@ async def stream_banners(request: web.Request) -> web.StreamResponse:
     await resp.prepare(request)
     await resp.write(b": connected\n\n")
     pubsub = request.app[REDIS].pubsub()
+    streams, ended = request.app[_STREAMS], request.app[_ENDED]
+    task = asyncio.current_task()
+    if task is not None:
+        streams.add(task)
     try:
         await pubsub.subscribe(BANNER_CHANNEL)
-        while True:
+        while task not in ended:
             message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=15.0)
             if message is None:
                 await resp.write(b": keep-alive\n\n")
@@ -137,11 +141,31 @@ async def stream_banners(request: web.Request) -> web.StreamResponse:
     except (ConnectionResetError, asyncio.CancelledError, RedisError):
         pass
     finally:
+        if task is not None:
+            streams.discard(task)
         with contextlib.suppress(Exception):
             await pubsub.aclose()  # type: ignore[no-untyped-call]
     return resp
 
 
+# The streams open now: ended at shutdown, not left to notice a gone client at their next keep-alive
+# (two of them, 30 s, when the browser has closed its side), which held a stopping gateway that long.
+# (A stream's wait for Redis may swallow the cancellation; it then stops at its next turn.)
+_STREAMS: web.AppKey[set[asyncio.Task[Any]]] = web.AppKey("banner_streams")
+_ENDED: web.AppKey[set[asyncio.Task[Any]]] = web.AppKey("banner_streams_ended")
+
+
+async def _end_streams(app: web.Application) -> None:
+    streams = app[_STREAMS]
+    for task in list(streams):
+        app[_ENDED].add(task)
+        task.cancel()
+
+
 def setup(app: web.Application) -> None:
     add_route(app, "GET", "/v1/banners", get_banners, AGENT)
     add_route(app, "GET", "/v1/banners/stream", stream_banners, AGENT)
+    open_streams: set[asyncio.Task[Any]] = set()
+    ended_streams: set[asyncio.Task[Any]] = set()
+    app[_STREAMS], app[_ENDED] = open_streams, ended_streams
+    app.on_shutdown.append(_end_streams)
