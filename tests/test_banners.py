@@ -75,8 +75,8 @@ async def test_banners_are_pushed_live_to_agent_screens(client, keys, api, team)
 
 async def test_a_stopping_gateway_ends_the_open_banner_streams(settings, team):
     """A stream would notice a gone client only at its next keep-alive (15 s, twice), and an agent
-    screen left open would hold a stopping gateway until the shutdown timeout (60 s): a gateway that
-    stops ends its streams at once."""
+    screen left open would hold a stopping gateway until the server's shutdown timeout (60 s in the
+    test server, 5 s as `serve` runs it): a gateway that stops ends its streams at once."""
     server = TestServer(create_app(settings))
     await server.start_server()
     try:

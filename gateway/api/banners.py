@@ -116,6 +116,17 @@ async def _mine(request: web.Request) -> tuple[str, str | None] | None:
 
 async def stream_banners(request: web.Request) -> web.StreamResponse:
     """Server-sent events: one `banner` event per contact that carries a banner, as it is decided."""
+    streams = request.app[_STREAMS]
+    task = asyncio.current_task()
+    assert task is not None  # a handler runs in a task of its own
+    streams.open.add(task)  # before any wait: a shutdown meanwhile still ends it
+    try:
+        return await _stream(request, streams)
+    finally:
+        streams.open.discard(task)
+
+
+async def _stream(request: web.Request, streams: _Streams) -> web.StreamResponse:
     queue, staff = request.query.get("queue"), request.query.get("staff_id")
     mine = await _mine(request)
     resp = web.StreamResponse(
@@ -124,13 +135,9 @@ async def stream_banners(request: web.Request) -> web.StreamResponse:
     await resp.prepare(request)
     await resp.write(b": connected\n\n")
     pubsub = request.app[REDIS].pubsub()
-    streams, ended = request.app[_STREAMS], request.app[_ENDED]
-    task = asyncio.current_task()
-    if task is not None:
-        streams.add(task)
     try:
         await pubsub.subscribe(BANNER_CHANNEL)
-        while task not in ended:
+        while not streams.stopping:
             message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=15.0)
             if message is None:
                 await resp.write(b": keep-alive\n\n")
@@ -141,31 +148,37 @@ async def stream_banners(request: web.Request) -> web.StreamResponse:
     except (ConnectionResetError, asyncio.CancelledError, RedisError):
         pass
     finally:
-        if task is not None:
-            streams.discard(task)
         with contextlib.suppress(Exception):
             await pubsub.aclose()  # type: ignore[no-untyped-call]
     return resp
 
 
-# The streams open now: ended at shutdown, not left to notice a gone client at their next keep-alive
-# (two of them, 30 s, when the browser has closed its side), which held a stopping gateway that long.
-# (A stream's wait for Redis may swallow the cancellation; it then stops at its next turn.)
-_STREAMS: web.AppKey[set[asyncio.Task[Any]]] = web.AppKey("banner_streams")
-_ENDED: web.AppKey[set[asyncio.Task[Any]]] = web.AppKey("banner_streams_ended")
+class _Streams:
+    """The banner streams open now, ended when the gateway stops. A stream would otherwise notice a
+    gone client only when a keep-alive write fails (15 s apart, and the first write after the browser
+    closed its side still succeeds), and hold a stopping gateway until the server's shutdown timeout
+    (5 s as `serve` runs it, 60 s in aiohttp's test server). A stream's wait for Redis may swallow
+    the cancellation: `stopping` then ends it at its next turn."""
+
+    def __init__(self) -> None:
+        self.open: set[asyncio.Task[Any]] = set()
+        self.stopping = False
+
+    def end(self) -> None:
+        self.stopping = True
+        for task in list(self.open):
+            task.cancel()
+
+
+_STREAMS: web.AppKey[_Streams] = web.AppKey("banner_streams", _Streams)
 
 
 async def _end_streams(app: web.Application) -> None:
-    streams = app[_STREAMS]
-    for task in list(streams):
-        app[_ENDED].add(task)
-        task.cancel()
+    app[_STREAMS].end()
 
 
 def setup(app: web.Application) -> None:
     add_route(app, "GET", "/v1/banners", get_banners, AGENT)
     add_route(app, "GET", "/v1/banners/stream", stream_banners, AGENT)
-    open_streams: set[asyncio.Task[Any]] = set()
-    ended_streams: set[asyncio.Task[Any]] = set()
-    app[_STREAMS], app[_ENDED] = open_streams, ended_streams
+    app[_STREAMS] = _Streams()
     app.on_shutdown.append(_end_streams)

@@ -45,7 +45,7 @@ SLOW_COMMIT = 0.5
 # has its answer in Redis by then, and that answer is given.
 CLAIM_AFTER = 0.3
 REPLAY_EVERY = 1.0
-CLOSE_WITHIN = 10.0  # at shutdown, how long spooling and remembering still under way may take
+CLOSE_WITHIN = 5.0  # at shutdown, how long spooling and remembering still under way may take
 
 OnLogged = Callable[[list[ContactRecord]], Coroutine[Any, Any, None]]
 
@@ -332,16 +332,26 @@ class ContactLog:
         return Appended(duplicate_of=duplicates.get(record.id))
 
     async def replay(self) -> int:
-        """One round: every spool file in the directory that no other process is replaying."""
+        """One round: every spool file in the directory that no other process is replaying. The
+        SPOOLED flag is kept up all the while (a file can take long, its newest contacts last)."""
         total = 0
-        for path in self.spool.files():
-            if self._claims is not None:  # the flag stays up while files wait their turn
-                await self._claims.spooling()
-            async with asyncio.timeout(60), self._pool.acquire() as conn:
-                total += await replay_file(conn, path)
+        flag = self._background_task(self._keep_spooled_flag()) if self._claims is not None else None
+        try:
+            for path in self.spool.files():
+                async with asyncio.timeout(60), self._pool.acquire() as conn:
+                    total += await replay_file(conn, path)
+        finally:
+            if flag is not None:
+                flag.cancel()
         if total:
             log.info("contact log: replayed %d spooled record(s)", total)
         return total
+
+    async def _keep_spooled_flag(self) -> None:
+        assert self._claims is not None
+        while True:
+            await self._claims.spooling()
+            await asyncio.sleep(REPLAY_EVERY)
 
     async def _replay_loop(self) -> None:
         first = True  # a process restarted with spool files left raises the flag at once
@@ -368,8 +378,9 @@ class ContactLog:
         if self._task is not None:
             self._queue.put_nowait(None)
             await self._task
-        # What is still being spooled or remembered (and what that starts in turn) is let finish,
-        # never cancelled half-way: a record being spooled would be lost. Bounded all the same.
+        # What is still being spooled or remembered (and what that starts in turn) is let finish
+        # rather than cancelled by us (a record being spooled would be lost), up to CLOSE_WITHIN;
+        # what is left then is logged, and ends with the process.
         deadline = asyncio.get_running_loop().time() + CLOSE_WITHIN
         while self._background and (left := deadline - asyncio.get_running_loop().time()) > 0:
             await asyncio.wait(set(self._background), timeout=left)
