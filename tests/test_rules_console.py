@@ -59,6 +59,7 @@ async def test_a_manager_walks_the_rules_console(client: Any, api: Api, team: Te
     alert = page.get_by_role("alert")
     await alert.wait_for()
     assert "rules.6.then.target" in await alert.inner_text()
+    assert "Value error" not in await alert.inner_text()  # the problem in words, not the parser's jargon
     assert "Urgent Repairs!" in await editor.input_value()  # the text is kept to fix
     await _look(page, "rules-3-invalid-edit")
 

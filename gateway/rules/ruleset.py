@@ -194,7 +194,10 @@ def parse_ruleset(data: Mapping[str, Any]) -> RuleSet:
         ruleset = RuleSet.model_validate(data)
     except ValidationError as exc:
         raise RuleSetError(
-            [{"field": _path(e["loc"]), "message": e["msg"]} for e in exc.errors(include_url=False)]
+            [
+                {"field": _path(e["loc"]), "message": e["msg"].removeprefix("Value error, ")}  # pydantic's word
+                for e in exc.errors(include_url=False)
+            ]
         ) from None
     check_unique(ruleset)
     return ruleset
