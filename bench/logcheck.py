@@ -22,6 +22,7 @@ class LogCheck:
     exact: bool  # checked id by id (True) or by count only (wrk)
     in_flight: int = 0  # the most rows that can be logged unread: wrk's connection count
     degraded: int = 0  # rows answered with the safe answer: must be 0 without a fault
+    commits: int = 0  # transactions that wrote the rows (distinct logged_at: now() is per transaction)
 
     @property
     def duplicated(self) -> int:
@@ -34,37 +35,42 @@ class LogCheck:
     def describe(self) -> str:
         how = "id by id" if self.exact else "by count"
         extra = f", {self.unacked_rows} logged but cut off unread" if self.unacked_rows else ""
+        per_commit = f"; {self.rows / self.commits:.1f} rows per commit" if self.commits else ""
         return (
             f"{self.acked_new:,} acked / {self.rows:,} rows ({how}): {self.missing} lost, "
-            f"{self.duplicated} duplicated, {self.degraded} degraded{extra}"
+            f"{self.duplicated} duplicated, {self.degraded} degraded{extra}{per_commit}"
         )
 
 
-_ROWS = """SELECT provider_id, degraded FROM contacts
+_ROWS = """SELECT provider_id, degraded, logged_at FROM contacts
            WHERE received_at >= $1 AND provider_id IS NOT NULL AND starts_with(provider_id, $2)"""
 
 
-async def _ids(database_url: str, since: datetime, prefix: str) -> tuple[list[str], int]:
-    """The phase's provider ids, one per row, and how many of its rows were degraded."""
+async def _ids(database_url: str, since: datetime, prefix: str) -> tuple[list[str], int, int]:
+    """The phase's provider ids, one per row, how many of its rows were degraded, and in how many commits."""
     conn = await db.connect(database_url)
     try:
         rows = await conn.fetch(_ROWS, since, prefix)
     finally:
         await conn.close()
-    return [r["provider_id"] for r in rows], sum(1 for r in rows if r["degraded"])
+    commits = len({r["logged_at"] for r in rows})
+    return [r["provider_id"] for r in rows], sum(1 for r in rows if r["degraded"]), commits
 
 
 async def by_count(database_url: str, since: datetime, prefix: str, acked_new: int, in_flight: int) -> LogCheck:
     """For wrk: counts only. Up to `in_flight` rows may exist whose reply wrk dropped at its deadline."""
-    ids, degraded = await _ids(database_url, since, prefix)
+    ids, degraded, commits = await _ids(database_url, since, prefix)
     rows = len(ids)
     unacked = max(0, rows - acked_new)
-    return LogCheck(acked_new, rows, len(set(ids)), max(0, acked_new - rows), unacked, False, in_flight, degraded)
+    return LogCheck(
+        acked_new, rows, len(set(ids)), max(0, acked_new - rows), unacked, False, in_flight, degraded, commits
+    )
 
 
 async def by_id(database_url: str, since: datetime, prefix: str, created: list[str], failed: int) -> LogCheck:
     """For the Python generator: every provider id answered 201 must have exactly one row."""
-    ids, degraded = await _ids(database_url, since, prefix)
+    ids, degraded, commits = await _ids(database_url, since, prefix)
     logged = set(ids)
     missing = len(set(created) - logged)
-    return LogCheck(len(created), len(ids), len(logged), missing, len(logged - set(created)), True, failed, degraded)
+    unacked = len(logged - set(created))
+    return LogCheck(len(created), len(ids), len(logged), missing, unacked, True, failed, degraded, commits)

@@ -143,11 +143,14 @@ async def start_simulation(
         published = await store.published_ruleset(pool)
         against = int(published["version"]) if published else 1
     await load_version(pool, against)
-    if await store.running_simulations(pool, RUNNING_WINDOW_MINUTES) >= MAX_RUNNING:
+    async with pool.acquire() as conn:
+        job = await store.start_simulation(
+            conn, version, against, params.model_dump(), actor, most=MAX_RUNNING, window=RUNNING_WINDOW_MINUTES
+        )
+    if job is None:
         raise StateConflict(
             f"{MAX_RUNNING} simulations are running already: wait for one to finish", code="simulations_busy"
         )
-    job = await store.start_simulation(pool, version, against, params.model_dump(), actor)
     task = asyncio.create_task(_run_and_watch(pool, settings, job))
     _JOBS.add(task)
     task.add_done_callback(_JOBS.discard)

@@ -88,3 +88,18 @@ async def test_index_resyncs_when_the_local_day_changes(settings, conn):
         await keeper.close()
         await pool.close()
         await redis.aclose()
+
+
+def test_a_case_is_found_by_id_while_its_customer_is_in_the_index_and_not_after():
+    from gateway.rules.context import Bundle
+    from gateway.store.index import Loaded
+    from tests.rules.factories import CLOSED_CASE, CUSTOMER, OTHER_CASE
+
+    index = RestrictionIndex()
+    both = Bundle(CUSTOMER, (), (), (CLOSED_CASE, OTHER_CASE))
+    index.replace_all(Loaded(bundles={CUSTOMER.id: both}), {}, frozenset())
+    assert index.cases_by_id[CLOSED_CASE.id] is CLOSED_CASE and index.case("cmp-2000") is OTHER_CASE
+    index.install(Loaded(bundles={CUSTOMER.id: Bundle(CUSTOMER, (), (), (OTHER_CASE,))}), [CUSTOMER.id])
+    assert CLOSED_CASE.id not in index.cases_by_id and index.cases_by_id[OTHER_CASE.id] is OTHER_CASE
+    index.install(Loaded(), [CUSTOMER.id])  # the customer's last restriction lifted
+    assert index.cases_by_id == {} and index.cases_by_ref == {}

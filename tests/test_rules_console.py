@@ -160,3 +160,27 @@ async def test_the_console_refuses_what_no_rule_set_can_hold_with_a_page_not_an_
     token = await page.locator("input[name=csrf_token]").first.get_attribute("value")
     r = await page.request.post(f"{base}/manage/rules/{v}", form={"csrf_token": token or "", "rules": too_long})
     assert r.status == 413 and "longer than a rule set may be" in await r.text()
+
+
+async def test_the_console_answers_a_missing_version_and_busy_simulations_with_pages(
+    client: Any, api: Api, team: Team, page: Page, conn: Any
+) -> None:
+    base = base_url(client)
+    await sign_in(page, base, await give_password(api, team.manager), next_path="/manage/rules/1")
+    token = await page.locator("input[name=csrf_token]").first.get_attribute("value") or ""
+    for path in ("/manage/rules/999/validate", "/manage/rules/999/test", "/manage/rules/999/simulate"):
+        r = await page.request.post(base + path, form={"csrf_token": token, "days": "7"})
+        assert r.status == 404 and r.headers["content-type"].startswith("text/html"), path
+        assert "There is no rule set version 999." in await r.text(), path
+    r = await page.request.get(f"{base}/manage/rules/abc")
+    assert r.status == 404 and "There is no rule set version abc." in await r.text()
+    # Two simulations running already: the version's page says so, and the form is still there.
+    for _ in range(2):
+        await conn.execute(
+            "INSERT INTO ruleset_simulations (version, against, params, created_by) VALUES (1, 1, '{}', 'test')"
+        )
+    async with page.expect_response("**/manage/rules/1/simulate") as asked:
+        await page.get_by_role("button", name="Simulate against version 1").click()
+    assert (await asked.value).status == 409
+    assert "2 simulations are running already" in await page.get_by_role("alert").inner_text()
+    await _look(page, "rules-simulations-busy")

@@ -287,6 +287,31 @@ async def test_only_two_simulations_run_at_once(client, team, conn):
     assert (await client.post("/v1/rulesets/1/simulate", headers=m, json={})).status == 202
 
 
+async def test_simulations_asked_for_at_once_take_the_free_places_only(client, team, conn):
+    from gateway import authoring
+    from gateway.appkeys import POOL, SETTINGS
+    from gateway.decide.simulate import SimulationParams
+    from gateway.errors import StateConflict
+
+    # Four requests in step: without one lock around count-then-record, each counted none running
+    # before any had recorded its job, and all four started.
+    app = client.server.app
+    params = SimulationParams.model_validate({})
+    held = [await app[POOL].acquire() for _ in range(4)]  # connections ready, so the four run in step
+    for c in held:
+        await app[POOL].release(c)
+    started = await asyncio.gather(
+        *(authoring.start_simulation(app[POOL], app[SETTINGS], 1, params, "test") for _ in range(4)),
+        return_exceptions=True,
+    )
+    assert sum(isinstance(s, int) for s in started) == 2
+    assert sum(isinstance(s, StateConflict) for s in started) == 2
+    assert await conn.fetchval("SELECT count(*) FROM ruleset_simulations") == 2
+    # Through the API too: the places are taken.
+    busy = await _json(await client.post("/v1/rulesets/1/simulate", headers=team.manager.headers, json={}), 409)
+    assert busy["error"]["code"] == "simulations_busy"
+
+
 def test_the_stored_form_reads_back_as_the_same_rule_set():
     from gateway.authoring import as_yaml, stored_form
     from gateway.rules.ruleset import parse_ruleset

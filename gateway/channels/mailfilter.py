@@ -82,7 +82,7 @@ def case_of(decision: Decision, rt: Runtime) -> CaseView | None:
     case_id = decision.matched.case_id
     if case_id is None:
         return None
-    return next((c for c in rt.index.cases_by_ref.values() if c.id == case_id), None)
+    return rt.index.cases_by_id.get(case_id)
 
 
 def case_mailbox(template: str, reference: str) -> str:

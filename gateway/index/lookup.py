@@ -30,6 +30,7 @@ class RestrictionIndex:
         self.links: dict[str, tuple[Link, ...]] = {}
         self.staff: dict[int, StaffView] = {}
         self.cases_by_ref: dict[str, CaseView] = {}
+        self.cases_by_id: dict[int, CaseView] = {}
         self.external_refs: dict[str, int] = {}
         self.flags: dict[int, frozenset[str]] = {}  # customer → recorded adjustment flags
         self.closures: frozenset[date] = frozenset()
@@ -90,7 +91,7 @@ class RestrictionIndex:
     def replace_all(self, loaded: Loaded, staff: dict[int, StaffView], closures: frozenset[date]) -> None:
         """Swap in a full load: every customer, the staff and the closure days."""
         self.bundles, self.links, self._handles = {}, {}, {}
-        self.cases_by_ref, self.external_refs, self._ref_of, self.flags = {}, {}, {}, {}
+        self.cases_by_ref, self.cases_by_id, self.external_refs, self._ref_of, self.flags = {}, {}, {}, {}, {}
         self.staff, self.closures = staff, closures
         self.install(loaded, ())
         self.loaded = True
@@ -111,6 +112,7 @@ class RestrictionIndex:
             self.bundles[cid] = bundle
             for c in bundle.cases:
                 self.cases_by_ref[c.reference.upper()] = c
+                self.cases_by_id[c.id] = c
         for ref, cid in loaded.external_refs.items():
             self.external_refs[ref] = cid
             self._ref_of[cid] = ref
@@ -128,6 +130,7 @@ class RestrictionIndex:
         if old is not None:
             for c in old.cases:
                 self.cases_by_ref.pop(c.reference.upper(), None)
+                self.cases_by_id.pop(c.id, None)
         ref = self._ref_of.pop(cid, None)
         if ref is not None:
             self.external_refs.pop(ref, None)

@@ -13,6 +13,7 @@ from .changes import notify_in_transaction
 Conn: TypeAlias = asyncpg.Pool | asyncpg.Connection
 # Serialises publishing and rolling back across every gateway process (an arbitrary constant).
 _PUBLISH_LOCK = 7_305_113
+_SIMULATION_LOCK = 7_305_114
 _STATUS = """CASE WHEN r.published THEN 'published' WHEN r.published_at IS NULL THEN 'draft'
                   ELSE 'retired' END AS status"""
 _LAST_PUBLISH = """(SELECT row_to_json(e) FROM (SELECT kind, actor, at, why FROM ruleset_events
@@ -170,14 +171,24 @@ async def _event(
 # -- simulations --------------------------------------------------------------------------------
 
 
-async def start_simulation(conn: Conn, version: int, against: int, params: dict[str, Any], actor: str) -> int:
-    job: int = await conn.fetchval(
-        "INSERT INTO ruleset_simulations (version, against, params, created_by) VALUES ($1, $2, $3, $4) RETURNING id",
-        version,
-        against,
-        params,
-        actor,
-    )
+async def start_simulation(
+    conn: asyncpg.Connection, version: int, against: int, params: dict[str, Any], actor: str, *, most: int, window: int
+) -> int | None:
+    """Record a simulation job, unless `most` are running already (started in the last `window`
+    minutes): None then. Counted and recorded under one lock, so two requests at once cannot both
+    take the last place."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _SIMULATION_LOCK)
+        if await running_simulations(conn, window) >= most:
+            return None
+        job: int = await conn.fetchval(
+            "INSERT INTO ruleset_simulations (version, against, params, created_by) VALUES ($1, $2, $3, $4) "
+            "RETURNING id",
+            version,
+            against,
+            params,
+            actor,
+        )
     return job
 
 

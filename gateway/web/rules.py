@@ -14,11 +14,11 @@ from aiohttp import web
 from .. import authoring
 from ..appkeys import POOL, SETTINGS
 from ..decide.simulate import SimulationParams
-from ..errors import DomainError
+from ..errors import DomainError, Missing, StateConflict
 from ..http import PageShown
 from ..inputs import INT_MAX, parse_yaml, printable, unstorable_path
 from ..rules.compiled import compile_ruleset
-from ..rules.ruleset import RuleSetError
+from ..rules.ruleset import RuleSet, RuleSetError
 from ..store import rulesets as store
 from .pages import add_page, read_form, render, require_staff
 from .security import CSRF_FIELD
@@ -58,15 +58,23 @@ def _number(raw: Any, low: int = 1, high: int = INT_MAX) -> int | None:
     return int(text) if text.isascii() and text.isdigit() and low <= int(text) <= high else None
 
 
-def _version_of(request: web.Request) -> int:
+async def _version_of(request: web.Request) -> int:
     version = _number(request.match_info["version"])
     if version is None:
-        raise web.HTTPNotFound()
+        raise PageShown(await _missing(request, f"rule set version {request.match_info['version'][:40]}"))
     return version
 
 
 async def _missing(request: web.Request, what: str) -> web.Response:
     return await render(request, "message.html", {"title": "Not found", "lines": [f"There is no {what}."]}, status=404)
+
+
+async def _load(request: web.Request, version: int) -> RuleSet:
+    """The version to validate, test or simulate; a page saying so when there is none."""
+    try:
+        return await authoring.load_version(request.app[POOL], version)
+    except Missing:
+        raise PageShown(await _missing(request, f"rule set version {version}")) from None
 
 
 async def list_page(request: web.Request) -> web.Response:
@@ -100,12 +108,12 @@ async def _version_page(
 
 async def version_page(request: web.Request) -> web.Response:
     await _manager(request)
-    return await _version_page(request, _version_of(request))
+    return await _version_page(request, await _version_of(request))
 
 
 async def save(request: web.Request) -> web.Response:
     session = await _manager(request)
-    version = _version_of(request)
+    version = await _version_of(request)
     form = await _form(request, session)
     text = str(form.get("rules", ""))
     try:
@@ -132,32 +140,36 @@ async def save(request: web.Request) -> web.Response:
 
 async def validate(request: web.Request) -> web.Response:
     session = await _manager(request)
-    version = _version_of(request)
+    version = await _version_of(request)
     await _form(request, session)
-    report = authoring.validation_report(await authoring.load_version(request.app[POOL], version))
+    report = authoring.validation_report(await _load(request, version))
     return await _version_page(request, version, guardrails=report["guardrails"])
 
 
 async def run_tests(request: web.Request) -> web.Response:
     session = await _manager(request)
-    version = _version_of(request)
+    version = await _version_of(request)
     await _form(request, session)
-    compiled = compile_ruleset(await authoring.load_version(request.app[POOL], version))
+    compiled = compile_ruleset(await _load(request, version))
     return await _version_page(request, version, tests=authoring.test_report(compiled))
 
 
 async def simulate(request: web.Request) -> web.Response:
     session = await _manager(request)
-    version = _version_of(request)
+    version = await _version_of(request)
     form = await _form(request, session)
     days = _number(form.get("days"), 1, 400)
     mode = str(form.get("restrictions", "at_the_time"))
     if days is None or mode not in ("at_the_time", "now"):
         return await _version_page(request, version, status=422, problem="Give a number of days from 1 to 400.")
     params = SimulationParams.model_validate({"days": days, "restrictions": mode})
-    job = await authoring.start_simulation(
-        request.app[POOL], request.app[SETTINGS], version, params, session.actor.label
-    )
+    await _load(request, version)
+    try:
+        job = await authoring.start_simulation(
+            request.app[POOL], request.app[SETTINGS], version, params, session.actor.label
+        )
+    except StateConflict as exc:  # simulations busy: said on the version's page, the form kept
+        return await _version_page(request, version, status=409, problem=exc.message)
     raise web.HTTPSeeOther(f"/manage/rules/simulations/{job}")
 
 
@@ -173,9 +185,9 @@ async def simulation_page(request: web.Request) -> web.Response:
 async def _put_in_force(request: web.Request, *, rollback: bool) -> web.Response:
     session = await _manager(request)
     form = await _form(request, session)
-    version = _number(form.get("version")) if rollback else _version_of(request)
+    version = _number(form.get("version")) if rollback else await _version_of(request)
     if version is None:
-        raise web.HTTPNotFound()
+        return await _missing(request, "such rule set version")
     reason = str(form.get("reason", ""))
     try:
         await authoring.put_in_force(request.app, version, reason, session.actor.label, rollback=rollback)
