@@ -20,6 +20,9 @@ from .settings import Settings
 
 log = logging.getLogger(__name__)
 RESTART_CHECK_SECONDS = 0.5
+# How long the serve process waits for its workers to stop: a worker's worst case is about 17 s
+# (requests 5 s, the contact log's last commits, spooling under way 5 s, the last Redis sends).
+STOP_WITHIN = 20.0
 
 
 async def _migrate_once(settings: Settings) -> None:
@@ -98,8 +101,14 @@ def _supervise(settings: Settings) -> int:
             if not p.is_alive() and not stopping:
                 log.error("worker %s exited with %s; starting a replacement", p.pid, p.exitcode)
                 procs[i] = spawn()
+    deadline = time.monotonic() + STOP_WITHIN
     for p in procs:
-        p.join(timeout=15)
+        p.join(timeout=max(0.0, deadline - time.monotonic()))
+    for p in procs:
+        if p.is_alive():  # stuck past every budget of its own: nothing answered is lost by stopping it
+            log.error("worker %s did not stop within %.0f s; killing it", p.pid, STOP_WITHIN)
+            p.kill()
+            p.join()
     return 0
 
 
