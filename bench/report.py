@@ -104,7 +104,11 @@ def _ms(values: list[float]) -> str:
     return " / ".join(f"{percentile(values, p):.2f}" for p in (50, 99, 99.9))
 
 
-def _rows(floor: WrkResult, s: ScaleResult, rate: int) -> list[str]:
+def _per_request_us(cpu_s: float, run: WrkResult) -> float:
+    return cpu_s / max(run.requests, 1) * 1e6
+
+
+def _rows(floor: WrkResult, floor_us: float, s: ScaleResult, rate: int) -> list[str]:
     lat = [float(x) for x in s.steady["latencies_ms"]]
     achieved = int(s.steady["offered"]) / float(s.steady["seconds"])
     w = s.saturated
@@ -114,6 +118,7 @@ def _rows(floor: WrkResult, s: ScaleResult, rate: int) -> list[str]:
         f"{w.rate / floor.rate:.1%}",
         f"{w.p50_ms:.2f} / {w.p99_ms:.2f} / {w.p999_ms:.2f}",
         f"{s.cpu_us_per_decision:,.0f}",
+        f"{s.cpu_us_per_decision / max(floor_us, 1e-9):.1f}×",
         s.split.describe(s.cpu_us_per_decision),
         f"{achieved:,.0f}/s offered: {_ms(lat)} (the generator's own CPU: "
         f"{float(s.steady.get('cpu_s', 0)) / max(int(s.steady['offered']), 1) * 1e6:,.0f} µs per request)",
@@ -133,6 +138,7 @@ _LABELS = [
     "decide / floor (target ≥ 50 %)",
     "saturation latency p50 / p99 / p99.9, ms",
     "gateway CPU per decision, µs (both workers)",
+    "gateway CPU per decision ÷ the floor's CPU per request",
     "gateway CPU split at saturation (py-spy, one worker): share (µs per decision)",
     "constant load latency p50 / p99 / p99.9, ms (target p99 ≤ 5)",
     "gateway CPU per decision at the constant load, µs",
@@ -145,10 +151,10 @@ _LABELS = [
 ]
 
 
-def _table(floor: WrkResult, scales: list[ScaleResult], rate: int) -> list[str]:
+def _table(floor: WrkResult, floor_us: float, scales: list[ScaleResult], rate: int) -> list[str]:
     head = "| | " + " | ".join(f"{s.customers:,} customers" for s in scales) + " |"
     lines = [head, "|---" * (len(scales) + 1) + "|"]
-    columns = [_rows(floor, s, rate) for s in scales]
+    columns = [_rows(floor, floor_us, s, rate) for s in scales]
     for i, label in enumerate(_LABELS):
         lines.append(f"| {label} | " + " | ".join(c[i] for c in columns) + " |")
     return lines
@@ -166,7 +172,9 @@ def _scale_line(scales: list[ScaleResult]) -> str:
     )
 
 
-def render(args: argparse.Namespace, floor: WrkResult, scales: list[ScaleResult], mix: str, elapsed: float) -> str:
+def render(
+    args: argparse.Namespace, floor: WrkResult, floor_cpu: float, scales: list[ScaleResult], mix: str, elapsed: float
+) -> str:
     lines = [
         f"## {datetime.now().astimezone():%Y-%m-%d %H:%M %Z} — commit {_commit()}",
         "",
@@ -176,9 +184,10 @@ def render(args: argparse.Namespace, floor: WrkResult, scales: list[ScaleResult]
         f"Mix: {mix}. Run took {elapsed:.0f} s.",
         "",
         f"Floor (aiohttp fixed JSON, same workers, same wrk and mix): **{floor.rate:,.0f} req/s**, "
-        f"p50 / p99 / p99.9 {floor.p50_ms:.2f} / {floor.p99_ms:.2f} / {floor.p999_ms:.2f} ms.",
+        f"p50 / p99 / p99.9 {floor.p50_ms:.2f} / {floor.p99_ms:.2f} / {floor.p999_ms:.2f} ms; "
+        f"its workers' CPU per request {_per_request_us(floor_cpu, floor):,.0f} µs.",
         "",
-        *_table(floor, scales, args.rate),
+        *_table(floor, _per_request_us(floor_cpu, floor), scales, args.rate),
         "",
         _scale_line(scales),
         "",

@@ -90,14 +90,15 @@ async def _new_key(url: str) -> str:
         await conn.close()
 
 
-def _floor(args: argparse.Namespace, pool_script: Path) -> WrkResult:
+def _floor(args: argparse.Namespace, pool_script: Path) -> tuple[WrkResult, float]:
+    """The floor's wrk result and its workers' CPU seconds during it."""
     print(
         f"floor: aiohttp fixed JSON, {args.workers} workers, wrk -c{args.connections} for {args.seconds} s",
         file=sys.stderr,
     )
     floor = start_floor(args.workers)
     try:
-        return _saturate(floor, pool_script, args)[0]
+        return _saturate(floor, pool_script, args)
     finally:
         floor.stop()
 
@@ -177,11 +178,11 @@ async def _main(args: argparse.Namespace) -> int:
         shapes = [Shape(n) for n in args.sizes]
         await ensure_loaded(os.environ["DATABASE_URL"], shapes[-1])
         _, floor_script, _ = _scripts(tmp, shapes[-1], f"{run_id}-floor-", "floor")
-        floor = _floor(args, floor_script)
+        floor, floor_cpu = _floor(args, floor_script)
         print(f"  floor: {floor.rate:,.0f}/s", file=sys.stderr)
         scales = [await _scale(args, s, run_id, tmp) for s in shapes]
         mailed = await mail.run(args, shapes[-1], run_id, tmp, _redis_url(os.environ["REDIS_URL"]))
-    text = report.render(args, floor, scales, describe(senders(shapes[-1])), time.monotonic() - started)
+    text = report.render(args, floor, floor_cpu, scales, describe(senders(shapes[-1])), time.monotonic() - started)
     text += mailed.line() + "\n"
     print(text)
     if not args.no_record:
