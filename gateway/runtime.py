@@ -94,6 +94,7 @@ class Runtime:
         await self.keeper.close()
         await self.contact_log.close()
         await self.decide.claims.close()
+        log.info("stopped: every contact logged or spooled, the last answers sent to Redis")
 
 
 async def _ruleset_or_default(pool: asyncpg.Pool) -> CompiledRuleSet:

@@ -20,9 +20,10 @@ from .settings import Settings
 
 log = logging.getLogger(__name__)
 RESTART_CHECK_SECONDS = 0.5
-# How long the serve process waits for its workers to stop: a worker's worst case is about 17 s
-# (requests 5 s, the contact log's last commits, spooling under way 5 s, the last Redis sends).
-STOP_WITHIN = 20.0
+# How long the serve process waits for its workers to stop: a worker's worst case is about 20 s
+# (requests 5 s, the mail filter 5 s, the contact log's last commits, spooling under way 5 s, the
+# last Redis sends).
+STOP_WITHIN = 25.0
 
 
 async def _migrate_once(settings: Settings) -> None:
@@ -35,9 +36,29 @@ async def _migrate_once(settings: Settings) -> None:
         await conn.close()
 
 
+async def _stop_on_the_first_signal(app: web.Application) -> None:
+    """SIGTERM or SIGINT starts the graceful stop; a repeat is ignored. aiohttp's own handler would
+    raise again in the middle of the stop and cut it short, with contacts still being committed or
+    spooled (systemd, for one, signals the serve process and every worker, and serve passes it on)."""
+    loop = asyncio.get_running_loop()
+    stopping = False
+
+    def on_signal(signum: int) -> None:
+        nonlocal stopping
+        if stopping:
+            log.warning("already stopping: %s ignored (SIGKILL stops at once)", signal.Signals(signum).name)
+            return
+        stopping = True
+        raise web.GracefulExit()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal, signum)
+
+
 def _worker(settings: Settings, reuse_port: bool) -> None:
     logs.setup(settings.log_level)
     app = create_app(settings)
+    app.on_startup.append(_stop_on_the_first_signal)
     # uvloop: the same asyncio API on libuv, measurably cheaper per request (see bench/RESULTS.md).
     web.run_app(
         app,
@@ -46,7 +67,7 @@ def _worker(settings: Settings, reuse_port: bool) -> None:
         reuse_port=reuse_port,
         print=None,
         access_log=None,
-        handle_signals=True,
+        handle_signals=False,
         shutdown_timeout=5,
         loop=uvloop.new_event_loop(),
     )
@@ -85,13 +106,12 @@ def _supervise(settings: Settings) -> int:
 
     procs = [spawn() for _ in range(settings.workers)]
     stopping = False
+    told: set[int | None] = set()
 
     def stop(signum: int, frame: object) -> None:
         nonlocal stopping
         stopping = True
-        for p in procs:
-            if p.is_alive():
-                p.terminate()
+        _tell(procs, told)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
@@ -101,6 +121,20 @@ def _supervise(settings: Settings) -> int:
             if not p.is_alive() and not stopping:
                 log.error("worker %s exited with %s; starting a replacement", p.pid, p.exitcode)
                 procs[i] = spawn()
+    _tell(procs, told)  # a replacement started while the signal was being handled was not told yet
+    _wait_for(procs)
+    return 0
+
+
+def _tell(procs: list[multiprocessing.process.BaseProcess], told: set[int | None]) -> None:
+    """SIGTERM to each live worker, once: a worker stops gracefully on the first and ignores a repeat."""
+    for p in procs:
+        if p.is_alive() and p.pid not in told:
+            told.add(p.pid)
+            p.terminate()
+
+
+def _wait_for(procs: list[multiprocessing.process.BaseProcess]) -> None:
     deadline = time.monotonic() + STOP_WITHIN
     for p in procs:
         p.join(timeout=max(0.0, deadline - time.monotonic()))
@@ -109,7 +143,6 @@ def _supervise(settings: Settings) -> int:
             log.error("worker %s did not stop within %.0f s; killing it", p.pid, STOP_WITHIN)
             p.kill()
             p.join()
-    return 0
 
 
 async def replay(settings: Settings) -> int:

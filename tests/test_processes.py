@@ -97,3 +97,31 @@ async def test_a_worker_that_dies_is_replaced(settings):
         children = [psutil.Process(pid) for pid in workers()]
     _, alive = psutil.wait_procs(children, timeout=15)
     assert not alive
+
+
+async def test_a_stop_signal_sent_again_does_not_cut_the_stop_short(settings, keys, tmp_path):
+    """systemd signals the serve process and every worker at once, and serve passes it on, so a worker
+    hears SIGTERM twice. The second used to interrupt the stop part-way: the contact log was never
+    closed. Here the stop is held open by a request whose body never comes (handlers get 5 s)."""
+    import os
+    import signal
+
+    log = tmp_path / "gateway.log"
+    async with GatewayProcess(settings, log=log) as gw:
+        assert gw.proc is not None
+        _, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+        writer.write(
+            b"POST /v1/contacts HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer "
+            + keys["channel"].encode()
+            + b"\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+        )
+        await writer.drain()
+        await asyncio.sleep(0.3)  # its handler is waiting for the rest of the body
+        os.kill(gw.proc.pid, signal.SIGTERM)
+        await asyncio.sleep(0.5)
+        os.kill(gw.proc.pid, signal.SIGTERM)
+        assert await asyncio.wait_for(gw.proc.wait(), 30) == 0
+        writer.close()
+    text = log.read_text()
+    assert text.count("already stopping: SIGTERM ignored") == 1, text[-3000:]
+    assert text.count("stopped: every contact logged or spooled") == 1, text[-3000:]

@@ -179,8 +179,12 @@ async def test_the_console_answers_a_missing_version_and_busy_simulations_with_p
         await conn.execute(
             "INSERT INTO ruleset_simulations (version, against, params, created_by) VALUES (1, 1, '{}', 'test')"
         )
+    await page.get_by_label("Days of the contact log to replay").fill("12")
+    await page.get_by_label("As they stand now").check()
     async with page.expect_response("**/manage/rules/1/simulate") as asked:
         await page.get_by_role("button", name="Simulate against version 1").click()
     assert (await asked.value).status == 409
     assert "2 simulations are running already" in await page.get_by_role("alert").inner_text()
+    assert await page.get_by_label("Days of the contact log to replay").input_value() == "12"
+    assert await page.get_by_label("As they stand now").is_checked()
     await _look(page, "rules-simulations-busy")

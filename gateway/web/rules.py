@@ -101,6 +101,8 @@ async def _version_page(
         "problem": "",
         "notice": notice,
         "published": published["version"] if published else None,
+        "sim_days": "30",  # the simulation form's own values, kept when it is shown again
+        "sim_mode": "at_the_time",
         **extra,
     }
     return await render(request, "rules_version.html", context, status=status)
@@ -160,16 +162,18 @@ async def simulate(request: web.Request) -> web.Response:
     form = await _form(request, session)
     days = _number(form.get("days"), 1, 400)
     mode = str(form.get("restrictions", "at_the_time"))
+    kept = {"sim_days": str(form.get("days", ""))[:20], "sim_mode": mode}
     if days is None or mode not in ("at_the_time", "now"):
-        return await _version_page(request, version, status=422, problem="Give a number of days from 1 to 400.")
+        problem = "Give a number of days from 1 to 400."
+        return await _version_page(request, version, status=422, problem=problem, **kept)
     params = SimulationParams.model_validate({"days": days, "restrictions": mode})
     await _load(request, version)
     try:
         job = await authoring.start_simulation(
             request.app[POOL], request.app[SETTINGS], version, params, session.actor.label
         )
-    except StateConflict as exc:  # simulations busy: said on the version's page, the form kept
-        return await _version_page(request, version, status=409, problem=exc.message)
+    except StateConflict as exc:  # simulations busy: said on the version's page, the form as it was sent
+        return await _version_page(request, version, status=409, problem=exc.message, **kept)
     raise web.HTTPSeeOther(f"/manage/rules/simulations/{job}")
 
 
