@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import psutil
 
+from gateway.serve import STOP_WITHIN
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -54,7 +56,7 @@ class Server:
     def stop(self) -> None:
         self.proc.terminate()
         try:
-            self.proc.wait(15)
+            self.proc.wait(STOP_WITHIN + 5)  # serve kills a stuck worker itself after STOP_WITHIN
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()

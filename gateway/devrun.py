@@ -16,6 +16,7 @@ from . import db, embedded
 from .auth import active_key_id, create_key
 from .demo import PROVIDER_SETTINGS, load_demo
 from .migrate import migrate
+from .serve import STOP_WITHIN
 from .settings import Settings
 from .store.keys import revoke_others
 
@@ -122,8 +123,8 @@ def main() -> int:
         return proc.wait()
     except KeyboardInterrupt:
         proc.terminate()
-        try:
-            proc.wait(timeout=10)
+        try:  # serve itself kills a worker stuck past STOP_WITHIN; this is for serve stuck as well
+            proc.wait(timeout=STOP_WITHIN + 5)
         except subprocess.TimeoutExpired:
             proc.kill()
         return 0

@@ -36,17 +36,17 @@ async def _migrate_once(settings: Settings) -> None:
         await conn.close()
 
 
-async def _stop_on_the_first_signal(app: web.Application) -> None:
+def _stop_on_the_first_signal(loop: asyncio.AbstractEventLoop) -> None:
     """SIGTERM or SIGINT starts the graceful stop; a repeat is ignored. aiohttp's own handler would
     raise again in the middle of the stop and cut it short, with contacts still being committed or
-    spooled (systemd, for one, signals the serve process and every worker, and serve passes it on)."""
-    loop = asyncio.get_running_loop()
+    spooled (systemd, for one, signals the serve process and every worker, and serve passes it on).
+    Set on the loop before the app starts, so a signal during start-up stops it gracefully too."""
     stopping = False
 
     def on_signal(signum: int) -> None:
         nonlocal stopping
         if stopping:
-            log.warning("already stopping: %s ignored (SIGKILL stops at once)", signal.Signals(signum).name)
+            log.info("already stopping: %s ignored (SIGKILL stops at once)", signal.Signals(signum).name)
             return
         stopping = True
         raise web.GracefulExit()
@@ -58,8 +58,9 @@ async def _stop_on_the_first_signal(app: web.Application) -> None:
 def _worker(settings: Settings, reuse_port: bool) -> None:
     logs.setup(settings.log_level)
     app = create_app(settings)
-    app.on_startup.append(_stop_on_the_first_signal)
     # uvloop: the same asyncio API on libuv, measurably cheaper per request (see bench/RESULTS.md).
+    loop = uvloop.new_event_loop()
+    _stop_on_the_first_signal(loop)
     web.run_app(
         app,
         host=settings.host,
@@ -69,7 +70,7 @@ def _worker(settings: Settings, reuse_port: bool) -> None:
         access_log=None,
         handle_signals=False,
         shutdown_timeout=5,
-        loop=uvloop.new_event_loop(),
+        loop=loop,
     )
 
 
