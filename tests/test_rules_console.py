@@ -168,10 +168,14 @@ async def test_the_console_answers_a_missing_version_and_busy_simulations_with_p
     base = base_url(client)
     await sign_in(page, base, await give_password(api, team.manager), next_path="/manage/rules/1")
     token = await page.locator("input[name=csrf_token]").first.get_attribute("value") or ""
-    for path in ("/manage/rules/999/validate", "/manage/rules/999/test", "/manage/rules/999/simulate"):
+    for path, said in (
+        ("/manage/rules/999/validate", "There is no rule set version 999."),
+        ("/manage/rules/999/test", "There is no rule set version 999."),
+        ("/manage/rules/999/simulate", "Rule set version 999 does not exist."),
+    ):
         r = await page.request.post(base + path, form={"csrf_token": token, "days": "7"})
         assert r.status == 404 and r.headers["content-type"].startswith("text/html"), path
-        assert "There is no rule set version 999." in await r.text(), path
+        assert said in await r.text(), path
     r = await page.request.get(f"{base}/manage/rules/abc")
     assert r.status == 404 and "There is no rule set version abc." in await r.text()
     # Two simulations running already: the version's page says so, and the form is still there.

@@ -167,11 +167,13 @@ async def simulate(request: web.Request) -> web.Response:
         problem = "Give a number of days from 1 to 400."
         return await _version_page(request, version, status=422, problem=problem, **kept)
     params = SimulationParams.model_validate({"days": days, "restrictions": mode})
-    await _load(request, version)
     try:
         job = await authoring.start_simulation(
             request.app[POOL], request.app[SETTINGS], version, params, session.actor.label
         )
+    except Missing as exc:  # this version, or the one in force to compare it with
+        said = f"{exc.message[:1].upper()}{exc.message[1:]}."
+        return await render(request, "message.html", {"title": "Not found", "lines": [said]}, status=404)
     except StateConflict as exc:  # simulations busy: said on the version's page, the form as it was sent
         return await _version_page(request, version, status=409, problem=exc.message, **kept)
     raise web.HTTPSeeOther(f"/manage/rules/simulations/{job}")
