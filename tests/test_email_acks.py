@@ -322,3 +322,14 @@ async def test_an_address_the_relay_refuses_for_good_is_not_retried(gateway, con
     await eventually(settled, timeout=5)
     row = await conn.fetchrow("SELECT * FROM outbox WHERE message_id = '<letter-2@demo-homes.org.uk>'")
     assert row["status"] == "failed" and row["attempts"] == 1
+
+
+async def test_the_sender_stops_when_woken_as_it_is_closed(gateway):
+    # A wake (an acknowledgement just queued) in the same turn as the shutdown's cancel: Python 3.11's
+    # wait_for lost the cancel, and the gateway's stop waited on the sender for ever.
+    outbox = gateway.app[RUNTIME].outbox
+    await asyncio.sleep(0.3)  # nothing due: it waits to be woken
+    outbox.wake()
+    closing = asyncio.create_task(outbox.close())
+    done, _ = await asyncio.wait([closing], timeout=5)
+    assert closing in done, "the outbox sender did not stop"

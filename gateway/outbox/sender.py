@@ -69,6 +69,7 @@ class OutboxSender:
         self.limits = AckLimits(redis, pool, settings)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
 
     def start(self) -> None:
         if self.relay is not None:
@@ -78,21 +79,25 @@ class OutboxSender:
         self._wake.set()
 
     async def close(self) -> None:
+        self._closing = True  # ends the loop even if the cancellation below is lost
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
     async def _run(self) -> None:
-        while True:
+        while not self._closing:
             try:
                 busy = await self.run_once()
             except Exception as exc:  # the database is away: try again on the next round
                 log.warning("outbox: round failed (%r)", exc)
                 busy = 0
             if not busy:
+                # A timeout context, not wait_for: Python 3.11's wait_for loses a cancellation that
+                # arrives as the event is set (a wake at shutdown), and close then waited for ever.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
+                    async with asyncio.timeout(POLL_SECONDS):
+                        await self._wake.wait()
                 self._wake.clear()
 
     async def run_once(self) -> int:
