@@ -1,14 +1,17 @@
 """Phone numbers reach the same E.164 form whichever way they are written, and whether or not the
-quick path for whole UK numbers takes them: it must agree with libphonenumber exactly."""
+quick path for whole UK numbers takes them: it must agree with libphonenumber exactly. Email
+addresses likewise, whether or not the quick path for bare addresses skips the standard parser."""
 
 from __future__ import annotations
 
 import random
+import re
 
 import phonenumbers
 import pytest
 
-from gateway.identifiers import IdentifierError, normalise_phone
+from gateway import identifiers
+from gateway.identifiers import IdentifierError, normalise_email, normalise_phone
 
 plain = normalise_phone.__wrapped__  # without the cache: every call takes its path again
 
@@ -49,3 +52,47 @@ def test_numbers_outside_the_quick_path_still_normalise(text, e164):
 def test_a_number_of_the_wrong_length_is_refused_on_either_path(text):
     with pytest.raises(IdentifierError):
         plain(text)
+
+
+def _through_the_parser(raw: str) -> str:
+    """normalise_email with every address taken through the standard library's parser."""
+    quick = identifiers._BARE_ADDRESS
+    identifiers._BARE_ADDRESS = re.compile(r"(?!)")  # matches nothing
+    try:
+        return normalise_email(raw)
+    finally:
+        identifiers._BARE_ADDRESS = quick
+
+
+def _outcome(normalise, raw: str) -> str:
+    try:
+        return normalise(raw)
+    except IdentifierError as exc:
+        return f"refused: {exc}"
+
+
+def test_bare_addresses_normalise_as_the_standard_parser_makes_them():
+    rng = random.Random(5)
+    atoms = ["a", "Jo", "x1", "first_last", "o-k", "100%", "tag+x", "+lead", "trail+", "-", "_", "ÿ"]
+    domains = ["example.com", "Mail.Example.NET", "a-b.co.uk", "localhost", "x..y", "-bad.com", "é.fr"]
+    domains.append("a" * 64 + ".com")  # a label too long
+    seen = 0
+    for _ in range(3000):
+        local = ".".join(rng.choice(atoms) for _ in range(rng.randint(1, 3)))
+        raw = f"{rng.choice(['', ' '])}{local}@{rng.choice(domains)}{rng.choice(['', ' ', '.'])}"
+        seen += identifiers._BARE_ADDRESS.fullmatch(raw.strip()) is not None
+        assert _outcome(normalise_email, raw) == _outcome(_through_the_parser, raw), raw
+    assert seen > 1000  # the quick path was taken, and agreed
+
+
+@pytest.mark.parametrize(
+    ("raw", "address"),
+    [
+        ("Jo Bloggs <Jo.Bloggs+repairs@Example.COM>", "jo.bloggs@example.com"),
+        ('"Bloggs, Jo" <jo@example.com>', "jo@example.com"),
+        ("jo@example.com (Jo)", "jo@example.com"),
+        ("<jo@bücher.example>", "jo@xn--bcher-kva.example"),
+    ],
+)
+def test_addresses_outside_the_quick_path_still_normalise(raw, address):
+    assert normalise_email(raw) == _through_the_parser(raw) == address

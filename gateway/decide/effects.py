@@ -64,9 +64,9 @@ class Effects:
         }
         self._spawn(self._publish(json.dumps(event)))
 
-    async def after_commit(self, records: list[ContactRecord]) -> None:
+    def after_commit(self, records: list[ContactRecord]) -> None:
         """The contact log's hook: these records are durable (committed or spooled)."""
-        await self.idempotency.remember(records)
+        self.idempotency.remember(records)
         if self.wake_outbox is not None and any(r.ack for r in records):
             self.wake_outbox()
 

@@ -218,7 +218,7 @@ class Idempotency:
         if contact.provider_id:
             self._queue([(key(contact.channel, contact.provider_id), decision.model_dump_json())])
 
-    async def remember(self, records: list[ContactRecord]) -> None:
+    def remember(self, records: list[ContactRecord]) -> None:
         """Once a batch is durable, its decisions answer retries: carried by the next claim, or sent
         on their own within REMEMBER_WITHIN (a retry meanwhile waits on a 'pending' claim, if any)."""
         answered = [r for r in records if r.provider_id and r.decision]
