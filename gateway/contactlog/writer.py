@@ -243,7 +243,7 @@ class ContactLog:
         claimer = loop.call_later(CLAIM_AFTER, lambda: claiming.append(self._background_task(self._claim(batch))))
         watchdog = loop.call_later(SLOW_COMMIT, self._commit_is_slow, batch, claiming)
         try:
-            rows = store.Batch.of(item.line for item in batch)
+            rows = store.Batch.of((item.line for item in batch), mail=any(_mail(r) for r in records))
             if conn is None:
                 conn = await self._pool.acquire(timeout=_DB_TIMEOUT)
             duplicates = await store.write_batch(conn, rows, timeout=_DB_TIMEOUT)
@@ -348,7 +348,9 @@ class ContactLog:
         try:
             if conn is None:
                 conn = await self._pool.acquire(timeout=_DB_TIMEOUT)
-            duplicates = await store.write_batch(conn, store.Batch.of([item.line]), timeout=_DB_TIMEOUT)
+            duplicates = await store.write_batch(
+                conn, store.Batch.of([item.line], mail=_mail(record)), timeout=_DB_TIMEOUT
+            )
         except store.RECORD_ERRORS as exc:
             # This record itself cannot be written: kept on disk beside the spool, never dropped.
             log.error(
@@ -426,3 +428,8 @@ class ContactLog:
         if self._background:
             log.error("contact log: %d background task(s) still running at shutdown", len(self._background))
         await self.breaker.close()
+
+
+def _mail(record: ContactRecord) -> bool:
+    """Whether the record's row has email threading or an acknowledgement to write with it."""
+    return record.ack is not None or record.channel == "email"

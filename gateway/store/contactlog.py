@@ -52,13 +52,15 @@ FIELDS = (*COLUMNS, "decision", "ack")
 @dataclass(frozen=True)
 class Batch:
     """Rows as the batch statement takes them: a JSON array of objects keyed by FIELDS, whose
-    text PostgreSQL can store (no NUL, no lone surrogate)."""
+    text PostgreSQL can store (no NUL, no lone surrogate). `mail`: some row is an email or has an
+    acknowledgement to queue (False: the statement skips the outbox and the email threads)."""
 
     json: str
+    mail: bool = True
 
     @classmethod
-    def of(cls, objects: Iterable[str]) -> Batch:
-        return cls("[" + ",".join(objects) + "]")
+    def of(cls, objects: Iterable[str], *, mail: bool = True) -> Batch:
+        return cls("[" + ",".join(objects) + "]", mail)
 
 
 # Errors that belong to a record (a value PostgreSQL will not take), not to the database's health.
@@ -98,7 +100,7 @@ _DERIVED = {
 # idempotency decision: a batch holding the same provider id uncommitted makes this one wait for its
 # outcome), write the rows that are not retries, queue their acknowledgements in the outbox, remember the message ids
 # of email filed on a case (and of its acknowledgement) for threading, and return the retries.
-WRITE_BATCH = f"""
+_ROWS = f"""
 WITH r AS (
     SELECT * FROM jsonb_to_recordset($1::text::jsonb) AS r({", ".join(f"{c} {_TYPES.get(c, 'text')}" for c in FIELDS)})
 ), claimed AS (
@@ -112,7 +114,8 @@ WITH r AS (
     SELECT {", ".join(_DERIVED.get(c, f"r.{c}") for c in COLUMNS)}
     FROM r WHERE r.provider_id IS NULL OR r.status <> 'decided' OR r.id IN (SELECT contact_id FROM claimed)
     RETURNING id, case_id
-), acknowledged AS (
+)"""
+_MAIL = """, acknowledged AS (
     INSERT INTO outbox (kind, contact_id, case_id, to_addr, subject, body, message_id, in_reply_to, refs, auto_reply)
     SELECT 'acknowledgement', l.id, l.case_id, r.ack->>'to', r.ack->>'subject', r.ack->>'text', r.ack->>'message_id',
            r.ack->>'in_reply_to', r.ack->>'references', true
@@ -125,8 +128,13 @@ WITH r AS (
         (r.ack->>'message_id')) AS v(m)
     WHERE l.case_id IS NOT NULL AND v.m IS NOT NULL
     ON CONFLICT DO NOTHING
-)
+)"""
+_RETRIES = """
 SELECT r.id, r.channel, r.provider_id FROM r WHERE r.id NOT IN (SELECT id FROM logged)"""
+WRITE_BATCH = _ROWS + _MAIL + _RETRIES
+# A batch with no email and no acknowledgement (calls, mostly) has nothing for the outbox or the
+# email threads: without those two parts the statement costs PostgreSQL ~25 µs less.
+WRITE_BATCH_NO_MAIL = _ROWS + _RETRIES
 
 EARLIER_DECISIONS = """
 SELECT p.channel, p.provider_id, p.decision FROM contact_provider_ids p
@@ -138,7 +146,7 @@ NOT_LOGGED = "SELECT x FROM unnest($1::uuid[]) AS x WHERE NOT EXISTS (SELECT 1 F
 async def write_batch(conn: asyncpg.Connection, batch: Batch, timeout: float | None = None) -> dict[uuid.UUID, Any]:
     """Write a batch in one statement. Returns {contact id: earlier decision} for the rows that
     repeat an already-logged (channel, provider id): those get no row of their own."""
-    retries = await conn.fetch(WRITE_BATCH, batch.json, timeout=timeout)
+    retries = await conn.fetch(WRITE_BATCH if batch.mail else WRITE_BATCH_NO_MAIL, batch.json, timeout=timeout)
     if not retries:
         return {}
     # A statement of its own: it sees an earlier attempt another batch committed while this one waited.
