@@ -102,15 +102,13 @@ class ContactLog:
         self._in_flight = settings.log_flushes_in_flight
         self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
         self.spool = Spool(settings.spool_dir)
-        self._slots: list[asyncio.Task[None]] = []
+        self._task: asyncio.Task[None] | None = None
         self._replayer: asyncio.Task[None] | None = None
         self.breaker = Breaker(pool)
         self.spool_failed = False
 
     def start(self) -> None:
-        self._slots = [
-            asyncio.create_task(self._slot(), name=f"contact-log-writer-{n}") for n in range(self._in_flight)
-        ]
+        self._task = asyncio.create_task(self._run(), name="contact-log-writer")
         self._replayer = asyncio.create_task(self._replay_loop(), name="contact-log-replayer")
 
     async def append(self, record: ContactRecord, wait: float | None = None, *, claimed: bool = False) -> Appended:
@@ -177,57 +175,36 @@ class ContactLog:
         for item, outcome in zip(todo, outcomes, strict=True):
             item.held = outcome
 
-    async def _slot(self) -> None:
-        """One of `log_flushes_in_flight` commit slots (default 2, so a contact that arrives mid-commit
-        waits for one commit, not for the current one and then its own; 1 makes fewer, larger batches:
-        less CPU per contact, a little more wait). Each takes whatever queued while it was busy and
-        commits it on a connection it keeps: no pool round of its own, nor a task, per batch. The
-        connection is given back after a failure (the next batch takes a fresh one) and at close."""
-        conn: asyncpg.Connection | None = None
-        try:
-            while True:
-                batch, closing = self._take(await self._queue.get())
-                if batch:
-                    try:
-                        conn = await self._flush(batch, conn)
-                    except Exception:  # a fault of ours: this slot goes on (a caller left waiting is spooled)
-                        log.exception("contact log: a batch of %d could not be handled", len(batch))
-                        if conn is not None:
-                            await self._give_back(conn, broken=True)
-                            conn = None
-                if closing:
-                    self._queue.put_nowait(None)  # the other slots stop too, once what is queued is taken
-                    return
-        finally:
-            if conn is not None:
-                await self._give_back(conn, broken=False)
+    async def _run(self) -> None:
+        """Take what queued while a slot was busy; at most `log_flushes_in_flight` commits at once
+        (default 2, so a contact that arrives mid-commit waits for one commit, not for the current
+        one and then its own; 1 makes fewer, larger batches: less CPU per contact, a little more wait)."""
+        closing = False
+        inflight: set[asyncio.Task[None]] = set()
+        while not closing:
+            first = await self._queue.get()
+            while len(inflight) >= self._in_flight:
+                await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
+            batch = []
+            for item in self._take(first):
+                if item is None:
+                    closing = True
+                else:
+                    batch.append(item)
+            if batch:
+                task = asyncio.create_task(self._flush(batch))
+                inflight.add(task)
+                task.add_done_callback(inflight.discard)
+        if inflight:
+            await asyncio.wait(inflight)
 
-    def _take(self, first: _Item | None) -> tuple[list[_Item], bool]:
-        """The items queued, up to the batch size, and whether the log is closing."""
-        items, closing = [], first is None
-        if first is not None:
-            items.append(first)
-        while not closing and len(items) < self._max and not self._queue.empty():
-            item = self._queue.get_nowait()
-            if item is None:
-                closing = True
-            else:
-                items.append(item)
-        return items, closing
+    def _take(self, first: _Item | None) -> list[_Item | None]:
+        items = [first]
+        while len(items) < self._max and not self._queue.empty():
+            items.append(self._queue.get_nowait())
+        return items
 
-    async def _give_back(self, conn: asyncpg.Connection, *, broken: bool) -> None:
-        """Return a slot's connection to the pool; a broken one (or one whose statement may still
-        run on the server) is closed first, so that nobody gets it again."""
-        try:  # (the pool may have taken it back already: closed, or all its connections expired)
-            if broken:
-                conn.terminate()
-            await self._pool.release(conn, timeout=_DB_TIMEOUT)
-        except Exception as exc:  # the pool replaces it; nothing of a contact depends on it
-            log.debug("contact log: a connection could not be given back (%r)", exc)
-
-    async def _flush(self, batch: list[_Item], conn: asyncpg.Connection | None) -> asyncpg.Connection | None:
-        """Commit a batch on the slot's connection (taken from the pool when it has none); returns
-        the connection for its next batch, or None when it was given back after a failure."""
+    async def _flush(self, batch: list[_Item]) -> None:
         if self._claims is not None and self._claims.must_claim():
             await self._claim(batch, may_spool=False)
             for item in batch:
@@ -235,7 +212,7 @@ class ContactLog:
                     item.fut.set_result(item.held)
             batch = [item for item in batch if item.held is None]
             if not batch:
-                return conn
+                return
         records = [item.record for item in batch]
         results = [Appended(spooled=True) for _ in records]
         loop = asyncio.get_running_loop()
@@ -244,24 +221,19 @@ class ContactLog:
         watchdog = loop.call_later(SLOW_COMMIT, self._commit_is_slow, batch, claiming)
         try:
             rows = store.Batch.of((item.line for item in batch), mail=any(_mail(r) for r in records))
-            if conn is None:
-                conn = await self._pool.acquire(timeout=_DB_TIMEOUT)
-            duplicates = await store.write_batch(conn, rows, timeout=_DB_TIMEOUT)
+            async with self._pool.acquire(timeout=_DB_TIMEOUT) as conn:
+                duplicates = await store.write_batch(conn, rows, timeout=_DB_TIMEOUT)
             results = [Appended(duplicate_of=duplicates.get(r.id)) for r in records]
             metrics.LOG_BATCH.observe(len(records))
             self._logged([r for r in records if r.id not in duplicates])
         except store.RECORD_ERRORS as exc:
             # A bad record must not take its batch-mates down with it: write them one by one.
             log.exception("contact log: batch of %d failed (%r); writing one by one", len(records), exc)
-            for n, item in enumerate(batch):
-                results[n], conn = await self._write_alone(item, conn)
+            results = [await self._write_alone(item) for item in batch]
         except Exception as exc:  # anything else is an outage: spool, replay later
             log.warning("contact log: database unavailable (%r); spooling %d record(s)", exc, len(records))
             self.breaker.trip(repr(exc))
             claimer.cancel()
-            if conn is not None:
-                await self._give_back(conn, broken=True)
-                conn = None
             await self._answer_from_spool(batch, claiming)
         finally:
             claimer.cancel()
@@ -269,7 +241,6 @@ class ContactLog:
             for item, result in zip(batch, results, strict=True):
                 if not item.fut.done():
                     item.fut.set_result(result)
-        return conn
 
     def _commit_is_slow(self, batch: list[_Item], claiming: list[asyncio.Task[None]]) -> None:
         """Spool the waiting records now. If the commit finishes after all, replay skips them by id."""
@@ -339,38 +310,30 @@ class ContactLog:
             except Exception:  # what follows a durable record must never fail the log
                 log.exception("contact log: the after-commit hook failed for %d record(s)", len(records))
 
-    async def _write_alone(
-        self, item: _Item, conn: asyncpg.Connection | None
-    ) -> tuple[Appended, asyncpg.Connection | None]:
-        """Write one record on its own (on the slot's connection, if it has one); also the connection
-        for what follows (None: given back, the database failed)."""
+    async def _write_alone(self, item: _Item) -> Appended:
         record = item.record
         try:
-            if conn is None:
-                conn = await self._pool.acquire(timeout=_DB_TIMEOUT)
-            duplicates = await store.write_batch(
-                conn, store.Batch.of([item.line], mail=_mail(record)), timeout=_DB_TIMEOUT
-            )
+            async with self._pool.acquire(timeout=_DB_TIMEOUT) as conn:
+                rows = store.Batch.of([item.line], mail=_mail(record))
+                duplicates = await store.write_batch(conn, rows, timeout=_DB_TIMEOUT)
         except store.RECORD_ERRORS as exc:
             # This record itself cannot be written: kept on disk beside the spool, never dropped.
             log.error(
                 "contact log: contact %s could not be written (%r); kept in %s", record.id, exc, self.spool.quarantine
             )
             await self._spool_safely([record], self.spool.quarantine)
-            return Appended(spooled=True), conn
+            return Appended(spooled=True)
         except Exception as exc:
             log.warning("contact log: database unavailable (%r); spooling contact %s", exc, record.id)
-            if conn is not None:
-                await self._give_back(conn, broken=True)
             await self._claim([item], again=True)
             if item.held is not None:
-                return item.held, None
+                return item.held
             if await self._spool_safely([record]):
                 self._logged([record])
-            return Appended(spooled=True), None
+            return Appended(spooled=True)
         if record.id not in duplicates:
             self._logged([record])
-        return Appended(duplicate_of=duplicates.get(record.id)), conn
+        return Appended(duplicate_of=duplicates.get(record.id))
 
     async def replay(self) -> int:
         """One round: every spool file in the directory that no other process is replaying. The
@@ -416,9 +379,9 @@ class ContactLog:
             self._replayer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._replayer
-        if self._slots:
+        if self._task is not None:
             self._queue.put_nowait(None)
-            await asyncio.gather(*self._slots)
+            await self._task
         # What is still being spooled or remembered (and what that starts in turn) is let finish
         # rather than cancelled by us (a record being spooled would be lost), up to CLOSE_WITHIN;
         # what is left then is logged, and ends with the process.
