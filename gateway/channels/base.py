@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
+import orjson
 from aiohttp import web
 
 from ..contact import Decision, InboundContact, degraded_decision, implausible_received_at
@@ -77,10 +78,14 @@ def checked(parsed: InboundContact | Rejected, now: datetime) -> InboundContact 
 
 
 def json_reply(decision: Decision, created: bool) -> web.StreamResponse:
-    """The decide contract's reply: 201 for a new contact, 200 for a repeat of a provider id."""
-    return web.Response(
-        text=decision.model_dump_json(), status=201 if created else 200, content_type="application/json"
-    )
+    """The decide contract's reply: 201 for a new contact, 200 for a repeat of a provider id. Made
+    of the data the log row was made of (~1 µs, against ~15 for serialising the model again)."""
+    status = 201 if created else 200
+    try:
+        body = orjson.dumps(decision.answered())
+    except TypeError:  # text orjson refuses (a lone surrogate): the model's own serialiser takes it
+        return web.Response(text=decision.model_dump_json(), status=status, content_type="application/json")
+    return web.Response(body=body, status=status, content_type="application/json", charset="utf-8")
 
 
 def http_handler(channel: HttpChannel) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:

@@ -54,13 +54,14 @@ class Effects:
             return
         if decision.banner is None:
             return
+        answered = decision.answered()
         event = {
             "contact_id": decision.contact_id,
             "channel": contact.channel,
             "customer_ids": decision.matched.customer_ids,
-            "target": decision.target.model_dump() if decision.target else None,
+            "target": answered["target"],
             "action": decision.action,
-            "banner": decision.banner.model_dump(mode="json"),
+            "banner": answered["banner"],
         }
         self._spawn(self._publish(json.dumps(event)))
 

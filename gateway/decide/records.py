@@ -41,7 +41,7 @@ def decided_record(
     ack_note: str | None = None,
 ) -> ContactRecord:
     m = decision.matched
-    answered = decision.model_dump(mode="json")  # once: the row's JSON columns are parts of it
+    answered = decision.answered()  # the row's JSON columns are parts of it; the reply is made of it too
     return ContactRecord(
         id=uuid.UUID(decision.contact_id),
         received_at=received,

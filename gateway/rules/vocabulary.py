@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from .params import Channel
 
@@ -97,6 +97,23 @@ class Decision(BaseModel):
     ruleset_version: int | None = None
     degraded: bool = False
     received_at: datetime | None = None
+    # The decision as answered, JSON-ready, built once (`answered`): the log row, the reply and the
+    # remembered answer are all made from it. Setting a field drops it, to be built again.
+    _answered: dict[str, Any] | None = PrivateAttr(default=None)
+
+    def answered(self) -> dict[str, Any]:
+        """The decision as JSON-ready data (what `model_dump(mode="json")` gives), built once."""
+        private = self.__pydantic_private__  # read directly: pydantic's own look-up costs ~5 µs
+        assert private is not None
+        found: dict[str, Any] | None = private["_answered"]
+        if found is None:
+            found = private["_answered"] = self.model_dump(mode="json")
+        return found
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        if not name.startswith("_") and self.__pydantic_private__ is not None:
+            self.__pydantic_private__["_answered"] = None
 
 
 class RulesInvalid(ValueError):

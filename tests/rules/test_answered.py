@@ -1,0 +1,54 @@
+"""A decision's JSON is built once and serves the log row, the reply and the remembered answer: it
+must be exactly what the model serialises, and never outlive a change to the decision."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import orjson
+
+from gateway.channels.base import json_reply
+from gateway.rules.vocabulary import Banner, Decision, Matched, Reason, Target
+
+
+def _decision() -> Decision:
+    return Decision(
+        contact_id="0b9f6c1e-3d4a-4f7e-9a51-6f0c2d1e8b7a",
+        action="deflect",
+        target=Target(type="voicemail", id="caution-team"),
+        flagged=True,
+        banner=Banner(
+            severity="danger", text="Écrivez-nous — «merci» ☎", restriction_ids=[7, 3], review_due=date(2027, 1, 31)
+        ),
+        customer_message="Please write to us at 1 High Street.",
+        matched=Matched(customer_ids=[12, 4], case_id=9),
+        reasons=[Reason(source="restriction", id="7", because="written contact only")],
+        ruleset_version=3,
+        received_at=datetime(2026, 11, 26, 10, 15, 30, 123456, tzinfo=UTC),
+    )
+
+
+def test_the_answer_is_what_the_model_serialises_and_is_built_once():
+    decision = _decision()
+    answered = decision.answered()
+    assert answered == decision.model_dump(mode="json")
+    assert decision.answered() is answered
+    assert orjson.dumps(answered).decode() == decision.model_dump_json()
+
+
+def test_changing_a_field_drops_the_answer_built_before():
+    decision = _decision()
+    decision.answered()
+    decision.received_at = datetime(2026, 11, 27, tzinfo=UTC)
+    decision.flagged = False
+    assert decision.answered() == decision.model_dump(mode="json")
+    assert decision.answered()["flagged"] is False
+
+
+def test_the_reply_carries_the_same_json_with_its_status():
+    decision = _decision()
+    for created, status in ((True, 201), (False, 200)):
+        reply = json_reply(decision, created)
+        assert reply.status == status
+        assert reply.headers["Content-Type"] == "application/json; charset=utf-8"
+        assert orjson.loads(reply.body) == orjson.loads(decision.model_dump_json())
