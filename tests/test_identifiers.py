@@ -74,15 +74,16 @@ def _outcome(normalise, raw: str) -> str:
 def test_bare_addresses_normalise_as_the_standard_parser_makes_them():
     rng = random.Random(5)
     atoms = ["a", "Jo", "x1", "first_last", "o-k", "100%", "tag+x", "+lead", "trail+", "-", "_", "ÿ"]
+    atoms += ['"q"', "<b", "c>", "d e", "(f)", "g,h", "i;j", "k:l", "m\\n", "o[p]"]  # the parser's specials
     domains = ["example.com", "Mail.Example.NET", "a-b.co.uk", "localhost", "x..y", "-bad.com", "é.fr"]
     domains.append("a" * 64 + ".com")  # a label too long
     seen = 0
-    for _ in range(3000):
+    for _ in range(6000):
         local = ".".join(rng.choice(atoms) for _ in range(rng.randint(1, 3)))
         raw = f"{rng.choice(['', ' '])}{local}@{rng.choice(domains)}{rng.choice(['', ' ', '.'])}"
         seen += identifiers._BARE_ADDRESS.fullmatch(raw.strip()) is not None
         assert _outcome(normalise_email, raw) == _outcome(_through_the_parser, raw), raw
-    assert seen > 1000  # the quick path was taken, and agreed
+    assert seen > 600  # the quick path was taken, and agreed
 
 
 @pytest.mark.parametrize(

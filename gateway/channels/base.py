@@ -8,6 +8,7 @@ decide → render. A new channel is one module and one line in the registry (`ch
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -83,8 +84,8 @@ def json_reply(decision: Decision, created: bool) -> web.StreamResponse:
     status = 201 if created else 200
     try:
         body = orjson.dumps(decision.answered())
-    except TypeError:  # text orjson refuses (a lone surrogate): the model's own serialiser takes it
-        return web.Response(text=decision.model_dump_json(), status=status, content_type="application/json")
+    except TypeError:  # a lone surrogate, which orjson and pydantic refuse: the standard library escapes it
+        return web.Response(text=json.dumps(decision.answered()), status=status, content_type="application/json")
     return web.Response(body=body, status=status, content_type="application/json", charset="utf-8")
 
 

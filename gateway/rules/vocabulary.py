@@ -6,6 +6,7 @@ rules produce them, and nothing here imports anything above `gateway.rules` or r
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any, Literal
 
@@ -98,7 +99,8 @@ class Decision(BaseModel):
     degraded: bool = False
     received_at: datetime | None = None
     # The decision as answered, JSON-ready, built once (`answered`): the log row, the reply and the
-    # remembered answer are all made from it. Setting a field drops it, to be built again.
+    # remembered answer are all made from it. Setting a field drops it, to be built again; a nested
+    # model changed in place would not be seen, so a decision's parts are replaced, never edited.
     _answered: dict[str, Any] | None = PrivateAttr(default=None)
 
     def answered(self) -> dict[str, Any]:
@@ -114,6 +116,18 @@ class Decision(BaseModel):
         super().__setattr__(name, value)
         if not name.startswith("_") and self.__pydantic_private__ is not None:
             self.__pydantic_private__["_answered"] = None
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Decision:
+        copied = super().model_copy(update=update, deep=deep)
+        if copied.__pydantic_private__ is not None:  # a copy with changes is answered afresh
+            copied.__pydantic_private__["_answered"] = None
+        return copied
+
+    def __eq__(self, other: object) -> bool:
+        """Equal when the fields are, whether or not either has built its answer yet."""
+        if not isinstance(other, Decision):
+            return NotImplemented
+        return type(self) is type(other) and self.__dict__ == other.__dict__
 
 
 class RulesInvalid(ValueError):

@@ -3,6 +3,7 @@ must be exactly what the model serialises, and never outlive a change to the dec
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 
 import orjson
@@ -45,10 +46,28 @@ def test_changing_a_field_drops_the_answer_built_before():
     assert decision.answered()["flagged"] is False
 
 
-def test_the_reply_carries_the_same_json_with_its_status():
+def test_a_copy_with_changes_is_answered_afresh_and_equality_ignores_the_answer():
+    decision = _decision()
+    decision.answered()
+    held = decision.model_copy(update={"action": "hold"})
+    assert held.answered()["action"] == "hold"
+    assert decision.answered()["action"] == "deflect"
+    assert _decision() == decision  # one has built its answer, the other not
+    assert held != decision
+
+
+def test_the_reply_is_the_models_own_json_with_its_status():
     decision = _decision()
     for created, status in ((True, 201), (False, 200)):
         reply = json_reply(decision, created)
         assert reply.status == status
         assert reply.headers["Content-Type"] == "application/json; charset=utf-8"
-        assert orjson.loads(reply.body) == orjson.loads(decision.model_dump_json())
+        assert reply.body == decision.model_dump_json().encode()
+
+
+def test_text_the_fast_encoder_refuses_is_still_answered():
+    decision = _decision()
+    decision.customer_message = "half a pair: \ud800"  # only malformed input can carry one
+    reply = json_reply(decision, True)
+    assert reply.status == 201
+    assert json.loads(reply.text) == decision.answered()
