@@ -29,7 +29,6 @@ from .. import metrics
 from ..settings import Settings
 from ..store import contactlog as store
 from .breaker import Breaker
-from .connections import KeptConnections
 from .record import ContactRecord, encoded
 from .replay import replay_file
 from .spool import Spool
@@ -96,7 +95,6 @@ class ContactLog:
         self, pool: asyncpg.Pool, settings: Settings, on_logged: OnLogged | None = None, claims: Claims | None = None
     ) -> None:
         self._pool = pool
-        self._connections = KeptConnections(pool)
         self._on_logged = on_logged
         self._claims = claims
         self._background: set[asyncio.Task[None]] = set()
@@ -228,7 +226,7 @@ class ContactLog:
         watchdog = loop.call_later(SLOW_COMMIT, self._commit_is_slow, batch, claiming)
         try:
             rows = store.Batch.of((item.line for item in batch), mail=any(_mail(r) for r in records))
-            async with self._connections.connection(_DB_TIMEOUT) as conn:
+            async with self._pool.acquire(timeout=_DB_TIMEOUT) as conn:
                 duplicates = await store.write_batch(conn, rows, timeout=_DB_TIMEOUT)
             results = [Appended(duplicate_of=duplicates.get(r.id)) for r in records]
             metrics.LOG_BATCH.observe(len(records))
@@ -397,7 +395,6 @@ class ContactLog:
             await asyncio.wait(set(self._background), timeout=left)
         if self._background:
             log.error("contact log: %d background task(s) still running at shutdown", len(self._background))
-        await self._connections.close()
         await self.breaker.close()
 
 
