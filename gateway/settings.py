@@ -109,6 +109,7 @@ class Settings:
     tz: str = DEFAULT_TZ
     max_body_bytes: int = 1024 * 1024
     decide_deadline_ms: int = 500
+    written_deadline_ms: int = 1500
     log_wait_ms: int = 1000
     log_flush_max_rows: int = 500
     log_flushes_in_flight: int = 2
@@ -173,6 +174,7 @@ class Settings:
             tz=tz,
             max_body_bytes=_int(env, "GATEWAY_MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),
             decide_deadline_ms=_int(env, "GATEWAY_DECIDE_DEADLINE_MS", 500, 10, 60_000),
+            written_deadline_ms=_int(env, "GATEWAY_WRITTEN_DEADLINE_MS", 1500, 10, 60_000),
             log_wait_ms=_int(env, "GATEWAY_LOG_WAIT_MS", 1000, 10, 60_000),
             log_flushes_in_flight=_int(env, "GATEWAY_LOG_FLUSHES_IN_FLIGHT", 2, 1, 16),
             data_dir=data_dir,

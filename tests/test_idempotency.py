@@ -19,7 +19,7 @@ from gateway.decide import idempotency
 from gateway.decide.idempotency import key
 from gateway.rediskeys import API_KEY
 from gateway.runtime import RUNTIME
-from tests.factory import bearer
+from tests.factory import Api, bearer
 from tests.helpers import free_port, via_proxy
 
 CALL = {"channel": "phone", "from": "07700 900123", "provider_id": "CA-remembered"}
@@ -162,3 +162,37 @@ async def test_a_claim_asked_again_is_recognised_as_its_own(client, keys, settin
     assert await rt.decide.claims.claim([record]) == [None]  # the same contact: its own claim
     [held] = await rt.decide.claims.claim([rival])
     assert held is not None and held.in_flight  # another contact: waits for the first one's answer
+
+
+async def test_a_written_contact_waits_longer_than_a_call_before_its_safe_answer(settings, keys, proxy):
+    """Counted contacts with Redis away are counted from the log; the log hangs for 0.8 s. The call is
+    answered degraded at its 300 ms deadline; the email, whose deadline is longer, is decided."""
+    async with TestClient(TestServer(create_app(settings))) as c:  # made first, so the app below loads it
+        api = Api(c, keys)
+        team = await api.team()
+        cid = await api.customer("Gary", ("phone", "07700 900008"), ("email", "gary@example.org"))
+        await api.restriction(cid, "contact_limit", params={"limit": 5, "period": "day"}, deciders=team.deciders)
+    cut = settings.with_(
+        database_url=via_proxy(settings.database_url, proxy.port),
+        redis_url=f"redis://127.0.0.1:{free_port()}/0",
+        decide_deadline_ms=300,
+        written_deadline_ms=3000,
+        log_wait_ms=3000,
+    )
+    async with TestClient(TestServer(create_app(cut))) as c:
+        headers = bearer(keys["channel"])
+        await c.post("/v1/contacts", headers=headers, json={"channel": "phone", "from": "07700 900001"})  # key known
+        proxy.freeze()
+        try:
+            call = asyncio.create_task(
+                c.post("/v1/contacts", headers=headers, json={"channel": "phone", "from": "07700 900008"})
+            )
+            email = asyncio.create_task(
+                c.post("/v1/contacts", headers=headers, json={"channel": "email", "from": "gary@example.org"})
+            )
+            await asyncio.sleep(0.8)
+        finally:
+            proxy.thaw()
+        answers = [await (await call).json(), await (await email).json()]
+    assert [(a["action"], a["degraded"]) for a in answers] == [("route", True), ("route", False)]
+    assert answers[0]["banner"]["text"].startswith("Restriction check unavailable")

@@ -14,6 +14,8 @@ from gateway.settings import Settings, SettingsError
 def test_defaults():
     s = Settings.from_env({})
     assert (s.host, s.port, s.tz, s.workers) == ("127.0.0.1", 8080, "Europe/London", 1)
+    assert (s.decide_deadline_ms, s.written_deadline_ms) == (500, 1500)
+    assert Settings.from_env({"GATEWAY_WRITTEN_DEADLINE_MS": "2500"}).written_deadline_ms == 2500
 
 
 @pytest.mark.parametrize(
@@ -26,6 +28,7 @@ def test_defaults():
         ({"REDIS_URL": "localhost:6379"}, "REDIS_URL"),
         ({"FASTAGI_ALLOW": "10.0.0.0/8,not-an-address"}, "FASTAGI_ALLOW"),
         ({"GATEWAY_WORKERS": "0"}, "GATEWAY_WORKERS"),
+        ({"GATEWAY_WRITTEN_DEADLINE_MS": "3 s"}, "GATEWAY_WRITTEN_DEADLINE_MS"),
         ({"GATEWAY_LOG_FLUSHES_IN_FLIGHT": "0"}, "GATEWAY_LOG_FLUSHES_IN_FLIGHT"),
         ({"GATEWAY_ACTIVATION_RULE": "caution_lead:two"}, "GATEWAY_ACTIVATION_RULE"),
         ({"GATEWAY_MAIL_FILTER_LISTEN": "127.0.0.1:10025"}, "GATEWAY_MAIL_REINJECT is not set"),

@@ -3,9 +3,10 @@ lookup (the index) → claim and count, when the rules count this contact → ru
 claims the provider id of every other contact, a batch at a time) → effects.
 
 A contact that needs no counter (most: no restriction that counts) is decided without a Redis
-round trip or a timer of its own. Bounded by the settings' deadline: on a fault or a slow dependency
-the contact is routed to the general queue with `degraded: true`, and still logged. The reply waits
-until the row is durable; a retry hears the answer its first attempt got.
+round trip or a timer of its own. Bounded by the settings' deadline (a longer one for written
+contacts, whose senders' systems can wait): on a fault or a slow dependency the contact is routed to
+the general queue with `degraded: true`, and still logged. The reply waits until the row is
+durable; a retry hears the answer its first attempt got.
 """
 
 from __future__ import annotations
@@ -40,6 +41,11 @@ from .unmatched import UnmatchedVerdicts
 log = logging.getLogger(__name__)
 # Faults the safe answer expects; anything else is also answered safely but logged with its trace.
 EXPECTED_FAULTS = (TimeoutError, RedisError, OSError, asyncpg.PostgresConnectionError)
+# Who waits for the answer. A caller on the line or at the desk (phone, visit) hears the safe answer
+# within the decide deadline. A mail server, a web page or the post room can wait longer (Microsoft
+# Graph gives 3 s, Postfix tens of seconds): written contacts have a deadline of their own, so that
+# a moment of load does not answer them degraded, unchecked against their sender's restrictions.
+WRITTEN = frozenset({"email", "web_form", "letter"})
 
 
 class IndexNotLoaded(Exception):
@@ -63,9 +69,15 @@ class DecideService:
         self.unmatched = UnmatchedVerdicts()
         self._decisions: dict[tuple[str, str], Counter] = {}
         self.deadline = settings.decide_deadline_ms / 1000
+        self.written_deadline = settings.written_deadline_ms / 1000
         self.log_wait = settings.log_wait_ms / 1000
-        # How long a retry waits for the attempt in flight: its decision, then its row made durable.
-        self.retry_patience = self.deadline + self.log_wait + 1.0
+
+    def deadline_for(self, channel: str) -> float:
+        return self.written_deadline if channel in WRITTEN else self.deadline
+
+    def retry_patience(self, channel: str) -> float:
+        """How long a retry waits for the attempt in flight: its decision, then its row made durable."""
+        return self.deadline_for(channel) + self.log_wait + 1.0
 
     async def decide(self, contact: InboundContact) -> tuple[Decision, bool]:
         """The decision, and whether it is new (False: a repeat of an earlier provider id)."""
@@ -79,8 +91,8 @@ class DecideService:
             decision = self._decide_now(contact, contact_id, handle, received)
             if decision is None:  # the rules count this contact: claim first, so a retry is not counted twice
                 claimed = True
-                async with asyncio.timeout(self.deadline) as budget:
-                    earlier = await self.claims.earlier(contact, budget, self.retry_patience)
+                async with asyncio.timeout(self.deadline_for(contact.channel)) as budget:
+                    earlier = await self.claims.earlier(contact, budget, self.retry_patience(contact.channel))
                     if earlier is not None:
                         return earlier, False
                     decision = await self._counted(contact, contact_id, handle, received)
@@ -143,7 +155,7 @@ class DecideService:
         """Wait for the answer of the attempt that holds this provider id; if none comes in time (that
         attempt was lost), log ours after all and let the log's unique key decide."""
         try:
-            async with asyncio.timeout(self.retry_patience):
+            async with asyncio.timeout(self.retry_patience(contact.channel)):
                 earlier = await self.claims.answer_of(contact)
             return Appended(duplicate_of=earlier.model_dump(mode="json"))
         except (TimeoutError, RedisError, OSError):
