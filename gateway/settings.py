@@ -165,6 +165,7 @@ class Settings:
         # Absolute once read, so every worker and `python -m gateway replay` finds the same spool,
         # whatever directory it was started from.
         data_dir = os.path.abspath(env.get("GATEWAY_DATA_DIR") or env.get("GATEWAY_EMBEDDED_DIR") or ".gateway")
+        decide_ms = _int(env, "GATEWAY_DECIDE_DEADLINE_MS", 500, 10, 60_000)
         return cls(
             database_url=_url(env, "DATABASE_URL", ("postgres", "postgresql")),
             redis_url=_url(env, "REDIS_URL", ("redis", "rediss", "unix")),
@@ -173,8 +174,9 @@ class Settings:
             workers=_int(env, "GATEWAY_WORKERS", 1, 1, 64),
             tz=tz,
             max_body_bytes=_int(env, "GATEWAY_MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),
-            decide_deadline_ms=_int(env, "GATEWAY_DECIDE_DEADLINE_MS", 500, 10, 60_000),
-            written_deadline_ms=_int(env, "GATEWAY_WRITTEN_DEADLINE_MS", 1500, 10, 60_000),
+            decide_deadline_ms=decide_ms,
+            # A provider that raised the decide deadline keeps it for written contacts too, unless told.
+            written_deadline_ms=_int(env, "GATEWAY_WRITTEN_DEADLINE_MS", max(1500, decide_ms), 10, 60_000),
             log_wait_ms=_int(env, "GATEWAY_LOG_WAIT_MS", 1000, 10, 60_000),
             log_flushes_in_flight=_int(env, "GATEWAY_LOG_FLUSHES_IN_FLIGHT", 2, 1, 16),
             data_dir=data_dir,

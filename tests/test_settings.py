@@ -16,6 +16,7 @@ def test_defaults():
     assert (s.host, s.port, s.tz, s.workers) == ("127.0.0.1", 8080, "Europe/London", 1)
     assert (s.decide_deadline_ms, s.written_deadline_ms) == (500, 1500)
     assert Settings.from_env({"GATEWAY_WRITTEN_DEADLINE_MS": "2500"}).written_deadline_ms == 2500
+    assert Settings.from_env({"GATEWAY_DECIDE_DEADLINE_MS": "3000"}).written_deadline_ms == 3000  # never shorter
 
 
 @pytest.mark.parametrize(

@@ -30,6 +30,7 @@ from ..randomid import new_id
 from ..rules.context import Match
 from ..rules.engine import Verdict
 from ..rules.engine import decide as rules_decide
+from ..rules.params import WRITTEN
 from ..settings import Settings
 from .context import Contexts
 from .counting import Counting
@@ -41,11 +42,6 @@ from .unmatched import UnmatchedVerdicts
 log = logging.getLogger(__name__)
 # Faults the safe answer expects; anything else is also answered safely but logged with its trace.
 EXPECTED_FAULTS = (TimeoutError, RedisError, OSError, asyncpg.PostgresConnectionError)
-# Who waits for the answer. A caller on the line or at the desk (phone, visit) hears the safe answer
-# within the decide deadline. A mail server, a web page or the post room can wait longer (Microsoft
-# Graph gives 3 s, Postfix tens of seconds): written contacts have a deadline of their own, so that
-# a moment of load does not answer them degraded, unchecked against their sender's restrictions.
-WRITTEN = frozenset({"email", "web_form", "letter"})
 
 
 class IndexNotLoaded(Exception):
@@ -73,6 +69,11 @@ class DecideService:
         self.log_wait = settings.log_wait_ms / 1000
 
     def deadline_for(self, channel: str) -> float:
+        """Who waits for the answer. A caller on the line or at the desk (phone, visit) hears the safe
+        answer within the decide deadline. A mail server, a web page or the post room can wait longer
+        (Microsoft Graph gives 3 s, Postfix tens of seconds): written contacts have a deadline of their
+        own, so that a moment of load does not answer them degraded, unchecked against their sender's
+        restrictions."""
         return self.written_deadline if channel in WRITTEN else self.deadline
 
     def retry_patience(self, channel: str) -> float:
