@@ -166,7 +166,7 @@ class Settings:
         # whatever directory it was started from.
         data_dir = os.path.abspath(env.get("GATEWAY_DATA_DIR") or env.get("GATEWAY_EMBEDDED_DIR") or ".gateway")
         decide_ms = _int(env, "GATEWAY_DECIDE_DEADLINE_MS", 500, 10, 60_000)
-        return cls(
+        settings = cls(
             database_url=_url(env, "DATABASE_URL", ("postgres", "postgresql")),
             redis_url=_url(env, "REDIS_URL", ("redis", "rediss", "unix")),
             host=env.get("GATEWAY_HOST") or "127.0.0.1",
@@ -212,6 +212,7 @@ class Settings:
             session_hours=_int(env, "GATEWAY_SESSION_HOURS", 10, 1, 24),
             webform_per_hour=_int(env, "GATEWAY_WEBFORM_PER_HOUR", 10, 1, 10_000),
         )
+        return _check_mail_filter_timeout(settings)
 
     def require_services(self) -> Settings:
         """Serving needs both backing services; name the first one that is missing."""
@@ -290,6 +291,19 @@ def _logo(env: Mapping[str, str], name: str) -> str:
     if size > MAX_LOGO_BYTES:
         raise SettingsError(f"{name}={raw!r} is larger than 1 MiB")
     return path
+
+
+def _check_mail_filter_timeout(s: Settings) -> Settings:
+    """The mail filter's time-out must outlast the longest a counted email or its retry can take
+    (the written deadline, a retry's wait for its first attempt, and a log wait): cut shorter, a message
+    still being decided would be handed back to Postfix to retry, and the retry would wait on it too."""
+    longest = s.written_deadline_ms + 2 * s.log_wait_ms + 1000
+    if s.mail_filter_listen and s.mail_filter_timeout_ms <= longest:
+        raise SettingsError(
+            f"GATEWAY_MAIL_FILTER_TIMEOUT_MS={s.mail_filter_timeout_ms} must be longer than {longest} ms, the longest "
+            "a counted email or its retry can take (GATEWAY_WRITTEN_DEADLINE_MS + 2 × GATEWAY_LOG_WAIT_MS + 1 s)"
+        )
+    return s
 
 
 def _mail_filter(env: Mapping[str, str]) -> dict[str, Any]:

@@ -38,6 +38,14 @@ def test_defaults():
         ({"GATEWAY_MAIL_REINJECT": "127.0.0.1:1,127.0.0.1:2"}, "GATEWAY_MAIL_REINJECT takes one"),
         ({"GATEWAY_MAIL_FILTER_ALLOW": "postfix-host"}, "GATEWAY_MAIL_FILTER_ALLOW"),
         ({"GATEWAY_MAIL_FILTER_TIMEOUT_MS": "5"}, "GATEWAY_MAIL_FILTER_TIMEOUT_MS"),
+        (
+            {
+                "GATEWAY_MAIL_FILTER_LISTEN": "127.0.0.1:10025",
+                "GATEWAY_MAIL_REINJECT": "127.0.0.1:10026",
+                "GATEWAY_MAIL_FILTER_TIMEOUT_MS": "4000",
+            },
+            "GATEWAY_MAIL_FILTER_TIMEOUT_MS=4000 must be longer than 4500 ms",
+        ),
         ({"GATEWAY_CASE_MAILBOX": "cases@{case}.example"}, "GATEWAY_CASE_MAILBOX"),
         ({"GATEWAY_CASE_MAILBOX": "not an address"}, "GATEWAY_CASE_MAILBOX"),
     ],
@@ -58,6 +66,9 @@ def test_mail_filter_settings():
     assert s.mail_filter_listen == (("127.0.0.1", 10025), ("::1", 10025))
     assert s.mail_reinject == ("127.0.0.1", 10026) and s.case_mailbox == "casefile+{case}@h.example"
     assert Settings.from_env({}).mail_filter_listen == ()
+    quick = {"GATEWAY_MAIL_FILTER_LISTEN": "127.0.0.1:10025", "GATEWAY_MAIL_REINJECT": "127.0.0.1:10026"}
+    assert Settings.from_env({**quick, "GATEWAY_MAIL_FILTER_TIMEOUT_MS": "5000"}).mail_filter_timeout_ms == 5000
+    assert Settings.from_env({"GATEWAY_MAIL_FILTER_TIMEOUT_MS": "2000"}).mail_filter_timeout_ms == 2000  # no filter
 
 
 def test_serving_needs_both_services():
