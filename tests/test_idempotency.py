@@ -4,6 +4,7 @@ fallback never holds a caller past the decide deadline."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from dataclasses import replace
@@ -200,3 +201,45 @@ async def test_a_written_contact_waits_longer_than_a_call_before_its_safe_answer
     assert answers[0]["banner"]["text"].startswith("Restriction check unavailable")
     assert "(timeout)" in str(answers[0]["reasons"])
     assert waited >= 0.8  # the email was decided once the database answered again, not before
+
+
+async def test_a_retry_waits_for_its_first_attempt_as_long_as_that_attempts_channel_allows(settings, keys):
+    """Two counted retries find their first attempt's claim still pending. The call's patience (its
+    100 ms deadline + 100 ms log wait + 1 s) runs out first: degraded. The email's (1.5 s + 0.1 + 1) is
+    still running when the first attempt's answer arrives at 1.6 s: it hears that answer."""
+    async with TestClient(TestServer(create_app(settings))) as c:
+        api = Api(c, keys)
+        team = await api.team()
+        cid = await api.customer("Gary", ("phone", "07700 900008"), ("email", "gary@example.org"))
+        await api.restriction(cid, "contact_limit", params={"limit": 5, "period": "day"}, deciders=team.deciders)
+    quick = settings.with_(decide_deadline_ms=100, written_deadline_ms=1500, log_wait_ms=100)
+    redis = aioredis.from_url(settings.redis_url)
+    try:
+        async with TestClient(TestServer(create_app(quick))) as c:
+            headers = bearer(keys["channel"])
+            answered = await (
+                await c.post("/v1/contacts", headers=headers, json={"channel": "email", "from": "gary@example.org"})
+            ).json()
+            for channel in ("phone", "email"):  # first attempts still being decided elsewhere
+                await redis.set(key(channel, f"{channel}-in-flight"), b"pending:elsewhere", ex=60)
+
+            async def retry(channel: str, sender: str) -> tuple[int, dict[str, object], float]:
+                started = time.monotonic()
+                r = await c.post(
+                    "/v1/contacts",
+                    headers=headers,
+                    json={"channel": channel, "from": sender, "provider_id": f"{channel}-in-flight"},
+                )
+                return r.status, await r.json(), time.monotonic() - started
+
+            call = asyncio.create_task(retry("phone", "07700 900008"))
+            email = asyncio.create_task(retry("email", "gary@example.org"))
+            await asyncio.sleep(1.6)
+            first_answer = json.dumps({**answered, "contact_id": "the-first-attempt"})
+            for channel in ("phone", "email"):
+                await redis.set(key(channel, f"{channel}-in-flight"), first_answer, ex=60)
+            (call_status, call_answer, call_took), (email_status, email_answer, _) = await asyncio.gather(call, email)
+    finally:
+        await redis.aclose()
+    assert call_answer["degraded"] is True and call_took < 1.6
+    assert (email_status, email_answer["contact_id"], email_answer["degraded"]) == (200, "the-first-attempt", False)
