@@ -16,6 +16,11 @@ from .lifecycle import parse_rule
 from .rules.context import Provider
 
 DEFAULT_TZ = "Europe/London"
+# A retry waits for the attempt in flight up to that attempt's deadline + the log wait + this
+# (decide/service.py); a batch's Redis claim may take as long again before the log goes on without it.
+RETRY_SLACK_MS = 1000
+# What the mail filter's time-out leaves, beyond deciding, for re-injecting a message into Postfix.
+REINJECT_ALLOWANCE_MS = 5000
 
 
 class SettingsError(Exception):
@@ -233,6 +238,7 @@ class Settings:
         )
 
     def with_(self, **changes: Any) -> Settings:
+        """A copy with these changes, for tests: it skips from_env's checks across settings."""
         return replace(self, **changes)
 
 
@@ -293,15 +299,22 @@ def _logo(env: Mapping[str, str], name: str) -> str:
     return path
 
 
+def longest_email_decision_ms(s: Settings) -> int:
+    """The longest an email can take to be decided and logged: its written deadline, a retry's wait for
+    the attempt in flight, a claim's patience, and up to three log waits (its own, after the wait, and
+    the spool's)."""
+    return s.written_deadline_ms + 3 * s.log_wait_ms + 2 * RETRY_SLACK_MS
+
+
 def _check_mail_filter_timeout(s: Settings) -> Settings:
-    """The mail filter's time-out must outlast the longest a counted email or its retry can take
-    (the written deadline, a retry's wait for its first attempt, and a log wait): cut shorter, a message
-    still being decided would be handed back to Postfix to retry, and the retry would wait on it too."""
-    longest = s.written_deadline_ms + 2 * s.log_wait_ms + 1000
-    if s.mail_filter_listen and s.mail_filter_timeout_ms <= longest:
+    """The mail filter's time-out covers deciding a message and re-injecting it: cut shorter, a message
+    still being decided is handed back to Postfix to retry, and the retry waits on it too."""
+    least = longest_email_decision_ms(s) + REINJECT_ALLOWANCE_MS
+    if s.mail_filter_listen and s.mail_filter_timeout_ms <= least:
         raise SettingsError(
-            f"GATEWAY_MAIL_FILTER_TIMEOUT_MS={s.mail_filter_timeout_ms} must be longer than {longest} ms, the longest "
-            "a counted email or its retry can take (GATEWAY_WRITTEN_DEADLINE_MS + 2 × GATEWAY_LOG_WAIT_MS + 1 s)"
+            f"GATEWAY_MAIL_FILTER_TIMEOUT_MS={s.mail_filter_timeout_ms} must be longer than {least} ms: the "
+            "longest an email can take to be decided (GATEWAY_WRITTEN_DEADLINE_MS + 3 × GATEWAY_LOG_WAIT_MS + 2 s) "
+            f"and {REINJECT_ALLOWANCE_MS // 1000} s to re-inject it"
         )
     return s
 

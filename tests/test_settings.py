@@ -42,9 +42,9 @@ def test_defaults():
             {
                 "GATEWAY_MAIL_FILTER_LISTEN": "127.0.0.1:10025",
                 "GATEWAY_MAIL_REINJECT": "127.0.0.1:10026",
-                "GATEWAY_MAIL_FILTER_TIMEOUT_MS": "4000",
+                "GATEWAY_MAIL_FILTER_TIMEOUT_MS": "11500",
             },
-            "GATEWAY_MAIL_FILTER_TIMEOUT_MS=4000 must be longer than 4500 ms",
+            "GATEWAY_MAIL_FILTER_TIMEOUT_MS=11500 must be longer than 11500 ms",
         ),
         ({"GATEWAY_CASE_MAILBOX": "cases@{case}.example"}, "GATEWAY_CASE_MAILBOX"),
         ({"GATEWAY_CASE_MAILBOX": "not an address"}, "GATEWAY_CASE_MAILBOX"),
@@ -67,7 +67,7 @@ def test_mail_filter_settings():
     assert s.mail_reinject == ("127.0.0.1", 10026) and s.case_mailbox == "casefile+{case}@h.example"
     assert Settings.from_env({}).mail_filter_listen == ()
     quick = {"GATEWAY_MAIL_FILTER_LISTEN": "127.0.0.1:10025", "GATEWAY_MAIL_REINJECT": "127.0.0.1:10026"}
-    assert Settings.from_env({**quick, "GATEWAY_MAIL_FILTER_TIMEOUT_MS": "5000"}).mail_filter_timeout_ms == 5000
+    assert Settings.from_env({**quick, "GATEWAY_MAIL_FILTER_TIMEOUT_MS": "11501"}).mail_filter_timeout_ms == 11501
     assert Settings.from_env({"GATEWAY_MAIL_FILTER_TIMEOUT_MS": "2000"}).mail_filter_timeout_ms == 2000  # no filter
 
 

@@ -31,7 +31,7 @@ from ..rules.context import Match
 from ..rules.engine import Verdict
 from ..rules.engine import decide as rules_decide
 from ..rules.params import WRITTEN
-from ..settings import Settings
+from ..settings import RETRY_SLACK_MS, Settings
 from .context import Contexts
 from .counting import Counting
 from .effects import Effects
@@ -78,7 +78,7 @@ class DecideService:
 
     def retry_patience(self, channel: str) -> float:
         """How long a retry waits for the attempt in flight: its decision, then its row made durable."""
-        return self.deadline_for(channel) + self.log_wait + 1.0
+        return self.deadline_for(channel) + self.log_wait + RETRY_SLACK_MS / 1000
 
     async def decide(self, contact: InboundContact) -> tuple[Decision, bool]:
         """The decision, and whether it is new (False: a repeat of an earlier provider id)."""
