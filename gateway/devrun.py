@@ -17,7 +17,7 @@ from .auth import active_key_id, create_key
 from .demo import PROVIDER_SETTINGS, load_demo
 from .migrate import migrate
 from .serve import STOP_WITHIN
-from .settings import Settings
+from .settings import Settings, SettingsError
 from .store.keys import revoke_others
 
 KEY_NAME = "make run"
@@ -110,7 +110,13 @@ def main() -> int:
     env, started = embedded.ensure(base)
     # The demo provider's name, address and contact details, unless the caller set their own.
     env = {**PROVIDER_SETTINGS, **env} if not any(k.startswith("GATEWAY_PROVIDER_") for k in env) else env
-    settings = Settings.from_env(env)
+    try:
+        settings = Settings.from_env(env)
+    except SettingsError as exc:  # one line naming the setting, as `python -m gateway` gives it
+        print(f"configuration error: {exc}", file=sys.stderr)
+        if started:
+            embedded.stop(base)
+        return 2
     try:
         key = asyncio.run(_prepare(settings, base / KEY_FILE))
     except (OSError, asyncpg.PostgresError) as exc:

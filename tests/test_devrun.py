@@ -80,3 +80,21 @@ async def test_two_starts_print_the_same_key_and_leave_one(settings, conn, tmp_p
     second = await _start_and_read_key(settings, tmp_path)
     assert first == second and first.startswith("gwk_")
     assert await _active_run_keys(conn) == [await active_key_id(conn, first)]
+
+
+async def test_a_malformed_setting_stops_make_run_with_one_line_naming_it(settings, tmp_path):
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "GATEWAY_EMBEDDED_DIR": str(tmp_path),
+        "GATEWAY_WORKERS": "0",
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway.devrun", env=env, cwd=ROOT, stderr=asyncio.subprocess.PIPE
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 2
+    said = err.decode()
+    assert said.startswith("configuration error: GATEWAY_WORKERS") and "Traceback" not in said
+    assert said.count("\n") == 1
