@@ -1,6 +1,7 @@
-"""Periodic work, idempotent and safe from any process: restrictions past their valid_to lapse,
-the contact log's monthly partitions are created ahead of time, old provider ids are forgotten, and
-once a day the retention settings are enforced."""
+"""Periodic work, idempotent and safe from any process, done by one process at a time: restrictions
+past their valid_to lapse, the contact log's monthly partitions are created ahead of time, old
+provider ids are forgotten, every customer is re-proved to have a way in, and once a day the
+retention settings are enforced."""
 
 from __future__ import annotations
 
@@ -68,14 +69,43 @@ async def audit_once(pool: asyncpg.Pool) -> list[tuple[int, str]]:
     return failing
 
 
+# The advisory lock a process holds while it does a round of the periodic work ('gate' in ASCII).
+PERIODIC_LOCK = 0x67617465
+
+
+@contextlib.asynccontextmanager
+async def one_process_at_a_time(pool: asyncpg.Pool) -> AsyncIterator[bool]:
+    """Whether this process does this round: the round is the same work in every process, so while
+    one does it the others skip theirs (every worker starts together and would otherwise do it twice,
+    at start-up, when the decide path is busiest warming up)."""
+    async with pool.acquire() as conn:
+        mine = bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", PERIODIC_LOCK))
+        try:
+            yield mine
+        finally:
+            if mine:
+                try:
+                    await conn.execute("SELECT pg_advisory_unlock($1)", PERIODIC_LOCK)
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                    conn.terminate()  # never back in the pool still holding it (its backend ends, and the lock)
+
+
+async def periodic_round(pool: asyncpg.Pool, redis: aioredis.Redis | None, tz: ZoneInfo) -> bool:
+    """One round of the periodic work, unless another process is doing it; whether this one did."""
+    async with one_process_at_a_time(pool) as mine:
+        if mine:
+            await ensure_partitions(pool)
+            await forget_old_provider_ids(pool)
+            await lapse_once(pool, redis, tz)
+            await audit_once(pool)
+        return mine
+
+
 async def _loop(app: web.Application, interval: float) -> None:
     tz = ZoneInfo(app[SETTINGS].tz)
     while True:
         try:
-            await ensure_partitions(app[POOL])
-            await forget_old_provider_ids(app[POOL])
-            await lapse_once(app[POOL], app[REDIS], tz)
-            await audit_once(app[POOL])
+            await periodic_round(app[POOL], app[REDIS], tz)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("lapse run failed, will retry: %r", exc)
         await asyncio.sleep(interval)

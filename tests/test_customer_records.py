@@ -3,6 +3,7 @@ reaches the restriction index, and a change leaving no way in flags the restrict
 
 from __future__ import annotations
 
+import asyncio
 import random
 from datetime import UTC, date, datetime
 from typing import Any
@@ -182,6 +183,31 @@ async def test_the_periodic_audit_catches_drift_from_any_source(conn, client, te
     assert await audit_once(client.server.app[POOL]) == failing  # still reported, not re-recorded
     events = await conn.fetch("SELECT kind, actor FROM customer_events WHERE customer_id = $1", cid)
     assert [(e["kind"], e["actor"]) for e in events] == [("no_way_in", "system:way-in-audit")]
+
+
+async def test_the_audit_clears_a_stale_mark_and_waits_only_on_drifted_customers(conn, client, team: Team):
+    pool = client.server.app[POOL]
+    stale = await insert_customer(conn, "Jo", NUMBER)
+    rid = await insert_restriction(conn, stale, {"kind": "written_only"})
+    # Marked for urgent review straight in the database, although the customer can write to us.
+    await conn.execute(
+        """UPDATE restrictions SET urgent_review_since = now(), urgent_review_why = 'no way in: stale',
+               urgent_review_channels = '{phone}' WHERE id = $1""",
+        rid,
+    )
+    right = await insert_customer(
+        conn, "Al", ("phone", "07700 900005"), adjustments={"text": "", "flags": ["cannot_write"]}
+    )
+    await insert_restriction(conn, right, {"kind": "written_only"})
+    assert [c for c, _ in await audit_once(pool)] == [right]  # its drift (no mark yet) is recorded once
+    marks = await conn.fetchrow("SELECT urgent_review_since, urgent_review_why FROM restrictions WHERE id = $1", rid)
+    assert tuple(marks) == (None, None)
+    events = await conn.fetch("SELECT kind FROM customer_events WHERE customer_id = $1", stale)
+    assert [e["kind"] for e in events] == ["way_in_restored"]
+    # A customer being changed (their row locked) whose marks are right does not hold the audit up.
+    async with pool.acquire() as other, other.transaction():
+        await other.execute("SELECT id FROM customers WHERE id = $1 FOR UPDATE", right)
+        assert [c for c, _ in await asyncio.wait_for(audit_once(pool), 5)] == [right]
 
 
 async def test_property_every_change_leaves_a_way_in_or_an_urgent_review(conn):

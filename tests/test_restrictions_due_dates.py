@@ -13,7 +13,7 @@ import pytest
 from gateway import db
 from gateway.settings import Settings
 from gateway.store.transitions import lapse_expired
-from gateway.tasks import lapse_once
+from gateway.tasks import PERIODIC_LOCK, lapse_once, periodic_round
 from tests.factory import PHONE, TODAY, Api, Team
 
 pytestmark = pytest.mark.asyncio
@@ -44,6 +44,35 @@ async def test_lapse_is_idempotent(api: Api, conn: asyncpg.Connection, settings:
     assert statuses == {expired["id"]: "lapsed", last_day["id"]: "active"}
     events = await conn.fetch("SELECT kind, actor FROM restriction_events WHERE kind = 'lapsed'")
     assert [(e["kind"], e["actor"]) for e in events] == [("lapsed", "system:lapse")]
+
+
+async def test_the_periodic_round_is_done_by_one_process_at_a_time(
+    api: Api, conn: asyncpg.Connection, settings: Settings, team: Team
+) -> None:
+    cid = await api.customer("Margaret Hughes", PHONE)
+    past = (TODAY - timedelta(days=30)).isoformat()
+    expired = await api.restriction(
+        cid,
+        "appointment_only",
+        deciders=team.deciders,
+        valid_from=past,
+        valid_to=(TODAY - timedelta(days=1)).isoformat(),
+    )
+    pool = await db.create_pool(settings.database_url or "", min_size=1, max_size=3)
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", PERIODIC_LOCK)  # another process is doing the round
+        try:
+            assert await periodic_round(pool, None, ZoneInfo(settings.tz)) is False
+            assert await conn.fetchval("SELECT status FROM restrictions WHERE id = $1", expired["id"]) == "active"
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", PERIODIC_LOCK)
+        assert await periodic_round(pool, None, ZoneInfo(settings.tz)) is True
+        assert await conn.fetchval("SELECT status FROM restrictions WHERE id = $1", expired["id"]) == "lapsed"
+        # The round let its lock go: the next process (here, this test's connection) can take it.
+        assert await conn.fetchval("SELECT pg_try_advisory_lock($1)", PERIODIC_LOCK) is True
+        await conn.execute("SELECT pg_advisory_unlock($1)", PERIODIC_LOCK)
+    finally:
+        await pool.close()
 
 
 async def test_reviews_due_json_and_csv(api: Api, client: Any, team: Team) -> None:
