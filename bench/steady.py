@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import sys
 import time
@@ -175,7 +176,11 @@ async def run(
 def main() -> int:
     args: dict[str, Any] = json.load(sys.stdin)
     result = uvloop.run(run(**args))
-    print(json.dumps(asdict(result)))
+    # The result is far larger than a pipe's buffer: written blocking, or a reader may get part of it
+    # (stdout was found non-blocking after the loop had run, and the JSON cut off at 64 KiB).
+    os.set_blocking(sys.stdout.fileno(), True)
+    sys.stdout.write(json.dumps(asdict(result)) + "\n")
+    sys.stdout.flush()
     return 0
 
 
