@@ -64,21 +64,22 @@ def _saturate(server: Server, script: Path, args: argparse.Namespace) -> tuple[W
 
 
 async def _steady(url: str, key: str, pool: list[str], prefix: str, args: argparse.Namespace) -> dict[str, object]:
-    spec = {
-        "url": url + "/v1/contacts",
-        "key": key,
-        "pool": pool,
-        "prefix": prefix,
-        "rate": args.rate,
-        "seconds": args.seconds,
-    }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bench.steady", stdin=subprocess.PIPE, stdout=subprocess.PIPE
-    )
-    out, _ = await proc.communicate(json.dumps(spec).encode())
-    if proc.returncode != 0:
-        raise RuntimeError(f"bench.steady exited {proc.returncode}")
-    result: dict[str, object] = json.loads(out)
+    with tempfile.TemporaryDirectory(prefix="bench-steady-") as tmp:
+        out = Path(tmp) / "result.json"
+        spec = {
+            "url": url + "/v1/contacts",
+            "key": key,
+            "pool": pool,
+            "prefix": prefix,
+            "rate": args.rate,
+            "seconds": args.seconds,
+            "out": str(out),
+        }
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bench.steady", stdin=subprocess.PIPE)
+        await proc.communicate(json.dumps(spec).encode())
+        if proc.returncode != 0:
+            raise RuntimeError(f"bench.steady exited {proc.returncode}")
+        result: dict[str, object] = json.loads(out.read_text())
     return result
 
 
