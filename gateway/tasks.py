@@ -77,17 +77,23 @@ PERIODIC_LOCK = 0x67617465
 async def one_process_at_a_time(pool: asyncpg.Pool) -> AsyncIterator[bool]:
     """Whether this process does this round: the round is the same work in every process, so while
     one does it the others skip theirs (every worker starts together and would otherwise do it twice,
-    at start-up, when the decide path is busiest warming up)."""
+    at start-up, when the decide path is busiest warming up). The pool does not reset connections,
+    so one whose unlock is not confirmed (the lock may be held: even the try may have been granted
+    before a time-out or a cancellation) is terminated, never handed back still holding it."""
     async with pool.acquire() as conn:
-        mine = bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", PERIODIC_LOCK))
+        held = True  # until known otherwise
         try:
+            mine = held = bool(await conn.fetchval("SELECT pg_try_advisory_lock($1)", PERIODIC_LOCK))
             yield mine
         finally:
-            if mine:
+            if held:
                 try:
                     await conn.execute("SELECT pg_advisory_unlock($1)", PERIODIC_LOCK)
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                    conn.terminate()  # never back in the pool still holding it (its backend ends, and the lock)
+                    held = False
+                finally:
+                    if held:  # its backend ends, and the lock with it (asyncpg may have closed it already)
+                        with contextlib.suppress(asyncpg.InterfaceError):
+                            conn.terminate()
 
 
 async def periodic_round(pool: asyncpg.Pool, redis: aioredis.Redis | None, tz: ZoneInfo) -> bool:

@@ -13,7 +13,7 @@ import pytest
 from gateway import db
 from gateway.settings import Settings
 from gateway.store.transitions import lapse_expired
-from gateway.tasks import PERIODIC_LOCK, lapse_once, periodic_round
+from gateway.tasks import PERIODIC_LOCK, lapse_once, one_process_at_a_time, periodic_round
 from tests.factory import PHONE, TODAY, Api, Team
 
 pytestmark = pytest.mark.asyncio
@@ -49,18 +49,20 @@ async def test_lapse_is_idempotent(api: Api, conn: asyncpg.Connection, settings:
 async def test_the_periodic_round_is_done_by_one_process_at_a_time(
     api: Api, conn: asyncpg.Connection, settings: Settings, team: Team
 ) -> None:
-    cid = await api.customer("Margaret Hughes", PHONE)
-    past = (TODAY - timedelta(days=30)).isoformat()
-    expired = await api.restriction(
-        cid,
-        "appointment_only",
-        deciders=team.deciders,
-        valid_from=past,
-        valid_to=(TODAY - timedelta(days=1)).isoformat(),
-    )
+    # Another process is doing the round. Taken first (waiting for the test app's own start-up
+    # round, if it is still going), so that no round lapses what is made below before we look.
+    await conn.execute("SELECT pg_advisory_lock($1)", PERIODIC_LOCK)
     pool = await db.create_pool(settings.database_url or "", min_size=1, max_size=3)
     try:
-        await conn.execute("SELECT pg_advisory_lock($1)", PERIODIC_LOCK)  # another process is doing the round
+        cid = await api.customer("Margaret Hughes", PHONE)
+        past = (TODAY - timedelta(days=30)).isoformat()
+        expired = await api.restriction(
+            cid,
+            "appointment_only",
+            deciders=team.deciders,
+            valid_from=past,
+            valid_to=(TODAY - timedelta(days=1)).isoformat(),
+        )
         try:
             assert await periodic_round(pool, None, ZoneInfo(settings.tz)) is False
             assert await conn.fetchval("SELECT status FROM restrictions WHERE id = $1", expired["id"]) == "active"
@@ -71,6 +73,23 @@ async def test_the_periodic_round_is_done_by_one_process_at_a_time(
         # The round let its lock go: the next process (here, this test's connection) can take it.
         assert await conn.fetchval("SELECT pg_try_advisory_lock($1)", PERIODIC_LOCK) is True
         await conn.execute("SELECT pg_advisory_unlock($1)", PERIODIC_LOCK)
+        # A round that fails lets it go too.
+        with pytest.raises(RuntimeError):
+            async with one_process_at_a_time(pool) as mine:
+                assert mine
+                raise RuntimeError("the round failed")
+        assert await conn.fetchval("SELECT pg_try_advisory_lock($1)", PERIODIC_LOCK) is True
+        await conn.execute("SELECT pg_advisory_unlock($1)", PERIODIC_LOCK)
+        # A round whose unlock cannot be confirmed (its connection cut) does not go back to the pool
+        # holding it: the next round can take it.
+        with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError)):  # the unlock, on a connection cut
+            async with one_process_at_a_time(pool) as mine:
+                assert mine
+                ours = await conn.fetchval(
+                    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = $1 AND granted", PERIODIC_LOCK
+                )
+                await conn.execute("SELECT pg_terminate_backend($1)", ours)
+        assert await periodic_round(pool, None, ZoneInfo(settings.tz)) is True
     finally:
         await pool.close()
 
