@@ -25,7 +25,7 @@ from gateway import db
 from gateway.auth import create_key
 
 from . import logcheck
-from .load import Shape, ensure_loaded
+from .load import Shape, ensure_loaded, settle
 from .mix import Sender, senders
 from .servers import start_gateway
 from .wrk import LUA_COUNTS, WrkResult, run_wrk
@@ -118,6 +118,7 @@ async def run(args: argparse.Namespace, shape: Shape, run_id: str, tmp: Path, re
     server, _ = start_gateway(env, args.workers)
     try:
         run_wrk(server.url + PATH, warm, seconds=2, connections=args.connections)
+        await settle(url)
         since = datetime.now(UTC) - timedelta(seconds=1)
         result = run_wrk(server.url + PATH, script, seconds=args.seconds, connections=args.connections)
         await asyncio.sleep(1.0)

@@ -25,7 +25,7 @@ from gateway import db
 from gateway.auth import create_key
 
 from . import logcheck, mail, profile, propagation, report
-from .load import Shape, ensure_loaded
+from .load import Shape, ensure_loaded, settle
 from .mix import body_prefix, describe, senders
 from .servers import Server, start_floor, start_gateway
 from .wrk import WrkResult, ensure_wrk, run_wrk, write_script
@@ -124,6 +124,7 @@ async def _scale(args: argparse.Namespace, shape: Shape, run_id: str, tmp: Path)
     server, startup = start_gateway(env, args.workers)
     try:
         run_wrk(server.url + "/v1/contacts", warm, seconds=2, connections=args.connections)
+        await settle(url)
         since = datetime.now(UTC) - timedelta(seconds=1)
         workers = server.worker_pids()
         cpu0, pg0 = profile.cpu_seconds(workers), profile.cpu_seconds(profile.postgres_pids(url))
@@ -134,6 +135,7 @@ async def _scale(args: argparse.Namespace, shape: Shape, run_id: str, tmp: Path)
         await asyncio.sleep(1.0)  # let the requests wrk cut off at its deadline commit
         sat_check = await logcheck.by_count(url, since, prefix + "sat-", saturated.ok201, args.connections)
         print(f"  saturation: {saturated.rate:,.0f}/s; {sat_check.describe()}", file=sys.stderr)
+        await settle(url)
         since = datetime.now(UTC) - timedelta(seconds=1)
         cpu0, pg0 = profile.cpu_seconds(workers), profile.cpu_seconds(profile.postgres_pids(url))
         with profile.sampled(workers[0], args.seconds) as steady_split:
@@ -144,6 +146,7 @@ async def _scale(args: argparse.Namespace, shape: Shape, run_id: str, tmp: Path)
         assert isinstance(created, list)
         steady_check = await logcheck.by_id(url, since, prefix + "steady-", created, int(steady["failed"]))
         print(f"  {args.rate}/s: {steady_check.describe()}", file=sys.stderr)
+        await settle(url)
         # Propagation under load: the same constant load again, in a phase of its own (its probe
         # adds decide calls of its own, which must not count in the figures above), while
         # restriction changes are made and timed until every worker enforces them.
