@@ -113,7 +113,9 @@ async def _loop(app: web.Application, interval: float) -> None:
         try:
             await periodic_round(app[POOL], app[REDIS], tz)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            log.warning("lapse run failed, will retry: %r", exc)
+            log.warning("periodic round failed, will retry: %r", exc)
+        except Exception:  # never let the periodic work stop for good: said loudly, tried again
+            log.exception("periodic round failed unexpectedly, will retry")
         await asyncio.sleep(interval)
 
 

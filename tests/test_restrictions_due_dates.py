@@ -3,6 +3,7 @@ lists what needs a review, a letter or more deciders, as JSON and as CSV."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -89,6 +90,9 @@ async def test_the_periodic_round_is_done_by_one_process_at_a_time(
                     "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = $1 AND granted", PERIODIC_LOCK
                 )
                 await conn.execute("SELECT pg_terminate_backend($1)", ours)
+                while await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", ours):
+                    await asyncio.sleep(0.05)
+                await asyncio.sleep(0.3)  # the client sees its connection closed once it reads the server's goodbye
         assert await periodic_round(pool, None, ZoneInfo(settings.tz)) is True
     finally:
         await pool.close()
