@@ -98,6 +98,31 @@ async def test_the_periodic_round_is_done_by_one_process_at_a_time(
         await pool.close()
 
 
+async def test_the_periodic_loop_outlives_an_unexpected_error(monkeypatch, settings: Settings) -> None:
+    from aiohttp import web
+
+    from gateway import tasks
+    from gateway.appkeys import POOL, REDIS, SETTINGS
+
+    rounds: list[int] = []
+
+    async def failing_round(*_: Any) -> bool:
+        rounds.append(len(rounds))
+        raise RuntimeError("a state asyncpg did not expect")
+
+    monkeypatch.setattr(tasks, "periodic_round", failing_round)
+    app = web.Application()
+    app[SETTINGS], app[POOL], app[REDIS] = settings, None, None  # type: ignore[assignment]
+    loop = asyncio.create_task(tasks._loop(app, 0.01))
+    try:
+        async with asyncio.timeout(5):  # a loop that ended at the first error never gets there
+            while len(rounds) < 3 and not loop.done():
+                await asyncio.sleep(0.01)
+        assert not loop.done() and len(rounds) == 3
+    finally:
+        loop.cancel()
+
+
 async def test_reviews_due_json_and_csv(api: Api, client: Any, team: Team) -> None:
     cid = await api.customer("=cmd|' /C calc'!A0", PHONE)
     soon = await api.restriction(cid, deciders=team.deciders, review_due=(TODAY + timedelta(days=10)).isoformat())
