@@ -142,6 +142,8 @@ async def _retention_loop(app: web.Application) -> None:
             await enforce_retention(app[POOL], app[SETTINGS])
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("retention run failed, will retry: %r", exc)
+        except Exception:  # never let retention stop for good: said loudly, tried again
+            log.exception("retention run failed unexpectedly, will retry")
         await asyncio.sleep(LAPSE_INTERVAL_SECONDS)
 
 
