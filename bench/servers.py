@@ -36,8 +36,10 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def worker_pids(self) -> list[int]:
+        """The processes that serve: the spawned workers, or with one worker the serve process itself."""
         parent = psutil.Process(self.proc.pid)
-        return [c.pid for c in parent.children() if "spawn_main" in " ".join(c.cmdline())]
+        spawned = [c.pid for c in parent.children() if "spawn_main" in " ".join(c.cmdline())]
+        return spawned or ([self.proc.pid] if self.workers == 1 else [])
 
     def listening_pids(self) -> set[int]:
         out = set()
