@@ -104,13 +104,17 @@ def _ms(values: list[float]) -> str:
     return " / ".join(f"{percentile(values, p):.2f}" for p in (50, 99, 99.9))
 
 
+def _steady_ms(steady: dict[str, Any]) -> str:
+    """A constant load's result: "998/s offered: p50 / p99 / p99.9" in ms."""
+    offered = int(steady["offered"]) / max(float(steady["seconds"]), 1e-9)
+    return f"{offered:,.0f}/s offered: {_ms([float(x) for x in steady['latencies_ms']])}"
+
+
 def _per_request_us(cpu_s: float, run: WrkResult) -> float:
     return cpu_s / max(run.requests, 1) * 1e6
 
 
 def _rows(floor: WrkResult, floor_us: float, s: ScaleResult, rate: int) -> list[str]:
-    lat = [float(x) for x in s.steady["latencies_ms"]]
-    achieved = int(s.steady["offered"]) / float(s.steady["seconds"])
     w = s.saturated
     return [
         f"{s.startup_s:.1f}",
@@ -120,7 +124,7 @@ def _rows(floor: WrkResult, floor_us: float, s: ScaleResult, rate: int) -> list[
         f"{s.cpu_us_per_decision:,.0f}",
         f"{s.cpu_us_per_decision / max(floor_us, 1e-9):.1f}×",
         s.split.describe(s.cpu_us_per_decision),
-        f"{achieved:,.0f}/s offered: {_ms(lat)} (the generator's own CPU: "
+        f"{_steady_ms(s.steady)} (the generator's own CPU: "
         f"{float(s.steady.get('cpu_s', 0)) / max(int(s.steady['offered']), 1) * 1e6:,.0f} µs per request)",
         f"{s.steady_cpu_us_per_decision:,.0f}",
         s.steady_split.describe(s.steady_cpu_us_per_decision),
@@ -173,7 +177,13 @@ def _scale_line(scales: list[ScaleResult]) -> str:
 
 
 def render(
-    args: argparse.Namespace, floor: WrkResult, floor_cpu: float, scales: list[ScaleResult], mix: str, elapsed: float
+    args: argparse.Namespace,
+    floor: WrkResult,
+    floor_cpu: float,
+    floor_steady: dict[str, Any],
+    scales: list[ScaleResult],
+    mix: str,
+    elapsed: float,
 ) -> str:
     lines = [
         f"## {datetime.now().astimezone():%Y-%m-%d %H:%M %Z} — commit {_commit()}",
@@ -185,7 +195,9 @@ def render(
         "",
         f"Floor (aiohttp fixed JSON, same workers, same wrk and mix): **{floor.rate:,.0f} req/s**, "
         f"p50 / p99 / p99.9 {floor.p50_ms:.2f} / {floor.p99_ms:.2f} / {floor.p999_ms:.2f} ms; "
-        f"its workers' CPU per request {_per_request_us(floor_cpu, floor):,.0f} µs.",
+        f"its workers' CPU per request {_per_request_us(floor_cpu, floor):,.0f} µs. "
+        f"At the constant load, p50 / p99 / p99.9 in ms, {_steady_ms(floor_steady)}: what the generator, "
+        "the kernel and aiohttp add to every latency, with nothing decided.",
         "",
         *_table(floor, _per_request_us(floor_cpu, floor), scales, args.rate),
         "",

@@ -91,15 +91,21 @@ async def _new_key(url: str) -> str:
         await conn.close()
 
 
-def _floor(args: argparse.Namespace, pool_script: Path) -> tuple[WrkResult, float]:
-    """The floor's wrk result and its workers' CPU seconds during it."""
+async def _floor(
+    args: argparse.Namespace, pool_script: Path, bodies: list[str], prefix: str
+) -> tuple[WrkResult, float, dict[str, object]]:
+    """The floor's wrk result, its workers' CPU seconds during it, and the constant load's result
+    against it: what the generator, the kernel and aiohttp add to every latency, with nothing decided."""
     print(
-        f"floor: aiohttp fixed JSON, {args.workers} workers, wrk -c{args.connections} for {args.seconds} s",
+        f"floor: aiohttp fixed JSON, {args.workers} workers, wrk -c{args.connections} for {args.seconds} s, "
+        f"then {args.rate}/s",
         file=sys.stderr,
     )
     floor = start_floor(args.workers)
     try:
-        return _saturate(floor, pool_script, args)
+        saturated, cpu = _saturate(floor, pool_script, args)
+        steady = await _steady(floor.url, "floor", bodies, prefix, args)
+        return saturated, cpu, steady
     finally:
         floor.stop()
 
@@ -181,12 +187,14 @@ async def _main(args: argparse.Namespace) -> int:
         tmp = Path(name)
         shapes = [Shape(n) for n in args.sizes]
         await ensure_loaded(os.environ["DATABASE_URL"], shapes[-1])
-        _, floor_script, _ = _scripts(tmp, shapes[-1], f"{run_id}-floor-", "floor")
-        floor, floor_cpu = _floor(args, floor_script)
+        _, floor_script, floor_bodies = _scripts(tmp, shapes[-1], f"{run_id}-floor-", "floor")
+        floor, floor_cpu, floor_steady = await _floor(args, floor_script, floor_bodies, f"{run_id}-floor-steady-")
         print(f"  floor: {floor.rate:,.0f}/s", file=sys.stderr)
         scales = [await _scale(args, s, run_id, tmp) for s in shapes]
         mailed = await mail.run(args, shapes[-1], run_id, tmp, _redis_url(os.environ["REDIS_URL"]))
-    text = report.render(args, floor, floor_cpu, scales, describe(senders(shapes[-1])), time.monotonic() - started)
+    text = report.render(
+        args, floor, floor_cpu, floor_steady, scales, describe(senders(shapes[-1])), time.monotonic() - started
+    )
     text += mailed.line() + "\n"
     print(text)
     if not args.no_record:
