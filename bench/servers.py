@@ -99,7 +99,7 @@ def start_gateway(env: Mapping[str, str], workers: int) -> tuple[Server, float]:
     }
     proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve"], env=full_env, stdout=subprocess.DEVNULL)
     server = Server(proc, port, workers)
-    return server, wait_ready(server)
+    return server, _ready_or_stopped(server, 180.0)
 
 
 def start_floor(workers: int) -> Server:
@@ -108,5 +108,14 @@ def start_floor(workers: int) -> Server:
         [sys.executable, "-m", "bench.floor", "--port", str(port), "--workers", str(workers)], env=dict(os.environ)
     )
     server = Server(proc, port, workers)
-    wait_ready(server, 30)
+    _ready_or_stopped(server, 30.0)
     return server
+
+
+def _ready_or_stopped(server: Server, timeout: float) -> float:
+    """Seconds until ready; a server that never gets ready is stopped, not left running."""
+    try:
+        return wait_ready(server, timeout)
+    except BaseException:
+        server.stop()
+        raise
