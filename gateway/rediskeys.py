@@ -20,3 +20,6 @@ BANNER_CHANNEL = PREFIX + "banners"
 API_KEY = PREFIX + "key:"
 # Web form submissions per address per hour: WEBFORM_LIMIT + address
 WEBFORM_LIMIT = PREFIX + "webform:"
+# A Mailgun post's signed token → a digest of the message it came with (a token seen again with
+# another message is a replayed signature): MAILGUN_TOKEN + token
+MAILGUN_TOKEN = PREFIX + "mailgun:"

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import secrets
+import time
 from typing import Any
 
 import schemathesis
@@ -22,6 +24,8 @@ MAILGUN_PATH = "/v1/channels/email/mailgun/mime"
 def _sign_mailgun(body: dict[str, Any]) -> None:
     """Mailgun signs in the body: HMAC-SHA256 of timestamp + token under the signing key."""
     key = os.environ["SCHEMATHESIS_MAILGUN_KEY"].encode()
+    # Signed as Mailgun signs: now, and a token of its own (an old or reused one is refused).
+    body["timestamp"], body["token"] = str(int(time.time())), secrets.token_hex(25)
     body["signature"] = hmac.new(key, (body["timestamp"] + body["token"]).encode(), hashlib.sha256).hexdigest()
 
 

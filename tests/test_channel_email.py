@@ -10,10 +10,13 @@ import hashlib
 import hmac
 import itertools
 import json
+import secrets
+import time
 
 import pytest
 from aiohttp import FormData
 
+from gateway.channels.email import mailgun
 from tests.factory import bearer
 from tests.helpers import logged_contacts, running
 
@@ -164,7 +167,10 @@ async def test_attachments_are_listed_not_stored(email, conn):
 # -- Mailgun ------------------------------------------------------------------------------------
 
 
-def mailgun_signed(key: str = "mg-key", timestamp: str = "1764064800", token: str = "t" * 50) -> dict[str, str]:
+def mailgun_signed(key: str = "mg-key", timestamp: str | None = None, token: str | None = None) -> dict[str, str]:
+    """As Mailgun signs a post: now, with a token of its own, unless told otherwise."""
+    timestamp = str(int(time.time())) if timestamp is None else timestamp
+    token = secrets.token_hex(25) if token is None else token
     sig = hmac.new(key.encode(), (timestamp + token).encode(), hashlib.sha256).hexdigest()
     return {"timestamp": timestamp, "token": token, "signature": sig}
 
@@ -207,6 +213,45 @@ async def test_mailgun_bad_signature_is_403_and_logged(email, conn, key):
     assert r.status == 403
     rows = await logged_contacts(conn, "channel = 'email' AND status = 'rejected'")
     assert rows and rows[0]["error"] == "bad Mailgun signature"
+
+
+def mailgun_fields(signed: dict[str, str], subject: str, message_id: str) -> dict[str, str]:
+    return {
+        **signed,
+        "recipient": "housing@demo-homes.org.uk",
+        "sender": NOVAK,
+        "from": f"Peter Novak <{NOVAK}>",
+        "subject": subject,
+        "body-plain": "Please call me back.",
+        "Message-Id": message_id,
+    }
+
+
+@pytest.mark.parametrize("age", [mailgun.MAX_AGE + 60, -(mailgun.MAX_AHEAD + 60)])
+async def test_mailgun_signature_out_of_date_is_403_and_logged(email, conn, age):
+    signed = mailgun_signed(timestamp=str(int(time.time()) - age))
+    r = await email.client.post(MAILGUN, data=mailgun_fields(signed, "A leak", "<mg-old@mail.example.com>"))
+    assert r.status == 403, await r.text()
+    rows = await logged_contacts(conn, "channel = 'email' AND status = 'rejected'")
+    assert [row["error"] for row in rows] == ["Mailgun signature out of date"]
+
+
+async def test_mailgun_signature_replayed_with_another_message_is_refused(email, conn):
+    """Mailgun's signature covers its timestamp and token, not the message: a signed triple seen once
+    must not carry a message of someone else's choosing."""
+    signed = mailgun_signed()
+    first = await email.client.post(MAILGUN, data=mailgun_fields(signed, "A leak", "<mg-1@mail.example.com>"))
+    assert first.status == 201, await first.text()
+    forged = await email.client.post(MAILGUN, data=mailgun_fields(signed, "Close my case", "<mg-2@mail.example.com>"))
+    assert forged.status == 403, await forged.text()
+    rows = await logged_contacts(conn, "channel = 'email' AND status = 'rejected'")
+    assert [row["error"] for row in rows] == ["Mailgun signature replayed with another message"]
+    # The same message under the same token is a retry: heard as the first attempt was, logged once.
+    again = await email.client.post(MAILGUN, data=mailgun_fields(signed, "A leak", "<mg-1@mail.example.com>"))
+    assert again.status == 200, await again.text()
+    assert (await again.json())["contact_id"] == (await first.json())["contact_id"]
+    decided = await logged_contacts(conn, "channel = 'email' AND status = 'decided'")
+    assert [row["subject"] for row in decided] == ["A leak"]
 
 
 async def test_mailgun_unconfigured_is_503(settings, conn):

@@ -1,28 +1,37 @@
 """Mailgun inbound routes (`forward()` to a URL): signed form posts, parsed fields or raw MIME.
 
 Mailgun signs each post in its body: `signature` is the hex HMAC-SHA256 of `timestamp` + `token`
-under the account's HTTP webhook signing key (MAILGUN_SIGNING_KEY). A route URL ending in `mime`
+under the account's HTTP webhook signing key (MAILGUN_SIGNING_KEY). The signature does not cover the
+message, so a signed triple seen once (in a log, at a proxy) could carry any message: a post is
+refused when its timestamp is older than MAX_AGE (or far ahead), or when its token came before with
+another message. The same message again under the same token is a retry, and is decided as one.
+A route URL ending in `mime`
 gets the whole message as `body-mime`; otherwise the fields `from`, `recipient`, `subject`,
 `body-plain`, `body-html`, `message-headers` (JSON [[name, value], ...]). Both are accepted here.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import logging
+import time
 from dataclasses import replace
 from email import message_from_bytes, policy
 from email.message import Message
 from urllib.parse import parse_qsl
 
+import redis.asyncio as aioredis
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from ...contact import Decision, InboundContact
 from ...decide import Rejected
 from ...errors import BadRequest, Forbidden, GatewayError, TooLarge, Unavailable
 from ...inputs import attempt_note, read_body
+from ...rediskeys import MAILGUN_TOKEN
 from ...runtime import Runtime
 from ..base import HttpMount, json_reply
 from .contact import contact_from_message
@@ -32,6 +41,13 @@ from .webhook import mail_limits, read_raw
 log = logging.getLogger(__name__)
 PATH = "/v1/channels/email/mailgun/mime"
 MAX_FIELDS = 1000
+# Mailgun retries a route for hours and warns that its posts can be delayed: a signature is honoured
+# for a day, and a little ahead of our clock. A token is remembered for longer than that.
+MAX_AGE = 24 * 3600
+MAX_AHEAD = 15 * 60
+TOKEN_TTL = MAX_AGE + MAX_AHEAD + 3600
+REDIS_PATIENCE = 0.5
+SIGNED = ("timestamp", "token", "signature")
 Form = dict[str, bytes]
 
 
@@ -44,6 +60,40 @@ def signed(key: str, form: Form) -> bool:
     if not (timestamp and token and given):
         return False
     return hmac.compare_digest(signature(key, timestamp, token).encode(), given.encode("utf-8", "replace"))
+
+
+def fresh(timestamp: str, now: float) -> bool:
+    """Whether a signature made at `timestamp` (seconds since the epoch) is still honoured."""
+    try:
+        made = int(timestamp)
+    except ValueError:
+        return False
+    return now - MAX_AGE <= made <= now + MAX_AHEAD
+
+
+def digest(form: Form) -> str:
+    """The message a post carries, whatever the multipart boundary: every field but the signature's."""
+    h = hashlib.sha256()
+    for name in sorted(form):
+        if name not in SIGNED:
+            h.update(b"%d:%s=%d:" % (len(name), name.encode("utf-8", "replace"), len(form[name])) + form[name])
+    return h.hexdigest()
+
+
+async def replayed(redis: aioredis.Redis, token: str, message: str) -> bool:
+    """Whether this token was signed for another message (its signature replayed). The first message
+    a token comes with is remembered; if Redis cannot be asked, the post is let through (a real
+    email must not be lost to an outage) and that is logged."""
+    key = MAILGUN_TOKEN + hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
+    try:
+        async with asyncio.timeout(REDIS_PATIENCE):
+            if await redis.set(key, message, nx=True, ex=TOKEN_TTL):
+                return False
+            held = await redis.get(key)
+    except (RedisError, OSError, TimeoutError):
+        log.warning("Mailgun token not checked for reuse: Redis did not answer")
+        return False
+    return held is not None and held.decode() != message
 
 
 def _text(form: Form, name: str) -> str:
@@ -135,10 +185,18 @@ class MailgunChannel:
             form = read_form(raw.headers.get("Content-Type", ""), await read_body(raw, limits.max_bytes))
         except GatewayError as exc:
             return Rejected("malformed", attempt_note(raw, exc), "email", refusal=exc)
+        sender = _text(form, "sender")[:320]
         if not signed(key, form):
             log.warning("Mailgun post refused: bad or missing signature (from %s)", raw.remote)
-            sender = _text(form, "sender")[:320]
             return Rejected("rejected", "bad Mailgun signature", "email", sender, refusal=Forbidden("bad signature"))
+        if not fresh(_text(form, "timestamp"), time.time()):
+            log.warning("Mailgun post refused: its signature's timestamp is out of date (from %s)", raw.remote)
+            why = "Mailgun signature out of date"
+            return Rejected("rejected", why, "email", sender, refusal=Forbidden("the signature is out of date"))
+        if await replayed(rt.redis, _text(form, "token"), digest(form)):
+            log.warning("Mailgun post refused: its signed token came before with another message (from %s)", raw.remote)
+            why = "Mailgun signature replayed with another message"
+            return Rejected("rejected", why, "email", sender, refusal=Forbidden("the signature was used before"))
         return await contact_from_message(await message_of(form, limits), rt)
 
     def render(self, decision: Decision, created: bool, rt: Runtime) -> web.StreamResponse:
