@@ -132,6 +132,13 @@ async def active_key_id(conn: asyncpg.Connection | asyncpg.Pool, key: str) -> in
     return None if row is None else int(row["id"])
 
 
+async def key_now(pool: asyncpg.Pool, key: str) -> Principal | None:
+    """Who `key` is now, asked of the database itself (not a KeyRing's memory): None once it is
+    revoked or its staff member is inactive. For a request that stays open (a banner stream)."""
+    row = await store.active_key(pool, hash_key(key))
+    return None if row is None else _principal(row)
+
+
 class KeyRing:
     """Resolves bearer keys to principals without ever making a caller wait on a slow database.
 

@@ -81,6 +81,21 @@ async def give_password(api: Any, member: Member, password: str = PASSWORD) -> s
     return str((await r.json())["login"])
 
 
+async def session_cookie(client: Any, login: str) -> dict[str, str]:
+    """A signed-in browser's cookie, got through the sign-in form."""
+    r = await client.get("/sign-in")
+    form_cookie = r.cookies["gw_form"].value
+    token = (await r.text()).split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    r = await client.post(
+        "/sign-in",
+        data={"csrf_token": token, "mailbox": login, "password": PASSWORD, "next": "/agent"},
+        headers={"Cookie": f"gw_form={form_cookie}"},
+        allow_redirects=False,
+    )
+    assert r.status == 303, await r.text()
+    return {"Cookie": f"gw_session={r.cookies['gw_session'].value}"}
+
+
 async def sign_in(page: Page, base: str, login: str, password: str = PASSWORD, next_path: str = "/agent") -> None:
     """Sign in through the sign-in page, as a person would."""
     await page.goto(f"{base}/sign-in?next={next_path}")

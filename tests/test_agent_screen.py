@@ -17,7 +17,7 @@ from aiohttp import web
 from playwright.async_api import Page
 
 from gateway.settings import Settings
-from tests.browser import PASSWORD, assert_accessible, base_url, give_password, screenshot, sign_in
+from tests.browser import PASSWORD, assert_accessible, base_url, give_password, screenshot, session_cookie, sign_in
 from tests.factory import INCIDENT, REASONS, Api, Team, bearer
 from tests.helpers import GatewayProcess, free_port, logged_contacts, running
 
@@ -114,7 +114,7 @@ async def test_incident_referrals_through_the_api(
 async def test_a_session_keeps_to_its_role_and_needs_the_token_to_write(
     client: Any, api: Api, team: Team, conn: asyncpg.Connection
 ) -> None:
-    agent = await _session(client, await give_password(api, team.agent))
+    agent = await session_cookie(client, await give_password(api, team.agent))
     assert (await client.get("/v1/banners?identifier=07700900444", headers=agent)).status == 200
     for path in ("/v1/reviews/due", "/v1/customers/1", "/v1/rulesets", "/v1/contacts?customer_id=1", "/v1/staff/1"):
         r = await client.get(path, headers=agent)
@@ -130,7 +130,7 @@ async def test_a_session_keeps_to_its_role_and_needs_the_token_to_write(
     cross = {**agent, "X-CSRF-Token": token, "Origin": "https://elsewhere.example"}
     assert (await client.post("/v1/incidents", headers=cross, json=body)).status == 403
 
-    lead = await _session(client, await give_password(api, team.cl1))
+    lead = await session_cookie(client, await give_password(api, team.cl1))
     r = await client.get("/agent", headers=lead)
     assert r.status == 403 and "You cannot use this page" in await r.text()
     assert (await client.get("/v1/reviews/due", headers=lead)).status == 200
@@ -207,18 +207,3 @@ async def _desktop(port: int, screen: str) -> AsyncIterator[None]:
         yield
     finally:
         await runner.cleanup()
-
-
-async def _session(client: Any, login: str) -> dict[str, str]:
-    """A signed-in browser's cookie, got through the sign-in form."""
-    r = await client.get("/sign-in")
-    form_cookie = r.cookies["gw_form"].value
-    token = (await r.text()).split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
-    r = await client.post(
-        "/sign-in",
-        data={"csrf_token": token, "mailbox": login, "password": "correct horse battery staple", "next": "/agent"},
-        headers={"Cookie": f"gw_form={form_cookie}"},
-        allow_redirects=False,
-    )
-    assert r.status == 303, await r.text()
-    return {"Cookie": f"gw_session={r.cookies['gw_session'].value}"}

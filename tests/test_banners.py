@@ -9,7 +9,10 @@ import json
 import aiohttp
 from aiohttp.test_utils import TestServer
 
+from gateway.api import banners
 from gateway.app import create_app
+from gateway.auth import hash_key
+from tests.browser import give_password, session_cookie
 from tests.factory import INCIDENT, REASONS, bearer
 from tests.helpers import eventually
 
@@ -89,3 +92,39 @@ async def test_a_stopping_gateway_ends_the_open_banner_streams(settings, team):
             await asyncio.wait_for(stopping, timeout=10)
     finally:
         await server.close()
+
+
+async def _ended(stream: aiohttp.ClientResponse) -> list[str]:
+    """The stream's lines until the gateway ends it (keep-alives included)."""
+    lines = []
+    async with asyncio.timeout(10):
+        while line := await stream.content.readline():
+            lines.append(line.decode().strip())
+    return lines
+
+
+async def test_a_stream_ends_when_its_key_is_revoked(client, api, team, conn, monkeypatch):
+    """Checked once at the start, a stream would go on carrying every banner to a revoked key for as
+    long as its connection stays open."""
+    monkeypatch.setattr(banners, "RECHECK_SECONDS", 0.2)
+    key = await api.key_of(team.agent.id)
+    stream = await client.get("/v1/banners/stream", headers=bearer(key))
+    assert (await stream.content.readline()).startswith(b": connected")
+    await asyncio.sleep(0.5)  # rechecked meanwhile: the key still stands, the stream goes on
+    assert not stream.content.at_eof()
+    await conn.execute("UPDATE api_keys SET revoked_at = now() WHERE hash = $1", hash_key(key))
+    lines = await _ended(stream)
+    assert "event: signed-out" in lines
+
+
+async def test_a_stream_ends_when_its_session_ends(client, api, team, monkeypatch):
+    """A new password signs the agent out of every browser, and so out of the banner stream too."""
+    monkeypatch.setattr(banners, "RECHECK_SECONDS", 0.2)
+    login = await give_password(api, team.agent)
+    browser = await session_cookie(client, login)
+    stream = await client.get("/v1/banners/stream", headers=browser)
+    assert (await stream.content.readline()).startswith(b": connected")
+    await asyncio.sleep(0.5)
+    assert not stream.content.at_eof()
+    await give_password(api, team.agent, "another long pass phrase")
+    assert "event: signed-out" in await _ended(stream)

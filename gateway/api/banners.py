@@ -12,10 +12,12 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 from aiohttp import web
 from redis.exceptions import RedisError
 
 from ..appkeys import POOL, REDIS
+from ..auth import Principal, key_now
 from ..contact import InboundContact
 from ..errors import field_error
 from ..http import add_route, principal
@@ -30,8 +32,12 @@ from ..rules.params import CHANNELS
 from ..runtime import RUNTIME, Runtime
 from ..store.incidents import staff_queue
 from ..store.people import ensure_customer
+from ..web.sessions import session_now
 
 AGENT = ("agent",)
+# An open stream asks again this often whether the key or session that opened it still stands.
+RECHECK_SECONDS = 15.0
+KEEP_ALIVE_SECONDS = 15.0
 
 
 def _match_for(request: web.Request) -> Match:
@@ -134,11 +140,19 @@ async def _stream(request: web.Request, streams: _Streams) -> web.StreamResponse
     )
     await resp.prepare(request)
     await resp.write(b": connected\n\n")
+    opened, loop = principal(request), asyncio.get_running_loop()
+    recheck_at = loop.time() + RECHECK_SECONDS
     pubsub = request.app[REDIS].pubsub()
     try:
         await pubsub.subscribe(BANNER_CHANNEL)
         while not streams.stopping:
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=15.0)
+            wait = min(KEEP_ALIVE_SECONDS, RECHECK_SECONDS)
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=wait)
+            if loop.time() >= recheck_at:
+                if not await _still_stands(request, opened):
+                    await resp.write(b"event: signed-out\ndata: {}\n\n")
+                    break
+                recheck_at = loop.time() + RECHECK_SECONDS
             if message is None:
                 await resp.write(b": keep-alive\n\n")
                 continue
@@ -151,6 +165,19 @@ async def _stream(request: web.Request, streams: _Streams) -> web.StreamResponse
         with contextlib.suppress(Exception):
             await pubsub.aclose()  # type: ignore[no-untyped-call]
     return resp
+
+
+async def _still_stands(request: web.Request, opened: Principal) -> bool:
+    """Whether the key or session that opened this stream still stands, as the same person in the
+    same role: a revoked key, a signed-out or ended session, a deactivated staff member end it. If
+    the database cannot say, the stream goes on (banners are safety information)."""
+    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+    try:
+        async with asyncio.timeout(2.0):
+            now = await key_now(request.app[POOL], key.strip()) if scheme else await session_now(request)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        return True
+    return now is not None and (now.role, now.staff_id) == (opened.role, opened.staff_id)
 
 
 class _Streams:

@@ -192,6 +192,14 @@ async def current_session(request: web.Request) -> StaffSession | None:
     return request[_SESSION]
 
 
+async def session_now(request: web.Request) -> Principal | None:
+    """Who this browser's session is now, looked up again (not the copy kept for the request): None
+    once it has ended (signed out, a new password), expired, or its staff member is inactive."""
+    token = request.cookies.get(SESSION_COOKIE, "")
+    session = await _lookup(request.app[POOL], token) if 20 <= len(token) <= 100 else None
+    return None if session is None else session.principal
+
+
 def client_address(request: web.Request) -> str:
     return request.remote or ""
 

@@ -93,7 +93,9 @@ async def replayed(redis: aioredis.Redis, token: str, message: str) -> bool:
     except (RedisError, OSError, TimeoutError):
         log.warning("Mailgun token not checked for reuse: Redis did not answer")
         return False
-    return held is not None and held.decode() != message
+    if isinstance(held, bytes):
+        held = held.decode()
+    return held is not None and held != message
 
 
 def _text(form: Form, name: str) -> str:

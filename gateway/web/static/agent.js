@@ -49,4 +49,7 @@
   source.addEventListener("open", function () { list.setAttribute("data-live", "connected"); });
   source.addEventListener("error", function () { list.setAttribute("data-live", "reconnecting"); });
   source.addEventListener("banner", show);
+  // The session ended (signed out elsewhere, a new password, an account closed): stop, and let the
+  // page take the agent to sign in again.
+  source.addEventListener("signed-out", function () { source.close(); window.location.reload(); });
 })();
