@@ -7,7 +7,8 @@ import uuid
 from datetime import UTC, datetime
 
 from gateway import db
-from gateway.contactlog import ContactLog, ContactRecord
+from gateway.contactlog import ContactLog, ContactRecord, Spool, replay_file
+from tests.helpers import via_proxy
 
 
 def _record(n: int, **fields: object) -> ContactRecord:
@@ -105,3 +106,33 @@ async def test_one_commit_in_flight_at_a_time_still_logs_every_contact(settings,
     logged = await conn.fetch("SELECT id, logged_at FROM contacts WHERE id = ANY($1::uuid[])", [r.id for r in records])
     assert {r["id"] for r in logged} == {r.id for r in records}
     assert len({r["logged_at"] for r in logged}) < len(records)  # batched, not one commit each
+
+
+async def test_a_contact_whose_caller_went_away_behind_a_hung_commit_is_still_logged(settings, conn, proxy, tmp_path):
+    """Its caller went away (a call hung up, a shutdown) while it queued behind a commit that hangs.
+    The commit's watchdog spools what waits behind it, and that contact must be among them: taken
+    from the queue and not spooled, it would be in neither the log nor the spool."""
+    pool = await db.create_pool(via_proxy(settings.database_url, proxy.port), min_size=1, max_size=2)
+    log = ContactLog(pool, settings.with_(spool_dir=str(tmp_path), log_flushes_in_flight=1))
+    log.start()
+    hung, next_up, gone = _record(1), _record(2), _record(3)
+    try:
+        await log.append(_record(0), wait=5)  # the pool holds a live connection before the hang
+        proxy.freeze()
+        first = asyncio.create_task(log.append(hung, wait=5))
+        await asyncio.sleep(0.1)  # its commit is under way, and hangs
+        second = asyncio.create_task(log.append(next_up, wait=5))  # the writer holds it for the next slot
+        caller = asyncio.create_task(log.append(gone, wait=5))  # queued behind both
+        await asyncio.sleep(0.1)
+        caller.cancel()
+        assert (await first).spooled  # the watchdog answered them from the spool
+        assert (await second).spooled
+    finally:
+        proxy.thaw()
+        await log.close()
+        await pool.close()
+    for path in Spool(tmp_path).files():
+        await replay_file(conn, path)
+    records = [hung, next_up, gone]
+    logged = await conn.fetch("SELECT id FROM contacts WHERE id = ANY($1::uuid[])", [r.id for r in records])
+    assert {r["id"] for r in logged} == {r.id for r in records}

@@ -159,6 +159,23 @@ async def test_a_file_another_replayer_holds_is_left_to_it(settings, conn, proxy
     assert spool.files() == []
 
 
+async def test_an_append_after_one_that_failed_part_way_is_replayed(conn, tmp_path):
+    """A write that fails part-way (disk full, a quota) leaves a torn line; its callers are told
+    their contacts were not logged. The next append is reported durable: it must not be glued to
+    the torn line and quarantined with it."""
+    spool = Spool(tmp_path)
+    before, after = _records("torn-before", 2), _records("torn-after", 2)
+    spool.write(before)
+    torn = _records("torn-lost", 1)[0].to_json()
+    with open(spool.path, "a", encoding="utf-8") as f:
+        f.write(torn[: len(torn) // 2])  # as a write cut off by a full disk leaves it
+    spool.write(after)
+    assert await replay_file(conn, spool.path) == 4
+    assert await _logged(conn, "torn-before") == {str(r.id): 1 for r in before}
+    assert await _logged(conn, "torn-after") == {str(r.id): 1 for r in after}
+    assert torn[: len(torn) // 2] in (tmp_path / "quarantine.jsonl").read_text()
+
+
 async def test_a_spooled_record_the_database_refuses_is_kept_aside_and_the_rest_replayed(conn, tmp_path):
     spool = Spool(tmp_path)
     good = _records("poison", 3)

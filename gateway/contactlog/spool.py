@@ -58,7 +58,12 @@ class Spool:
             with open(target, "a", encoding="utf-8") as f:
                 if not _lock_while_named(f, target):
                     continue  # claimed by a replayer since we opened it: write a fresh file
-                fresh = os.fstat(f.fileno()).st_size == 0
+                size = os.fstat(f.fileno()).st_size
+                fresh = size == 0
+                if not fresh and not _ends_a_line(target, size):
+                    # An earlier append failed part-way (disk full, quota): its torn line must not
+                    # swallow this one, which is reported durable. The torn part is quarantined alone.
+                    data = "\n" + data
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
@@ -157,6 +162,12 @@ def _move_without_replacing(src: Path, dst: Path) -> None:
         os.rename(src, dst)  # no hard links on this file system; `dst` is a fresh unique name
         return
     os.unlink(src)
+
+
+def _ends_a_line(path: Path, size: int) -> bool:
+    with open(path, "rb") as f:
+        f.seek(size - 1)
+        return f.read(1) == b"\n"
 
 
 def _fsync_dir(directory: Path) -> None:

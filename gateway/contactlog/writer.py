@@ -97,7 +97,7 @@ class ContactLog:
         self._pool = pool
         self._on_logged = on_logged
         self._claims = claims
-        self._background: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Future[Any]] = set()
         self._max = settings.log_flush_max_rows
         self._in_flight = settings.log_flushes_in_flight
         self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
@@ -118,7 +118,11 @@ class ContactLog:
         claimable = not claimed and record.provider_id is not None and record.status == "decided"
         item = _Item(record, line, asyncio.get_running_loop().create_future(), claimable and self._claims is not None)
         if self.breaker.open:  # the database is known to be slow: durable on disk now, not in `wait`
-            return await self._spool_now(item)
+            # In a task of its own: a caller that goes away meanwhile still has its contact spooled.
+            spooling = asyncio.ensure_future(self._spool_now(item))
+            self._background.add(spooling)
+            spooling.add_done_callback(self._background.discard)
+            return await asyncio.shield(spooling)
         self._queue.put_nowait(item)
         if wait is None:
             return await item.fut
@@ -250,7 +254,9 @@ class ContactLog:
     def _commit_is_slow(self, batch: list[_Item], claiming: list[asyncio.Task[None]]) -> None:
         """Spool the waiting records now. If the commit finishes after all, replay skips them by id."""
         self.breaker.trip(f"a commit took longer than {SLOW_COMMIT} s")
-        waiting = [item for item in [*batch, *self._drain_queue()] if not item.fut.done()]
+        # A caller that went away (its future cancelled) still has its contact spooled: drained
+        # from the queue, it would otherwise be in neither the log nor the spool.
+        waiting = [item for item in [*batch, *self._drain_queue()] if not item.fut.done() or item.fut.cancelled()]
         if waiting:
             self._background_task(self._answer_from_spool(waiting, claiming))
 
@@ -296,6 +302,7 @@ class ContactLog:
             await self._claims.spooling()
         try:
             await asyncio.to_thread(self.spool.write, records, path)
+            self.spool_failed = False  # writable again (what failed before was said, loudly, then)
             return True
         except OSError as exc:
             self.spool_failed = True
