@@ -37,6 +37,10 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # web form, ...). `admin` is in every entry except a person's own lifecycle steps (see add_route).
 ROUTE_ROLES: web.AppKey[dict[web.AbstractRoute, frozenset[str] | None]] = web.AppKey("route_roles")
 PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal", Principal)
+# Routes whose refused callers are logged (an inbound contact channel's: every attempt is logged,
+# even one without a key), with what logs a refusal (the request, why it was refused).
+OnRefused = Callable[[web.Request, str], Awaitable[None]]
+LOG_REFUSED: web.AppKey[dict[web.AbstractRoute, OnRefused]] = web.AppKey("log_refused")
 READ_METHODS = frozenset({"GET", "HEAD"})
 
 
@@ -49,12 +53,13 @@ def add_route(
     *,
     name: str | None = None,
     person: bool = False,
-) -> None:
+) -> web.AbstractRoute:
     """Register a route together with who may call it. `admin` may call everything except a route
     marked `person`: a step a staff member takes and is recorded as taking, which an admin key, being
     no one, cannot."""
     route = app.router.add_route(method, path, handler, name=name)
     app[ROUTE_ROLES][route] = None if roles is None else frozenset(roles) | (set() if person else {"admin"})
+    return route
 
 
 class PageShown(Exception):
@@ -207,6 +212,16 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         logs.request_id.reset(token)
 
 
+async def _log_refused(request: web.Request, route: web.AbstractRoute, refusal: GatewayError) -> None:
+    on_refused = request.app.get(LOG_REFUSED, {}).get(route)
+    if on_refused is None:
+        return
+    try:
+        await on_refused(request, refusal.message)
+    except Exception:  # the caller hears its refusal all the same
+        log.exception("a refused %s %s could not be logged", request.method, request.path)
+
+
 def auth_middleware_factory(
     resolve: Callable[[str], Awaitable[Principal | None]],
     signed_in: Callable[[web.Request], Awaitable[Principal | None]] | None = None,
@@ -220,6 +235,14 @@ def auth_middleware_factory(
         roles = request.app[ROUTE_ROLES].get(route)
         if roles is None:  # public route, or no route matched (the router answers 404/405)
             return await handler(request)
+        try:
+            request[PRINCIPAL] = await who_calls(request, roles)
+        except (Unauthorized, Forbidden) as exc:
+            await _log_refused(request, route, exc)
+            raise
+        return await handler(request)
+
+    async def who_calls(request: web.Request, roles: frozenset[str]) -> Principal:
         header = request.headers.get("Authorization", "")
         scheme, _, key = header.partition(" ")
         who: Principal | None = None
@@ -228,6 +251,8 @@ def auth_middleware_factory(
         if who is None:
             if scheme.lower() != "bearer" or not key.strip():
                 raise Unauthorized("an API key is required: Authorization: Bearer <key>")
+            if not key.isascii():  # no key we issue is anything else (and bytes that are not UTF-8 would not hash)
+                raise Unauthorized("the API key is not recognised or has been revoked")
             who = await resolve(key.strip())
         if who is None:
             raise Unauthorized("the API key is not recognised or has been revoked")
@@ -240,8 +265,7 @@ def auth_middleware_factory(
                 "this API key belongs to no staff member, so it may only read; "
                 "ask for a key of your own (python -m gateway keys create --staff ID)"
             )
-        request[PRINCIPAL] = who
-        return await handler(request)
+        return who
 
     return auth_middleware
 

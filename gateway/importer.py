@@ -154,6 +154,10 @@ def parse(text: str) -> Iterator[tuple[int, ImportRow | dict[str, Any]]]:
         if None in raw:
             yield line, {"line": line, "field": "row", "message": "more values than header columns"}
             continue
+        unstorable = next((c for c in KNOWN if "\x00" in (raw.get(c) or "")), None)
+        if unstorable is not None:  # PostgreSQL text holds no NUL: the row is refused, not the file
+            yield line, {"line": line, "field": unstorable, "message": "contains a NUL character"}
+            continue
         try:
             yield line, _row_model(raw, frozenset(header))
         except pydantic.ValidationError as exc:

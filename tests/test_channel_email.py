@@ -254,6 +254,14 @@ async def test_mailgun_signature_replayed_with_another_message_is_refused(email,
     assert [row["subject"] for row in decided] == ["A leak"]
 
 
+async def test_mailgun_headers_nested_past_reading_are_left_out_not_a_server_error(email, conn):
+    fields = mailgun_fields(mailgun_signed(), "A leak", "<mg-deep@mail.example.com>")
+    fields["message-headers"] = "[" * 5000 + "]" * 5000
+    r = await email.client.post(MAILGUN, data=fields)
+    assert r.status == 201, await r.text()
+    assert [row["subject"] for row in await logged_contacts(conn, "channel = 'email'")] == ["A leak"]
+
+
 async def test_mailgun_unconfigured_is_503(settings, conn):
     async with running(settings, conn) as (client, _):
         r = await client.post(MAILGUN, data=mailgun_signed())

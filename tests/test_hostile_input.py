@@ -3,13 +3,14 @@ at a channel is in the contact log, even one refused before its body was read.""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from typing import Any
 
 import pytest
 
-from tests.factory import bearer
+from tests.factory import bearer, restriction_body
 from tests.helpers import eventually, running
 from tests.helpers import logged_contacts as rows
 
@@ -208,3 +209,77 @@ async def test_a_case_patch_cannot_null_the_subject_or_status(client, admin, api
 async def test_a_since_at_the_ends_of_the_calendar_is_422(client, admin, since):
     r = await client.get(f"/v1/contacts?customer_id=1&since={since}", headers=admin)
     assert (await error_of(r, 422))["details"][0]["field"] == "since"
+
+
+@pytest.mark.parametrize("path", ["/v1/contacts", "/v1/channels/flat", "/v1/channels/email", "/v1/channels/webform"])
+@pytest.mark.parametrize("authorization", [None, "Bearer gwk_not-a-key", "Basic abc", "Bearer gwk_ünïcode"])
+async def test_a_contact_refused_for_its_key_is_401_and_logged(client, conn, path, authorization):
+    """A platform left on a rotated key must not lose its contacts from the log (as a bad Twilio
+    signature does not); a key that is not even UTF-8 is refused the same way, not a 500."""
+    headers = {} if authorization is None else {"Authorization": authorization}
+    r = await client.post(path, json={"channel": "phone", "from": "07700 900001"}, headers=headers)
+    await error_of(r, 401)
+    logged = await rows(conn, "status = 'rejected'")
+    assert len(logged) == 1 and "API key" in logged[0]["error"]
+
+
+async def test_an_empty_email_is_400_and_logged(client, keys, conn):
+    headers = {**bearer(keys["channel"]), "Content-Type": "message/rfc822"}
+    assert (await error_of(await client.post("/v1/channels/email", data=b"", headers=headers), 400))["code"] == (
+        "empty_message"
+    )
+    assert [r["status"] for r in await rows(conn, "channel = 'email'")] == ["malformed"]
+
+
+@pytest.mark.parametrize("next_path", ["http://[", "//[", "http://[::1"])
+async def test_a_sign_in_next_that_is_no_url_goes_to_the_agent_screen(client, next_path):
+    r = await client.get("/sign-in", params={"next": next_path})
+    assert r.status == 200
+    assert 'name="next" value="/agent"' in await r.text()
+
+
+async def test_a_customer_import_row_with_a_nul_is_refused_and_the_rest_kept(client, admin, conn):
+    text = "external_ref,name\nN1,An\x00n\nN2,Bea\n"
+    r = await client.post("/v1/customers/import", headers={**admin, "Content-Type": "text/csv"}, data=text)
+    assert r.status == 200, await r.text()
+    report = await r.json()
+    assert report["errors"] == [{"line": 2, "field": "name", "message": "contains a NUL character"}]
+    assert await conn.fetchval("SELECT count(*) FROM customers WHERE external_ref IN ('N1', 'N2')") == 1
+
+
+@pytest.mark.parametrize("day", ["9999-06-01", "1066-10-14"])
+async def test_a_restriction_day_beyond_the_calendar_is_422(client, team, api, day):
+    cid = await api.customer("Edith", ("phone", "07700 900321"))
+    body = restriction_body(cid, "written_only", valid_from=day)
+    r = await client.post("/v1/restrictions", headers=team.cl1.headers, json=body)
+    assert (await error_of(r, 422))["details"][0]["field"] == "valid_from"
+
+
+@pytest.mark.parametrize("at", ["9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z"])
+async def test_a_rule_test_case_at_the_ends_of_the_calendar_is_422(client, team, at):
+    published = await (await client.get("/v1/rulesets/1", headers=team.manager.headers)).json()
+    case = {
+        "name": "t",
+        "contact": {"channel": "phone", "from": "07700900001"},
+        "situation": {"at": at, "restrictions": [{"params": {"kind": "written_only"}}]},
+        "expect": {"action": "route"},
+    }
+    r = await client.post(
+        "/v1/rulesets/1/test", headers=team.manager.headers, json={"rules": published["rules"], "tests": [case]}
+    )
+    assert (await error_of(r, 422))["details"][0]["field"].endswith("situation.at")
+
+
+async def test_an_api_key_that_is_not_utf8_is_401_not_a_server_error(client, conn):
+    """Header bytes that are not UTF-8 reach the gateway as lone surrogates, which no key hashes."""
+    body = b'{"channel": "phone", "from": "07700 900001"}'
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write(
+        b"POST /v1/contacts HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer \xff\xfe\r\n"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body
+    )
+    await writer.drain()
+    reply = await reader.read()
+    writer.close()
+    assert reply.startswith(b"HTTP/1.1 401"), reply[:200]
+    assert len(await rows(conn, "status = 'rejected'")) == 1

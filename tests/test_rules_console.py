@@ -178,6 +178,8 @@ async def test_the_console_answers_a_missing_version_and_busy_simulations_with_p
         assert said in await r.text(), path
     r = await page.request.get(f"{base}/manage/rules/abc")
     assert r.status == 404 and "There is no rule set version abc." in await r.text()
+    r = await page.request.get(f"{base}/manage/rules/{'9' * 5000}")  # past what int() reads: still a page
+    assert r.status == 404 and "There is no rule set version 9999" in await r.text()
     # Two simulations running already: the version's page says so, and the form is still there.
     for _ in range(2):
         await conn.execute(

@@ -119,9 +119,11 @@ async def test_refused_posts_get_their_page_and_are_logged(client: Any, conn: as
     assert big.status == 413 and "Your message is too long" in await big.text()
     long_field = await _post(client, {**good, "message": "x" * 5001}, cookie)
     assert long_field.status == 422 and "Shorten this to 5,000 characters or fewer" in await long_field.text()
+    many_fields = await _post(client, {**good, **{f"x{n}": "1" for n in range(30)}}, cookie)
+    assert many_fields.status == 413 and "Your message is too long" in await many_fields.text()
     rows = await logged_contacts(conn, "channel = 'web_form' AND status IN ('rejected', 'malformed')")
-    assert len(rows) == 6
-    assert sum("CSRF" in r["error"] for r in rows) == 4 and sum("larger than" in r["error"] for r in rows) == 1
+    assert len(rows) == 7
+    assert sum("CSRF" in r["error"] for r in rows) == 4 and sum("larger than" in r["error"] for r in rows) == 2
 
 
 async def test_too_many_posts_from_one_address_get_429(settings: Settings, conn: asyncpg.Connection) -> None:

@@ -9,7 +9,9 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from ..http import add_route
+from ..decide import Rejected
+from ..http import LOG_REFUSED, OnRefused, add_route
+from ..runtime import RUNTIME
 from .base import HttpChannel, http_handler
 from .email import EmailChannel, MailgunChannel
 from .fastagi import FastAGIChannel, serve_fastagi
@@ -45,7 +47,23 @@ def register(app: web.Application, http: tuple[HttpChannel, ...] = HTTP_CHANNELS
     for name in names:
         if names.count(name) > 1:
             raise DuplicateChannel(f"channel {name!r} is registered twice")
+    refused: dict[web.AbstractRoute, OnRefused] = {}
     for channel in http:
-        add_route(app, "POST", channel.mount.path, http_handler(channel), channel.mount.roles)
+        route = add_route(app, "POST", channel.mount.path, http_handler(channel), channel.mount.roles)
+        if channel.mount.roles is not None:
+            refused[route] = _log_refused(channel.mount.refused_as)
+    app[LOG_REFUSED] = refused
     add_fallback(app)
     app.cleanup_ctx.extend(serve for _, serve in LISTENERS)
+
+
+def _log_refused(channel: str) -> OnRefused:
+    """A contact refused for its API key (none, unknown, revoked, not a channel's) is logged as
+    rejected, as a bad Twilio or Mailgun signature is: a platform left on a rotated key would
+    otherwise lose every contact from the log. Its body is not read: the caller is not known."""
+
+    async def log_refused(request: web.Request, why: str) -> None:
+        note = f"{why} (from {request.remote or 'unknown'})"
+        await request.app[RUNTIME].decide.log_rejected(Rejected("rejected", note[:2000], channel))
+
+    return log_refused

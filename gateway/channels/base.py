@@ -42,6 +42,7 @@ class HttpMount:
 
     path: str
     roles: tuple[str, ...] | None
+    refused_as: str = "unknown"  # the channel an attempt refused for its key is logged under
 
 
 class HttpChannel(Channel[web.Request, web.StreamResponse], Protocol):

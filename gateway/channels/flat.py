@@ -55,7 +55,7 @@ def contact_fields(data: Any) -> dict[str, Any]:
 class FlatChannel:
     name = "flat"
     description = "Amazon Connect / Genesys: a flat map of strings"
-    mount = HttpMount(FLAT_PATH, ("channel",))
+    mount = HttpMount(FLAT_PATH, ("channel",), "phone")
 
     async def parse(self, raw: web.Request, rt: Runtime) -> InboundContact | Rejected:
         fields: dict[str, Any] = {}

@@ -125,7 +125,7 @@ class WebFormChannel:
     description = (
         "A provider's own portal posts its contact form as JSON; the reply is the decision and the acknowledgement."
     )
-    mount = HttpMount("/v1/channels/webform", ("channel",))
+    mount = HttpMount("/v1/channels/webform", ("channel",), CHANNEL)
 
     async def parse(self, raw: web.Request, rt: Runtime) -> InboundContact | Rejected:
         try:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import date
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+
+# A day a person enters (an incident, a start, a review): within years the calendar code can count
+# on from it (a review twelve months after 31 Dec 9999 would be in no year at all).
+Day = Annotated[date, Field(ge=date(1900, 1, 1), le=date(2199, 12, 31))]
 
 
 class In(BaseModel):

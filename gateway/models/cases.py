@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
 from ..rules.params import Id
-from .base import In, given
+from .base import Day, In, given
 
 CaseStatus = Literal["open", "closed", "exhausted"]
 # A closed or exhausted case carries the date it was closed (the store checks; the schema says so).
@@ -23,7 +23,7 @@ class CaseIn(In):
     reference: str = Field(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9][A-Za-z0-9_/-]*$")
     subject: str = Field(min_length=1, max_length=500)
     status: CaseStatus = "open"
-    closed_on: date | None = None
+    closed_on: Day | None = None
     outcome_letter: str | None = Field(default=None, max_length=20_000)
     owner_id: Id | None = None  # the staff member new information about the case goes to
 
@@ -35,7 +35,7 @@ class CasePatch(In):
 
     subject: str = Field(default=None, min_length=1, max_length=500)  # type: ignore[assignment]
     status: CaseStatus = None  # type: ignore[assignment]
-    closed_on: date | None = None
+    closed_on: Day | None = None
     outcome_letter: str | None = Field(default=None, max_length=20_000)
     owner_id: Id | None = None  # the staff member new information about the case goes to
 

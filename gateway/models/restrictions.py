@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..rules.params import Channel, Id
 from ..rules.registry import Kind, Params
-from .base import In, given
+from .base import Day, In, given
 
 ReasonCategory = Literal["aggressive_or_abusive", "unreasonable_demands", "unreasonable_persistence"]
 Status = Literal["proposed", "active", "under_appeal", "lifted", "lapsed"]
@@ -26,7 +26,7 @@ def _restriction_schema(schema: dict[str, Any]) -> None:
 
 
 class Incident(In):
-    on: date
+    on: Day
     description: str = Field(min_length=1, max_length=4000)
     channel: Channel | None = None
 
@@ -34,7 +34,7 @@ class Incident(In):
 class EqualityNote(In):
     staff_id: Id
     note: str = Field(min_length=1, max_length=4000)
-    on: date | None = None
+    on: Day | None = None
 
 
 def params_with_kind(data: Any) -> Any:
@@ -60,13 +60,13 @@ class RestrictionIn(In):
     reason_category: ReasonCategory
     reasons: str = Text
     incidents: list[Incident] = Field(min_length=1, max_length=200)
-    warned_on: date | None = None
+    warned_on: Day | None = None
     immediate_risk: str | None = Field(default=None, min_length=1, max_length=4000)
     deciders: list[Id] = Field(default_factory=list, max_length=20, json_schema_extra={"uniqueItems": True})
-    decided_on: date | None = None
-    valid_from: date
-    valid_to: date | None = None
-    review_due: date | None = None
+    decided_on: Day | None = None
+    valid_from: Day
+    valid_to: Day | None = None
+    review_due: Day | None = None
     review_approver: Id | None = None
     adjustments: str = Field(default="", max_length=4000)
     equality_note: EqualityNote | None = None
@@ -95,11 +95,11 @@ class RestrictionIn(In):
 
 class DecisionIn(In):
     staff_id: Id | None = None
-    decided_on: date | None = None
+    decided_on: Day | None = None
 
 
 class LetterSentIn(In):
-    sent_on: date | None = None
+    sent_on: Day | None = None
     method: Literal["post", "email", "hand", "other"] = "post"
     note: str | None = Field(default=None, max_length=1000)
 
@@ -110,7 +110,7 @@ class LetterSendIn(In):
 
     by: Literal["email", "post"]
     representative_id: Id | None = None  # by email: to this representative instead of the customer
-    sent_on: date | None = None  # by post: the day it went in the post (default today)
+    sent_on: Day | None = None  # by post: the day it went in the post (default today)
     large_print: bool | None = None  # default: as the customer's adjustments ask
     note: str | None = Field(default=None, max_length=1000)
 
@@ -124,7 +124,7 @@ class LetterSendIn(In):
 
 
 class AppealIn(In):
-    lodged_on: date
+    lodged_on: Day
     grounds: str = Text
 
 
@@ -133,8 +133,8 @@ class Variation(In):
 
     channels: list[Channel] | None = Field(default=None, min_length=1, max_length=5)
     params: dict[str, Any] | None = None
-    valid_to: date | None = None
-    review_due: date | None = None
+    valid_to: Day | None = None
+    review_due: Day | None = None
 
 
 class AppealDecisionIn(In):
@@ -153,7 +153,7 @@ class AppealDecisionIn(In):
     staff_id: Id | None = None
     outcome: AppealOutcome
     notes: str = Text
-    decided_on: date | None = None
+    decided_on: Day | None = None
     variation: Variation | None = None
 
     @model_validator(mode="after")
@@ -174,10 +174,10 @@ class ReviewIn(In):
     staff_id: Id | None = None
     reasons: str | None = Field(default=None, min_length=1, max_length=10_000)
     incidents: list[Incident] = Field(default_factory=list, max_length=200)
-    review_due: date | None = None
+    review_due: Day | None = None
     review_approver: Id | None = None
-    valid_to: date | None = None
-    reviewed_on: date | None = None
+    valid_to: Day | None = None
+    reviewed_on: Day | None = None
 
     @model_validator(mode="after")
     def _renewal(self) -> ReviewIn:
@@ -189,7 +189,7 @@ class ReviewIn(In):
 class LiftIn(In):
     reason: str = Text
     staff_id: Id | None = None
-    lifted_on: date | None = None
+    lifted_on: Day | None = None
 
 
 class Appeal(BaseModel):

@@ -77,7 +77,12 @@ async def read_form(request: web.Request, limit: int = MAX_FORM_BYTES) -> dict[s
                 fields = None
                 break
         if fields is not None and request.content_type == "application/x-www-form-urlencoded":
-            fields = dict(parse_qsl(raw.decode("utf-8", errors="replace"), keep_blank_values=True, max_num_fields=30))
+            try:
+                fields = dict(
+                    parse_qsl(raw.decode("utf-8", errors="replace"), keep_blank_values=True, max_num_fields=30)
+                )
+            except ValueError:  # more fields than any of our forms has: refused as too long, like a long one
+                fields = None
     request[_FORM] = fields
     return fields
 

@@ -55,7 +55,9 @@ async def _form(request: web.Request, session: StaffSession) -> dict[str, str]:
 
 def _number(raw: Any, low: int = 1, high: int = INT_MAX) -> int | None:
     text = str(raw or "").strip()
-    return int(text) if text.isascii() and text.isdigit() and low <= int(text) <= high else None
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(high)):  # int() refuses > 4,300 digits
+        return None
+    return int(text) if low <= int(text) <= high else None
 
 
 async def _version_of(request: web.Request) -> int:

@@ -29,7 +29,10 @@ def _next(raw: str | None) -> str:
     """Where to go after signing in: a path on this gateway only (never another site)."""
     if not raw:
         return "/agent"
-    parts = urlsplit(raw)
+    try:
+        parts = urlsplit(raw)
+    except ValueError:  # e.g. "//[": not a URL at all
+        return "/agent"
     if parts.scheme or parts.netloc or not raw.startswith("/") or raw.startswith("//") or "\\" in raw:
         return "/agent"
     return raw

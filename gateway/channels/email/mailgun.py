@@ -154,7 +154,7 @@ async def message_of(form: Form, limits: MailLimits) -> MailMessage:
     try:
         listed = json.loads(_text(form, "message-headers") or "[]")
         headers = {str(k): str(v) for k, v in listed[:1000] if isinstance(k, str)} if isinstance(listed, list) else {}
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):  # unreadable (or nested past reading): decided without them
         headers = {}
     lowered = {k.lower(): v for k, v in headers.items()}
     return message_from_fields(

@@ -71,6 +71,9 @@ async def read_request(request: web.Request, rt: Runtime) -> MailMessage | Rejec
     except GatewayError as exc:
         return Rejected("malformed", attempt_note(request, exc), "email", refusal=exc)
     if request.content_type in RAW_TYPES:
+        if not raw.strip():  # no headers, no body: nothing was sent to decide on
+            problem = BadRequest("the message is empty", code="empty_message")
+            return Rejected("malformed", problem.message, "email", refusal=problem)
         return await read_raw(raw, limits)
     if request.content_type != "application/json":
         problem = BadRequest(
@@ -107,7 +110,7 @@ def _from_json(raw: bytes, limits: MailLimits) -> MailMessage | Rejected:
 class EmailChannel:
     name = "email"
     description = "Email from any mail system: the raw message (message/rfc822) or the generic JSON shape."
-    mount = HttpMount("/v1/channels/email", ("channel",))
+    mount = HttpMount("/v1/channels/email", ("channel",), "email")
 
     async def parse(self, raw: web.Request, rt: Runtime) -> InboundContact | Rejected:
         msg = await read_request(raw, rt)
