@@ -117,3 +117,32 @@ async def test_a_new_password_signs_out_every_browser(client: Any, api: Api, tea
     assert (await client.get("/v1/banners?identifier=07700900001", headers=session)).status == 200
     await give_password(api, team.agent, "another long pass phrase")
     assert (await client.get("/v1/banners?identifier=07700900001", headers=session)).status == 401
+
+
+async def test_another_sites_page_cannot_read_in_a_signed_in_name(
+    client: Any, api: Api, team: Team, conn: asyncpg.Connection
+) -> None:
+    """The session cookie goes with a link from any site. Reading a restriction in full writes a
+    'viewed' audit event with the reason given, in the reader's name: another site's link must not
+    make one."""
+    cid = await api.customer("Jo Rowe", ("phone", "07700 900444"))
+    restriction = await api.restriction(cid, "written_only", deciders=team.deciders)
+    token, cookie = await _form_token(client)
+    r = await _post_sign_in(client, cookie, token, await give_password(api, team.cl1), PASSWORD)
+    session = {"Cookie": f"gw_session={r.cookies['gw_session'].value}"}
+    path = f"/v1/restrictions/{restriction['id']}"
+    for elsewhere in (
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+        {"Origin": "https://evil.example"},
+    ):
+        r = await client.get(path, params={"why": "forged elsewhere"}, headers={**session, **elsewhere})
+        assert r.status == 403, elsewhere
+    ours = await client.get(
+        path, params={"why": "review meeting"}, headers={**session, "Sec-Fetch-Site": "same-origin"}
+    )
+    assert ours.status == 200, await ours.text()
+    whys = await conn.fetch(
+        "SELECT why FROM restriction_events WHERE restriction_id = $1 AND kind = 'viewed'", restriction["id"]
+    )
+    assert [w["why"] for w in whys] == ["review meeting"]

@@ -92,6 +92,15 @@ def same_origin(request: web.Request) -> bool:
     return origin.split("://", 1)[-1] == request.host
 
 
+def from_elsewhere(request: web.Request) -> bool:
+    """A browser says this request was made by another site's page (a link, a form, a script):
+    `Sec-Fetch-Site` other than same-origin or none (typed, a bookmark), or a foreign Origin."""
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None and site not in ("same-origin", "none"):
+        return True
+    return not same_origin(request)
+
+
 def form_binding(request: web.Request) -> str | None:
     """The anonymous form cookie's value, if the browser has one."""
     return request.cookies.get(FORM_COOKIE) or None

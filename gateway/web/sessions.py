@@ -27,7 +27,7 @@ from ..errors import Forbidden, Invalid
 from ..lifecycle import Actor, staff_actor
 from ..store import keys as key_store
 from ..store import signin as store
-from .security import CSRF_HEADER, csrf_matches, page_secret, same_origin
+from .security import CSRF_HEADER, csrf_matches, from_elsewhere, page_secret, same_origin
 
 SESSION_COOKIE = "gw_session"
 MIN_PASSWORD = 12
@@ -215,6 +215,8 @@ async def session_principal(request: web.Request) -> Principal | None:
     session = await current_session(request)
     if session is None:
         return None
+    if from_elsewhere(request):  # reads too: some write an audit event ("viewed", and why) in their name
+        raise Forbidden("this request came from another site; open the gateway's own page and try again")
     writes = request.method not in ("GET", "HEAD")
     if writes and not await check_csrf(request, session.token, request.headers.get(CSRF_HEADER)):
         raise Forbidden("this request did not come from the gateway's own page; reload it and try again")
