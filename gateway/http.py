@@ -227,7 +227,8 @@ def auth_middleware_factory(
     signed_in: Callable[[web.Request], Awaitable[Principal | None]] | None = None,
 ) -> Any:
     """Who is calling: the API key in the Authorization header or, without one, the staff member
-    signed in in this browser (`signed_in`; it refuses a cross-site write itself)."""
+    signed in in this browser (`signed_in`; it refuses what another site's page sent, and a write
+    without the page's token). A channel's refused caller is logged (LOG_REFUSED)."""
 
     @web.middleware
     async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -122,6 +122,7 @@ class ContactLog:
             spooling = asyncio.ensure_future(self._spool_now(item))
             self._background.add(spooling)
             spooling.add_done_callback(self._background.discard)
+            spooling.add_done_callback(_say_if_failed)
             return await asyncio.shield(spooling)
         self._queue.put_nowait(item)
         if wait is None:
@@ -285,7 +286,8 @@ class ContactLog:
         every record whose claim did not lose; each caller hears its answer."""
         for task in claiming:
             await asyncio.wait([task])
-        await self._claim([item for item in waiting if not item.fut.done()], again=True)
+        # A caller that went away is claimed too: its contact goes to the spool only with its claim.
+        await self._claim([item for item in waiting if not item.fut.done() or item.fut.cancelled()], again=True)
         # A caller that went away (its future cancelled) still has its contact logged.
         spooled = [item for item in waiting if item.held is None and (not item.fut.done() or item.fut.cancelled())]
         records = [item.record for item in spooled]
@@ -302,7 +304,8 @@ class ContactLog:
             await self._claims.spooling()
         try:
             await asyncio.to_thread(self.spool.write, records, path)
-            self.spool_failed = False  # writable again (what failed before was said, loudly, then)
+            if records and path is None:  # the spool took records again (what failed before was said, loudly)
+                self.spool_failed = False
             return True
         except OSError as exc:
             self.spool_failed = True
@@ -403,6 +406,12 @@ class ContactLog:
         if self._background:
             log.error("contact log: %d background task(s) still running at shutdown", len(self._background))
         await self.breaker.close()
+
+
+def _say_if_failed(task: asyncio.Future[Appended]) -> None:
+    """A spooling whose caller went away: nobody hears its failure, so the log does."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("contact log: spooling a contact failed", exc_info=task.exception())
 
 
 def _mail(record: ContactRecord) -> bool:

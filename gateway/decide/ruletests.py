@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from ..rules.calendar import Calendar
 from ..rules.compiled import CompiledRuleSet
@@ -19,6 +19,10 @@ from .context import make_context
 
 CUSTOMER = CustomerView(1, "Test Customer")
 OTHER = CustomerView(2, "Other Household Member")
+
+
+# The years a test case's time may fall in (a review or counter period around year 1 or 9999 is in no year).
+RUNNABLE = (datetime(1900, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC))
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +124,10 @@ def run_ruleset_tests(compiled: CompiledRuleSet, tests: list[RuleTestCase] | Non
     results = []
     for case in compiled.source.tests if tests is None else tests:
         at = case.situation.at or now
+        if not RUNNABLE[0] <= at < RUNNABLE[1]:  # the calendar and the counters' periods count in these years
+            problem = f"situation.at: {at.isoformat()} is not between 1900 and 2199, so the case cannot run"
+            results.append(CaseResult(case.name, False, (problem,), "hold", None, False, []))
+            continue
         verdict = decide(case.contact, situation_context(case, compiled, at), at)
         problems = _problems(case, verdict.action, verdict.target, verdict.flagged)
         results.append(

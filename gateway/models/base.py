@@ -9,7 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 # A day a person enters (an incident, a start, a review): within years the calendar code can count
 # on from it (a review twelve months after 31 Dec 9999 would be in no year at all).
-Day = Annotated[date, Field(ge=date(1900, 1, 1), le=date(2199, 12, 31))]
+Day = Annotated[
+    date,
+    Field(ge=date(1900, 1, 1), le=date(2199, 12, 31), description="a day between 1900-01-01 and 2199-12-31"),
+]
 
 
 class In(BaseModel):

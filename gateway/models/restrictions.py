@@ -26,14 +26,24 @@ def _restriction_schema(schema: dict[str, Any]) -> None:
 
 
 class Incident(In):
-    on: Day
+    """An incident as stored and read back (a day recorded before days were bounded still reads)."""
+
+    on: date
     description: str = Field(min_length=1, max_length=4000)
     channel: Channel | None = None
+
+
+class IncidentIn(Incident):
+    on: Day
 
 
 class EqualityNote(In):
     staff_id: Id
     note: str = Field(min_length=1, max_length=4000)
+    on: date | None = None
+
+
+class EqualityNoteIn(EqualityNote):
     on: Day | None = None
 
 
@@ -59,7 +69,7 @@ class RestrictionIn(In):
     channels: list[Channel] | None = Field(default=None, min_length=1, max_length=5)
     reason_category: ReasonCategory
     reasons: str = Text
-    incidents: list[Incident] = Field(min_length=1, max_length=200)
+    incidents: list[IncidentIn] = Field(min_length=1, max_length=200)
     warned_on: Day | None = None
     immediate_risk: str | None = Field(default=None, min_length=1, max_length=4000)
     deciders: list[Id] = Field(default_factory=list, max_length=20, json_schema_extra={"uniqueItems": True})
@@ -69,7 +79,7 @@ class RestrictionIn(In):
     review_due: Day | None = None
     review_approver: Id | None = None
     adjustments: str = Field(default="", max_length=4000)
-    equality_note: EqualityNote | None = None
+    equality_note: EqualityNoteIn | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -173,7 +183,7 @@ class ReviewIn(In):
     outcome: Literal["renew", "lift"]
     staff_id: Id | None = None
     reasons: str | None = Field(default=None, min_length=1, max_length=10_000)
-    incidents: list[Incident] = Field(default_factory=list, max_length=200)
+    incidents: list[IncidentIn] = Field(default_factory=list, max_length=200)
     review_due: Day | None = None
     review_approver: Id | None = None
     valid_to: Day | None = None

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 
 from pydantic import (
@@ -147,17 +146,10 @@ class SituationRestriction(_Strict):
     status: RestrictionStatus = "active"
 
 
-# When a test case runs: within years the calendar and the counters' periods can count in (local
-# time, a week or a month around it).
-SituationTime = Annotated[
-    AwareDatetime, Field(ge=datetime(1900, 1, 1, tzinfo=UTC), le=datetime(2199, 12, 31, tzinfo=UTC))
-]
-
-
 class Situation(_Strict):
     """The world a rule-set test case runs in (who sent it, their restrictions, when)."""
 
-    at: SituationTime | None = None
+    at: AwareDatetime | None = None  # run only between 1900 and 2199 (decide/ruletests.py)
     sender: SenderLabel = "matched"
     restrictions: list[SituationRestriction] = Field(default_factory=list, max_length=20)
     case_status: CaseStatus | None = None

@@ -211,7 +211,8 @@ async def check_csrf(request: web.Request, binding: str | None, token: str | Non
 
 async def session_principal(request: web.Request) -> Principal | None:
     """For the API's role check: the signed-in staff member behind this browser's cookie. A request
-    that changes something must carry the page's CSRF token in the X-CSRF-Token header."""
+    another site's page made is refused, reads included; one that changes something must carry the
+    page's CSRF token in the X-CSRF-Token header."""
     session = await current_session(request)
     if session is None:
         return None
