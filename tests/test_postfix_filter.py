@@ -15,7 +15,15 @@ import pytest
 from gateway.demo import load_demo
 from gateway.settings import Settings
 from tests.factory import bearer, insert_staff_key
-from tests.helpers import GatewayProcess, eventually, free_port, logged_contacts, running, staff_numbers, via_proxy
+from tests.helpers import (
+    GatewayProcess,
+    eventually,
+    listen_port,
+    logged_contacts,
+    running,
+    staff_numbers,
+    via_proxy,
+)
 from tests.postfix import Delivered, MailSink, PrivatePostfix, filter_main_cf, filter_services, unavailable
 from tests.tcpproxy import TcpProxy
 
@@ -36,7 +44,7 @@ async def sink():
 
 @pytest.fixture(scope="module")
 async def postfix(sink):
-    pf = PrivatePostfix(free_port(), sink.port)
+    pf = PrivatePostfix(listen_port(), sink.port)
     await pf.start()
     yield pf
     await pf.stop()
