@@ -409,7 +409,7 @@ class ContactLog:
 
 
 def _say_if_failed(task: asyncio.Future[Appended]) -> None:
-    """A spooling whose caller went away: nobody hears its failure, so the log does."""
+    """A spooling's failure is logged here: its caller may have gone away and hear nothing."""
     if not task.cancelled() and task.exception() is not None:
         log.error("contact log: spooling a contact failed", exc_info=task.exception())
 

@@ -184,19 +184,22 @@ async def _lookup(pool: asyncpg.Pool, token: str) -> StaffSession | None:
     )
 
 
+async def _cookie_session(request: web.Request) -> StaffSession | None:
+    token = request.cookies.get(SESSION_COOKIE, "")
+    return await _lookup(request.app[POOL], token) if 20 <= len(token) <= 100 else None
+
+
 async def current_session(request: web.Request) -> StaffSession | None:
     """The live session this browser holds, looked up once per request; None if signed out or ended."""
     if _SESSION not in request:
-        token = request.cookies.get(SESSION_COOKIE, "")
-        request[_SESSION] = await _lookup(request.app[POOL], token) if 20 <= len(token) <= 100 else None
+        request[_SESSION] = await _cookie_session(request)
     return request[_SESSION]
 
 
 async def session_now(request: web.Request) -> Principal | None:
     """Who this browser's session is now, looked up again (not the copy kept for the request): None
     once it has ended (signed out, a new password), expired, or its staff member is inactive."""
-    token = request.cookies.get(SESSION_COOKIE, "")
-    session = await _lookup(request.app[POOL], token) if 20 <= len(token) <= 100 else None
+    session = await _cookie_session(request)
     return None if session is None else session.principal
 
 
