@@ -212,14 +212,16 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         logs.request_id.reset(token)
 
 
-async def _log_refused(request: web.Request, route: web.AbstractRoute, refusal: GatewayError) -> None:
+async def _refused(request: web.Request, route: web.AbstractRoute, refusal: GatewayError) -> GatewayError:
+    """The refusal to raise, once logged as a contact when the route is a channel's (LOG_REFUSED).
+    Only refusals pay for this: an accepted request goes through the middleware as before."""
     on_refused = request.app.get(LOG_REFUSED, {}).get(route)
-    if on_refused is None:
-        return
-    try:
-        await on_refused(request, refusal.message)
-    except Exception:  # the caller hears its refusal all the same
-        log.exception("a refused %s %s could not be logged", request.method, request.path)
+    if on_refused is not None:
+        try:
+            await on_refused(request, refusal.message)
+        except Exception:  # the caller hears its refusal all the same
+            log.exception("a refused %s %s could not be logged", request.method, request.path)
+    return refusal
 
 
 def auth_middleware_factory(
@@ -236,37 +238,35 @@ def auth_middleware_factory(
         roles = request.app[ROUTE_ROLES].get(route)
         if roles is None:  # public route, or no route matched (the router answers 404/405)
             return await handler(request)
-        try:
-            request[PRINCIPAL] = await who_calls(request, roles)
-        except (Unauthorized, Forbidden) as exc:
-            await _log_refused(request, route, exc)
-            raise
-        return await handler(request)
-
-    async def who_calls(request: web.Request, roles: frozenset[str]) -> Principal:
         header = request.headers.get("Authorization", "")
         scheme, _, key = header.partition(" ")
         who: Principal | None = None
         if not header and signed_in is not None:
-            who = await signed_in(request)
+            who = await signed_in(request)  # its own refusals (another site's page) are not contacts
         if who is None:
             if scheme.lower() != "bearer" or not key.strip():
-                raise Unauthorized("an API key is required: Authorization: Bearer <key>")
-            if not key.isascii():  # no key we issue is anything else (and bytes that are not UTF-8 would not hash)
-                raise Unauthorized("the API key is not recognised or has been revoked")
-            who = await resolve(key.strip())
+                raise await _refused(
+                    request, route, Unauthorized("an API key is required: Authorization: Bearer <key>")
+                )
+            # No key we issue is anything but ASCII (and bytes that are not UTF-8 would not hash).
+            who = await resolve(key.strip()) if key.isascii() else None
         if who is None:
-            raise Unauthorized("the API key is not recognised or has been revoked")
+            raise await _refused(request, route, Unauthorized("the API key is not recognised or has been revoked"))
         if who.role not in roles:
             # Who may call what is for our log; the caller learns only that this key may not.
             log.warning("%s key refused on %s %s (allowed: %s)", who.role, request.method, request.path, sorted(roles))
-            raise Forbidden("this API key may not call this endpoint")
+            raise await _refused(request, route, Forbidden("this API key may not call this endpoint"))
         if who.reads_only and request.method not in READ_METHODS:
-            raise Forbidden(
-                "this API key belongs to no staff member, so it may only read; "
-                "ask for a key of your own (python -m gateway keys create --staff ID)"
+            raise await _refused(
+                request,
+                route,
+                Forbidden(
+                    "this API key belongs to no staff member, so it may only read; "
+                    "ask for a key of your own (python -m gateway keys create --staff ID)"
+                ),
             )
-        return who
+        request[PRINCIPAL] = who
+        return await handler(request)
 
     return auth_middleware
 
