@@ -251,6 +251,45 @@ def check_review_due(valid_from: date, review_due: date, default_months: int, ap
         )
 
 
+@dataclass(frozen=True, slots=True)
+class ReviewPeriod:
+    """The review date in force, who agreed a longer one (None: none was needed, or not yet), and
+    the longer period asked of someone else, awaiting their approval (JSON, as stored)."""
+
+    review_due: date
+    approver: int | None
+    asked: dict[str, object] | None
+
+
+def review_period(
+    start: date, review_due: date, default_months: int, approver: int | None, me: int, today: date
+) -> ReviewPeriod:
+    """A review period no longer than the default needs nobody's approval. A longer one is in force
+    at once only when the person taking the step is its approver; asked of someone else, it waits for
+    them (POST .../review-period/approve) and the default date is in force meanwhile, so nothing is
+    kept longer than policy allows on the word of someone who did not agree it."""
+    default_due = add_months(start, default_months)
+    if review_due <= default_due or approver is None:
+        return ReviewPeriod(review_due, None, None)
+    if approver == me:
+        return ReviewPeriod(review_due, approver, None)
+    asked = {"approver": approver, "review_due": review_due.isoformat(), "asked_by": me, "asked_on": today.isoformat()}
+    return ReviewPeriod(default_due, None, asked)
+
+
+def equality_note(
+    note: Mapping[str, object] | None, me: int, today: date
+) -> tuple[dict[str, object] | None, dict[str, object] | None]:
+    """(the note as signed, the note as asked). A note is signed by its manager: one naming the
+    person taking the step is signed now; one naming someone else waits for them to sign it
+    (POST .../equality-note/sign), and the restriction is not activated until they have."""
+    if note is None:
+        return None, None
+    if note["staff_id"] == me:
+        return {**note, "on": note.get("on") or today.isoformat()}, None
+    return None, {"staff_id": note["staff_id"], "note": note["note"], "asked_by": me, "asked_on": today.isoformat()}
+
+
 def check_appeal_decider(staff_id: int, role: str, involved: Iterable[int]) -> None:
     """Policy 000 §6.3: someone more senior, not involved before, decides the appeal."""
     if role not in APPEAL_DECIDERS:

@@ -29,6 +29,8 @@ CSV_COLUMNS = (
     "issues",
     "urgent_review_since",
     "urgent_review_why",
+    "equality_note_asked_of",
+    "review_period_asked_of",
 )
 
 
@@ -70,6 +72,8 @@ class ReviewRow:
     urgent_since: datetime | None = None  # flagged: the customer is left with no way in
     urgent_why: str | None = None
     letter_undelivered: bool = False  # the latest letter was emailed and the outbox gave up on it
+    note_asked_of: int | None = None  # the manager asked to sign its equality note, not signed yet
+    period_asked_of: int | None = None  # the approver asked to agree a longer review period, not yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +99,8 @@ class ReportItem:
             "urgent_review": {"since": r.urgent_since.isoformat(), "why": r.urgent_why}
             if r.urgent_since is not None
             else None,
+            "equality_note_asked_of": r.note_asked_of,
+            "review_period_asked_of": r.period_asked_of,
         }
 
 
@@ -103,6 +109,10 @@ def issues_of(row: ReviewRow, today: date, end: date) -> tuple[str, ...]:
     found: list[str] = ["urgent_review"] if row.urgent_since is not None else []
     if row.status == "proposed":
         found.append("awaiting_deciders")
+    if row.note_asked_of is not None:
+        found.append("equality_note_unsigned")
+    if row.period_asked_of is not None:
+        found.append("review_period_unapproved")
     if row.review_due < today:
         found.append("review_overdue")
     elif row.review_due <= end:

@@ -159,13 +159,19 @@ class Api:
         *,
         deciders: Sequence[Member],
         status: str = "active",
+        note_signer: Member | None = None,
         **fields: Any,
     ) -> dict[str, Any]:
-        """Saved with `restriction_body(customer_id, kind, **fields)` by the first of `deciders`, then
-        decided by each of the others with their own key; fails unless it is then in `status`."""
+        """Saved with `restriction_body(customer_id, kind, **fields)` by the first of `deciders`, its
+        equality note (if any) signed by `note_signer` with their own key, then decided by each of
+        the other deciders with theirs; fails unless it is then in `status`."""
         first, *others = deciders
         path = "/v1/restrictions"
         made = await self._created(first.headers, path, restriction_body(customer_id, kind, **fields))
+        if note_signer is not None:
+            r = await self.client.post(f"{path}/{made['id']}/equality-note/sign", headers=note_signer.headers, json={})
+            assert r.status == 200, await r.text()
+            made = await r.json()
         for decider in others:
             r = await self.client.post(f"{path}/{made['id']}/decide", headers=decider.headers, json={})
             assert r.status == 200, await r.text()

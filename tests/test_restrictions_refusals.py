@@ -143,7 +143,10 @@ async def test_activation_rechecks_the_way_in(api: Api, client: Any, conn: async
         "Margaret Hughes", PHONE, adjustments={"flags": ["cannot_write"]}, representatives=[DAUGHTER]
     )
     note = {"staff_id": team.manager.id, "note": "Representative writes."}
-    rid = (await api.restriction(cid, equality_note=note, deciders=[team.scl], status="proposed"))["id"]
+    made = await api.restriction(
+        cid, equality_note=note, deciders=[team.scl], status="proposed", note_signer=team.manager
+    )
+    rid = made["id"]
     # The representative is removed before the remaining decisions.
     await conn.execute("DELETE FROM representatives WHERE customer_id = $1", cid)
     resp = await client.post(f"/v1/restrictions/{rid}/decide", json={}, headers=team.cl1.headers)
@@ -172,7 +175,13 @@ async def test_adjustments_conflict_needs_a_managers_equality_note(api: Api, cli
         headers=lead.headers,
     )
     assert resp.status == 201
-    assert (await resp.json())["equality_note"]["on"] == TODAY.isoformat()
+    made = await resp.json()  # saved, waiting for the manager's signature
+    assert made["equality_note"] is None and made["equality_note_asked"]["staff_id"] == team.manager.id
+    signed = await client.post(
+        f"/v1/restrictions/{made['id']}/equality-note/sign", json={}, headers=team.manager.headers
+    )
+    assert signed.status == 200
+    assert (await signed.json())["equality_note"]["on"] == TODAY.isoformat()
     # A restriction that does not touch the phone is not held up by the flag.
     resp = await client.post("/v1/restrictions", json=restriction_body(cid, "appointment_only"), headers=lead.headers)
     assert resp.status == 201

@@ -95,7 +95,7 @@ async def test_an_appeal_is_refused_to_a_manager_who_took_part(
     note both took part; a senior manager who did not decides."""
     customer = await api.customer("Eileen Murphy", PHONE, adjustments={"flags": ["needs_phone"]})
     note = {"staff_id": team.manager.id, "note": "Email suits her; considered under the Equality Act."}
-    rid = (await api.restriction(customer, deciders=team.deciders, equality_note=note))["id"]
+    rid = (await api.restriction(customer, deciders=team.deciders, equality_note=note, note_signer=team.manager))["id"]
     await post(client, team.cl3, f"/v1/restrictions/{rid}/appeal", {"lodged_on": TODAY.isoformat(), "grounds": "x"})
     await conn.execute("UPDATE staff SET role = 'manager' WHERE id = $1", team.cl2.id)
     promoted = bearer(await api.key_of(team.cl2.id))  # their key role follows their staff role

@@ -148,6 +148,12 @@ async def test_ended_restrictions_are_reduced_after_the_limit_and_those_in_force
         f"Dear Pat, {REASONS}",
         emailed,
     )
+    # An equality note asked of a manager who never signed it before the restriction ended.
+    await conn.execute(
+        "UPDATE restrictions SET equality_note_asked = $2 WHERE id = $1",
+        ended_long_ago,
+        {"staff_id": 9, "note": "Her son writes for her", "asked_by": 1, "asked_on": "2015-01-01"},
+    )
     for kind, why in (("lifted", "Behaviour has improved a lot"), ("viewed", "monthly review meeting")):
         await conn.execute(
             """INSERT INTO restriction_events (restriction_id, customer_id, actor, kind, why, after)
@@ -168,6 +174,7 @@ async def test_ended_restrictions_are_reduced_after_the_limit_and_those_in_force
     rows = {r["id"]: r for r in await conn.fetch("SELECT * FROM restrictions")}
     reduced = rows[ended_long_ago]
     assert reduced["reasons"] == REMOVED and reduced["reduced_on"] == TODAY
+    assert reduced["equality_note_asked"] is None
     assert reduced["incidents"] == [{"on": "2015-03-02", "description": REMOVED}]
     assert reduced["params"] == {"kind": "caution", "note": REMOVED}
     # What the audit needs stays: kind, dates, outcome.

@@ -62,11 +62,12 @@ async def test_the_table_says_what_design_7_says(client: Any) -> None:
                 ("POST", "/v1/channels/webform"),
             }
     assert table[("GET", "/v1/banners")] == {"agent", "admin"}
-    # An appeal is decided by a manager, in person; a caution lead may not.
+    # An appeal is decided by a manager, in person; a caution lead may not. So is an equality note signed.
     assert table[("POST", "/v1/restrictions/{id}/appeal/decision")] == {"manager"}
+    assert table[("POST", "/v1/restrictions/{id}/equality-note/sign")] == {"manager"}
     assert table[("GET", "/v1/restrictions/{id}")] == {"caution_lead", "manager", "admin"}
     steps = [p for m, p in table if m == "POST" and p.startswith("/v1/restrictions")]
-    assert len(steps) == 8 and all("admin" not in (table[("POST", p)] or ()) for p in steps)
+    assert len(steps) == 10 and all("admin" not in (table[("POST", p)] or ()) for p in steps)
 
 
 def _routes(table: Table) -> Iterator[tuple[str, str, str, frozenset[str]]]:

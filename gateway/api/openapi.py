@@ -36,6 +36,7 @@ from ..models.restrictions import (
     LiftIn,
     RestrictionIn,
     ReviewIn,
+    SignOffIn,
 )
 from ..models.rulesets import DraftIn, EditIn, ReasonIn, RollbackIn
 from ..rules.params import BIGINT_MAX, CHANNELS
@@ -57,6 +58,8 @@ BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("POST", "/v1/restrictions/{id}/appeal/decision"): AppealDecisionIn,
     ("POST", "/v1/restrictions/{id}/review"): ReviewIn,
     ("POST", "/v1/restrictions/{id}/lift"): LiftIn,
+    ("POST", "/v1/restrictions/{id}/equality-note/sign"): SignOffIn,
+    ("POST", "/v1/restrictions/{id}/review-period/approve"): SignOffIn,
     ("POST", "/v1/staff/{id}/password"): PasswordIn,
     ("POST", "/v1/channels/webform"): WebFormIn,
     ("POST", "/v1/incidents"): IncidentIn,

@@ -30,13 +30,14 @@ from ..models.restrictions import (
     Restriction,
     RestrictionIn,
     ReviewIn,
+    SignOffIn,
 )
 from ..outbox.acks import ack_address
 from ..reviews import local_today, utc_now
 from ..rules.calendar import Calendar
 from ..runtime import RUNTIME
 from ..settings import Settings
-from ..store import appeals, people, reports, transitions
+from ..store import appeals, people, reports, signoffs, transitions
 from ..store import restrictions as store
 from ..store.index import load_closures
 
@@ -44,6 +45,10 @@ WRITE = ("caution_lead",)
 READ = ("caution_lead", "manager")
 # Policy 000 §6.3: an appeal goes to a manager (a manager or senior manager) who took no part.
 APPEAL = ("manager",)
+# An equality note is signed by a manager; a longer review period agreed by a service caution lead
+# or a manager (the store checks the staff role, and that they are the one asked).
+SIGN_NOTE = ("manager",)
+APPROVE_PERIOD = ("caution_lead", "manager")
 M = TypeVar("M", bound=pydantic.BaseModel)
 
 
@@ -235,6 +240,8 @@ def setup(app: web.Application) -> None:
         ("/appeal/decision", _transition(AppealDecisionIn, appeals.decide_appeal), APPEAL),
         ("/review", _transition(ReviewIn, transitions.review), WRITE),
         ("/lift", _transition(LiftIn, transitions.lift), WRITE),
+        ("/equality-note/sign", _transition(SignOffIn, signoffs.sign_equality_note), SIGN_NOTE),
+        ("/review-period/approve", _transition(SignOffIn, signoffs.approve_review_period), APPROVE_PERIOD),
     ]
     for step, handler, roles in steps:
         add_route(app, "POST", "/v1/restrictions/{id}" + step, handler, roles, person=True)

@@ -47,6 +47,33 @@ class EqualityNoteIn(EqualityNote):
     on: Day | None = None
 
 
+class EqualityNoteAsked(BaseModel):
+    """An equality note written by the recording caution lead for the manager `staff_id` to sign."""
+
+    staff_id: int
+    note: str
+    asked_by: int
+    asked_on: date
+
+
+class ReviewPeriodAsked(BaseModel):
+    """A review period longer than the default, waiting for `approver` to agree it; meanwhile the
+    restriction's review falls due on the default date."""
+
+    approver: int
+    review_due: date
+    asked_by: int
+    asked_on: date
+
+
+class SignOffIn(In):
+    """POST /v1/restrictions/{id}/equality-note/sign and /review-period/approve: by the person asked,
+    signed in. `staff_id`, if sent, must name them."""
+
+    staff_id: Id | None = None
+    on: Day | None = None
+
+
 def params_with_kind(data: Any) -> Any:
     """`kind` may be given once at the top; copy it into params (which is discriminated on it)."""
     if isinstance(data, dict) and isinstance(data.get("kind"), str):
@@ -241,6 +268,9 @@ class Restriction(BaseModel):
     updated_at: datetime
     appeals: list[Appeal] = Field(default_factory=list)
     missing_deciders: dict[str, int] = Field(default_factory=dict)
+    # Sign-offs asked of someone else and not given yet: the note's manager, a longer period's approver.
+    equality_note_asked: EqualityNoteAsked | None = None
+    review_period_asked: ReviewPeriodAsked | None = None
 
 
 class Event(BaseModel):

@@ -13,7 +13,18 @@ from ..errors import FieldInvalid, NotAllowed
 
 DECIDER_ROLES = frozenset(lc.FILLS)
 # Events that record a part in the restriction; reading or exporting it is not taking part.
-_TAKING_PART = ["created", "amended", "activated", "letter_sent", "reviewed", "appealed", "appeal_decided", "lifted"]
+_TAKING_PART = [
+    "created",
+    "amended",
+    "activated",
+    "letter_sent",
+    "reviewed",
+    "appealed",
+    "appeal_decided",
+    "lifted",
+    "equality_note_signed",
+    "review_period_approved",
+]
 
 
 async def staff_roles(conn: asyncpg.Connection, ids: Iterable[int]) -> dict[int, str]:
@@ -65,7 +76,8 @@ async def check_deciders(conn: asyncpg.Connection, ids: list[int], field: str = 
 
 async def involved(conn: asyncpg.Connection, row: Any) -> set[int]:
     """Everyone who has taken part in this restriction: its deciders, the manager who signed its
-    equality note, the approver of a longer review period, and every person recorded taking a step."""
+    equality note, the approver of a longer review period, and every person recorded taking a step.
+    Someone asked to sign who has not signed has taken no part."""
     ids = set(row["deciders"])
     if row["equality_note"] is not None:
         ids.add(int(row["equality_note"]["staff_id"]))

@@ -48,7 +48,9 @@ async def review_rows(conn: asyncpg.Connection | asyncpg.Pool) -> list[ReviewRow
                   -- The latest letter, if emailed, that the outbox gave up on or refused.
                   (SELECT coalesce(o.status IN ('failed', 'refused'), false)
                      FROM restriction_letters l LEFT JOIN outbox o ON o.id = l.outbox_id
-                    WHERE l.restriction_id = r.id ORDER BY l.id DESC LIMIT 1) AS letter_undelivered
+                    WHERE l.restriction_id = r.id ORDER BY l.id DESC LIMIT 1) AS letter_undelivered,
+                  (r.equality_note_asked->>'staff_id')::bigint AS note_asked_of,
+                  (r.review_period_asked->>'approver')::bigint AS period_asked_of
            FROM restrictions r JOIN customers c ON c.id = r.customer_id
            WHERE r.status = ANY($1::text[]) ORDER BY r.review_due, r.id""",
         OPEN_STATUSES,
@@ -67,6 +69,8 @@ async def review_rows(conn: asyncpg.Connection | asyncpg.Pool) -> list[ReviewRow
             r["urgent_review_since"],
             r["urgent_review_why"],
             bool(r["letter_undelivered"]),
+            r["note_asked_of"],
+            r["period_asked_of"],
         )
         for r in rows
     ]

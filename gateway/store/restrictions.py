@@ -22,7 +22,8 @@ from .changes import notify_in_transaction
 COLS = (
     "id, customer_id, kind, params, channels, reason_category, reasons, incidents, warned_on, "
     "immediate_risk, deciders, decided_on, valid_from, valid_to, review_due, review_approver, "
-    "adjustments, equality_note, letter_sent_on, status, created_by, created_at, updated_at"
+    "adjustments, equality_note, letter_sent_on, status, created_by, created_at, updated_at, "
+    "equality_note_asked, review_period_asked"
 )
 
 
@@ -143,7 +144,7 @@ async def create(
     conn: asyncpg.Connection, body: RestrictionIn, policy: lc.Policy, actor: lc.Actor, today: date
 ) -> Record:
     """Saved by the signed-in caution lead, its first decider; it is active at once only when the
-    rule asks for no one else."""
+    rule asks for no one else and no equality note awaits its manager's signature."""
     deciders = lc.own_deciders(actor, body.deciders)
     channels = sorted(body.channels or REGISTRY[body.kind].default_channels)
     review_due = body.review_due or lc.add_months(body.valid_from, policy.review_months)
@@ -151,16 +152,20 @@ async def create(
         lc.check_not_future(f"incidents.{i}.on", incident.on, today)
     lc.check_not_future("warned_on", body.warned_on, today)
     async with conn.transaction():
-        await acting(conn, actor, roles=DECIDER_ROLES)
+        me, _ = await acting(conn, actor, roles=DECIDER_ROLES)
         await check_kind(conn, body.kind, body.customer_id, body.params, channels)
         approver = body.review_approver
         approver_role = await staff_role(conn, approver, "review_approver") if approver else None
         lc.check_review_due(body.valid_from, review_due, policy.review_months, approver_role)
+        period = lc.review_period(body.valid_from, review_due, policy.review_months, approver, me, today)
         roles = await check_deciders(conn, deciders)
-        signed = await _check_equality_note(conn, body)
+        # A manager's note, signed or asked, lets the proposal be saved; activation waits for the signature.
+        noted = await _check_equality_note(conn, body)
         candidate = lc.Closing(None, body.kind, frozenset(channels))
-        await check_channels(conn, body.customer_id, candidate, signed)
-        row = await _insert(conn, body, deciders, channels, review_due, actor.label, today)
+        await check_channels(conn, body.customer_id, candidate, noted)
+        note = body.equality_note.model_dump(mode="json") if body.equality_note else None
+        signed, asked = lc.equality_note(note, me, today)
+        row = await _insert(conn, body, deciders, channels, period, signed, asked, actor.label)
         await event(conn, row, actor, "created", after=snapshot(row))
         row = await activate_if_met(conn, row, roles, policy, actor, body.decided_on or today)
         await notify_in_transaction(conn, body.customer_id)
@@ -172,18 +177,17 @@ async def _insert(
     body: RestrictionIn,
     deciders: list[int],
     channels: list[str],
-    review_due: date,
+    period: lc.ReviewPeriod,
+    note: dict[str, Any] | None,
+    note_asked: dict[str, Any] | None,
     actor: str,
-    today: date,
 ) -> asyncpg.Record:
-    note = body.equality_note.model_dump(mode="json") if body.equality_note else None
-    if note is not None and note["on"] is None:
-        note["on"] = today.isoformat()
     return await conn.fetchrow(
         f"""INSERT INTO restrictions (customer_id, kind, params, channels, reason_category,
                 reasons, incidents, warned_on, immediate_risk, deciders, valid_from, valid_to,
-                review_due, review_approver, adjustments, equality_note, created_by)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+                review_due, review_approver, adjustments, equality_note, created_by,
+                equality_note_asked, review_period_asked)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
             RETURNING {COLS}""",
         body.customer_id,
         body.kind,
@@ -197,11 +201,13 @@ async def _insert(
         deciders,
         body.valid_from,
         body.valid_to,
-        review_due,
-        body.review_approver,
+        period.review_due,
+        period.approver,
         body.adjustments,
         note,
         actor,
+        note_asked,
+        period.asked,
     )
 
 
@@ -213,8 +219,9 @@ async def activate_if_met(
     actor: lc.Actor,
     decided_on: date,
 ) -> asyncpg.Record:
-    """Proposed → active once the deciders satisfy the rule (re-checking the way in then)."""
-    if row["status"] != "proposed" or lc.missing_deciders(policy.rule, roles):
+    """Proposed → active once the deciders satisfy the rule and no equality note awaits its
+    manager's signature (re-checking the way in then)."""
+    if row["status"] != "proposed" or lc.missing_deciders(policy.rule, roles) or row["equality_note_asked"]:
         return row
     await check_channels(
         conn,

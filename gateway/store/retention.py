@@ -16,7 +16,16 @@ PARTITION_NAME = re.compile(r"^contacts_[0-9]{4}_[0-9]{2}$")
 _BOUNDS = re.compile(r"FROM \('([^']+)'\) TO \('([^']+)'\)")
 REMOVED = "[removed under the retention policy]"
 # Keys of an event's before/after snapshot that hold what the person did or said, not what was decided.
-_SNAPSHOT_DETAIL = ["reasons", "incidents", "immediate_risk", "adjustments", "equality_note", "params", "grounds"]
+_SNAPSHOT_DETAIL = [
+    "reasons",
+    "incidents",
+    "immediate_risk",
+    "adjustments",
+    "equality_note",
+    "equality_note_asked",
+    "params",
+    "grounds",
+]
 # Event kinds whose `why` records why someone read the record: the access log keeps that.
 _ACCESS_EVENTS = ["viewed", "exported"]
 
@@ -158,6 +167,7 @@ async def reduce_ended(conn: asyncpg.Connection, ended_before: date, today: date
                         equality_note = CASE WHEN equality_note ? 'note'
                                       THEN jsonb_set(equality_note, '{{note}}', to_jsonb($3::text))
                                       ELSE equality_note END,
+                        equality_note_asked = NULL,  -- never signed, and the restriction has ended
                         reduced_on = $2
                     WHERE {_ENDED} RETURNING id, coalesce(valid_to, updated_at::date) AS ended""",
             ended_before,

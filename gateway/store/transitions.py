@@ -137,7 +137,7 @@ async def review(
                 "valid_to": min(reviewed_on, row["valid_to"] or reviewed_on),
             }
         else:
-            changes = await _renewal(conn, row, body, policy, reviewed_on)
+            changes = await _renewal(conn, row, body, policy, reviewed_on, staff_id, today)
         updated = await update_restriction(conn, restriction_id, **changes)
         await event(
             conn,
@@ -165,6 +165,8 @@ async def _renewal(
     body: ReviewIn,
     policy: lc.Policy,
     reviewed_on: date,
+    me: int,
+    today: date,
 ) -> dict[str, Any]:
     review_due = body.review_due or lc.add_months(reviewed_on, policy.review_months)
     approver = body.review_approver
@@ -174,14 +176,16 @@ async def _renewal(
         policy.review_months,
         await staff_role(conn, approver, "review_approver") if approver else None,
     )
+    period = lc.review_period(reviewed_on, review_due, policy.review_months, approver, me, today)
     if body.valid_to is not None and body.valid_to < row["valid_from"]:
         raise FieldInvalid("valid_to", "must not be before valid_from")
     incidents = [*row["incidents"], *(i.model_dump(mode="json") for i in body.incidents)]
     return {
         "reasons": body.reasons,
         "incidents": incidents,
-        "review_due": review_due,
-        "review_approver": approver,
+        "review_due": period.review_due,
+        "review_approver": period.approver,
+        "review_period_asked": period.asked,  # a renewal replaces what an earlier review asked
         "valid_to": body.valid_to,
         "letter_sent_on": None,
     }

@@ -1,0 +1,173 @@
+"""Sign-offs are given by the person asked, signed in (DESIGN §3.1, §3.3; policy 000 §7.1): a caution
+lead names the manager to sign an equality note, or the approver of a longer review period; until
+that person signs with their own key, the note holds the restriction proposed and the longer period
+is not in force."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+
+from gateway.lifecycle import add_months
+from tests.factory import PHONE, TODAY, YESTERDAY, Api, Member, Team, restriction_body
+
+pytestmark = pytest.mark.asyncio
+
+NOTE = {"note": "Email and letters suit her; considered under the Equality Act."}
+LONGER = (TODAY + timedelta(days=500)).isoformat()
+DEFAULT_DUE = add_months(YESTERDAY, 12).isoformat()
+
+
+async def post(client: Any, who: Member, path: str, data: dict[str, Any] | None = None) -> tuple[int, Any]:
+    resp = await client.post(path, json=data or {}, headers=who.headers)
+    return resp.status, await resp.json()
+
+
+async def awaited(client: Any, who: Member, rid: int) -> dict[str, Any]:
+    """What the review-due report says of restriction `rid` (issues, and who was asked to sign)."""
+    resp = await client.get("/v1/reviews/due?within=30d", headers=who.headers)
+    assert resp.status == 200
+    item = next((i for i in (await resp.json())["items"] if i["restriction_id"] == rid), {"issues": []})
+    return {k: item.get(k) for k in ("issues", "equality_note_asked_of", "review_period_asked_of")}
+
+
+async def events_of(conn: asyncpg.Connection, rid: int) -> list[tuple[str, int | None]]:
+    rows = await conn.fetch("SELECT kind, staff_id FROM restriction_events WHERE restriction_id = $1 ORDER BY id", rid)
+    return [(r["kind"], r["staff_id"]) for r in rows]
+
+
+async def test_an_equality_note_holds_the_restriction_until_its_manager_signs(
+    api: Api, client: Any, conn: asyncpg.Connection, team: Team
+) -> None:
+    cid = await api.customer("Eileen Murphy", PHONE, adjustments={"flags": ["needs_phone"]})
+    note = {**NOTE, "staff_id": team.manager.id}
+    # Every decider has decided: without the note's signature it is still not enforced.
+    made = await api.restriction(cid, deciders=team.deciders, status="proposed", equality_note=note)
+    rid = made["id"]
+    assert made["equality_note"] is None
+    assert made["equality_note_asked"]["staff_id"] == team.manager.id
+    assert made["equality_note_asked"]["asked_by"] == team.scl.id
+    assert made["missing_deciders"] == {}
+    path = f"/v1/restrictions/{rid}/equality-note/sign"
+    # Not a manager; a manager who was not asked; a body naming the manager sent with another's key.
+    status, body = await post(client, team.cl3, path)
+    assert status == 403 and body["error"]["code"] == "forbidden", body
+    status, body = await post(client, team.senior, path)
+    assert status == 403 and body["error"]["code"] == "not_you", body
+    assert str(team.manager.id) in body["error"]["message"]
+    status, body = await post(client, team.senior, path, {"staff_id": team.manager.id})
+    assert status == 403 and body["error"]["code"] == "not_you", body
+    assert await conn.fetchval("SELECT status FROM restrictions WHERE id = $1", rid) == "proposed"
+    # The review meeting's report shows whose signature it waits for.
+    report = await awaited(client, team.manager, rid)
+    assert "equality_note_unsigned" in report["issues"] and report["equality_note_asked_of"] == team.manager.id
+    # The manager asked signs it, and that activates it.
+    status, body = await post(client, team.manager, path)
+    assert status == 200, body
+    assert body["status"] == "active" and body["equality_note_asked"] is None
+    assert body["equality_note"] == {"staff_id": team.manager.id, "note": NOTE["note"], "on": TODAY.isoformat()}
+    kinds = await events_of(conn, rid)
+    assert ("equality_note_signed", team.manager.id) in kinds
+    assert "equality_note_unsigned" not in (await awaited(client, team.manager, rid))["issues"]
+    assert kinds[-1] == ("activated", team.manager.id)
+    # Signed once: nothing is asked any more.
+    status, body = await post(client, team.manager, path)
+    assert status == 409 and body["error"]["code"] == "nothing_asked", body
+
+
+async def test_someone_asked_who_has_not_signed_took_no_part(api: Api, client: Any, team: Team) -> None:
+    """The approver asked of a longer period may decide an appeal while they have not agreed it; once
+    they have, they took part and may not."""
+    cid = await api.customer("Eileen Murphy", PHONE)
+    decision = {"outcome": "upheld", "notes": "Proportionate."}
+    appeal = {"lodged_on": TODAY.isoformat(), "grounds": "Unfair."}
+    asked = {"review_due": LONGER, "review_approver": team.manager.id}
+    first = (await api.restriction(cid, deciders=team.deciders, **asked))["id"]
+    second = (await api.restriction(cid, "appointment_only", deciders=team.deciders, **asked))["id"]
+    status, body = await post(client, team.manager, f"/v1/restrictions/{second}/review-period/approve")
+    assert status == 200, body
+    for rid in (first, second):
+        status, body = await post(client, team.cl3, f"/v1/restrictions/{rid}/appeal", appeal)
+        assert status == 200, body
+    status, body = await post(client, team.manager, f"/v1/restrictions/{second}/appeal/decision", decision)
+    assert status == 409 and body["error"]["code"] == "involved", body
+    status, body = await post(client, team.manager, f"/v1/restrictions/{first}/appeal/decision", decision)
+    assert status == 200 and body["status"] == "active", body
+    # A sign-off is not given on a restriction that has ended.
+    status, body = await post(client, team.cl3, f"/v1/restrictions/{first}/lift", {"reason": "Recorded in error."})
+    assert status == 200 and body["status"] == "lifted", body
+    status, body = await post(client, team.manager, f"/v1/restrictions/{first}/review-period/approve")
+    assert status == 409 and body["error"]["code"] == "wrong_status", body
+
+
+async def test_a_longer_review_period_is_in_force_only_once_its_approver_agrees(
+    api: Api, client: Any, conn: asyncpg.Connection, team: Team
+) -> None:
+    cid = await api.customer("Kevin Doyle", PHONE)
+    made = await api.restriction(cid, deciders=team.deciders, review_due=LONGER, review_approver=team.manager.id)
+    rid = made["id"]
+    # Active at once (the deciders decided), reviewed on the default date until the approver agrees.
+    assert made["review_due"] == DEFAULT_DUE and made["review_approver"] is None
+    asked = made["review_period_asked"]
+    assert asked["approver"] == team.manager.id and asked["review_due"] == LONGER
+    # The customer is written to meanwhile.
+    assert (await post(client, team.cl1, f"/v1/restrictions/{rid}/letter"))[0] == 200
+    report = await awaited(client, team.cl1, rid)
+    assert "review_period_unapproved" in report["issues"] and report["review_period_asked_of"] == team.manager.id
+    path = f"/v1/restrictions/{rid}/review-period/approve"
+    for who, code in ((team.cl1, "wrong_role"), (team.scl, "not_you"), (team.senior, "not_you")):
+        status, body = await post(client, who, path)
+        assert status == 403 and body["error"]["code"] == code, (who.name, body)
+    status, body = await post(client, team.agent, path)
+    assert status == 403, body
+    status, body = await post(client, team.manager, path)
+    assert status == 200, body
+    assert body["review_due"] == LONGER and body["review_approver"] == team.manager.id
+    assert body["review_period_asked"] is None
+    # The letter told the customer the default date: a new one is due.
+    assert body["letter_sent_on"] is None
+    assert ("review_period_approved", team.manager.id) in await events_of(conn, rid)
+    assert "review_period_unapproved" not in (await awaited(client, team.cl1, rid))["issues"]
+    status, body = await post(client, team.manager, path)
+    assert status == 409 and body["error"]["code"] == "nothing_asked", body
+
+
+async def test_an_approver_taking_the_step_themselves_agrees_it_at_once(api: Api, client: Any, team: Team) -> None:
+    cid = await api.customer("Aisha Rahman", PHONE)
+    body = restriction_body(cid, review_due=LONGER, review_approver=team.scl.id)
+    resp = await client.post("/v1/restrictions", json=body, headers=team.scl.headers)
+    made = await resp.json()
+    assert resp.status == 201, made
+    assert made["review_due"] == LONGER and made["review_approver"] == team.scl.id
+    assert made["review_period_asked"] is None
+    # A period no longer than the default needs nobody's approval, so none is recorded.
+    short = restriction_body(cid, "appointment_only", review_approver=team.manager.id)
+    resp = await client.post("/v1/restrictions", json=short, headers=team.cl1.headers)
+    made = await resp.json()
+    assert resp.status == 201, made
+    assert made["review_approver"] is None and made["review_period_asked"] is None
+
+
+async def test_a_renewal_asks_for_a_longer_period_like_a_new_restriction(api: Api, client: Any, team: Team) -> None:
+    cid = await api.customer("Ravi Patel", PHONE)
+    rid = (await api.restriction(cid, deciders=team.deciders))["id"]
+    renewal = {
+        "outcome": "renew",
+        "reasons": "Calls continued after the letter.",
+        "review_due": LONGER,
+        "review_approver": team.senior.id,
+    }
+    status, body = await post(client, team.cl2, f"/v1/restrictions/{rid}/review", renewal)
+    assert status == 200, body
+    assert body["review_due"] == add_months(TODAY, 12).isoformat() and body["review_approver"] is None
+    assert body["review_period_asked"]["approver"] == team.senior.id
+    status, body = await post(client, team.senior, f"/v1/restrictions/{rid}/review-period/approve")
+    assert status == 200, body
+    assert body["review_due"] == LONGER and body["review_approver"] == team.senior.id
+    # A later renewal within the default period replaces what was asked and agreed before.
+    status, body = await post(client, team.cl2, f"/v1/restrictions/{rid}/review", {**renewal, "review_due": None})
+    assert status == 200, body
+    assert body["review_approver"] is None and body["review_period_asked"] is None
