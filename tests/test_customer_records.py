@@ -151,7 +151,7 @@ async def test_cannot_write_under_written_only_flags_urgent_review_and_routes_ca
     assert kinds == ["updated", "no_way_in"]
     csv_text = await (await client.get("/v1/reviews/due?format=csv", headers=team.cl1.headers)).text()
     header, first_row = csv_text.splitlines()[:2]
-    assert header.endswith("urgent_review_since,urgent_review_why") and "no way in" in first_row
+    assert ",urgent_review_since,urgent_review_why," in header and "no way in" in first_row
 
     # A representative who can write for them is a way in, but the need to speak is still shut.
     with_rep = await api.change_customer(

@@ -47,6 +47,10 @@ OPERATION_IDS = [
     # A step names its actor only as the signed-in person (anyone else is 403): their own id.
     ("^/v1/restrictions/[^/]+/decide$", {"path.id": "proposed", "body.staff_id": "second"}),
     ("^/v1/restrictions/[^/]+/appeal/decision$", {"path.id": "appealed", "body.staff_id": "manager"}),
+    (
+        "^/v1/restrictions/[^/]+/(equality-note/sign|review-period/approve)$",
+        {"path.id": "asked", "body.staff_id": "manager"},
+    ),
     ("^/v1/rulesets/", {"path.version": "rulesets", "query.from": "rulesets", "query.to": "rulesets"}),
     (
         "^/v1/restrictions/[^/]+(/(events|letter|letter/send|appeal|review|lift))?$",
@@ -61,6 +65,7 @@ POOLS = {
     "rulesets": "SELECT version AS id FROM rulesets",
     "proposed": "SELECT id FROM restrictions WHERE status = 'proposed'",
     "appealed": "SELECT id FROM restrictions WHERE status = 'under_appeal'",
+    "asked": "SELECT id FROM restrictions WHERE equality_note_asked IS NOT NULL OR review_period_asked IS NOT NULL",
     "saver": "SELECT id FROM staff WHERE name = 'Tom Evans'",
     "second": "SELECT id FROM staff WHERE name = 'Grace Okafor'",
     "manager": "SELECT id FROM staff WHERE name = 'Helen Morris'",
@@ -74,6 +79,7 @@ PERSON_STEPS = [
     ("^POST /v1/restrictions(/[^/]+/(letter|letter/send|appeal|review|lift))?$", "saver"),
     ("^POST /v1/restrictions/[^/]+/decide$", "second"),
     ("^POST /v1/restrictions/[^/]+/appeal/decision$", "manager"),
+    ("^POST /v1/restrictions/[^/]+/(equality-note/sign|review-period/approve)$", "manager"),
     ("^(POST|PUT) /v1/rulesets(/rollback|/[^/]+(/publish)?)?$", "manager"),
     ("^POST /v1/readthrough/", "saver"),
 ]
@@ -88,7 +94,8 @@ PERSON_STEPS = [
 # mark, made once (the first is taken, the rest are 409). They still fail the run on a refused key;
 # every other operation fails it on any warning.
 STATEFUL = (
-    "^(POST (/v1/restrictions(/[^/]+/(decide|letter|letter/send|appeal|appeal/decision|review|lift))?"
+    "^(POST (/v1/restrictions(/[^/]+/(decide|letter|letter/send|appeal|appeal/decision|review|lift"
+    "|equality-note/sign|review-period/approve))?"
     "|/v1/incidents|/v1/channels/webform|/v1/readthrough/[^/]+)|(POST|PUT) /v1/rulesets(/.*)?"
     "|GET /v1/rulesets/simulations/.*)$"
 )
@@ -97,8 +104,9 @@ STATEFUL = (
 async def _seed(
     client: Any, admin: dict[str, str], conn: asyncpg.Connection
 ) -> tuple[dict[str, str], dict[str, list[int]]]:
-    """Keys for the demo's people; beyond the demo data, a proposed restriction (to decide) and one
-    under appeal (to decide on). Returns the people's keys and the pools of ids."""
+    """Keys for the demo's people; beyond the demo data, a proposed restriction (to decide), one
+    asking the manager to sign an equality note and agree a longer review period, and one under
+    appeal (to decide on). Returns the people's keys and the pools of ids."""
     keys = {}
     for who, name in PEOPLE.items():
         staff_id = await conn.fetchval("SELECT id FROM staff WHERE name = $1", name)
@@ -120,6 +128,15 @@ async def _seed(
     }
     r = await client.post("/v1/restrictions", json=proposed, headers=saver)
     assert r.status == 201 and (await r.json())["status"] == "proposed", await r.text()
+    manager = await conn.fetchval("SELECT id FROM staff WHERE name = $1", PEOPLE["manager"])
+    asking = {
+        **proposed,
+        "equality_note": {"staff_id": manager, "note": "Considered under the Equality Act."},
+        "review_due": str(date.today() + timedelta(days=500)),
+        "review_approver": manager,
+    }
+    r = await client.post("/v1/restrictions", json=asking, headers=saver)
+    assert r.status == 201 and (await r.json())["review_period_asked"] is not None, await r.text()
     active = await conn.fetchval("SELECT min(id) FROM restrictions WHERE status = 'active'")
     appeal = {"lodged_on": str(date.today()), "grounds": "I was not warned first."}
     r = await client.post(f"/v1/restrictions/{active}/appeal", json=appeal, headers=saver)
