@@ -273,7 +273,13 @@ def review_period(
         return ReviewPeriod(review_due, None, None)
     if approver == me:
         return ReviewPeriod(review_due, approver, None)
-    asked = {"approver": approver, "review_due": review_due.isoformat(), "asked_by": me, "asked_on": today.isoformat()}
+    asked = {
+        "approver": approver,
+        "review_due": review_due.isoformat(),
+        "asked_by": me,
+        "asked_on": today.isoformat(),
+        "replaces": default_due.isoformat(),
+    }
     return ReviewPeriod(default_due, None, asked)
 
 

@@ -30,8 +30,9 @@ async def awaited(client: Any, who: Member, rid: int) -> dict[str, Any]:
     """What the review-due report says of restriction `rid` (issues, and who was asked to sign)."""
     resp = await client.get("/v1/reviews/due?within=30d", headers=who.headers)
     assert resp.status == 200
-    item = next((i for i in (await resp.json())["items"] if i["restriction_id"] == rid), {"issues": []})
-    return {k: item.get(k) for k in ("issues", "equality_note_asked_of", "review_period_asked_of")}
+    items = [i for i in (await resp.json())["items"] if i["restriction_id"] == rid]
+    assert len(items) == 1, f"restriction {rid} is not in the report"
+    return {k: items[0][k] for k in ("issues", "equality_note_asked_of", "review_period_asked_of")}
 
 
 async def events_of(conn: asyncpg.Connection, rid: int) -> list[tuple[str, int | None]]:
@@ -71,7 +72,6 @@ async def test_an_equality_note_holds_the_restriction_until_its_manager_signs(
     assert body["equality_note"] == {"staff_id": team.manager.id, "note": NOTE["note"], "on": TODAY.isoformat()}
     kinds = await events_of(conn, rid)
     assert ("equality_note_signed", team.manager.id) in kinds
-    assert "equality_note_unsigned" not in (await awaited(client, team.manager, rid))["issues"]
     assert kinds[-1] == ("activated", team.manager.id)
     # Signed once: nothing is asked any more.
     status, body = await post(client, team.manager, path)
@@ -171,3 +171,56 @@ async def test_a_renewal_asks_for_a_longer_period_like_a_new_restriction(api: Ap
     status, body = await post(client, team.cl2, f"/v1/restrictions/{rid}/review", {**renewal, "review_due": None})
     assert status == 200, body
     assert body["review_approver"] is None and body["review_period_asked"] is None
+
+
+async def test_a_signature_is_not_dated_before_it_was_asked_and_a_leaver_is_replaced(
+    api: Api, client: Any, conn: asyncpg.Connection, team: Team
+) -> None:
+    cid = await api.customer("Eileen Murphy", PHONE, adjustments={"flags": ["needs_phone"]})
+    note = {**NOTE, "staff_id": team.manager.id}
+    rid = (await api.restriction(cid, deciders=team.deciders, status="proposed", equality_note=note))["id"]
+    path = f"/v1/restrictions/{rid}/equality-note/sign"
+    status, body = await post(client, team.manager, path, {"on": (TODAY - timedelta(days=30)).isoformat()})
+    assert status == 422 and "on" in body["error"]["message"], body
+    # The manager asked leaves before signing: another manager may sign, recorded as the signer.
+    await conn.execute("UPDATE staff SET active = false WHERE id = $1", team.manager.id)
+    status, body = await post(client, team.senior, path)
+    assert status == 200 and body["status"] == "active", body
+    assert body["equality_note"]["staff_id"] == team.senior.id
+    assert ("equality_note_signed", team.senior.id) in await events_of(conn, rid)
+
+
+async def test_a_note_signed_when_the_way_in_is_gone_stands_and_the_restriction_waits(
+    api: Api, client: Any, conn: asyncpg.Connection, team: Team
+) -> None:
+    """Signing is not undone by an activation the way-in check refuses; the restriction stays proposed."""
+    daughter = {"name": "Ann Hughes", "relationship": "daughter", "identifiers": []}
+    cid = await api.customer(
+        "Margaret Hughes", PHONE, adjustments={"flags": ["cannot_write"]}, representatives=[daughter]
+    )
+    note = {**NOTE, "staff_id": team.manager.id}
+    rid = (await api.restriction(cid, deciders=team.deciders, status="proposed", equality_note=note))["id"]
+    await conn.execute("DELETE FROM representatives WHERE customer_id = $1", cid)
+    status, body = await post(client, team.manager, f"/v1/restrictions/{rid}/equality-note/sign")
+    assert status == 200, body
+    assert body["status"] == "proposed" and body["equality_note"]["staff_id"] == team.manager.id
+
+
+async def test_an_approval_does_not_undo_an_appeal_that_brought_the_review_forward(
+    api: Api, client: Any, team: Team
+) -> None:
+    cid = await api.customer("Kevin Doyle", PHONE)
+    asked = {"review_due": LONGER, "review_approver": team.manager.id}
+    rid = (await api.restriction(cid, deciders=team.deciders, **asked))["id"]
+    path = f"/v1/restrictions/{rid}/review-period/approve"
+    appeal = {"lodged_on": TODAY.isoformat(), "grounds": "Too long."}
+    assert (await post(client, team.cl3, f"/v1/restrictions/{rid}/appeal", appeal))[0] == 200
+    # Not while the appeal is being decided.
+    status, body = await post(client, team.manager, path)
+    assert status == 409 and body["error"]["code"] == "wrong_status", body
+    sooner = (TODAY + timedelta(days=90)).isoformat()
+    decision = {"outcome": "varied", "notes": "Review sooner.", "variation": {"review_due": sooner}}
+    status, body = await post(client, team.senior, f"/v1/restrictions/{rid}/appeal/decision", decision)
+    assert status == 200 and body["review_due"] == sooner, body
+    status, body = await post(client, team.manager, path)
+    assert status == 409 and body["error"]["code"] == "stale", body

@@ -52,7 +52,7 @@ class EqualityNoteAsked(BaseModel):
 
     staff_id: int
     note: str
-    asked_by: int
+    asked_by: int | None = None  # None: asked before sign-offs were recorded (migration 019)
     asked_on: date
 
 
@@ -62,8 +62,9 @@ class ReviewPeriodAsked(BaseModel):
 
     approver: int
     review_due: date
-    asked_by: int
+    asked_by: int | None = None  # None: asked before sign-offs were recorded (migration 019)
     asked_on: date
+    replaces: date | None = None  # the review date in force when it was asked; approval needs it still
 
 
 class SignOffIn(In):

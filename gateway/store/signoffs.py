@@ -9,21 +9,25 @@ review period awaiting approval leaves the default review date in force.
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 from typing import Any
 
 import asyncpg
 
 from .. import lifecycle as lc
-from ..errors import NotAllowed, StateConflict
+from ..errors import DomainError, FieldInvalid, NotAllowed, StateConflict
 from ..models.restrictions import Restriction, SignOffIn
 from .actors import acting, staff_roles
 from .changes import notify_in_transaction
 from .restrictions import activate_if_met, event, get, load, snapshot
 from .transitions import require_status, update_restriction
 
-# A sign-off is given on a restriction that is still in force or may yet be.
+log = logging.getLogger(__name__)
+# A sign-off is given on a restriction that is still in force or may yet be; a review period is not
+# changed under an appeal being decided (the appeal's decision may change it).
 _OPEN = frozenset({"proposed", "active", "under_appeal"})
+_NOT_UNDER_APPEAL = frozenset({"proposed", "active"})
 
 
 async def _asked_of_me(
@@ -35,12 +39,15 @@ async def _asked_of_me(
     column: str,
     who: str,
     what: str,
+    statuses: frozenset[str] = _OPEN,
 ) -> tuple[asyncpg.Record, int, dict[str, Any]]:
     """The restriction (locked), the signed-in person signing, and what they were asked to sign;
-    refused unless it is still open, something is asked, and it was asked of them."""
+    refused unless it is still open, something is asked, and it was asked of them. When the person
+    asked has left or no longer holds a role that signs, anyone who does may sign in their place
+    (recorded as the signer), so that a request is never stuck with no one able to answer it."""
     row = await load(conn, restriction_id, lock=True)  # a restriction that is not there: 404 first
     staff_id, _ = await acting(conn, actor, body.staff_id, roles)
-    require_status(row, _OPEN, f"sign off its {what}")
+    require_status(row, statuses, f"sign off its {what}")
     asked = row[column]
     if asked is None:
         raise StateConflict(
@@ -48,13 +55,15 @@ async def _asked_of_me(
             {"field": column},
             code="nothing_asked",
         )
-    if asked[who] != staff_id:
+    if asked[who] != staff_id and (await staff_roles(conn, [asked[who]])).get(asked[who]) in roles:
         raise NotAllowed(
             f"the {what} on restriction {row['id']} was asked of staff member {asked[who]}, and you are "
             f"signed in as staff member {staff_id}: only the person asked signs it, with their own key",
             {"field": column},
             code="not_you",
         )
+    if body.on is not None and body.on < date.fromisoformat(asked["asked_on"]):
+        raise FieldInvalid("on", f"must not be before the day it was asked ({asked['asked_on']})")
     return row, staff_id, dict(asked)
 
 
@@ -86,7 +95,11 @@ async def sign_equality_note(
             after=snapshot(updated),
         )
         roles = await staff_roles(conn, updated["deciders"])
-        await activate_if_met(conn, updated, roles, policy, actor, signed_on)
+        try:  # the signature stands even when activation is refused (the way in changed meanwhile)
+            async with conn.transaction():
+                await activate_if_met(conn, updated, roles, policy, actor, max(signed_on, row["created_at"].date()))
+        except DomainError as exc:
+            log.info("restriction %d: equality note signed, not activated: %s", restriction_id, exc)
         await notify_in_transaction(conn, row["customer_id"])
     return await get(conn, restriction_id, policy)
 
@@ -113,7 +126,17 @@ async def approve_review_period(
             "review_period_asked",
             "approver",
             "longer review period",
+            _NOT_UNDER_APPEAL,
         )
+        replaces = asked.get("replaces")
+        if replaces is not None and row["review_due"].isoformat() != replaces:
+            raise StateConflict(
+                f"restriction {restriction_id}'s review date is {row['review_due'].isoformat()} now, not "
+                f"{replaces} as when the longer period was asked (an appeal brought it forward): ask again "
+                "at its review",
+                {"field": "review_period_asked"},
+                code="stale",
+            )
         changes: dict[str, Any] = {
             "review_due": date.fromisoformat(asked["review_due"]),
             "review_approver": staff_id,
