@@ -10,6 +10,7 @@ review period awaiting approval leaves the default review date in force.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -30,41 +31,53 @@ _OPEN = frozenset({"proposed", "active", "under_appeal"})
 _NOT_UNDER_APPEAL = frozenset({"proposed", "active"})
 
 
+@dataclass(frozen=True, slots=True)
+class _SignOff:
+    """One kind of sign-off: where its request waits, whom it names, and who may give it."""
+
+    column: str
+    who: str
+    what: str
+    roles: frozenset[str]
+    statuses: frozenset[str]
+
+
+_NOTE = _SignOff("equality_note_asked", "staff_id", "equality note", lc.APPEAL_DECIDERS, _OPEN)
+_PERIOD = _SignOff(
+    "review_period_asked", "approver", "longer review period", lc.LONG_REVIEW_APPROVERS, _NOT_UNDER_APPEAL
+)
+
+
 async def _asked_of_me(
-    conn: asyncpg.Connection,
-    restriction_id: int,
-    body: SignOffIn,
-    actor: lc.Actor,
-    roles: frozenset[str],
-    column: str,
-    who: str,
-    what: str,
-    statuses: frozenset[str] = _OPEN,
-) -> tuple[asyncpg.Record, int, dict[str, Any]]:
-    """The restriction (locked), the signed-in person signing, and what they were asked to sign;
-    refused unless it is still open, something is asked, and it was asked of them. When the person
-    asked has left or no longer holds a role that signs, anyone who does may sign in their place
-    (recorded as the signer), so that a request is never stuck with no one able to answer it."""
+    conn: asyncpg.Connection, restriction_id: int, body: SignOffIn, actor: lc.Actor, today: date, kind: _SignOff
+) -> tuple[asyncpg.Record, int, dict[str, Any], date]:
+    """The restriction (locked), the signed-in person signing, what they were asked to sign, and the
+    day they sign it; refused unless it is still open, something is asked, and it was asked of them.
+    When the person asked has left or no longer holds a role that signs, anyone who does may sign in
+    their place (recorded as the signer), so that a request is never stuck with no one to answer it."""
+    on = body.on or today
+    lc.check_not_future("on", on, today)
     row = await load(conn, restriction_id, lock=True)  # a restriction that is not there: 404 first
-    staff_id, _ = await acting(conn, actor, body.staff_id, roles)
-    require_status(row, statuses, f"sign off its {what}")
-    asked = row[column]
+    staff_id, _ = await acting(conn, actor, body.staff_id, kind.roles)
+    require_status(row, kind.statuses, f"sign off its {kind.what}")
+    asked = row[kind.column]
     if asked is None:
         raise StateConflict(
-            f"restriction {row['id']} has no {what} waiting to be signed",
-            {"field": column},
+            f"restriction {row['id']} has no {kind.what} waiting to be signed",
+            {"field": kind.column},
             code="nothing_asked",
         )
-    if asked[who] != staff_id and (await staff_roles(conn, [asked[who]])).get(asked[who]) in roles:
+    named = asked[kind.who]
+    if named != staff_id and (await staff_roles(conn, [named])).get(named) in kind.roles:
         raise NotAllowed(
-            f"the {what} on restriction {row['id']} was asked of staff member {asked[who]}, and you are "
+            f"the {kind.what} on restriction {row['id']} was asked of staff member {named}, and you are "
             f"signed in as staff member {staff_id}: only the person asked signs it, with their own key",
-            {"field": column},
+            {"field": kind.column},
             code="not_you",
         )
-    if body.on is not None and body.on < date.fromisoformat(asked["asked_on"]):
+    if on < date.fromisoformat(asked["asked_on"]):
         raise FieldInvalid("on", f"must not be before the day it was asked ({asked['asked_on']})")
-    return row, staff_id, dict(asked)
+    return row, staff_id, dict(asked), on
 
 
 async def sign_equality_note(
@@ -77,12 +90,8 @@ async def sign_equality_note(
 ) -> Restriction:
     """The manager asked signs the note; a proposed restriction whose deciders are complete is
     activated by it (the way in re-checked then)."""
-    signed_on = body.on or today
-    lc.check_not_future("on", signed_on, today)
     async with conn.transaction():
-        row, staff_id, asked = await _asked_of_me(
-            conn, restriction_id, body, actor, lc.APPEAL_DECIDERS, "equality_note_asked", "staff_id", "equality note"
-        )
+        row, staff_id, asked, signed_on = await _asked_of_me(conn, restriction_id, body, actor, today, _NOTE)
         note = {"staff_id": staff_id, "note": asked["note"], "on": signed_on.isoformat()}
         updated = await update_restriction(conn, restriction_id, equality_note=note, equality_note_asked=None)
         await event(
@@ -114,20 +123,8 @@ async def approve_review_period(
 ) -> Restriction:
     """The approver asked agrees the longer review period, which then replaces the default date. A
     customer already written to was told the default date: a new letter is then due."""
-    approved_on = body.on or today
-    lc.check_not_future("on", approved_on, today)
     async with conn.transaction():
-        row, staff_id, asked = await _asked_of_me(
-            conn,
-            restriction_id,
-            body,
-            actor,
-            lc.LONG_REVIEW_APPROVERS,
-            "review_period_asked",
-            "approver",
-            "longer review period",
-            _NOT_UNDER_APPEAL,
-        )
+        row, staff_id, asked, approved_on = await _asked_of_me(conn, restriction_id, body, actor, today, _PERIOD)
         replaces = asked.get("replaces")
         if replaces is not None and row["review_due"].isoformat() != replaces:
             raise StateConflict(
