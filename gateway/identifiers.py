@@ -170,9 +170,11 @@ def _reference(raw: str) -> SenderHandle:
     return SenderHandle(None, None)
 
 
+@functools.lru_cache(maxsize=65_536)
 def sender_handle(channel: str, raw: str) -> SenderHandle:
     """Phones: withheld placeholders first, never matched. Written channels: email, then web id.
-    Visits and letters: a phone number, else the customer's housing-system reference."""
+    Visits and letters: a phone number, else the customer's housing-system reference. Kept for the
+    senders seen lately (a handle is immutable): the same caller is read once, not on every contact."""
     if channel == "phone":
         if is_withheld(raw):
             return SenderHandle(None, None, withheld=True)

@@ -67,6 +67,20 @@ async def test_written_only_customer_is_deflected_then_lifted_everywhere(client,
     await eventually(routed, timeout=1.0)
 
 
+async def test_an_unknown_caller_acting_for_a_restricted_customer_is_held_to_the_restriction(client, api, channel):
+    """The index answers a sender nobody is linked to at once, unless the contact names a customer it
+    is made for: then that customer's restriction applies (an unregistered third party)."""
+    team = await api.team()
+    cid = await api.customer("Aisha", ("phone", "07700 900004"), external_ref="HMS-40")
+    await api.restriction(cid, "written_only", deciders=team.deciders)
+    await api.enforced(cid, team.agent)
+    _, alone = await _decide(client, channel, channel="phone", **{"from": "07700 900555"})
+    assert alone["action"] == "route" and alone["matched"]["customer_ids"] == []
+    for named in ("HMS-40", "07700 900004"):
+        _, acting = await _decide(client, channel, channel="phone", on_behalf_of=named, **{"from": "07700 900555"})
+        assert acting["action"] == "deflect" and acting["matched"]["customer_ids"] == [cid], named
+
+
 async def test_unknown_customer_contacts_are_still_attributed_in_the_log(client, api, channel, conn):
     cid = await api.customer("Plain", ("email", "plain@example.com"))
     _, d = await _decide(client, channel, channel="email", **{"from": "Plain <PLAIN@example.com>"}, subject="Hello")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from gateway.decide.unmatched import UnmatchedVerdicts
 from gateway.rules.calendar import Calendar
 from gateway.rules.compiled import CompiledRuleSet, compile_ruleset
@@ -125,3 +127,25 @@ def test_only_a_sender_with_no_customer_and_no_case_is_kept() -> None:
     assert UnmatchedVerdicts.key(c, Match(), False, DEFAULT) == ("phone", False, frozenset())
     assert UnmatchedVerdicts.key(c, Match(), True, DEFAULT) is None
     assert UnmatchedVerdicts.key(c, Match(representative_of=(3,)), False, DEFAULT) is None
+
+
+def test_a_kept_decision_is_the_decision_built_afresh_and_answers_the_same() -> None:
+    """The decision of an unmatched contact is stamped from a template (its id and time set): it must
+    equal the Decision the verdict would build, answer what `model_dump` would, and share nothing
+    a later change could leak into the next contact's answer."""
+    kept, calendar = UnmatchedVerdicts(), Calendar()
+    c = contact("phone")
+    for ruleset in (DEFAULT, OUT_OF_HOURS):
+        for now in (NOW, NOW.replace(hour=22, microsecond=0), NOW.replace(hour=7, microsecond=123456)):
+            key = UnmatchedVerdicts.key(c, Match(), False, ruleset)
+            assert key is not None
+            fresh = decide(c, context(Match(), ruleset=ruleset), now)
+            first = kept.decision(ruleset, calendar, key, now, lambda fresh=fresh: fresh, "id-1")
+            second = kept.decision(ruleset, calendar, key, now, lambda: pytest.fail("decided again"), "id-2")
+            assert first == fresh.to_decision("id-1", received_at=now)
+            assert first.answered() == first.model_dump(mode="json")
+            assert second.answered() == fresh.to_decision("id-2", received_at=now).model_dump(mode="json")
+            first.answered()["contact_id"] = "changed"
+            first.degraded = True  # a field set drops the kept answer, and touches no other decision
+            assert first.answered()["degraded"] is True and first.answered()["contact_id"] == "id-1"
+            assert second.answered()["contact_id"] == "id-2" and second.answered()["degraded"] is False

@@ -14,7 +14,7 @@ import orjson
 from ..store.contactlog import FIELDS
 
 
-@dataclass
+@dataclass(slots=True)
 class ContactRecord:
     """One row of `contacts` (field names are column names), with the decision as answered."""
 
@@ -54,13 +54,13 @@ class ContactRecord:
 
     def to_json(self) -> str:
         """One JSON object keyed by the fields: a line of the spool, and a row of a batch."""
-        data = {name: getattr(self, name) for name in FIELDS}
-        data["id"] = str(self.id)
-        at = self.received_at
-        data["received_at"] = (at if at.tzinfo else at.replace(tzinfo=UTC)).isoformat()
-        try:  # orjson: ~2 µs a row here against ~22 for the standard library (on the decide path)
-            return orjson.dumps(data).decode()
-        except TypeError:  # a lone surrogate (refused by orjson): kept as it is, for `encoded` to clean
+        try:  # orjson reads the dataclass itself, in C: ~2 µs a row, against ~15 for a dict of its fields
+            return orjson.dumps(self, option=orjson.OPT_NAIVE_UTC).decode()
+        except TypeError:  # a lone surrogate or an integer over 64 bits: kept as it is, for `encoded` to clean
+            data = {name: getattr(self, name) for name in FIELDS}
+            data["id"] = str(self.id)
+            at = self.received_at
+            data["received_at"] = (at if at.tzinfo else at.replace(tzinfo=UTC)).isoformat()
             return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
     @classmethod

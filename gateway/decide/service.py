@@ -148,8 +148,7 @@ class DecideService:
         rules = self.contexts.rules.compiled
         key = UnmatchedVerdicts.key(contact, match, case is not None, rules)
         if key is not None:
-            found = self.unmatched.verdict(rules, self.contexts.calendar(), key, received, verdict)
-            return found.to_decision(contact_id, received_at=received)
+            return self.unmatched.decision(rules, self.contexts.calendar(), key, received, verdict, contact_id)
         return verdict().to_decision(contact_id, received_at=received)
 
     async def _answer_of_attempt_in_flight(self, contact: InboundContact, record: ContactRecord) -> Appended:

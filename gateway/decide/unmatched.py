@@ -4,8 +4,10 @@ With no customer there is no restriction, no counter and (without a case) nothin
 the rules' view: the rule set's verdict depends only on the channel, whether the number was
 withheld, the number or mailbox contacted (when some rule routes on it), the rule set, the calendar
 and the local minute (windows are whole minutes, and so are the times a message quotes). So the
-common case costs a dictionary look-up, not the composition. A sender the rules know something of
-(recorded adjustments, acting for someone) or a rule set that reads the subject is decided in full.
+common case costs a dictionary look-up, not the composition; and its Decision is stamped from a
+template built with the verdict (the contact's id and time set), not built and dumped afresh. A
+sender the rules know something of (recorded adjustments, acting for someone) or a rule set that
+reads the subject is decided in full.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from ..rules.calendar import Calendar
 from ..rules.compiled import CompiledRuleSet
 from ..rules.context import Match
 from ..rules.engine import Verdict
-from ..rules.vocabulary import Contact
+from ..rules.vocabulary import Contact, Decision
 from ..rules.words import address_keys
 
 _Key = tuple[str, bool, frozenset[str]]
@@ -27,7 +29,7 @@ _MOST = 1024  # kept verdicts per minute: a flood of distinct numbers called is 
 class UnmatchedVerdicts:
     def __init__(self) -> None:
         self._minute: tuple[int, CompiledRuleSet, Calendar] | None = None
-        self._verdicts: dict[_Key, Verdict] = {}
+        self._verdicts: dict[_Key, tuple[Verdict, Decision]] = {}  # and the decision made of it, a template
 
     @staticmethod
     def key(contact: Contact, match: Match, has_case: bool, ruleset: CompiledRuleSet) -> _Key | None:
@@ -47,13 +49,36 @@ class UnmatchedVerdicts:
         compute: Callable[[], Verdict],
     ) -> Verdict:
         """The verdict for an unmatched sender (its `key`) at `now`; `compute` on the minute's first."""
+        return self._kept(ruleset, calendar, key, now, compute)[0]
+
+    def decision(
+        self,
+        ruleset: CompiledRuleSet,
+        calendar: Calendar,
+        key: _Key,
+        now: datetime,
+        compute: Callable[[], Verdict],
+        contact_id: str,
+    ) -> Decision:
+        """The decision for one unmatched contact: the kept verdict's, with its id and time."""
+        return self._kept(ruleset, calendar, key, now, compute)[1].stamped(contact_id, now)
+
+    def _kept(
+        self,
+        ruleset: CompiledRuleSet,
+        calendar: Calendar,
+        key: _Key,
+        now: datetime,
+        compute: Callable[[], Verdict],
+    ) -> tuple[Verdict, Decision]:
         minute = int(now.timestamp() // 60)
         current = self._minute
         if current is None or current[0] != minute or current[1] is not ruleset or current[2] is not calendar:
             self._minute, self._verdicts = (minute, ruleset, calendar), {}
-        verdict = self._verdicts.get(key)
-        if verdict is None:
+        kept = self._verdicts.get(key)
+        if kept is None:
             verdict = compute()
+            kept = (verdict, verdict.to_decision(""))
             if len(self._verdicts) < _MOST:
-                self._verdicts[key] = verdict
-        return verdict
+                self._verdicts[key] = kept
+        return kept

@@ -19,6 +19,8 @@ from ..rules.context import Bundle, CaseView, Match, StaffView
 from ..store.index import Link, Loaded, handle_key
 
 log = logging.getLogger(__name__)
+# The match of a sender no customer is linked to, by kind (Match is immutable, so one serves all).
+_NO_ONE = {kind: Match(sender_kind=kind) for kind in ("phone", "email", "web")}
 
 
 class RestrictionIndex:
@@ -49,6 +51,8 @@ class RestrictionIndex:
             cid = self.external_refs.get(value)
             return Match(bundles=(self.bundles[cid],) if cid in self.bundles else (), sender_kind="ref")
         links = self.links.get(handle_key(kind, value), ())
+        if not links and not on_behalf_of:  # nearly every sender: no customer of ours holds this identifier
+            return _NO_ONE.get(kind) or Match(sender_kind=kind)
         direct = [lk.customer_id for lk in links if lk.representative_id is None]
         acting_for = [lk.customer_id for lk in links if lk.representative_id is not None]
         on_behalf = bool(acting_for)

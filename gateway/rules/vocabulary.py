@@ -11,6 +11,7 @@ from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic_core import to_jsonable_python
 
 from .params import Channel
 
@@ -84,6 +85,9 @@ class Reason(BaseModel):
     because: str
 
 
+_STAMPED = frozenset({"contact_id", "received_at"})
+
+
 class Decision(BaseModel):
     """The answer every caller system gets: what to do with the contact, and why."""
 
@@ -111,6 +115,19 @@ class Decision(BaseModel):
         if found is None:
             found = private["_answered"] = self.model_dump(mode="json")
         return found
+
+    def stamped(self, contact_id: str, received_at: datetime) -> Decision:
+        """This decision, as a template, given to one contact: its id and time set, its answer made
+        from the template's (~6 µs, against ~20 for building and dumping a Decision afresh). The
+        parts are shared with the template, which is never edited (see `_answered`)."""
+        answer = dict(self.answered())
+        answer["contact_id"], answer["received_at"] = contact_id, to_jsonable_python(received_at)
+        stamped = Decision.__new__(Decision)  # as pydantic's own copy does: the fields are valid already
+        object.__setattr__(stamped, "__dict__", {**self.__dict__, "contact_id": contact_id, "received_at": received_at})
+        object.__setattr__(stamped, "__pydantic_fields_set__", self.__pydantic_fields_set__ | _STAMPED)
+        object.__setattr__(stamped, "__pydantic_extra__", None)
+        object.__setattr__(stamped, "__pydantic_private__", {"_answered": answer})
+        return stamped
 
     def __setattr__(self, name: str, value: Any) -> None:
         super().__setattr__(name, value)

@@ -21,18 +21,19 @@ def _jsonable(row: asyncpg.Record) -> dict[str, Any]:
     return out
 
 
+# A customer's contacts: `customer_ids <> '{}'` is the partial GIN index's condition (migration 020).
+CONTACTS_OF = f"""SELECT {_COLS} FROM contacts
+    WHERE customer_ids @> ARRAY[$1::bigint] AND customer_ids <> '{{}}'
+      AND ($2::timestamptz IS NULL OR received_at >= $2)
+    ORDER BY received_at DESC LIMIT $3"""
+DECIDED_SINCE = """SELECT count(*) FROM contacts
+    WHERE customer_ids @> ARRAY[$1::bigint] AND customer_ids <> '{}' AND received_at >= $2 AND status = 'decided'"""
+
+
 async def contacts_of(
     conn: asyncpg.Pool | asyncpg.Connection, customer_id: int, since: datetime | None, limit: int
 ) -> list[dict[str, Any]]:
-    rows = await conn.fetch(
-        f"""SELECT {_COLS} FROM contacts
-            WHERE customer_ids @> ARRAY[$1::bigint] AND ($2::timestamptz IS NULL OR received_at >= $2)
-            ORDER BY received_at DESC LIMIT $3""",
-        customer_id,
-        since,
-        limit,
-    )
-    return [_jsonable(r) for r in rows]
+    return [_jsonable(r) for r in await conn.fetch(CONTACTS_OF, customer_id, since, limit)]
 
 
 async def earlier_decision(conn: asyncpg.Pool | asyncpg.Connection, channel: str, provider_id: str) -> Any:
@@ -44,14 +45,7 @@ async def earlier_decision(conn: asyncpg.Pool | asyncpg.Connection, channel: str
 
 async def decided_since(conn: asyncpg.Pool | asyncpg.Connection, customer_id: int, since: datetime) -> int:
     """Decided contacts from a customer since an instant: the contact counters when Redis is down."""
-    return int(
-        await conn.fetchval(
-            """SELECT count(*) FROM contacts WHERE customer_ids @> ARRAY[$1::bigint] AND received_at >= $2
-               AND status = 'decided'""",
-            customer_id,
-            since,
-        )
-    )
+    return int(await conn.fetchval(DECIDED_SINCE, customer_id, since))
 
 
 async def make_partitions(conn: asyncpg.Pool | asyncpg.Connection, months: int) -> int:
