@@ -56,8 +56,8 @@ def test_the_verdict_of_a_minute_holds_for_each_of_its_seconds() -> None:
                     fresh = decide(c, context(match, ruleset=ruleset), now)
                     key = UnmatchedVerdicts.key(c, match, False, ruleset)
                     assert key is not None
-                    again = kept.verdict(ruleset, calendar, key, now, lambda fresh=fresh: fresh)
-                    assert again == fresh, (channel, withheld, now)
+                    again = kept.decision(ruleset, calendar, key, now, lambda fresh=fresh: fresh, "id")
+                    assert again == fresh.to_decision("id", received_at=now), (channel, withheld, now)
                     seen.add((again.action, again.customer_message))
     assert ("deflect", "We are closed. Call back today at 9am.") in seen  # the rules really changed over time
     assert any(action == "route" for action, _ in seen)
@@ -96,12 +96,13 @@ SUBJECTS = compile_ruleset(
     )
 )
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+CALENDAR = Calendar()
 
 
 def _kept(c: Contact, match: Match, ruleset: CompiledRuleSet, kept: UnmatchedVerdicts) -> str | None:
     key = UnmatchedVerdicts.key(c, match, False, ruleset)
     assert key is not None
-    found = kept.verdict(ruleset, Calendar(), key, NOW, lambda: decide(c, context(match, ruleset=ruleset), NOW))
+    found = kept.decision(ruleset, CALENDAR, key, NOW, lambda: decide(c, context(match, ruleset=ruleset), NOW), "id")
     return found.target.id if found.target else None
 
 

@@ -29,7 +29,7 @@ _MOST = 1024  # kept verdicts per minute: a flood of distinct numbers called is 
 class UnmatchedVerdicts:
     def __init__(self) -> None:
         self._minute: tuple[int, CompiledRuleSet, Calendar] | None = None
-        self._verdicts: dict[_Key, tuple[Verdict, Decision]] = {}  # and the decision made of it, a template
+        self._templates: dict[_Key, Decision] = {}  # each verdict's decision, to be stamped per contact
 
     @staticmethod
     def key(contact: Contact, match: Match, has_case: bool, ruleset: CompiledRuleSet) -> _Key | None:
@@ -40,17 +40,6 @@ class UnmatchedVerdicts:
         to = address_keys(contact.to) if "to" in ruleset.conditions else frozenset()
         return (contact.channel, match.withheld, to)
 
-    def verdict(
-        self,
-        ruleset: CompiledRuleSet,
-        calendar: Calendar,
-        key: _Key,
-        now: datetime,
-        compute: Callable[[], Verdict],
-    ) -> Verdict:
-        """The verdict for an unmatched sender (its `key`) at `now`; `compute` on the minute's first."""
-        return self._kept(ruleset, calendar, key, now, compute)[0]
-
     def decision(
         self,
         ruleset: CompiledRuleSet,
@@ -60,25 +49,15 @@ class UnmatchedVerdicts:
         compute: Callable[[], Verdict],
         contact_id: str,
     ) -> Decision:
-        """The decision for one unmatched contact: the kept verdict's, with its id and time."""
-        return self._kept(ruleset, calendar, key, now, compute)[1].stamped(contact_id, now)
-
-    def _kept(
-        self,
-        ruleset: CompiledRuleSet,
-        calendar: Calendar,
-        key: _Key,
-        now: datetime,
-        compute: Callable[[], Verdict],
-    ) -> tuple[Verdict, Decision]:
+        """The decision for an unmatched contact (its `key`) at `now`: the verdict kept for the minute
+        (`compute` on the minute's first), given this contact's id and time."""
         minute = int(now.timestamp() // 60)
         current = self._minute
         if current is None or current[0] != minute or current[1] is not ruleset or current[2] is not calendar:
-            self._minute, self._verdicts = (minute, ruleset, calendar), {}
-        kept = self._verdicts.get(key)
-        if kept is None:
-            verdict = compute()
-            kept = (verdict, verdict.to_decision(""))
-            if len(self._verdicts) < _MOST:
-                self._verdicts[key] = kept
-        return kept
+            self._minute, self._templates = (minute, ruleset, calendar), {}
+        template = self._templates.get(key)
+        if template is None:
+            template = compute().to_decision("")
+            if len(self._templates) < _MOST:
+                self._templates[key] = template
+        return template.stamped(contact_id, now)
