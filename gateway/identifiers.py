@@ -170,11 +170,15 @@ def _reference(raw: str) -> SenderHandle:
     return SenderHandle(None, None)
 
 
-@functools.lru_cache(maxsize=65_536)
 def sender_handle(channel: str, raw: str) -> SenderHandle:
     """Phones: withheld placeholders first, never matched. Written channels: email, then web id.
     Visits and letters: a phone number, else the customer's housing-system reference. Kept for the
-    senders seen lately (a handle is immutable): the same caller is read once, not on every contact."""
+    senders seen lately (a handle is immutable), so a caller is read once, not on every contact;
+    only senders of a usual length, so that a flood of long made-up ones holds little memory."""
+    return _kept_handle(channel, raw) if len(raw) <= 100 else _handle(channel, raw)
+
+
+def _handle(channel: str, raw: str) -> SenderHandle:
     if channel == "phone":
         if is_withheld(raw):
             return SenderHandle(None, None, withheld=True)
@@ -191,3 +195,6 @@ def sender_handle(channel: str, raw: str) -> SenderHandle:
         if found is not None:
             return found
     return SenderHandle(None, None)
+
+
+_kept_handle = functools.lru_cache(maxsize=65_536)(_handle)

@@ -11,7 +11,7 @@ import phonenumbers
 import pytest
 
 from gateway import identifiers
-from gateway.identifiers import IdentifierError, normalise_email, normalise_phone
+from gateway.identifiers import IdentifierError, normalise_email, normalise_phone, sender_handle
 
 plain = normalise_phone.__wrapped__  # without the cache: every call takes its path again
 
@@ -97,3 +97,15 @@ def test_bare_addresses_normalise_as_the_standard_parser_makes_them():
 )
 def test_addresses_outside_the_quick_path_still_normalise(raw, address):
     assert normalise_email(raw) == _through_the_parser(raw) == address
+
+
+def test_a_sender_is_read_the_same_whether_kept_or_not_and_only_usual_lengths_are_kept():
+    from gateway.identifiers import _kept_handle
+
+    _kept_handle.cache_clear()
+    long_email = "ann@" + ("b" * 50 + ".") * 2 + "example.org"
+    for channel, raw in (("phone", "07700 900123"), ("email", "Ann <ann@example.org>"), ("email", long_email)):
+        first, again = sender_handle(channel, raw), sender_handle(channel, raw)
+        assert first == again and first.kind is not None
+    assert sender_handle("phone", "anonymous").withheld
+    assert _kept_handle.cache_info().currsize == 3  # the two usual senders and "anonymous"; not the long one

@@ -118,8 +118,9 @@ class Decision(BaseModel):
 
     def stamped(self, contact_id: str, received_at: datetime) -> Decision:
         """This decision, as a template, given to one contact: its id and time set, its answer made
-        from the template's (~6 µs, against ~20 for building and dumping a Decision afresh). The
-        parts are shared with the template, which is never edited (see `_answered`)."""
+        from the template's (~6 µs, against ~20 for building and dumping a Decision afresh). Its
+        parts, and the lists and objects nested in its answer, are the template's own: shared by
+        every contact stamped from it, so neither is ever edited in place (see `_answered`)."""
         answer = dict(self.answered())
         answer["contact_id"], answer["received_at"] = contact_id, to_jsonable_python(received_at)
         stamped = Decision.__new__(Decision)  # as pydantic's own copy does: the fields are valid already
