@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from gateway import db
 from gateway.contactlog import ContactLog, ContactRecord, Spool, replay_file
+from gateway.contactlog.writer import SLOW_COMMIT
 from gateway.store.contactlog import FIELDS
 from tests.helpers import via_proxy
 
@@ -186,3 +187,32 @@ def test_a_records_json_names_every_field_and_reads_back_the_same():
         assert back.received_at == record.received_at.replace(tzinfo=record.received_at.tzinfo or UTC)
         assert back == replace(record, received_at=back.received_at)
     assert json.loads(plain.to_json())["received_at"] == "2026-03-02T09:30:00+00:00"
+
+
+async def test_a_caller_that_waits_less_than_a_slow_commit_is_answered_from_the_spool_in_its_wait(
+    settings, conn, proxy, tmp_path
+):
+    """GATEWAY_LOG_WAIT_MS may be shorter than the commit watchdog's half second: each caller's own
+    deadline answers it from the spool, within its own wait, the shorter wait first."""
+    pool = await db.create_pool(via_proxy(settings.database_url, proxy.port), min_size=1, max_size=2)
+    log = ContactLog(pool, settings.with_(spool_dir=str(tmp_path)))
+    log.start()
+    loop = asyncio.get_running_loop()
+    try:
+        await log.append(_record(0), wait=5)  # the pool holds a live connection before the hang
+        proxy.freeze()
+        started = loop.time()
+        answered: dict[str, float] = {}
+
+        async def timed(record: ContactRecord, wait: float) -> bool:
+            result = await log.append(record, wait=wait)
+            answered[record.provider_id or ""] = loop.time() - started
+            return result.spooled
+
+        spooled = await asyncio.gather(timed(_record(1), 0.3), timed(_record(2), 0.1))
+        assert spooled == [True, True]
+        assert answered["batch-2"] < 0.3 and answered["batch-1"] < SLOW_COMMIT  # neither waited for the watchdog
+    finally:
+        proxy.thaw()
+        await log.close()
+        await pool.close()
