@@ -27,6 +27,12 @@ LOG_BATCH = Histogram(
     buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500),
     registry=REGISTRY,
 )
+LOG_COMMIT_SECONDS = Histogram(
+    "gateway_contact_log_commit_seconds",
+    "Time a contact-log batch took to commit, from taking a connection to the answer",
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0),
+    registry=REGISTRY,
+)
 SPOOLED = Gauge("gateway_contact_log_spooled", "Contacts waiting in the local spool", registry=REGISTRY)
 INDEX_SIZE = Gauge("gateway_index_identifiers", "Identifiers in the restriction index", registry=REGISTRY)
 MAIL_FILTER = Counter(

@@ -118,6 +118,7 @@ class Settings:
     log_wait_ms: int = 1000
     log_flush_max_rows: int = 500
     log_flushes_in_flight: int = 2
+    log_second_commit_after_ms: int = 20
     data_dir: str = ".gateway"
     spool_dir: str = ".gateway/spool"
     resync_seconds: int = 300
@@ -184,6 +185,7 @@ class Settings:
             written_deadline_ms=_int(env, "GATEWAY_WRITTEN_DEADLINE_MS", max(1500, decide_ms), 10, 60_000),
             log_wait_ms=_int(env, "GATEWAY_LOG_WAIT_MS", 1000, 10, 60_000),
             log_flushes_in_flight=_int(env, "GATEWAY_LOG_FLUSHES_IN_FLIGHT", 2, 1, 16),
+            log_second_commit_after_ms=_int(env, "GATEWAY_LOG_SECOND_COMMIT_AFTER_MS", 20, 0, 10_000),
             data_dir=data_dir,
             spool_dir=os.path.abspath(env.get("GATEWAY_SPOOL_DIR") or os.path.join(data_dir, "spool")),
             resync_seconds=_int(env, "GATEWAY_RESYNC_SECONDS", 300, 1, 86_400),

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
 
 from gateway import db
-from gateway.contactlog import ContactLog, ContactRecord, Spool, replay_file
+from gateway.contactlog import Appended, ContactLog, ContactRecord, Spool, replay_file
 from gateway.contactlog.writer import SLOW_COMMIT
 from gateway.store.contactlog import FIELDS
 from tests.helpers import via_proxy
@@ -110,6 +112,73 @@ async def test_one_commit_in_flight_at_a_time_still_logs_every_contact(settings,
     logged = await conn.fetch("SELECT id, logged_at FROM contacts WHERE id = ANY($1::uuid[])", [r.id for r in records])
     assert {r["id"] for r in logged} == {r.id for r in records}
     assert len({r["logged_at"] for r in logged}) < len(records)  # batched, not one commit each
+
+
+async def _hold_provider_id(conn, record: ContactRecord) -> None:
+    """An open transaction that has claimed this record's provider id: the record's commit waits on
+    it (as it would on another batch holding the same provider id) until it rolls back."""
+    await conn.execute("BEGIN")
+    await conn.execute(
+        "INSERT INTO contact_provider_ids (channel, provider_id, contact_id, decision) VALUES ($1, $2, $3, '{}')",
+        record.channel,
+        record.provider_id,
+        uuid.uuid4(),
+    )
+
+
+@contextlib.asynccontextmanager
+async def _held_commit(
+    settings, conn, tmp_path, second_commit_after_ms: int
+) -> AsyncIterator[tuple[ContactLog, ContactRecord, asyncio.Task[Appended]]]:
+    """A running log whose first commit is held (its provider id claimed by `conn`'s open
+    transaction) and under way for 50 ms; the test rolls `conn` back to let it finish."""
+    held = _record(0)
+    pool = await db.create_pool(settings.database_url, min_size=1, max_size=3)
+    log = ContactLog(pool, settings.with_(spool_dir=str(tmp_path), log_second_commit_after_ms=second_commit_after_ms))
+    log.start()
+    try:
+        await _hold_provider_id(conn, held)
+        first = asyncio.create_task(log.append(held, wait=5))
+        await asyncio.sleep(0.05)  # its commit is under way, waiting on the held provider id
+        yield log, held, first
+    finally:
+        await log.close()
+        await pool.close()
+
+
+async def test_what_arrives_while_a_commit_is_under_way_waits_for_it_and_goes_in_one_batch(settings, conn, tmp_path):
+    """Fewer, larger commits: contacts arriving one by one during a commit start no commit of their
+    own (until it has run log_second_commit_after_ms); once it ends, they are committed together."""
+    arriving = [_record(n) for n in range(1, 6)]
+    async with _held_commit(settings, conn, tmp_path, 5_000) as (log, held, first):
+        later = []
+        for record in arriving:
+            later.append(asyncio.create_task(log.append(record, wait=5)))
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)  # well inside SLOW_COMMIT: nothing is spooled
+        assert not first.done()
+        assert not any(t.done() for t in later)  # none was committed beside the commit under way
+        await conn.execute("ROLLBACK")
+        results = await asyncio.gather(first, *later)
+    assert not any(r.spooled or r.duplicate_of for r in results)
+    ids = [held.id] + [r.id for r in arriving]
+    rows = await conn.fetch("SELECT id, logged_at FROM contacts WHERE id = ANY($1::uuid[])", ids)
+    logged = {r["id"]: r["logged_at"] for r in rows}
+    assert len({logged[r.id] for r in arriving}) == 1  # one commit for all five
+    assert logged[held.id] < logged[arriving[0].id]
+
+
+async def test_a_commit_slower_than_the_second_commit_wait_does_not_hold_back_what_arrives(settings, conn, tmp_path):
+    """A commit still under way after log_second_commit_after_ms may be stuck: what arrives then is
+    committed beside it, not made to wait for it (nor spooled)."""
+    after = _record(1)
+    async with _held_commit(settings, conn, tmp_path, 20) as (log, held, first):  # held 50 ms: past 20
+        result = await asyncio.wait_for(log.append(after, wait=5), timeout=SLOW_COMMIT * 0.8)
+        assert not result.spooled
+        assert not first.done()
+        await conn.execute("ROLLBACK")
+        assert not (await first).spooled
+    assert await conn.fetchval("SELECT count(*) FROM contacts WHERE id = ANY($1::uuid[])", [held.id, after.id]) == 2
 
 
 async def test_a_contact_whose_caller_went_away_behind_a_hung_commit_is_still_logged(settings, conn, proxy, tmp_path):
