@@ -7,20 +7,32 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 
 from gateway.auth import KEY_PREFIX, create_staff_key, hash_key
 from gateway.models.people import CustomerIn
 from gateway.rules.registry import DEFAULT_CHANNELS
+from gateway.settings import DEFAULT_TZ
 from gateway.store import keys, people
 from tests.helpers import eventually
 
-TODAY = date.today()
-# Restrictions start yesterday by default, so they are in force whatever the provider's time zone.
-YESTERDAY = TODAY - timedelta(days=1)
+
+def today() -> date:
+    """Today where the gateway under test is (the provider's default time zone, Europe/London), asked
+    when it is used: a date fixed when the tests were imported would be wrong in a run that crosses
+    midnight, and UTC's date is a day behind London's for an hour each summer night."""
+    return datetime.now(ZoneInfo(DEFAULT_TZ)).date()
+
+
+def yesterday() -> date:
+    """Restrictions start yesterday by default, so they are in force whatever the provider's time zone."""
+    return today() - timedelta(days=1)
+
+
 REASONS = "Repeated verbal abuse of call handlers."
 INCIDENT = "Swore at an agent and threatened to visit the office."
 PHONE = ("phone", "07700 900001")
@@ -83,9 +95,9 @@ def restriction_body(customer_id: int, kind: str = "written_only", **fields: Any
         "params": {},
         "reason_category": "aggressive_or_abusive",
         "reasons": REASONS,
-        "incidents": [{"on": (TODAY - timedelta(days=10)).isoformat(), "description": INCIDENT}],
-        "warned_on": (TODAY - timedelta(days=5)).isoformat(),
-        "valid_from": YESTERDAY.isoformat(),
+        "incidents": [{"on": (today() - timedelta(days=10)).isoformat(), "description": INCIDENT}],
+        "warned_on": (today() - timedelta(days=5)).isoformat(),
+        "valid_from": yesterday().isoformat(),
         **fields,
     }
 
@@ -142,7 +154,7 @@ class Api:
         return report
 
     async def case(self, customer_id: int, reference: str = "CMP-1", status: str = "open") -> int:
-        closed_on = None if status == "open" else (TODAY - timedelta(days=40)).isoformat()
+        closed_on = None if status == "open" else (today() - timedelta(days=40)).isoformat()
         body = {
             "customer_id": customer_id,
             "reference": reference,
@@ -204,11 +216,13 @@ async def insert_restriction(
     params: dict[str, Any],
     *,
     status: str = "active",
-    valid_from: date = YESTERDAY,
+    valid_from: date | None = None,
     channels: list[str] | None = None,
 ) -> int:
-    """A row as the lifecycle would leave it in `status`, without its checks, deciders or audit trail."""
+    """A row as the lifecycle would leave it in `status`, without its checks, deciders or audit trail.
+    It starts `valid_from`, yesterday unless told."""
     kind = params["kind"]
+    valid_from = valid_from or yesterday()
     return int(
         await conn.fetchval(
             """INSERT INTO restrictions (customer_id, kind, params, channels, reason_category, reasons,

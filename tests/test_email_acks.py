@@ -15,7 +15,7 @@ from gateway.demo import load_demo
 from gateway.outbox import HeaderInjection, OutgoingMail, build_email
 from gateway.runtime import RUNTIME
 from gateway.store.outbox import enqueue
-from tests.factory import TODAY, bearer, insert_restriction
+from tests.factory import bearer, insert_restriction, today
 from tests.helpers import eventually, logged_contacts, running
 from tests.smtpsink import SmtpSink
 from tests.test_channel_email import EMAIL, NOVAK, mime
@@ -140,7 +140,7 @@ async def test_daily_cap_per_sender(settings, conn, keys, sink):
             "VALUES ($1, $2, 'Old complaint', 'exhausted', $3) RETURNING id",
             cid,
             ref,
-            TODAY - timedelta(days=30),
+            today() - timedelta(days=30),
         )
         await insert_restriction(conn, cid, {"kind": "closed_issue", "case_id": case_id})
     s = settings.with_(smtp_url=sink.url, ack_from=ACK_FROM, ack_daily_cap=2)

@@ -26,7 +26,7 @@ from gateway.rules.calendar import Calendar, format_date
 from gateway.rules.registry import KINDS
 from gateway.settings import Settings
 from gateway.store.index import load_closures
-from tests.factory import PHONE, TODAY, Api, Team
+from tests.factory import PHONE, Api, Team, today
 
 pytestmark = [
     pytest.mark.asyncio,
@@ -118,7 +118,7 @@ async def test_each_kinds_letter_prints_with_all_a_customer_needs(
     case_id = await api.case(cid, "CMP-77", "exhausted")
     params = {**PARAMS, "named_contact": {"staff_id": team.cl3.id}, "closed_issue": {"case_id": case_id}}
     calendar = Calendar(ZoneInfo("Europe/London"), await load_closures(conn))
-    appeal_by = format_date(calendar.working_days_after(TODAY, APPEAL_WINDOW_WORKING_DAYS))
+    appeal_by = format_date(calendar.working_days_after(today(), APPEAL_WINDOW_WORKING_DAYS))
     for kind in KINDS:
         r = await api.restriction(cid, kind, params=params.get(kind, {}), deciders=team.deciders)
         pdf = await letter_pdf(provider_client, team, r["id"])

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.app import create_app
 from gateway.settings import Settings
-from tests.factory import PHONE, TODAY, YESTERDAY, Api, Team
+from tests.factory import PHONE, Api, Team, today, yesterday
 from tests.helpers import eventually
 from tests.smtpsink import SmtpSink
 
@@ -37,11 +37,11 @@ async def test_posting_is_recorded_as_sent_by_whoever_is_signed_in(
     rid = (await api.restriction(cid, deciders=team.deciders))["id"]
     assert "letter_not_sent" in await issues(client, team, rid)
 
-    status, body = await send(client, team.cl3, rid, {"by": "post", "sent_on": YESTERDAY.isoformat()})
+    status, body = await send(client, team.cl3, rid, {"by": "post", "sent_on": yesterday().isoformat()})
     assert status == 200, body
-    assert body["letter_sent_on"] == YESTERDAY.isoformat()
+    assert body["letter_sent_on"] == yesterday().isoformat()
     row = await conn.fetchrow("SELECT * FROM restriction_letters WHERE restriction_id = $1", rid)
-    assert row["method"] == "post" and row["sent_on"] == YESTERDAY and row["sent_to"] is None
+    assert row["method"] == "post" and row["sent_on"] == yesterday() and row["sent_to"] is None
     assert row["recorded_by"] == f"staff:{team.cl3.id}:Ravi Kumar"
     assert bytes(row["body_pdf"]).startswith(b"%PDF-") and "LS11 5PX" in row["body_text"]
     event = await conn.fetchrow(
@@ -71,7 +71,7 @@ async def test_emailing_delivers_the_pdf_and_records_it_sent(
             rid = (await api.restriction(cid, deciders=team.deciders))["id"]
             status, body = await send(client, team.cl2, rid, {"by": "email", "note": "Asked for it by email."})
             assert status == 200, body
-            assert body["letter_sent_on"] == TODAY.isoformat()
+            assert body["letter_sent_on"] == today().isoformat()
 
             async def delivered() -> bool:
                 return bool(sink.to("p.novak@example.com"))
@@ -172,7 +172,7 @@ async def test_send_is_refused_for_a_draft_and_for_a_bad_body(api: Api, client: 
     draft = (await api.restriction(cid, deciders=[team.cl1], status="proposed"))["id"]
     status, body = await send(client, team.cl1, draft, {"by": "post"})
     assert status == 409 and body["error"]["code"] == "wrong_status"
-    for bad in ({"by": "pigeon"}, {"by": "post", "representative_id": 1}, {"by": "email", "sent_on": str(TODAY)}):
+    for bad in ({"by": "pigeon"}, {"by": "post", "representative_id": 1}, {"by": "email", "sent_on": str(today())}):
         status, body = await send(client, team.cl1, draft, bad)
         assert status == 422, bad
     # An agent may read banners, not send letters.

@@ -12,7 +12,7 @@ import pytest
 
 from gateway.rules.calendar import format_date
 from gateway.rules.registry import KINDS
-from tests.factory import PHONE, TODAY, Api, Member, Team
+from tests.factory import PHONE, Api, Member, Team, today
 
 pytestmark = pytest.mark.asyncio
 
@@ -39,7 +39,7 @@ async def test_letters_use_the_kinds_words_and_the_records_they_name(
     case_id = await api.case(cid, "CMP-77", "exhausted")
     closed = await api.restriction(cid, "closed_issue", params={"case_id": case_id}, **proposed)
     text = await letter_text(client, lead, closed["id"])
-    closed_on = format_date(TODAY - timedelta(days=40))
+    closed_on = format_date(today() - timedelta(days=40))
     assert f"Your complaint CMP-77 (Damp in the hall) completed our complaints process on {closed_on}." in text
 
     limit = await api.restriction(cid, "contact_limit", params={"limit": 4, "period": "week"}, **proposed)
@@ -63,7 +63,7 @@ async def test_an_appeal_variation_is_checked_as_on_saving(
     api: Api, client: Any, conn: asyncpg.Connection, team: Team
 ) -> None:
     cid = await api.customer("Margaret Hughes", PHONE)
-    appeal = {"lodged_on": TODAY.isoformat(), "grounds": "Disproportionate."}
+    appeal = {"lodged_on": today().isoformat(), "grounds": "Disproportionate."}
     written = await api.restriction(cid, deciders=team.deciders)
     named = await api.restriction(cid, "named_contact", params={"staff_id": team.cl3.id}, deciders=team.deciders)
     for r in (written, named):

@@ -16,7 +16,7 @@ from gateway import db
 from gateway.settings import Settings
 from gateway.store.transitions import lapse_expired
 from gateway.tasks import PERIODIC_LOCK, lapse_once, one_process_at_a_time, periodic_round
-from tests.factory import PHONE, TODAY, Api, Team
+from tests.factory import PHONE, Api, Team, today
 
 pytestmark = pytest.mark.asyncio
 
@@ -25,17 +25,17 @@ async def test_lapse_is_idempotent(api: Api, conn: asyncpg.Connection, settings:
     # The test app's own periodic round is kept from lapsing these first: it finds the round's lock held.
     await conn.execute("SELECT pg_advisory_lock($1)", PERIODIC_LOCK)
     cid = await api.customer("Margaret Hughes", PHONE)
-    past = (TODAY - timedelta(days=30)).isoformat()
+    past = (today() - timedelta(days=30)).isoformat()
     expired = await api.restriction(
         cid,
         "caution",
         params={"note": "Do not visit alone"},
         deciders=team.deciders,
         valid_from=past,
-        valid_to=(TODAY - timedelta(days=1)).isoformat(),
+        valid_to=(today() - timedelta(days=1)).isoformat(),
     )
     last_day = await api.restriction(
-        cid, "appointment_only", deciders=team.deciders, valid_from=past, valid_to=TODAY.isoformat()
+        cid, "appointment_only", deciders=team.deciders, valid_from=past, valid_to=today().isoformat()
     )
     pool = await db.create_pool(settings.database_url or "", min_size=1, max_size=2)
     try:
@@ -43,7 +43,7 @@ async def test_lapse_is_idempotent(api: Api, conn: asyncpg.Connection, settings:
         assert await lapse_once(pool, None, ZoneInfo(settings.tz)) == []
     finally:
         await pool.close()
-    assert await lapse_expired(conn, TODAY) == []
+    assert await lapse_expired(conn, today()) == []
     statuses = dict(await conn.fetch("SELECT id, status FROM restrictions"))
     assert statuses == {expired["id"]: "lapsed", last_day["id"]: "active"}
     events = await conn.fetch("SELECT kind, actor FROM restriction_events WHERE kind = 'lapsed'")
@@ -60,13 +60,13 @@ async def test_the_periodic_round_is_done_by_one_process_at_a_time(
     pool = await db.create_pool(settings.database_url or "", min_size=1, max_size=3)
     try:
         cid = await api.customer("Margaret Hughes", PHONE)
-        past = (TODAY - timedelta(days=30)).isoformat()
+        past = (today() - timedelta(days=30)).isoformat()
         expired = await api.restriction(
             cid,
             "appointment_only",
             deciders=team.deciders,
             valid_from=past,
-            valid_to=(TODAY - timedelta(days=1)).isoformat(),
+            valid_to=(today() - timedelta(days=1)).isoformat(),
         )
         try:
             assert await periodic_round(pool, None, ZoneInfo(settings.tz)) is False
@@ -135,11 +135,11 @@ async def test_the_periodic_loop_outlives_an_unexpected_error(monkeypatch, setti
 
 async def test_reviews_due_json_and_csv(api: Api, client: Any, team: Team) -> None:
     cid = await api.customer("=cmd|' /C calc'!A0", PHONE)
-    soon = await api.restriction(cid, deciders=team.deciders, review_due=(TODAY + timedelta(days=10)).isoformat())
+    soon = await api.restriction(cid, deciders=team.deciders, review_due=(today() + timedelta(days=10)).isoformat())
     await api.restriction(cid, "appointment_only", deciders=[team.cl3], status="proposed")  # awaiting deciders
     resp = await client.get("/v1/reviews/due?within=30d", headers=team.manager.headers)
     report = await resp.json()
-    assert resp.status == 200 and report["today"] == TODAY.isoformat()
+    assert resp.status == 200 and report["today"] == today().isoformat()
     by_id = {i["restriction_id"]: i for i in report["items"]}
     assert by_id[soon["id"]]["issues"] == ["review_due", "letter_not_sent"]
     assert by_id[soon["id"]]["days_to_review"] == 10

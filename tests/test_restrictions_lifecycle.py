@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from gateway.lifecycle import add_months
-from tests.factory import PHONE, TODAY, Api, Member, Team, restriction_body
+from tests.factory import PHONE, Api, Member, Team, restriction_body, today
 
 pytestmark = pytest.mark.asyncio
 
@@ -43,7 +43,7 @@ class Life:
 
     async def propose(self) -> Any:
         """Recorded by the service caution lead and decided by one caution lead: two of the three."""
-        body = restriction_body(self.customer_id, valid_from=TODAY.isoformat())
+        body = restriction_body(self.customer_id, valid_from=today().isoformat())
         made = await self.post(self.team.scl, "/v1/restrictions", body, 201)
         return await self.decide(made["id"], self.team.cl1)
 
@@ -57,7 +57,7 @@ class Life:
         return await self.post(self.team.cl1, f"/v1/restrictions/{rid}/letter", {"method": "post"})
 
     async def appeal(self, rid: int) -> Any:
-        grounds = {"lodged_on": TODAY.isoformat(), "grounds": "I was provoked."}
+        grounds = {"lodged_on": today().isoformat(), "grounds": "I was provoked."}
         return await self.post(self.team.cl1, f"/v1/restrictions/{rid}/appeal", grounds)
 
     async def decide_appeal(self, rid: int, who: Member, outcome: str, notes: str, status: int = 200) -> Any:
@@ -92,20 +92,20 @@ async def test_proposed_with_too_few_deciders(life: Life, conn: asyncpg.Connecti
     assert r["status"] == "proposed" and r["deciders"] == [life.team.scl.id, life.team.cl1.id]
     assert r["missing_deciders"] == {"caution_lead": 1}
     assert r["channels"] == ["phone", "visit"]
-    assert r["review_due"] == add_months(TODAY, 12).isoformat()
+    assert r["review_due"] == add_months(today(), 12).isoformat()
     assert await trail(conn, r["id"]) == [("created", life.team.scl.id), ("amended", life.team.cl1.id)]
 
 
 async def test_the_last_decider_activates_it(life: Life, conn: asyncpg.Connection) -> None:
     rid = (await life.propose())["id"]
     r = await life.decide(rid, life.team.cl2)
-    assert r["status"] == "active" and r["decided_on"] == TODAY.isoformat()
+    assert r["status"] == "active" and r["decided_on"] == today().isoformat()
     assert (await trail(conn, rid))[-2:] == [("amended", life.team.cl2.id), ("activated", life.team.cl2.id)]
 
 
 async def test_sending_the_letter_is_recorded_with_a_copy(life: Life, active: int, conn: asyncpg.Connection) -> None:
     r = await life.send_letter(active)
-    assert r["letter_sent_on"] == TODAY.isoformat()
+    assert r["letter_sent_on"] == today().isoformat()
     assert (await kinds_of(conn, active))[-1] == "letter_sent"
     copy = await conn.fetchval("SELECT body_text FROM restriction_letters WHERE restriction_id = $1", active)
     assert "Housing Ombudsman" in copy
@@ -113,7 +113,7 @@ async def test_sending_the_letter_is_recorded_with_a_copy(life: Life, active: in
 
 async def test_an_appeal_leaves_it_enforced(life: Life, active: int) -> None:
     r = await life.appeal(active)
-    assert r["status"] == "under_appeal" and r["appeals"][0]["due_on"] > TODAY.isoformat()
+    assert r["status"] == "under_appeal" and r["appeals"][0]["due_on"] > today().isoformat()
 
 
 async def test_an_appeal_is_decided_by_an_uninvolved_senior_manager(
@@ -152,7 +152,7 @@ async def test_an_appeal_varied_then_another_lifted(api: Api, life: Life, conn: 
 
 async def test_a_review_renews_it_and_a_new_letter_falls_due(life: Life, active: int, conn: asyncpg.Connection) -> None:
     await life.send_letter(active)
-    new_due = (TODAY + timedelta(days=180)).isoformat()
+    new_due = (today() + timedelta(days=180)).isoformat()
     r = await life.renew(active, new_due)
     assert r["reasons"] == RENEWED and r["review_due"] == new_due
     assert r["letter_sent_on"] is None and r["status"] == "active"
@@ -188,7 +188,7 @@ async def test_the_trail_of_a_whole_life_in_order(life: Life, conn: asyncpg.Conn
     await life.send_letter(rid)
     await life.appeal(rid)
     await life.decide_appeal(rid, team.senior, "upheld", "Abuse is recorded.")
-    await life.renew(rid, (TODAY + timedelta(days=180)).isoformat())
+    await life.renew(rid, (today() + timedelta(days=180)).isoformat())
     await life.read_in_full(rid)
     await life.lift(rid)
     assert await trail(conn, rid) == [

@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.factory import PHONE, TODAY, Api, Member, Team, restriction_body
+from tests.factory import PHONE, Api, Member, Team, restriction_body, today
 
 pytestmark = pytest.mark.asyncio
 
@@ -41,16 +41,16 @@ async def test_field_refusals(api: Api, client: Any, team: Team) -> None:
         (
             {
                 **ok,
-                "incidents": [{"on": (TODAY + timedelta(days=2)).isoformat(), "description": "x"}],
+                "incidents": [{"on": (today() + timedelta(days=2)).isoformat(), "description": "x"}],
             },
             "incidents.0.on",
         ),
         (without(ok, "warned_on"), "warned_on"),
-        ({**ok, "review_due": (TODAY + timedelta(days=400)).isoformat()}, "review_due"),
+        ({**ok, "review_due": (today() + timedelta(days=400)).isoformat()}, "review_due"),
         (
             {
                 **ok,
-                "review_due": (TODAY + timedelta(days=400)).isoformat(),
+                "review_due": (today() + timedelta(days=400)).isoformat(),
                 "review_approver": team.cl1.id,
             },
             "review_approver",
@@ -76,7 +76,7 @@ async def test_field_refusals(api: Api, client: Any, team: Team) -> None:
     longer = {
         **without(ok, "warned_on"),
         "immediate_risk": "Threat to harm staff",
-        "review_due": (TODAY + timedelta(days=400)).isoformat(),
+        "review_due": (today() + timedelta(days=400)).isoformat(),
         "review_approver": team.manager.id,
     }
     resp = await client.post("/v1/restrictions", json=longer, headers=lead.headers)
@@ -181,7 +181,7 @@ async def test_adjustments_conflict_needs_a_managers_equality_note(api: Api, cli
         f"/v1/restrictions/{made['id']}/equality-note/sign", json={}, headers=team.manager.headers
     )
     assert signed.status == 200
-    assert (await signed.json())["equality_note"]["on"] == TODAY.isoformat()
+    assert (await signed.json())["equality_note"]["on"] == today().isoformat()
     # A restriction that does not touch the phone is not held up by the flag.
     resp = await client.post("/v1/restrictions", json=restriction_body(cid, "appointment_only"), headers=lead.headers)
     assert resp.status == 201
@@ -193,7 +193,7 @@ async def test_lifecycle_refusals(api: Api, client: Any, team: Team) -> None:
     rid = (await api.restriction(cid, deciders=[lead], status="proposed"))["id"]
     base = f"/v1/restrictions/{rid}"
     assert (await refused(client, lead, {}, 409, f"{base}/letter"))["code"] == "wrong_status"
-    assert (await refused(client, lead, {"lodged_on": TODAY.isoformat(), "grounds": "x"}, 409, f"{base}/appeal"))[
+    assert (await refused(client, lead, {"lodged_on": today().isoformat(), "grounds": "x"}, 409, f"{base}/appeal"))[
         "code"
     ] == "wrong_status"
     assert (await refused(client, lead, {}, 409, f"{base}/decide"))["code"] == "duplicate_decider"

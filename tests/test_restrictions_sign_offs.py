@@ -12,13 +12,21 @@ import asyncpg
 import pytest
 
 from gateway.lifecycle import add_months
-from tests.factory import PHONE, TODAY, YESTERDAY, Api, Member, Team, restriction_body
+from tests.factory import PHONE, Api, Member, Team, restriction_body, today, yesterday
 
 pytestmark = pytest.mark.asyncio
 
 NOTE = {"note": "Email and letters suit her; considered under the Equality Act."}
-LONGER = (TODAY + timedelta(days=500)).isoformat()
-DEFAULT_DUE = add_months(YESTERDAY, 12).isoformat()
+
+
+def longer() -> str:
+    """A review date beyond the usual 12 months, which needs an approver."""
+    return (today() + timedelta(days=500)).isoformat()
+
+
+def default_due() -> str:
+    """The review date a restriction starting yesterday gets by default."""
+    return add_months(yesterday(), 12).isoformat()
 
 
 async def post(client: Any, who: Member, path: str, data: dict[str, Any] | None = None) -> tuple[int, Any]:
@@ -69,7 +77,7 @@ async def test_an_equality_note_holds_the_restriction_until_its_manager_signs(
     status, body = await post(client, team.manager, path)
     assert status == 200, body
     assert body["status"] == "active" and body["equality_note_asked"] is None
-    assert body["equality_note"] == {"staff_id": team.manager.id, "note": NOTE["note"], "on": TODAY.isoformat()}
+    assert body["equality_note"] == {"staff_id": team.manager.id, "note": NOTE["note"], "on": today().isoformat()}
     kinds = await events_of(conn, rid)
     assert ("equality_note_signed", team.manager.id) in kinds
     assert kinds[-1] == ("activated", team.manager.id)
@@ -83,8 +91,8 @@ async def test_someone_asked_who_has_not_signed_took_no_part(api: Api, client: A
     they have, they took part and may not."""
     cid = await api.customer("Eileen Murphy", PHONE)
     decision = {"outcome": "upheld", "notes": "Proportionate."}
-    appeal = {"lodged_on": TODAY.isoformat(), "grounds": "Unfair."}
-    asked = {"review_due": LONGER, "review_approver": team.manager.id}
+    appeal = {"lodged_on": today().isoformat(), "grounds": "Unfair."}
+    asked = {"review_due": longer(), "review_approver": team.manager.id}
     first = (await api.restriction(cid, deciders=team.deciders, **asked))["id"]
     second = (await api.restriction(cid, "appointment_only", deciders=team.deciders, **asked))["id"]
     status, body = await post(client, team.manager, f"/v1/restrictions/{second}/review-period/approve")
@@ -107,12 +115,12 @@ async def test_a_longer_review_period_is_in_force_only_once_its_approver_agrees(
     api: Api, client: Any, conn: asyncpg.Connection, team: Team
 ) -> None:
     cid = await api.customer("Kevin Doyle", PHONE)
-    made = await api.restriction(cid, deciders=team.deciders, review_due=LONGER, review_approver=team.manager.id)
+    made = await api.restriction(cid, deciders=team.deciders, review_due=longer(), review_approver=team.manager.id)
     rid = made["id"]
     # Active at once (the deciders decided), reviewed on the default date until the approver agrees.
-    assert made["review_due"] == DEFAULT_DUE and made["review_approver"] is None
+    assert made["review_due"] == default_due() and made["review_approver"] is None
     asked = made["review_period_asked"]
-    assert asked["approver"] == team.manager.id and asked["review_due"] == LONGER
+    assert asked["approver"] == team.manager.id and asked["review_due"] == longer()
     # The customer is written to meanwhile.
     assert (await post(client, team.cl1, f"/v1/restrictions/{rid}/letter"))[0] == 200
     report = await awaited(client, team.cl1, rid)
@@ -125,7 +133,7 @@ async def test_a_longer_review_period_is_in_force_only_once_its_approver_agrees(
     assert status == 403, body
     status, body = await post(client, team.manager, path)
     assert status == 200, body
-    assert body["review_due"] == LONGER and body["review_approver"] == team.manager.id
+    assert body["review_due"] == longer() and body["review_approver"] == team.manager.id
     assert body["review_period_asked"] is None
     # The letter told the customer the default date: a new one is due.
     assert body["letter_sent_on"] is None
@@ -137,11 +145,11 @@ async def test_a_longer_review_period_is_in_force_only_once_its_approver_agrees(
 
 async def test_an_approver_taking_the_step_themselves_agrees_it_at_once(api: Api, client: Any, team: Team) -> None:
     cid = await api.customer("Aisha Rahman", PHONE)
-    body = restriction_body(cid, review_due=LONGER, review_approver=team.scl.id)
+    body = restriction_body(cid, review_due=longer(), review_approver=team.scl.id)
     resp = await client.post("/v1/restrictions", json=body, headers=team.scl.headers)
     made = await resp.json()
     assert resp.status == 201, made
-    assert made["review_due"] == LONGER and made["review_approver"] == team.scl.id
+    assert made["review_due"] == longer() and made["review_approver"] == team.scl.id
     assert made["review_period_asked"] is None
     # A period no longer than the default needs nobody's approval, so none is recorded.
     short = restriction_body(cid, "appointment_only", review_approver=team.manager.id)
@@ -157,16 +165,16 @@ async def test_a_renewal_asks_for_a_longer_period_like_a_new_restriction(api: Ap
     renewal = {
         "outcome": "renew",
         "reasons": "Calls continued after the letter.",
-        "review_due": LONGER,
+        "review_due": longer(),
         "review_approver": team.senior.id,
     }
     status, body = await post(client, team.cl2, f"/v1/restrictions/{rid}/review", renewal)
     assert status == 200, body
-    assert body["review_due"] == add_months(TODAY, 12).isoformat() and body["review_approver"] is None
+    assert body["review_due"] == add_months(today(), 12).isoformat() and body["review_approver"] is None
     assert body["review_period_asked"]["approver"] == team.senior.id
     status, body = await post(client, team.senior, f"/v1/restrictions/{rid}/review-period/approve")
     assert status == 200, body
-    assert body["review_due"] == LONGER and body["review_approver"] == team.senior.id
+    assert body["review_due"] == longer() and body["review_approver"] == team.senior.id
     # A later renewal within the default period replaces what was asked and agreed before.
     status, body = await post(client, team.cl2, f"/v1/restrictions/{rid}/review", {**renewal, "review_due": None})
     assert status == 200, body
@@ -180,7 +188,7 @@ async def test_a_signature_is_not_dated_before_it_was_asked_and_a_leaver_is_repl
     note = {**NOTE, "staff_id": team.manager.id}
     rid = (await api.restriction(cid, deciders=team.deciders, status="proposed", equality_note=note))["id"]
     path = f"/v1/restrictions/{rid}/equality-note/sign"
-    status, body = await post(client, team.manager, path, {"on": (TODAY - timedelta(days=30)).isoformat()})
+    status, body = await post(client, team.manager, path, {"on": (today() - timedelta(days=30)).isoformat()})
     assert status == 422 and "on" in body["error"]["message"], body
     # The manager asked leaves before signing: another manager may sign, recorded as the signer.
     await conn.execute("UPDATE staff SET active = false WHERE id = $1", team.manager.id)
@@ -210,15 +218,15 @@ async def test_an_approval_does_not_undo_an_appeal_that_brought_the_review_forwa
     api: Api, client: Any, team: Team
 ) -> None:
     cid = await api.customer("Kevin Doyle", PHONE)
-    asked = {"review_due": LONGER, "review_approver": team.manager.id}
+    asked = {"review_due": longer(), "review_approver": team.manager.id}
     rid = (await api.restriction(cid, deciders=team.deciders, **asked))["id"]
     path = f"/v1/restrictions/{rid}/review-period/approve"
-    appeal = {"lodged_on": TODAY.isoformat(), "grounds": "Too long."}
+    appeal = {"lodged_on": today().isoformat(), "grounds": "Too long."}
     assert (await post(client, team.cl3, f"/v1/restrictions/{rid}/appeal", appeal))[0] == 200
     # Not while the appeal is being decided.
     status, body = await post(client, team.manager, path)
     assert status == 409 and body["error"]["code"] == "wrong_status", body
-    sooner = (TODAY + timedelta(days=90)).isoformat()
+    sooner = (today() + timedelta(days=90)).isoformat()
     decision = {"outcome": "varied", "notes": "Review sooner.", "variation": {"review_due": sooner}}
     status, body = await post(client, team.senior, f"/v1/restrictions/{rid}/appeal/decision", decision)
     assert status == 200 and body["review_due"] == sooner, body

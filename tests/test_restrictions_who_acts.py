@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.factory import PHONE, TODAY, Api, Member, Team, bearer, insert_unowned_key, restriction_body
+from tests.factory import PHONE, Api, Member, Team, bearer, insert_unowned_key, restriction_body, today
 
 pytestmark = pytest.mark.asyncio
 
@@ -65,7 +65,7 @@ async def test_a_body_naming_someone_else_is_refused_at_every_step(
         assert status == 403 and refused["error"]["code"] == "not_you", refused
         assert f"staff_id names staff member {team.scl.id}" in refused["error"]["message"]
         assert f"signed in as staff member {team.cl3.id}" in refused["error"]["message"]
-    await post(client, team.cl1, base + "/appeal", {"lodged_on": TODAY.isoformat(), "grounds": "Unfair."})
+    await post(client, team.cl1, base + "/appeal", {"lodged_on": today().isoformat(), "grounds": "Unfair."})
     decision = {"outcome": "lifted", "notes": "Not proportionate.", "staff_id": team.senior.id}
     status, refused = await post(client, team.manager, base + "/appeal/decision", decision)
     assert status == 403 and refused["error"]["code"] == "not_you"
@@ -79,7 +79,7 @@ async def test_a_caution_lead_key_cannot_decide_an_appeal(
     api: Api, client: Any, team: Team, customer: int, conn: asyncpg.Connection
 ) -> None:
     rid = (await api.restriction(customer, deciders=team.deciders))["id"]
-    await post(client, team.cl1, f"/v1/restrictions/{rid}/appeal", {"lodged_on": TODAY.isoformat(), "grounds": "x"})
+    await post(client, team.cl1, f"/v1/restrictions/{rid}/appeal", {"lodged_on": today().isoformat(), "grounds": "x"})
     for lead in (team.cl3, team.scl):  # uninvolved, or a service caution lead: still not a manager
         status, body = await post(
             client, lead, f"/v1/restrictions/{rid}/appeal/decision", {"outcome": "lifted", "notes": "x"}
@@ -96,7 +96,7 @@ async def test_an_appeal_is_refused_to_a_manager_who_took_part(
     customer = await api.customer("Eileen Murphy", PHONE, adjustments={"flags": ["needs_phone"]})
     note = {"staff_id": team.manager.id, "note": "Email suits her; considered under the Equality Act."}
     rid = (await api.restriction(customer, deciders=team.deciders, equality_note=note, note_signer=team.manager))["id"]
-    await post(client, team.cl3, f"/v1/restrictions/{rid}/appeal", {"lodged_on": TODAY.isoformat(), "grounds": "x"})
+    await post(client, team.cl3, f"/v1/restrictions/{rid}/appeal", {"lodged_on": today().isoformat(), "grounds": "x"})
     await conn.execute("UPDATE staff SET role = 'manager' WHERE id = $1", team.cl2.id)
     promoted = bearer(await api.key_of(team.cl2.id))  # their key role follows their staff role
     decision = {"outcome": "lifted", "notes": "Not proportionate."}
