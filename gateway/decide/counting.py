@@ -35,9 +35,10 @@ class Counting:
         return counters_needed(compiled, match.bundles, now, self.tz, channel)
 
     async def count(
-        self, compiled: CompiledRuleSet, match: Match, specs: list[CounterSpec], now: datetime
+        self, compiled: CompiledRuleSet, match: Match, specs: list[CounterSpec], now: datetime, until: float | None
     ) -> dict[str, int]:
-        """This contact counted in each of `specs` (from `needed`)."""
+        """This contact counted in each of `specs` (from `needed`); `until`: the caller's deadline
+        (the event loop's time), when a count from the log is given up."""
         if not specs:
             return {}
         if self.health.usable():
@@ -45,7 +46,7 @@ class Counting:
                 return await self._in_redis(specs)
             except (RedisError, OSError, TimeoutError) as exc:
                 self.health.failed(exc)
-        return await self._from_log(specs, compiled, match, now)
+        return await self._from_log(specs, compiled, match, now, until)
 
     async def _in_redis(self, specs: list[CounterSpec]) -> dict[str, int]:
         async with asyncio.timeout(self.health.budget):
@@ -59,14 +60,14 @@ class Counting:
         return {s.key: int(results[2 * i]) for i, s in enumerate(specs)}
 
     async def _from_log(
-        self, specs: list[CounterSpec], compiled: CompiledRuleSet, match: Match, now: datetime
+        self, specs: list[CounterSpec], compiled: CompiledRuleSet, match: Match, now: datetime, until: float | None
     ) -> dict[str, int]:
         owners = counter_owners(compiled, match, now, self.tz)
         counts = {}
         for s in specs:
             customer_id, period = owners[s.key]
             since = period_start(period, now, self.tz)
-            counts[s.key] = 1 + await detached(decided_since(self.pool, customer_id, since))
+            counts[s.key] = 1 + await detached(decided_since(self.pool, customer_id, since), until)
         return counts
 
 

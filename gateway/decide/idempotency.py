@@ -192,7 +192,7 @@ class Idempotency:
                 budget.reschedule(asyncio.get_running_loop().time() + patience)
                 return await self._wait_for_answer(k)
         try:  # shielded: the deadline answers the caller; a hung query is left to end on its own
-            row = await detached(earlier_decision(self.pool, contact.channel, contact.provider_id))
+            row = await detached(earlier_decision(self.pool, contact.channel, contact.provider_id), budget.when())
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
             return None  # the writer's unique key is the last word
         return Decision.model_validate(row) if row else None

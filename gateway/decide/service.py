@@ -96,7 +96,7 @@ class DecideService:
                     earlier = await self.claims.earlier(contact, budget, self.retry_patience(contact.channel))
                     if earlier is not None:
                         return earlier, False
-                    decision = await self._counted(contact, contact_id, handle, received)
+                    decision = await self._counted(contact, contact_id, handle, received, budget.when())
         except Exception as exc:  # the safe answer, whatever failed: never hang, never 500
             decision = self._degraded(contact, contact_id, received, exc)
         ack, ack_note = self.effects.acknowledgement(contact, decision)
@@ -127,13 +127,13 @@ class DecideService:
         return self._rules(contact, contact_id, match, {}, received)
 
     async def _counted(
-        self, contact: InboundContact, contact_id: str, handle: SenderHandle, received: datetime
+        self, contact: InboundContact, contact_id: str, handle: SenderHandle, received: datetime, until: float | None
     ) -> Decision:
         # Read again after the claim's await: a restriction changed meanwhile is in force for this contact.
         match = self.index.match(handle.kind, handle.value, withheld=handle.withheld, on_behalf_of=contact.on_behalf_of)
         compiled = self.contexts.rules.compiled
         specs = self.counting.needed(compiled, match, contact.channel, received)
-        counts = await self.counting.count(compiled, match, specs, received)
+        counts = await self.counting.count(compiled, match, specs, received, until)
         return self._rules(contact, contact_id, match, counts, received)
 
     def _rules(
