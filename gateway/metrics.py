@@ -29,7 +29,7 @@ LOG_BATCH = Histogram(
 )
 LOG_COMMIT_SECONDS = Histogram(
     "gateway_contact_log_commit_seconds",
-    "Time a contact-log batch took to commit, from taking a connection to the answer",
+    "Time a contact-log batch took to commit, its wait for a pool connection included (committed batches only)",
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0),
     registry=REGISTRY,
 )

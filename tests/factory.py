@@ -16,16 +16,16 @@ import asyncpg
 from gateway.auth import KEY_PREFIX, create_staff_key, hash_key
 from gateway.models.people import CustomerIn
 from gateway.rules.registry import DEFAULT_CHANNELS
-from gateway.settings import DEFAULT_TZ
+from gateway.settings import Settings
 from gateway.store import keys, people
 from tests.helpers import eventually
 
 
 def today() -> date:
-    """Today where the gateway under test is (the provider's default time zone, Europe/London), asked
-    when it is used: a date fixed when the tests were imported would be wrong in a run that crosses
+    """Today where the gateway under test is (its time zone, GATEWAY_TZ or Europe/London), asked when
+    it is used: a date fixed when the tests were imported would be wrong in a run that crosses
     midnight, and UTC's date is a day behind London's for an hour each summer night."""
-    return datetime.now(ZoneInfo(DEFAULT_TZ)).date()
+    return datetime.now(ZoneInfo(Settings.from_env().tz)).date()
 
 
 def yesterday() -> date:

@@ -155,7 +155,7 @@ async def test_what_arrives_while_a_commit_is_under_way_waits_for_it_and_goes_in
         for record in arriving:
             later.append(asyncio.create_task(log.append(record, wait=5)))
             await asyncio.sleep(0.01)
-        await asyncio.sleep(0.1)  # well inside SLOW_COMMIT: nothing is spooled
+        await asyncio.sleep(0.03)  # the commit held ~0.13 s in all, well inside SLOW_COMMIT: nothing is spooled
         assert not first.done()
         assert not any(t.done() for t in later)  # none was committed beside the commit under way
         await conn.execute("ROLLBACK")
@@ -173,7 +173,9 @@ async def test_a_commit_slower_than_the_second_commit_wait_does_not_hold_back_wh
     committed beside it, not made to wait for it (nor spooled)."""
     after = _record(1)
     async with _held_commit(settings, conn, tmp_path, 20) as (log, held, first):  # held 50 ms: past 20
+        started = asyncio.get_running_loop().time()
         result = await asyncio.wait_for(log.append(after, wait=5), timeout=SLOW_COMMIT * 0.8)
+        assert asyncio.get_running_loop().time() - started < 0.2  # committed at once, not after a wait
         assert not result.spooled
         assert not first.done()
         await conn.execute("ROLLBACK")

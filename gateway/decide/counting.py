@@ -20,7 +20,7 @@ from ..rules.context import Match
 from ..rules.counters import CounterSpec, contact_limit_key, counters_needed, customer_count_key
 from ..rules.kinds.contact_limit import ContactLimit
 from ..store.contacts import decided_since
-from .detached import detached
+from .detached import detached, on_connection
 from .redishealth import RedisHealth
 
 
@@ -67,7 +67,7 @@ class Counting:
         for s in specs:
             customer_id, period = owners[s.key]
             since = period_start(period, now, self.tz)
-            counts[s.key] = 1 + await detached(decided_since(self.pool, customer_id, since), until)
+            counts[s.key] = 1 + await detached(on_connection(self.pool, until, decided_since, customer_id, since))
         return counts
 
 

@@ -2,24 +2,24 @@
 
 Cancelling a query on a hung PostgreSQL connection waits for the cancellation to reach the server,
 which can take as long as the hang. A detached call lets the caller's deadline answer at once and
-leaves the call to end on its own; its outcome, if nobody waits for it any more, is dropped. It is
-given up at the caller's deadline all the same: a call still waiting for a connection from a pool
-that an outage has emptied would otherwise wait for ever, and such calls would pile up.
+leaves the call to end on its own; its outcome, if nobody waits for it any more, is dropped. Its wait
+for a pool connection ends at the caller's deadline all the same (`on_connection`): in an outage that
+has emptied the pool, calls waiting for ever for a connection would pile up.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
+
+import asyncpg
 
 T = TypeVar("T")
 
 
-async def detached(coro: Coroutine[Any, Any, T], until: float | None) -> T:
-    """`coro`'s outcome, awaited without being held by it; `until` (the event loop's time, the
-    caller's deadline): when the call is given up, whether or not anyone still waits for it."""
-    task = asyncio.ensure_future(_given_up_at(coro, until))
+async def detached(coro: Coroutine[Any, Any, T]) -> T:
+    task = asyncio.ensure_future(coro)
     try:
         return await asyncio.shield(task)
     except asyncio.CancelledError:
@@ -27,11 +27,14 @@ async def detached(coro: Coroutine[Any, Any, T], until: float | None) -> T:
         raise
 
 
-async def _given_up_at(coro: Coroutine[Any, Any, T], until: float | None) -> T:
-    async with asyncio.timeout_at(until):
-        return await coro
-
-
 def _drop_outcome(task: asyncio.Task[Any]) -> None:
     if not task.cancelled():
         task.exception()  # retrieved, so it is not reported as never retrieved
+
+
+async def on_connection(pool: asyncpg.Pool, until: float | None, call: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """`call(connection, *args)` on a connection from `pool`, waited for until `until` (the event
+    loop's time: the caller's deadline), then TimeoutError. The query, once sent, ends on its own."""
+    timeout = None if until is None else max(0.0, until - asyncio.get_running_loop().time())
+    async with pool.acquire(timeout=timeout) as conn:
+        return await call(conn, *args)

@@ -37,7 +37,7 @@ from ..contactlog import Appended, ContactRecord
 from ..redisbatch import RedisBatch
 from ..rediskeys import IDEMPOTENCY, SPOOLED
 from ..store.contacts import earlier_decision
-from .detached import detached
+from .detached import detached, on_connection
 from .redishealth import RedisHealth
 
 TTL_SECONDS = 7 * 86400
@@ -177,9 +177,10 @@ class Idempotency:
         up to `patience` (long enough for that attempt to be decided and made durable, even on the
         spool): answering a retry on its own would acknowledge a second contact id for one contact.
         """
-        if not contact.provider_id:
+        pid = contact.provider_id
+        if not pid:
             return None
-        k = key(contact.channel, contact.provider_id)
+        k = key(contact.channel, pid)
         if self.health.usable():
             try:
                 async with asyncio.timeout(self.health.budget):
@@ -192,7 +193,9 @@ class Idempotency:
                 budget.reschedule(asyncio.get_running_loop().time() + patience)
                 return await self._wait_for_answer(k)
         try:  # shielded: the deadline answers the caller; a hung query is left to end on its own
-            row = await detached(earlier_decision(self.pool, contact.channel, contact.provider_id), budget.when())
+            row = await detached(on_connection(self.pool, budget.when(), earlier_decision, contact.channel, pid))
+        except TimeoutError:  # the caller's deadline (an OSError too, but not one to decide past)
+            raise
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
             return None  # the writer's unique key is the last word
         return Decision.model_validate(row) if row else None
