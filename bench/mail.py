@@ -23,6 +23,7 @@ import redis
 
 from gateway import db
 from gateway.auth import create_key
+from gateway.lifecycle import Actor
 
 from . import logcheck
 from .load import Shape, ensure_loaded, settle
@@ -107,7 +108,7 @@ async def run(args: argparse.Namespace, shape: Shape, run_id: str, tmp: Path, re
     redis.Redis.from_url(redis_url).flushdb()
     conn = await db.connect(url)
     try:
-        key = (await create_key(conn, "channel", "bench mail"))[1]
+        key = (await create_key(conn, "channel", "bench mail", actor=Actor("make bench")))[1]
     finally:
         await conn.close()
     prefix = f"{run_id}-mail-"

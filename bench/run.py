@@ -23,6 +23,7 @@ import redis
 
 from gateway import db
 from gateway.auth import create_key
+from gateway.lifecycle import Actor
 
 from . import logcheck, mail, profile, propagation, report
 from .load import Shape, ensure_loaded, settle
@@ -86,7 +87,7 @@ async def _steady(url: str, key: str, pool: list[str], prefix: str, args: argpar
 async def _new_key(url: str) -> str:
     conn = await db.connect(url)
     try:
-        return (await create_key(conn, "channel", "bench"))[1]
+        return (await create_key(conn, "channel", "bench", actor=Actor("make bench")))[1]
     finally:
         await conn.close()
 

@@ -23,6 +23,7 @@ import psutil
 from bench.servers import Server, free_port, wait_ready
 from gateway import db, embedded
 from gateway.auth import create_key
+from gateway.lifecycle import Actor
 from gateway.migrate import migrate
 
 
@@ -91,7 +92,7 @@ class Services:
         conn = await db.connect(self.database_url)
         try:
             await migrate(conn)
-            return (await create_key(conn, "channel", "faults"))[1]
+            return (await create_key(conn, "channel", "faults", actor=Actor("make faults")))[1]
         finally:
             await conn.close()
 

@@ -6,9 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import getpass
 import hashlib
 import json
+import os
 import secrets
+import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -90,8 +93,9 @@ def _name(name: str) -> str:
     return name
 
 
-async def create_key(conn: asyncpg.Connection | asyncpg.Pool, role: str, name: str) -> tuple[int, str]:
-    """A system key (channel or admin); the key itself is returned once and never stored."""
+async def create_key(conn: asyncpg.Connection | asyncpg.Pool, role: str, name: str, *, actor: Actor) -> tuple[int, str]:
+    """A system key (channel or admin), made by `actor` (recorded); the key itself is returned once
+    and never stored."""
     if role not in SYSTEM_ROLES:
         if role in ROLES:
             raise Invalid(
@@ -101,7 +105,7 @@ async def create_key(conn: asyncpg.Connection | asyncpg.Pool, role: str, name: s
             )
         raise Invalid(f"role must be one of {', '.join(SYSTEM_ROLES)}", [{"field": "role"}])
     key = KEY_PREFIX + secrets.token_urlsafe(32)
-    return await store.insert_key(conn, _name(name), role, hash_key(key)), key
+    return await store.insert_key(conn, _name(name), role, hash_key(key), actor), key
 
 
 @dataclass(frozen=True)
@@ -115,15 +119,28 @@ class StaffKey:
     staff_id: int
 
 
-async def create_staff_key(conn: asyncpg.Connection | asyncpg.Pool, staff_id: int, name: str | None = None) -> StaffKey:
-    """A key for one staff member, named after them unless `name` is given; its role follows theirs."""
+async def create_staff_key(
+    conn: asyncpg.Connection | asyncpg.Pool, staff_id: int, name: str | None = None, *, actor: Actor
+) -> StaffKey:
+    """A key for one staff member, named after them unless `name` is given; its role follows theirs.
+    Made by `actor` (recorded)."""
     member = await store.staff_member(conn, staff_id)
     if member is None or not member["active"]:
         raise Invalid(f"staff member {staff_id} does not exist or is inactive", [{"field": "staff_id"}])
     role = KEY_ROLE_OF_STAFF[member["role"]]
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     name = _name(name or member["name"][:100])  # staff names may be longer than key names
-    return StaffKey(await store.insert_key(conn, name, role, hash_key(key), staff_id), key, role, name, staff_id)
+    key_id = await store.insert_key(conn, name, role, hash_key(key), actor, staff_id)
+    return StaffKey(key_id, key, role, name, staff_id)
+
+
+def command_line_actor() -> Actor:
+    """Who acts from `python -m gateway keys ...`: the account on the machine it runs on."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # an account with no name (a container's numeric user)
+        user = f"uid {os.getuid()}"
+    return Actor(f"command line: {user}@{socket.gethostname()}")
 
 
 async def active_key_id(conn: asyncpg.Connection | asyncpg.Pool, key: str) -> int | None:

@@ -45,7 +45,7 @@ async def _migrate(settings: Settings) -> int:
 
 
 async def _keys_create(settings: Settings, role: str | None, staff_id: int | None, name: str | None) -> int:
-    from .auth import create_key, create_staff_key
+    from .auth import command_line_actor, create_key, create_staff_key
     from .errors import Invalid
 
     if staff_id is None and not name:
@@ -54,10 +54,10 @@ async def _keys_create(settings: Settings, role: str | None, staff_id: int | Non
     conn = await db.connect(settings.require_services().database_url or "")
     try:
         if staff_id is not None:
-            made = await create_staff_key(conn, staff_id, name)
+            made = await create_staff_key(conn, staff_id, name, actor=command_line_actor())
             key_id, key, whose = made.id, made.key, f"{made.role} key of staff member {staff_id}, {made.name}"
         else:
-            key_id, key = await create_key(conn, role or "", name or "")
+            key_id, key = await create_key(conn, role or "", name or "", actor=command_line_actor())
             whose = f"{role}, {name}"
     except Invalid as exc:
         print(f"keys create: {exc.message}", file=sys.stderr)
@@ -70,18 +70,23 @@ async def _keys_create(settings: Settings, role: str | None, staff_id: int | Non
 
 async def _keys_list(settings: Settings) -> int:
     from .auth import list_keys
+    from .store.keys import key_events
 
     conn = await db.connect(settings.require_services().database_url or "")
     try:
+        events = await key_events(conn)
         for k in await list_keys(conn):
             print(_key_line(k))
+            for e in events.get(k["id"], []):
+                print(f"{'':>7}{e['kind']} {e['at']:%Y-%m-%d %H:%M} by {e['actor']}")
     finally:
         await conn.close()
     return 0
 
 
 def _key_line(k: Mapping[str, Any]) -> str:
-    """One key: its id, role, name, whose it is (a staff member's key has the role they have now)."""
+    """One key: its id, role, name, whose it is (a staff member's key has the role they have now);
+    below it, who made it and who revoked it, and when."""
     from .auth import KEY_ROLE_OF_STAFF
 
     state = f"revoked {k['revoked_at']:%Y-%m-%d %H:%M}" if k["revoked_at"] else "active"
@@ -96,11 +101,11 @@ def _key_line(k: Mapping[str, Any]) -> str:
 
 
 async def _keys_revoke(settings: Settings, key_id: int) -> int:
-    from .auth import forget_shared, revoke_key
+    from .auth import command_line_actor, forget_shared, revoke_key
 
     conn = await db.connect(settings.require_services().database_url or "")
     try:
-        digest = await revoke_key(conn, key_id)
+        digest = await revoke_key(conn, key_id, command_line_actor())
         if digest is None:
             print(f"keys revoke: there is no key {key_id}", file=sys.stderr)
             return 1

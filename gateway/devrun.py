@@ -15,12 +15,14 @@ import asyncpg
 from . import db, embedded
 from .auth import active_key_id, create_key
 from .demo import PROVIDER_SETTINGS, load_demo
+from .lifecycle import Actor
 from .migrate import migrate
 from .serve import STOP_WITHIN
 from .settings import Settings, SettingsError
 from .store.keys import revoke_others
 
 KEY_NAME = "make run"
+MAKE_RUN = Actor("make run: the local admin key it keeps")  # who its keys' events name
 KEY_FILE = "admin-key"
 
 
@@ -64,9 +66,9 @@ async def admin_key(conn: asyncpg.Connection, path: Path) -> str:
     key = _read_key(path)
     key_id = await active_key_id(conn, key) if key else None
     if key is None or key_id is None:
-        key_id, key = await create_key(conn, "admin", KEY_NAME)
+        key_id, key = await create_key(conn, "admin", KEY_NAME, actor=MAKE_RUN)
         _write_key(path, key)
-    revoked = await revoke_others(conn, "admin", KEY_NAME, keep=key_id)
+    revoked = await revoke_others(conn, "admin", KEY_NAME, key_id, MAKE_RUN)
     if revoked:
         print(f"revoked {len(revoked)} earlier `make run` admin key(s)", file=sys.stderr)
     return key

@@ -26,7 +26,7 @@ from gateway.auth import SYSTEM_ROLES, create_key
 from gateway.migrate import migrate
 from gateway.settings import Settings
 from tests.browser import browser, context, page  # noqa: F401  (browser fixtures, shared)
-from tests.factory import Api, Team
+from tests.factory import SET_UP, Api, Team
 from tests.tcpproxy import TcpProxy
 
 TEST_REDIS_DB = 13
@@ -121,7 +121,7 @@ async def client(settings: Settings) -> AsyncIterator[TestClient[Any, Any]]:
 @pytest.fixture
 async def keys(conn: asyncpg.Connection) -> dict[str, str]:
     """One key per system role (channel, admin); a person's key comes with a `team` member."""
-    return {role: (await create_key(conn, role, f"test {role}"))[1] for role in SYSTEM_ROLES}
+    return {role: (await create_key(conn, role, f"test {role}", actor=SET_UP))[1] for role in SYSTEM_ROLES}
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from gateway.auth import KEY_PREFIX, create_staff_key, hash_key
+from gateway.lifecycle import Actor
 from gateway.models.people import CustomerIn
 from gateway.rules.registry import DEFAULT_CHANNELS
 from gateway.settings import Settings
@@ -36,6 +37,7 @@ def yesterday() -> date:
 REASONS = "Repeated verbal abuse of call handlers."
 INCIDENT = "Swore at an agent and threatened to visit the office."
 PHONE = ("phone", "07700 900001")
+SET_UP = Actor("test set-up")  # who keys made and revoked by the tests' own set-up are recorded as made by
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -245,11 +247,11 @@ async def insert_restriction(
 async def insert_unowned_key(conn: asyncpg.Connection, role: str) -> str:
     """A person's key as made before keys belonged to staff members: it has a role and no one."""
     key = KEY_PREFIX + secrets.token_urlsafe(32)
-    await keys.insert_key(conn, f"unowned {role}", role, hash_key(key))
+    await keys.insert_key(conn, f"unowned {role}", role, hash_key(key), SET_UP)
     return key
 
 
 async def insert_staff_key(conn: asyncpg.Connection, name: str) -> str:
     """A key for a staff member already on record (the demo's, say), made as `keys create --staff` makes it."""
     staff_id = await conn.fetchval("SELECT id FROM staff WHERE name = $1", name)
-    return (await create_staff_key(conn, staff_id)).key
+    return (await create_staff_key(conn, staff_id, actor=SET_UP)).key

@@ -78,14 +78,21 @@ async def test_commands_use_the_running_embedded_services_when_nothing_is_set():
     name = f"cli test {uuid.uuid4().hex[:8]}"
     rc, out, err = await run_cli(env, "keys", "create", "--role", "channel", "--name", name)
     assert rc == 0, err
+    key_id = int(out.split()[1])  # "key 12 (channel, ...) — shown once ..."
     conn = await asyncpg.connect(urls["DATABASE_URL"])
     try:
         assert await active_key_id(conn, out.strip().splitlines()[-1]) is not None
-        rc, out, _ = await run_cli(env, "keys", "list")
-        assert rc == 0 and name in out
     finally:
-        await conn.execute("DELETE FROM api_keys WHERE name = $1", name)
         await conn.close()
+    rc, _, err = await run_cli(env, "keys", "revoke", str(key_id))  # keys are revoked, never deleted
+    assert rc == 0, err
+    rc, out, _ = await run_cli(env, "keys", "list")
+    listed = out.splitlines()
+    at = next(i for i, line in enumerate(listed) if line.split()[0] == str(key_id))
+    assert name in listed[at] and "revoked" in listed[at]
+    # Who made it and who revoked it: the account the command line ran as, on this machine.
+    assert listed[at + 1].split()[0] == "created" and "by command line: " in listed[at + 1]
+    assert listed[at + 2].split()[0] == "revoked" and "by command line: " in listed[at + 2]
 
 
 def _stale_port_files(base: Path) -> None:

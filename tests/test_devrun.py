@@ -9,7 +9,7 @@ import sys
 
 from gateway.auth import active_key_id, create_key, revoke_key
 from gateway.devrun import KEY_NAME, admin_key
-from tests.factory import bearer
+from tests.factory import SET_UP, bearer
 from tests.helpers import ROOT
 
 
@@ -31,14 +31,16 @@ async def test_a_second_start_reuses_the_key(conn, client, tmp_path):
 
 
 async def test_a_revoked_or_lost_key_is_replaced_and_earlier_ones_revoked(conn, tmp_path):
-    piled_up = [await create_key(conn, "admin", KEY_NAME) for _ in range(3)]  # one per start, before keys were kept
-    other_id, _ = await create_key(conn, "admin", "operations")
+    piled_up = [
+        await create_key(conn, "admin", KEY_NAME, actor=SET_UP) for _ in range(3)
+    ]  # one per start, before keys were kept
+    other_id, _ = await create_key(conn, "admin", "operations", actor=SET_UP)
     path = tmp_path / "admin-key"
     first = await admin_key(conn, path)
     assert first not in {key for _, key in piled_up}
     assert await _active_run_keys(conn) == [await active_key_id(conn, first)]
     first_id = await active_key_id(conn, first)
-    assert first_id is not None and await revoke_key(conn, first_id)
+    assert first_id is not None and await revoke_key(conn, first_id, SET_UP)
     second = await admin_key(conn, path)
     assert second != first and path.read_text().strip() == second
     assert await _active_run_keys(conn) == [await active_key_id(conn, second)]

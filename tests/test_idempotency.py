@@ -20,7 +20,7 @@ from gateway.decide import idempotency
 from gateway.decide.idempotency import key
 from gateway.rediskeys import API_KEY
 from gateway.runtime import RUNTIME
-from tests.factory import Api, bearer
+from tests.factory import SET_UP, Api, bearer
 from tests.helpers import free_port, via_proxy
 
 CALL = {"channel": "phone", "from": "07700 900123", "provider_id": "CA-remembered"}
@@ -70,7 +70,7 @@ async def test_with_redis_down_and_the_database_hung_a_call_is_answered_by_the_d
 
 
 async def test_a_revoked_keys_shared_copy_is_removed(conn, settings):
-    _, secret = await create_key(conn, "channel", "switch")
+    _, secret = await create_key(conn, "channel", "switch", actor=SET_UP)
     redis = aioredis.from_url(settings.redis_url)
     try:
         name = API_KEY + hash_key(secret).hex()

@@ -1,4 +1,4 @@
-"""API-key checks never make a caller wait on a slow or starting database."""
+"""API-key checks never make a caller wait on a slow or starting database; who made and revoked a key is kept."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ import struct
 import time
 
 from gateway import db
-from gateway.auth import LOOKUP_SECONDS, KeyRing, create_key, revoke_key
+from gateway.auth import LOOKUP_SECONDS, KeyRing, create_key, create_staff_key, revoke_key
+from gateway.lifecycle import Actor, staff_actor
+from gateway.store.keys import key_events, revoke_others
+from tests.factory import SET_UP
 from tests.helpers import via_proxy
 
 
@@ -20,7 +23,7 @@ async def _timed(coro):
 
 
 async def test_a_hung_database_delays_no_key_check(settings, conn, proxy):
-    _, known = await create_key(conn, "channel", "switch")
+    _, known = await create_key(conn, "channel", "switch", actor=SET_UP)
     pool = await db.create_pool(via_proxy(settings.database_url, proxy.port), min_size=0, max_size=2)
     try:
         ring = KeyRing(pool, ttl=0.05)
@@ -39,12 +42,12 @@ async def test_a_hung_database_delays_no_key_check(settings, conn, proxy):
 
 
 async def test_a_revoked_key_is_refused_once_rechecked(settings, conn):
-    key_id, key = await create_key(conn, "channel", "switch")
+    key_id, key = await create_key(conn, "channel", "switch", actor=SET_UP)
     pool = await db.create_pool(settings.database_url, min_size=0, max_size=2)
     try:
         ring = KeyRing(pool, ttl=0.05)
         assert await ring.resolve(key) is not None
-        await revoke_key(conn, key_id)
+        await revoke_key(conn, key_id, SET_UP)
         await asyncio.sleep(0.1)
         await ring.resolve(key)  # stale: answered from memory, re-checked behind it
         await asyncio.sleep(0.2)
@@ -79,3 +82,23 @@ async def test_a_database_still_starting_is_a_database_away(settings, conn):
     finally:
         await pool.close()
         server.close()
+
+
+async def test_each_key_change_names_who_made_it_once(conn, team):
+    """Made, revoked (again: nothing new), and the rotation `make run` does: one event per change."""
+    lead = staff_actor(team.cl1.id, team.cl1.name)
+    made = await create_staff_key(conn, team.scl.id, actor=lead)
+    key_id, _ = await create_key(conn, "channel", "Amazon Connect", actor=SET_UP)
+    assert await revoke_key(conn, key_id, lead) is not None
+    assert await revoke_key(conn, key_id, Actor("someone later")) is not None  # already revoked
+    newer, _ = await create_key(conn, "channel", "Amazon Connect", actor=SET_UP)
+    rotated = Actor("rotation")
+    assert await revoke_others(conn, "channel", "Amazon Connect", newer, rotated) == []  # the other is revoked
+    events = await key_events(conn)
+    assert [(e["kind"], e["actor"]) for e in events[made.id]] == [("created", lead.label)]
+    assert [(e["kind"], e["actor"]) for e in events[key_id]] == [("created", SET_UP.label), ("revoked", lead.label)]
+    staff = await conn.fetchval("SELECT staff_id FROM api_key_events WHERE key_id = $1 AND kind = 'revoked'", key_id)
+    assert staff == team.cl1.id
+    third, _ = await create_key(conn, "channel", "Amazon Connect", actor=SET_UP)
+    assert await revoke_others(conn, "channel", "Amazon Connect", third, rotated) == [newer]
+    assert [(e["kind"], e["actor"]) for e in (await key_events(conn))[newer]][-1] == ("revoked", rotated.label)

@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.app import create_app
 from gateway.contactlog import ContactRecord, Spool, replay_file
-from tests.factory import Api, bearer
+from tests.factory import SET_UP, Api, bearer
 from tests.helpers import eventually, via_proxy
 
 pytestmark = pytest.mark.timeout(120)
@@ -105,7 +105,7 @@ async def test_api_keys_keep_working_while_the_database_is_away(settings, conn, 
     from gateway import db
     from gateway.auth import KeyRing, create_key
 
-    _, key = await create_key(conn, "channel", "switch")
+    _, key = await create_key(conn, "channel", "switch", actor=SET_UP)
     pool = await db.create_pool(via_proxy(settings.database_url, proxy.port), min_size=0, max_size=2)
     try:
         ring = KeyRing(pool, ttl=0.05)
@@ -303,7 +303,7 @@ async def test_a_new_process_checks_keys_others_have_seen_while_the_database_is_
     from gateway import db
     from gateway.auth import KeyRing, create_key, revoke_key
 
-    key_id, key = await create_key(conn, "channel", "switch")
+    key_id, key = await create_key(conn, "channel", "switch", actor=SET_UP)
     redis = aioredis.from_url(settings.redis_url)
     pool = await db.create_pool(via_proxy(settings.database_url, proxy.port), min_size=0, max_size=2)
     try:
@@ -311,7 +311,7 @@ async def test_a_new_process_checks_keys_others_have_seen_while_the_database_is_
         await proxy.cut()
         assert await KeyRing(pool, redis).resolve(key) == seen  # a fresh one, database away
         await proxy.restore()
-        await revoke_key(conn, key_id)
+        await revoke_key(conn, key_id, SET_UP)
         assert await KeyRing(pool, redis).resolve(key) is None  # revoked: and forgotten in Redis
         await proxy.cut()
         with pytest.raises(OSError):

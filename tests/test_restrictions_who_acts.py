@@ -161,6 +161,21 @@ async def test_keys_without_a_staff_member_may_only_read(
     assert viewed["staff_id"] is None and viewed["actor"].startswith("key:")
 
 
+async def test_who_made_each_key_is_recorded_and_cannot_be_rewritten(
+    client: Any, conn: asyncpg.Connection, keys: dict[str, str]
+) -> None:
+    """A key is a credential: the admin key that minted one is named in its trail, which is append-only."""
+    admin = bearer(keys["admin"])
+    status, made = await post(client, admin, "/v1/keys", {"role": "channel", "name": "Genesys"})
+    assert status == 201
+    minter = await conn.fetchrow("SELECT id, name FROM api_keys WHERE role = 'admin' AND name = 'test admin'")
+    event = await conn.fetchrow("SELECT kind, actor, staff_id FROM api_key_events WHERE key_id = $1", made["id"])
+    assert dict(event) == {"kind": "created", "actor": f"key:{minter['id']}:{minter['name']}", "staff_id": None}
+    for change in ("UPDATE api_key_events SET actor = 'someone else'", "DELETE FROM api_key_events"):
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute(change)
+
+
 async def test_keys_are_made_for_staff_members_or_systems(client: Any, keys: dict[str, str], team: Team) -> None:
     admin = bearer(keys["admin"])
     status, made = await post(client, admin, "/v1/keys", {"staff_id": team.scl.id, "name": "Priya's laptop"})

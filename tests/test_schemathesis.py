@@ -20,6 +20,7 @@ import asyncpg
 import pytest
 
 from gateway.auth import create_key
+from tests.factory import SET_UP
 from tests.helpers import ROOT, running
 
 TOKEN = "schemathesis-twilio-token"
@@ -188,7 +189,7 @@ def _config(base_url: str, key: str, people: dict[str, str], pools: dict[str, li
 async def test_no_operation_answers_a_server_error(settings, conn, tmp_path: Path) -> None:
     configured = settings.with_(twilio_auth_token=TOKEN, public_url=PUBLIC, mailgun_signing_key=MAILGUN_KEY)
     async with running(configured, conn) as (client, _):
-        _, key = await create_key(conn, "admin", "schemathesis")
+        _, key = await create_key(conn, "admin", "schemathesis", actor=SET_UP)
         people, pools = await _seed(client, {"Authorization": f"Bearer {key}"}, conn)
         base = str(client.make_url("")).rstrip("/")
         config = tmp_path / "schemathesis.toml"

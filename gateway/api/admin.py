@@ -106,10 +106,10 @@ async def patch_case(request: web.Request) -> web.Response:
 async def create_key(request: web.Request) -> web.Response:
     body = await read_model(request, KeyIn)
     if body.staff_id is not None:
-        made = await auth.create_staff_key(request.app[POOL], body.staff_id, body.name)
+        made = await auth.create_staff_key(request.app[POOL], body.staff_id, body.name, actor=principal(request).actor)
         return web.json_response(dataclasses.asdict(made), status=201)
     assert body.role is not None and body.name is not None  # KeyIn asks for both without a staff_id
-    key_id, key = await auth.create_key(request.app[POOL], body.role, body.name)
+    key_id, key = await auth.create_key(request.app[POOL], body.role, body.name, actor=principal(request).actor)
     made_for_system = {"id": key_id, "key": key, "role": body.role, "name": body.name, "staff_id": None}
     return web.json_response(made_for_system, status=201)
 
