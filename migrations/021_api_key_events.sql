@@ -7,7 +7,7 @@ CREATE TABLE api_key_events (
     key_id   bigint NOT NULL REFERENCES api_keys (id),
     at       timestamptz NOT NULL DEFAULT now(),
     actor    text NOT NULL,
-    staff_id bigint,
+    staff_id bigint REFERENCES staff,
     kind     text NOT NULL CHECK (kind IN ('created', 'revoked'))
 );
 CREATE INDEX api_key_events_key ON api_key_events (key_id, at);

@@ -171,7 +171,11 @@ async def test_who_made_each_key_is_recorded_and_cannot_be_rewritten(
     minter = await conn.fetchrow("SELECT id, name FROM api_keys WHERE role = 'admin' AND name = 'test admin'")
     event = await conn.fetchrow("SELECT kind, actor, staff_id FROM api_key_events WHERE key_id = $1", made["id"])
     assert dict(event) == {"kind": "created", "actor": f"key:{minter['id']}:{minter['name']}", "staff_id": None}
-    for change in ("UPDATE api_key_events SET actor = 'someone else'", "DELETE FROM api_key_events"):
+    for change in (
+        "UPDATE api_key_events SET actor = 'someone else'",
+        "DELETE FROM api_key_events",
+        "TRUNCATE api_key_events",
+    ):
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await conn.execute(change)
 
