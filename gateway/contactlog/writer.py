@@ -189,8 +189,9 @@ class ContactLog:
         has taken `log_second_commit_after_ms` (20 by default; a commit takes 1–10 ms here) may be
         slow, so a further one starts beside it rather than hold every contact of the worker back;
         at most `log_flushes_in_flight` at once. Measured against starting a second commit at once
-        (bench/RESULTS.md, 2026-11-27): 6–17 % more decisions a second at saturation, 16–24 % less
-        PostgreSQL CPU a contact, and a thinner tail at 1,000/s."""
+        (bench/RESULTS.md, 2026-11-27, seven pairs at saturation, six at 1,000/s): a median 13 %
+        more decisions a second (−2 to +19 %), 15–24 % less PostgreSQL CPU a contact, and a thinner
+        tail at 1,000/s in five pairs of six."""
         closing = False
         inflight: dict[asyncio.Task[None], float] = {}  # each commit under way, and when it began
         loop = asyncio.get_running_loop()

@@ -38,7 +38,7 @@ class Counting:
         self, compiled: CompiledRuleSet, match: Match, specs: list[CounterSpec], now: datetime, until: float | None
     ) -> dict[str, int]:
         """This contact counted in each of `specs` (from `needed`); `until`: the caller's deadline
-        (the event loop's time), when a count from the log is given up."""
+        (the event loop's time), past which a count from the log waits for no pool connection."""
         if not specs:
             return {}
         if self.health.usable():
