@@ -182,6 +182,18 @@ class KeyRing:
             self._check(digest)  # stale: answered now, checked again behind it
         return hit[1]
 
+    def known(self, key: str) -> Principal | None:
+        """Who `key` is, if this process holds a recognised, unrevoked answer for it (checked again
+        behind it when stale, as `resolve` does); None for anything `resolve` has to ask about or
+        would refuse. For the lean edge (gateway.edge), which never waits and never refuses."""
+        digest = hash_key(key)
+        hit = self._cache.get(digest)
+        if hit is None:
+            return None
+        if hit[0] <= time.monotonic():
+            self._check(digest)
+        return hit[1]
+
     async def _lookup(self, digest: bytes) -> Principal | None:
         """A key not seen yet: the database's answer if it comes in time, else what Redis holds.
         A check that did not finish in time is left to finish on its own: waiting for a hung

@@ -174,6 +174,24 @@ def _translate(exc: BaseException) -> web.Response | None:
     return None
 
 
+def error_response(exc: Exception, method: str, path: str) -> web.Response:
+    """The JSON error reply to an exception a handler raised (logged as it deserves)."""
+    translated = _translate(exc)
+    if translated is None:
+        log.error("unhandled error on %s %s", method, path, exc_info=exc)
+        return error_body(500, "internal", "internal error; the request id is in the logs")
+    if translated.status >= 500:
+        log.warning("%s on %s %s: %r", translated.status, method, path, exc)
+    return translated
+
+
+def error_reply(exc: Exception, method: str, path: str) -> tuple[int, bytes]:
+    """`error_response` as a status and a body (the lean edge writes its replies itself)."""
+    response = error_response(exc, method, path)
+    assert isinstance(response.body, bytes)
+    return response.status, response.body
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     rid = request.headers.get("X-Request-Id", "")[:64] or new_hex()
@@ -189,13 +207,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
                 raise
             response = _translate(exc) or error_body(500, "internal", "internal error")
         except Exception as exc:
-            translated = _translate(exc)
-            if translated is None:
-                log.exception("unhandled error on %s %s", request.method, request.path)
-                translated = error_body(500, "internal", "internal error; the request id is in the logs")
-            elif translated.status >= 500:
-                log.warning("%s on %s %s: %r", translated.status, request.method, request.path, exc)
-            response = translated
+            response = error_response(exc, request.method, request.path)
         response.headers["X-Request-Id"] = rid
         if log.isEnabledFor(logging.DEBUG):
             log.debug(

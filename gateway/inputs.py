@@ -57,17 +57,22 @@ def attempt_note(request: web.Request, exc: GatewayError) -> str:
 _LONG_NUMBER = re.compile(rb"[0-9]{19}")
 
 
+def is_json_type(content_type: str) -> bool:
+    """Whether a body of this media type (without its parameters, lower case) is read as JSON."""
+    return content_type in ("application/json", "", "application/octet-stream") or content_type.endswith("+json")
+
+
 async def read_json(request: web.Request) -> Any:
-    if request.content_type not in (
-        "application/json",
-        "",
-        "application/octet-stream",
-    ) and not request.content_type.endswith("+json"):
+    if not is_json_type(request.content_type):
         raise BadRequest(
             f"expected a JSON body (Content-Type: application/json), got {request.content_type}",
             code="unsupported_media_type",
         )
-    raw = await read_body(request)
+    return json_of(await read_body(request))
+
+
+def json_of(raw: bytes) -> Any:
+    """A body's JSON, or a BadRequest saying why it is not JSON we read."""
     if not _LONG_NUMBER.search(raw):  # orjson reads an integer over 64 bits as a float: those go below
         try:  # a tenth of the standard library's cost; what it refuses is read (or refused) as always, below
             return orjson.loads(raw)

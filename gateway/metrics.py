@@ -18,6 +18,12 @@ DECIDE_SECONDS = Histogram(
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
     registry=REGISTRY,
 )
+LEAN_EDGE = Counter(
+    "gateway_lean_edge_total",
+    "POST /v1/contacts calls answered by the lean edge, and connections it handed to aiohttp",
+    ["outcome"],
+    registry=REGISTRY,
+)
 DEGRADED = Counter(
     "gateway_degraded_total", "Contacts answered without a restriction check", ["why"], registry=REGISTRY
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import signal
@@ -15,6 +16,7 @@ from aiohttp import web
 
 from . import db, logs
 from .app import create_app
+from .edge import KEEP_ALIVE, Edge
 from .migrate import migrate
 from .settings import Settings
 
@@ -24,6 +26,7 @@ RESTART_CHECK_SECONDS = 0.5
 # (requests 5 s, the mail filter 5 s, the contact log's last commits, spooling under way 5 s, the
 # last Redis sends).
 STOP_WITHIN = 25.0
+SHUTDOWN_SECONDS = 5.0  # requests under way at a stop are answered within this
 
 
 async def _migrate_once(settings: Settings) -> None:
@@ -56,22 +59,72 @@ def _stop_on_the_first_signal(loop: asyncio.AbstractEventLoop) -> None:
 
 
 def _worker(settings: Settings, reuse_port: bool) -> None:
+    """One worker: the app served until the first SIGTERM or SIGINT, then stopped gracefully (as
+    aiohttp's run_app does, with the lean edge in front when it is on)."""
     logs.setup(settings.log_level)
     app = create_app(settings)
     # uvloop: the same asyncio API on libuv, measurably cheaper per request (see bench/RESULTS.md).
     loop = uvloop.new_event_loop()
+    asyncio.set_event_loop(loop)
     _stop_on_the_first_signal(loop)
-    web.run_app(
-        app,
-        host=settings.host,
-        port=settings.port,
-        reuse_port=reuse_port,
-        print=None,
-        access_log=None,
-        handle_signals=False,
-        shutdown_timeout=5,
-        loop=loop,
+    main = loop.create_task(serve_app(app, settings, reuse_port=reuse_port))
+    try:
+        try:
+            loop.run_until_complete(main)
+        except (web.GracefulExit, KeyboardInterrupt):
+            pass
+        finally:
+            main.cancel()
+            with contextlib.suppress(asyncio.CancelledError, web.GracefulExit):
+                loop.run_until_complete(main)  # the stop (raises again what start-up raised)
+    finally:
+        _cancel_the_rest(loop)
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
+async def serve_app(
+    app: web.Application,
+    settings: Settings,
+    *,
+    reuse_port: bool = False,
+    started: asyncio.Future[tuple[int, Edge | None]] | None = None,
+) -> None:
+    """Start the app (its start-up first: a worker listens only once its index is loaded), serve it
+    until cancelled, then stop: the edge's answers under way, then aiohttp's, then the app's cleanup.
+    `started` receives the port listened on (tests listen on port 0) and the edge."""
+    runner = web.AppRunner(
+        app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_SECONDS, keepalive_timeout=KEEP_ALIVE
     )
+    await runner.setup()
+    try:
+        assert runner.server is not None
+        edge = Edge(app, runner.server) if settings.lean_edge else None
+        factory = edge.protocol if edge is not None else runner.server
+        server = await asyncio.get_running_loop().create_server(
+            factory, settings.host, settings.port, reuse_port=reuse_port or None, backlog=128
+        )
+        if started is not None:
+            started.set_result((server.sockets[0].getsockname()[1], edge))
+        try:
+            await asyncio.Future()  # serve until cancelled
+        finally:
+            server.close()
+            if edge is not None:
+                await edge.shutdown(SHUTDOWN_SECONDS)
+    finally:
+        await runner.cleanup()
+
+
+def _cancel_the_rest(loop: asyncio.AbstractEventLoop) -> None:
+    """What is still running once the app has stopped is cancelled and let finish (as run_app does)."""
+    tasks = asyncio.all_tasks(loop)
+    for task in tasks:
+        task.cancel()
+    loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+    for task in tasks:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("a task failed at shutdown", exc_info=task.exception())
 
 
 def serve(settings: Settings) -> int:

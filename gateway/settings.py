@@ -119,6 +119,7 @@ class Settings:
     log_flush_max_rows: int = 500
     log_flushes_in_flight: int = 2
     log_second_commit_after_ms: int = 20
+    lean_edge: bool = True  # gateway.edge answers plain POST /v1/contacts calls; 0: aiohttp answers all
     data_dir: str = ".gateway"
     spool_dir: str = ".gateway/spool"
     resync_seconds: int = 300
@@ -188,6 +189,7 @@ class Settings:
             # At most 250: under the log's CLAIM_AFTER (0.3 s), so that a contact the writer holds for
             # the next commit never waits past the point where a slow commit is dealt with.
             log_second_commit_after_ms=_int(env, "GATEWAY_LOG_SECOND_COMMIT_AFTER_MS", 20, 0, 250),
+            lean_edge=bool(_int(env, "GATEWAY_LEAN_EDGE", 1, 0, 1)),
             data_dir=data_dir,
             spool_dir=os.path.abspath(env.get("GATEWAY_SPOOL_DIR") or os.path.join(data_dir, "spool")),
             resync_seconds=_int(env, "GATEWAY_RESYNC_SECONDS", 300, 1, 86_400),

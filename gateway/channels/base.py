@@ -79,15 +79,20 @@ def checked(parsed: InboundContact | Rejected, now: datetime) -> InboundContact 
     )
 
 
-def json_reply(decision: Decision, created: bool) -> web.StreamResponse:
-    """The decide contract's reply: 201 for a new contact, 200 for a repeat of a provider id. Made
-    of the data the log row was made of (~1 µs, against ~15 for serialising the model again)."""
-    status = 201 if created else 200
+def reply_body(decision: Decision) -> bytes:
+    """The decide contract's reply body, made of the data the log row was made of (~1 µs, against
+    ~15 for serialising the model again)."""
     try:
-        body = orjson.dumps(decision.answered())
+        return orjson.dumps(decision.answered())
     except TypeError:  # a lone surrogate, which orjson and pydantic refuse: the standard library escapes it
-        return web.Response(text=json.dumps(decision.answered()), status=status, content_type="application/json")
-    return web.Response(body=body, status=status, content_type="application/json", charset="utf-8")
+        return json.dumps(decision.answered()).encode()
+
+
+def json_reply(decision: Decision, created: bool) -> web.StreamResponse:
+    """The decide contract's reply: 201 for a new contact, 200 for a repeat of a provider id."""
+    return web.Response(
+        body=reply_body(decision), status=201 if created else 200, content_type="application/json", charset="utf-8"
+    )
 
 
 def http_handler(channel: HttpChannel) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:

@@ -33,6 +33,11 @@ class GenericChannel:
             data = await read_json(raw)
         except GatewayError as exc:
             return Rejected("malformed", attempt_note(raw, exc), refusal=exc)
+        return self.contact_of(data)
+
+    @staticmethod
+    def contact_of(data: Any) -> InboundContact | Rejected:
+        """The contact a JSON body describes, or why it does not (also the lean edge's, gateway.edge)."""
         if not isinstance(data, dict):
             problem = Invalid("the body must be a JSON object", [{"field": "body", "message": "not an object"}])
             return Rejected("malformed", problem.message, refusal=problem)

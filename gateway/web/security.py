@@ -45,6 +45,13 @@ def content_security_policy(frame_origins: tuple[str, ...] | None) -> str:
 
 
 _NOT_FRAMED = content_security_policy(None)
+# What every reply that is not an embeddable page carries (the lean edge, gateway.edge, writes them too).
+NOT_FRAMED_HEADERS = (
+    ("Content-Security-Policy", _NOT_FRAMED),
+    ("X-Frame-Options", "DENY"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "same-origin"),
+)
 
 
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -54,11 +61,11 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
     if embeddable:
         origins = request.app[SETTINGS].agent_frame_origins
         headers.setdefault("Content-Security-Policy", content_security_policy(origins))
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("Referrer-Policy", "same-origin")
     else:
-        headers.setdefault("Content-Security-Policy", _NOT_FRAMED)  # on every API reply: built once
-        headers.setdefault("X-Frame-Options", "DENY")
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("Referrer-Policy", "same-origin")
+        for name, value in NOT_FRAMED_HEADERS:  # on every API reply: built once
+            headers.setdefault(name, value)
     if headers.get("Content-Type", "").startswith("text/html"):
         headers.setdefault("Cache-Control", "no-store")
 

@@ -1,0 +1,359 @@
+"""The lean edge: the decide contract's plain calls answered without aiohttp's per-request machinery.
+
+Every connection a worker accepts starts here. A request that is the contract's plain case —
+`POST /v1/contacts` over HTTP/1.1, a JSON body with its Content-Length, a key this process already
+knows for a role the route allows, a body that describes a contact — is decided by the same decide
+service and answered with the same reply as through aiohttp: the generic channel's `contact_of`, the
+driver's `checked`, `reply_body`, the security headers and X-Request-Id. aiohttp spends ~130 µs of CPU
+on a request here and a bare protocol ~20 (bench/RESULTS.md, 2026-11-27).
+
+Anything else — another path or method, a key not seen yet or refused, a body that is not a contact,
+chunked or `Expect`, `Connection: close`, HTTP/1.0, a header given twice or a head that is not
+plain printable text — is
+handed over, with every byte not yet answered, to aiohttp's own protocol for the connection, which
+serves it from then on exactly as before. So every refusal, every error reply and the logging of
+rejected attempts stay where they were (gateway.http, the channel driver); the edge only ever
+answers what aiohttp would have answered 201 or 200. `GATEWAY_LEAN_EDGE=0` turns it off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import Any, cast
+
+from aiohttp import web
+from aiohttp.helpers import rfc822_formatted_time
+from aiohttp.http import SERVER_SOFTWARE
+from aiohttp.tcp_helpers import tcp_keepalive
+
+from . import logs, metrics
+from .appkeys import KEYRING
+from .channels.base import checked, reply_body
+from .channels.generic import GenericChannel
+from .contact import InboundContact
+from .decide import Rejected
+from .errors import GatewayError
+from .http import MAX_BODY, ROUTE_ROLES, error_reply
+from .inputs import is_json_type, json_of
+from .randomid import new_hex
+from .runtime import RUNTIME
+from .web.security import NOT_FRAMED_HEADERS
+
+log = logging.getLogger(__name__)
+
+PATH = GenericChannel.mount.path
+_REQUEST_LINE = b"POST " + PATH.encode() + b" HTTP/1.1"
+_HEAD_MAX = 16 * 1024  # a longer head goes to aiohttp, whose limits and refusals apply
+_HEADERS_MAX, _FIELD_MAX = 128, 8190  # more headers, or a longer line, go to aiohttp (its own limits)
+KEEP_ALIVE = 75.0  # seconds an idle connection is kept, as aiohttp keeps one
+_SWEEP_EVERY = 10.0
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_VALUE = re.compile(rb"[\t\x20-\x7e]*")
+# Headers that change how the request is read or answered: aiohttp handles those.
+_HANDED = frozenset({b"transfer-encoding", b"expect", b"upgrade", b"content-encoding"})
+_FIXED = b"".join(b"\r\n%s: %s" % (n.encode(), v.encode()) for n, v in NOT_FRAMED_HEADERS) + b"\r\n\r\n"
+_SERVER = SERVER_SOFTWARE.encode()
+_WAIT = object()  # the request is not complete yet
+_ANSWERED, _HANDED_OVER = metrics.LEAN_EDGE.labels("answered"), metrics.LEAN_EDGE.labels("handed_over")
+
+
+class Edge:
+    """The lean edge of one worker: its connections, and aiohttp's protocol to hand them to."""
+
+    def __init__(self, app: web.Application, fallback: Callable[[], asyncio.Protocol]) -> None:
+        self.app, self.fallback = app, fallback
+        self.keys, self.runtime, self.max_body = app[KEYRING], app[RUNTIME], app[MAX_BODY]
+        self.roles = _roles(app)
+        self.connections: set[EdgeConnection] = set()
+        self.answered = 0  # requests answered here; the others were handed to aiohttp
+        self.handed = 0  # connections handed to aiohttp
+        self.stopping = False
+        self.tasks: set[asyncio.Task[None]] = set()  # the answers under way (held: a task is only weakly held)
+        self._sweeper: asyncio.Task[None] | None = None
+
+    def protocol(self) -> asyncio.Protocol:
+        if self._sweeper is None:
+            self._sweeper = asyncio.create_task(self._sweep(), name="lean-edge-keep-alive")
+        return EdgeConnection(self)
+
+    async def _sweep(self) -> None:
+        """Close connections idle longer than KEEP_ALIVE (one timer for all, not one per request)."""
+        while True:
+            await asyncio.sleep(_SWEEP_EVERY)
+            cutoff = time.monotonic() - KEEP_ALIVE
+            for conn in [c for c in self.connections if not c.busy and c.idle_since < cutoff]:
+                conn.close()
+
+    async def shutdown(self, timeout: float) -> None:
+        """Stop: an idle connection closes now; a request under way, or part-read, is answered first
+        (its rest may still come), all within `timeout`, as aiohttp lets its handlers finish."""
+        self.stopping = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for conn in list(self.connections):
+            conn.close_if_idle()
+        deadline = time.monotonic() + timeout
+        while (self.tasks or self.connections) and time.monotonic() < deadline:
+            if self.tasks:
+                await asyncio.wait(set(self.tasks), timeout=max(0.0, deadline - time.monotonic()))
+            else:
+                await asyncio.sleep(0.02)
+        for conn in list(self.connections):
+            conn.close()
+
+
+def _roles(app: web.Application) -> frozenset[str]:
+    for route, roles in app[ROUTE_ROLES].items():
+        if route.method == "POST" and route.resource is not None and route.resource.canonical == PATH:
+            return roles or frozenset()
+    return frozenset()  # the route is not mounted: every request goes to aiohttp
+
+
+class EdgeConnection(asyncio.Protocol):
+    """One connection: requests answered here one at a time, in order, until one is not plain."""
+
+    def __init__(self, edge: Edge) -> None:
+        self.edge = edge
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.head: _Head | None = None  # the head of the request being read, once read (read once)
+        self.busy = False  # a request is being decided
+        self.eof = False
+        self.closed = False
+        self.writing_paused = False
+        self.idle_since = time.monotonic()
+        self.answered_here = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not its subclasses
+        tcp_keepalive(self.transport)  # as aiohttp's own connections have it
+        self.edge.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.edge.connections.discard(self)
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True  # the caller does not read its answers: answer no more until it does
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        self._next()
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        self.idle_since = time.monotonic()
+        if self.busy or self.writing_paused:
+            if len(self.buffer) > _HEAD_MAX and self.transport is not None:
+                self.transport.pause_reading()  # the caller sends faster than we answer: wait for us
+            return
+        self._next()
+
+    def eof_received(self) -> bool | None:
+        self.eof = True
+        if self.busy:
+            return True  # keep the transport open for the answer under way (and what follows it)
+        if self.buffer:
+            return self._hand_over()
+        return None
+
+    def close_if_idle(self) -> None:
+        if not self.busy and not self.buffer:
+            self.close()
+
+    def close(self) -> None:
+        if not self.closed and self.transport is not None:
+            self.closed = True
+            self.transport.close()
+
+    def _next(self) -> None:
+        """Answer the next complete request here, or hand the connection to aiohttp."""
+        if self.closed or self.busy or self.writing_paused:
+            return
+        if not self.buffer:
+            if self.eof or self.edge.stopping:
+                self.close()
+            return
+        request = self._plain_request()
+        if request is _WAIT:
+            return
+        if request is None:
+            result = self._hand_over()
+            if self.eof and not result and self.transport is not None:
+                self.transport.close()
+            return
+        assert isinstance(request, tuple)
+        self.busy = True
+        task = asyncio.create_task(self._answer(*request))
+        self.edge.tasks.add(task)
+        task.add_done_callback(self.edge.tasks.discard)
+
+    def _plain_request(self) -> Any:
+        """(contact, request id) of a complete plain request, consumed from the buffer; _WAIT when
+        more bytes are needed; None when aiohttp is to serve it (nothing is consumed then). The head
+        is read once, however many pieces its body comes in."""
+        buf, head = self.buffer, self.head
+        if head is None:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                start = bytes(buf[: len(_REQUEST_LINE) + 2])
+                if len(buf) > _HEAD_MAX or not (_REQUEST_LINE + b"\r\n").startswith(start):
+                    return None
+                return _WAIT
+            lines = bytes(buf[:end]).split(b"\r\n")
+            if lines[0] != _REQUEST_LINE or end > _HEAD_MAX:
+                return None
+            head = _Head.of(lines[1:], end + 4)
+            if head is None or head.length is None or head.length > self.edge.max_body:
+                return None
+            self.head = head
+        assert head.length is not None
+        total = head.size + head.length
+        if len(buf) < total:
+            return _WAIT
+        self.head = None
+        if not self._allowed(head.key) or not _is_json(head.content_type):
+            return None
+        contact = self._contact(bytes(buf[head.size : total]))
+        if contact is None:
+            return None
+        del buf[:total]
+        return contact, (head.request_id or b"")[:64].decode() or new_hex()
+
+    def _allowed(self, header: bytes | None) -> bool:
+        """The key is one this process knows, of a role the route allows (else aiohttp decides)."""
+        if header is None:
+            return False
+        scheme, _, key = header.decode().partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            return False
+        who = self.edge.keys.known(key.strip())
+        return who is not None and who.role in self.edge.roles and not who.reads_only  # a POST is no read
+
+    @staticmethod
+    def _contact(body: bytes) -> InboundContact | None:
+        try:
+            data = json_of(body)
+        except GatewayError:
+            return None
+        parsed = checked(GenericChannel.contact_of(data), datetime.now(UTC))
+        return None if isinstance(parsed, Rejected) else parsed
+
+    async def _answer(self, contact: InboundContact, request_id: str) -> None:
+        token = logs.request_id.set(request_id)
+        try:
+            decision, created = await self.edge.runtime.decide.decide(contact)
+            status, body = (201 if created else 200), reply_body(decision)
+        except Exception as exc:  # answered as the error middleware answers it
+            status, body = error_reply(exc, "POST", PATH)
+        finally:
+            logs.request_id.reset(token)
+        self.edge.answered += 1
+        self.answered_here += 1
+        _ANSWERED.inc()
+        self.busy = False
+        self.idle_since = time.monotonic()
+        if self.closed or self.transport is None:
+            return
+        self.transport.write(_head(status, len(body), request_id) + body)
+        if not self.eof:
+            self.transport.resume_reading()
+        self._next()
+
+    def _hand_over(self) -> bool | None:
+        """aiohttp serves this connection from here on, starting with every byte not yet answered."""
+        assert self.transport is not None
+        self.edge.connections.discard(self)
+        self.edge.handed += 1
+        _HANDED_OVER.inc()
+        handler = self.edge.fallback()
+        self.transport.set_protocol(handler)
+        handler.connection_made(self.transport)
+        if not self.eof:
+            self.transport.resume_reading()
+        if self.buffer:
+            pending, self.buffer = bytes(self.buffer), bytearray()
+            handler.data_received(pending)
+        if self.eof:
+            return handler.eof_received()
+        return None
+
+
+@dataclass(slots=True)
+class _Head:
+    """What a plain request's header lines say that the edge needs, and the head's size in bytes."""
+
+    size: int
+    length: int | None = None
+    key: bytes | None = None
+    content_type: bytes | None = None
+    request_id: bytes | None = None
+
+    @classmethod
+    def of(cls, lines: list[bytes], size: int) -> _Head | None:
+        """None (aiohttp serves it): a line that is not plain printable text or is too long, too many
+        lines, any header given twice, no Host, or a header that changes how the request is read
+        or answered."""
+        if len(lines) > _HEADERS_MAX:
+            return None
+        head, seen = cls(size), set()
+        for line in lines:
+            name, colon, value = line.partition(b":")
+            if not colon or len(line) > _FIELD_MAX or not _TOKEN.fullmatch(name) or not _VALUE.fullmatch(value):
+                return None
+            name, value = name.lower(), value.strip(b" \t")
+            if name in seen:
+                return None
+            seen.add(name)
+            if name == b"content-length":
+                if not value.isdigit() or len(value) > 12:
+                    return None
+                head.length = int(value)
+            elif name in _KEPT:
+                setattr(head, _KEPT[name], value)
+            elif name == b"connection":
+                if value.lower() != b"keep-alive":
+                    return None
+            elif name in _HANDED:
+                return None
+        return head if b"host" in seen else None
+
+
+_KEPT = {b"authorization": "key", b"content-type": "content_type", b"x-request-id": "request_id"}
+
+
+def _is_json(content_type: bytes | None) -> bool:
+    if content_type is None:  # aiohttp reads a body without a type as application/octet-stream
+        return True
+    return is_json_type(content_type.split(b";", 1)[0].strip().lower().decode())
+
+
+def _status_line(status: int) -> bytes:
+    return f"HTTP/1.1 {status} {HTTPStatus(status).phrase}".encode()
+
+
+_STATUS = {status: _status_line(status) for status in (200, 201)}
+
+
+def _head(status: int, length: int, request_id: str) -> bytes:
+    return b"".join(
+        (
+            _STATUS.get(status) or _status_line(status),
+            b"\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ",
+            str(length).encode(),
+            b"\r\nDate: ",
+            rfc822_formatted_time().encode(),
+            b"\r\nServer: ",
+            _SERVER,
+            b"\r\nX-Request-Id: ",
+            request_id.encode(),
+            _FIXED,
+        )
+    )
