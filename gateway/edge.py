@@ -57,7 +57,25 @@ _SWEEP_EVERY = 10.0
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _VALUE = re.compile(rb"[\t\x20-\x7e]*")
 # Headers that change how the request is read or answered: aiohttp handles those.
-_HANDED = frozenset({b"transfer-encoding", b"expect", b"upgrade", b"content-encoding"})
+_HANDED = frozenset({b"transfer-encoding", b"expect", b"upgrade", b"content-encoding", b"sec-websocket-key1"})
+# Headers aiohttp refuses to see twice, and those the edge reads: given twice, aiohttp serves it.
+_SINGLE = frozenset(
+    {
+        b"content-length",
+        b"content-type",
+        b"host",
+        b"transfer-encoding",
+        b"user-agent",
+        b"content-location",
+        b"content-range",
+        b"etag",
+        b"max-forwards",
+        b"server",
+        b"authorization",
+        b"x-request-id",
+        b"connection",
+    }
+)
 _FIXED = b"".join(b"\r\n%s: %s" % (n.encode(), v.encode()) for n, v in NOT_FRAMED_HEADERS) + b"\r\n\r\n"
 _SERVER = SERVER_SOFTWARE.encode()
 _WAIT = object()  # the request is not complete yet
@@ -98,15 +116,19 @@ class Edge:
         if self._sweeper is not None:
             self._sweeper.cancel()
         for conn in list(self.connections):
-            conn.close_if_idle()
+            conn.stop()
         deadline = time.monotonic() + timeout
         while (self.tasks or self.connections) and time.monotonic() < deadline:
             if self.tasks:
                 await asyncio.wait(set(self.tasks), timeout=max(0.0, deadline - time.monotonic()))
             else:
                 await asyncio.sleep(0.02)
+        for task in list(self.tasks):  # past the deadline, as aiohttp cancels its handlers
+            task.cancel()
+        if self.tasks:
+            await asyncio.wait(set(self.tasks))
         for conn in list(self.connections):
-            conn.close()
+            conn.abort()
 
 
 def _roles(app: web.Application) -> frozenset[str]:
@@ -124,6 +146,8 @@ class EdgeConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.head: _Head | None = None  # the head of the request being read, once read (read once)
+        self.scanned = 0  # how far the buffer has been searched for the end of the head
+        self.finishing = False  # a request part-read when the stop began: answered, then closed
         self.busy = False  # a request is being decided
         self.eof = False
         self.closed = False
@@ -164,9 +188,19 @@ class EdgeConnection(asyncio.Protocol):
             return self._hand_over()
         return None
 
-    def close_if_idle(self) -> None:
-        if not self.busy and not self.buffer:
+    def stop(self) -> None:
+        """The stop has begun: idle, close now; part-read, finish that request; busy, close after it."""
+        if self.busy:
+            return
+        if self.buffer:
+            self.finishing = True
+        else:
             self.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.closed = True
+            self.transport.abort()
 
     def close(self) -> None:
         if not self.closed and self.transport is not None:
@@ -177,12 +211,18 @@ class EdgeConnection(asyncio.Protocol):
         """Answer the next complete request here, or hand the connection to aiohttp."""
         if self.closed or self.busy or self.writing_paused:
             return
-        if not self.buffer:
+        if not self.buffer or (self.edge.stopping and not self.finishing):
             if self.eof or self.edge.stopping:
                 self.close()
             return
-        request = self._plain_request()
-        if request is _WAIT:
+        try:
+            request = self._plain_request()
+        except Exception:  # whatever it is, aiohttp answers it as it always has
+            log.exception("lean edge: a request could not be read; aiohttp serves it")
+            request = None
+        if request is _WAIT and not self.eof:
+            if self.transport is not None:
+                self.transport.resume_reading()  # its rest may be behind a pause
             return
         if request is None:
             result = self._hand_over()
@@ -201,8 +241,9 @@ class EdgeConnection(asyncio.Protocol):
         is read once, however many pieces its body comes in."""
         buf, head = self.buffer, self.head
         if head is None:
-            end = buf.find(b"\r\n\r\n")
+            end = buf.find(b"\r\n\r\n", max(0, self.scanned - 3))
             if end < 0:
+                self.scanned = len(buf)
                 start = bytes(buf[: len(_REQUEST_LINE) + 2])
                 if len(buf) > _HEAD_MAX or not (_REQUEST_LINE + b"\r\n").startswith(start):
                     return None
@@ -218,7 +259,7 @@ class EdgeConnection(asyncio.Protocol):
         total = head.size + head.length
         if len(buf) < total:
             return _WAIT
-        self.head = None
+        self.head, self.scanned = None, 0
         if not self._allowed(head.key) or not _is_json(head.content_type):
             return None
         contact = self._contact(bytes(buf[head.size : total]))
@@ -263,6 +304,9 @@ class EdgeConnection(asyncio.Protocol):
         if self.closed or self.transport is None:
             return
         self.transport.write(_head(status, len(body), request_id) + body)
+        if self.edge.stopping:  # no further call is taken once the stop has begun
+            self.close()
+            return
         if not self.eof:
             self.transport.resume_reading()
         self._next()
@@ -309,9 +353,10 @@ class _Head:
             if not colon or len(line) > _FIELD_MAX or not _TOKEN.fullmatch(name) or not _VALUE.fullmatch(value):
                 return None
             name, value = name.lower(), value.strip(b" \t")
-            if name in seen:
-                return None
-            seen.add(name)
+            if name in _SINGLE:
+                if name in seen:
+                    return None
+                seen.add(name)
             if name == b"content-length":
                 if not value.isdigit() or len(value) > 12:
                     return None

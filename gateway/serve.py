@@ -96,8 +96,8 @@ async def serve_app(
     runner = web.AppRunner(
         app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_SECONDS, keepalive_timeout=KEEP_ALIVE
     )
-    await runner.setup()
     try:
+        await runner.setup()  # in the try: what a failed or interrupted start-up opened is closed
         assert runner.server is not None
         edge = Edge(app, runner.server) if settings.lean_edge else None
         factory = edge.protocol if edge is not None else runner.server
@@ -109,11 +109,22 @@ async def serve_app(
         try:
             await asyncio.Future()  # serve until cancelled
         finally:
+            _stopping()
             server.close()
+            runner.server.pre_shutdown()  # aiohttp's connections take no further request either
             if edge is not None:
                 await edge.shutdown(SHUTDOWN_SECONDS)
     finally:
+        _stopping()
         await runner.cleanup()
+
+
+def _stopping() -> None:
+    """The stop runs in the task being cancelled: uncancel it, so that what the stop awaits (aiohttp's
+    handlers, the app's cleanup) is not cut short by that cancellation."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        task.uncancel()
 
 
 def _cancel_the_rest(loop: asyncio.AbstractEventLoop) -> None:

@@ -177,6 +177,7 @@ def _cases(keys: dict[str, str]) -> dict[str, bytes]:
         "a folded header": post(call(), key, "X-Note: a", " folded"),
         "a bare line feed": post(call(), key, "X-Note: a\nX-Other: b"),
         "a read-only key": post(call(), keys["person"]),
+        "an old WebSocket key": post(call(), key, "Sec-WebSocket-Key1: 1"),
         "a body over the limit": post({**call(), "body": "x" * (1024 * 1024)}, key),
     }
 
@@ -204,6 +205,7 @@ def _cases(keys: dict[str, str]) -> dict[str, bytes]:
         "a folded header",
         "a bare line feed",
         "a read-only key",
+        "an old WebSocket key",
         "a body over the limit",
     ],
 )
@@ -229,6 +231,17 @@ async def test_what_is_not_plain_is_answered_by_aiohttp_as_before(served, client
         assert reply.body == theirs.body
     else:
         assert reply.json().keys() == json.loads(theirs.body).keys()
+
+
+async def test_a_header_a_proxy_repeats_is_still_plain(served, keys):
+    """aiohttp refuses a repeat of only a few headers; a proxy's second X-Forwarded-For is not one."""
+    await known(served, keys["channel"])
+    before = served.edge.answered
+    (reply,) = await served.exchange(
+        post(call(), keys["channel"], "X-Forwarded-For: 192.0.2.1", "X-Forwarded-For: 198.51.100.7")
+    )
+    assert reply.status == 201
+    assert served.edge.answered == before + 1
 
 
 async def test_a_connection_handed_over_midway_is_answered_in_order(served, keys):
