@@ -4,8 +4,9 @@ Every connection a worker accepts starts here. A request that is the contract's 
 `POST /v1/contacts` over HTTP/1.1, a JSON body with its Content-Length, a key this process already
 knows for a role the route allows, a body that describes a contact — is decided by the same decide
 service and answered with the same reply as through aiohttp: the generic channel's `contact_of`, the
-driver's `checked`, `reply_body`, the security headers and X-Request-Id. aiohttp spends ~130 µs of CPU
-on a request here and a bare protocol ~20 (bench/RESULTS.md, 2026-11-27).
+driver's `checked`, `reply_body`, the security headers and X-Request-Id. On a 2-core Xeon aiohttp spends
+143–162 µs of CPU on a request and a bare protocol 20–22; in the gateway the edge took 234–282 µs off
+a decision at saturation (bench/RESULTS.md, 2026-11-27).
 
 Anything else — another path or method, a key not seen yet or refused, a body that is not a contact,
 chunked or `Expect`, `Connection: close`, HTTP/1.0, a header given twice or a head that is not
