@@ -41,7 +41,7 @@ from .channels.generic import GenericChannel
 from .contact import InboundContact
 from .decide import Rejected
 from .errors import GatewayError
-from .http import MAX_BODY, ROUTE_ROLES, error_reply
+from .http import MAX_BODY, ROUTE_ROLES, error_reply, log_request
 from .inputs import is_json_type, json_of
 from .randomid import new_hex
 from .runtime import RUNTIME
@@ -290,11 +290,14 @@ class EdgeConnection(asyncio.Protocol):
 
     async def _answer(self, contact: InboundContact, request_id: str) -> None:
         token = logs.request_id.set(request_id)
+        started = time.perf_counter()
         try:
-            decision, created = await self.edge.runtime.decide.decide(contact)
-            status, body = (201 if created else 200), reply_body(decision)
-        except Exception as exc:  # answered as the error middleware answers it
-            status, body = error_reply(exc, "POST", PATH)
+            try:
+                decision, created = await self.edge.runtime.decide.decide(contact)
+                status, body = (201 if created else 200), reply_body(decision)
+            except Exception as exc:  # answered as the error middleware answers it
+                status, body = error_reply(exc, "POST", PATH)
+            log_request("POST", PATH, status, started)  # with the request id, as the middleware's
         finally:
             logs.request_id.reset(token)
         self.edge.answered += 1

@@ -174,6 +174,13 @@ def _translate(exc: BaseException) -> web.Response | None:
     return None
 
 
+def log_request(method: str, path: str, status: int, started: float) -> None:
+    """The DEBUG line of each request answered (by the middleware, or by the lean edge)."""
+    if log.isEnabledFor(logging.DEBUG):
+        ms = round((time.perf_counter() - started) * 1000, 2)
+        log.debug("request", extra={"method": method, "path": path, "status": status, "ms": ms})
+
+
 def error_response(exc: Exception, method: str, path: str) -> web.Response:
     """The JSON error reply to an exception a handler raised (logged as it deserves)."""
     translated = _translate(exc)
@@ -209,16 +216,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         except Exception as exc:
             response = error_response(exc, request.method, request.path)
         response.headers["X-Request-Id"] = rid
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug(
-                "request",
-                extra={
-                    "method": request.method,
-                    "path": request.path,
-                    "status": response.status,
-                    "ms": round((time.perf_counter() - started) * 1000, 2),
-                },
-            )
+        log_request(request.method, request.path, response.status, started)
         return response
     finally:
         logs.request_id.reset(token)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -231,6 +232,17 @@ async def test_what_is_not_plain_is_answered_by_aiohttp_as_before(served, client
         assert reply.body == theirs.body
     else:
         assert reply.json().keys() == json.loads(theirs.body).keys()
+
+
+async def test_a_call_answered_here_is_logged_at_debug_as_the_middleware_logs_it(served, keys, caplog):
+    await known(served, keys["channel"])
+    before = served.edge.answered
+    with caplog.at_level(logging.DEBUG, logger="gateway.http"):
+        (reply,) = await served.exchange(post(call(), keys["channel"], "X-Request-Id: debug-me"))
+    assert served.edge.answered == before + 1
+    (line,) = [r for r in caplog.records if r.getMessage() == "request" and getattr(r, "status", None) == 201]
+    assert (line.method, line.path, reply.headers["x-request-id"]) == ("POST", "/v1/contacts", "debug-me")
+    assert line.ms >= 0
 
 
 async def test_a_header_a_proxy_repeats_is_still_plain(served, keys):
