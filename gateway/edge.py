@@ -225,7 +225,7 @@ class EdgeConnection(asyncio.Protocol):
             if self.transport is not None:
                 self.transport.resume_reading()  # its rest may be behind a pause
             return
-        if request is None:
+        if request is None or request is _WAIT:  # _WAIT here: the caller ended with it part-sent
             result = self._hand_over()
             if self.eof and not result and self.transport is not None:
                 self.transport.close()

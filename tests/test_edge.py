@@ -245,6 +245,19 @@ async def test_a_call_answered_here_is_logged_at_debug_as_the_middleware_logs_it
     assert line.ms >= 0
 
 
+async def test_a_caller_that_ends_with_a_call_part_sent_is_not_left_hanging(served, keys):
+    """A plain call, then the start of another, then the end of the caller's input: the first is
+    answered, and the connection then ends (aiohttp has the part-sent call), rather than staying open."""
+    await known(served, keys["channel"])
+    reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
+    writer.write(post(call(), keys["channel"]) + post(call(), keys["channel"])[:60])
+    writer.write_eof()
+    reply = await asyncio.wait_for(_read_reply(reader), 10)
+    assert reply.status == 201
+    await asyncio.wait_for(reader.read(), 5)  # the rest (if any) and the end: not a hang
+    writer.close()
+
+
 async def test_a_header_a_proxy_repeats_is_still_plain(served, keys):
     """aiohttp refuses a repeat of only a few headers; a proxy's second X-Forwarded-For is not one."""
     await known(served, keys["channel"])
