@@ -171,11 +171,12 @@ class PrivatePostfix:
         return path.stat().st_size if path.exists() else 0
 
     def queued(self) -> list[str]:
-        """Queue ids of messages Postfix still holds (incoming, active or deferred)."""
-        ids = []
+        """Queue ids of messages Postfix still holds (incoming, active or deferred), each once: a
+        message Postfix moves from one queue to the next while they are walked is seen in both."""
+        ids: dict[str, None] = {}
         for sub in ("incoming", "active", "deferred"):
-            ids += [p.name for p in (self.root / "queue" / sub).rglob("*") if p.is_file()]
-        return ids
+            ids.update((p.name, None) for p in (self.root / "queue" / sub).rglob("*") if p.is_file())
+        return list(ids)
 
     async def flush_queue(self) -> None:
         """Delete whatever a test left queued, so the next test starts empty."""
