@@ -32,12 +32,19 @@ _PARTS = (
     ("index and phone parsing", ("gateway/index/", "gateway/identifiers.py", "(phonenumbers/")),
 )
 # ... and, when a stack holds none of them, what it was doing. The event loop's own work (polling,
-# sockets, callbacks: C code under aiohttp's run_app) shows as run_app itself.
+# sockets, callbacks: uvloop's C code, run by a worker's run_until_complete) shows as the frame that
+# runs the loop: serve.py's _worker (aiohttp's run_app before serve.py served the app itself).
 _GENERIC = (
     ("pydantic and JSON", ("(pydantic/", "(pydantic_core/", "(json/", "orjson")),
     ("metrics", ("(prometheus_client/", "gateway/metrics.py")),
-    ("event loop, tasks, timers", ("run_app (aiohttp/web.py", "(asyncio/", "uvloop")),
-    ("HTTP (aiohttp, auth, channel)", ("(aiohttp/", "(multidict/", "(yarl/", "gateway/auth.py", "gateway/channels/")),
+    (
+        "event loop, tasks, timers",
+        ("_worker (gateway/serve.py", "run_app (aiohttp/web.py", "(asyncio/", "uvloop"),
+    ),
+    (
+        "HTTP (edge, aiohttp, auth, channel)",
+        ("gateway/edge.py", "(aiohttp/", "(multidict/", "(yarl/", "gateway/auth.py", "gateway/channels/"),
+    ),
     ("decide service", ("gateway/decide/",)),
 )
 PART_NAMES = [name for name, _ in (*_PARTS, *_GENERIC)] + ["other"]

@@ -57,9 +57,10 @@ class ScaleResult:
     steady_check: LogCheck
     propagation: Propagation
     rss_mb: list[float]
-    split: Profile  # one worker, sampled during the saturation run
+    split: Profile  # one worker, sampled in a slice of its own after the saturation run
     more: Cpu
-    steady_split: Profile  # one worker, sampled during the constant load
+    steady_split: Profile  # one worker, sampled in a slice of its own after the constant load
+    profiled_checks: tuple[LogCheck, ...] = ()  # the log checks of those two slices
 
     @property
     def cpu_us_per_decision(self) -> float:
@@ -76,7 +77,7 @@ class ScaleResult:
 
     @property
     def ok(self) -> bool:
-        checks = (self.sat_check, self.steady_check)
+        checks = (self.sat_check, self.steady_check, *self.profiled_checks)
         return all(c.ok and c.degraded == 0 for c in checks) and int(self.steady["failed"]) == 0
 
 

@@ -32,6 +32,10 @@ from .servers import Server, start_floor, start_gateway
 from .wrk import WrkResult, ensure_wrk, run_wrk, write_script
 
 BENCH_REDIS_DB = 1  # the bench's own Redis database, flushed at the start of each scale
+# The py-spy split is taken in a slice of its own after each measured phase, under the same load:
+# sampling costs the machine CPU (measured on 2026-11-27: 3–16 % fewer decisions a second with it
+# at saturation, and a longer tail at 1,000/s), which the floor, measured without it, does not pay.
+PROFILE_SECONDS = 5
 
 
 def _args(argv: list[str]) -> argparse.Namespace:
@@ -111,12 +115,38 @@ async def _floor(
         floor.stop()
 
 
-def _scripts(tmp: Path, shape: Shape, prefix: str, key: str) -> tuple[Path, Path, list[str]]:
+def _scripts(tmp: Path, shape: Shape, prefix: str, key: str, *names: str) -> tuple[list[Path], list[str]]:
+    """A wrk script per phase name (its provider ids start with the prefix and the name), and the
+    request bodies the constant load sends."""
     pool = senders(shape)
     bodies = [body_prefix(s) for s in pool]
-    warm = write_script(tmp / f"warm-{shape.customers}.lua", pool, prefix + "warm-", key)
-    sat = write_script(tmp / f"sat-{shape.customers}.lua", pool, prefix + "sat-", key)
-    return warm, sat, bodies
+    scripts = [write_script(tmp / f"{name}-{shape.customers}.lua", pool, f"{prefix}{name}-", key) for name in names]
+    return scripts, bodies
+
+
+async def _profile_saturated(
+    server: Server, url: str, script: Path, prefix: str, connections: int, workers: list[int]
+) -> tuple[profile.Profile, logcheck.LogCheck]:
+    """The saturation profile: one worker sampled by py-spy for a slice of its own, under the same
+    load; its contacts are checked in the log like the measured phase's."""
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    with profile.sampled(workers[0], PROFILE_SECONDS) as split:
+        sliced = run_wrk(server.url + "/v1/contacts", script, seconds=PROFILE_SECONDS, connections=connections)
+    await asyncio.sleep(1.0)
+    return split, await logcheck.by_count(url, since, prefix, sliced.ok201, connections)
+
+
+async def _profile_steady(
+    server: Server, url: str, key: str, bodies: list[str], prefix: str, args: argparse.Namespace, workers: list[int]
+) -> tuple[profile.Profile, logcheck.LogCheck]:
+    """The constant load's profile, in a slice of its own at the same rate."""
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    sliced = argparse.Namespace(**{**vars(args), "seconds": PROFILE_SECONDS})
+    with profile.sampled(workers[0], PROFILE_SECONDS) as split:
+        steady = await _steady(server.url, key, bodies, prefix, sliced)
+    created = steady["created"]
+    assert isinstance(created, list)
+    return split, await logcheck.by_id(url, since, prefix, created, int(steady["failed"]))
 
 
 async def _scale(args: argparse.Namespace, shape: Shape, run_id: str, tmp: Path) -> report.ScaleResult:
@@ -125,7 +155,7 @@ async def _scale(args: argparse.Namespace, shape: Shape, run_id: str, tmp: Path)
     redis.Redis.from_url(redis_url).flushdb()
     key = await _new_key(url)
     prefix = f"{run_id}-{shape.customers}-"
-    warm, sat, bodies = _scripts(tmp, shape, prefix, key)
+    (warm, sat, sat_profiled), bodies = _scripts(tmp, shape, prefix, key, "warm", "sat", "sat-profiled")
     env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": redis_url, "GATEWAY_SPOOL_DIR": str(tmp / "spool")}
     print(f"gateway: {shape.customers:,} customers, starting {args.workers} workers", file=sys.stderr)
     server, startup = start_gateway(env, args.workers)
@@ -135,24 +165,30 @@ async def _scale(args: argparse.Namespace, shape: Shape, run_id: str, tmp: Path)
         since = datetime.now(UTC) - timedelta(seconds=1)
         workers = server.worker_pids()
         cpu0, pg0 = profile.cpu_seconds(workers), profile.cpu_seconds(profile.postgres_pids(url))
-        with profile.sampled(workers[0], args.seconds) as split:
-            saturated = run_wrk(server.url + "/v1/contacts", sat, seconds=args.seconds, connections=args.connections)
+        saturated = run_wrk(server.url + "/v1/contacts", sat, seconds=args.seconds, connections=args.connections)
         cpu = profile.used_since(cpu0, profile.cpu_seconds(workers))
         pg_sat = profile.used_since(pg0, profile.cpu_seconds(profile.postgres_pids(url)))
         await asyncio.sleep(1.0)  # let the requests wrk cut off at its deadline commit
         sat_check = await logcheck.by_count(url, since, prefix + "sat-", saturated.ok201, args.connections)
         print(f"  saturation: {saturated.rate:,.0f}/s; {sat_check.describe()}", file=sys.stderr)
+        split, split_check = await _profile_saturated(
+            server, url, sat_profiled, prefix + "sat-profiled-", args.connections, workers
+        )
+        print(f"  saturation, profiled slice: {split_check.describe()}", file=sys.stderr)
         await settle(url)
         since = datetime.now(UTC) - timedelta(seconds=1)
         cpu0, pg0 = profile.cpu_seconds(workers), profile.cpu_seconds(profile.postgres_pids(url))
-        with profile.sampled(workers[0], args.seconds) as steady_split:
-            steady = await _steady(server.url, key, bodies, prefix + "steady-", args)
+        steady = await _steady(server.url, key, bodies, prefix + "steady-", args)
         steady_cpu = profile.used_since(cpu0, profile.cpu_seconds(workers))
         pg_steady = profile.used_since(pg0, profile.cpu_seconds(profile.postgres_pids(url)))
         created = steady["created"]
         assert isinstance(created, list)
         steady_check = await logcheck.by_id(url, since, prefix + "steady-", created, int(steady["failed"]))
         print(f"  {args.rate}/s: {steady_check.describe()}", file=sys.stderr)
+        steady_split, steady_split_check = await _profile_steady(
+            server, url, key, bodies, prefix + "steady-profiled-", args, workers
+        )
+        print(f"  {args.rate}/s, profiled slice: {steady_split_check.describe()}", file=sys.stderr)
         await settle(url)
         # Propagation under load: the same constant load again, in a phase of its own (its probe
         # adds decide calls of its own, which must not count in the figures above), while
@@ -177,6 +213,7 @@ async def _scale(args: argparse.Namespace, shape: Shape, run_id: str, tmp: Path)
         split,
         report.Cpu(steady_cpu, pg_sat, pg_steady),
         steady_split,
+        (split_check, steady_split_check),
     )
 
 
@@ -188,7 +225,7 @@ async def _main(args: argparse.Namespace) -> int:
         tmp = Path(name)
         shapes = [Shape(n) for n in args.sizes]
         await ensure_loaded(os.environ["DATABASE_URL"], shapes[-1])
-        _, floor_script, floor_bodies = _scripts(tmp, shapes[-1], f"{run_id}-floor-", "floor")
+        (floor_script,), floor_bodies = _scripts(tmp, shapes[-1], f"{run_id}-floor-", "floor", "sat")
         floor, floor_cpu, floor_steady = await _floor(args, floor_script, floor_bodies, f"{run_id}-floor-steady-")
         print(f"  floor: {floor.rate:,.0f}/s", file=sys.stderr)
         scales = [await _scale(args, s, run_id, tmp) for s in shapes]
