@@ -11,7 +11,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from gateway import db
-from gateway.contactlog import Appended, ContactLog, ContactRecord, Spool, replay_file
+from gateway.contactlog import AnswerJson, Appended, ContactLog, ContactRecord, Spool, replay_file
 from gateway.contactlog.writer import SLOW_COMMIT
 from gateway.store.contactlog import FIELDS
 from tests.helpers import via_proxy
@@ -258,6 +258,38 @@ def test_a_records_json_names_every_field_and_reads_back_the_same():
         assert back.received_at == record.received_at.replace(tzinfo=record.received_at.tzinfo or UTC)
         assert back == replace(record, received_at=back.received_at)
     assert json.loads(plain.to_json())["received_at"] == "2026-03-02T09:30:00+00:00"
+
+
+def test_a_decision_already_serialised_is_carried_as_it_is():
+    """The reply's own JSON goes into the row and the spool line unchanged, on both paths; JSON with
+    an escape PostgreSQL's jsonb refuses is not carried that way (it stays data, to be cleaned)."""
+    answer = b'{"action":"route","because":"\xc3\xa9crivez","contact_id":"x"}'
+    plain, odd = _record(1, decision=AnswerJson(answer)), _record(2, subject="half \ud800", decision=AnswerJson(answer))
+    for record in (plain, odd):
+        line = record.to_json()
+        assert json.loads(line)["decision"] == json.loads(answer)
+        assert ContactRecord.from_json(line).decision == json.loads(answer)
+    assert b'"decision":' + answer in _record(3, decision=AnswerJson(answer)).to_json().encode()
+    assert AnswerJson.of(b'{"a":"nul \\u0000"}') is None
+    assert AnswerJson.of(b'{"a":"half \\ud800"}') is None
+    assert AnswerJson.of(answer) == AnswerJson(answer)
+
+
+async def test_a_decision_carried_as_json_is_stored_as_answered(settings, conn):
+    pool = await db.create_pool(settings.database_url, min_size=1, max_size=2)
+    log = ContactLog(pool, settings)
+    log.start()
+    try:
+        answer = {"action": "route", "target": {"type": "queue", "id": "general"}, "note": "écrivez ☎"}
+        record = _record(int(uuid.uuid4()), decision=AnswerJson(json.dumps(answer).encode()))
+        assert await log.append(record, wait=5) == Appended()
+        stored = await conn.fetchval(
+            "SELECT decision FROM contact_provider_ids WHERE channel = 'phone' AND provider_id = $1", record.provider_id
+        )
+        assert stored == answer
+    finally:
+        await log.close()
+        await pool.close()
 
 
 async def test_a_caller_that_waits_less_than_a_slow_commit_is_answered_from_the_spool_in_its_wait(

@@ -4,9 +4,9 @@ record: the row as a record; spool: the spool files; replay: spool back into the
 """
 
 from ..store.contactlog import COLUMNS
-from .record import ContactRecord
+from .record import AnswerJson, ContactRecord
 from .replay import replay_file, replay_spool
 from .spool import Spool
 from .writer import Appended, ContactLog
 
-__all__ = ["COLUMNS", "Appended", "ContactLog", "ContactRecord", "Spool", "replay_file", "replay_spool"]
+__all__ = ["COLUMNS", "AnswerJson", "Appended", "ContactLog", "ContactRecord", "Spool", "replay_file", "replay_spool"]

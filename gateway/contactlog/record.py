@@ -14,6 +14,34 @@ import orjson
 from ..store.contactlog import FIELDS
 
 
+class AnswerJson:
+    """A decision as answered, already serialised (`Decision.answered_json`), with no text that
+    PostgreSQL cannot store: a record's JSON carries it as it is, not serialised again."""
+
+    __slots__ = ("json",)
+
+    def __init__(self, data: bytes) -> None:
+        self.json = data
+
+    @classmethod
+    def of(cls, data: bytes) -> AnswerJson | None:
+        """None when the JSON holds an escape PostgreSQL's jsonb refuses (NUL, a lone surrogate):
+        such a decision stays data, for `encoded` to clean."""
+        return None if b"\\u0000" in data or b"\\ud" in data else cls(data)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, AnswerJson) and other.json == self.json
+
+    def __hash__(self) -> int:
+        return hash(self.json)
+
+
+def _as_fragment(value: Any) -> Any:
+    if isinstance(value, AnswerJson):
+        return orjson.Fragment(value.json)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
 @dataclass(slots=True)
 class ContactRecord:
     """One row of `contacts` (field names are column names), with the decision as answered."""
@@ -47,17 +75,20 @@ class ContactRecord:
     ack_sent: bool = False
     ack_note: str | None = None
     error: str | None = None
-    # The decision as answered, kept with the provider id so a retry gets the same answer.
-    decision: dict[str, Any] | None = None
+    # The decision as answered, kept with the provider id so a retry gets the same answer: as data,
+    # or as the JSON the reply was made of.
+    decision: dict[str, Any] | AnswerJson | None = None
     # An acknowledgement to queue in the outbox with this row (gateway/outbox/acks.py), if any.
     ack: dict[str, Any] | None = None
 
     def to_json(self) -> str:
         """One JSON object keyed by the fields: a line of the spool, and a row of a batch."""
         try:  # orjson reads the dataclass itself, in C: ~2 µs a row, against ~15 for a dict of its fields
-            return orjson.dumps(self, option=orjson.OPT_NAIVE_UTC).decode()
+            return orjson.dumps(self, default=_as_fragment, option=orjson.OPT_NAIVE_UTC).decode()
         except TypeError:  # a lone surrogate or an integer over 64 bits: kept as it is, for `encoded` to clean
             data = {name: getattr(self, name) for name in FIELDS}
+            if isinstance(self.decision, AnswerJson):
+                data["decision"] = json.loads(self.decision.json)
             data["id"] = str(self.id)
             at = self.received_at
             data["received_at"] = (at if at.tzinfo else at.replace(tzinfo=UTC)).isoformat()

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from typing import Any
 
 import asyncpg
 import orjson
@@ -33,7 +34,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from ..contact import Decision, InboundContact
-from ..contactlog import Appended, ContactRecord
+from ..contactlog import AnswerJson, Appended, ContactRecord
 from ..redisbatch import RedisBatch
 from ..rediskeys import IDEMPOTENCY, SPOOLED
 from ..store.contacts import earlier_decision
@@ -92,7 +93,7 @@ class Idempotency:
     def __init__(self, redis: aioredis.Redis, batch: RedisBatch, health: RedisHealth, pool: asyncpg.Pool) -> None:
         self.redis, self.batch, self.health, self.pool = redis, batch, health, pool
         self._claim_batch = redis.register_script(CLAIM_BATCH)
-        self._unsent: list[tuple[str, str]] = []  # answers made durable, not in Redis yet
+        self._unsent: list[tuple[str, str | bytes]] = []  # answers made durable, not in Redis yet
         self._sender: asyncio.Task[None] | None = None
         self._spooled_until = 0.0  # (loop time) until then, a spool may hold contacts not replayed
         self._watcher: asyncio.Task[None] | None = None
@@ -156,7 +157,7 @@ class Idempotency:
         answers go back in the queue if the call fails."""
         unsent, self._unsent = self._unsent, []
         keys = [SPOOLED, *(k for k, _ in unsent), *(k for k, _ in claims)]
-        args: list[str | int] = [TTL_SECONDS, len(unsent), flag_ttl]
+        args: list[str | bytes | int] = [TTL_SECONDS, len(unsent), flag_ttl]
         args += [*(a for _, a in unsent), *(cid for _, cid in claims)]
         try:
             async with asyncio.timeout(budget):
@@ -219,15 +220,15 @@ class Idempotency:
         """The answer a repeat was given (the log already held one): the next repeat finds it in Redis
         instead of waiting on a claim nobody will answer. Sent with the other answers to remember."""
         if contact.provider_id:
-            self._queue([(key(contact.channel, contact.provider_id), decision.model_dump_json())])
+            self._queue([(key(contact.channel, contact.provider_id), decision.answered_json())])
 
     def remember(self, records: list[ContactRecord]) -> None:
         """Once a batch is durable, its decisions answer retries: carried by the next claim, or sent
         on their own within REMEMBER_WITHIN (a retry meanwhile waits on a 'pending' claim, if any)."""
         answered = [r for r in records if r.provider_id and r.decision]
-        self._queue([(key(r.channel, r.provider_id or ""), orjson.dumps(r.decision).decode()) for r in answered])
+        self._queue([(key(r.channel, r.provider_id or ""), _json_of(r.decision)) for r in answered])
 
-    def _queue(self, answers: list[tuple[str, str]]) -> None:
+    def _queue(self, answers: list[tuple[str, str | bytes]]) -> None:
         """Answers (key, decision JSON) for the next claim, or sent on their own within REMEMBER_WITHIN."""
         self._unsent += answers
         del self._unsent[:-UNSENT_MAX]  # Redis away a long time: the database holds the oldest
@@ -264,6 +265,11 @@ class Idempotency:
                 await self._send([], CLAIM_PATIENCE)
             except (RedisError, OSError, TimeoutError):  # kept for the next try, or the next claim
                 delay = min(delay * 4, CLAIM_PATIENCE)
+
+
+def _json_of(decision: dict[str, Any] | AnswerJson | None) -> bytes:
+    """A record's decision as JSON: the reply's own bytes when it carries them."""
+    return decision.json if isinstance(decision, AnswerJson) else orjson.dumps(decision)
 
 
 def _outcome(held: bytes) -> Appended | None:

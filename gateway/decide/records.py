@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from ..contact import MAIL_DEFECTS, Decision, InboundContact
-from ..contactlog import ContactRecord
+from ..contactlog import AnswerJson, ContactRecord
 from ..identifiers import SenderHandle
 
 
@@ -71,7 +71,7 @@ def decided_record(
         latency_us=int((time.perf_counter() - started) * 1e6),
         ack_note=ack_note,
         error=error or _defects(contact),
-        decision=answered,
+        decision=AnswerJson.of(decision.answered_json()) or answered,
         ack=ack,
     )
 

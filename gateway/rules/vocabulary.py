@@ -6,10 +6,12 @@ rules produce them, and nothing here imports anything above `gateway.rules` or r
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 from pydantic_core import to_jsonable_python
 
@@ -86,6 +88,8 @@ class Reason(BaseModel):
 
 
 _STAMPED = frozenset({"contact_id", "received_at"})
+# Stand-ins for a template's contact id and time, where a stamped decision's own are put.
+_ID_MARK, _AT_MARK = "\u2063contact-id\u2063", "\u2063received-at\u2063"
 
 
 class Decision(BaseModel):
@@ -102,10 +106,14 @@ class Decision(BaseModel):
     ruleset_version: int | None = None
     degraded: bool = False
     received_at: datetime | None = None
-    # The decision as answered, JSON-ready, built once (`answered`): the log row, the reply and the
-    # remembered answer are all made from it. Setting a field drops it, to be built again; a nested
-    # model changed in place would not be seen, so a decision's parts are replaced, never edited.
+    # The decision as answered, JSON-ready, built once (`answered`), and its JSON, serialised once
+    # (`answered_json`): the log row, the reply and the remembered answer are all made from them.
+    # Setting a field drops both, to be built again; a nested model changed in place would not be
+    # seen, so a decision's parts are replaced, never edited.
     _answered: dict[str, Any] | None = PrivateAttr(default=None)
+    _json: bytes | None = PrivateAttr(default=None)
+    # A template's JSON cut around its contact id and time (`stamped`), built on first use.
+    _cut: tuple[bytes, bytes, bytes] | None = PrivateAttr(default=None)
 
     def answered(self) -> dict[str, Any]:
         """The decision as JSON-ready data (what `model_dump(mode="json")` gives), built once."""
@@ -116,29 +124,71 @@ class Decision(BaseModel):
             found = private["_answered"] = self.model_dump(mode="json")
         return found
 
+    def answered_json(self) -> bytes:
+        """`answered()` as JSON, serialised once (~2 µs each time saved): the reply's body, and the
+        copy the log row and the remembered answer carry."""
+        private = self.__pydantic_private__
+        assert private is not None
+        found: bytes | None = private.get("_json")
+        if found is None:
+            answer = self.answered()
+            try:
+                found = orjson.dumps(answer)
+            except TypeError:  # a lone surrogate, which orjson refuses: the standard library escapes it
+                found = json.dumps(answer).encode()
+            private["_json"] = found
+        return found
+
     def stamped(self, contact_id: str, received_at: datetime) -> Decision:
         """This decision, as a template, given to one contact: its id and time set, its answer made
         from the template's (~6 µs, against ~20 for building and dumping a Decision afresh). Its
         parts, and the lists and objects nested in its answer, are the template's own: shared by
         every contact stamped from it, so neither is ever edited in place (see `_answered`)."""
         answer = dict(self.answered())
-        answer["contact_id"], answer["received_at"] = contact_id, to_jsonable_python(received_at)
+        at = to_jsonable_python(received_at)
+        answer["contact_id"], answer["received_at"] = contact_id, at
+        cut = self._cut_for_stamping()
+        body = None if cut is None else b"".join((cut[0], orjson.dumps(contact_id), cut[1], orjson.dumps(at), cut[2]))
         stamped = Decision.__new__(Decision)  # as pydantic's own copy does: the fields are valid already
         object.__setattr__(stamped, "__dict__", {**self.__dict__, "contact_id": contact_id, "received_at": received_at})
         object.__setattr__(stamped, "__pydantic_fields_set__", self.__pydantic_fields_set__ | _STAMPED)
         object.__setattr__(stamped, "__pydantic_extra__", None)
-        object.__setattr__(stamped, "__pydantic_private__", {"_answered": answer})
+        object.__setattr__(stamped, "__pydantic_private__", {"_answered": answer, "_json": body, "_cut": None})
         return stamped
+
+    def _cut_for_stamping(self) -> tuple[bytes, bytes, bytes] | None:
+        """This template's JSON in three pieces, around the places of the contact id and the time:
+        a stamped decision's JSON is its id and time put between them (~0.5 µs, against ~2 for
+        serialising its answer). None when the JSON cannot be cut so (it holds the markers, or text
+        orjson refuses): each stamped decision is serialised on its own then."""
+        private = self.__pydantic_private__
+        assert private is not None
+        cut: tuple[bytes, bytes, bytes] | None = private.get("_cut")
+        if cut is None:
+            marked = {**self.answered(), "contact_id": _ID_MARK, "received_at": _AT_MARK}
+            try:
+                whole = orjson.dumps(marked)
+            except TypeError:
+                return None
+            id_mark, at_mark = orjson.dumps(_ID_MARK), orjson.dumps(_AT_MARK)
+            if whole.count(id_mark) != 1 or whole.count(at_mark) != 1 or whole.find(id_mark) > whole.find(at_mark):
+                return None
+            head, rest = whole.split(id_mark)
+            middle, tail = rest.split(at_mark)
+            cut = private["_cut"] = (head, middle, tail)
+        return cut
 
     def __setattr__(self, name: str, value: Any) -> None:
         super().__setattr__(name, value)
         if not name.startswith("_") and self.__pydantic_private__ is not None:
-            self.__pydantic_private__["_answered"] = None
+            private = self.__pydantic_private__
+            private["_answered"] = private["_json"] = private["_cut"] = None
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Decision:
         copied = super().model_copy(update=update, deep=deep)
         if copied.__pydantic_private__ is not None:  # a copy with changes is answered afresh
-            copied.__pydantic_private__["_answered"] = None
+            private = copied.__pydantic_private__
+            private["_answered"] = private["_json"] = private["_cut"] = None
         return copied
 
     def __eq__(self, other: object) -> bool:

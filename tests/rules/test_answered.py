@@ -71,3 +71,24 @@ def test_text_the_fast_encoder_refuses_is_still_answered():
     reply = json_reply(decision, True)
     assert reply.status == 201
     assert json.loads(reply.text) == decision.answered()
+
+
+def test_the_json_is_serialised_once_and_dropped_with_the_answer():
+    decision = _decision()
+    body = decision.answered_json()
+    assert body == decision.model_dump_json().encode()
+    assert decision.answered_json() is body
+    decision.flagged = False
+    assert decision.answered_json() == decision.model_dump_json().encode()
+    copied = decision.model_copy(update={"action": "hold"})
+    assert orjson.loads(copied.answered_json())["action"] == "hold"
+
+
+def test_a_stamped_decision_has_json_of_its_own():
+    template = _decision()
+    template.answered_json()
+    at = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+    stamped = template.stamped("1d2c3b4a-0000-4000-8000-000000000001", at)
+    assert stamped.answered_json() == stamped.model_dump_json().encode()
+    assert orjson.loads(stamped.answered_json())["contact_id"] == "1d2c3b4a-0000-4000-8000-000000000001"
+    assert orjson.loads(template.answered_json())["contact_id"] == template.contact_id
