@@ -297,7 +297,7 @@ class EdgeConnection(asyncio.Protocol):
                 status, body = (201 if created else 200), reply_body(decision)
             except Exception as exc:  # answered as the error middleware answers it
                 status, body = error_reply(exc, "POST", PATH)
-            log_request("POST", PATH, status, started)  # with the request id, as the middleware's
+            log_request("POST", PATH, status, started, PATH)  # with the request id, as the middleware's
         finally:
             logs.request_id.reset(token)
         self.edge.answered += 1

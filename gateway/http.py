@@ -12,7 +12,7 @@ import asyncpg
 import pydantic
 from aiohttp import web
 
-from . import logs
+from . import logs, metrics
 from .auth import Principal
 from .errors import (
     DomainError,
@@ -174,8 +174,10 @@ def _translate(exc: BaseException) -> web.Response | None:
     return None
 
 
-def log_request(method: str, path: str, status: int, started: float) -> None:
-    """The DEBUG line of each request answered (by the middleware, or by the lean edge)."""
+def log_request(method: str, path: str, status: int, started: float, route: str) -> None:
+    """Each request answered (by the middleware, or by the lean edge): counted by its route's
+    template and status, and a DEBUG line."""
+    metrics.count_request(route, status)
     if log.isEnabledFor(logging.DEBUG):
         ms = round((time.perf_counter() - started) * 1000, 2)
         log.debug("request", extra={"method": method, "path": path, "status": status, "ms": ms})
@@ -216,7 +218,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         except Exception as exc:
             response = error_response(exc, request.method, request.path)
         response.headers["X-Request-Id"] = rid
-        log_request(request.method, request.path, response.status, started)
+        resource = request.match_info.route.resource
+        log_request(
+            request.method, request.path, response.status, started, resource.canonical if resource else "unmatched"
+        )
         return response
     finally:
         logs.request_id.reset(token)

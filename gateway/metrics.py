@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 REQUESTS = Counter(
-    "gateway_http_requests_total", "HTTP requests by route and status", ["route", "status"], registry=REGISTRY
+    "gateway_http_requests_total",
+    "HTTP requests answered, by route (its template; 'unmatched' for none) and status",
+    ["route", "status"],
+    registry=REGISTRY,
 )
+_REQUESTS_BY: dict[tuple[str, int], Any] = {}
+
+
+def count_request(route: str, status: int) -> None:
+    """One request answered. Each (route, status) child is looked up once: `labels` takes a lock."""
+    child = _REQUESTS_BY.get((route, status))
+    if child is None:
+        child = _REQUESTS_BY[(route, status)] = REQUESTS.labels(route, str(status))
+    child.inc()
+
+
 DECISIONS = Counter(
     "gateway_decisions_total", "Contacts decided, by channel and action", ["channel", "action"], registry=REGISTRY
 )
