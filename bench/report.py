@@ -61,6 +61,7 @@ class ScaleResult:
     more: Cpu
     steady_split: Profile  # one worker, sampled in a slice of its own after the constant load
     profiled_checks: tuple[LogCheck, ...] = ()  # the log checks of those two slices
+    profiled_failed: int = 0  # requests of the constant load's slice that failed
 
     @property
     def cpu_us_per_decision(self) -> float:
@@ -78,7 +79,8 @@ class ScaleResult:
     @property
     def ok(self) -> bool:
         checks = (self.sat_check, self.steady_check, *self.profiled_checks)
-        return all(c.ok and c.degraded == 0 for c in checks) and int(self.steady["failed"]) == 0
+        failed = int(self.steady["failed"]) + self.profiled_failed
+        return all(c.ok and c.degraded == 0 for c in checks) and failed == 0
 
 
 def _cpu_model() -> str:
@@ -132,6 +134,8 @@ def _rows(floor: WrkResult, floor_us: float, s: ScaleResult, rate: int) -> list[
         s.pg_cpu(),
         s.sat_check.describe() + ("" if w.other == 0 and w.errors == 0 else f"; {w.other} non-2xx, {w.errors} errors"),
         s.steady_check.describe() + (f"; {s.steady['failed']} failed" if s.steady["failed"] else ""),
+        " / ".join(c.describe() for c in s.profiled_checks)
+        + (f"; {s.profiled_failed} failed" if s.profiled_failed else ""),
         s.propagation.describe(),
         " + ".join(f"{x:.0f}" for x in s.rss_mb),
     ]
@@ -144,13 +148,14 @@ _LABELS = [
     "saturation latency p50 / p99 / p99.9, ms",
     "gateway CPU per decision, µs (both workers)",
     "gateway CPU per decision ÷ the floor's CPU per request",
-    "gateway CPU split at saturation (py-spy, one worker): share (µs per decision)",
+    "gateway CPU split at saturation (py-spy, one worker, in a 5 s slice after it): share (µs a decision)",
     "constant load latency p50 / p99 / p99.9, ms (target p99 ≤ 5)",
     "gateway CPU per decision at the constant load, µs",
-    "gateway CPU split at the constant load (py-spy, one worker): share (µs per decision)",
+    "gateway CPU split at the constant load (py-spy, one worker, in a 5 s slice after it): share (µs a decision)",
     "PostgreSQL CPU per contact logged, µs (saturation / constant load)",
     "log check, saturation",
     "log check, constant load",
+    "log check, the profiled slices (saturation / constant load)",
     "restriction in force in every worker, changed under a second constant load, p50 / p99 / max, ms (target ≤ 1000)",
     "resident memory per worker, MB",
 ]

@@ -138,15 +138,15 @@ async def _profile_saturated(
 
 async def _profile_steady(
     server: Server, url: str, key: str, bodies: list[str], prefix: str, args: argparse.Namespace, workers: list[int]
-) -> tuple[profile.Profile, logcheck.LogCheck]:
-    """The constant load's profile, in a slice of its own at the same rate."""
+) -> tuple[profile.Profile, logcheck.LogCheck, int]:
+    """The constant load's profile, in a slice of its own at the same rate (and its failed requests)."""
     since = datetime.now(UTC) - timedelta(seconds=1)
     sliced = argparse.Namespace(**{**vars(args), "seconds": PROFILE_SECONDS})
     with profile.sampled(workers[0], PROFILE_SECONDS) as split:
         steady = await _steady(server.url, key, bodies, prefix, sliced)
     created = steady["created"]
     assert isinstance(created, list)
-    return split, await logcheck.by_id(url, since, prefix, created, int(steady["failed"]))
+    return split, await logcheck.by_id(url, since, prefix, created, int(steady["failed"])), int(steady["failed"])
 
 
 async def _scale(args: argparse.Namespace, shape: Shape, run_id: str, tmp: Path) -> report.ScaleResult:
@@ -155,7 +155,7 @@ async def _scale(args: argparse.Namespace, shape: Shape, run_id: str, tmp: Path)
     redis.Redis.from_url(redis_url).flushdb()
     key = await _new_key(url)
     prefix = f"{run_id}-{shape.customers}-"
-    (warm, sat, sat_profiled), bodies = _scripts(tmp, shape, prefix, key, "warm", "sat", "sat-profiled")
+    (warm, sat, sat_profiled), bodies = _scripts(tmp, shape, prefix, key, "warm", "sat", "profiled-sat")
     env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": redis_url, "GATEWAY_SPOOL_DIR": str(tmp / "spool")}
     print(f"gateway: {shape.customers:,} customers, starting {args.workers} workers", file=sys.stderr)
     server, startup = start_gateway(env, args.workers)
@@ -172,7 +172,7 @@ async def _scale(args: argparse.Namespace, shape: Shape, run_id: str, tmp: Path)
         sat_check = await logcheck.by_count(url, since, prefix + "sat-", saturated.ok201, args.connections)
         print(f"  saturation: {saturated.rate:,.0f}/s; {sat_check.describe()}", file=sys.stderr)
         split, split_check = await _profile_saturated(
-            server, url, sat_profiled, prefix + "sat-profiled-", args.connections, workers
+            server, url, sat_profiled, prefix + "profiled-sat-", args.connections, workers
         )
         print(f"  saturation, profiled slice: {split_check.describe()}", file=sys.stderr)
         await settle(url)
@@ -185,8 +185,8 @@ async def _scale(args: argparse.Namespace, shape: Shape, run_id: str, tmp: Path)
         assert isinstance(created, list)
         steady_check = await logcheck.by_id(url, since, prefix + "steady-", created, int(steady["failed"]))
         print(f"  {args.rate}/s: {steady_check.describe()}", file=sys.stderr)
-        steady_split, steady_split_check = await _profile_steady(
-            server, url, key, bodies, prefix + "steady-profiled-", args, workers
+        steady_split, steady_split_check, steady_split_failed = await _profile_steady(
+            server, url, key, bodies, prefix + "profiled-steady-", args, workers
         )
         print(f"  {args.rate}/s, profiled slice: {steady_split_check.describe()}", file=sys.stderr)
         await settle(url)
@@ -214,6 +214,7 @@ async def _scale(args: argparse.Namespace, shape: Shape, run_id: str, tmp: Path)
         report.Cpu(steady_cpu, pg_sat, pg_steady),
         steady_split,
         (split_check, steady_split_check),
+        steady_split_failed,
     )
 
 

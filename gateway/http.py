@@ -212,19 +212,23 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         except PageShown as shown:
             response = shown.response
         except web.HTTPException as exc:
-            if exc.status < 400:
+            if exc.status < 400:  # a redirect, which aiohttp answers as raised
+                log_request(request.method, request.path, exc.status, started, _route(request))
                 raise
             response = _translate(exc) or error_body(500, "internal", "internal error")
         except Exception as exc:
             response = error_response(exc, request.method, request.path)
         response.headers["X-Request-Id"] = rid
-        resource = request.match_info.route.resource
-        log_request(
-            request.method, request.path, response.status, started, resource.canonical if resource else "unmatched"
-        )
+        log_request(request.method, request.path, response.status, started, _route(request))
         return response
     finally:
         logs.request_id.reset(token)
+
+
+def _route(request: web.Request) -> str:
+    """The route's template, for counting (a path that matched no route, or not for this method: 'unmatched')."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
 
 
 async def _refused(request: web.Request, route: web.AbstractRoute, refusal: GatewayError) -> GatewayError:

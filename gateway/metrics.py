@@ -10,7 +10,7 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 
 REQUESTS = Counter(
     "gateway_http_requests_total",
-    "HTTP requests answered, by route (its template; 'unmatched' for none) and status",
+    "HTTP requests answered, by route (its template; 'unmatched' when no route takes the path and method) and status",
     ["route", "status"],
     registry=REGISTRY,
 )

@@ -351,8 +351,10 @@ async def test_a_real_worker_on_uvloop_answers_here_and_hands_over(settings, key
         (first,) = await served.exchange(post(call(), key))  # the process checks the key (aiohttp)
         replies = await served.exchange(post(call(), key) + post(b"{", key) + post(call(), key), replies=3)
         assert [first.status, *(r.status for r in replies)] == [201, 201, 400, 201]
-        others = b"GET /v1/customers/7 HTTP/1.1\r\nHost: g\r\n\r\nGET /nowhere HTTP/1.1\r\nHost: g\r\n\r\n"
-        assert [r.status for r in await served.exchange(others, replies=2)] == [401, 404]
+        others = b"".join(
+            f"GET {path} HTTP/1.1\r\nHost: g\r\n\r\n".encode() for path in ("/v1/customers/7", "/nowhere", "/agent")
+        )
+        assert [r.status for r in await served.exchange(others, replies=3)] == [401, 404, 303]
         reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
         writer.write(b"GET /metrics HTTP/1.1\r\nHost: g\r\nConnection: close\r\n\r\n")
         metrics = (await reader.read()).decode()
@@ -363,3 +365,4 @@ async def test_a_real_worker_on_uvloop_answers_here_and_hands_over(settings, key
         assert 'gateway_http_requests_total{route="/v1/contacts",status="400"} 1.0' in metrics
         assert 'gateway_http_requests_total{route="/v1/customers/{id}",status="401"} 1.0' in metrics
         assert 'gateway_http_requests_total{route="unmatched",status="404"} 1.0' in metrics
+        assert 'gateway_http_requests_total{route="/agent",status="303"} 1.0' in metrics  # a redirect raised

@@ -113,7 +113,7 @@ class Decision(BaseModel):
     _answered: dict[str, Any] | None = PrivateAttr(default=None)
     _json: bytes | None = PrivateAttr(default=None)
     # A template's JSON cut around its contact id and time (`stamped`), built on first use.
-    _cut: tuple[bytes, bytes, bytes] | None = PrivateAttr(default=None)
+    _cut: tuple[bytes, ...] | None = PrivateAttr(default=None)
 
     def answered(self) -> dict[str, Any]:
         """The decision as JSON-ready data (what `model_dump(mode="json")` gives), built once."""
@@ -163,20 +163,24 @@ class Decision(BaseModel):
         orjson refuses): each stamped decision is serialised on its own then."""
         private = self.__pydantic_private__
         assert private is not None
-        cut: tuple[bytes, bytes, bytes] | None = private.get("_cut")
+        cut: tuple[bytes, ...] | None = private.get("_cut")
         if cut is None:
-            marked = {**self.answered(), "contact_id": _ID_MARK, "received_at": _AT_MARK}
-            try:
-                whole = orjson.dumps(marked)
-            except TypeError:
-                return None
-            id_mark, at_mark = orjson.dumps(_ID_MARK), orjson.dumps(_AT_MARK)
-            if whole.count(id_mark) != 1 or whole.count(at_mark) != 1 or whole.find(id_mark) > whole.find(at_mark):
-                return None
-            head, rest = whole.split(id_mark)
-            middle, tail = rest.split(at_mark)
-            cut = private["_cut"] = (head, middle, tail)
-        return cut
+            cut = private["_cut"] = self._cut_json()
+        return (cut[0], cut[1], cut[2]) if cut else None
+
+    def _cut_json(self) -> tuple[bytes, ...]:
+        """The pieces, or () when the JSON cannot be cut (remembered as such)."""
+        marked = {**self.answered(), "contact_id": _ID_MARK, "received_at": _AT_MARK}
+        try:
+            whole = orjson.dumps(marked)
+        except TypeError:
+            return ()
+        id_mark, at_mark = orjson.dumps(_ID_MARK), orjson.dumps(_AT_MARK)
+        if whole.count(id_mark) != 1 or whole.count(at_mark) != 1 or whole.find(id_mark) > whole.find(at_mark):
+            return ()
+        head, rest = whole.split(id_mark)
+        middle, tail = rest.split(at_mark)
+        return (head, middle, tail)
 
     def __setattr__(self, name: str, value: Any) -> None:
         super().__setattr__(name, value)

@@ -92,3 +92,15 @@ def test_a_stamped_decision_has_json_of_its_own():
     assert stamped.answered_json() == stamped.model_dump_json().encode()
     assert orjson.loads(stamped.answered_json())["contact_id"] == "1d2c3b4a-0000-4000-8000-000000000001"
     assert orjson.loads(template.answered_json())["contact_id"] == template.contact_id
+
+
+def test_a_template_is_cut_once_and_text_holding_a_marker_is_serialised_whole():
+    template = _decision()
+    template.stamped("a", datetime(2026, 11, 27, tzinfo=UTC))
+    assert len(template.__pydantic_private__["_cut"]) == 3  # the pieces are kept and used
+    at = datetime(2026, 11, 27, 9, tzinfo=UTC)
+    for text, cut in (("Write to us \u2063contact-id\u2063 today", 3), ('Quoted: "\u2063contact-id\u2063', 0)):
+        marked = _decision().model_copy(update={"customer_message": text})
+        stamped = marked.stamped("b", at)
+        assert stamped.answered_json() == stamped.model_dump_json().encode()
+        assert len(marked.__pydantic_private__["_cut"]) == cut  # () cannot be cut: remembered, not tried again
