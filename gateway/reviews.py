@@ -74,6 +74,7 @@ class ReviewRow:
     letter_undelivered: bool = False  # the latest letter was emailed and the outbox gave up on it
     note_asked_of: int | None = None  # the manager asked to sign its equality note, not signed yet
     period_asked_of: int | None = None  # the approver asked to agree a longer review period, not yet
+    note_declined: bool = False  # proposed, and its manager declined the equality note it needs
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +112,8 @@ def issues_of(row: ReviewRow, today: date, end: date) -> tuple[str, ...]:
         found.append("awaiting_deciders")
     if row.note_asked_of is not None:
         found.append("equality_note_unsigned")
+    if row.note_declined:
+        found.append("equality_note_declined")
     if row.period_asked_of is not None:
         found.append("review_period_unapproved")
     if row.review_due < today:

@@ -232,3 +232,67 @@ async def test_an_approval_does_not_undo_an_appeal_that_brought_the_review_forwa
     assert status == 200 and body["review_due"] == sooner, body
     status, body = await post(client, team.manager, path)
     assert status == 409 and body["error"]["code"] == "stale", body
+
+
+async def test_a_manager_asked_may_decline_the_equality_note_and_it_stays_proposed(
+    api: Api, client: Any, conn: asyncpg.Connection, team: Team
+) -> None:
+    cid = await api.customer("Eileen Murphy", PHONE, adjustments={"flags": ["needs_phone"]})
+    made = await api.restriction(
+        cid, deciders=team.deciders, status="proposed", equality_note={**NOTE, "staff_id": team.manager.id}
+    )
+    rid = made["id"]
+    path = f"/v1/restrictions/{rid}/equality-note/decline"
+    reason = {"reason": "Phone is her only way in; a named contact would do."}
+    # Only the manager asked declines, with a reason.
+    status, body = await post(client, team.senior, path, reason)
+    assert status == 403 and body["error"]["code"] == "not_you", body
+    status, body = await post(client, team.manager, path)
+    assert status == 422, body
+    status, body = await post(client, team.manager, path, reason)
+    assert status == 200, body
+    assert body["status"] == "proposed" and body["equality_note"] is None and body["equality_note_asked"] is None
+    rows = await conn.fetch(
+        "SELECT staff_id, why FROM restriction_events WHERE restriction_id = $1 AND kind = $2",
+        rid,
+        "equality_note_declined",
+    )
+    assert len(rows) == 1 and rows[0]["staff_id"] == team.manager.id and reason["reason"] in rows[0]["why"]
+    # Nothing is asked any more: neither signing nor declining again.
+    for step, sent in (("sign", {}), ("decline", reason)):
+        status, body = await post(client, team.manager, f"/v1/restrictions/{rid}/equality-note/{step}", sent)
+        assert status == 409 and body["error"]["code"] == "nothing_asked", body
+    # The review meeting sees it, and it is never enforced without a signed note.
+    report = await awaited(client, team.cl1, rid)
+    assert "equality_note_declined" in report["issues"] and "equality_note_unsigned" not in report["issues"]
+    assert report["equality_note_asked_of"] is None
+    assert await conn.fetchval("SELECT status FROM restrictions WHERE id = $1", rid) == "proposed"
+    assert ("equality_note_declined", team.manager.id) in await events_of(conn, rid)
+
+
+async def test_an_approver_may_decline_a_longer_period_and_the_default_stands(
+    api: Api, client: Any, conn: asyncpg.Connection, team: Team
+) -> None:
+    cid = await api.customer("Kevin Doyle", PHONE)
+    made = await api.restriction(cid, deciders=team.deciders, review_due=longer(), review_approver=team.manager.id)
+    rid = made["id"]
+    path = f"/v1/restrictions/{rid}/review-period/decline"
+    reason = {"reason": "Twelve months is enough; review it then."}
+    for who, code in ((team.cl1, "wrong_role"), (team.scl, "not_you")):
+        status, body = await post(client, who, path, reason)
+        assert status == 403 and body["error"]["code"] == code, (who.name, body)
+    status, body = await post(client, team.manager, path, reason)
+    assert status == 200, body
+    assert body["status"] == "active" and body["review_due"] == default_due()
+    assert body["review_approver"] is None and body["review_period_asked"] is None
+    assert ("review_period_declined", team.manager.id) in await events_of(conn, rid)
+    issues = (await awaited(client, team.cl1, rid))["issues"]
+    assert "review_period_unapproved" not in issues and "equality_note_declined" not in issues
+    status, body = await post(client, team.manager, f"/v1/restrictions/{rid}/review-period/approve")
+    assert status == 409 and body["error"]["code"] == "nothing_asked", body
+    # Declining is taking part: the approver who declined may not decide an appeal on it.
+    appeal = {"lodged_on": today().isoformat(), "grounds": "Unfair."}
+    assert (await post(client, team.cl3, f"/v1/restrictions/{rid}/appeal", appeal))[0] == 200
+    decision = {"outcome": "upheld", "notes": "Proportionate."}
+    status, body = await post(client, team.manager, f"/v1/restrictions/{rid}/appeal/decision", decision)
+    assert status == 409 and body["error"]["code"] == "involved", body

@@ -67,7 +67,7 @@ async def test_the_table_says_what_design_7_says(client: Any) -> None:
     assert table[("POST", "/v1/restrictions/{id}/equality-note/sign")] == {"manager"}
     assert table[("GET", "/v1/restrictions/{id}")] == {"caution_lead", "manager", "admin"}
     steps = [p for m, p in table if m == "POST" and p.startswith("/v1/restrictions")]
-    assert len(steps) == 10 and all("admin" not in (table[("POST", p)] or ()) for p in steps)
+    assert len(steps) == 12 and all("admin" not in (table[("POST", p)] or ()) for p in steps)
 
 
 def _routes(table: Table) -> Iterator[tuple[str, str, str, frozenset[str]]]:

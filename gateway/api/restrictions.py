@@ -24,6 +24,7 @@ from ..models.restrictions import (
     AppealDecisionIn,
     AppealIn,
     DecisionIn,
+    DeclineIn,
     LetterSendIn,
     LetterSentIn,
     LiftIn,
@@ -242,6 +243,8 @@ def setup(app: web.Application) -> None:
         ("/lift", _transition(LiftIn, transitions.lift), WRITE),
         ("/equality-note/sign", _transition(SignOffIn, signoffs.sign_equality_note), SIGN_NOTE),
         ("/review-period/approve", _transition(SignOffIn, signoffs.approve_review_period), APPROVE_PERIOD),
+        ("/equality-note/decline", _transition(DeclineIn, signoffs.decline_equality_note), SIGN_NOTE),
+        ("/review-period/decline", _transition(DeclineIn, signoffs.decline_review_period), APPROVE_PERIOD),
     ]
     for step, handler, roles in steps:
         add_route(app, "POST", "/v1/restrictions/{id}" + step, handler, roles, person=True)

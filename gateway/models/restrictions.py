@@ -75,6 +75,13 @@ class SignOffIn(In):
     on: Day | None = None
 
 
+class DeclineIn(SignOffIn):
+    """POST /v1/restrictions/{id}/equality-note/decline and /review-period/decline: the person asked
+    says no, and why (kept in the restriction's history)."""
+
+    reason: str = Text
+
+
 def params_with_kind(data: Any) -> Any:
     """`kind` may be given once at the top; copy it into params (which is discriminated on it)."""
     if isinstance(data, dict) and isinstance(data.get("kind"), str):

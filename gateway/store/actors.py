@@ -24,6 +24,8 @@ _TAKING_PART = [
     "lifted",
     "equality_note_signed",
     "review_period_approved",
+    "equality_note_declined",
+    "review_period_declined",
 ]
 
 

@@ -50,7 +50,11 @@ async def review_rows(conn: asyncpg.Connection | asyncpg.Pool) -> list[ReviewRow
                      FROM restriction_letters l LEFT JOIN outbox o ON o.id = l.outbox_id
                     WHERE l.restriction_id = r.id ORDER BY l.id DESC LIMIT 1) AS letter_undelivered,
                   (r.equality_note_asked->>'staff_id')::bigint AS note_asked_of,
-                  (r.review_period_asked->>'approver')::bigint AS period_asked_of
+                  (r.review_period_asked->>'approver')::bigint AS period_asked_of,
+                  -- Proposed, its equality note declined and none signed or asked since.
+                  (r.status = 'proposed' AND r.equality_note IS NULL AND r.equality_note_asked IS NULL
+                   AND EXISTS (SELECT 1 FROM restriction_events e
+                                WHERE e.restriction_id = r.id AND e.kind = 'equality_note_declined')) AS note_declined
            FROM restrictions r JOIN customers c ON c.id = r.customer_id
            WHERE r.status = ANY($1::text[]) ORDER BY r.review_due, r.id""",
         OPEN_STATUSES,
@@ -71,6 +75,7 @@ async def review_rows(conn: asyncpg.Connection | asyncpg.Pool) -> list[ReviewRow
             bool(r["letter_undelivered"]),
             r["note_asked_of"],
             r["period_asked_of"],
+            bool(r["note_declined"]),
         )
         for r in rows
     ]

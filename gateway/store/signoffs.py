@@ -1,10 +1,12 @@
-"""Sign-offs asked of one named person, given by that person signed in: a manager's equality note
-(DESIGN §3.3) and the approval of a review period longer than the default (§3.1).
+"""Sign-offs asked of one named person, given or declined by that person signed in: a manager's
+equality note (DESIGN §3.3) and the approval of a review period longer than the default (§3.1).
 
 A caution lead recording or renewing a restriction names who is to sign; what they asked waits on
 the restriction (`equality_note_asked`, `review_period_asked`) until that person signs with their
-own credential. An equality note awaiting its signature keeps the restriction proposed; a longer
-review period awaiting approval leaves the default review date in force.
+own credential, or declines it with a reason. An equality note awaiting its signature keeps the
+restriction proposed; declined, it keeps it proposed for good (the way in refuses it without a signed
+note), and the review report says so until the caution lead lifts it or records it afresh. A longer
+review period awaiting approval, or declined, leaves the default review date in force.
 """
 
 from __future__ import annotations
@@ -12,13 +14,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from typing import Any
 
 import asyncpg
 
 from .. import lifecycle as lc
 from ..errors import DomainError, FieldInvalid, NotAllowed, StateConflict
-from ..models.restrictions import Restriction, SignOffIn
+from ..models.restrictions import DeclineIn, Restriction, SignOffIn
 from .actors import acting, staff_roles
 from .changes import notify_in_transaction
 from .restrictions import activate_if_met, event, get, load, snapshot
@@ -153,3 +156,38 @@ async def approve_review_period(
         )
         await notify_in_transaction(conn, row["customer_id"])
     return await get(conn, restriction_id, policy)
+
+
+async def _decline(
+    conn: asyncpg.Connection,
+    restriction_id: int,
+    body: DeclineIn,
+    policy: lc.Policy,
+    actor: lc.Actor,
+    today: date,
+    *,
+    kind: _SignOff,
+    event_kind: str,
+) -> Restriction:
+    """The person asked says no: the request ends, with their reason in the history."""
+    async with conn.transaction():
+        row, staff_id, asked, declined_on = await _asked_of_me(conn, restriction_id, body, actor, today, kind)
+        updated = await update_restriction(conn, restriction_id, **{kind.column: None})
+        await event(
+            conn,
+            updated,
+            actor,
+            event_kind,
+            why=f"{kind.what} declined by staff {staff_id} on {declined_on.isoformat()}: {body.reason}",
+            before={kind.column: asked},
+            after={kind.column: None, "declined_by": staff_id, "reason": body.reason},
+        )
+        await notify_in_transaction(conn, row["customer_id"])
+    return await get(conn, restriction_id, policy)
+
+
+# The manager asked will not sign the note: the restriction stays proposed, and without a signed
+# note the way in refuses to activate it.
+decline_equality_note = partial(_decline, kind=_NOTE, event_kind="equality_note_declined")
+# The approver asked does not agree the longer period: the default review date stays in force.
+decline_review_period = partial(_decline, kind=_PERIOD, event_kind="review_period_declined")
