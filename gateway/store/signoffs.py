@@ -4,9 +4,10 @@ equality note (DESIGN §3.3) and the approval of a review period longer than the
 A caution lead recording or renewing a restriction names who is to sign; what they asked waits on
 the restriction (`equality_note_asked`, `review_period_asked`) until that person signs with their
 own credential, or declines it with a reason. An equality note awaiting its signature keeps the
-restriction proposed; declined, it keeps it proposed for good (the way in refuses it without a signed
-note), and the review report says so until the caution lead lifts it or records it afresh. A longer
-review period awaiting approval, or declined, leaves the default review date in force.
+restriction proposed; declined, it keeps it proposed (the way in refuses it without a signed note for
+as long as the adjustment it conflicts with stands), and the review report says so until the caution
+lead lifts it or records it afresh. A longer review period awaiting approval, or declined, leaves the
+default review date in force.
 """
 
 from __future__ import annotations
