@@ -238,8 +238,9 @@ async def test_a_manager_asked_may_decline_the_equality_note_and_it_stays_propos
     api: Api, client: Any, conn: asyncpg.Connection, team: Team
 ) -> None:
     cid = await api.customer("Eileen Murphy", PHONE, adjustments={"flags": ["needs_phone"]})
+    # Two deciders of three so far: the third comes after the decline.
     made = await api.restriction(
-        cid, deciders=team.deciders, status="proposed", equality_note={**NOTE, "staff_id": team.manager.id}
+        cid, deciders=team.deciders[:2], status="proposed", equality_note={**NOTE, "staff_id": team.manager.id}
     )
     rid = made["id"]
     path = f"/v1/restrictions/{rid}/equality-note/decline"
@@ -266,8 +267,16 @@ async def test_a_manager_asked_may_decline_the_equality_note_and_it_stays_propos
     report = await awaited(client, team.cl1, rid)
     assert "equality_note_declined" in report["issues"] and "equality_note_unsigned" not in report["issues"]
     assert report["equality_note_asked_of"] is None
-    assert await conn.fetchval("SELECT status FROM restrictions WHERE id = $1", rid) == "proposed"
     assert ("equality_note_declined", team.manager.id) in await events_of(conn, rid)
+    # The decline binds: the last decider's decision does not enforce it.
+    status, body = await post(client, team.deciders[2], f"/v1/restrictions/{rid}/decide")
+    assert status == 409 and body["error"]["code"] == "note_declined", body
+    assert await conn.fetchval("SELECT status FROM restrictions WHERE id = $1", rid) == "proposed"
+    # Lifted, it leaves the report.
+    status, body = await post(client, team.cl1, f"/v1/restrictions/{rid}/lift", {"reason": "Note declined."})
+    assert status == 200 and body["status"] == "lifted", body
+    resp = await client.get("/v1/reviews/due?within=30d", headers=team.cl1.headers)
+    assert rid not in [i["restriction_id"] for i in (await resp.json())["items"]]
 
 
 async def test_an_approver_may_decline_a_longer_period_and_the_default_stands(

@@ -154,7 +154,11 @@ async def test_ended_restrictions_are_reduced_after_the_limit_and_those_in_force
         ended_long_ago,
         {"staff_id": 9, "note": "Her son writes for her", "asked_by": 1, "asked_on": "2015-01-01"},
     )
-    for kind, why in (("lifted", "Behaviour has improved a lot"), ("viewed", "monthly review meeting")):
+    for kind, why, after in (
+        ("lifted", "Behaviour has improved a lot", {"status": "lifted", "reasons": REASONS, "kind": "caution"}),
+        ("viewed", "monthly review meeting", {"status": "lifted", "kind": "caution"}),
+        ("review_period_declined", "Not this long", {"review_period_asked": None, "reason": "Her son writes"}),
+    ):
         await conn.execute(
             """INSERT INTO restriction_events (restriction_id, customer_id, actor, kind, why, after)
                VALUES ($1, $2, 'staff:1:Priya Shah', $3, $4, $5)""",
@@ -162,7 +166,7 @@ async def test_ended_restrictions_are_reduced_after_the_limit_and_those_in_force
             cid,
             kind,
             why,
-            {"status": "lifted", "reasons": REASONS, "kind": "caution", "deciders": [1, 2, 3]},
+            {**after, "deciders": [1, 2, 3]},
         )
     plan = await retention.plan(pool, LIMITS, NOW, TODAY)
     assert plan["restrictions"]["count"] == 1
@@ -192,6 +196,9 @@ async def test_ended_restrictions_are_reduced_after_the_limit_and_those_in_force
     events = {r["kind"]: r for r in await conn.fetch("SELECT kind, why, after FROM restriction_events")}
     assert events["lifted"]["why"] == REMOVED and events["viewed"]["why"] == "monthly review meeting"
     assert events["lifted"]["after"] == {"status": "lifted", "kind": "caution", "deciders": [1, 2, 3]}
+    # What a person wrote declining a sign-off goes too.
+    declined = events["review_period_declined"]
+    assert declined["why"] == REMOVED and declined["after"] == {"review_period_asked": None, "deciders": [1, 2, 3]}
     # Outside a retention run the audit trail is as append-only as before.
     with pytest.raises(asyncpg.InsufficientPrivilegeError):
         await conn.execute("UPDATE restriction_events SET why = 'edited'")

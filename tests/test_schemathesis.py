@@ -50,7 +50,7 @@ OPERATION_IDS = [
     ("^/v1/restrictions/[^/]+/decide$", {"path.id": "proposed", "body.staff_id": "second"}),
     ("^/v1/restrictions/[^/]+/appeal/decision$", {"path.id": "appealed", "body.staff_id": "manager"}),
     (
-        "^/v1/restrictions/[^/]+/(equality-note/sign|review-period/approve)$",
+        "^/v1/restrictions/[^/]+/(equality-note/(sign|decline)|review-period/(approve|decline))$",
         {"path.id": "asked", "body.staff_id": "manager"},
     ),
     ("^/v1/rulesets/", {"path.version": "rulesets", "query.from": "rulesets", "query.to": "rulesets"}),
@@ -81,7 +81,7 @@ PERSON_STEPS = [
     ("^POST /v1/restrictions(/[^/]+/(letter|letter/send|appeal|review|lift))?$", "saver"),
     ("^POST /v1/restrictions/[^/]+/decide$", "second"),
     ("^POST /v1/restrictions/[^/]+/appeal/decision$", "manager"),
-    ("^POST /v1/restrictions/[^/]+/(equality-note/sign|review-period/approve)$", "manager"),
+    ("^POST /v1/restrictions/[^/]+/(equality-note/(sign|decline)|review-period/(approve|decline))$", "manager"),
     ("^(POST|PUT) /v1/rulesets(/rollback|/[^/]+(/publish)?)?$", "manager"),
     ("^POST /v1/readthrough/", "saver"),
 ]
@@ -97,7 +97,7 @@ PERSON_STEPS = [
 # every other operation fails it on any warning.
 STATEFUL = (
     "^(POST (/v1/restrictions(/[^/]+/(decide|letter|letter/send|appeal|appeal/decision|review|lift"
-    "|equality-note/sign|review-period/approve))?"
+    "|equality-note/(sign|decline)|review-period/(approve|decline)))?"
     "|/v1/incidents|/v1/channels/webform|/v1/readthrough/[^/]+)|(POST|PUT) /v1/rulesets(/.*)?"
     "|GET /v1/rulesets/simulations/.*)$"
 )

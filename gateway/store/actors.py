@@ -78,8 +78,9 @@ async def check_deciders(conn: asyncpg.Connection, ids: list[int], field: str = 
 
 async def involved(conn: asyncpg.Connection, row: Any) -> set[int]:
     """Everyone who has taken part in this restriction: its deciders, the manager who signed its
-    equality note, the approver of a longer review period, and every person recorded taking a step.
-    Someone asked to sign who has not signed has taken no part."""
+    equality note, the approver of a longer review period, and every person recorded taking a step
+    (declining a sign-off is one). Someone asked to sign who has neither signed nor declined has taken
+    no part."""
     ids = set(row["deciders"])
     if row["equality_note"] is not None:
         ids.add(int(row["equality_note"]["staff_id"]))

@@ -220,9 +220,17 @@ async def activate_if_met(
     decided_on: date,
 ) -> asyncpg.Record:
     """Proposed → active once the deciders satisfy the rule and no equality note awaits its
-    manager's signature (re-checking the way in then)."""
+    manager's signature (re-checking the way in then). One whose equality note its manager declined
+    is never activated: the decline binds, whatever else has changed since."""
     if row["status"] != "proposed" or lc.missing_deciders(policy.rule, roles) or row["equality_note_asked"]:
         return row
+    if row["equality_note"] is None and await _note_declined(conn, row["id"]):
+        raise StateConflict(
+            f"restriction {row['id']}'s equality note was declined by the manager asked, so it is not "
+            "enforced: lift it, and record it afresh if it is still needed",
+            {"field": "equality_note"},
+            code="note_declined",
+        )
     await check_channels(
         conn,
         row["customer_id"],
@@ -249,6 +257,16 @@ async def activate_if_met(
         },
     )
     return active
+
+
+async def _note_declined(conn: asyncpg.Connection, restriction_id: int) -> bool:
+    return bool(
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM restriction_events WHERE restriction_id = $1 AND kind = $2)",
+            restriction_id,
+            "equality_note_declined",
+        )
+    )
 
 
 async def add_decision(

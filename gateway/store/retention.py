@@ -25,6 +25,7 @@ _SNAPSHOT_DETAIL = [
     "equality_note_asked",
     "params",
     "grounds",
+    "reason",  # why a sign-off was declined
 ]
 # Event kinds whose `why` records why someone read the record: the access log keeps that.
 _ACCESS_EVENTS = ["viewed", "exported"]

@@ -4,10 +4,10 @@ equality note (DESIGN §3.3) and the approval of a review period longer than the
 A caution lead recording or renewing a restriction names who is to sign; what they asked waits on
 the restriction (`equality_note_asked`, `review_period_asked`) until that person signs with their
 own credential, or declines it with a reason. An equality note awaiting its signature keeps the
-restriction proposed; declined, it keeps it proposed (the way in refuses it without a signed note for
-as long as the adjustment it conflicts with stands), and the review report says so until the caution
-lead lifts it or records it afresh. A longer review period awaiting approval, or declined, leaves the
-default review date in force.
+restriction proposed; declined, it keeps it proposed for good (a further decision is refused), and
+the review report says so until the caution lead lifts it, to record it afresh if it is still
+needed. A longer review period awaiting approval, or declined, leaves the default review date in
+force.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ async def _asked_of_me(
     asked = row[kind.column]
     if asked is None:
         raise StateConflict(
-            f"restriction {row['id']} has no {kind.what} waiting to be signed",
+            f"restriction {row['id']} has no {kind.what} waiting to be signed or declined",
             {"field": kind.column},
             code="nothing_asked",
         )
@@ -75,7 +75,7 @@ async def _asked_of_me(
     if named != staff_id and (await staff_roles(conn, [named])).get(named) in kind.roles:
         raise NotAllowed(
             f"the {kind.what} on restriction {row['id']} was asked of staff member {named}, and you are "
-            f"signed in as staff member {staff_id}: only the person asked signs it, with their own key",
+            f"signed in as staff member {staff_id}: only the person asked signs or declines it, with their own key",
             {"field": kind.column},
             code="not_you",
         )
