@@ -34,6 +34,12 @@ async def post(client: Any, who: Member, path: str, data: dict[str, Any] | None 
     return resp.status, await resp.json()
 
 
+async def longer_period_asked(api: Api, team: Team) -> dict[str, Any]:
+    """An active restriction whose longer review period waits for the manager's approval."""
+    cid = await api.customer("Kevin Doyle", PHONE)
+    return await api.restriction(cid, deciders=team.deciders, review_due=longer(), review_approver=team.manager.id)
+
+
 async def awaited(client: Any, who: Member, rid: int) -> dict[str, Any]:
     """What the review-due report says of restriction `rid` (issues, and who was asked to sign)."""
     resp = await client.get("/v1/reviews/due?within=30d", headers=who.headers)
@@ -114,8 +120,7 @@ async def test_someone_asked_who_has_not_signed_took_no_part(api: Api, client: A
 async def test_a_longer_review_period_is_in_force_only_once_its_approver_agrees(
     api: Api, client: Any, conn: asyncpg.Connection, team: Team
 ) -> None:
-    cid = await api.customer("Kevin Doyle", PHONE)
-    made = await api.restriction(cid, deciders=team.deciders, review_due=longer(), review_approver=team.manager.id)
+    made = await longer_period_asked(api, team)
     rid = made["id"]
     # Active at once (the deciders decided), reviewed on the default date until the approver agrees.
     assert made["review_due"] == default_due() and made["review_approver"] is None
@@ -282,8 +287,7 @@ async def test_a_manager_asked_may_decline_the_equality_note_and_it_stays_propos
 async def test_an_approver_may_decline_a_longer_period_and_the_default_stands(
     api: Api, client: Any, conn: asyncpg.Connection, team: Team
 ) -> None:
-    cid = await api.customer("Kevin Doyle", PHONE)
-    made = await api.restriction(cid, deciders=team.deciders, review_due=longer(), review_approver=team.manager.id)
+    made = await longer_period_asked(api, team)
     rid = made["id"]
     path = f"/v1/restrictions/{rid}/review-period/decline"
     reason = {"reason": "Twelve months is enough; review it then."}
