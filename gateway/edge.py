@@ -302,7 +302,7 @@ class EdgeConnection(asyncio.Protocol):
             logs.request_id.reset(token)
         self.edge.answered += 1
         self.answered_here += 1
-        _ANSWERED.inc()
+        _ANSWERED.n += 1
         self.busy = False
         self.idle_since = time.monotonic()
         if self.closed or self.transport is None:
@@ -353,10 +353,10 @@ class _Head:
             return None
         head, seen = cls(size), set()
         for line in lines:
-            name, colon, value = line.partition(b":")
-            if not colon or len(line) > _FIELD_MAX or not _TOKEN.fullmatch(name) or not _VALUE.fullmatch(value):
+            field = _LINES[line]
+            if field is None:
                 return None
-            name, value = name.lower(), value.strip(b" \t")
+            name, value = field
             if name in _SINGLE:
                 if name in seen:
                     return None
@@ -376,6 +376,35 @@ class _Head:
 
 
 _KEPT = {b"authorization": "key", b"content-type": "content_type", b"x-request-id": "request_id"}
+
+
+class _Lines(dict[bytes, tuple[bytes, bytes] | None]):
+    """Header lines read before, and what each says: a caller sends the same lines call after call
+    (its host, the type, a few lengths), so most are looked up rather than matched and split again.
+    A line not seen yet is read and kept, up to _LINES_MAX (then all are forgotten at once: lines
+    that never repeat, such as a request id, cost a look-up each). The Authorization line is read
+    afresh each time: a key is kept in memory no longer than its request."""
+
+    def __missing__(self, line: bytes) -> tuple[bytes, bytes] | None:
+        field = _field(line)
+        if field is None or field[0] != b"authorization":
+            if len(self) >= _LINES_MAX:
+                self.clear()
+            self[line] = field
+        return field
+
+
+_LINES = _Lines()
+_LINES_MAX = 4096
+
+
+def _field(line: bytes) -> tuple[bytes, bytes] | None:
+    """A header line's name (lower case) and value (trimmed); None when it is not plain printable
+    text, or too long."""
+    name, colon, value = line.partition(b":")
+    if not colon or len(line) > _FIELD_MAX or not _TOKEN.fullmatch(name) or not _VALUE.fullmatch(value):
+        return None
+    return name.lower(), value.strip(b" \t")
 
 
 def _is_json(content_type: bytes | None) -> bool:

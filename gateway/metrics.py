@@ -1,40 +1,115 @@
-"""Prometheus metrics of one gateway process."""
+"""Prometheus metrics of one gateway process.
+
+What every contact touches is counted by `LoopCounter` and `LoopHistogram`: plain numbers that only
+the event loop's thread adds to, read when `/metrics` is scraped. prometheus_client's own take a
+lock and run several checks on each count (~0.5 µs for a counter, ~1.5 for a histogram here), four
+times a contact. The rest use prometheus_client's types.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from bisect import bisect_left
+from collections.abc import Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
-REQUESTS = Counter(
+
+class Count:
+    """The count of one label set."""
+
+    __slots__ = ("n",)
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def inc(self, amount: int = 1) -> None:
+        self.n += amount
+
+
+class LoopCounter:
+    """A counter that only the event loop's thread counts: a `Count` per label set, no lock."""
+
+    def __init__(self, name: str, documentation: str, labelnames: Sequence[str], registry: CollectorRegistry) -> None:
+        self.name, self.documentation, self.labelnames = name.removesuffix("_total"), documentation, list(labelnames)
+        self._children: dict[tuple[str, ...], Count] = {}
+        registry.register(self)
+
+    def labels(self, *values: object) -> Count:
+        """The count of these label values (keep it: each later count is then one addition)."""
+        key = tuple(str(v) for v in values)
+        if len(key) != len(self.labelnames):
+            raise ValueError(f"{self.name} takes {len(self.labelnames)} label value(s), not {len(key)}")
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = Count()
+        return child
+
+    def describe(self) -> list[Metric]:
+        return [CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)]
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for values, child in list(self._children.items()):
+            family.add_metric(list(values), child.n)
+        yield family
+
+
+class LoopHistogram:
+    """A histogram without labels that only the event loop's thread observes: a count per bucket
+    (found by bisection) and a sum, made cumulative when scraped."""
+
+    def __init__(self, name: str, documentation: str, buckets: Sequence[float], registry: CollectorRegistry) -> None:
+        self.name, self.documentation = name, documentation
+        self.bounds = sorted(float(b) for b in buckets)
+        self.counts = [0] * (len(self.bounds) + 1)  # the last one is +Inf
+        self.sum = 0.0
+        registry.register(self)
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1  # a value equal to a bound is in its bucket
+        self.sum += value
+
+    def describe(self) -> list[Metric]:
+        return [HistogramMetricFamily(self.name, self.documentation)]
+
+    def collect(self) -> Iterator[Metric]:
+        running, buckets = 0, []
+        for bound, count in zip([*self.bounds, float("inf")], list(self.counts), strict=True):
+            running += count
+            buckets.append(("+Inf" if bound == float("inf") else repr(bound), running))
+        yield HistogramMetricFamily(self.name, self.documentation, buckets=buckets, sum_value=self.sum)
+
+
+REQUESTS = LoopCounter(
     "gateway_http_requests_total",
     "HTTP requests answered, by route (its template; 'unmatched' when no route takes the path and method) and status",
     ["route", "status"],
     registry=REGISTRY,
 )
-_REQUESTS_BY: dict[tuple[str, int], Any] = {}
+_REQUESTS_BY: dict[tuple[str, int], Count] = {}
 
 
 def count_request(route: str, status: int) -> None:
-    """One request answered. Each (route, status) child is looked up once: `labels` takes a lock."""
+    """One request answered."""
     child = _REQUESTS_BY.get((route, status))
     if child is None:
-        child = _REQUESTS_BY[(route, status)] = REQUESTS.labels(route, str(status))
-    child.inc()
+        child = _REQUESTS_BY[(route, status)] = REQUESTS.labels(route, status)
+    child.n += 1
 
 
-DECISIONS = Counter(
+DECISIONS = LoopCounter(
     "gateway_decisions_total", "Contacts decided, by channel and action", ["channel", "action"], registry=REGISTRY
 )
-DECIDE_SECONDS = Histogram(
+DECIDE_SECONDS = LoopHistogram(
     "gateway_decide_seconds",
     "Time from request to logged decision",
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
     registry=REGISTRY,
 )
-LEAN_EDGE = Counter(
+LEAN_EDGE = LoopCounter(
     "gateway_lean_edge_total",
     "POST /v1/contacts calls answered by the lean edge, and connections it handed to aiohttp",
     ["outcome"],

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 
 import pytest
 
+from gateway import edge as edge_module
 from gateway.app import create_app
 from gateway.edge import Edge
 from gateway.serve import serve_app
@@ -366,3 +367,31 @@ async def test_a_real_worker_on_uvloop_answers_here_and_hands_over(settings, key
         assert 'gateway_http_requests_total{route="/v1/customers/{id}",status="401"} 1.0' in metrics
         assert 'gateway_http_requests_total{route="unmatched",status="404"} 1.0' in metrics
         assert 'gateway_http_requests_total{route="/agent",status="303"} 1.0' in metrics  # a redirect raised
+
+
+def test_header_lines_read_before_are_looked_up_and_read_the_same(monkeypatch):
+    """A caller's repeated lines are read once and kept; what is refused stays refused; a key is
+    never kept; and the lines kept are bounded (forgotten all at once)."""
+    monkeypatch.setattr(edge_module, "_LINES", edge_module._Lines())
+    lines = [
+        b"Host: gateway",
+        b"Content-Type: application/json",
+        b"Authorization: Bearer gk_secret",
+        b"Content-Length: 12",
+    ]
+    first, again = edge_module._Head.of(lines, 100), edge_module._Head.of(lines, 100)
+    assert first == again
+    assert again is not None and (again.length, again.key, again.content_type) == (
+        12,
+        b"Bearer gk_secret",
+        b"application/json",
+    )
+    assert set(edge_module._LINES) == {b"Host: gateway", b"Content-Type: application/json", b"Content-Length: 12"}
+    refused = [b"Host: gateway", b"X-Note: bell\x07"]
+    assert edge_module._Head.of(refused, 50) is None
+    assert edge_module._LINES[b"X-Note: bell\x07"] is None
+    assert edge_module._Head.of(refused, 50) is None  # read from what was kept, refused again
+    monkeypatch.setattr(edge_module, "_LINES_MAX", 8)
+    for n in range(20):
+        assert edge_module._Head.of([b"Host: g", f"X-Request-Id: r{n}".encode()], 40) is not None
+        assert len(edge_module._LINES) <= 8

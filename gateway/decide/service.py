@@ -17,7 +17,6 @@ import time
 from datetime import UTC, datetime
 
 import asyncpg
-from prometheus_client import Counter
 from redis.exceptions import RedisError
 
 from .. import metrics
@@ -63,7 +62,7 @@ class DecideService:
         self.log, self.effects = contact_log, effects
         self.case_refs = CaseRefPattern(settings.case_ref_pattern)
         self.unmatched = UnmatchedVerdicts()
-        self._decisions: dict[tuple[str, str], Counter] = {}
+        self._decisions: dict[tuple[str, str], metrics.Count] = {}
         self.deadline = settings.decide_deadline_ms / 1000
         self.written_deadline = settings.written_deadline_ms / 1000
         self.log_wait = settings.log_wait_ms / 1000
@@ -107,11 +106,11 @@ class DecideService:
         decision, created = self.claims.settle(decision, appended)
         self.effects.after_reply(contact, decision, created)
         counted = self._decisions.get((contact.channel, decision.action))
-        if counted is None:  # labels() looks its child up under a lock: once per pair, not per contact
+        if counted is None:  # looked up once per pair, not per contact
             counted = self._decisions[(contact.channel, decision.action)] = metrics.DECISIONS.labels(
                 contact.channel, decision.action
             )
-        counted.inc()
+        counted.n += 1
         metrics.DECIDE_SECONDS.observe(time.perf_counter() - started)
         return decision, created
 
