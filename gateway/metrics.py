@@ -8,24 +8,31 @@ times a contact. The rest use prometheus_client's types.
 
 from __future__ import annotations
 
+import os
+import time
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.samples import Sample
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+# As prometheus_client decides whether its own metrics have `_created` samples.
+_CREATED = os.environ.get("PROMETHEUS_DISABLE_CREATED_SERIES", "False").lower() not in ("true", "1", "t")
 
 
 class Count:
-    """The count of one label set."""
+    """The count of one label set, and when it began (its `_created` sample)."""
 
-    __slots__ = ("n",)
+    __slots__ = ("created", "n")
 
     def __init__(self) -> None:
-        self.n = 0
+        self.n, self.created = 0, time.time()
 
     def inc(self, amount: int = 1) -> None:
+        if amount < 0:
+            raise ValueError("a counter only goes up")
         self.n += amount
 
 
@@ -53,7 +60,7 @@ class LoopCounter:
     def collect(self) -> Iterator[Metric]:
         family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
         for values, child in list(self._children.items()):
-            family.add_metric(list(values), child.n)
+            family.add_metric(list(values), child.n, created=child.created if _CREATED else None)
         yield family
 
 
@@ -63,9 +70,9 @@ class LoopHistogram:
 
     def __init__(self, name: str, documentation: str, buckets: Sequence[float], registry: CollectorRegistry) -> None:
         self.name, self.documentation = name, documentation
-        self.bounds = sorted(float(b) for b in buckets)
+        self.bounds = sorted(float(b) for b in buckets if b != float("inf"))
         self.counts = [0] * (len(self.bounds) + 1)  # the last one is +Inf
-        self.sum = 0.0
+        self.sum, self.created = 0.0, time.time()
         registry.register(self)
 
     def observe(self, value: float) -> None:
@@ -80,7 +87,10 @@ class LoopHistogram:
         for bound, count in zip([*self.bounds, float("inf")], list(self.counts), strict=True):
             running += count
             buckets.append(("+Inf" if bound == float("inf") else repr(bound), running))
-        yield HistogramMetricFamily(self.name, self.documentation, buckets=buckets, sum_value=self.sum)
+        family = HistogramMetricFamily(self.name, self.documentation, buckets=buckets, sum_value=self.sum)
+        if _CREATED:
+            family.samples.append(Sample(self.name + "_created", {}, self.created))
+        yield family
 
 
 REQUESTS = LoopCounter(

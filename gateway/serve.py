@@ -14,11 +14,10 @@ import asyncpg
 import uvloop
 from aiohttp import web
 
-from . import db, heap, logs
+from . import db, logs
 from .app import create_app
 from .edge import KEEP_ALIVE, Edge
 from .migrate import migrate
-from .runtime import RUNTIME
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -68,9 +67,7 @@ def _worker(settings: Settings, reuse_port: bool) -> None:
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     _stop_on_the_first_signal(loop)
-    started: asyncio.Future[tuple[int, Edge | None]] = loop.create_future()
-    started.add_done_callback(lambda _: _settle_heap(app))
-    main = loop.create_task(serve_app(app, settings, reuse_port=reuse_port, started=started))
+    main = loop.create_task(serve_app(app, settings, reuse_port=reuse_port))
     try:
         try:
             loop.run_until_complete(main)
@@ -84,14 +81,6 @@ def _worker(settings: Settings, reuse_port: bool) -> None:
         _cancel_the_rest(loop)
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
-
-
-def _settle_heap(app: web.Application) -> None:
-    """Started: what start-up made (the index above all) is frozen out of the collector's walks,
-    and again whenever the whole index is replaced (gateway.heap)."""
-    heap.settle()
-    if RUNTIME in app:
-        app[RUNTIME].keeper.on_replaced = heap.settle
 
 
 async def serve_app(

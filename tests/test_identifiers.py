@@ -4,6 +4,7 @@ addresses likewise, whether or not the quick path for bare addresses skips the s
 
 from __future__ import annotations
 
+import gc
 import random
 import re
 
@@ -11,7 +12,7 @@ import phonenumbers
 import pytest
 
 from gateway import identifiers
-from gateway.identifiers import IdentifierError, normalise_email, normalise_phone, sender_handle
+from gateway.identifiers import IdentifierError, SenderHandle, normalise_email, normalise_phone, sender_handle
 
 plain = normalise_phone.__wrapped__  # without the cache: every call takes its path again
 
@@ -99,13 +100,25 @@ def test_addresses_outside_the_quick_path_still_normalise(raw, address):
     assert normalise_email(raw) == _through_the_parser(raw) == address
 
 
-def test_a_sender_is_read_the_same_whether_kept_or_not_and_only_usual_lengths_are_kept():
-    from gateway.identifiers import _kept_handle
-
-    _kept_handle.cache_clear()
+def test_a_sender_is_read_the_same_whether_kept_or_not_and_only_usual_lengths_are_kept(monkeypatch):
+    kept: dict = {}
+    monkeypatch.setattr(identifiers, "_KEPT", kept)
     long_email = "ann@" + ("b" * 50 + ".") * 2 + "example.org"
     for channel, raw in (("phone", "07700 900123"), ("email", "Ann <ann@example.org>"), ("email", long_email)):
         first, again = sender_handle(channel, raw), sender_handle(channel, raw)
-        assert first == again and first.kind is not None
+        assert first == again == identifiers._handle(channel, raw) and first.kind is not None
+        assert isinstance(again, SenderHandle) and again.log_kind == first.kind
     assert sender_handle("phone", "anonymous").withheld
-    assert _kept_handle.cache_info().currsize == 3  # the two usual senders and "anonymous"; not the long one
+    assert sender_handle("phone", "anonymous").log_kind == "withheld"
+    assert len(kept) == 3  # the two usual senders and "anonymous"; not the long one
+    # Kept as plain tuples, which the cyclic collector stops tracking: a full collection never walks them.
+    gc.collect()
+    assert all(type(v) is tuple and not gc.is_tracked(v) for v in kept.values())
+
+
+def test_the_kept_senders_are_forgotten_all_at_once_when_full(monkeypatch):
+    monkeypatch.setattr(identifiers, "_KEPT", {})
+    monkeypatch.setattr(identifiers, "_KEPT_MAX", 4)
+    for n in range(10):
+        assert sender_handle("phone", f"07700 90{n:04d}").value == f"+4477009{n:05d}"
+        assert len(identifiers._KEPT) <= 4

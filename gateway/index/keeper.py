@@ -41,7 +41,6 @@ class IndexKeeper:
         self.day_check_seconds = day_check_seconds
         self.today = today  # the date in the provider's time zone
         self.on_message = on_message  # payloads that are not the index's own, such as "ruleset"
-        self.on_replaced: Callable[[], None] | None = None  # called once the whole index is replaced
         self._pending: set[str] = set()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -75,8 +74,6 @@ class IndexKeeper:
             staff = await store.load_staff(conn)
             closures = await store.load_closures(conn)
         self.index.replace_all(loaded, staff, closures)
-        if self.on_replaced is not None:
-            self.on_replaced()
 
     async def refresh_customers(self, ids: Sequence[int]) -> None:
         async with self.pool.acquire() as conn:
