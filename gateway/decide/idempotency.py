@@ -56,8 +56,10 @@ POLL_SECONDS = 0.005
 CLAIM_BATCH = """
 local ttl, n, flag_ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 for i = 2, n + 1 do
-  local v = redis.call('GET', KEYS[i])
-  if not v or string.sub(v, 1, 7) == 'pending' then redis.call('SET', KEYS[i], ARGV[i + 2], 'EX', ttl) end
+  if not redis.call('SET', KEYS[i], ARGV[i + 2], 'EX', ttl, 'NX') then
+    local v = redis.call('GET', KEYS[i])
+    if not v or string.sub(v, 1, 7) == 'pending' then redis.call('SET', KEYS[i], ARGV[i + 2], 'EX', ttl) end
+  end
 end
 if flag_ttl > 0 then redis.call('SET', KEYS[1], '1', 'EX', flag_ttl) end
 local out = {}
