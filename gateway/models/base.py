@@ -11,7 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field
 # on from it (a review twelve months after 31 Dec 9999 would be in no year at all).
 Day = Annotated[
     date,
-    Field(ge=date(1900, 1, 1), le=date(2199, 12, 31), description="a day between 1900-01-01 and 2199-12-31"),
+    Field(
+        ge=date(1900, 1, 1),
+        le=date(2199, 12, 31),
+        description="a day between 1900-01-01 and 2199-12-31",
+        # The same bounds for a client reading the schema (JSON Schema's `date` format has none).
+        json_schema_extra={"pattern": r"^(19[0-9]{2}|2[01][0-9]{2})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"},
+    ),
 ]
 
 
