@@ -381,19 +381,19 @@ _KEPT = {b"authorization": "key", b"content-type": "content_type", b"x-request-i
 class _Lines(dict[bytes, tuple[bytes, bytes] | None]):
     """Header lines read before, and what each says: a caller sends the same lines call after call
     (its host, the type, a few lengths), so those are looked up rather than matched and split again.
-    Only short lines of the headers in _KEEPABLE are kept (never a key or a cookie, nor anything a
+    Only short lines of the headers in _CACHEABLE are kept (never a key or a cookie, nor anything a
     caller could fill memory with), up to _LINES_MAX (then all are forgotten at once)."""
 
     def __missing__(self, line: bytes) -> tuple[bytes, bytes] | None:
         field = _field(line)
-        if field is not None and field[0] in _KEEPABLE and len(line) <= _KEPT_LINE_MAX:
+        if field is not None and field[0] in _CACHEABLE and len(line) <= _KEPT_LINE_MAX:
             if len(self) >= _LINES_MAX:
                 self.clear()
             self[line] = field
         return field
 
 
-_KEEPABLE = frozenset({b"host", b"content-type", b"content-length", b"connection", b"user-agent", b"accept"})
+_CACHEABLE = frozenset({b"host", b"content-type", b"content-length", b"connection", b"user-agent", b"accept"})
 _KEPT_LINE_MAX = 256
 _LINES_MAX = 4096
 _LINES = _Lines()

@@ -136,8 +136,9 @@ _REFERENCE = re.compile(r"^(?=.*[0-9])[A-Za-z0-9][A-Za-z0-9/_.-]{0,99}$")
 
 
 class SenderHandle(NamedTuple):
-    """Who sent a contact, as the index knows senders. A tuple, so that the handles kept for
-    senders seen lately (`sender_handle`) are plain tuples the cyclic collector leaves alone."""
+    """Who sent a contact, as the index knows senders. A named tuple: the handles kept for senders
+    seen lately (`sender_handle`) are plain tuples, which the cyclic collector leaves alone, and a
+    handle is made from one (`_make`) and back (`tuple`) cheaply."""
 
     kind: str | None  # phone | email | web, or None when nothing could be read
     value: str | None

@@ -16,9 +16,11 @@ from collections.abc import Iterator, Sequence
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
 
 REGISTRY = CollectorRegistry(auto_describe=True)
-# As prometheus_client decides whether its own metrics have `_created` samples.
+# Whether `_created` samples are given, read as prometheus_client reads it at import (its
+# `disable_created_metrics()` is not followed: nothing here calls it).
 _CREATED = os.environ.get("PROMETHEUS_DISABLE_CREATED_SERIES", "False").lower() not in ("true", "1", "t")
 
 
@@ -86,7 +88,7 @@ class LoopHistogram:
         running, buckets = 0, []
         for bound, count in zip([*self.bounds, float("inf")], list(self.counts), strict=True):
             running += count
-            buckets.append(("+Inf" if bound == float("inf") else repr(bound), running))
+            buckets.append((floatToGoString(bound), running))  # type: ignore[no-untyped-call]
         family = HistogramMetricFamily(self.name, self.documentation, buckets=buckets, sum_value=self.sum)
         if _CREATED:
             family.samples.append(Sample(self.name + "_created", {}, self.created))

@@ -389,8 +389,14 @@ def test_header_lines_read_before_are_looked_up_and_read_the_same(monkeypatch):
     assert set(edge_module._LINES) == {b"Host: gateway", b"Content-Type: application/json", b"Content-Length: 12"}
     assert edge_module._Head.of([b"Host: g", b"Authorization: Bearer gk_secret\x7f"], 50) is None
     assert edge_module._Head.of([b"Host: g", b"Authorization : Bearer gk_secret"], 50) is None
-    assert not any(b"secret" in line for line in edge_module._LINES)  # refused lines are not kept either
+    assert edge_module._Head.of([b"Host: g", b"Accept: \x01"], 50) is None
+    assert b"Accept: \x01" not in edge_module._LINES  # a refused line is not kept, whatever its name
+    assert not any(b"secret" in line for line in edge_module._LINES)
     monkeypatch.setattr(edge_module, "_LINES_MAX", 8)
     for n in range(20):
         assert edge_module._Head.of([b"Host: g", f"Content-Length: {n}".encode()], 40) is not None
         assert len(edge_module._LINES) <= 8
+    edge_module._LINES.clear()
+    for n in range(9):  # the ninth line finds the cache full: all are forgotten, then it is kept
+        edge_module._Head.of([f"Content-Length: {n}".encode()], 20)
+    assert list(edge_module._LINES) == [b"Content-Length: 8"]

@@ -18,6 +18,8 @@ from gateway.auth import create_key, forget_shared, hash_key
 from gateway.contactlog import ContactRecord
 from gateway.decide import idempotency
 from gateway.decide.idempotency import key
+from gateway.decide.redishealth import RedisHealth
+from gateway.redisbatch import RedisBatch
 from gateway.rediskeys import API_KEY
 from gateway.runtime import RUNTIME
 from tests.factory import SET_UP, Api, bearer
@@ -244,3 +246,29 @@ async def test_a_retry_waits_for_its_first_attempt_as_long_as_that_attempts_chan
         await redis.aclose()
     assert (call_status, call_answer["degraded"]) == (201, True) and call_took < 2.0
     assert (email_status, email_answer["contact_id"], email_answer["degraded"]) == (200, "the-first-attempt", False)
+
+
+async def test_remembering_sets_an_answer_where_none_or_only_a_claim_is_held_and_never_replaces_one(settings):
+    """The remember step of CLAIM_BATCH: a key with nothing, or another attempt's pending claim, takes
+    the answer; a key holding an answer keeps it (the first durable answer stands), also against a
+    second answer for the same key in the same call."""
+    redis = aioredis.from_url(settings.redis_url)
+    try:
+        claims = idempotency.Idempotency(redis, RedisBatch(redis), RedisHealth(redis), None)  # type: ignore[arg-type]
+        absent, pending, answered = (key("phone", f"remember-{n}-{uuid.uuid4().hex}") for n in range(3))
+        await redis.set(pending, b"pending:another-attempt", ex=60)
+        await redis.set(answered, b'{"contact_id": "first"}', ex=60)
+        claims._unsent = [
+            (absent, b'{"contact_id": "ours"}'),
+            (pending, b'{"contact_id": "ours"}'),
+            (answered, b'{"contact_id": "ours"}'),
+            (absent, b'{"contact_id": "later"}'),
+        ]
+        assert await claims._send([], 5.0) == []
+        assert await redis.get(absent) == b'{"contact_id": "ours"}'
+        assert await redis.get(pending) == b'{"contact_id": "ours"}'
+        assert await redis.get(answered) == b'{"contact_id": "first"}'
+        assert await redis.ttl(absent) > 86400 and await redis.ttl(pending) > 86400  # kept for retries a week
+        assert claims._unsent == []
+    finally:
+        await redis.aclose()

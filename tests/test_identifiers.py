@@ -122,3 +122,7 @@ def test_the_kept_senders_are_forgotten_all_at_once_when_full(monkeypatch):
     for n in range(10):
         assert sender_handle("phone", f"07700 90{n:04d}").value == f"+4477009{n:05d}"
         assert len(identifiers._KEPT) <= 4
+    assert list(identifiers._KEPT) == [
+        ("phone", "07700 900008"),
+        ("phone", "07700 900009"),
+    ]  # forgotten at 4, then kept
