@@ -29,6 +29,7 @@ from .. import metrics
 from ..settings import Settings
 from ..store import contactlog as store
 from .breaker import Breaker
+from .deadlines import Deadlines
 from .record import ContactRecord, encoded
 from .replay import replay_file
 from .spool import Spool
@@ -107,6 +108,7 @@ class ContactLog:
         self._replayer: asyncio.Task[None] | None = None
         self.breaker = Breaker(pool)
         self.spool_failed = False
+        self._deadlines: Deadlines[_Item] = Deadlines(self._too_slow)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="contact-log-writer")
@@ -117,7 +119,8 @@ class ContactLog:
         `claimed`: its provider id was claimed already; otherwise the writer claims it first."""
         record, line = encoded(record)  # caller text PostgreSQL cannot hold must not fail the whole batch
         claimable = not claimed and record.provider_id is not None and record.status == "decided"
-        item = _Item(record, line, asyncio.get_running_loop().create_future(), claimable and self._claims is not None)
+        loop = asyncio.get_running_loop()
+        item = _Item(record, line, loop.create_future(), claimable and self._claims is not None)
         if self.breaker.open:  # the database is known to be slow: durable on disk now, not in `wait`
             # In a task of its own: a caller that goes away meanwhile still has its contact spooled.
             spooling = asyncio.ensure_future(self._spool_now(item))
@@ -128,12 +131,11 @@ class ContactLog:
         self._queue.put_nowait(item)
         if wait is None:
             return await item.fut
-        # A timer, not a timeout context: on the path of every contact, and a third of the cost.
-        timer = asyncio.get_running_loop().call_later(wait, self._too_slow, item, wait)
+        self._deadlines.add(item, wait, loop)  # not a timeout context: on the path of every contact
         try:
             return await item.fut
         finally:
-            timer.cancel()
+            self._deadlines.discard(item, wait)
 
     def _too_slow(self, item: _Item, wait: float) -> None:
         """The database is too slow for the caller: make the record durable on disk now, and answer
@@ -424,6 +426,7 @@ class ContactLog:
             await asyncio.wait(set(self._background), timeout=left)
         if self._background:
             log.error("contact log: %d background task(s) still running at shutdown", len(self._background))
+        self._deadlines.close()
         await self.breaker.close()
 
 

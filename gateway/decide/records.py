@@ -71,7 +71,7 @@ def decided_record(
         latency_us=int((time.perf_counter() - started) * 1e6),
         ack_note=ack_note,
         error=error or _defects(contact),
-        decision=AnswerJson.of(decision.answered_json()) or answered,
+        decision=AnswerJson(plain) if (plain := decision.answered_json_if_plain()) is not None else answered,
         ack=ack,
     )
 

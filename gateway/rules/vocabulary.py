@@ -87,6 +87,12 @@ class Reason(BaseModel):
     because: str
 
 
+def plain_json(data: bytes) -> bool:
+    """Whether JSON holds no escaped NUL and no escaped half of a surrogate pair: text some stores
+    (PostgreSQL's jsonb among them) refuse. A backslash in the text itself may make it look so."""
+    return b"\\u0000" not in data and b"\\ud" not in data
+
+
 _STAMPED = frozenset({"contact_id", "received_at"})
 # Stand-ins for a template's contact id and time, where a stamped decision's own are put.
 _ID_MARK, _AT_MARK = "\u2063contact-id\u2063", "\u2063received-at\u2063"
@@ -114,6 +120,9 @@ class Decision(BaseModel):
     _json: bytes | None = PrivateAttr(default=None)
     # A template's JSON cut around its contact id and time (`stamped`), built on first use.
     _cut: tuple[bytes, ...] | None = PrivateAttr(default=None)
+    # True when `_json` is known to be plain (`plain_json`): a stamped decision's is, its template's
+    # having been looked at once, when it was cut.
+    _plain: bool = PrivateAttr(default=False)
 
     def answered(self) -> dict[str, Any]:
         """The decision as JSON-ready data (what `model_dump(mode="json")` gives), built once."""
@@ -139,6 +148,14 @@ class Decision(BaseModel):
             private["_json"] = found
         return found
 
+    def answered_json_if_plain(self) -> bytes | None:
+        """`answered_json()` when it is plain (`plain_json`), else None. A stamped decision's is
+        known to be, from its template (~1 µs saved on every contact)."""
+        private = self.__pydantic_private__
+        assert private is not None
+        found = self.answered_json()
+        return found if private.get("_plain") or plain_json(found) else None
+
     def stamped(self, contact_id: str, received_at: datetime) -> Decision:
         """This decision, as a template, given to one contact: its id and time set, its answer made
         from the template's (~6 µs, against ~20 for building and dumping a Decision afresh). Its
@@ -153,7 +170,8 @@ class Decision(BaseModel):
         object.__setattr__(stamped, "__dict__", {**self.__dict__, "contact_id": contact_id, "received_at": received_at})
         object.__setattr__(stamped, "__pydantic_fields_set__", self.__pydantic_fields_set__ | _STAMPED)
         object.__setattr__(stamped, "__pydantic_extra__", None)
-        object.__setattr__(stamped, "__pydantic_private__", {"_answered": answer, "_json": body, "_cut": None})
+        private = {"_answered": answer, "_json": body, "_cut": None, "_plain": body is not None}
+        object.__setattr__(stamped, "__pydantic_private__", private)
         return stamped
 
     def _cut_for_stamping(self) -> tuple[bytes, bytes, bytes] | None:
@@ -178,6 +196,8 @@ class Decision(BaseModel):
         id_mark, at_mark = orjson.dumps(_ID_MARK), orjson.dumps(_AT_MARK)
         if whole.count(id_mark) != 1 or whole.count(at_mark) != 1 or whole.find(id_mark) > whole.find(at_mark):
             return ()
+        if not plain_json(whole):  # each stamped decision's JSON is looked at on its own then
+            return ()
         head, rest = whole.split(id_mark)
         middle, tail = rest.split(at_mark)
         return (head, middle, tail)
@@ -187,12 +207,14 @@ class Decision(BaseModel):
         if not name.startswith("_") and self.__pydantic_private__ is not None:
             private = self.__pydantic_private__
             private["_answered"] = private["_json"] = private["_cut"] = None
+            private["_plain"] = False
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Decision:
         copied = super().model_copy(update=update, deep=deep)
         if copied.__pydantic_private__ is not None:  # a copy with changes is answered afresh
             private = copied.__pydantic_private__
             private["_answered"] = private["_json"] = private["_cut"] = None
+            private["_plain"] = False
         return copied
 
     def __eq__(self, other: object) -> bool:

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 import orjson
 
 from gateway.channels.base import json_reply
-from gateway.rules.vocabulary import Banner, Decision, Matched, Reason, Target
+from gateway.rules.vocabulary import Banner, Decision, Matched, Reason, Target, plain_json
 
 
 def _decision() -> Decision:
@@ -104,3 +104,23 @@ def test_a_template_is_cut_once_and_text_holding_a_marker_is_serialised_whole():
         stamped = marked.stamped("b", at)
         assert stamped.answered_json() == stamped.model_dump_json().encode()
         assert len(marked.__pydantic_private__["_cut"]) == cut  # () cannot be cut: remembered, not tried again
+
+
+def test_json_a_store_may_refuse_is_never_taken_as_plain_stamped_or_not():
+    """A stamped decision's JSON is known plain from its template, looked at once; a template whose
+    text holds NUL (escaped as \\u0000 in JSON) is not cut, and each decision stamped from it is
+    looked at on its own; a field set afterwards makes it looked at again."""
+    at = datetime(2026, 11, 27, 9, tzinfo=UTC)
+    clean = _decision().stamped("c", at)
+    assert clean.__pydantic_private__["_plain"] is True
+    assert clean.answered_json_if_plain() == clean.model_dump_json().encode()
+    for text in ("a NUL: \x00", "a lone half of a pair: \ud800"):
+        unclean = _decision().model_copy(update={"customer_message": text})
+        stamped = unclean.stamped("d", at)
+        assert unclean.__pydantic_private__["_cut"] == ()
+        assert stamped.answered_json_if_plain() is None
+    clean.customer_message = "now \x00 with a NUL"
+    assert clean.answered_json_if_plain() is None
+    # A backslash in the text looks so: the record is looked at again, and cleaned if need be.
+    assert plain_json(b'{"a": "\\\\ud is a backslash and text"}') is False
+    assert plain_json(_decision().answered_json())
