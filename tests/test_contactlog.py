@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from gateway import db
 from gateway.contactlog import AnswerJson, Appended, ContactLog, ContactRecord, Spool, replay_file
-from gateway.contactlog.writer import SLOW_COMMIT
+from gateway.contactlog.writer import SLOW_COMMIT, _open
 from gateway.store.contactlog import FIELDS
 from tests.helpers import via_proxy
 
@@ -321,3 +321,41 @@ async def test_a_caller_that_waits_less_than_a_slow_commit_is_answered_from_the_
         proxy.thaw()
         await log.close()
         await pool.close()
+
+
+async def test_the_writer_keeps_its_connection_between_commits_and_replaces_one_the_server_closed(
+    settings, conn, tmp_path
+):
+    """Commits one after another go over one connection, not one taken from the pool each time; one
+    the server ended between commits is noticed and replaced, so the next contact is committed, not
+    spooled; at close the writer gives its connections back."""
+    pool = await db.create_pool(settings.database_url, min_size=0, max_size=4)
+    log = ContactLog(pool, settings.with_(spool_dir=str(tmp_path)))
+    log.start()
+    try:
+        pids = []
+        for n in range(3):
+            assert await log.append(_record(100 + n), wait=5) == Appended()
+            pids.append(
+                await conn.fetchval(
+                    "SELECT pid FROM pg_stat_activity WHERE query LIKE '%jsonb_to_recordset%' "
+                    "AND pid <> pg_backend_pid() ORDER BY query_start DESC LIMIT 1"
+                )
+            )
+        assert len(set(pids)) == 1 and pool.get_idle_size() == pool.get_size() - 1
+        await conn.execute("SELECT pg_terminate_backend($1)", pids[0])
+        for _ in range(100):  # the writer's connection hears of it
+            if not any(_open(c) for c in log._kept):
+                break
+            await asyncio.sleep(0.02)
+        after = await log.append(_record(103), wait=5)
+        assert after == Appended()  # committed on a new connection: not spooled
+        assert not list(tmp_path.iterdir())
+    finally:
+        await log.close()
+    assert pool.get_idle_size() == pool.get_size()  # nothing kept after close
+    await asyncio.wait_for(pool.close(), 5)
+    logged = await conn.fetchval(
+        "SELECT count(*) FROM contacts WHERE provider_id = ANY($1)", [f"batch-{n}" for n in range(100, 104)]
+    )
+    assert logged == 4

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,6 +110,8 @@ class ContactLog:
         self.breaker = Breaker(pool)
         self.spool_failed = False
         self._deadlines: Deadlines[_Item] = Deadlines(self._too_slow)
+        self._kept: list[asyncpg.Connection] = []  # connections kept between commits (`_commit`)
+        self._closed = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="contact-log-writer")
@@ -251,8 +254,7 @@ class ContactLog:
         try:
             rows = store.Batch.of((item.line for item in batch), mail=any(_mail(r) for r in records))
             began = loop.time()
-            async with self._pool.acquire(timeout=_DB_TIMEOUT) as conn:
-                duplicates = await store.write_batch(conn, rows, timeout=_DB_TIMEOUT)
+            duplicates = await self._commit(rows)
             metrics.LOG_COMMIT_SECONDS.observe(loop.time() - began)
             results = [Appended(duplicate_of=duplicates.get(r.id)) for r in records]
             metrics.LOG_BATCH.observe(len(records))
@@ -272,6 +274,37 @@ class ContactLog:
             for item, result in zip(batch, results, strict=True):
                 if not item.fut.done():
                     item.fut.set_result(result)
+
+    async def _commit(self, rows: store.Batch) -> dict[uuid.UUID, Any]:
+        """Write a batch on a connection the writer keeps between commits: taking one from the pool
+        and giving it back cost ~30 µs of a worker's CPU a commit (measured on uvloop). A connection
+        found closed, or one its commit failed on, goes back to the pool, which replaces it."""
+        conn = None
+        while conn is None and self._kept:
+            conn = self._kept.pop()
+            if not _open(conn):
+                await self._give_back(conn)
+                conn = None
+        if conn is None:
+            conn = await self._pool.acquire(timeout=_DB_TIMEOUT)
+        try:
+            duplicates = await store.write_batch(conn, rows, timeout=_DB_TIMEOUT)
+        except BaseException:
+            await self._give_back(conn)
+            raise
+        if self._closed or len(self._kept) >= self._in_flight:
+            await self._give_back(conn)
+        else:
+            self._kept.append(conn)
+        return duplicates
+
+    async def _give_back(self, conn: asyncpg.Connection) -> None:
+        try:
+            await self._pool.release(conn)
+        except Exception:  # taken back already (it closed), or the pool could not: closed, never left half-used
+            log.debug("contact log: a connection could not go back to the pool; closed", exc_info=True)
+            with contextlib.suppress(Exception):
+                conn.terminate()
 
     def _commit_is_slow(self, batch: list[_Item], claiming: list[asyncio.Task[None]]) -> None:
         """Spool the waiting records now. If the commit finishes after all, replay skips them by id."""
@@ -418,6 +451,9 @@ class ContactLog:
         if self._task is not None:
             self._queue.put_nowait(None)
             await self._task
+        self._closed = True  # no commit from here on keeps its connection
+        while self._kept:
+            await self._give_back(self._kept.pop())
         # What is still being spooled or remembered (and what that starts in turn) is let finish
         # rather than cancelled by us (a record being spooled would be lost), up to CLOSE_WITHIN;
         # what is left then is logged, and ends with the process.
@@ -434,6 +470,14 @@ def _say_if_failed(task: asyncio.Future[Appended]) -> None:
     """A spooling's failure is logged here: its caller may have gone away and hear nothing."""
     if not task.cancelled() and task.exception() is not None:
         log.error("contact log: spooling a contact failed", exc_info=task.exception())
+
+
+def _open(conn: asyncpg.Connection) -> bool:
+    """Whether a connection kept between commits is still open (the pool takes back one that closed)."""
+    try:
+        return not conn.is_closed()
+    except asyncpg.InterfaceError:
+        return False
 
 
 def _mail(record: ContactRecord) -> bool:
