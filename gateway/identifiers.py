@@ -41,6 +41,9 @@ _LOCAL_PART = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}$")
 # A bare address of dot-separated atoms, which the standard library's parser (pure Python, and the
 # costliest step of an email sender on the decide path) gives back unchanged: it is not asked.
 _BARE_ADDRESS = re.compile(r"[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
+# Such an address after a plain display name (words and spaces, none of the parser's specials), as
+# mail clients write a sender: the parser gives back the address (measured: 12.5 µs to ask it).
+_NAMED_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*<(" + _BARE_ADDRESS.pattern + r")>")
 
 
 class IdentifierError(ValueError):
@@ -98,7 +101,8 @@ def normalise_email(raw: str) -> str:
     """Lower-cased address with the domain in IDNA form; display names and `+tags` removed."""
     address = raw.strip()
     if not _BARE_ADDRESS.fullmatch(address):
-        address = parseaddr(address)[1].strip().strip("<>")
+        named = _NAMED_ADDRESS.fullmatch(address)
+        address = named[1] if named else parseaddr(address)[1].strip().strip("<>")
     if address.count("@") != 1:
         raise IdentifierError("not an email address (expected name@domain)")
     local, domain = address.rsplit("@", 1)
@@ -106,10 +110,11 @@ def normalise_email(raw: str) -> str:
     if not _LOCAL_PART.match(local) or local.startswith(".") or local.endswith("."):
         raise IdentifierError("the part before @ is not a valid mailbox name")
     domain = domain.rstrip(".")
-    try:
-        domain = domain.encode("idna").decode("ascii")
-    except UnicodeError:
-        raise IdentifierError("the domain is not a valid internet domain name") from None
+    if not domain.isascii():  # an ASCII name the codec gives back as it is, after checks made below too
+        try:
+            domain = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise IdentifierError("the domain is not a valid internet domain name") from None
     if "." not in domain or len(domain) > 253 or any(not 0 < len(p) <= 63 for p in domain.split(".")):
         raise IdentifierError("the domain is not a valid internet domain name")
     return f"{local}@{domain}".lower()
