@@ -285,7 +285,9 @@ class EdgeConnection(asyncio.Protocol):
             data = json_of(body)
         except GatewayError:
             return None
-        parsed = checked(GenericChannel.contact_of(data), datetime.now(UTC))
+        parsed = GenericChannel.contact_of(data)
+        if isinstance(parsed, InboundContact) and parsed.received_at is not None:  # only a given time needs the clock
+            parsed = checked(parsed, datetime.now(UTC))
         return None if isinstance(parsed, Rejected) else parsed
 
     async def _answer(self, contact: InboundContact, request_id: str) -> None:

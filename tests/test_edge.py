@@ -10,6 +10,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -181,6 +182,7 @@ def _cases(keys: dict[str, str]) -> dict[str, bytes]:
         "a read-only key": post(call(), keys["person"]),
         "an old WebSocket key": post(call(), key, "Sec-WebSocket-Key1: 1"),
         "a body over the limit": post({**call(), "body": "x" * (1024 * 1024)}, key),
+        "a time years before now": post({**call(), "received_at": "2019-01-01T09:00:00Z"}, key),
     }
 
 
@@ -209,6 +211,7 @@ def _cases(keys: dict[str, str]) -> dict[str, bytes]:
         "a read-only key",
         "an old WebSocket key",
         "a body over the limit",
+        "a time years before now",
     ],
 )
 async def test_what_is_not_plain_is_answered_by_aiohttp_as_before(served, client, all_keys, conn, case):
@@ -233,6 +236,15 @@ async def test_what_is_not_plain_is_answered_by_aiohttp_as_before(served, client
         assert reply.body == theirs.body
     else:
         assert reply.json().keys() == json.loads(theirs.body).keys()
+
+
+async def test_a_call_with_a_plausible_time_of_its_own_is_answered_here_with_that_time(served, keys):
+    await known(served, keys["channel"])
+    at = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
+    before = served.edge.answered
+    (reply,) = await served.exchange(post({**call(), "received_at": at}, keys["channel"]))
+    assert (reply.status, served.edge.answered) == (201, before + 1)
+    assert datetime.fromisoformat(reply.json()["received_at"]) == datetime.fromisoformat(at)
 
 
 async def test_a_call_answered_here_is_logged_at_debug_as_the_middleware_logs_it(served, keys, caplog):

@@ -56,8 +56,10 @@ class Contact(BaseModel):
     @classmethod
     def _no_nul(cls, data: Any) -> Any:
         """PostgreSQL text cannot hold NUL; replace it so the contact is logged, not lost."""
-        if isinstance(data, dict) and any(isinstance(v, str) and "\x00" in v for v in data.values()):
-            return {k: v.replace("\x00", "\ufffd") if isinstance(v, str) else v for k, v in data.items()}
+        if isinstance(data, dict):
+            for v in data.values():  # a loop, not any() over a generator: on the path of every contact
+                if isinstance(v, str) and "\x00" in v:
+                    return {k: v.replace("\x00", "\ufffd") if isinstance(v, str) else v for k, v in data.items()}
         return data
 
 
