@@ -10,7 +10,9 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from gateway import db
+from prometheus_client import generate_latest
+
+from gateway import db, metrics
 from gateway.contactlog import AnswerJson, Appended, ContactLog, ContactRecord, Spool, replay_file
 from gateway.contactlog.writer import SLOW_COMMIT, _open
 from gateway.store.contactlog import FIELDS
@@ -359,3 +361,28 @@ async def test_the_writer_keeps_its_connection_between_commits_and_replaces_one_
         "SELECT count(*) FROM contacts WHERE provider_id = ANY($1)", [f"batch-{n}" for n in range(100, 104)]
     )
     assert logged == 4
+
+
+async def test_each_commit_is_counted_with_its_rows_and_time(settings, tmp_path):
+    """The writer's histograms (scraped at /metrics) see every committed batch: its rows and its time."""
+    batches, rows, commit_seconds = (
+        metrics.LOG_BATCH.counts[:],
+        metrics.LOG_BATCH.sum,
+        sum(metrics.LOG_COMMIT_SECONDS.counts),
+    )
+    pool = await db.create_pool(settings.database_url, min_size=1, max_size=2)
+    log = ContactLog(pool, settings.with_(spool_dir=str(tmp_path)))
+    try:
+        appends = [asyncio.create_task(log.append(_record(200 + n), wait=5)) for n in range(3)]
+        await asyncio.sleep(0)  # all three are queued before the writer takes its first batch
+        log.start()
+        await asyncio.gather(*appends)
+        await log.append(_record(203), wait=5)
+    finally:
+        await log.close()
+        await pool.close()
+    assert metrics.LOG_BATCH.sum - rows == 4
+    assert sum(metrics.LOG_BATCH.counts) - sum(batches) == 2  # a batch of three, then one of one
+    assert sum(metrics.LOG_COMMIT_SECONDS.counts) - commit_seconds == 2
+    exposed = generate_latest(metrics.REGISTRY).decode()
+    assert f"gateway_contact_log_batch_rows_sum {float(metrics.LOG_BATCH.sum)}" in exposed
