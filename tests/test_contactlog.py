@@ -185,6 +185,22 @@ async def test_a_commit_slower_than_the_second_commit_wait_does_not_hold_back_wh
     assert await conn.fetchval("SELECT count(*) FROM contacts WHERE id = ANY($1::uuid[])", [held.id, after.id]) == 2
 
 
+async def test_what_arrives_before_the_second_commit_wait_is_over_is_committed_when_it_is(settings, conn, tmp_path):
+    """A contact that arrives while a commit has run less than log_second_commit_after_ms waits for
+    it only that long: if the commit is still under way then, the contact is committed beside it."""
+    after = _record(1)
+    async with _held_commit(settings, conn, tmp_path, 150) as (log, _held, first):  # held 50 ms of 150
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        result = await asyncio.wait_for(log.append(after, wait=5), timeout=SLOW_COMMIT * 0.7)
+        waited = loop.time() - started
+        assert waited >= 0.08  # it waited for the rest of the 150 ms (100 more), not 0
+        assert not result.spooled
+        assert not first.done()  # committed beside the held commit, not after it
+        await conn.execute("ROLLBACK")
+        assert not (await first).spooled
+
+
 async def test_a_contact_whose_caller_went_away_behind_a_hung_commit_is_still_logged(settings, conn, proxy, tmp_path):
     """Its caller went away (a call hung up, a shutdown) while it queued behind a commit that hangs.
     The commit's watchdog spools what waits behind it, and that contact must be among them: taken

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
@@ -111,6 +112,7 @@ class ContactLog:
         self.spool_failed = False
         self._deadlines: Deadlines[_Item] = Deadlines(self._too_slow)
         self._kept: list[asyncpg.Connection] = []  # connections kept between commits (`_commit`)
+        self._freed: asyncio.Future[None] | None = None  # what `_slot` waits on: a commit ended
         self._closed = False
 
     def start(self) -> None:
@@ -217,18 +219,31 @@ class ContactLog:
             if batch:
                 task = asyncio.create_task(self._flush(batch))
                 inflight[task] = loop.time()
-                task.add_done_callback(inflight.pop)
+                task.add_done_callback(functools.partial(self._commit_ended, inflight))
         if inflight:
             await asyncio.wait(inflight)
 
+    def _commit_ended(self, inflight: dict[asyncio.Task[None], float], task: asyncio.Task[None]) -> None:
+        inflight.pop(task)
+        _wake(self._freed)
+
     async def _slot(self, inflight: dict[asyncio.Task[None], float], loop: asyncio.AbstractEventLoop) -> None:
         """Wait until a commit may start: those under way have finished, or have each run
-        `log_second_commit_after_ms` and are fewer than `log_flushes_in_flight`."""
+        `log_second_commit_after_ms` and are fewer than `log_flushes_in_flight`. Woken by a commit
+        ending (`_freed`) or by a timer: asyncio.wait, with its callbacks on every commit under way,
+        cost several times as much, and at a low rate this wait comes once every other contact."""
         while inflight:
             late = max(inflight.values()) + self._second_after - loop.time()
             if late <= 0 and len(inflight) < self._in_flight:
                 return
-            await asyncio.wait(list(inflight), timeout=late if late > 0 else None, return_when=asyncio.FIRST_COMPLETED)
+            freed = self._freed = loop.create_future()
+            timer = loop.call_later(late, _wake, freed) if late > 0 else None
+            try:
+                await freed
+            finally:
+                self._freed = None
+                if timer is not None:
+                    timer.cancel()
 
     def _take(self, first: _Item | None) -> list[_Item | None]:
         items = [first]
@@ -470,6 +485,11 @@ def _say_if_failed(task: asyncio.Future[Appended]) -> None:
     """A spooling's failure is logged here: its caller may have gone away and hear nothing."""
     if not task.cancelled() and task.exception() is not None:
         log.error("contact log: spooling a contact failed", exc_info=task.exception())
+
+
+def _wake(waiter: asyncio.Future[None] | None) -> None:
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)
 
 
 def _open(conn: asyncpg.Connection) -> bool:
