@@ -402,3 +402,22 @@ async def test_each_commit_is_counted_with_its_rows_and_time(settings, tmp_path)
     assert sum(metrics.LOG_COMMIT_SECONDS.counts) - commit_seconds == 2
     exposed = generate_latest(metrics.REGISTRY).decode()
     assert f"gateway_contact_log_batch_rows_sum {float(metrics.LOG_BATCH.sum)}" in exposed
+
+
+async def test_a_record_appended_after_close_is_still_answered_within_its_wait(settings, conn, tmp_path):
+    """No writer takes it any more: its deadline still falls due, and it is spooled, not left waiting."""
+    pool = await db.create_pool(settings.database_url, min_size=1, max_size=2)
+    log = ContactLog(pool, settings.with_(spool_dir=str(tmp_path)))
+    log.start()
+    await log.append(_record(300), wait=5)
+    await log.close()
+    try:
+        late = await asyncio.wait_for(log.append(_record(301), wait=0.1), timeout=3)
+    finally:
+        await log.breaker.close()
+        await pool.close()
+    assert late.spooled
+    spooled = [
+        json.loads(line)["provider_id"] for path in Spool(tmp_path).files() for line in path.read_text().splitlines()
+    ]
+    assert spooled == ["batch-301"]

@@ -45,11 +45,6 @@ class Deadlines(Generic[T]):
     def __len__(self) -> int:
         return sum(len(waiting) for waiting in self._by_wait.values())
 
-    def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer, self._timer_at = None, math.inf
-
     def _arm(self, loop: asyncio.AbstractEventLoop, at: float) -> None:
         if self._timer is not None:
             self._timer.cancel()

@@ -477,7 +477,7 @@ class ContactLog:
             await asyncio.wait(set(self._background), timeout=left)
         if self._background:
             log.error("contact log: %d background task(s) still running at shutdown", len(self._background))
-        self._deadlines.close()
+        # The deadlines stay armed: a record appended after this still falls due, and is spooled.
         await self.breaker.close()
 
 
