@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 
@@ -33,6 +34,8 @@ from .tasks import periodic_tasks
 from .web.sessions import session_principal
 
 log = logging.getLogger(__name__)
+# At a stop, how long the pool may wait for its connections to come back before it closes them.
+POOL_CLOSE_WITHIN = 10.0
 
 # Each area of the API registers its own routes; listed once here so the whole surface is visible.
 ROUTE_MODULES: list[Callable[[web.Application], None]] = [
@@ -57,7 +60,11 @@ async def _postgres(app: web.Application) -> AsyncIterator[None]:
     # min_size 0: start-up does not need the database; a worker can answer degraded without it.
     app[POOL] = await db.create_pool(settings.database_url, min_size=0, max_size=32)
     yield
-    await app[POOL].close()
+    try:  # asyncpg waits for every connection to come back, without end: a stop must end
+        await asyncio.wait_for(app[POOL].close(), POOL_CLOSE_WITHIN)
+    except TimeoutError:
+        log.error("PostgreSQL pool: connections still in use %g s into the stop; closed at once", POOL_CLOSE_WITHIN)
+        app[POOL].terminate()
 
 
 async def _redis(app: web.Application) -> AsyncIterator[None]:

@@ -25,7 +25,6 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any, cast
 
@@ -285,9 +284,7 @@ class EdgeConnection(asyncio.Protocol):
             data = json_of(body)
         except GatewayError:
             return None
-        parsed = GenericChannel.contact_of(data)
-        if isinstance(parsed, InboundContact) and parsed.received_at is not None:  # only a given time needs the clock
-            parsed = checked(parsed, datetime.now(UTC))
+        parsed = checked(GenericChannel.contact_of(data))
         return None if isinstance(parsed, Rejected) else parsed
 
     async def _answer(self, contact: InboundContact, request_id: str) -> None:

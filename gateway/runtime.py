@@ -96,10 +96,17 @@ class Runtime:
         return runtime
 
     async def close(self) -> None:
-        await self.outbox.close()
-        await self.keeper.close()
-        await self.contact_log.close()
-        await self.decide.claims.close()
+        """Each part closed in turn, whatever another's close raised: above all the contact log,
+        which commits or spools what is queued and gives its connections back to the pool."""
+        failed: Exception | None = None
+        for close in (self.outbox.close, self.keeper.close, self.contact_log.close, self.decide.claims.close):
+            try:
+                await close()
+            except Exception as exc:
+                log.exception("stopping: %s failed; the other parts are closed all the same", close.__qualname__)
+                failed = failed or exc
+        if failed is not None:
+            raise failed
         log.info("stopped: every contact logged or spooled, the last answers sent to Redis")
 
 

@@ -13,8 +13,11 @@ from datetime import UTC, datetime
 from prometheus_client import generate_latest
 
 from gateway import db, metrics
-from gateway.contactlog import AnswerJson, Appended, ContactLog, ContactRecord, Spool, replay_file
+from gateway.contact import InboundContact, degraded_decision
+from gateway.contactlog import AnswerJson, Appended, ContactLog, ContactRecord, Spool, replay_file, writer
 from gateway.contactlog.writer import SLOW_COMMIT, _open
+from gateway.decide.records import decided_record
+from gateway.identifiers import sender_handle
 from gateway.store.contactlog import FIELDS
 from tests.helpers import via_proxy
 
@@ -135,7 +138,8 @@ async def _held_commit(
     """A running log whose first commit is held (its provider id claimed by `conn`'s open
     transaction) and under way for 50 ms; the test rolls `conn` back to let it finish."""
     held = _record(0)
-    pool = await db.create_pool(settings.database_url, min_size=1, max_size=3)
+    # Three connections made up front: a commit beside the held one does not wait to connect.
+    pool = await db.create_pool(settings.database_url, min_size=3, max_size=3)
     log = ContactLog(pool, settings.with_(spool_dir=str(tmp_path), log_second_commit_after_ms=second_commit_after_ms))
     log.start()
     try:
@@ -288,9 +292,12 @@ def test_a_decision_already_serialised_is_carried_as_it_is():
         assert json.loads(line)["decision"] == json.loads(answer)
         assert ContactRecord.from_json(line).decision == json.loads(answer)
     assert b'"decision":' + answer in _record(3, decision=AnswerJson(answer)).to_json().encode()
-    assert AnswerJson.of(b'{"a":"nul \\u0000"}') is None
-    assert AnswerJson.of(b'{"a":"half \\ud800"}') is None
-    assert AnswerJson.of(answer) == AnswerJson(answer)
+    contact = InboundContact.model_validate({"channel": "phone", "from": "07700 900123", "provider_id": "p-1"})
+    handle, now = sender_handle("phone", contact.sender), datetime.now(UTC)
+    for message, carried in (("Please write to us", AnswerJson), ("a NUL \x00", dict), ("half \ud800", dict)):
+        decision = degraded_decision(str(uuid.uuid4()), "a test")
+        decision.customer_message = message
+        assert type(decided_record(contact, decision, handle, now, 0.0).decision) is carried, message
 
 
 async def test_a_decision_carried_as_json_is_stored_as_answered(settings, conn):
@@ -363,7 +370,7 @@ async def test_the_writer_keeps_its_connection_between_commits_and_replaces_one_
         assert len(set(pids)) == 1 and pool.get_idle_size() == pool.get_size() - 1
         await conn.execute("SELECT pg_terminate_backend($1)", pids[0])
         for _ in range(100):  # the writer's connection hears of it
-            if not any(_open(c) for c in log._kept):
+            if not any(_open(c) for c, _ in log._kept):
                 break
             await asyncio.sleep(0.02)
         after = await log.append(_record(103), wait=5)
@@ -421,3 +428,42 @@ async def test_a_record_appended_after_close_is_still_answered_within_its_wait(s
         json.loads(line)["provider_id"] for path in Spool(tmp_path).files() for line in path.read_text().splitlines()
     ]
     assert spooled == ["batch-301"]
+
+
+async def test_the_connections_kept_go_back_to_the_pool_when_the_breaker_trips_or_when_idle(
+    settings, tmp_path, monkeypatch
+):
+    """Commits after an outage start on connections the pool hands out, not on one kept from before
+    it; and one kept idle past KEPT_IDLE goes back before it is used again."""
+    pool = await db.create_pool(settings.database_url, min_size=0, max_size=4)
+    given_back = []
+    release = type(pool).release
+
+    async def counted(self, conn, *args, **kwargs):
+        if self is pool:
+            given_back.append(conn)
+        return await release(self, conn, *args, **kwargs)
+
+    monkeypatch.setattr(type(pool), "release", counted)
+    log = ContactLog(pool, settings.with_(spool_dir=str(tmp_path)))
+    log.start()
+    try:
+        assert await log.append(_record(400), wait=5) == Appended()
+        assert len(log._kept) == 1 and given_back == []
+        log._trip("a test")
+        for _ in range(50):
+            if given_back:
+                break
+            await asyncio.sleep(0.01)
+        assert log._kept == [] and len(given_back) == 1
+        await log.breaker.close()  # the database answers: commits go on
+
+        monkeypatch.setattr(writer, "KEPT_IDLE", 0.05)
+        assert await log.append(_record(401), wait=5) == Appended()
+        assert len(given_back) == 1  # kept again
+        await asyncio.sleep(0.1)
+        assert await log.append(_record(402), wait=5) == Appended()
+        assert len(given_back) == 2  # the idle one went back, the commit took one from the pool
+    finally:
+        await log.close()
+        await pool.close()

@@ -50,7 +50,7 @@ class HttpChannel(Channel[web.Request, web.StreamResponse], Protocol):
 async def drive(channel: Channel[Raw, Reply], raw: Raw, rt: Runtime) -> Reply:
     """The one sequence every channel runs. A rejected attempt is logged first; then the caller is
     refused (its `refusal`), or, when a caller is waiting on the line, given the safe answer."""
-    parsed = checked(await channel.parse(raw, rt), datetime.now(UTC))
+    parsed = checked(await channel.parse(raw, rt))
     if isinstance(parsed, Rejected):
         await rt.decide.log_rejected(parsed)
         if parsed.refusal is not None:
@@ -60,11 +60,12 @@ async def drive(channel: Channel[Raw, Reply], raw: Raw, rt: Runtime) -> Reply:
     return channel.render(decision, created, rt)
 
 
-def checked(parsed: InboundContact | Rejected, now: datetime) -> InboundContact | Rejected:
-    """What needs the clock: a received_at that cannot be right is refused (and logged) here."""
-    if isinstance(parsed, Rejected):
+def checked(parsed: InboundContact | Rejected, now: datetime | None = None) -> InboundContact | Rejected:
+    """What needs the clock: a received_at that cannot be right is refused (and logged) here. The
+    clock (`now`, else the time of the call) is read only for a contact that gives a time."""
+    if isinstance(parsed, Rejected) or parsed.received_at is None:
         return parsed
-    problem = implausible_received_at(parsed, now)
+    problem = implausible_received_at(parsed, now or datetime.now(UTC))
     if problem is None:
         return parsed
     return Rejected(

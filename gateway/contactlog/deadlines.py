@@ -11,11 +11,18 @@ answered, cost 1.0–1.3 µs a record; adding and removing it here, 0.6.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 T = TypeVar("T", bound=Hashable)
+log = logging.getLogger(__name__)
+# uvloop's clock moves a millisecond at a time and rounds a timer's delay to one: a timer set for a
+# deadline may fire a hair before it, by the loop's clock. What is due within this grain is due now
+# (no sooner than a timer of its own would have fired); otherwise the timer would set itself again
+# and again for the same instant until the clock moved on.
+GRAIN = 0.001
 
 
 class Deadlines(Generic[T]):
@@ -52,7 +59,7 @@ class Deadlines(Generic[T]):
 
     def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
         self._timer, self._timer_at = None, math.inf
-        now, earliest = loop.time(), math.inf
+        now, earliest = loop.time() + GRAIN, math.inf
         due: list[tuple[T, float]] = []
         for wait, waiting in self._by_wait.items():
             for item, at in waiting.items():
@@ -65,4 +72,7 @@ class Deadlines(Generic[T]):
         if earliest < math.inf:
             self._arm(loop, earliest)
         for item, wait in due:  # after re-arming: what a call adds is seen by the timer
-            self._on_due(item, wait)
+            try:
+                self._on_due(item, wait)
+            except Exception:  # each item's own, as a timer of its own would be: the others still fall due
+                log.exception("contact log: a deadline's callback failed")

@@ -11,7 +11,6 @@ from typing import Any
 
 import orjson
 
-from ..rules.vocabulary import plain_json
 from ..store.contactlog import FIELDS
 
 
@@ -23,12 +22,6 @@ class AnswerJson:
 
     def __init__(self, data: bytes) -> None:
         self.json = data
-
-    @classmethod
-    def of(cls, data: bytes) -> AnswerJson | None:
-        """None when the JSON holds an escape PostgreSQL's jsonb refuses (NUL, a lone surrogate: it
-        is not `plain_json`): such a decision stays data, for `encoded` to clean."""
-        return cls(data) if plain_json(data) else None
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, AnswerJson) and other.json == self.json

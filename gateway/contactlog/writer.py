@@ -49,6 +49,7 @@ SLOW_COMMIT = 0.5
 CLAIM_AFTER = 0.3
 REPLAY_EVERY = 1.0
 CLOSE_WITHIN = 5.0  # at shutdown, how long spooling and remembering still under way may take
+KEPT_IDLE = 60.0  # a connection kept between commits and idle this long goes back to the pool
 
 OnLogged = Callable[[list[ContactRecord]], None]
 
@@ -111,9 +112,9 @@ class ContactLog:
         self.breaker = Breaker(pool)
         self.spool_failed = False
         self._deadlines: Deadlines[_Item] = Deadlines(self._too_slow)
-        self._kept: list[asyncpg.Connection] = []  # connections kept between commits (`_commit`)
+        # Connections kept between commits (`_commit`), each with when it was last used (loop time).
+        self._kept: list[tuple[asyncpg.Connection, float]] = []
         self._freed: asyncio.Future[None] | None = None  # what `_slot` waits on: a commit ended
-        self._closed = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="contact-log-writer")
@@ -148,7 +149,7 @@ class ContactLog:
         spooled twice and replayed once."""
         if item.fut.done():
             return
-        self.breaker.trip(f"a commit took longer than {wait:.1f} s")
+        self._trip(f"a commit took longer than {wait:.1f} s")
 
         async def spool_and_answer() -> None:
             try:
@@ -280,7 +281,7 @@ class ContactLog:
             results = [await self._write_alone(item) for item in batch]
         except Exception as exc:  # anything else is an outage: spool, replay later
             log.warning("contact log: database unavailable (%r); spooling %d record(s)", exc, len(records))
-            self.breaker.trip(repr(exc))
+            self._trip(repr(exc))
             claimer.cancel()
             await self._answer_from_spool(batch, claiming)
         finally:
@@ -292,12 +293,15 @@ class ContactLog:
 
     async def _commit(self, rows: store.Batch) -> dict[uuid.UUID, Any]:
         """Write a batch on a connection the writer keeps between commits: taking one from the pool
-        and giving it back cost ~30 µs of a worker's CPU a commit (measured on uvloop). A connection
-        found closed, or one its commit failed on, goes back to the pool, which replaces it."""
-        conn = None
+        and giving it back cost ~30 µs of a worker's CPU a commit (measured on uvloop). One found
+        closed (the pool replaces it), one idle longer than KEPT_IDLE (the pool's own checks and
+        lifetime apply to it again), and one a commit failed on go back to the pool, as they went
+        back when each commit took its connection from the pool; so do all of them when the breaker
+        trips, so that the commits after an outage start on connections the pool hands out."""
+        conn, now = None, asyncio.get_running_loop().time()
         while conn is None and self._kept:
-            conn = self._kept.pop()
-            if not _open(conn):
+            conn, since = self._kept.pop()
+            if not _open(conn) or now - since > KEPT_IDLE:
                 await self._give_back(conn)
                 conn = None
         if conn is None:
@@ -307,11 +311,18 @@ class ContactLog:
         except BaseException:
             await self._give_back(conn)
             raise
-        if self._closed or len(self._kept) >= self._in_flight:
-            await self._give_back(conn)
+        if len(self._kept) < self._in_flight and not self.breaker.open:
+            self._kept.append((conn, asyncio.get_running_loop().time()))
         else:
-            self._kept.append(conn)
+            await self._give_back(conn)
         return duplicates
+
+    def _trip(self, why: str) -> None:
+        """The database is slow or away: the breaker trips, and the connections kept go back."""
+        self.breaker.trip(why)
+        kept, self._kept = self._kept, []
+        for conn, _ in kept:
+            self._background_task(self._give_back(conn))
 
     async def _give_back(self, conn: asyncpg.Connection) -> None:
         try:
@@ -323,7 +334,7 @@ class ContactLog:
 
     def _commit_is_slow(self, batch: list[_Item], claiming: list[asyncio.Task[None]]) -> None:
         """Spool the waiting records now. If the commit finishes after all, replay skips them by id."""
-        self.breaker.trip(f"a commit took longer than {SLOW_COMMIT} s")
+        self._trip(f"a commit took longer than {SLOW_COMMIT} s")
         # A caller that went away (its future cancelled) still has its contact spooled: drained
         # from the queue, it would otherwise be in neither the log nor the spool.
         waiting = [item for item in [*batch, *self._drain_queue()] if not item.fut.done() or item.fut.cancelled()]
@@ -463,12 +474,14 @@ class ContactLog:
             self._replayer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._replayer
-        if self._task is not None:
-            self._queue.put_nowait(None)
-            await self._task
-        self._closed = True  # no commit from here on keeps its connection
-        while self._kept:
-            await self._give_back(self._kept.pop())
+        try:
+            if self._task is not None:
+                self._queue.put_nowait(None)
+                await self._task
+        finally:  # whatever the writer ended with: the pool cannot close while one is kept
+            kept, self._kept = self._kept, []
+            for conn, _ in kept:
+                await self._give_back(conn)
         # What is still being spooled or remembered (and what that starts in turn) is let finish
         # rather than cancelled by us (a record being spooled would be lost), up to CLOSE_WITHIN;
         # what is left then is logged, and ends with the process.

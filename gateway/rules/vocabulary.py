@@ -167,12 +167,14 @@ class Decision(BaseModel):
         at = to_jsonable_python(received_at)
         answer["contact_id"], answer["received_at"] = contact_id, at
         cut = self._cut_for_stamping()
-        body = None if cut is None else b"".join((cut[0], orjson.dumps(contact_id), cut[1], orjson.dumps(at), cut[2]))
+        id_json = orjson.dumps(contact_id)
+        body = None if cut is None else b"".join((cut[0], id_json, cut[1], orjson.dumps(at), cut[2]))
         stamped = Decision.__new__(Decision)  # as pydantic's own copy does: the fields are valid already
         object.__setattr__(stamped, "__dict__", {**self.__dict__, "contact_id": contact_id, "received_at": received_at})
         object.__setattr__(stamped, "__pydantic_fields_set__", self.__pydantic_fields_set__ | _STAMPED)
         object.__setattr__(stamped, "__pydantic_extra__", None)
-        private = {"_answered": answer, "_json": body, "_cut": None, "_plain": body is not None}
+        # Plain when its template is (looked at when cut) and so is the id put in it (a time is digits).
+        private = {"_answered": answer, "_json": body, "_cut": None, "_plain": body is not None and plain_json(id_json)}
         object.__setattr__(stamped, "__pydantic_private__", private)
         return stamped
 

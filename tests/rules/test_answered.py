@@ -119,6 +119,7 @@ def test_json_a_store_may_refuse_is_never_taken_as_plain_stamped_or_not():
         stamped = unclean.stamped("d", at)
         assert unclean.__pydantic_private__["_cut"] == ()
         assert stamped.answered_json_if_plain() is None
+    assert _decision().stamped("an id with a NUL \x00", at).answered_json_if_plain() is None  # the id is looked at too
     clean.customer_message = "now \x00 with a NUL"
     assert clean.answered_json_if_plain() is None
     # A backslash in the text looks so: the record is looked at again, and cleaned if need be.
