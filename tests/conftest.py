@@ -72,7 +72,15 @@ async def base_settings() -> AsyncIterator[Settings]:
     await admin.close()
 
 
+_FEW = 1000  # rows a table may hold and still be emptied with DELETE
+
+
 async def _empty_tables(conn: asyncpg.Connection) -> None:
+    """Every table as a fresh database has it. Only the tables holding rows are emptied, and only the
+    sequences used are reset: a TRUNCATE of all 46 tables (and the contact log's partitions) took
+    ~100 ms before every test, a sixth of the suite on a slow machine. A table with a few rows is
+    emptied with DELETE, since a TRUNCATE makes new files for the table and its indexes (for
+    `contacts`, those of all its partitions)."""
     tables = [
         r["tablename"]
         for r in await conn.fetch(
@@ -80,9 +88,22 @@ async def _empty_tables(conn: asyncpg.Connection) -> None:
             "AND tablename NOT IN ('schema_migrations', 'rulesets') AND tablename NOT LIKE 'contacts_%'"
         )
     ]
-    # The audit table refuses TRUNCATE by trigger; replica mode (superuser, tests only) skips triggers.
+    counted = " UNION ALL ".join(
+        f"SELECT '{t}' AS t, (SELECT count(*) FROM (SELECT FROM {t} LIMIT {_FEW + 1}) AS f) AS n" for t in tables
+    )
+    full = {r["t"]: r["n"] for r in await conn.fetch(counted) if r["n"]}
+    # The audit table refuses TRUNCATE and DELETE by trigger, and foreign keys are checked by
+    # triggers too: replica mode (superuser, tests only) skips them, so the order does not matter.
     await conn.execute("SET session_replication_role = replica")
-    await conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+    for table in (t for t, n in full.items() if n <= _FEW):  # a few rows: cheaper than new files
+        await conn.execute(f"DELETE FROM {table}")
+    if many := [t for t, n in full.items() if n > _FEW]:
+        await conn.execute(f"TRUNCATE {', '.join(many)} CASCADE")  # tables referring to them hold rows too
+    # As RESTART IDENTITY would, for every sequence used since (rows may have come and gone).
+    await conn.execute(
+        "SELECT setval(format('%I.%I', schemaname, sequencename)::regclass, start_value, false) "
+        "FROM pg_sequences WHERE schemaname = 'public' AND last_value IS NOT NULL"
+    )
     await conn.execute("DELETE FROM rulesets WHERE created_by <> 'migration'")
     await conn.execute("UPDATE rulesets SET published = (version = (SELECT min(version) FROM rulesets))")
     await conn.execute(
