@@ -82,23 +82,29 @@ async def _empty_tables(conn: asyncpg.Connection) -> None:
     emptied with DELETE, since a TRUNCATE makes new files for the table and its indexes (for
     `contacts`, those of all its partitions)."""
     tables = [
-        r["tablename"]
+        r["t"]
         for r in await conn.fetch(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+            "SELECT quote_ident(tablename) AS t FROM pg_tables WHERE schemaname = 'public' "
             "AND tablename NOT IN ('schema_migrations', 'rulesets') AND tablename NOT LIKE 'contacts_%'"
         )
     ]
     counted = " UNION ALL ".join(
-        f"SELECT '{t}' AS t, (SELECT count(*) FROM (SELECT FROM {t} LIMIT {_FEW + 1}) AS f) AS n" for t in tables
+        f"SELECT {i} AS i, (SELECT count(*) FROM (SELECT FROM {t} LIMIT {_FEW + 1}) AS f) AS n"
+        for i, t in enumerate(tables)
     )
-    full = {r["t"]: r["n"] for r in await conn.fetch(counted) if r["n"]}
     # The audit table refuses TRUNCATE and DELETE by trigger, and foreign keys are checked by
     # triggers too: replica mode (superuser, tests only) skips them, so the order does not matter.
     await conn.execute("SET session_replication_role = replica")
-    for table in (t for t, n in full.items() if n <= _FEW):  # a few rows: cheaper than new files
-        await conn.execute(f"DELETE FROM {table}")
-    if many := [t for t, n in full.items() if n > _FEW]:
-        await conn.execute(f"TRUNCATE {', '.join(many)} CASCADE")  # tables referring to them hold rows too
+    async with conn.transaction():
+        # Like the TRUNCATE of every table before: a write still under way (a task or process the
+        # last test left) is waited for, and its rows are counted and emptied with the rest.
+        await conn.execute(f"LOCK TABLE {', '.join(tables)} IN SHARE ROW EXCLUSIVE MODE")
+        full = {tables[r["i"]]: r["n"] for r in await conn.fetch(counted) if r["n"]}
+        for table in (t for t, n in full.items() if n <= _FEW):  # a few rows: cheaper than new files
+            await conn.execute(f"DELETE FROM {table}")
+        if many := [t for t, n in full.items() if n > _FEW]:
+            # Tables that refer to them hold rows too (CASCADE): all are being emptied.
+            await conn.execute(f"TRUNCATE {', '.join(many)} CASCADE")
     # As RESTART IDENTITY would, for every sequence used since (rows may have come and gone).
     await conn.execute(
         "SELECT setval(format('%I.%I', schemaname, sequencename)::regclass, start_value, false) "
