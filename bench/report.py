@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from .commitprobe import INTERVAL, CommitProbe
 from .logcheck import LogCheck
 from .profile import Profile
 from .steady import percentile
@@ -60,6 +61,7 @@ class ScaleResult:
     split: Profile  # one worker, sampled in a slice of its own after the saturation run
     more: Cpu
     steady_split: Profile  # one worker, sampled in a slice of its own after the constant load
+    commits: CommitProbe  # PostgreSQL's own commit time, probed during the constant load
     profiled_checks: tuple[LogCheck, ...] = ()  # the log checks of those two slices
     profiled_failed: int = 0  # requests of the constant load's slice that failed
 
@@ -129,6 +131,7 @@ def _rows(floor: WrkResult, floor_us: float, s: ScaleResult, rate: int) -> list[
         s.split.describe(s.cpu_us_per_decision),
         f"{_steady_ms(s.steady)} (the generator's own CPU: "
         f"{float(s.steady.get('cpu_s', 0)) / max(int(s.steady['offered']), 1) * 1e6:,.0f} µs per request)",
+        s.commits.describe(s.steady.get("late", [])),
         f"{s.steady_cpu_us_per_decision:,.0f}",
         s.steady_split.describe(s.steady_cpu_us_per_decision),
         s.pg_cpu(),
@@ -150,6 +153,8 @@ _LABELS = [
     "gateway CPU per decision ÷ the floor's CPU per request",
     "gateway CPU split at saturation (py-spy, one worker, in a 5 s slice after it): share (µs a decision)",
     "constant load latency p50 / p99 / p99.9, ms (target p99 ≤ 5)",
+    f"PostgreSQL alone during the constant load: a one-row commit every {INTERVAL * 1000:.0f} ms on a connection "
+    "of its own, p50 / p99 / max, ms",
     "gateway CPU per decision at the constant load, µs",
     "gateway CPU split at the constant load (py-spy, one worker, in a 5 s slice after it): share (µs a decision)",
     "PostgreSQL CPU per contact logged, µs (saturation / constant load)",

@@ -25,7 +25,7 @@ from gateway import db
 from gateway.auth import create_key
 from gateway.lifecycle import Actor
 
-from . import logcheck, mail, profile, propagation, report
+from . import commitprobe, logcheck, mail, profile, propagation, report
 from .load import Shape, ensure_loaded, settle
 from .mix import body_prefix, describe, senders
 from .servers import Server, start_floor, start_gateway
@@ -177,10 +177,11 @@ async def _scale(args: argparse.Namespace, shape: Shape, run_id: str, tmp: Path)
         print(f"  saturation, profiled slice: {split_check.describe()}", file=sys.stderr)
         await settle(url)
         since = datetime.now(UTC) - timedelta(seconds=1)
-        cpu0, pg0 = profile.cpu_seconds(workers), profile.cpu_seconds(profile.postgres_pids(url))
-        steady = await _steady(server.url, key, bodies, prefix + "steady-", args)
-        steady_cpu = profile.used_since(cpu0, profile.cpu_seconds(workers))
-        pg_steady = profile.used_since(pg0, profile.cpu_seconds(profile.postgres_pids(url)))
+        async with commitprobe.probing(url) as probe:
+            cpu0, pg0 = profile.cpu_seconds(workers), profile.cpu_seconds(profile.postgres_pids(url))
+            steady = await _steady(server.url, key, bodies, prefix + "steady-", args)
+            steady_cpu = profile.used_since(cpu0, profile.cpu_seconds(workers))
+            pg_steady = profile.used_since(pg0, profile.cpu_seconds(profile.postgres_pids(url)))
         created = steady["created"]
         assert isinstance(created, list)
         steady_check = await logcheck.by_id(url, since, prefix + "steady-", created, int(steady["failed"]))
@@ -213,6 +214,7 @@ async def _scale(args: argparse.Namespace, shape: Shape, run_id: str, tmp: Path)
         split,
         report.Cpu(steady_cpu, pg_sat, pg_steady),
         steady_split,
+        probe,
         (split_check, steady_split_check),
         steady_split_failed,
     )
