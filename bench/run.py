@@ -178,10 +178,12 @@ async def _scale(args: argparse.Namespace, shape: Shape, run_id: str, tmp: Path)
         await settle(url)
         since = datetime.now(UTC) - timedelta(seconds=1)
         async with commitprobe.probing(url) as probe:
-            cpu0, pg0 = profile.cpu_seconds(workers), profile.cpu_seconds(profile.postgres_pids(url))
+            postgres = [pid for pid in profile.postgres_pids(url) if pid != probe.backend_pid]
+            cpu0, pg0 = profile.cpu_seconds(workers), profile.cpu_seconds(postgres)
             steady = await _steady(server.url, key, bodies, prefix + "steady-", args)
             steady_cpu = profile.used_since(cpu0, profile.cpu_seconds(workers))
-            pg_steady = profile.used_since(pg0, profile.cpu_seconds(profile.postgres_pids(url)))
+            later = [pid for pid in profile.postgres_pids(url) if pid != probe.backend_pid]
+            pg_steady = profile.used_since(pg0, profile.cpu_seconds(later))
         created = steady["created"]
         assert isinstance(created, list)
         steady_check = await logcheck.by_id(url, since, prefix + "steady-", created, int(steady["failed"]))
