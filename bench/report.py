@@ -153,8 +153,8 @@ _LABELS = [
     "gateway CPU per decision ÷ the floor's CPU per request",
     "gateway CPU split at saturation (py-spy, one worker, in a 5 s slice after it): share (µs a decision)",
     "constant load latency p50 / p99 / p99.9, ms (target p99 ≤ 5)",
-    f"PostgreSQL alone during the constant load: a one-row commit every {INTERVAL * 1000:.0f} ms on a connection "
-    "of its own, p50 / p99 / max, ms",
+    f"PostgreSQL's own one-row commit beside the constant load (every {INTERVAL * 1000:.0f} ms on a connection of "
+    "its own, send to answer), p50 / p99 / max, ms",
     "gateway CPU per decision at the constant load, µs",
     "gateway CPU split at the constant load (py-spy, one worker, in a 5 s slice after it): share (µs a decision)",
     "PostgreSQL CPU per contact logged, µs (saturation / constant load)",

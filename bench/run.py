@@ -184,6 +184,8 @@ async def _scale(args: argparse.Namespace, shape: Shape, run_id: str, tmp: Path)
             steady_cpu = profile.used_since(cpu0, profile.cpu_seconds(workers))
             later = [pid for pid in profile.postgres_pids(url) if pid != probe.backend_pid]
             pg_steady = profile.used_since(pg0, profile.cpu_seconds(later))
+        start = float(steady["started_at"])  # the probe's commits of the load's own window
+        commits = probe.within(start, start + float(steady["seconds"]))
         created = steady["created"]
         assert isinstance(created, list)
         steady_check = await logcheck.by_id(url, since, prefix + "steady-", created, int(steady["failed"]))
@@ -216,7 +218,7 @@ async def _scale(args: argparse.Namespace, shape: Shape, run_id: str, tmp: Path)
         split,
         report.Cpu(steady_cpu, pg_sat, pg_steady),
         steady_split,
-        probe,
+        commits,
         (split_check, steady_split_check),
         steady_split_failed,
     )

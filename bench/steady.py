@@ -41,6 +41,7 @@ class SteadyResult:
     max_lag_ms: float = 0.0  # how late the generator itself sent
     cpu_s: float = 0.0  # the generator's own CPU while it sent (it shares the machine with the gateway)
     late: list[tuple[float, float]] = field(default_factory=list)  # (wall-clock due time, ms) over LATE_MS
+    started_at: float = 0.0  # wall-clock time the first request was due; the load ran `seconds` from it
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -184,6 +185,7 @@ async def run(
     gc.enable()
     sender.close()
     sender.result.offered, sender.result.seconds = total, clock() - t0
+    sender.result.started_at = t0 + sender.wall_offset
     sender.result.cpu_s = time.process_time() - cpu0
     return sender.result
 
