@@ -7,6 +7,8 @@ INVALIDATE_CHANNEL = PREFIX + "invalidate"
 PG_INVALIDATE_CHANNEL = "gateway_invalidate"
 # provider id → decision JSON, for idempotent retries: IDEMPOTENCY + channel + ":" + provider_id
 IDEMPOTENCY = PREFIX + "idem:"
+# A template many remembered answers refer to (gateway/decide/remembered.py): ANSWER_TEMPLATE + digest
+ANSWER_TEMPLATE = PREFIX + "answer-template:"
 # Set while some process holds contacts in its spool not yet replayed into the log: every process
 # then claims provider ids in Redis before committing (the log's unique key cannot see the spool).
 SPOOLED = PREFIX + "spooled"

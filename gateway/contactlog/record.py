@@ -11,17 +11,21 @@ from typing import Any
 
 import orjson
 
+from ..rules.vocabulary import Stamp
 from ..store.contactlog import FIELDS
 
 
 class AnswerJson:
     """A decision as answered, already serialised (`Decision.answered_json`), with no text that
-    PostgreSQL cannot store: a record's JSON carries it as it is, not serialised again."""
+    PostgreSQL cannot store: a record's JSON carries it as it is, not serialised again. `stamp`:
+    how it was made from a template (`Decision.stamp`), if it was; the answer remembered for
+    retries keeps only the template's digest and the two values put in it."""
 
-    __slots__ = ("json",)
+    __slots__ = ("json", "stamp")
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, stamp: Stamp | None = None) -> None:
         self.json = data
+        self.stamp = stamp
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, AnswerJson) and other.json == self.json

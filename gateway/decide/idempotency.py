@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from typing import Any
 
 import asyncpg
@@ -40,35 +41,41 @@ from ..rediskeys import IDEMPOTENCY, SPOOLED
 from ..store.contacts import earlier_decision
 from .detached import detached, on_connection
 from .redishealth import RedisHealth
+from .remembered import TEMPLATE_TTL, Templates, digest_of, template_key, ttl_for, whole
 
-TTL_SECONDS = 7 * 86400
+log = logging.getLogger(__name__)
+
 PENDING = b"pending"
 POLL_SECONDS = 0.005
 # One call: first the answers of records made durable since the last call (the first durable answer
 # for a provider id stands: a later one, of an attempt that gave up waiting for it, never replaces
-# it, so every retry from then on hears the same answer); then, when the records claimed may be
-# spooled, the SPOOLED flag goes up; then each provider id about to be made durable is claimed
-# ('pending:<contact id>') unless Redis holds it already. Returns, per claimed key, '' when the claim
-# is ours (also when an earlier try or an earlier call for this very contact made it), or what Redis
-# held (another attempt's 'pending…', or the answer given).
-# KEYS: SPOOLED, the n remembered keys, the m keys to claim. ARGV: ttl, n, the flag's ttl (0: leave
-# it), the n answers, the m contact ids.
+# it, so every retry from then on hears the same answer), and the templates answers refer to
+# (remembered.py); then, when the records claimed may be spooled, the SPOOLED flag goes up; then
+# each provider id about to be made durable is claimed ('pending:<contact id>') unless Redis holds it
+# already. Returns, per claimed key, '' when the claim is ours (also when an earlier try or an earlier
+# call for this very contact made it), or what Redis held (another attempt's 'pending…', or the
+# answer given, whole or referring to its template).
+# KEYS: SPOOLED, the n remembered keys, the t template keys, the m keys to claim.
+# ARGV: n, the flag's ttl (0: leave it), t, the templates' ttl, then each answer and its ttl, then
+# each template, then each claim's contact id and ttl.
 CLAIM_BATCH = """
-local ttl, n, flag_ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-for i = 2, n + 1 do
-  if not redis.call('SET', KEYS[i], ARGV[i + 2], 'EX', ttl, 'NX') then
-    local v = redis.call('GET', KEYS[i])
-    if not v or string.sub(v, 1, 7) == 'pending' then redis.call('SET', KEYS[i], ARGV[i + 2], 'EX', ttl) end
+local n, flag_ttl, t, template_ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+for i = 1, n do
+  local k, answer, ttl = KEYS[1 + i], ARGV[3 + 2 * i], ARGV[4 + 2 * i]
+  if not redis.call('SET', k, answer, 'EX', ttl, 'NX') then
+    local v = redis.call('GET', k)
+    if not v or string.sub(v, 1, 7) == 'pending' then redis.call('SET', k, answer, 'EX', ttl) end
   end
 end
+for j = 1, t do redis.call('SET', KEYS[1 + n + j], ARGV[4 + 2 * n + j], 'EX', template_ttl) end
 if flag_ttl > 0 then redis.call('SET', KEYS[1], '1', 'EX', flag_ttl) end
-local out = {}
-for i = n + 2, #KEYS do
-  local mine = 'pending:' .. ARGV[i + 2]
-  local v = redis.call('GET', KEYS[i])
-  if not v then redis.call('SET', KEYS[i], mine, 'EX', ttl); out[i - n - 1] = ''
-  elseif v == mine then out[i - n - 1] = ''
-  else out[i - n - 1] = v end
+local out, base = {}, 4 + 2 * n + t
+for i = 1, #KEYS - 1 - n - t do
+  local k, mine, ttl = KEYS[1 + n + t + i], 'pending:' .. ARGV[base + 2 * i - 1], ARGV[base + 2 * i]
+  local v = redis.call('GET', k)
+  if not v then redis.call('SET', k, mine, 'EX', ttl); out[i] = ''
+  elseif v == mine then out[i] = ''
+  else out[i] = v end
 end
 return out
 """
@@ -95,7 +102,8 @@ class Idempotency:
     def __init__(self, redis: aioredis.Redis, batch: RedisBatch, health: RedisHealth, pool: asyncpg.Pool) -> None:
         self.redis, self.batch, self.health, self.pool = redis, batch, health, pool
         self._claim_batch = redis.register_script(CLAIM_BATCH)
-        self._unsent: list[tuple[str, str | bytes]] = []  # answers made durable, not in Redis yet
+        self._unsent: list[tuple[str, bytes, int]] = []  # answers made durable (key, value, ttl), not in Redis yet
+        self.templates = Templates()
         self._sender: asyncio.Task[None] | None = None
         self._spooled_until = 0.0  # (loop time) until then, a spool may hold contacts not replayed
         self._watcher: asyncio.Task[None] | None = None
@@ -137,7 +145,7 @@ class Idempotency:
         `may_spool`: they may be spooled, so the SPOOLED flag goes up with the claim."""
         if not self.health.usable():
             return [None] * len(records)
-        claims = [(key(r.channel, r.provider_id or ""), str(r.id)) for r in records]
+        claims = [(key(r.channel, r.provider_id or ""), str(r.id), ttl_for(r.channel)) for r in records]
         flag = SPOOLED_TTL if may_spool else 0
         if may_spool:
             self._spooled_until = asyncio.get_running_loop().time() + SPOOLED_TTL
@@ -152,22 +160,61 @@ class Idempotency:
         except (RedisError, OSError, TimeoutError) as exc:
             self.health.failed(exc)
             return [None] * len(records)
-        return [_outcome(v) for v in held]
+        return [await self._outcome(v) for v in held]
 
-    async def _send(self, claims: list[tuple[str, str]], budget: float, flag_ttl: int = 0) -> list[bytes]:
-        """One call: the answers waiting to be remembered, and these claims (key, contact id). The
-        answers go back in the queue if the call fails."""
+    async def _send(self, claims: list[tuple[str, str, int]], budget: float, flag_ttl: int = 0) -> list[bytes]:
+        """One call: the answers waiting to be remembered with the templates they refer to, and these
+        claims (key, contact id, ttl). The answers and templates go back in the queue if the call fails."""
         unsent, self._unsent = self._unsent, []
-        keys = [SPOOLED, *(k for k, _ in unsent), *(k for k, _ in claims)]
-        args: list[str | bytes | int] = [TTL_SECONDS, len(unsent), flag_ttl]
-        args += [*(a for _, a in unsent), *(cid for _, cid in claims)]
+        templates = self.templates.take_due()
+        keys = [SPOOLED, *(k for k, _, _ in unsent), *(template_key(d) for d, _ in templates)]
+        keys += [k for k, _, _ in claims]
+        args: list[str | bytes | int] = [len(unsent), flag_ttl, len(templates), TEMPLATE_TTL]
+        for _, value, ttl in unsent:
+            args += (value, ttl)
+        args += [kept for _, kept in templates]
+        for _, cid, ttl in claims:
+            args += (cid, ttl)
         try:
             async with asyncio.timeout(budget):
                 held: list[bytes] = await self._claim_batch(keys=keys, args=args)
         except BaseException:
             self._unsent[:0] = unsent
+            self.templates.untold(templates)
             raise
+        self.templates.told(templates, asyncio.get_running_loop().time())
         return held
+
+    async def _outcome(self, held: bytes) -> Appended | None:
+        """What a record's caller is to hear, from what Redis held for its provider id (None: log it)."""
+        if not held:
+            return None
+        if held.startswith(PENDING):
+            return Appended(in_flight=True)
+        answer = await self._whole(held)
+        if answer is None:  # its template is gone from Redis: the log's unique key decides
+            return None
+        return Appended(duplicate_of=json.loads(answer))
+
+    async def _whole(self, value: bytes) -> bytes | None:
+        """A remembered answer as given: kept whole, or made from the template it refers to (held
+        here, or read from Redis). None when that template is nowhere to be found."""
+        digest = digest_of(value)
+        if digest is None:
+            return value
+        kept = self.templates.known.get(digest)
+        if kept is None:
+            try:
+                async with asyncio.timeout(self.health.budget):
+                    kept = await self.batch.call("get", template_key(digest))
+            except (RedisError, OSError, TimeoutError) as exc:
+                self.health.failed(exc)
+                return None
+            if kept is None:
+                log.warning("remembered answer refers to template %s, which Redis no longer holds", digest.decode())
+                return None
+            self.templates.learn(digest, kept)
+        return whole(value, kept)
 
     async def answer_of(self, contact: InboundContact) -> Decision:
         """The answer of the attempt in flight that holds this contact's provider id (the caller bounds the wait)."""
@@ -187,7 +234,7 @@ class Idempotency:
         if self.health.usable():
             try:
                 async with asyncio.timeout(self.health.budget):
-                    claimed = await self.batch.call("set", k, PENDING, nx=True, ex=TTL_SECONDS)
+                    claimed = await self.batch.call("set", k, PENDING, nx=True, ex=ttl_for(contact.channel))
                 if claimed:
                     return None
             except (RedisError, OSError, TimeoutError) as exc:
@@ -208,7 +255,9 @@ class Idempotency:
         while True:
             value = await self.batch.call("get", k)
             if value and not value.startswith(PENDING):
-                return Decision.model_validate_json(value)
+                answer = await self._whole(value)
+                if answer is not None:
+                    return Decision.model_validate_json(answer)
             await asyncio.sleep(POLL_SECONDS)
 
     @staticmethod
@@ -222,15 +271,24 @@ class Idempotency:
         """The answer a repeat was given (the log already held one): the next repeat finds it in Redis
         instead of waiting on a claim nobody will answer. Sent with the other answers to remember."""
         if contact.provider_id:
-            self._queue([(key(contact.channel, contact.provider_id), decision.answered_json())])
+            k = key(contact.channel, contact.provider_id)
+            self._queue([(k, decision.answered_json(), ttl_for(contact.channel))])
 
     def remember(self, records: list[ContactRecord]) -> None:
         """Once a batch is durable, its decisions answer retries: carried by the next claim, or sent
-        on their own within REMEMBER_WITHIN (a retry meanwhile waits on a 'pending' claim, if any)."""
-        answered = [r for r in records if r.provider_id and r.decision]
-        self._queue([(key(r.channel, r.provider_id or ""), _json_of(r.decision)) for r in answered])
+        on their own within REMEMBER_WITHIN (a retry meanwhile waits on a 'pending' claim, if any).
+        A decision stamped from a template is kept as a reference to it (remembered.py)."""
+        now = asyncio.get_running_loop().time()
+        answers = []
+        for r in records:
+            if not r.provider_id or not r.decision:
+                continue
+            d = r.decision
+            value = self.templates.reference(d.stamp, now) if isinstance(d, AnswerJson) and d.stamp else _json_of(d)
+            answers.append((key(r.channel, r.provider_id), value, ttl_for(r.channel)))
+        self._queue(answers)
 
-    def _queue(self, answers: list[tuple[str, str | bytes]]) -> None:
+    def _queue(self, answers: list[tuple[str, bytes, int]]) -> None:
         """Answers (key, decision JSON) for the next claim, or sent on their own within REMEMBER_WITHIN."""
         self._unsent += answers
         del self._unsent[:-UNSENT_MAX]  # Redis away a long time: the database holds the oldest
@@ -272,11 +330,3 @@ class Idempotency:
 def _json_of(decision: dict[str, Any] | AnswerJson | None) -> bytes:
     """A record's decision as JSON: the reply's own bytes when it carries them."""
     return decision.json if isinstance(decision, AnswerJson) else orjson.dumps(decision)
-
-
-def _outcome(held: bytes) -> Appended | None:
-    if not held:
-        return None
-    if held.startswith(PENDING):
-        return Appended(in_flight=True)
-    return Appended(duplicate_of=json.loads(held))

@@ -42,6 +42,7 @@ def decided_record(
 ) -> ContactRecord:
     m = decision.matched
     answered = decision.answered()  # the row's JSON columns are parts of it; the reply is made of it too
+    plain = decision.answered_json_if_plain()  # its JSON, carried as it is when PostgreSQL can store it
     return ContactRecord(
         id=uuid.UUID(decision.contact_id),
         received_at=received,
@@ -71,7 +72,7 @@ def decided_record(
         latency_us=int((time.perf_counter() - started) * 1e6),
         ack_note=ack_note,
         error=error or _defects(contact),
-        decision=AnswerJson(plain) if (plain := decision.answered_json_if_plain()) is not None else answered,
+        decision=answered if plain is None else AnswerJson(plain, decision.stamp()),
         ack=ack,
     )
 

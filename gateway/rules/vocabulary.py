@@ -96,6 +96,9 @@ def plain_json(data: bytes) -> bool:
 
 
 _STAMPED = frozenset({"contact_id", "received_at"})
+# A stamped decision's JSON as made: its template's pieces (head, middle, tail), and the contact id
+# and time as JSON; the decision's JSON is head + id + middle + time + tail.
+Stamp = tuple[tuple[bytes, bytes, bytes], bytes, bytes]
 # Stand-ins for a template's contact id and time, where a stamped decision's own are put.
 _ID_MARK, _AT_MARK = "\u2063contact-id\u2063", "\u2063received-at\u2063"
 
@@ -121,10 +124,12 @@ class Decision(BaseModel):
     _answered: dict[str, Any] | None = PrivateAttr(default=None)
     _json: bytes | None = PrivateAttr(default=None)
     # A template's JSON cut around its contact id and time (`stamped`), built on first use.
-    _cut: tuple[bytes, ...] | None = PrivateAttr(default=None)
+    _cut: tuple[bytes, bytes, bytes] | tuple[()] | None = PrivateAttr(default=None)
     # True when `_json` is known to be plain (`plain_json`): a stamped decision's is, its template's
     # having been looked at once, when it was cut.
     _plain: bool = PrivateAttr(default=False)
+    # A stamped decision's template pieces and the two JSON values put between them (`stamp`).
+    _stamp: Stamp | None = PrivateAttr(default=None)
 
     def answered(self) -> dict[str, Any]:
         """The decision as JSON-ready data (what `model_dump(mode="json")` gives), built once."""
@@ -167,16 +172,33 @@ class Decision(BaseModel):
         at = to_jsonable_python(received_at)
         answer["contact_id"], answer["received_at"] = contact_id, at
         cut = self._cut_for_stamping()
-        id_json = orjson.dumps(contact_id)
-        body = None if cut is None else b"".join((cut[0], id_json, cut[1], orjson.dumps(at), cut[2]))
+        id_json, at_json = orjson.dumps(contact_id), orjson.dumps(at)
+        body = None if cut is None else b"".join((cut[0], id_json, cut[1], at_json, cut[2]))
         stamped = Decision.__new__(Decision)  # as pydantic's own copy does: the fields are valid already
         object.__setattr__(stamped, "__dict__", {**self.__dict__, "contact_id": contact_id, "received_at": received_at})
         object.__setattr__(stamped, "__pydantic_fields_set__", self.__pydantic_fields_set__ | _STAMPED)
         object.__setattr__(stamped, "__pydantic_extra__", None)
         # Plain when its template is (looked at when cut) and so is the id put in it (a time is digits).
-        private = {"_answered": answer, "_json": body, "_cut": None, "_plain": body is not None and plain_json(id_json)}
+        plain = body is not None and plain_json(id_json)
+        private = {
+            "_answered": answer,
+            "_json": body,
+            "_cut": None,
+            "_plain": plain,
+            "_stamp": (cut, id_json, at_json) if plain and cut is not None else None,
+        }
         object.__setattr__(stamped, "__pydantic_private__", private)
         return stamped
+
+    def stamp(self) -> Stamp | None:
+        """How this decision's JSON was made, when it was stamped from a template and is plain: the
+        template's three pieces, and the contact id and time (as JSON) put between them. Many
+        decisions share a template, so a copy of one kept elsewhere may keep the template once and
+        each decision's two values (see gateway/decide/remembered.py)."""
+        private = self.__pydantic_private__
+        assert private is not None
+        found: Stamp | None = private.get("_stamp")
+        return found
 
     def _cut_for_stamping(self) -> tuple[bytes, bytes, bytes] | None:
         """This template's JSON in three pieces, around the places of the contact id and the time:
@@ -185,12 +207,12 @@ class Decision(BaseModel):
         orjson refuses): each stamped decision is serialised on its own then."""
         private = self.__pydantic_private__
         assert private is not None
-        cut: tuple[bytes, ...] | None = private.get("_cut")
+        cut: tuple[bytes, bytes, bytes] | tuple[()] | None = private.get("_cut")
         if cut is None:
             cut = private["_cut"] = self._cut_json()
-        return (cut[0], cut[1], cut[2]) if cut else None
+        return cut or None  # the same pieces every time: a stamp's template is known by them
 
-    def _cut_json(self) -> tuple[bytes, ...]:
+    def _cut_json(self) -> tuple[bytes, bytes, bytes] | tuple[()]:
         """The pieces, or () when the JSON cannot be cut (remembered as such)."""
         marked = {**self.answered(), "contact_id": _ID_MARK, "received_at": _AT_MARK}
         try:
@@ -210,14 +232,14 @@ class Decision(BaseModel):
         super().__setattr__(name, value)
         if not name.startswith("_") and self.__pydantic_private__ is not None:
             private = self.__pydantic_private__
-            private["_answered"] = private["_json"] = private["_cut"] = None
+            private["_answered"] = private["_json"] = private["_cut"] = private["_stamp"] = None
             private["_plain"] = False
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Decision:
         copied = super().model_copy(update=update, deep=deep)
         if copied.__pydantic_private__ is not None:  # a copy with changes is answered afresh
             private = copied.__pydantic_private__
-            private["_answered"] = private["_json"] = private["_cut"] = None
+            private["_answered"] = private["_json"] = private["_cut"] = private["_stamp"] = None
             private["_plain"] = False
         return copied
 
