@@ -13,6 +13,7 @@ from typing import Any
 from .commitprobe import INTERVAL, CommitProbe
 from .logcheck import LogCheck
 from .profile import Profile
+from .redismem import RedisMemory
 from .steady import percentile
 from .wrk import WrkResult
 
@@ -64,6 +65,7 @@ class ScaleResult:
     commits: CommitProbe  # PostgreSQL's own commit time, probed during the constant load
     profiled_checks: tuple[LogCheck, ...] = ()  # the log checks of those two slices
     profiled_failed: int = 0  # requests of the constant load's slice that failed
+    remembered: RedisMemory | None = None  # what the answers remembered for retries cost Redis
 
     @property
     def cpu_us_per_decision(self) -> float:
@@ -141,6 +143,7 @@ def _rows(floor: WrkResult, floor_us: float, s: ScaleResult, rate: int) -> list[
         + (f"; {s.profiled_failed} failed" if s.profiled_failed else ""),
         s.propagation.describe(),
         " + ".join(f"{x:.0f}" for x in s.rss_mb),
+        s.remembered.describe(rate) if s.remembered else "not measured",
     ]
 
 
@@ -163,6 +166,7 @@ _LABELS = [
     "log check, the profiled slices (saturation / constant load)",
     "restriction in force in every worker, changed under a second constant load, p50 / p99 / max, ms (target ≤ 1000)",
     "resident memory per worker, MB",
+    "Redis memory per answer remembered for retries (MEMORY USAGE of a sample), and what a sustained rate holds",
 ]
 
 

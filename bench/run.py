@@ -25,7 +25,7 @@ from gateway import db
 from gateway.auth import create_key
 from gateway.lifecycle import Actor
 
-from . import commitprobe, logcheck, mail, profile, propagation, report
+from . import commitprobe, logcheck, mail, profile, propagation, redismem, report
 from .load import Shape, ensure_loaded, settle
 from .mix import body_prefix, describe, senders
 from .servers import Server, start_floor, start_gateway
@@ -203,6 +203,7 @@ async def _scale(args: argparse.Namespace, shape: Shape, run_id: str, tmp: Path)
         changes = await propagation.measure(server, url, redis_url, shape, key, run_id, args.changes, load)
         loaded = await load
         rss = server.rss_mb()
+        remembered = await redismem.measure(redis_url)
     finally:
         server.stop()
     return report.ScaleResult(
@@ -221,6 +222,7 @@ async def _scale(args: argparse.Namespace, shape: Shape, run_id: str, tmp: Path)
         commits,
         (split_check, steady_split_check),
         steady_split_failed,
+        remembered,
     )
 
 
