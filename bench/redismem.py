@@ -3,7 +3,7 @@
 Every contact with a provider id leaves an answer in Redis for its channel's retry window
 (gateway/decide/remembered.py), so Redis's memory grows with the rate and those windows. Measured
 with MEMORY USAGE on a sample of the keys a phase left, by channel; the templates they refer to are
-counted apart (a handful, whatever the rate).
+counted apart (one per distinct answer text, whatever the rate).
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ PREFIX = "gw:"
 INVALIDATE_CHANNEL = PREFIX + "invalidate"
 # PostgreSQL LISTEN/NOTIFY channel with the same payload, used when Redis is down.
 PG_INVALIDATE_CHANNEL = "gateway_invalidate"
-# provider id → decision JSON, for idempotent retries: IDEMPOTENCY + channel + ":" + provider_id
+# provider id → its answer (JSON, or a reference to a template: gateway/decide/remembered.py), for
+# idempotent retries: IDEMPOTENCY + channel + ":" + provider_id
 IDEMPOTENCY = PREFIX + "idem:"
 # A template many remembered answers refer to (gateway/decide/remembered.py): ANSWER_TEMPLATE + digest
 ANSWER_TEMPLATE = PREFIX + "answer-template:"

@@ -269,10 +269,10 @@ async def test_remembering_sets_an_answer_where_none_or_only_a_claim_is_held_and
         await redis.set(answered, b'{"contact_id": "first"}', ex=60)
         week = 7 * 86400
         claims._unsent = [
-            (absent, b'{"contact_id": "ours"}', week),
-            (pending, b'{"contact_id": "ours"}', week),
-            (answered, b'{"contact_id": "ours"}', week),
-            (absent, b'{"contact_id": "later"}', week),
+            (absent, b'{"contact_id": "ours"}', week, None),
+            (pending, b'{"contact_id": "ours"}', week, None),
+            (answered, b'{"contact_id": "ours"}', week, None),
+            (absent, b'{"contact_id": "later"}', week, None),
         ]
         assert await claims._send([], 5.0) == []
         assert await redis.get(absent) == b'{"contact_id": "ours"}'

@@ -10,14 +10,16 @@ import uuid
 from datetime import UTC, date, datetime
 
 import orjson
+import pytest
 import redis.asyncio as aioredis
 
 from gateway.contactlog import AnswerJson, ContactRecord
 from gateway.decide import remembered
-from gateway.decide.idempotency import Idempotency, key
+from gateway.decide.idempotency import Idempotency, TemplateLost, key
 from gateway.decide.redishealth import RedisHealth
-from gateway.decide.remembered import TEMPLATE_REFRESH, Templates, digest_of, template_key, ttl_for, whole
+from gateway.decide.remembered import Templates, digest_of, template_key, ttl_for, whole
 from gateway.redisbatch import RedisBatch
+from gateway.rediskeys import SPOOLED
 from gateway.rules.vocabulary import Banner, Decision, Reason, Target
 
 AT = datetime(2026, 11, 27, 9, 30, 15, 250000, tzinfo=UTC)
@@ -43,17 +45,17 @@ def test_a_reference_stands_for_the_stamped_answer_byte_for_byte():
     stamped = _stamped(_template())
     stamp = stamped.stamp()
     assert stamp is not None
-    value = templates.reference(stamp, now=0.0)
-    digest = digest_of(value)
-    assert digest is not None and len(value) < 100 < len(stamped.answered_json())
-    assert whole(value, templates.known[digest]) == stamped.answered_json() == stamped.model_dump_json().encode()
+    value, (digest, kept) = templates.reference(stamp)
+    assert digest_of(value) == digest and len(value) < 100 < len(stamped.answered_json())
+    assert whole(value, kept) == stamped.answered_json() == stamped.model_dump_json().encode()
+    assert templates.known == {digest: kept}
 
 
 def test_equal_templates_share_a_digest_and_different_ones_do_not():
     templates = Templates()
     a, b = _stamped(_template()), _stamped(_template())  # built apart, the same content
     other = _stamped(_template("Rule 'email' matched: Emails go to the email team."))
-    digests = [digest_of(templates.reference(d.stamp(), 0.0)) for d in (a, b, other)]  # type: ignore[arg-type]
+    digests = [templates.reference(d.stamp())[1][0] for d in (a, b, other)]  # type: ignore[arg-type]
     assert digests[0] == digests[1] != digests[2]
     assert len(templates.known) == 2
 
@@ -63,29 +65,14 @@ def test_a_decision_not_stamped_or_changed_after_stamping_has_no_stamp():
     stamped = _stamped(_template())
     stamped.flagged = True  # its JSON is built afresh: no template makes it any more
     assert stamped.stamp() is None
+    assert _stamped(_template()).model_copy(update={"action": "hold"}).stamp() is None
     assert _template().stamped("an id with a NUL \x00", AT).stamp() is None  # not plain: kept whole
 
 
-def test_a_template_is_due_to_redis_on_first_use_and_again_after_the_refresh():
-    templates = Templates()
-    stamp = _stamped(_template()).stamp()
-    assert stamp is not None
-    templates.reference(stamp, now=10.0)
-    due = templates.take_due()
-    assert len(due) == 1 and templates.take_due() == []
-    templates.untold(due)  # the call failed: due again
-    assert templates.take_due() == due
-    templates.told(due, now=10.0)
-    templates.reference(stamp, now=10.0 + TEMPLATE_REFRESH - 1)
-    assert templates.take_due() == []
-    templates.reference(stamp, now=10.0 + TEMPLATE_REFRESH)
-    assert templates.take_due() == due
-
-
-def test_calls_and_visits_are_remembered_a_day_and_written_contacts_a_week():
-    assert ttl_for("phone") == ttl_for("visit") == 86400
-    assert ttl_for("email") == ttl_for("web_form") == ttl_for("letter") == 7 * 86400
-    assert ttl_for("email") + TEMPLATE_REFRESH < remembered.TEMPLATE_TTL  # outlives every answer told in time
+def test_calls_are_remembered_a_day_and_every_other_channel_a_week():
+    assert ttl_for("phone") == 86400
+    assert ttl_for("email") == ttl_for("web_form") == ttl_for("letter") == ttl_for("visit") == 7 * 86400
+    assert max(ttl_for(c) for c in ("phone", "email", "web_form", "letter", "visit")) <= remembered.TEMPLATE_TTL
 
 
 def _record(decision: Decision, channel: str, provider_id: str) -> ContactRecord:
@@ -101,42 +88,85 @@ def _process(redis: aioredis.Redis) -> Idempotency:
     return Idempotency(redis, RedisBatch(redis), RedisHealth(redis), None)  # type: ignore[arg-type]
 
 
-async def test_a_retry_at_a_process_that_never_saw_the_template_hears_the_first_answer(settings):
-    """Process A remembers two stamped answers (a call, an email); process B, whose own template
-    cache is empty, claims the same provider ids for retries and hears A's answers byte for byte;
-    each key lives as long as its channel's retries."""
+def _retry(record: ContactRecord) -> ContactRecord:
+    return ContactRecord(
+        id=uuid.uuid4(), received_at=AT, channel=record.channel, action="route", provider_id=record.provider_id
+    )
+
+
+async def test_one_call_remembers_answers_sets_their_template_raises_the_flag_and_claims(settings):
+    """CLAIM_BATCH with every part at once: answers by reference and whole, each with its channel's
+    lifetime; their template, kept as long as the longest; the SPOOLED flag; and claims, each with
+    its channel's lifetime. Then a process that never saw the template hears the answers byte for
+    byte, by claim and by waiting."""
     redis = aioredis.from_url(settings.redis_url)
     try:
-        first, second = _process(redis), _process(redis)
-        template = _template()
+        first, second, third = _process(redis), _process(redis), _process(redis)
+        template, pid = _template(), uuid.uuid4().hex
         call, mail = _stamped(template), _stamped(template)
-        pid = uuid.uuid4().hex
+        visit = _template("Visitor seen at the desk.").model_copy(update={"contact_id": str(uuid.uuid4())})
         records = [_record(call, "phone", f"CA-{pid}"), _record(mail, "email", f"<{pid}@example.org>")]
-        first.remember(records)
-        assert await first._send([], 5.0) == []
-        stored = await redis.get(key("phone", f"CA-{pid}"))
-        assert stored is not None and stored.startswith(b"@") and len(stored) < 100
-        assert await redis.ttl(key("phone", f"CA-{pid}")) in range(86400 - 5, 86401)
-        assert await redis.ttl(key("email", f"<{pid}@example.org>")) in range(7 * 86400 - 5, 7 * 86400 + 1)
-        digest = digest_of(stored)
-        assert digest is not None and await redis.ttl(template_key(digest)) > 7 * 86400
-
-        retries = [
-            ContactRecord(id=uuid.uuid4(), received_at=AT, channel=r.channel, action="route", provider_id=r.provider_id)
-            for r in records
+        whole_record = ContactRecord(
+            id=uuid.UUID(visit.contact_id), received_at=AT, channel="visit", action="route", provider_id=f"V-{pid}"
+        )
+        whole_record.decision = AnswerJson(visit.answered_json())  # not stamped: kept whole
+        first.remember([*records, whole_record])
+        new = [
+            ContactRecord(id=uuid.uuid4(), received_at=AT, channel=ch, action="route", provider_id=f"new-{ch}-{pid}")
+            for ch in ("phone", "email")
         ]
+        assert await first.claim(new, may_spool=True) == [None, None]
+
+        day, week = 86400, 7 * 86400
+        phone_value = await redis.get(key("phone", f"CA-{pid}"))
+        digest = digest_of(phone_value)
+        assert digest is not None and len(phone_value) < 100
+        assert await redis.get(key("visit", f"V-{pid}")) == visit.answered_json()
+        for k, ttl in (
+            (key("phone", f"CA-{pid}"), day),
+            (key("email", f"<{pid}@example.org>"), week),
+            (key("visit", f"V-{pid}"), week),
+            (template_key(digest), week),
+            (key("phone", f"new-phone-{pid}"), day),
+            (key("email", f"new-email-{pid}"), week),
+        ):
+            assert ttl - 5 <= await redis.ttl(k) <= ttl, k
+        for record in new:
+            assert await redis.get(key(record.channel, record.provider_id or "")) == f"pending:{record.id}".encode()
+        assert await redis.exists(SPOOLED)
+
         assert second.templates.known == {}
-        outcomes = await second.claim(retries)
+        outcomes = await second.claim([_retry(r) for r in (*records, whole_record)])
         heard = [o.duplicate_of if o is not None else None for o in outcomes]
-        assert heard == [orjson.loads(call.answered_json()), orjson.loads(mail.answered_json())]
+        assert heard == [orjson.loads(d.answered_json()) for d in (call, mail, visit)]
         assert second.templates.known == first.templates.known  # read once, kept
-        # A retry waiting on the first attempt's claim reads the answer the same way.
-        assert await asyncio.wait_for(second._wait_for_answer(key("phone", f"CA-{pid}")), 2.0) == call
+        waited = await asyncio.wait_for(third._wait_for_answer(key("email", f"<{pid}@example.org>")), 2.0)
+        assert waited.answered_json() == mail.answered_json()
     finally:
         await redis.aclose()
 
 
-async def test_a_reference_whose_template_redis_lost_leaves_the_retry_to_the_logs_unique_key(settings, caplog):
+async def test_every_call_sending_an_answer_sets_its_template_again(settings):
+    """Redis restarted empty (or evicted the template): the next answer referring to it brings it back."""
+    redis = aioredis.from_url(settings.redis_url)
+    try:
+        process, template = _process(redis), _template()
+        first = _record(_stamped(template), "phone", f"CA-{uuid.uuid4().hex}")
+        process.remember([first])
+        await process._send([], 5.0)
+        digest = digest_of(await redis.get(key("phone", first.provider_id or "")))
+        assert digest is not None
+        await redis.delete(template_key(digest))
+        process.remember([_record(_stamped(template), "email", f"<{uuid.uuid4().hex}@example.org>")])
+        await process._send([], 5.0)
+        assert await redis.ttl(template_key(digest)) > 7 * 86400 - 5
+    finally:
+        await redis.aclose()
+
+
+async def test_a_reference_whose_template_redis_lost_is_an_answer_redis_lost(settings, caplog):
+    """The retry's claim is left to the log's unique key and a waiting retry stops at once, as when
+    Redis loses an answer kept whole; the process that made the reference still reads it."""
     redis = aioredis.from_url(settings.redis_url)
     try:
         first, second = _process(redis), _process(redis)
@@ -144,19 +174,15 @@ async def test_a_reference_whose_template_redis_lost_leaves_the_retry_to_the_log
         record = _record(decision, "phone", f"CA-lost-{uuid.uuid4().hex}")
         first.remember([record])
         await first._send([], 5.0)
-        stored = await redis.get(key("phone", record.provider_id or ""))
-        assert stored is not None
-        digest = digest_of(stored)
+        digest = digest_of(await redis.get(key("phone", record.provider_id or "")))
         assert digest is not None
         await redis.delete(template_key(digest))
-        retry = ContactRecord(
-            id=uuid.uuid4(), received_at=AT, channel="phone", action="route", provider_id=record.provider_id
-        )
         with caplog.at_level(logging.WARNING, logger="gateway.decide.idempotency"):
-            assert await second.claim([retry]) == [None]
+            assert await second.claim([_retry(record)]) == [None]
         assert "no longer holds" in caplog.text
-        # The process that made the reference still reads it from its own templates.
-        [held] = await first.claim([retry])
+        with pytest.raises(TemplateLost):
+            await asyncio.wait_for(second._wait_for_answer(key("phone", record.provider_id or "")), 1.0)
+        [held] = await first.claim([_retry(record)])
         assert held is not None and held.duplicate_of == orjson.loads(decision.answered_json())
     finally:
         await redis.aclose()

@@ -41,7 +41,7 @@ from ..rediskeys import IDEMPOTENCY, SPOOLED
 from ..store.contacts import earlier_decision
 from .detached import detached, on_connection
 from .redishealth import RedisHealth
-from .remembered import TEMPLATE_TTL, Templates, digest_of, template_key, ttl_for, whole
+from .remembered import TEMPLATE_TTL, Template, Templates, digest_of, template_key, ttl_for, whole
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,8 @@ class Idempotency:
     def __init__(self, redis: aioredis.Redis, batch: RedisBatch, health: RedisHealth, pool: asyncpg.Pool) -> None:
         self.redis, self.batch, self.health, self.pool = redis, batch, health, pool
         self._claim_batch = redis.register_script(CLAIM_BATCH)
-        self._unsent: list[tuple[str, bytes, int]] = []  # answers made durable (key, value, ttl), not in Redis yet
+        # Answers made durable, not in Redis yet: (key, value, ttl, the template the value refers to).
+        self._unsent: list[tuple[str, bytes, int, Template | None]] = []
         self.templates = Templates()
         self._sender: asyncio.Task[None] | None = None
         self._spooled_until = 0.0  # (loop time) until then, a spool may hold contacts not replayed
@@ -163,16 +164,17 @@ class Idempotency:
         return [await self._outcome(v) for v in held]
 
     async def _send(self, claims: list[tuple[str, str, int]], budget: float, flag_ttl: int = 0) -> list[bytes]:
-        """One call: the answers waiting to be remembered with the templates they refer to, and these
-        claims (key, contact id, ttl). The answers and templates go back in the queue if the call fails."""
+        """One call: the answers waiting to be remembered with the templates they refer to (each set
+        again, so Redis holds it at least as long as they), and these claims (key, contact id, ttl).
+        The answers go back in the queue if the call fails."""
         unsent, self._unsent = self._unsent, []
-        templates = self.templates.take_due()
-        keys = [SPOOLED, *(k for k, _, _ in unsent), *(template_key(d) for d, _ in templates)]
+        templates = dict(t for *_, t in unsent if t is not None)
+        keys = [SPOOLED, *(k for k, *_ in unsent), *(template_key(d) for d in templates)]
         keys += [k for k, _, _ in claims]
         args: list[str | bytes | int] = [len(unsent), flag_ttl, len(templates), TEMPLATE_TTL]
-        for _, value, ttl in unsent:
+        for _, value, ttl, _ in unsent:
             args += (value, ttl)
-        args += [kept for _, kept in templates]
+        args += templates.values()
         for _, cid, ttl in claims:
             args += (cid, ttl)
         try:
@@ -180,9 +182,7 @@ class Idempotency:
                 held: list[bytes] = await self._claim_batch(keys=keys, args=args)
         except BaseException:
             self._unsent[:0] = unsent
-            self.templates.untold(templates)
             raise
-        self.templates.told(templates, asyncio.get_running_loop().time())
         return held
 
     async def _outcome(self, held: bytes) -> Appended | None:
@@ -198,7 +198,8 @@ class Idempotency:
 
     async def _whole(self, value: bytes) -> bytes | None:
         """A remembered answer as given: kept whole, or made from the template it refers to (held
-        here, or read from Redis). None when that template is nowhere to be found."""
+        here, or read from Redis). None when that template is nowhere to be found (Redis lost its
+        data, or evicted it: see the README on sizing Redis)."""
         digest = digest_of(value)
         if digest is None:
             return value
@@ -211,7 +212,7 @@ class Idempotency:
                 self.health.failed(exc)
                 return None
             if kept is None:
-                log.warning("remembered answer refers to template %s, which Redis no longer holds", digest.decode())
+                log.warning("a remembered answer refers to template %s, which Redis no longer holds", digest.decode())
                 return None
             self.templates.learn(digest, kept)
         return whole(value, kept)
@@ -241,7 +242,10 @@ class Idempotency:
                 self.health.failed(exc)
             else:
                 budget.reschedule(asyncio.get_running_loop().time() + patience)
-                return await self._wait_for_answer(k)
+                try:
+                    return await self._wait_for_answer(k)
+                except TemplateLost:  # the answer is there but cannot be read: ask the database
+                    pass
         try:  # shielded: the deadline answers the caller; a hung query is left to end on its own
             row = await detached(on_connection(self.pool, budget.when(), earlier_decision, contact.channel, pid))
         except TimeoutError:  # the caller's deadline (an OSError too, but not one to decide past)
@@ -256,8 +260,9 @@ class Idempotency:
             value = await self.batch.call("get", k)
             if value and not value.startswith(PENDING):
                 answer = await self._whole(value)
-                if answer is not None:
-                    return Decision.model_validate_json(answer)
+                if answer is None:
+                    raise TemplateLost(k)
+                return Decision.model_validate_json(answer)
             await asyncio.sleep(POLL_SECONDS)
 
     @staticmethod
@@ -272,24 +277,25 @@ class Idempotency:
         instead of waiting on a claim nobody will answer. Sent with the other answers to remember."""
         if contact.provider_id:
             k = key(contact.channel, contact.provider_id)
-            self._queue([(k, decision.answered_json(), ttl_for(contact.channel))])
+            self._queue([(k, decision.answered_json(), ttl_for(contact.channel), None)])
 
     def remember(self, records: list[ContactRecord]) -> None:
         """Once a batch is durable, its decisions answer retries: carried by the next claim, or sent
         on their own within REMEMBER_WITHIN (a retry meanwhile waits on a 'pending' claim, if any).
         A decision stamped from a template is kept as a reference to it (remembered.py)."""
-        now = asyncio.get_running_loop().time()
-        answers = []
+        answers: list[tuple[str, bytes, int, Template | None]] = []
         for r in records:
             if not r.provider_id or not r.decision:
                 continue
             d = r.decision
-            value = self.templates.reference(d.stamp, now) if isinstance(d, AnswerJson) and d.stamp else _json_of(d)
-            answers.append((key(r.channel, r.provider_id), value, ttl_for(r.channel)))
+            value, template = (
+                self.templates.reference(d.stamp) if isinstance(d, AnswerJson) and d.stamp else (_json_of(d), None)
+            )
+            answers.append((key(r.channel, r.provider_id), value, ttl_for(r.channel), template))
         self._queue(answers)
 
-    def _queue(self, answers: list[tuple[str, bytes, int]]) -> None:
-        """Answers (key, decision JSON) for the next claim, or sent on their own within REMEMBER_WITHIN."""
+    def _queue(self, answers: list[tuple[str, bytes, int, Template | None]]) -> None:
+        """Answers (key, value, ttl, template) for the next claim, or sent on their own within REMEMBER_WITHIN."""
         self._unsent += answers
         del self._unsent[:-UNSENT_MAX]  # Redis away a long time: the database holds the oldest
         if self._closed:  # after close: sent by close's last try, or left to the database
@@ -325,6 +331,10 @@ class Idempotency:
                 await self._send([], CLAIM_PATIENCE)
             except (RedisError, OSError, TimeoutError):  # kept for the next try, or the next claim
                 delay = min(delay * 4, CLAIM_PATIENCE)
+
+
+class TemplateLost(RedisError):
+    """A remembered answer refers to a template Redis no longer holds: as if Redis had lost the answer."""
 
 
 def _json_of(decision: dict[str, Any] | AnswerJson | None) -> bytes:

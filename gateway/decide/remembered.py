@@ -3,41 +3,41 @@
 Nearly every answer is a template stamped with a contact id and a time (`Decision.stamp`): the same
 target, reasons and texts for every caller no customer of ours is linked to. Such an answer is kept
 as `@<template digest>\\n<contact id>\\n<time>` (the two values as JSON), ~90 bytes, and its template
-once, under ANSWER_TEMPLATE + digest. Measured with MEMORY USAGE: ~190 bytes of Redis a remembered
-answer instead of ~860, and the call that sends a batch of answers carries a tenth of the bytes.
-Any other answer (a restricted customer's, a repeat's) is kept whole. Whole or referred to, the
-answer read back is byte for byte the one the first attempt was given.
+under ANSWER_TEMPLATE + digest, set again with the longest answer's lifetime by every call that
+sends an answer referring to it: Redis holds a template at least as long as any such answer.
+Measured with MEMORY USAGE: 190–240 bytes of Redis a remembered answer (the key's length varies),
+against ~860 kept whole. Any other answer (a restricted customer's, a repeat's) is kept whole.
+Whole or referred to, the answer read back is byte for byte the one the first attempt was given.
 
-How long an answer is kept is its channel's retry window. A telephony platform or a visitor system
-retries while the caller is there: within seconds, so a day is ample. A mail server retries for
-days (Postfix gives up after 5): written channels keep theirs for 7. The log's unique key answers
-retries at any age while PostgreSQL answers; Redis is only for when it does not.
+How long an answer is kept is its channel's retry window. A telephony platform retries while the
+caller is on the line: within seconds, so a day is ample. A mail server retries for days (Postfix
+gives up after 5), and a desk or post-room system may forward later: every other channel keeps its
+answers 7 days. The log's unique key answers retries at any age while PostgreSQL answers; Redis is
+only for when it does not.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
 
 from ..rediskeys import ANSWER_TEMPLATE
 from ..rules.vocabulary import Stamp
 
 DAY = 86400
-WRITTEN_TTL = 7 * DAY
-# Channels whose retries come while the caller is there.
-_PRESENT = {"phone": DAY, "visit": DAY}
-# Redis hears of a template again this often while answers refer to it; it keeps a template for the
-# longest answer's time and two of these, so it outlives every answer referring to it.
-TEMPLATE_REFRESH = 3600.0
-TEMPLATE_TTL = WRITTEN_TTL + 2 * int(TEMPLATE_REFRESH)
+WEEK = 7 * DAY
+_ON_THE_LINE = {"phone": DAY}  # channels whose retries come while the caller is there
+TEMPLATE_TTL = WEEK  # the longest an answer is kept
 REFERENCE = b"@"
 _SEP = b"\n"  # never in orjson's output outside a string, nor escaped inside one
-_MOST = 4096  # templates held: more than any rule set makes; past it, the oldest are read from Redis
+_MOST = 4096  # templates held here: more than any rule set makes; past it, they are all read again
+
+# A template as a remembered answer refers to it: (digest, the template as kept in Redis).
+Template = tuple[bytes, bytes]
 
 
 def ttl_for(channel: str) -> int:
     """How long an answer (or a claim) for this channel's provider ids is kept: its retry window."""
-    return _PRESENT.get(channel, WRITTEN_TTL)
+    return _ON_THE_LINE.get(channel, WEEK)
 
 
 def template_key(digest: bytes) -> str:
@@ -60,47 +60,28 @@ def whole(value: bytes, template: bytes) -> bytes:
 
 
 class Templates:
-    """The templates this process refers to or has read, by digest, and those Redis is to hear of
-    (on first use, then every TEMPLATE_REFRESH while in use)."""
+    """The templates this process refers to or has read, by digest: a stamped answer's reference is
+    made without hashing its template again, and a retry's is read without asking Redis."""
 
     def __init__(self) -> None:
         self.known: dict[bytes, bytes] = {}  # digest → the template as kept in Redis
-        self._digests: dict[tuple[bytes, bytes, bytes], bytes] = {}  # the pieces → their digest
-        self._told: dict[bytes, float] = {}  # digest → when Redis last took it (loop time)
-        self._due: dict[bytes, bytes] = {}
+        self._digests: dict[tuple[bytes, bytes, bytes], Template] = {}  # the pieces → their template
 
-    def reference(self, stamp: Stamp, now: float) -> bytes:
-        """The value to remember for a stamped answer; its template is due to Redis if need be."""
+    def reference(self, stamp: Stamp) -> tuple[bytes, Template]:
+        """The value to remember for a stamped answer, and the template it refers to (to be sent
+        with it)."""
         pieces, id_json, at_json = stamp
-        digest = self._digests.get(pieces)
-        if digest is None:
+        template = self._digests.get(pieces)
+        if template is None:
             kept = _SEP.join(pieces)
-            digest = hashlib.blake2b(kept, digest_size=8).hexdigest().encode()
-            self._hold(digest, kept)
-            self._digests[pieces] = digest
-        if now - self._told.get(digest, -math.inf) >= TEMPLATE_REFRESH:
-            self._due[digest] = self.known[digest]
-        return b"".join((REFERENCE, digest, _SEP, id_json, _SEP, at_json))
+            template = (hashlib.blake2b(kept, digest_size=8).hexdigest().encode(), kept)
+            self.learn(*template)
+            self._digests[pieces] = template
+        return b"".join((REFERENCE, template[0], _SEP, id_json, _SEP, at_json)), template
 
     def learn(self, digest: bytes, kept: bytes) -> None:
-        """A template read from Redis (another process made it)."""
-        self._hold(digest, kept)
-
-    def take_due(self) -> list[tuple[bytes, bytes]]:
-        """The templates Redis is to take with the next call (put back with `untold` if it fails)."""
-        due, self._due = list(self._due.items()), {}
-        return due
-
-    def told(self, due: list[tuple[bytes, bytes]], now: float) -> None:
-        for digest, _ in due:
-            self._told[digest] = now
-
-    def untold(self, due: list[tuple[bytes, bytes]]) -> None:
-        for digest, kept in due:
-            self._due.setdefault(digest, kept)
-
-    def _hold(self, digest: bytes, kept: bytes) -> None:
-        if len(self.known) >= _MOST:  # a template no longer used is read from Redis again if a retry needs it
+        """A template made here, or read from Redis (another process made it)."""
+        if len(self.known) >= _MOST:  # text that changes every minute (a quoted time) makes one a minute
             self.known.clear()
             self._digests.clear()
         self.known[digest] = kept
