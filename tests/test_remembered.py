@@ -5,7 +5,6 @@ retries can come."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import uuid
 from datetime import UTC, date, datetime
 
@@ -13,6 +12,7 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
+from gateway.contact import InboundContact
 from gateway.contactlog import AnswerJson, ContactRecord
 from gateway.decide import remembered
 from gateway.decide.idempotency import Idempotency, TemplateLost, key
@@ -143,6 +143,7 @@ async def test_one_call_remembers_answers_sets_their_template_raises_the_flag_an
         waited = await asyncio.wait_for(third._wait_for_answer(key("email", f"<{pid}@example.org>")), 2.0)
         assert waited.answered_json() == mail.answered_json()
     finally:
+        await asyncio.gather(first.close(), second.close(), third.close())
         await redis.aclose()
 
 
@@ -161,28 +162,52 @@ async def test_every_call_sending_an_answer_sets_its_template_again(settings):
         await process._send([], 5.0)
         assert await redis.ttl(template_key(digest)) > 7 * 86400 - 5
     finally:
+        await process.close()
         await redis.aclose()
 
 
 async def test_a_reference_whose_template_redis_lost_is_an_answer_redis_lost(settings, caplog):
-    """The retry's claim is left to the log's unique key and a waiting retry stops at once, as when
-    Redis loses an answer kept whole; the process that made the reference still reads it."""
+    """Redis kept the answer's reference but lost its template (only data Redis lost can do that):
+    the answer cannot be given, so the key is claimed as if it were empty, by a batch's claim and by
+    a counted contact's; a retry waiting on it stops at once."""
     redis = aioredis.from_url(settings.redis_url)
+    first, second = _process(redis), _process(redis)
     try:
-        first, second = _process(redis), _process(redis)
+        records = []
+        for channel in ("phone", "phone"):
+            decision = _stamped(_template(f"a template of its own {uuid.uuid4()}"))
+            records.append(_record(decision, channel, f"CA-lost-{uuid.uuid4().hex}"))
+        first.remember(records)
+        await first._send([], 5.0)
+        for record in records:
+            digest = digest_of(await redis.get(key("phone", record.provider_id or "")))
+            assert digest is not None
+            await redis.delete(template_key(digest))
+        by_batch, by_count = (key("phone", r.provider_id or "") for r in records)
+        with pytest.raises(TemplateLost):
+            await asyncio.wait_for(second._wait_for_answer(by_batch), 1.0)
+        retry = _retry(records[0])
+        assert await second.claim([retry]) == [None]  # the claim is the retry's own
+        assert await redis.get(by_batch) == f"pending:{retry.id}".encode()
+        counted = InboundContact(channel="phone", sender="07700 900123", provider_id=records[1].provider_id)
+        async with asyncio.timeout(2.0) as budget:
+            assert await second.earlier(counted, budget, 2.0) is None
+        assert await redis.get(by_count) == b"pending"
+    finally:
+        await asyncio.gather(first.close(), second.close())
+        await redis.aclose()
+
+
+async def test_a_process_holding_a_template_still_reads_its_answers_without_redis_having_it(settings):
+    redis = aioredis.from_url(settings.redis_url)
+    first = _process(redis)
+    try:
         decision = _stamped(_template(f"a template of its own {uuid.uuid4()}"))
-        record = _record(decision, "phone", f"CA-lost-{uuid.uuid4().hex}")
+        record = _record(decision, "phone", f"CA-held-{uuid.uuid4().hex}")
         first.remember([record])
         await first._send([], 5.0)
-        digest = digest_of(await redis.get(key("phone", record.provider_id or "")))
-        assert digest is not None
-        await redis.delete(template_key(digest))
-        with caplog.at_level(logging.WARNING, logger="gateway.decide.idempotency"):
-            assert await second.claim([_retry(record)]) == [None]
-        assert "no longer holds" in caplog.text
-        with pytest.raises(TemplateLost):
-            await asyncio.wait_for(second._wait_for_answer(key("phone", record.provider_id or "")), 1.0)
-        [held] = await first.claim([_retry(record)])
-        assert held is not None and held.duplicate_of == orjson.loads(decision.answered_json())
+        value = await redis.get(key("phone", record.provider_id or ""))
+        assert await first._whole(value) == decision.answered_json()
     finally:
+        await first.close()
         await redis.aclose()

@@ -41,44 +41,58 @@ from ..rediskeys import IDEMPOTENCY, SPOOLED
 from ..store.contacts import earlier_decision
 from .detached import detached, on_connection
 from .redishealth import RedisHealth
-from .remembered import TEMPLATE_TTL, Template, Templates, digest_of, template_key, ttl_for, whole
+from .remembered import LUA_HELD, TEMPLATE_TTL, Template, Templates, digest_of, template_key, ttl_for, whole
 
 log = logging.getLogger(__name__)
 
 PENDING = b"pending"
 POLL_SECONDS = 0.005
-# One call: first the answers of records made durable since the last call (the first durable answer
-# for a provider id stands: a later one, of an attempt that gave up waiting for it, never replaces
-# it, so every retry from then on hears the same answer), and the templates answers refer to
-# (remembered.py); then, when the records claimed may be spooled, the SPOOLED flag goes up; then
-# each provider id about to be made durable is claimed ('pending:<contact id>') unless Redis holds it
-# already. Returns, per claimed key, '' when the claim is ours (also when an earlier try or an earlier
-# call for this very contact made it), or what Redis held (another attempt's 'pending…', or the
-# answer given, whole or referring to its template).
+# One call: first the templates that answers in it refer to (remembered.py); then the answers of
+# records made durable since the last call (the first durable answer for a provider id stands: a
+# later one, of an attempt that gave up waiting for it, never replaces it, so every retry from then
+# on hears the same answer); then, when the records claimed may be spooled, the SPOOLED flag goes
+# up; then each provider id about to be made durable is claimed ('pending:<contact id>') unless
+# Redis holds it already. Returns, per claimed key, '' when the claim is ours (also when an earlier
+# try or an earlier call for this very contact made it), or what Redis held (another attempt's
+# 'pending…', or the answer given, whole or referring to its template). A key holding a reference to
+# a template Redis has lost counts as empty (`held`).
 # KEYS: SPOOLED, the n remembered keys, the t template keys, the m keys to claim.
 # ARGV: n, the flag's ttl (0: leave it), t, the templates' ttl, then each answer and its ttl, then
 # each template, then each claim's contact id and ttl.
-CLAIM_BATCH = """
+CLAIM_BATCH = (
+    LUA_HELD
+    + """
 local n, flag_ttl, t, template_ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+for j = 1, t do redis.call('SET', KEYS[1 + n + j], ARGV[4 + 2 * n + j], 'EX', template_ttl) end
 for i = 1, n do
   local k, answer, ttl = KEYS[1 + i], ARGV[3 + 2 * i], ARGV[4 + 2 * i]
   if not redis.call('SET', k, answer, 'EX', ttl, 'NX') then
-    local v = redis.call('GET', k)
+    local v = held(k)
     if not v or string.sub(v, 1, 7) == 'pending' then redis.call('SET', k, answer, 'EX', ttl) end
   end
 end
-for j = 1, t do redis.call('SET', KEYS[1 + n + j], ARGV[4 + 2 * n + j], 'EX', template_ttl) end
 if flag_ttl > 0 then redis.call('SET', KEYS[1], '1', 'EX', flag_ttl) end
 local out, base = {}, 4 + 2 * n + t
 for i = 1, #KEYS - 1 - n - t do
   local k, mine, ttl = KEYS[1 + n + t + i], 'pending:' .. ARGV[base + 2 * i - 1], ARGV[base + 2 * i]
-  local v = redis.call('GET', k)
+  local v = held(k)
   if not v then redis.call('SET', k, mine, 'EX', ttl); out[i] = ''
   elseif v == mine then out[i] = ''
   else out[i] = v end
 end
 return out
 """
+)
+# A counted contact's claim, before it is counted: KEYS[1] takes ARGV[1] (for ARGV[2] seconds) unless
+# it holds an answer that can be given, or another attempt's claim. Returns 1 when the claim is ours.
+CLAIM_ONE = (
+    LUA_HELD
+    + """
+if held(KEYS[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return 1
+"""
+)
 # Answers made durable are sent to Redis this long after the first of them, all in one call (or
 # sooner, with a claim). Meanwhile a retry is answered from the log; only one that has to be spooled
 # (the database away within this window of the first answer) cannot find it.
@@ -102,6 +116,7 @@ class Idempotency:
     def __init__(self, redis: aioredis.Redis, batch: RedisBatch, health: RedisHealth, pool: asyncpg.Pool) -> None:
         self.redis, self.batch, self.health, self.pool = redis, batch, health, pool
         self._claim_batch = redis.register_script(CLAIM_BATCH)
+        self._claim_one = redis.register_script(CLAIM_ONE)
         # Answers made durable, not in Redis yet: (key, value, ttl, the template the value refers to).
         self._unsent: list[tuple[str, bytes, int, Template | None]] = []
         self.templates = Templates()
@@ -161,7 +176,11 @@ class Idempotency:
         except (RedisError, OSError, TimeoutError) as exc:
             self.health.failed(exc)
             return [None] * len(records)
-        return [await self._outcome(v) for v in held]
+        try:
+            return [await self._outcome(v) for v in held]
+        except (RedisError, OSError, TimeoutError) as exc:  # a template could not be read: as a failed claim
+            self.health.failed(exc)
+            return [None] * len(records)
 
     async def _send(self, claims: list[tuple[str, str, int]], budget: float, flag_ttl: int = 0) -> list[bytes]:
         """One call: the answers waiting to be remembered with the templates they refer to (each set
@@ -192,25 +211,21 @@ class Idempotency:
         if held.startswith(PENDING):
             return Appended(in_flight=True)
         answer = await self._whole(held)
-        if answer is None:  # its template is gone from Redis: the log's unique key decides
+        if answer is None:  # its template went from Redis since the claim's call: the log's unique key decides
             return None
         return Appended(duplicate_of=json.loads(answer))
 
     async def _whole(self, value: bytes) -> bytes | None:
         """A remembered answer as given: kept whole, or made from the template it refers to (held
-        here, or read from Redis). None when that template is nowhere to be found (Redis lost its
-        data, or evicted it: see the README on sizing Redis)."""
+        here, or read from Redis). None when Redis no longer has that template (it lost data: see
+        the README on sizing Redis); an error reading it is raised."""
         digest = digest_of(value)
         if digest is None:
             return value
         kept = self.templates.known.get(digest)
         if kept is None:
-            try:
-                async with asyncio.timeout(self.health.budget):
-                    kept = await self.batch.call("get", template_key(digest))
-            except (RedisError, OSError, TimeoutError) as exc:
-                self.health.failed(exc)
-                return None
+            async with asyncio.timeout(self.health.budget):
+                kept = await self.batch.call("get", template_key(digest))
             if kept is None:
                 log.warning("a remembered answer refers to template %s, which Redis no longer holds", digest.decode())
                 return None
@@ -242,10 +257,13 @@ class Idempotency:
                 self.health.failed(exc)
             else:
                 budget.reschedule(asyncio.get_running_loop().time() + patience)
-                try:
-                    return await self._wait_for_answer(k)
-                except TemplateLost:  # the answer is there but cannot be read: ask the database
-                    pass
+                while True:
+                    try:
+                        return await self._wait_for_answer(k)
+                    except TemplateLost:  # an answer that cannot be given, as if Redis had lost it: claim
+                        async with asyncio.timeout(self.health.budget):
+                            if await self._claim_one(keys=[k], args=[PENDING, ttl_for(contact.channel)]):
+                                return None
         try:  # shielded: the deadline answers the caller; a hung query is left to end on its own
             row = await detached(on_connection(self.pool, budget.when(), earlier_decision, contact.channel, pid))
         except TimeoutError:  # the caller's deadline (an OSError too, but not one to decide past)

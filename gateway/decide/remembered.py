@@ -5,7 +5,7 @@ target, reasons and texts for every caller no customer of ours is linked to. Suc
 as `@<template digest>\\n<contact id>\\n<time>` (the two values as JSON), ~90 bytes, and its template
 under ANSWER_TEMPLATE + digest, set again with the longest answer's lifetime by every call that
 sends an answer referring to it: Redis holds a template at least as long as any such answer.
-Measured with MEMORY USAGE: 190–240 bytes of Redis a remembered answer (the key's length varies),
+Measured with MEMORY USAGE: 190–250 bytes of Redis a remembered answer (the key's length varies),
 against ~860 kept whole. Any other answer (a restricted customer's, a repeat's) is kept whole.
 Whole or referred to, the answer read back is byte for byte the one the first attempt was given.
 
@@ -26,13 +26,26 @@ from ..rules.vocabulary import Stamp
 DAY = 86400
 WEEK = 7 * DAY
 _ON_THE_LINE = {"phone": DAY}  # channels whose retries come while the caller is there
-TEMPLATE_TTL = WEEK  # the longest an answer is kept
+TEMPLATE_TTL = max(WEEK, *_ON_THE_LINE.values())  # the longest an answer is kept
 REFERENCE = b"@"
 _SEP = b"\n"  # never in orjson's output outside a string, nor escaped inside one
 _MOST = 4096  # templates held here: more than any rule set makes; past it, they are all read again
 
 # A template as a remembered answer refers to it: (digest, the template as kept in Redis).
 Template = tuple[bytes, bytes]
+# For Redis scripts: `held(k)`, what a key holds, or false when it holds a reference to a template
+# Redis no longer has (lost with data it lost): such an answer cannot be given, so the key is free
+# to claim, as it would be had Redis lost the answer itself.
+LUA_HELD = f"""
+local function held(k)
+  local v = redis.call('GET', k)
+  if v and string.sub(v, 1, 1) == '{REFERENCE.decode()}' then
+    local stop = string.find(v, '\\n', 1, true)
+    if not stop or redis.call('EXISTS', '{ANSWER_TEMPLATE}' .. string.sub(v, 2, stop - 1)) == 0 then return false end
+  end
+  return v
+end
+"""
 
 
 def ttl_for(channel: str) -> int:
