@@ -11,7 +11,9 @@ from datetime import UTC, date, datetime
 import orjson
 import pytest
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
+from gateway import db
 from gateway.contact import InboundContact
 from gateway.contactlog import AnswerJson, ContactRecord
 from gateway.decide import remembered
@@ -166,7 +168,7 @@ async def test_every_call_sending_an_answer_sets_its_template_again(settings):
         await redis.aclose()
 
 
-async def test_a_reference_whose_template_redis_lost_is_an_answer_redis_lost(settings, caplog):
+async def test_a_reference_whose_template_redis_lost_is_an_answer_redis_lost(settings):
     """Redis kept the answer's reference but lost its template (only data Redis lost can do that):
     the answer cannot be given, so the key is claimed as if it were empty, by a batch's claim and by
     a counted contact's; a retry waiting on it stops at once."""
@@ -195,6 +197,88 @@ async def test_a_reference_whose_template_redis_lost_is_an_answer_redis_lost(set
         assert await redis.get(by_count) == b"pending"
     finally:
         await asyncio.gather(first.close(), second.close())
+        await redis.aclose()
+
+
+async def test_a_live_reference_stands_and_a_lost_one_is_replaced_by_the_next_answer(settings):
+    """The remember step: a key holding a reference whose template Redis has keeps it (the first
+    durable answer stands); one whose template is lost takes the new answer."""
+    redis = aioredis.from_url(settings.redis_url)
+    process = _process(redis)
+    try:
+        first = [_record(_stamped(_template(f"t {uuid.uuid4()}")), "phone", f"CA-{uuid.uuid4().hex}") for _ in "ab"]
+        process.remember(first)
+        await process._send([], 5.0)
+        live, lost = (key("phone", r.provider_id or "") for r in first)
+        kept = await redis.get(live)
+        await redis.delete(template_key(digest_of(await redis.get(lost)) or b""))
+        later = [_record(_stamped(_template()), "phone", r.provider_id or "") for r in first]
+        process.remember(later)
+        await process._send([], 5.0)
+        assert await redis.get(live) == kept
+        replaced = await redis.get(lost)
+        assert replaced != kept and await process._whole(replaced) == later[1].decision.json  # type: ignore[union-attr]
+    finally:
+        await process.close()
+        await redis.aclose()
+
+
+async def test_a_claim_hears_a_reference_with_its_template_in_the_same_call(settings, monkeypatch):
+    """A cold process's claim needs no read of its own: the script returns the template with the
+    reference; a counted contact's claim of a live reference waits for and hears that answer."""
+    redis = aioredis.from_url(settings.redis_url)
+    first, second = _process(redis), _process(redis)
+    try:
+        decision = _stamped(_template(f"t {uuid.uuid4()}"))
+        record = _record(decision, "phone", f"CA-{uuid.uuid4().hex}")
+        first.remember([record])
+        await first._send([], 5.0)
+
+        async def no_reads(command: str, *args: object, **kwargs: object) -> object:
+            raise AssertionError(f"a read of its own: {command}")
+
+        monkeypatch.setattr(second.batch, "call", no_reads)
+        [held] = await second.claim([_retry(record)])
+        assert held is not None and held.duplicate_of == orjson.loads(decision.answered_json())
+        monkeypatch.undo()
+        counted = InboundContact(channel="phone", sender="07700 900123", provider_id=record.provider_id)
+        async with asyncio.timeout(2.0) as budget:
+            heard = await second.earlier(counted, budget, 2.0)
+        assert heard is not None and heard.answered_json() == decision.answered_json()
+    finally:
+        await asyncio.gather(first.close(), second.close())
+        await redis.aclose()
+
+
+async def test_a_redis_error_while_waiting_for_an_answer_asks_the_database(settings, conn):
+    """A counted contact finds another attempt's claim, and Redis fails while it waits: the answer
+    logged in the database is the one it hears (no second contact id)."""
+    redis = aioredis.from_url(settings.redis_url)
+    pool = await db.create_pool(settings.database_url, min_size=1, max_size=1)
+    process = Idempotency(redis, RedisBatch(redis), RedisHealth(redis), pool)
+    try:
+        pid = f"CA-{uuid.uuid4().hex}"
+        first = _stamped(_template())
+        logged = (
+            "INSERT INTO contact_provider_ids (channel, provider_id, contact_id, decision) VALUES ('phone', $1, $2, $3)"
+        )
+        await conn.execute(logged, pid, uuid.UUID(first.contact_id), orjson.loads(first.answered_json()))
+        await redis.set(key("phone", pid), b"pending:the-first-attempt", ex=60)
+        calls = process.batch.call
+
+        async def failing_reads(command: str, *args: object, **kwargs: object) -> object:
+            if command == "get":
+                raise RedisError("a test: Redis failed mid-wait")
+            return await calls(command, *args, **kwargs)
+
+        process.batch.call = failing_reads  # type: ignore[method-assign]
+        counted = InboundContact(channel="phone", sender="07700 900123", provider_id=pid)
+        async with asyncio.timeout(2.0) as budget:
+            heard = await process.earlier(counted, budget, 2.0)
+        assert heard is not None and heard.contact_id == first.contact_id
+    finally:
+        await process.close()
+        await pool.close()
         await redis.aclose()
 
 

@@ -41,7 +41,17 @@ from ..rediskeys import IDEMPOTENCY, SPOOLED
 from ..store.contacts import earlier_decision
 from .detached import detached, on_connection
 from .redishealth import RedisHealth
-from .remembered import LUA_HELD, TEMPLATE_TTL, Template, Templates, digest_of, template_key, ttl_for, whole
+from .remembered import (
+    LUA_HELD,
+    TEMPLATE_TTL,
+    Template,
+    Templates,
+    digest_of,
+    template_key,
+    ttl_for,
+    whole,
+    with_template,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +64,8 @@ POLL_SECONDS = 0.005
 # up; then each provider id about to be made durable is claimed ('pending:<contact id>') unless
 # Redis holds it already. Returns, per claimed key, '' when the claim is ours (also when an earlier
 # try or an earlier call for this very contact made it), or what Redis held (another attempt's
-# 'pending…', or the answer given, whole or referring to its template). A key holding a reference to
-# a template Redis has lost counts as empty (`held`).
+# 'pending…', or the answer given: whole, or its reference followed by its template). A key holding
+# a reference to a template Redis has lost counts as empty (`held`).
 # KEYS: SPOOLED, the n remembered keys, the t template keys, the m keys to claim.
 # ARGV: n, the flag's ttl (0: leave it), t, the templates' ttl, then each answer and its ttl, then
 # each template, then each claim's contact id and ttl.
@@ -75,9 +85,10 @@ if flag_ttl > 0 then redis.call('SET', KEYS[1], '1', 'EX', flag_ttl) end
 local out, base = {}, 4 + 2 * n + t
 for i = 1, #KEYS - 1 - n - t do
   local k, mine, ttl = KEYS[1 + n + t + i], 'pending:' .. ARGV[base + 2 * i - 1], ARGV[base + 2 * i]
-  local v = held(k)
+  local v, template = held(k)
   if not v then redis.call('SET', k, mine, 'EX', ttl); out[i] = ''
   elseif v == mine then out[i] = ''
+  elseif template then out[i] = v .. '\\n' .. template
   else out[i] = v end
 end
 return out
@@ -176,11 +187,7 @@ class Idempotency:
         except (RedisError, OSError, TimeoutError) as exc:
             self.health.failed(exc)
             return [None] * len(records)
-        try:
-            return [await self._outcome(v) for v in held]
-        except (RedisError, OSError, TimeoutError) as exc:  # a template could not be read: as a failed claim
-            self.health.failed(exc)
-            return [None] * len(records)
+        return [self._outcome(v) for v in held]
 
     async def _send(self, claims: list[tuple[str, str, int]], budget: float, flag_ttl: int = 0) -> list[bytes]:
         """One call: the answers waiting to be remembered with the templates they refer to (each set
@@ -204,16 +211,18 @@ class Idempotency:
             raise
         return held
 
-    async def _outcome(self, held: bytes) -> Appended | None:
-        """What a record's caller is to hear, from what Redis held for its provider id (None: log it)."""
+    def _outcome(self, held: bytes) -> Appended | None:
+        """What a record's caller is to hear, from what Redis held for its provider id (None: log it):
+        a reference comes with its template, read in the same call."""
         if not held:
             return None
         if held.startswith(PENDING):
             return Appended(in_flight=True)
-        answer = await self._whole(held)
-        if answer is None:  # its template went from Redis since the claim's call: the log's unique key decides
-            return None
-        return Appended(duplicate_of=json.loads(answer))
+        if digest_of(held) is not None and (parts := with_template(held)) is not None:
+            reference, template = parts
+            self.templates.learn(digest_of(reference) or b"", template)
+            held = whole(reference, template)
+        return Appended(duplicate_of=json.loads(held))
 
     async def _whole(self, value: bytes) -> bytes | None:
         """A remembered answer as given: kept whole, or made from the template it refers to (held
@@ -256,14 +265,16 @@ class Idempotency:
             except (RedisError, OSError, TimeoutError) as exc:
                 self.health.failed(exc)
             else:
+                deadline = budget.when()
                 budget.reschedule(asyncio.get_running_loop().time() + patience)
-                while True:
-                    try:
-                        return await self._wait_for_answer(k)
-                    except TemplateLost:  # an answer that cannot be given, as if Redis had lost it: claim
-                        async with asyncio.timeout(self.health.budget):
-                            if await self._claim_one(keys=[k], args=[PENDING, ttl_for(contact.channel)]):
-                                return None
+                try:
+                    earlier = await self._wait_or_claim(k, contact.channel)
+                except (RedisError, OSError, TimeoutError) as exc:  # Redis failed meanwhile: ask the database
+                    self.health.failed(exc)
+                else:
+                    if earlier is None:  # claimed after all: decided within the caller's own deadline
+                        budget.reschedule(deadline)
+                    return earlier
         try:  # shielded: the deadline answers the caller; a hung query is left to end on its own
             row = await detached(on_connection(self.pool, budget.when(), earlier_decision, contact.channel, pid))
         except TimeoutError:  # the caller's deadline (an OSError too, but not one to decide past)
@@ -271,6 +282,19 @@ class Idempotency:
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
             return None  # the writer's unique key is the last word
         return Decision.model_validate(row) if row else None
+
+    async def _wait_or_claim(self, k: str, channel: str) -> Decision | None:
+        """The answer of the attempt holding this key; None when the key held an answer that can no
+        longer be given (its template lost) and is now this contact's claim. A Redis error is raised
+        (the caller's deadline bounds the wait; each claim has the health budget)."""
+        while True:
+            try:
+                return await self._wait_for_answer(k)
+            except TemplateLost:  # as if Redis had lost the answer: the key is free to claim
+                async with asyncio.timeout(self.health.budget):
+                    if await self._claim_one(keys=[k], args=[PENDING, ttl_for(channel)]):
+                        return None
+                await asyncio.sleep(POLL_SECONDS)  # another attempt took it first: wait for its answer
 
     async def _wait_for_answer(self, k: str) -> Decision:
         """Another request holds the claim: poll for its answer (the caller's deadline bounds this)."""

@@ -33,15 +33,17 @@ _MOST = 4096  # templates held here: more than any rule set makes; past it, they
 
 # A template as a remembered answer refers to it: (digest, the template as kept in Redis).
 Template = tuple[bytes, bytes]
-# For Redis scripts: `held(k)`, what a key holds, or false when it holds a reference to a template
-# Redis no longer has (lost with data it lost): such an answer cannot be given, so the key is free
-# to claim, as it would be had Redis lost the answer itself.
+# For Redis scripts: `held(k)`, what a key holds (and, for a reference, its template), or false when
+# it holds a reference to a template Redis no longer has (lost with data it lost): such an answer
+# cannot be given, so the key is free to claim, as it would be had Redis lost the answer itself.
 LUA_HELD = f"""
 local function held(k)
   local v = redis.call('GET', k)
   if v and string.sub(v, 1, 1) == '{REFERENCE.decode()}' then
     local stop = string.find(v, '\\n', 1, true)
-    if not stop or redis.call('EXISTS', '{ANSWER_TEMPLATE}' .. string.sub(v, 2, stop - 1)) == 0 then return false end
+    local template = stop and redis.call('GET', '{ANSWER_TEMPLATE}' .. string.sub(v, 2, stop - 1))
+    if not template then return false end
+    return v, template
   end
   return v
 end
@@ -63,6 +65,14 @@ def digest_of(value: bytes) -> bytes | None:
         return None
     end = value.find(_SEP)
     return value[1:end] if end > 1 else None
+
+
+def with_template(value: bytes) -> tuple[bytes, bytes] | None:
+    """A reference as a script returns it, its template after it: (the reference, the template)."""
+    parts = value.split(_SEP)
+    if len(parts) != 6:
+        return None
+    return _SEP.join(parts[:3]), _SEP.join(parts[3:])
 
 
 def whole(value: bytes, template: bytes) -> bytes:
