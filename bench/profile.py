@@ -136,6 +136,24 @@ def cpu_seconds(pids: Iterable[int]) -> dict[int, float]:
     return out
 
 
+def waited_seconds(pids: Iterable[int]) -> dict[int, float]:
+    """Seconds each live process's threads have spent runnable but waiting for a core (the run
+    delay in /proc/PID/task/TID/schedstat): on a machine whose cores the gateway shares with
+    PostgreSQL, Redis and the load, the part of a latency that is queueing for CPU."""
+    out = {}
+    for pid in pids:
+        total = 0.0
+        try:
+            tasks = list(Path(f"/proc/{pid}/task").iterdir())
+        except OSError:  # gone
+            continue
+        for task in tasks:
+            with contextlib.suppress(OSError, ValueError, IndexError):  # a thread that ended meanwhile
+                total += int((task / "schedstat").read_text().split()[1]) / 1e9
+        out[pid] = total
+    return out
+
+
 def used_since(before: dict[int, float], after: dict[int, float]) -> float:
     """CPU seconds used between two snapshots (a process born meanwhile counts from zero)."""
     return sum(t - before.get(pid, 0.0) for pid, t in after.items())

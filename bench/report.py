@@ -27,6 +27,8 @@ class Cpu:
     steady_s: float  # gateway workers during the constant load
     pg_saturation_s: float  # every PostgreSQL process during the saturation run
     pg_steady_s: float
+    steady_wait_s: float = 0.0  # gateway workers' time runnable but waiting for a core, constant load
+    pg_steady_wait_s: float = 0.0  # PostgreSQL's, the same
 
 
 @dataclass
@@ -79,6 +81,10 @@ class ScaleResult:
         sat = self.more.pg_saturation_s / max(self.sat_check.rows, 1) * 1e6
         steady = self.more.pg_steady_s / max(self.steady_check.rows, 1) * 1e6
         return f"{sat:,.0f} / {steady:,.0f}"
+
+    def waited(self) -> str:
+        offered = max(int(self.steady["offered"]), 1)
+        return f"{self.more.steady_wait_s / offered * 1e6:,.0f} / {self.more.pg_steady_wait_s / offered * 1e6:,.0f}"
 
     @property
     def ok(self) -> bool:
@@ -135,6 +141,7 @@ def _rows(floor: WrkResult, floor_us: float, s: ScaleResult, rate: int) -> list[
         f"{float(s.steady.get('cpu_s', 0)) / max(int(s.steady['offered']), 1) * 1e6:,.0f} µs per request)",
         s.commits.describe(s.steady.get("late", [])),
         f"{s.steady_cpu_us_per_decision:,.0f}",
+        s.waited(),
         s.steady_split.describe(s.steady_cpu_us_per_decision),
         s.pg_cpu(),
         s.sat_check.describe() + ("" if w.other == 0 and w.errors == 0 else f"; {w.other} non-2xx, {w.errors} errors"),
@@ -159,6 +166,7 @@ _LABELS = [
     f"PostgreSQL's own one-row commit beside the constant load (every {INTERVAL * 1000:.0f} ms on a connection of "
     "its own, send to answer), p50 / p99 / max, ms",
     "gateway CPU per decision at the constant load, µs",
+    "time waiting for a core at the constant load (run-queue delay), µs a contact: gateway workers / PostgreSQL",
     "gateway CPU split at the constant load (py-spy, one worker, in a 5 s slice after it): share (µs a decision)",
     "PostgreSQL CPU per contact logged, µs (saturation / constant load)",
     "log check, saturation",

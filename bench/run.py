@@ -180,10 +180,13 @@ async def _scale(args: argparse.Namespace, shape: Shape, run_id: str, tmp: Path)
         async with commitprobe.probing(url) as probe:
             postgres = [pid for pid in profile.postgres_pids(url) if pid != probe.backend_pid]
             cpu0, pg0 = profile.cpu_seconds(workers), profile.cpu_seconds(postgres)
+            wait0, pg_wait0 = profile.waited_seconds(workers), profile.waited_seconds(postgres)
             steady = await _steady(server.url, key, bodies, prefix + "steady-", args)
             steady_cpu = profile.used_since(cpu0, profile.cpu_seconds(workers))
+            steady_wait = profile.used_since(wait0, profile.waited_seconds(workers))
             later = [pid for pid in profile.postgres_pids(url) if pid != probe.backend_pid]
             pg_steady = profile.used_since(pg0, profile.cpu_seconds(later))
+            pg_steady_wait = profile.used_since(pg_wait0, profile.waited_seconds(later))
         start = float(steady["started_at"])  # the probe's commits of the load's own window
         commits = probe.within(start, start + float(steady["seconds"]))
         created = steady["created"]
@@ -217,7 +220,7 @@ async def _scale(args: argparse.Namespace, shape: Shape, run_id: str, tmp: Path)
         report.Propagation([c.seconds for c in changes], loaded),
         rss,
         split,
-        report.Cpu(steady_cpu, pg_sat, pg_steady),
+        report.Cpu(steady_cpu, pg_sat, pg_steady, steady_wait, pg_steady_wait),
         steady_split,
         commits,
         (split_check, steady_split_check),
