@@ -23,6 +23,8 @@ from gateway.decide.remembered import Templates, digest_of, template_key, ttl_fo
 from gateway.redisbatch import RedisBatch
 from gateway.rediskeys import SPOOLED
 from gateway.rules.vocabulary import Banner, Decision, Reason, Target
+from gateway.runtime import RUNTIME
+from tests.factory import bearer
 
 AT = datetime(2026, 11, 27, 9, 30, 15, 250000, tzinfo=UTC)
 
@@ -170,13 +172,13 @@ async def test_every_call_sending_an_answer_sets_its_template_again(settings):
 
 async def test_a_reference_whose_template_redis_lost_is_an_answer_redis_lost(settings):
     """Redis kept the answer's reference but lost its template (only data Redis lost can do that):
-    the answer cannot be given, so the key is claimed as if it were empty, by a batch's claim and by
-    a counted contact's; a retry waiting on it stops at once."""
+    the answer cannot be given, so the key is claimed as if it were empty: by a batch's claim, by a
+    counted contact's, and by a retry that was waiting on it (which is then logged)."""
     redis = aioredis.from_url(settings.redis_url)
     first, second = _process(redis), _process(redis)
     try:
         records = []
-        for channel in ("phone", "phone"):
+        for channel in ("phone", "phone", "phone"):
             decision = _stamped(_template(f"a template of its own {uuid.uuid4()}"))
             records.append(_record(decision, channel, f"CA-lost-{uuid.uuid4().hex}"))
         first.remember(records)
@@ -185,7 +187,7 @@ async def test_a_reference_whose_template_redis_lost_is_an_answer_redis_lost(set
             digest = digest_of(await redis.get(key("phone", record.provider_id or "")))
             assert digest is not None
             await redis.delete(template_key(digest))
-        by_batch, by_count = (key("phone", r.provider_id or "") for r in records)
+        by_batch, by_count, by_wait = (key("phone", r.provider_id or "") for r in records)
         with pytest.raises(TemplateLost):
             await asyncio.wait_for(second._wait_for_answer(by_batch), 1.0)
         retry = _retry(records[0])
@@ -195,6 +197,9 @@ async def test_a_reference_whose_template_redis_lost_is_an_answer_redis_lost(set
         async with asyncio.timeout(2.0) as budget:
             assert await second.earlier(counted, budget, 2.0) is None
         assert await redis.get(by_count) == b"pending"
+        waiting = InboundContact(channel="phone", sender="07700 900123", provider_id=records[2].provider_id)
+        assert await asyncio.wait_for(second.answer_of(waiting, "the-retry"), 2.0) is None  # to be logged
+        assert await redis.get(by_wait) == b"pending:the-retry"
     finally:
         await asyncio.gather(first.close(), second.close())
         await redis.aclose()
@@ -294,4 +299,27 @@ async def test_a_process_holding_a_template_still_reads_its_answers_without_redi
         assert await first._whole(value) == decision.answered_json()
     finally:
         await first.close()
+        await redis.aclose()
+
+
+async def test_a_retry_waiting_on_an_answer_redis_can_no_longer_give_is_logged_as_its_own(client, keys, settings):
+    """The database is slow for this process (its breaker open): a call whose provider id another
+    attempt holds waits for that answer; the key then holds a reference to a template Redis lost.
+    The call claims the provider id and is answered and logged as a contact of its own."""
+    redis = aioredis.from_url(settings.redis_url)
+    try:
+        pid = f"CA-{uuid.uuid4().hex}"
+        await redis.set(key("phone", pid), b"pending:another-attempt", ex=60)
+        client.app[RUNTIME].decide.log.breaker.trip("a test: the database is slow for this process")
+        call = {"channel": "phone", "from": "07700 900456", "provider_id": pid}
+        reply = asyncio.ensure_future(client.post("/v1/contacts", headers=bearer(keys["channel"]), json=call))
+        await asyncio.sleep(0.2)  # waiting on the other attempt's claim
+        assert not reply.done()
+        await redis.set(key("phone", pid), b'@0123456789abcdef\n"lost"\n"2026-11-27T09:00:00Z"', ex=60)
+        answered = await asyncio.wait_for(reply, 5.0)
+        assert answered.status == 201
+        contact_id = (await answered.json())["contact_id"]
+        held = await redis.get(key("phone", pid))  # its claim, or by now its own answer
+        assert held is not None and contact_id.encode() in held and b"another-attempt" not in held
+    finally:
         await redis.aclose()

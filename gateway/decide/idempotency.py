@@ -241,9 +241,11 @@ class Idempotency:
             self.templates.learn(digest, kept)
         return whole(value, kept)
 
-    async def answer_of(self, contact: InboundContact) -> Decision:
-        """The answer of the attempt in flight that holds this contact's provider id (the caller bounds the wait)."""
-        return await self._wait_for_answer(key(contact.channel, contact.provider_id or ""))
+    async def answer_of(self, contact: InboundContact, contact_id: str) -> Decision | None:
+        """The answer of the attempt in flight that holds this contact's provider id (the caller bounds
+        the wait); None when that answer can no longer be given (its template lost) and the provider
+        id is now claimed for `contact_id`, this contact: it is to be logged."""
+        return await self._wait_or_claim(key(contact.channel, contact.provider_id or ""), contact.channel, contact_id)
 
     async def earlier(self, contact: InboundContact, budget: asyncio.Timeout, patience: float) -> Decision | None:
         """The answer already given for this provider id; None: ours to decide.
@@ -283,16 +285,18 @@ class Idempotency:
             return None  # the writer's unique key is the last word
         return Decision.model_validate(row) if row else None
 
-    async def _wait_or_claim(self, k: str, channel: str) -> Decision | None:
+    async def _wait_or_claim(self, k: str, channel: str, contact_id: str | None = None) -> Decision | None:
         """The answer of the attempt holding this key; None when the key held an answer that can no
-        longer be given (its template lost) and is now this contact's claim. A Redis error is raised
-        (the caller's deadline bounds the wait; each claim has the health budget)."""
+        longer be given (its template lost) and is now this contact's claim ('pending:<contact_id>',
+        or 'pending' before the contact has an id of its own in Redis). A Redis error is raised (the
+        caller's deadline bounds the wait; each claim has the health budget)."""
+        mine = PENDING if contact_id is None else PENDING + b":" + contact_id.encode()
         while True:
             try:
                 return await self._wait_for_answer(k)
             except TemplateLost:  # as if Redis had lost the answer: the key is free to claim
                 async with asyncio.timeout(self.health.budget):
-                    if await self._claim_one(keys=[k], args=[PENDING, ttl_for(channel)]):
+                    if await self._claim_one(keys=[k], args=[mine, ttl_for(channel)]):
                         return None
                 await asyncio.sleep(POLL_SECONDS)  # another attempt took it first: wait for its answer
 

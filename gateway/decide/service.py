@@ -152,13 +152,16 @@ class DecideService:
 
     async def _answer_of_attempt_in_flight(self, contact: InboundContact, record: ContactRecord) -> Appended:
         """Wait for the answer of the attempt that holds this provider id; if none comes in time (that
-        attempt was lost), log ours after all and let the log's unique key decide."""
+        attempt was lost), log ours after all and let the log's unique key decide. If that answer can
+        no longer be given (Redis lost its template), the provider id is claimed for ours: logged."""
         try:
             async with asyncio.timeout(self.retry_patience(contact.channel)):
-                earlier = await self.claims.answer_of(contact)
-            return Appended(duplicate_of=earlier.model_dump(mode="json"))
+                earlier = await self.claims.answer_of(contact, str(record.id))
+            if earlier is not None:
+                return Appended(duplicate_of=earlier.model_dump(mode="json"))
         except (TimeoutError, RedisError, OSError):
-            return await self.log.append(record, wait=self.log_wait, claimed=True)
+            pass
+        return await self.log.append(record, wait=self.log_wait, claimed=True)
 
     def with_case_ref(self, contact: InboundContact) -> InboundContact:
         """The contact with the case it is about, found in its subject when the caller named none."""
