@@ -15,6 +15,7 @@ from .logcheck import LogCheck
 from .profile import Profile
 from .redismem import RedisMemory
 from .steady import percentile
+from .walfiles import Entered, Ready
 from .wrk import WrkResult
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -68,6 +69,8 @@ class ScaleResult:
     profiled_checks: tuple[LogCheck, ...] = ()  # the log checks of those two slices
     profiled_failed: int = 0  # requests of the constant load's slice that failed
     remembered: RedisMemory | None = None  # what the answers remembered for retries cost Redis
+    wal_ready: Ready | str | None = None  # the WAL files readied before the phases, or why not
+    wal_steady: Entered | None = None  # what the constant load wrote to the WAL
 
     @property
     def cpu_us_per_decision(self) -> float:
@@ -85,6 +88,11 @@ class ScaleResult:
     def waited(self) -> str:
         offered = max(int(self.steady["offered"]), 1)
         return f"{self.more.steady_wait_s / offered * 1e6:,.0f} / {self.more.pg_steady_wait_s / offered * 1e6:,.0f}"
+
+    def wal(self) -> str:
+        written = self.wal_steady.describe(self.steady_check.rows) if self.wal_steady else "not measured"
+        readied = self.wal_ready.describe() if isinstance(self.wal_ready, Ready) else self.wal_ready or "not readied"
+        return f"{written}; {readied}"
 
     @property
     def ok(self) -> bool:
@@ -140,6 +148,7 @@ def _rows(floor: WrkResult, floor_us: float, s: ScaleResult, rate: int) -> list[
         f"{_steady_ms(s.steady)} (the generator's own CPU: "
         f"{float(s.steady.get('cpu_s', 0)) / max(int(s.steady['offered']), 1) * 1e6:,.0f} µs per request)",
         s.commits.describe(s.steady.get("late", [])),
+        s.wal(),
         f"{s.steady_cpu_us_per_decision:,.0f}",
         s.waited(),
         s.steady_split.describe(s.steady_cpu_us_per_decision),
@@ -165,6 +174,8 @@ _LABELS = [
     "constant load latency p50 / p99 / p99.9, ms (target p99 ≤ 5)",
     f"PostgreSQL's own one-row commit beside the constant load (every {INTERVAL * 1000:.0f} ms on a connection of "
     "its own, send to answer), p50 / p99 / max, ms",
+    "PostgreSQL's WAL at the constant load: written a contact; WAL files entered, and how many PostgreSQL had to "
+    "make meanwhile (each holds every commit 40–55 ms here; bench/walfiles.py); files readied before the phases",
     "gateway CPU per decision at the constant load, µs",
     "time waiting for a core at the constant load (run-queue delay), µs a contact: gateway workers / PostgreSQL",
     "gateway CPU split at the constant load (py-spy, one worker, in a 5 s slice after it): share (µs a decision)",

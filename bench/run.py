@@ -18,6 +18,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import asyncpg
 import psutil
 import redis
 
@@ -25,7 +26,7 @@ from gateway import db
 from gateway.auth import create_key
 from gateway.lifecycle import Actor
 
-from . import commitprobe, logcheck, mail, profile, propagation, redismem, report
+from . import commitprobe, logcheck, mail, profile, propagation, redismem, report, walfiles
 from .load import Shape, ensure_loaded, settle
 from .mix import body_prefix, describe, senders
 from .servers import Server, start_floor, start_gateway
@@ -36,6 +37,9 @@ BENCH_REDIS_DB = 1  # the bench's own Redis database, flushed at the start of ea
 # sampling costs the machine CPU (measured on 2026-11-27: 3–16 % fewer decisions a second with it
 # at saturation, and a longer tail at 1,000/s), which the floor, measured without it, does not pay.
 PROFILE_SECONDS = 5
+# WAL files readied before a data set's phases (bench/walfiles.py): a data set's phases write ~250 MB
+# of WAL at the default lengths (~1.7 KB a contact, more just after a checkpoint), 16 files of 16 MB.
+WAL_FILES = 32
 
 
 def _args(argv: list[str]) -> argparse.Namespace:
@@ -149,11 +153,35 @@ async def _profile_steady(
     return split, await logcheck.by_id(url, since, prefix, created, int(steady["failed"])), int(steady["failed"])
 
 
+async def _ready_wal(url: str) -> walfiles.Ready | str:
+    """Enough WAL files ready for a data set's phases (bench/walfiles.py), or why they could not be."""
+    conn = await db.connect(url)
+    try:
+        wal = await walfiles.ready(conn, WAL_FILES)
+    except asyncpg.PostgresError as exc:  # not a superuser: the phases may make files while commits wait
+        return f"not readied ({exc})"
+    finally:
+        await conn.close()
+    print(f"  PostgreSQL: {wal.describe()}", file=sys.stderr)
+    return wal
+
+
+async def _wal_position(url: str) -> walfiles.Position | None:
+    conn = await db.connect(url)
+    try:
+        return await walfiles.position(conn)
+    except asyncpg.PostgresError:  # pg_ls_waldir needs a superuser or pg_monitor
+        return None
+    finally:
+        await conn.close()
+
+
 async def _scale(args: argparse.Namespace, shape: Shape, run_id: str, tmp: Path) -> report.ScaleResult:
     base_db, base_redis = os.environ["DATABASE_URL"], os.environ["REDIS_URL"]
     url, redis_url = await ensure_loaded(base_db, shape), _redis_url(base_redis)
     redis.Redis.from_url(redis_url).flushdb()
     key = await _new_key(url)
+    wal_ready = await _ready_wal(url)
     prefix = f"{run_id}-{shape.customers}-"
     (warm, sat, sat_profiled), bodies = _scripts(tmp, shape, prefix, key, "warm", "sat", "profiled-sat")
     env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": redis_url, "GATEWAY_SPOOL_DIR": str(tmp / "spool")}
@@ -181,7 +209,9 @@ async def _scale(args: argparse.Namespace, shape: Shape, run_id: str, tmp: Path)
             postgres = [pid for pid in profile.postgres_pids(url) if pid != probe.backend_pid]
             cpu0, pg0 = profile.cpu_seconds(workers), profile.cpu_seconds(postgres)
             wait0, pg_wait0 = profile.waited_seconds(workers), profile.waited_seconds(postgres)
+            wal0 = await _wal_position(url)
             steady = await _steady(server.url, key, bodies, prefix + "steady-", args)
+            wal1 = await _wal_position(url)
             steady_cpu = profile.used_since(cpu0, profile.cpu_seconds(workers))
             steady_wait = profile.used_since(wait0, profile.waited_seconds(workers))
             later = [pid for pid in profile.postgres_pids(url) if pid != probe.backend_pid]
@@ -226,6 +256,8 @@ async def _scale(args: argparse.Namespace, shape: Shape, run_id: str, tmp: Path)
         (split_check, steady_split_check),
         steady_split_failed,
         remembered,
+        wal_ready,
+        walfiles.entered(wal0, wal1) if wal0 and wal1 else None,
     )
 
 

@@ -1,0 +1,61 @@
+"""The bench's WAL files: readied before the phases as a server at its steady state keeps them, and
+counted as a phase enters them, with those PostgreSQL had to make while commits waited."""
+
+from __future__ import annotations
+
+from bench.walfiles import Position, entered, file_name, position, ready
+
+SWITCH = "SELECT pg_logical_emit_message(false, 'test', ''), pg_switch_wal()"
+
+
+async def test_a_file_name_is_postgresql_s_own(conn):
+    segment = int(await conn.fetchval("SELECT setting FROM pg_settings WHERE name = 'wal_segment_size'"))
+    timeline = int((await conn.fetchval("SELECT pg_walfile_name(pg_current_wal_lsn())"))[:8], 16)
+    # Inside the first 4 GB of WAL, and past it, where the name's middle part counts (not at a file's
+    # first byte, where pg_walfile_name names the file before).
+    for lsn in (segment * 3 + 5, 0x1_0000_0000 + segment * 2 + 1, 0x5_0000_0000 - 1):
+        text = f"{lsn >> 32:X}/{lsn & 0xFFFF_FFFF:X}"
+        assert file_name(timeline, lsn // segment, segment) == await conn.fetchval(
+            "SELECT pg_walfile_name($1::text::pg_lsn)", text
+        )
+
+
+async def test_readied_files_are_entered_without_being_made(conn):
+    readied = await ready(conn, 3)
+    assert readied.after >= 3
+    before = await position(conn)
+    assert len(before.ahead) >= 3
+    for _ in range(3):
+        await conn.execute(SWITCH)
+    wrote = entered(before, await position(conn))
+    assert (wrote.files, wrote.made) == (3, 0)
+    assert wrote.bytes >= 2 * before.segment  # three switches: past the rest of one file and two whole ones
+
+
+async def test_ready_switches_past_as_many_files_as_wanted_then_checkpoints_to_keep_them(conn):
+    # One more than are ready (PostgreSQL keeps at most what max_wal_size allows, so the test asks
+    # for one more than it holds rather than for a number it may not keep).
+    start = await position(conn)
+    want = len(start.ahead) + 1
+    readied = await ready(conn, want)
+    end = await position(conn)
+    assert end.lsn // end.segment - start.lsn // start.segment >= want
+    redo = await conn.fetchval("SELECT pg_wal_lsn_diff(redo_lsn, '0/0')::bigint FROM pg_control_checkpoint()")
+    assert redo >= start.lsn + (want - 1) * start.segment  # the checkpoint came after the switches
+    assert readied.after >= min(want, len(start.ahead))
+
+
+async def test_ready_makes_nothing_when_enough_files_are_ready(conn):
+    await ready(conn, 2)
+    again = await ready(conn, 2)
+    assert again.before >= 2 and again.seconds < 1  # no switch, no checkpoint
+    assert again.describe() == f"{again.after} WAL files ready ahead ({again.before} were)"
+
+
+def test_a_phase_over_files_not_ready_counts_each_as_made():
+    segment = 16 * 1024 * 1024
+    before = Position(lsn=10 * segment + 100, segment=segment, timeline=1, ahead=frozenset({file_name(1, 11, segment)}))
+    after = Position(lsn=13 * segment + 7, segment=segment, timeline=1, ahead=frozenset())
+    wrote = entered(before, after)
+    assert (wrote.files, wrote.made, wrote.bytes) == (3, 2, 3 * segment - 93)
+    assert "3 file(s) entered, 2 not ready" in wrote.describe(1000)
