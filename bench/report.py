@@ -38,16 +38,23 @@ class Propagation:
 
     seconds: list[float]
     load: dict[str, Any]
+    commits: CommitProbe | None = None  # PostgreSQL's own commit, probed beside that load
 
     def describe(self) -> str:
         prop = [x * 1000 for x in self.seconds]
         if not prop:
             return "no change fitted in the phase"
         lat = [float(x) for x in self.load["latencies_ms"]]
+        probed = (
+            f"; PostgreSQL's own one-row commit meanwhile, p50 / p99 / max ms: "
+            f"{self.commits.describe(self.load.get('late', []))}"
+            if self.commits is not None
+            else ""
+        )
         return (
             f"{percentile(prop, 50):.0f} / {percentile(prop, 99):.0f} / {max(prop):.0f} (n={len(prop)}; "
             f"the load meanwhile: {int(self.load['offered']) / float(self.load['seconds']):,.0f}/s, "
-            f"p50 / p99 / p99.9 {_ms(lat)} ms)"
+            f"p50 / p99 / p99.9 {_ms(lat)} ms{probed})"
         )
 
 

@@ -230,11 +230,15 @@ async def _scale(args: argparse.Namespace, shape: Shape, run_id: str, tmp: Path)
         await settle(url)
         # Propagation under load: the same constant load again, in a phase of its own (its probe
         # adds decide calls of its own, which must not count in the figures above), while
-        # restriction changes are made and timed until every worker enforces them.
-        load = asyncio.create_task(_steady(server.url, key, bodies, prefix + "prop-load-", args))
-        await asyncio.sleep(0.5)
-        changes = await propagation.measure(server, url, redis_url, shape, key, run_id, args.changes, load)
-        loaded = await load
+        # restriction changes are made and timed until every worker enforces them. PostgreSQL's own
+        # commit is probed beside it too, so that a stall of this load can be told from the database's.
+        async with commitprobe.probing(url) as prop_probe:
+            load = asyncio.create_task(_steady(server.url, key, bodies, prefix + "prop-load-", args))
+            await asyncio.sleep(0.5)
+            changes = await propagation.measure(server, url, redis_url, shape, key, run_id, args.changes, load)
+            loaded = await load
+        start = float(loaded["started_at"])
+        prop_commits = prop_probe.within(start, start + float(loaded["seconds"]))
         rss = server.rss_mb()
         remembered = await redismem.measure(redis_url)
     finally:
@@ -247,7 +251,7 @@ async def _scale(args: argparse.Namespace, shape: Shape, run_id: str, tmp: Path)
         sat_check,
         steady,
         steady_check,
-        report.Propagation([c.seconds for c in changes], loaded),
+        report.Propagation([c.seconds for c in changes], loaded, prop_commits),
         rss,
         split,
         report.Cpu(steady_cpu, pg_sat, pg_steady, steady_wait, pg_steady_wait),

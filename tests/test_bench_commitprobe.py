@@ -107,3 +107,21 @@ async def test_the_load_keeps_its_late_requests_on_the_wall_clock():
     for i, (due, ms) in enumerate(sorted(result.late)):
         assert abs(due - (result.started_at + i / 20)) < 0.002
         assert 30 <= ms < 1000
+
+
+def test_the_propagation_load_reports_the_database_s_own_commits_beside_it():
+    from bench.report import Propagation
+
+    load = {
+        "latencies_ms": [1.0] * 98 + [700.0, 650.0],
+        "offered": 100,
+        "seconds": 1.0,
+        "late": [(100.0, 700.0), (100.05, 650.0)],
+    }
+    probe = CommitProbe(commits=[(99.9, 1.0), (100.1, 620.0)])
+    text = Propagation([0.01, 0.02], load, probe).describe()
+    assert "PostgreSQL's own one-row commit meanwhile" in text
+    assert (
+        "(n=2; 1 over 5 ms); the load's requests over 5 ms: 2, 2 of them in flight during one of those commits" in text
+    )
+    assert "PostgreSQL's own" not in Propagation([0.01], load).describe()
