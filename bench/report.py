@@ -181,8 +181,9 @@ _LABELS = [
     "constant load latency p50 / p99 / p99.9, ms (target p99 ≤ 5)",
     f"PostgreSQL's own one-row commit beside the constant load (every {INTERVAL * 1000:.0f} ms on a connection of "
     "its own, send to answer), p50 / p99 / max, ms",
-    "PostgreSQL's WAL at the constant load: written a contact; WAL files entered, and how many PostgreSQL had to "
-    "make meanwhile (each holds every commit 40–55 ms here; bench/walfiles.py); files readied before the phases",
+    "PostgreSQL's WAL at the constant load: written a row; WAL files entered, and how many PostgreSQL had to "
+    "make meanwhile (each holds every commit 38–55 ms here); checkpoints; files readied before the phases "
+    "(bench/walfiles.py)",
     "gateway CPU per decision at the constant load, µs",
     "time waiting for a core at the constant load (run-queue delay), µs a contact: gateway workers / PostgreSQL",
     "gateway CPU split at the constant load (py-spy, one worker, in a 5 s slice after it): share (µs a decision)",

@@ -37,8 +37,8 @@ BENCH_REDIS_DB = 1  # the bench's own Redis database, flushed at the start of ea
 # sampling costs the machine CPU (measured on 2026-11-27: 3–16 % fewer decisions a second with it
 # at saturation, and a longer tail at 1,000/s), which the floor, measured without it, does not pay.
 PROFILE_SECONDS = 5
-# WAL files readied before a data set's phases (bench/walfiles.py): a data set's phases write ~250 MB
-# of WAL at the default lengths (~1.7 KB a contact, more just after a checkpoint), 16 files of 16 MB.
+# WAL files readied before a data set's phases (bench/walfiles.py): a data set's phases write
+# ~250–400 MB of WAL at the default lengths (~2 KB a contact, more just after a checkpoint).
 WAL_FILES = 32
 
 
@@ -159,7 +159,9 @@ async def _ready_wal(url: str) -> walfiles.Ready | str:
     try:
         wal = await walfiles.ready(conn, WAL_FILES)
     except asyncpg.PostgresError as exc:  # not a superuser: the phases may make files while commits wait
-        return f"not readied ({exc})"
+        why = f"WAL files not readied ({type(exc).__name__}: {str(exc).splitlines()[0]})"
+        print(f"  PostgreSQL: {why}; the phases may wait while PostgreSQL makes them", file=sys.stderr)
+        return why.replace("|", "/")  # it goes in a table cell
     finally:
         await conn.close()
     print(f"  PostgreSQL: {wal.describe()}", file=sys.stderr)

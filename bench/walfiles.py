@@ -1,20 +1,25 @@
-"""PostgreSQL's WAL files: enough ready before a data set's phases, and how many a phase had to make.
+"""PostgreSQL's WAL files and checkpoints around the bench's phases: files ready before a data set's
+phases, each size starting on a fresh checkpoint, and what a constant load met of either.
 
 When a commit fills PostgreSQL's current WAL file, the next file must exist before it can go on. A
-server that has run at its rate for a checkpoint cycle has it already: at each checkpoint it keeps
-the files it has written past, renamed as the next ones, as many as `min_wal_size` or its recent
-WAL rate asks for. A fresh cluster, or one whose load has just grown past what its checkpoints
-kept (a storm day), makes each new file while commits wait: 16 MB written with zeros and flushed.
-On the bench machine that held every commit of every worker 40–55 ms, once every ~9 s at 1,000
-contacts/s (~1.7 KB of WAL a contact), and each time put ~50 requests over 5 ms: half of what a p99
-of 5 ms allows in a 10 s phase (bench/RESULTS.md, the reading of 2026-11-27 18:20).
+server that has run at its rate for a while has it already: at each checkpoint it keeps the files
+it has written past, renamed as the next ones (PostgreSQL counts what it keeps from the checkpoint's
+redo point: `min_wal_size`, or ~(1 + checkpoint_completion_target) × its recent WAL a checkpoint
+cycle). A fresh cluster, or one whose load has just grown past what its checkpoints kept (a storm
+day), makes each new file while commits wait: 16 MB written with zeros and flushed. On the bench
+machine that held every commit of every worker 38–55 ms, once every ~9 s at 1,000 contacts/s (~2 KB
+of WAL a contact), and in a 20 s lab run three such stalls held 154 of the 273 requests over 5 ms
+(bench/RESULTS.md, the reading after the runs of 2026-11-27 18:35–18:40).
 
-So before a data set's phases the bench readies the files they will need, as such a server holds
-them (`ready`: if fewer are ready, WAL file switches and a CHECKPOINT, which keeps the files
-switched past as the next ones), and the report says how many files a
-constant-load phase entered that were not ready when it began (`Position`, `entered`): at most,
-since a checkpoint during the phase may have readied some of them meanwhile. README, "Sizing
-PostgreSQL", says how to size `min_wal_size` so a production server keeps enough.
+So before a data set's phases `ready` readies the files they will need: if fewer are ready, it
+switches WAL files (each made now if none is ready), and then it always runs a CHECKPOINT, which
+keeps the files switched past as the next ones and starts every size on a fresh checkpoint cycle.
+That is a server whose checkpoints kept enough files, measured away from its checkpoints: a
+production server has one every `checkpoint_timeout` (5 minutes by default), and its phases are
+not spared them. Around a constant load, `position` and `entered` say the WAL the phase wrote, the
+files it entered and how many of those were not ready when it began (at most: a checkpoint during
+the phase may have readied some meanwhile), and whether a checkpoint ran during it. README,
+"Sizing PostgreSQL", says how to size `min_wal_size` so that a production server keeps enough.
 """
 
 from __future__ import annotations
@@ -30,44 +35,50 @@ _NAME = "^[0-9A-F]{24}$"
 
 @dataclass(frozen=True)
 class Ready:
-    """What `ready` found and left: files ready ahead of the current one, before and after."""
+    """What `ready` found and left: files ready ahead of the current one, before and after its
+    checkpoint, and how many files it switched past to ready more (0: enough were ready)."""
 
     before: int
     after: int
+    switched: int
     seconds: float
 
     def describe(self) -> str:
-        made = (
-            f"; the bench readied {self.after - self.before} more in {self.seconds:.1f} s"
-            if self.after > self.before
-            else ""
+        switched = (
+            f"; the bench switched past {self.switched} to ready more, {self.seconds:.1f} s" if self.switched else ""
         )
-        return f"{self.after} WAL files ready ahead ({self.before} were{made})"
+        return f"{self.after} WAL files ready ahead after a checkpoint ({self.before} before{switched})"
 
 
 @dataclass(frozen=True)
 class Position:
-    """Where the WAL stood: its insert position (bytes), the segment size, the timeline, and the
-    names of the files ready ahead of the current one."""
+    """Where the WAL stood: its insert position (bytes), the segment size, the timeline, the names of
+    the files ready ahead of the current one, the last checkpoint's redo point, and whether the
+    checkpointer was at a checkpoint just then (not waiting in its main loop)."""
 
     lsn: int
     segment: int
     timeline: int
     ahead: frozenset[str]
+    redo: int = 0
+    checkpointing: bool = False
 
 
 @dataclass(frozen=True)
 class Entered:
-    """What a phase wrote to the WAL: bytes, files entered, and of those how many were not ready."""
+    """What a phase wrote to the WAL: bytes, files entered, how many of those were not ready, and
+    whether a checkpoint ran during it (under way at its start or end, or finished within it)."""
 
     bytes: int
     files: int
     made: int
+    checkpoint: bool = False
 
-    def describe(self, contacts: int) -> str:
+    def describe(self, rows: int) -> str:
         return (
-            f"{self.bytes / max(contacts, 1) / 1024:.1f} KB a contact; {self.files} file(s) entered, "
-            f"{self.made} not ready (made while commits waited)"
+            f"{self.bytes / max(rows, 1) / 1024:.1f} KB of WAL a row logged (the phase's WAL ÷ its rows); "
+            f"{self.files} file(s) entered, {self.made} not ready (made while commits waited); "
+            + ("a checkpoint ran during it" if self.checkpoint else "no checkpoint during it")
         )
 
 
@@ -78,18 +89,22 @@ def file_name(timeline: int, segno: int, segment: int) -> str:
 
 
 async def position(conn: asyncpg.Connection) -> Position:
-    # The file the next WAL record goes to. pg_walfile_name names the file holding the byte before a
-    # position, so at a file's very start it names the one before: the name is made here instead.
     row = await conn.fetchrow(
         """SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint AS lsn,
                   pg_walfile_name(pg_current_wal_insert_lsn()) AS named,
-                  (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size') AS segment"""
+                  (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size') AS segment,
+                  (SELECT pg_wal_lsn_diff(redo_lsn, '0/0')::bigint FROM pg_control_checkpoint()) AS redo,
+                  EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'checkpointer'
+                          AND wait_event IS DISTINCT FROM 'CheckpointerMain') AS checkpointing"""
     )
     assert row is not None
     lsn, segment, timeline = row["lsn"], row["segment"], int(row["named"][:8], 16)
+    # The file the next record goes to, named here from the position: pg_walfile_name names the
+    # file holding the byte before a position, which differs at a file's very first byte.
     current = file_name(timeline, lsn // segment, segment)
-    files = await conn.fetch(f"SELECT name FROM pg_ls_waldir() WHERE name ~ '{_NAME}' AND name > $1", current)
-    return Position(lsn, segment, timeline, frozenset(r["name"] for r in files))
+    files = await conn.fetch("SELECT name FROM pg_ls_waldir() WHERE name ~ $1 AND name > $2", _NAME, current)
+    ahead = frozenset(r["name"] for r in files)
+    return Position(lsn, segment, timeline, ahead, row["redo"], row["checkpointing"])
 
 
 def entered(before: Position, after: Position) -> Entered:
@@ -97,19 +112,24 @@ def entered(before: Position, after: Position) -> Entered:
     the first (made during the phase, or at most that many: a checkpoint may have readied some)."""
     first, last = before.lsn // before.segment, after.lsn // after.segment
     names = [file_name(before.timeline, n, before.segment) for n in range(first + 1, last + 1)]
-    return Entered(after.lsn - before.lsn, len(names), sum(1 for n in names if n not in before.ahead))
+    checkpoint = before.checkpointing or after.checkpointing or before.redo != after.redo
+    return Entered(after.lsn - before.lsn, len(names), sum(1 for n in names if n not in before.ahead), checkpoint)
 
 
 async def ready(conn: asyncpg.Connection, files: int) -> Ready:
-    """At least `files` WAL files ready ahead of the current one, as a server running at this rate
-    keeps them. Needs a superuser (or pg_checkpoint and EXECUTE on pg_switch_wal / pg_ls_waldir)."""
+    """At least `files` WAL files ready ahead of the current one (as far as max_wal_size lets
+    PostgreSQL keep them), and a fresh checkpoint cycle. Needs a superuser (or pg_checkpoint, and
+    EXECUTE on pg_switch_wal and pg_ls_waldir)."""
     began = time.monotonic()
     before = len((await position(conn)).ahead)
+    switched = 0
     if before < files:
         # Each switch moves into the next file, made now if none is ready (a switch needs WAL written
-        # since the last); the CHECKPOINT after keeps the files switched past, and those earlier
-        # phases wrote past, as the next ones (up to what max_wal_size allows).
+        # since the last). Only files made add to those the checkpoint can keep, so it switches
+        # `files` times, not `files - before`.
         for _ in range(files):
             await conn.execute("SELECT pg_logical_emit_message(false, 'bench', ''), pg_switch_wal()")
-        await conn.execute("CHECKPOINT")
-    return Ready(before, len((await position(conn)).ahead), time.monotonic() - began)
+        switched = files
+    # Keeps the files switched past (and those earlier phases wrote past) as the next ones.
+    await conn.execute("CHECKPOINT")
+    return Ready(before, len((await position(conn)).ahead), switched, time.monotonic() - began)

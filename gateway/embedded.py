@@ -111,11 +111,12 @@ def start_postgres(base: Path) -> str:
     # PostgreSQL's cache, and each contact cost more at 1,000,000 customers than at 10,000.
     # min_wal_size: the WAL files each checkpoint keeps, renamed, as the next ones. A commit that
     # fills the current file and finds no next one waits while PostgreSQL makes it (16 MB of zeros,
-    # flushed): every commit of every worker held 40–55 ms, every ~9 s at 1,000 contacts/s (~1.7 KB
-    # of WAL a contact). 512 MB is a 5-minute checkpoint cycle at that rate (README, "Sizing PostgreSQL").
+    # flushed): every commit of every worker held 38–55 ms, every ~9 s at 1,000 contacts/s (~2 KB of
+    # WAL a contact). PostgreSQL counts what it keeps from a checkpoint's start, so it needs (1 + 0.9)
+    # cycles' WAL: 1 GB is that for five-minute cycles at ~850 contacts/s (README, "Sizing PostgreSQL").
     opts = (
         f"-h 127.0.0.1 -p {port} -k '' -c fsync=on -c max_connections=300 -c shared_buffers=1GB"
-        " -c min_wal_size=512MB -c max_wal_size=2GB"
+        " -c min_wal_size=1GB -c max_wal_size=2GB"
     )
     pg_ctl = [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(data), "-w", "-t", "60", "-l", str(log), "-o", opts]
     subprocess.run([*pg_ctl, "start"], check=True, stdout=subprocess.DEVNULL, **run_as)  # type: ignore[call-overload]

@@ -3,6 +3,8 @@ counted as a phase enters them, with those PostgreSQL had to make while commits 
 
 from __future__ import annotations
 
+import asyncio
+
 from bench.walfiles import Position, entered, file_name, position, ready
 
 SWITCH = "SELECT pg_logical_emit_message(false, 'test', ''), pg_switch_wal()"
@@ -38,6 +40,7 @@ async def test_ready_switches_past_as_many_files_as_wanted_then_checkpoints_to_k
     start = await position(conn)
     want = len(start.ahead) + 1
     readied = await ready(conn, want)
+    assert readied.switched == want and f"the bench switched past {want} to ready more" in readied.describe()
     end = await position(conn)
     assert end.lsn // end.segment - start.lsn // start.segment >= want
     redo = await conn.fetchval("SELECT pg_wal_lsn_diff(redo_lsn, '0/0')::bigint FROM pg_control_checkpoint()")
@@ -48,8 +51,21 @@ async def test_ready_switches_past_as_many_files_as_wanted_then_checkpoints_to_k
 async def test_ready_makes_nothing_when_enough_files_are_ready(conn):
     await ready(conn, 2)
     again = await ready(conn, 2)
-    assert again.before >= 2 and again.seconds < 1  # no switch, no checkpoint
-    assert again.describe() == f"{again.after} WAL files ready ahead ({again.before} were)"
+    assert again.before >= 2 and again.switched == 0
+    assert again.describe() == f"{again.after} WAL files ready ahead after a checkpoint ({again.before} before)"
+
+
+async def test_every_size_starts_on_a_fresh_checkpoint_and_a_checkpoint_during_a_phase_is_reported(conn):
+    before = await position(conn)
+    await ready(conn, 1)
+    after = await position(conn)
+    assert after.redo > before.redo  # a checkpoint ran, whether or not files had to be readied
+    assert entered(before, after).checkpoint
+    for _ in range(100):  # the checkpointer back in its main loop (it may tidy up after answering)
+        if not (settled := await position(conn)).checkpointing:
+            break
+        await asyncio.sleep(0.02)
+    assert not entered(settled, await position(conn)).checkpoint
 
 
 def test_a_phase_over_files_not_ready_counts_each_as_made():
@@ -58,4 +74,4 @@ def test_a_phase_over_files_not_ready_counts_each_as_made():
     after = Position(lsn=13 * segment + 7, segment=segment, timeline=1, ahead=frozenset())
     wrote = entered(before, after)
     assert (wrote.files, wrote.made, wrote.bytes) == (3, 2, 3 * segment - 93)
-    assert "3 file(s) entered, 2 not ready" in wrote.describe(1000)
+    assert "3 file(s) entered, 2 not ready" in wrote.describe(1000) and "no checkpoint during it" in wrote.describe(1)
