@@ -207,7 +207,9 @@ async def _scale(args: argparse.Namespace, shape: Shape, run_id: str, tmp: Path)
         print(f"  saturation, profiled slice: {split_check.describe()}", file=sys.stderr)
         await settle(url)
         since = datetime.now(UTC) - timedelta(seconds=1)
-        async with commitprobe.probing(url) as probe:
+        # The constant load runs while a checkpoint spreads its writes, as a production server's
+        # load does most of the time (bench/walfiles.py).
+        async with walfiles.spreading(url) as spread, commitprobe.probing(url) as probe:
             postgres = [pid for pid in profile.postgres_pids(url) if pid != probe.backend_pid]
             cpu0, pg0 = profile.cpu_seconds(workers), profile.cpu_seconds(postgres)
             wait0, pg_wait0 = profile.waited_seconds(workers), profile.waited_seconds(postgres)
@@ -264,6 +266,7 @@ async def _scale(args: argparse.Namespace, shape: Shape, run_id: str, tmp: Path)
         remembered,
         wal_ready,
         walfiles.entered(wal0, wal1) if wal0 and wal1 else None,
+        spread,
     )
 
 

@@ -24,13 +24,19 @@ the phase may have readied some meanwhile), and whether a checkpoint ran during 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import asyncpg
 
+from gateway import db
+
 # A WAL file's name: timeline, then the segment number split in two (PostgreSQL's XLogFileName).
 _NAME = "^[0-9A-F]{24}$"
+STARTS_WITHIN = 2.0  # seconds for a requested spread checkpoint to be seen under way
 
 
 @dataclass(frozen=True)
@@ -133,3 +139,34 @@ async def ready(conn: asyncpg.Connection, files: int) -> Ready:
     # Keeps the files switched past (and those earlier phases wrote past) as the next ones.
     await conn.execute("CHECKPOINT")
     return Ready(before, len((await position(conn)).ahead), switched, time.monotonic() - began)
+
+
+@contextlib.asynccontextmanager
+async def spreading(url: str) -> AsyncIterator[bool]:
+    """A checkpoint spreading its writes while the block runs, as on a production server most of
+    the time (one every checkpoint_timeout, spread over checkpoint_completion_target of it: 90 %
+    by default). SQL's CHECKPOINT is immediate; pg_backup_start(fast => false) requests a spread
+    one and waits for it, so it is asked on a connection of its own and cancelled after the block
+    (the checkpoint goes on; the next `ready` finishes it). Yields whether one was seen under way."""
+    conn = await db.connect(url)
+    try:
+        started = asyncio.ensure_future(conn.execute("SELECT pg_backup_start('bench: a spread checkpoint', false)"))
+        seen = False
+        deadline = time.monotonic() + STARTS_WITHIN
+        look = await db.connect(url)
+        try:
+            while not started.done() and time.monotonic() < deadline:
+                if seen := (await position(look)).checkpointing:
+                    break
+                await asyncio.sleep(0.02)
+        finally:
+            await look.close()
+        try:
+            yield seen
+        finally:
+            started.cancel()
+            with contextlib.suppress(BaseException):
+                await started
+    finally:
+        with contextlib.suppress(Exception):  # a backup started after all ends with its session
+            await conn.close()

@@ -4,8 +4,9 @@ counted as a phase enters them, with those PostgreSQL had to make while commits 
 from __future__ import annotations
 
 import asyncio
+import time
 
-from bench.walfiles import Position, entered, file_name, position, ready
+from bench.walfiles import Position, entered, file_name, position, ready, spreading
 
 SWITCH = "SELECT pg_logical_emit_message(false, 'test', ''), pg_switch_wal()"
 
@@ -75,3 +76,25 @@ def test_a_phase_over_files_not_ready_counts_each_as_made():
     wrote = entered(before, after)
     assert (wrote.files, wrote.made, wrote.bytes) == (3, 2, 3 * segment - 93)
     assert "3 file(s) entered, 2 not ready" in wrote.describe(1000) and "no checkpoint during it" in wrote.describe(1)
+
+
+async def test_a_spread_checkpoint_runs_through_the_block_and_nothing_is_left_waiting_after_it(settings, conn):
+    await conn.execute("CREATE TABLE bench_spread_test AS SELECT generate_series(1, 100000) AS x")  # pages to write
+    try:
+        async with spreading(settings.database_url) as seen:
+            assert seen
+            await asyncio.sleep(0.3)
+            assert (await position(conn)).checkpointing  # spread: still writing, not done at once
+            left = time.monotonic()
+        assert time.monotonic() - left < 10  # the block's end does not wait minutes for the checkpoint
+        waiting = (
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_backup_start%' AND pid <> pg_backend_pid()"
+        )
+        for _ in range(50):  # the cancelled request's backend is gone
+            if not await conn.fetchval(waiting):
+                break
+            await asyncio.sleep(0.02)
+        assert await conn.fetchval(waiting) == 0
+    finally:
+        await conn.execute("DROP TABLE bench_spread_test")
+        await conn.execute("CHECKPOINT")  # the spread one finished now
