@@ -101,7 +101,7 @@ class ScaleResult:
         written = self.wal_steady.describe(self.steady_check.rows) if self.wal_steady else "not measured"
         readied = self.wal_ready.describe() if isinstance(self.wal_ready, Ready) else self.wal_ready or "not readied"
         spread = {
-            True: "a spread checkpoint requested just before it, under way as it began",
+            True: "a spread checkpoint requested just before it, seen under way",
             False: "a spread checkpoint requested just before it, not seen under way (nothing to write, or denied)",
             None: "no spread checkpoint requested",
         }[self.spread]
@@ -188,8 +188,8 @@ _LABELS = [
     f"PostgreSQL's own one-row commit beside the constant load (every {INTERVAL * 1000:.0f} ms on a connection of "
     "its own, send to answer), p50 / p99 / max, ms",
     "PostgreSQL's WAL at the constant load: written a row; WAL files entered, and how many PostgreSQL had to "
-    "make meanwhile (each holds every commit 38–55 ms here); checkpoints (the load runs during a spread one, as "
-    "a production server's does most of the time); files readied before the phases (bench/walfiles.py)",
+    "make meanwhile (each holds every commit 38–55 ms here); checkpoints (the load runs in the first seconds of a "
+    "spread one, which goes on through the phases after it); files readied before the phases (bench/walfiles.py)",
     "gateway CPU per decision at the constant load, µs",
     "time waiting for a core at the constant load (run-queue delay), µs a contact: gateway workers / PostgreSQL",
     "gateway CPU split at the constant load (py-spy, one worker, in a 5 s slice after it): share (µs a decision)",

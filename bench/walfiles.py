@@ -13,13 +13,16 @@ of WAL a contact), and in a 20 s lab run three such stalls held 154 of the 273 r
 
 So before a data set's phases `ready` readies the files they will need: if fewer are ready, it
 switches WAL files (each made now if none is ready), and then it always runs a CHECKPOINT, which
-keeps the files switched past as the next ones and starts every size on a fresh checkpoint cycle.
-That is a server whose checkpoints kept enough files, measured away from its checkpoints: a
-production server has one every `checkpoint_timeout` (5 minutes by default), and its phases are
-not spared them. Around a constant load, `position` and `entered` say the WAL the phase wrote, the
-files it entered and how many of those were not ready when it began (at most: a checkpoint during
-the phase may have readied some meanwhile), and whether a checkpoint ran during it. README,
-"Sizing PostgreSQL", says how to size `min_wal_size` so that a production server keeps enough.
+keeps the files switched past as the next ones and starts every size on a fresh checkpoint cycle:
+a server whose checkpoints kept enough files. A production server's load runs during a checkpoint
+most of the time (one every `checkpoint_timeout`, 5 minutes by default, its writes spread over
+`checkpoint_completion_target` of it, 90 %), so `spreading` starts one, spread, just before the
+constant load: the load meets its first seconds, when full-page images make the WAL a row largest,
+never its final flushes; it goes on through the phases after (the next `ready` finishes it).
+Around a constant load, `position` and `entered` say the WAL the phase wrote, the files it entered
+and how many of those were not ready when it began (at most: a checkpoint during the phase may have
+readied some meanwhile), and whether a checkpoint ran during it. README, "Sizing PostgreSQL", says
+how to size `min_wal_size` so that a production server keeps enough.
 """
 
 from __future__ import annotations
@@ -36,7 +39,12 @@ from gateway import db
 
 # A WAL file's name: timeline, then the segment number split in two (PostgreSQL's XLogFileName).
 _NAME = "^[0-9A-F]{24}$"
-STARTS_WITHIN = 2.0  # seconds for a requested spread checkpoint to be seen under way
+_STARTS_WITHIN = 2.0  # seconds for a requested spread checkpoint to be seen under way
+# Whether the checkpointer is at a checkpoint: waiting on something other than its main loop's wait
+# (mostly CheckpointWriteDelay, between spread writes). A user without pg_read_all_stats sees no
+# other process's wait event (NULL): never "at a checkpoint" then, rather than always.
+_CHECKPOINTING = """EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'checkpointer'
+                           AND wait_event <> 'CheckpointerMain')"""
 
 
 @dataclass(frozen=True)
@@ -96,12 +104,11 @@ def file_name(timeline: int, segno: int, segment: int) -> str:
 
 async def position(conn: asyncpg.Connection) -> Position:
     row = await conn.fetchrow(
-        """SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint AS lsn,
+        f"""SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint AS lsn,
                   pg_walfile_name(pg_current_wal_insert_lsn()) AS named,
                   (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size') AS segment,
                   (SELECT pg_wal_lsn_diff(redo_lsn, '0/0')::bigint FROM pg_control_checkpoint()) AS redo,
-                  EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'checkpointer'
-                          AND wait_event IS DISTINCT FROM 'CheckpointerMain') AS checkpointing"""
+                  {_CHECKPOINTING} AS checkpointing"""
     )
     assert row is not None
     lsn, segment, timeline = row["lsn"], row["segment"], int(row["named"][:8], 16)
@@ -144,29 +151,30 @@ async def ready(conn: asyncpg.Connection, files: int) -> Ready:
 @contextlib.asynccontextmanager
 async def spreading(url: str) -> AsyncIterator[bool]:
     """A checkpoint spreading its writes while the block runs, as on a production server most of
-    the time (one every checkpoint_timeout, spread over checkpoint_completion_target of it: 90 %
-    by default). SQL's CHECKPOINT is immediate; pg_backup_start(fast => false) requests a spread
-    one and waits for it, so it is asked on a connection of its own and cancelled after the block
-    (the checkpoint goes on; the next `ready` finishes it). Yields whether one was seen under way."""
+    the time. SQL's CHECKPOINT is immediate; pg_backup_start(fast => false) requests a spread one and
+    waits for it, so it is asked on a connection of its own and cancelled after the block (the
+    backup is aborted; the checkpoint goes on, and the next `ready` finishes it). Yields whether
+    one was seen under way (not when the bench may not start one or see the checkpointer)."""
     conn = await db.connect(url)
+    request = asyncio.ensure_future(conn.execute("SELECT pg_backup_start('bench: a spread checkpoint', false)"))
     try:
-        started = asyncio.ensure_future(conn.execute("SELECT pg_backup_start('bench: a spread checkpoint', false)"))
         seen = False
-        deadline = time.monotonic() + STARTS_WITHIN
         look = await db.connect(url)
         try:
-            while not started.done() and time.monotonic() < deadline:
-                if seen := (await position(look)).checkpointing:
+            deadline = time.monotonic() + _STARTS_WITHIN
+            while not request.done() and time.monotonic() < deadline:
+                if seen := bool(await look.fetchval(f"SELECT {_CHECKPOINTING}")):
                     break
                 await asyncio.sleep(0.02)
+        except asyncpg.PostgresError:  # may not see the checkpointer: the phase goes on, said unseen
+            seen = False
         finally:
             await look.close()
-        try:
-            yield seen
-        finally:
-            started.cancel()
-            with contextlib.suppress(BaseException):
-                await started
+        yield seen
     finally:
+        request.cancel()
+        await asyncio.wait([request])  # cancelled, or failed (not allowed): either way it is over
+        if not request.cancelled():
+            request.exception()  # retrieved: a refusal is what `seen` already says
         with contextlib.suppress(Exception):  # a backup started after all ends with its session
             await conn.close()

@@ -1,10 +1,12 @@
-"""The bench's WAL files: readied before the phases as a server at its steady state keeps them, and
-counted as a phase enters them, with those PostgreSQL had to make while commits waited."""
+"""The bench's WAL files and checkpoints: files readied before a size's phases, each size on a fresh
+checkpoint, files counted as a phase enters them (with those PostgreSQL had to make while commits
+waited), and a spread checkpoint under way through the constant load."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from urllib.parse import urlsplit, urlunsplit
 
 from bench.walfiles import Position, entered, file_name, position, ready, spreading
 
@@ -98,3 +100,17 @@ async def test_a_spread_checkpoint_runs_through_the_block_and_nothing_is_left_wa
     finally:
         await conn.execute("DROP TABLE bench_spread_test")
         await conn.execute("CHECKPOINT")  # the spread one finished now
+
+
+async def test_a_user_who_may_not_start_a_checkpoint_gets_none_and_the_phase_goes_on(settings, conn):
+    role = "bench_walfiles_test_nobody"
+    await conn.execute(f"DROP ROLE IF EXISTS {role}")
+    await conn.execute(f"CREATE ROLE {role} LOGIN")
+    parts = urlsplit(settings.database_url)
+    as_role = urlunsplit(parts._replace(netloc=f"{role}@{parts.hostname}:{parts.port}"))
+    try:
+        async with spreading(as_role) as seen:
+            assert seen is False
+    finally:
+        await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", role)
+        await conn.execute(f"DROP ROLE {role}")
