@@ -19,6 +19,7 @@ from .app import create_app
 from .edge import KEEP_ALIVE, Edge
 from .migrate import migrate
 from .settings import Settings
+from .store import server
 
 log = logging.getLogger(__name__)
 RESTART_CHECK_SECONDS = 0.5
@@ -30,11 +31,15 @@ SHUTDOWN_SECONDS = 5.0  # requests under way at a stop are answered within this
 
 
 async def _migrate_once(settings: Settings) -> None:
+    """Migrate, and say once (not in every worker) up to what rate PostgreSQL's WAL files kept ready
+    spare every caller a wait while it makes a new one."""
     conn = await db.connect(settings.database_url or "")
     try:
         applied = await migrate(conn)
         if applied:
             log.info("applied migrations: %s", ", ".join(applied))
+        with contextlib.suppress(asyncpg.PostgresError, KeyError):  # a server that hides its settings
+            log.info("%s", (await server.wal_settings(conn)).describe())
     finally:
         await conn.close()
 
