@@ -111,10 +111,11 @@ def start_postgres(base: Path) -> str:
     # PostgreSQL's cache, and each contact cost more at 1,000,000 customers than at 10,000.
     # min_wal_size: the WAL files each checkpoint keeps, renamed, as the next ones. A commit that
     # fills the current file and finds no next one waits while PostgreSQL makes it (16 MB of zeros,
-    # flushed): every commit of every worker held 38–55 ms, every ~9 s at 1,000 contacts/s (2–3 KB of
+    # flushed): every commit of every worker held 38–55 ms, every 5–9 s at 1,000 contacts/s (2–3 KB of
     # WAL a contact). PostgreSQL counts what it keeps from a checkpoint's start, so it needs (1 + 0.9)
     # cycles' WAL: 1,700 MB is that for five-minute cycles at ~1,000 contacts/s (README, "Sizing
-    # PostgreSQL"). It keeps files it has written, it makes none ahead: a quiet server stays small.
+    # PostgreSQL"). It keeps files once it has written them: a server that never wrote that much
+    # never holds it, and makes its files as it goes.
     opts = (
         f"-h 127.0.0.1 -p {port} -k '' -c fsync=on -c max_connections=300 -c shared_buffers=1GB"
         " -c min_wal_size=1700MB -c max_wal_size=4GB"

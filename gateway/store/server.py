@@ -2,9 +2,10 @@
 
 A commit that fills the server's current WAL file and finds no next one waits while PostgreSQL
 makes it (16 MB of zeros, flushed), and every caller waits with it: 38–55 ms on the bench machine
-(README, "Sizing PostgreSQL"). The server keeps `min_wal_size` of files ready, counted from a
-checkpoint's start, over (1 + checkpoint_completion_target) checkpoint cycles; a contact writes
-2–3 KB of WAL. So its settings say up to what rate of contacts no commit has to wait for a file.
+(README, "Sizing PostgreSQL"). Once it has written them, the server keeps at least `min_wal_size`
+of files for reuse (more after a busier spell), counted from a checkpoint's start, which must last
+(1 + checkpoint_completion_target) checkpoint cycles; a contact writes 2–3 KB of WAL. So its
+settings say up to what burst of contacts, from a quiet spell, no commit has to wait for a file.
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ class WalSettings:
 
     def describe(self) -> str:
         return (
-            f"PostgreSQL keeps {self.min_wal_bytes // 2**20:,} MB of WAL files ready (min_wal_size; checkpoints "
-            f"every {self.checkpoint_seconds} s): enough for a peak of ~{self.peak_contacts_per_second:,} "
-            'contacts a second before commits wait while it makes new ones (README, "Sizing PostgreSQL")'
+            f"PostgreSQL keeps at least {self.min_wal_bytes // 2**20:,} MB of WAL files for reuse once it has "
+            f"written them (min_wal_size; checkpoints every {self.checkpoint_seconds} s): enough for a peak of "
+            f"~{self.peak_contacts_per_second:,} contacts a second before commits wait while it makes new ones; "
+            'a new or long-quiet server makes them as it goes (README, "Sizing PostgreSQL")'
         )
 
 
@@ -48,4 +50,6 @@ async def wal_settings(conn: asyncpg.Connection) -> WalSettings:
     )
 
 
+# pg_settings gives min_wal_size in its base unit, MB, on every supported version; the others are
+# there should that change.
 _BYTES = {"B": 1, "kB": 1024, "8kB": 8192, "MB": 2**20, "16MB": 16 * 2**20, "GB": 2**30}
