@@ -5,7 +5,8 @@ makes it (16 MB of zeros, flushed), and every caller waits with it: 38–55 ms o
 (README, "Sizing PostgreSQL"). Once it has written them, the server keeps at least `min_wal_size`
 of files for reuse (more after a busier spell), counted from a checkpoint's start, which must last
 (1 + checkpoint_completion_target) checkpoint cycles; a contact writes 2–3 KB of WAL. So its
-settings say up to what burst of contacts, from a quiet spell, no commit has to wait for a file.
+settings say up to what burst of contacts, even after a quiet spell, no commit has to wait for a
+file (on a server that has written that much WAL once; a new one makes its files as it goes).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ class WalSettings:
             f"PostgreSQL keeps at least {self.min_wal_bytes // 2**20:,} MB of WAL files for reuse once it has "
             f"written them (min_wal_size; checkpoints every {self.checkpoint_seconds} s): enough for a peak of "
             f"~{self.peak_contacts_per_second:,} contacts a second before commits wait while it makes new ones; "
-            'a new or long-quiet server makes them as it goes (README, "Sizing PostgreSQL")'
+            'a new server makes them as it goes until it has written that much (README, "Sizing PostgreSQL")'
         )
 
 
