@@ -1,16 +1,20 @@
-"""The lean edge: the decide contract's plain calls answered without aiohttp's per-request machinery.
+"""The lean edge: the plain calls of the busiest routes answered without aiohttp's per-request machinery.
 
-Every connection a worker accepts starts here. A request that is the contract's plain case —
-`POST /v1/contacts` over HTTP/1.1, a JSON body with its Content-Length, a key this process already
-knows for a role the route allows, a body that describes a contact — is decided by the same decide
-service and answered with the same reply as through aiohttp: the generic channel's `contact_of`, the
-driver's `checked`, `reply_body`, the security headers and X-Request-Id. On a 2-core Xeon aiohttp spends
-143–162 µs of CPU on a request and a bare protocol 20–22; in the gateway the edge took 234–282 µs off
-a decision at saturation (bench/RESULTS.md, 2026-11-27).
+Every connection a worker accepts starts here. Two routes have a plain case, answered here:
+- `POST /v1/contacts` with a JSON body and a key this process already knows for a role the route
+  allows, the body describing a contact (the generic channel's `contact_of`, the driver's `checked`);
+- `POST /v1/channels/twilio/voice` (and its query, as Twilio signed it) with a URL-encoded UTF-8
+  form that Twilio signed and that describes a call (the Twilio channel's `plain_call`): phone calls,
+  most of a provider's traffic, come this way.
+Both over HTTP/1.1 with a Content-Length. Each is decided by the same decide service and answered
+with the same reply as through aiohttp: the channel's reply body and type, the security headers and
+X-Request-Id. On a 2-core Xeon aiohttp spends 143–162 µs of CPU on a request and a bare protocol
+20–22; in the gateway the edge took 234–282 µs off a decision at saturation (bench/RESULTS.md,
+2026-11-27).
 
 Anything else — another path or method, a key not seen yet or refused, a body that is not a contact,
-chunked or `Expect`, `Connection: close`, HTTP/1.0, a header given twice or a head that is not
-plain printable text — is
+a signature that is not Twilio's, chunked or `Expect`, `Connection: close`, HTTP/1.0, a header given
+twice or a head that is not plain printable text — is
 handed over, with every byte not yet answered, to aiohttp's own protocol for the connection, which
 serves it from then on exactly as before. So every refusal, every error reply and the logging of
 rejected attempts stay where they were (gateway.http, the channel driver); the edge only ever
@@ -35,9 +39,10 @@ from aiohttp.tcp_helpers import tcp_keepalive
 
 from . import logs, metrics
 from .appkeys import KEYRING
+from .channels import twilio
 from .channels.base import checked, reply_body
 from .channels.generic import GenericChannel
-from .contact import InboundContact
+from .contact import Decision, InboundContact
 from .decide import Rejected
 from .errors import GatewayError
 from .http import MAX_BODY, ROUTE_ROLES, error_reply, log_request
@@ -49,7 +54,13 @@ from .web.security import NOT_FRAMED_HEADERS
 log = logging.getLogger(__name__)
 
 PATH = GenericChannel.mount.path
+VOICE = twilio.VOICE_PATH
 _REQUEST_LINE = b"POST " + PATH.encode() + b" HTTP/1.1"
+# A voice webhook's request line: its path, and any query Twilio was given with the URL (signed with it).
+_VOICE_LINE = re.compile(
+    rb"POST (" + re.escape(VOICE.encode()) + rb"(?:\?[A-Za-z0-9\-._~%!$&'()*+,;=:@/?]*)?) HTTP/1\.1"
+)
+_LINE_STARTS = (_REQUEST_LINE + b"\r\n", b"POST " + VOICE.encode())
 _HEAD_MAX = 16 * 1024  # a longer head goes to aiohttp, whose limits and refusals apply
 _HEADERS_MAX, _FIELD_MAX = 128, 8190  # more headers, or a longer line, go to aiohttp (its own limits)
 KEEP_ALIVE = 75.0  # seconds an idle connection is kept, as aiohttp keeps one
@@ -74,6 +85,7 @@ _SINGLE = frozenset(
         b"authorization",
         b"x-request-id",
         b"connection",
+        b"x-twilio-signature",
     }
 )
 _FIXED = b"".join(b"\r\n%s: %s" % (n.encode(), v.encode()) for n, v in NOT_FRAMED_HEADERS) + b"\r\n\r\n"
@@ -89,6 +101,7 @@ class Edge:
         self.app, self.fallback = app, fallback
         self.keys, self.runtime, self.max_body = app[KEYRING], app[RUNTIME], app[MAX_BODY]
         self.roles = _roles(app)
+        self.voice = _mounted(app, VOICE)  # the Twilio channel is registered
         self.connections: set[EdgeConnection] = set()
         self.answered = 0  # requests answered here; the others were handed to aiohttp
         self.handed = 0  # connections handed to aiohttp
@@ -136,6 +149,10 @@ def _roles(app: web.Application) -> frozenset[str]:
         if route.method == "POST" and route.resource is not None and route.resource.canonical == PATH:
             return roles or frozenset()
     return frozenset()  # the route is not mounted: every request goes to aiohttp
+
+
+def _mounted(app: web.Application, path: str) -> bool:
+    return any(r.method == "POST" and r.resource is not None and r.resource.canonical == path for r in app[ROUTE_ROLES])
 
 
 class EdgeConnection(asyncio.Protocol):
@@ -236,37 +253,63 @@ class EdgeConnection(asyncio.Protocol):
         task.add_done_callback(self.edge.tasks.discard)
 
     def _plain_request(self) -> Any:
-        """(contact, request id) of a complete plain request, consumed from the buffer; _WAIT when
-        more bytes are needed; None when aiohttp is to serve it (nothing is consumed then). The head
-        is read once, however many pieces its body comes in."""
+        """(route, contact, request id) of a complete plain request, consumed from the buffer; _WAIT
+        when more bytes are needed; None when aiohttp is to serve it (nothing is consumed then). The
+        head is read once, however many pieces its body comes in."""
         buf, head = self.buffer, self.head
         if head is None:
-            end = buf.find(b"\r\n\r\n", max(0, self.scanned - 3))
-            if end < 0:
-                self.scanned = len(buf)
-                start = bytes(buf[: len(_REQUEST_LINE) + 2])
-                if len(buf) > _HEAD_MAX or not (_REQUEST_LINE + b"\r\n").startswith(start):
-                    return None
-                return _WAIT
-            lines = bytes(buf[:end]).split(b"\r\n")
-            if lines[0] != _REQUEST_LINE or end > _HEAD_MAX:
-                return None
-            head = _Head.of(lines[1:], end + 4)
-            if head is None or head.length is None or head.length > self.edge.max_body:
-                return None
+            head = self._read_head()
+            if not isinstance(head, _Head):
+                return head
             self.head = head
         assert head.length is not None
         total = head.size + head.length
         if len(buf) < total:
             return _WAIT
         self.head, self.scanned = None, 0
-        if not self._allowed(head.key) or not _is_json(head.content_type):
-            return None
-        contact = self._contact(bytes(buf[head.size : total]))
-        if contact is None:
+        call = self._call(head, bytes(buf[head.size : total]))
+        if call is None:
             return None
         del buf[:total]
-        return contact, (head.request_id or b"")[:64].decode() or new_hex()
+        return *call, (head.request_id or b"")[:64].decode() or new_hex()
+
+    def _read_head(self) -> Any:
+        """The head of the request at the start of the buffer, once it is all there and plain; _WAIT
+        for more bytes; None when aiohttp is to serve it."""
+        buf = self.buffer
+        end = buf.find(b"\r\n\r\n", max(0, self.scanned - 3))
+        if end < 0:
+            self.scanned = len(buf)
+            if len(buf) > _HEAD_MAX or not _may_be_plain(bytes(buf[: len(_REQUEST_LINE) + 2])):
+                return None
+            return _WAIT
+        lines = bytes(buf[:end]).split(b"\r\n")
+        if end > _HEAD_MAX:
+            return None
+        if lines[0] == _REQUEST_LINE:
+            target = None
+        elif self.edge.voice and (voice := _VOICE_LINE.fullmatch(lines[0])) is not None:
+            target = voice[1].decode()
+        else:
+            return None
+        head = _Head.of(lines[1:], end + 4)
+        if head is None or head.length is None or head.length > self.edge.max_body:
+            return None
+        head.target = target
+        return head
+
+    def _call(self, head: _Head, body: bytes) -> tuple[_Route, InboundContact] | None:
+        """The route and the contact of a plain request; None when aiohttp is to serve it."""
+        if head.target is not None:  # a voice webhook
+            if not _is_form(head.content_type):
+                return None
+            signature = None if head.signature is None else head.signature.decode()
+            call = twilio.plain_call(self.edge.runtime.settings, head.target, body, signature)
+            return None if call is None else (_VOICE_ROUTE, call)
+        if not self._allowed(head.key) or not _is_json(head.content_type):
+            return None
+        contact = self._contact(body)
+        return None if contact is None else (_CONTACTS_ROUTE, contact)
 
     def _allowed(self, header: bytes | None) -> bool:
         """The key is one this process knows, of a role the route allows (else aiohttp decides)."""
@@ -287,16 +330,19 @@ class EdgeConnection(asyncio.Protocol):
         parsed = checked(GenericChannel.contact_of(data))
         return None if isinstance(parsed, Rejected) else parsed
 
-    async def _answer(self, contact: InboundContact, request_id: str) -> None:
+    async def _answer(self, route: _Route, contact: InboundContact, request_id: str) -> None:
         token = logs.request_id.set(request_id)
         started = time.perf_counter()
+        rt = self.edge.runtime
         try:
             try:
-                decision, created = await self.edge.runtime.decide.decide(contact)
-                status, body = (201 if created else 200), reply_body(decision)
+                decision, created = await rt.decide.decide(contact)
+                status, body = route.render(decision, created, rt)
+                content_type = route.content_type
             except Exception as exc:  # answered as the error middleware answers it
-                status, body = error_reply(exc, "POST", PATH)
-            log_request("POST", PATH, status, started, PATH)  # with the request id, as the middleware's
+                status, body = error_reply(exc, "POST", route.path)
+                content_type = _JSON
+            log_request("POST", route.path, status, started, route.path)  # with the request id, as the middleware's
         finally:
             logs.request_id.reset(token)
         self.edge.answered += 1
@@ -306,7 +352,7 @@ class EdgeConnection(asyncio.Protocol):
         self.idle_since = time.monotonic()
         if self.closed or self.transport is None:
             return
-        self.transport.write(_head(status, len(body), request_id) + body)
+        self.transport.write(_head(status, content_type, len(body), request_id) + body)
         if self.edge.stopping:  # no further call is taken once the stop has begun
             self.close()
             return
@@ -342,6 +388,8 @@ class _Head:
     key: bytes | None = None
     content_type: bytes | None = None
     request_id: bytes | None = None
+    signature: bytes | None = None
+    target: str | None = None  # a voice webhook's path and query; None for POST /v1/contacts
 
     @classmethod
     def of(cls, lines: list[bytes], size: int) -> _Head | None:
@@ -374,7 +422,12 @@ class _Head:
         return head if b"host" in seen else None
 
 
-_KEPT = {b"authorization": "key", b"content-type": "content_type", b"x-request-id": "request_id"}
+_KEPT = {
+    b"authorization": "key",
+    b"content-type": "content_type",
+    b"x-request-id": "request_id",
+    b"x-twilio-signature": "signature",
+}
 
 
 class _Lines(dict[bytes, tuple[bytes, bytes] | None]):
@@ -407,6 +460,24 @@ def _field(line: bytes) -> tuple[bytes, bytes] | None:
     return name.lower(), value.strip(b" \t")
 
 
+def _may_be_plain(start: bytes) -> bool:
+    """Whether a head whose first bytes are these may still be one the edge answers."""
+    return any(line.startswith(start) or start.startswith(line) for line in _LINE_STARTS)
+
+
+def _is_form(content_type: bytes | None) -> bool:
+    """A URL-encoded form in UTF-8, as Twilio sends it (anything else: the channel refuses it)."""
+    if content_type is None:
+        return False
+    media, _, params = content_type.decode().partition(";")
+    if media.strip().lower() != twilio.FORM:
+        return False
+    if not params.strip():
+        return True
+    name, equals, value = params.partition("=")
+    return bool(equals) and name.strip().lower() == "charset" and value.strip().lower() in twilio.UTF8
+
+
 def _is_json(content_type: bytes | None) -> bool:
     if content_type is None:  # aiohttp reads a body without a type as application/octet-stream
         return True
@@ -420,11 +491,33 @@ def _status_line(status: int) -> bytes:
 _STATUS = {status: _status_line(status) for status in (200, 201)}
 
 
-def _head(status: int, length: int, request_id: str) -> bytes:
+_JSON = b"application/json; charset=utf-8"
+
+
+@dataclass(frozen=True)
+class _Route:
+    """A route the edge answers: its path, and its reply's type and (status, body) for a decision."""
+
+    path: str
+    content_type: bytes
+    render: Callable[[Decision, bool, Any], tuple[int, bytes]]
+
+
+_CONTACTS_ROUTE = _Route(PATH, _JSON, lambda decision, created, rt: (201 if created else 200, reply_body(decision)))
+_VOICE_ROUTE = _Route(
+    VOICE,
+    twilio.XML.encode() + b"; charset=utf-8",
+    lambda decision, created, rt: (200, twilio.voice_reply(decision, rt)),
+)
+
+
+def _head(status: int, content_type: bytes, length: int, request_id: str) -> bytes:
     return b"".join(
         (
             _STATUS.get(status) or _status_line(status),
-            b"\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ",
+            b"\r\nContent-Type: ",
+            content_type,
+            b"\r\nContent-Length: ",
             str(length).encode(),
             b"\r\nDate: ",
             rfc822_formatted_time().encode(),

@@ -10,7 +10,8 @@ import random
 import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -22,6 +23,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.app import create_app
 from gateway.demo import load_demo
+from gateway.edge import Edge
+from gateway.serve import serve_app
 from gateway.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,6 +64,22 @@ async def running(
     app = create_app(settings)
     async with TestClient(TestServer(app)) as client:
         yield client, app
+
+
+@asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[tuple[int, Edge]]:
+    """A worker as `gateway serve` runs one, the lean edge in front: the port it listens on, and its edge."""
+    settings = replace(settings, port=0)
+    started: asyncio.Future[tuple[int, Edge | None]] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(serve_app(create_app(settings), settings, started=started))
+    try:
+        port, edge = await asyncio.wait_for(started, 60)
+        assert edge is not None
+        yield port, edge
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
 
 
 async def staff_numbers(conn: asyncpg.Connection, name: str) -> dict[str, str]:

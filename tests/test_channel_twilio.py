@@ -1,19 +1,27 @@
-"""Twilio voice webhooks, signed with the twilio package's own RequestValidator."""
+"""Twilio voice webhooks, signed with the twilio package's own RequestValidator. Each call is made
+through aiohttp and through a served worker, whose lean edge answers the plain ones (gateway/edge.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
+import aiohttp
 import pytest
 from twilio.request_validator import RequestValidator
 
-from gateway.channels.twilio import twiml
+from gateway.channels.twilio import twiml, voice_reply
 from gateway.contact import Decision, Target
+from gateway.demo import load_demo
+from gateway.edge import Edge
 from tests.factory import insert_customer, insert_restriction
 from tests.helpers import logged_contacts, running, staff_numbers
+from tests.helpers import serving as served_worker
 
 TOKEN = "test-auth-token-0123456789abcdef"
 PUBLIC = "https://gateway.example.org"
@@ -38,10 +46,34 @@ def sign(path: str, params: dict[str, str]) -> str:
     return RequestValidator(TOKEN).compute_signature(PUBLIC + path, params)
 
 
-@pytest.fixture
-async def phone(settings, conn):
-    async with running(settings.with_(twilio_auth_token=TOKEN, public_url=PUBLIC), conn) as (c, _):
-        yield c
+@pytest.fixture(params=["aiohttp", "edge"])
+async def phone(request, settings, conn):
+    configured = settings.with_(twilio_auth_token=TOKEN, public_url=PUBLIC)
+    if request.param == "aiohttp":
+        async with running(configured, conn) as (c, _):
+            yield c
+        return
+    async with serving(configured, conn) as served:
+        yield served
+
+
+@dataclass
+class Served:
+    """A client to a served worker, and its lean edge."""
+
+    session: aiohttp.ClientSession
+    edge: Edge
+
+    def post(self, path: str, **kwargs):
+        return self.session.post(path, **kwargs)
+
+
+@contextlib.asynccontextmanager
+async def serving(settings, conn):
+    """A served worker (the lean edge in front) on the demo data, and a client to it."""
+    await load_demo(conn)
+    async with served_worker(settings) as (port, edge), aiohttp.ClientSession(f"http://127.0.0.1:{port}") as session:
+        yield Served(session, edge)
 
 
 async def post(client, params, path=VOICE, signature=None):
@@ -50,8 +82,12 @@ async def post(client, params, path=VOICE, signature=None):
 
 
 async def verbs(client, sender, sid=None):
+    """The TwiML verbs a call is answered with; a served worker's edge answers it itself."""
+    answered = client.edge.answered if isinstance(client, Served) else None
     r = await post(client, call_params(sender, sid))
     assert r.status == 200, await r.text()
+    if answered is not None:
+        assert client.edge.answered == answered + 1
     assert r.content_type == "application/xml"
     root = ET.fromstring(await r.text())
     assert root.tag == "Response"
@@ -209,3 +245,14 @@ def test_twiml_escapes_text():
     assert [el.tag for el in root] == ["Say", "Hangup"] and root[0].text == tricky
     queue = Decision(contact_id="c", action="route", target=Target(type="queue", id="a<b>&c"))
     assert ET.fromstring(ET.tostring(twiml(queue, {}), encoding="unicode"))[0].text == "a<b>&c"
+
+
+def test_each_answer_is_written_once_and_never_given_for_another():
+    rt = SimpleNamespace(index=SimpleNamespace(staff={}))
+    write = Decision(contact_id="a", action="deflect", target=None, customer_message="Please write to us.")
+    later = Decision(contact_id="b", action="deflect", target=None, customer_message="Call again at 9am.")
+    rents = Decision(contact_id="c", action="route", target=Target(type="queue", id="rents"))
+    bodies = [voice_reply(d, rt) for d in (write, later, rents, write)]
+    assert bodies[3] is bodies[0]
+    assert [ET.fromstring(b)[0].text for b in bodies[:3]] == ["Please write to us.", "Call again at 9am.", "rents"]
+    assert bodies[2] == b'<?xml version="1.0" encoding="UTF-8"?><Response><Enqueue>rents</Enqueue></Response>'

@@ -4,22 +4,19 @@ answers it; everything else on the connection goes to aiohttp, in order, and is 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from gateway import edge as edge_module
-from gateway.app import create_app
 from gateway.edge import Edge
-from gateway.serve import serve_app
 from tests.factory import insert_unowned_key
-from tests.helpers import GatewayProcess
+from tests.helpers import GatewayProcess, serving
 
 
 @dataclass
@@ -68,15 +65,8 @@ async def _read_reply(reader: asyncio.StreamReader) -> Reply:
 
 @pytest.fixture
 async def served(settings) -> AsyncIterator[Served]:
-    settings = replace(settings, port=0)
-    started: asyncio.Future[tuple[int, Edge | None]] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(serve_app(create_app(settings), settings, started=started))
-    port, edge = await asyncio.wait_for(started, 60)
-    assert edge is not None
-    yield Served(port, edge)
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    async with serving(settings) as (port, edge):
+        yield Served(port, edge)
 
 
 def post(body: dict | bytes, key: str | None, *extra: str, path: str = "/v1/contacts", version: str = "1.1") -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import logging
@@ -22,6 +23,7 @@ from ..http import add_route
 from ..inputs import attempt_note, read_body
 from ..rules.context import StaffView
 from ..runtime import RUNTIME, Runtime
+from ..settings import Settings
 from .base import HttpMount
 from .render import dial_number
 
@@ -29,10 +31,12 @@ log = logging.getLogger(__name__)
 VOICE_PATH = "/v1/channels/twilio/voice"
 FALLBACK_PATH = "/v1/channels/twilio/fallback"
 SAY_LANGUAGE = "en-GB"
+XML = "application/xml"
 NO_MESSAGE = "Sorry, we cannot take your call. Please contact us in writing."
 
 
 FORM = "application/x-www-form-urlencoded"
+UTF8 = ("utf-8", "utf8")
 MAX_FORM_FIELDS = 1000  # a webhook carries a few dozen
 
 
@@ -43,9 +47,13 @@ async def read_form(request: web.Request) -> MultiDict[str]:
     raises bare ValueErrors and LookupErrors on a broken one."""
     if request.content_type != FORM:
         raise BadRequest(f"expected a form body (Content-Type: {FORM})", code="unsupported_media_type")
-    if (request.charset or "utf-8").lower() not in ("utf-8", "utf8"):
+    if (request.charset or "utf-8").lower() not in UTF8:
         raise BadRequest("the form must be UTF-8 (charset=utf-8)", code="malformed_form")
-    raw = await read_body(request)
+    return form_of(await read_body(request))
+
+
+def form_of(raw: bytes) -> MultiDict[str]:
+    """The fields of a URL-encoded UTF-8 form body; a body that is not one is a 4xx."""
     try:
         text = raw.decode("utf-8")
         pairs = parse_qsl(text, keep_blank_values=True, errors="strict", max_num_fields=MAX_FORM_FIELDS)
@@ -66,13 +74,14 @@ def expected_signature(token: str, url: str, params: MultiDict[str]) -> str:
     return base64.b64encode(digest).decode()
 
 
-def _with_and_without_port(url: str) -> list[str]:
+@functools.lru_cache(maxsize=64)  # a provider gives Twilio a URL or two
+def _with_and_without_port(url: str) -> tuple[str, str]:
     """Twilio may sign the URL with or without the default port; its own validator accepts both."""
     parts = urlsplit(url)
     if parts.port is not None:
-        return [url, parts._replace(netloc=parts.netloc.rsplit(":", 1)[0]).geturl()]
+        return url, parts._replace(netloc=parts.netloc.rsplit(":", 1)[0]).geturl()
     default = 443 if parts.scheme == "https" else 80
-    return [url, parts._replace(netloc=f"{parts.netloc}:{default}").geturl()]
+    return url, parts._replace(netloc=f"{parts.netloc}:{default}").geturl()
 
 
 def signature_ok(token: str, url: str, params: MultiDict[str], signature: str) -> bool:
@@ -110,17 +119,39 @@ class TwilioVoice:
 
     async def parse(self, raw: web.Request, rt: Runtime) -> InboundContact | Rejected:
         form = await _signed_form(raw, rt)
-        if isinstance(form, Rejected):
-            return form
-        sender, call_id = form.get("From", ""), form.get("CallSid") or None
-        try:
-            fields = {"channel": "phone", "from": sender, "to": form.get("To") or None, "provider_id": call_id}
-            return InboundContact.model_validate(fields)
-        except pydantic.ValidationError as exc:  # a caller is waiting: logged, then the safe answer
-            return Rejected("malformed", str(exc), "phone", sender, call_id)
+        return form if isinstance(form, Rejected) else contact_of(form)
 
     def render(self, decision: Decision, created: bool, rt: Runtime) -> web.StreamResponse:
-        return _reply(twiml(decision, rt.index.staff))
+        return web.Response(body=voice_reply(decision, rt), content_type=XML, charset="utf-8")
+
+
+def contact_of(form: MultiDict[str]) -> InboundContact | Rejected:
+    """The call a signed voice webhook describes; one that does not describe a call is logged as
+    malformed, and the caller still gets the safe answer."""
+    sender, call_id = form.get("From", ""), form.get("CallSid") or None
+    try:
+        fields = {"channel": "phone", "from": sender, "to": form.get("To") or None, "provider_id": call_id}
+        return InboundContact.model_validate(fields)
+    except pydantic.ValidationError as exc:  # a caller is waiting: logged, then the safe answer
+        return Rejected("malformed", str(exc), "phone", sender, call_id)
+
+
+def plain_call(settings: Settings, target: str, body: bytes, signature: str | None) -> InboundContact | None:
+    """For the lean edge (gateway/edge.py): the call of a voice webhook whose request line targets
+    `target` (the path and its query, as Twilio signed them), when it is the plain case: the channel
+    configured, the form readable, the signature Twilio's, the fields a call. None otherwise: the
+    channel's full path then serves it, logs it and refuses it, as it always has."""
+    if not settings.twilio_auth_token or not settings.public_url or not signature:
+        return None
+    try:
+        form = form_of(body)
+    except GatewayError:
+        return None
+    url = settings.public_url.rstrip("/") + target
+    if not signature_ok(settings.twilio_auth_token, url, form, signature):
+        return None
+    parsed = contact_of(form)
+    return None if isinstance(parsed, Rejected) else parsed
 
 
 async def fallback(request: web.Request) -> web.StreamResponse:
@@ -150,31 +181,59 @@ async def fallback(request: web.Request) -> web.StreamResponse:
 
 def twiml(decision: Decision, staff: Mapping[int, StaffView]) -> ET.Element:
     """Deflect (or acknowledge): say the message and hang up. Otherwise dial the person or queue."""
+    return _element(*_verb(decision, staff))
+
+
+def voice_reply(decision: Decision, rt: Runtime) -> bytes:
+    """The TwiML that answers the call, as the reply's body. The same few answers come call after
+    call (the general queue, a kind's message), so each is written out once."""
+    verb = _verb(decision, rt.index.staff)
+    body = _REPLIES.get(verb)
+    if body is None:
+        if len(_REPLIES) >= _REPLIES_MAX:  # messages that name a time vary: all are forgotten at once
+            _REPLIES.clear()
+        body = _REPLIES[verb] = _xml(_element(*verb))
+    return body
+
+
+_REPLIES: dict[tuple[str, str], bytes] = {}
+_REPLIES_MAX = 1024
+
+
+def _verb(decision: Decision, staff: Mapping[int, StaffView]) -> tuple[str, str]:
+    """The one TwiML verb that answers the call, and its text."""
     if decision.action in ("deflect", "auto_acknowledge"):
-        root = ET.Element("Response")
-        say = ET.SubElement(root, "Say", language=SAY_LANGUAGE)
-        say.text = decision.customer_message or NO_MESSAGE
-        ET.SubElement(root, "Hangup")
-        return root
+        return "Say", decision.customer_message or NO_MESSAGE
     number = dial_number(decision.target, staff)
     if number:
-        root = ET.Element("Response")
-        ET.SubElement(ET.SubElement(root, "Dial"), "Number").text = number
-        return root
+        return "Dial", number
     # A call cannot be held like a letter: "hold" (or a person without a line) goes to a queue.
     target = decision.target
-    return enqueue(target.id if target and target.type == "queue" else GENERAL_QUEUE)
+    return "Enqueue", target.id if target and target.type == "queue" else GENERAL_QUEUE
 
 
-def enqueue(queue: str) -> ET.Element:
+def _element(verb: str, text: str) -> ET.Element:
     root = ET.Element("Response")
-    ET.SubElement(root, "Enqueue").text = queue
+    if verb == "Say":
+        ET.SubElement(root, "Say", language=SAY_LANGUAGE).text = text
+        ET.SubElement(root, "Hangup")
+    elif verb == "Dial":
+        ET.SubElement(ET.SubElement(root, "Dial"), "Number").text = text
+    else:
+        ET.SubElement(root, verb).text = text
     return root
 
 
+def enqueue(queue: str) -> ET.Element:
+    return _element("Enqueue", queue)
+
+
+def _xml(root: ET.Element) -> bytes:
+    return ('<?xml version="1.0" encoding="UTF-8"?>' + ET.tostring(root, encoding="unicode")).encode()
+
+
 def _reply(root: ET.Element) -> web.Response:
-    body = '<?xml version="1.0" encoding="UTF-8"?>' + ET.tostring(root, encoding="unicode")
-    return web.Response(text=body, content_type="application/xml")
+    return web.Response(body=_xml(root), content_type=XML, charset="utf-8")
 
 
 def add_fallback(app: web.Application) -> None:
