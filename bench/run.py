@@ -26,7 +26,7 @@ from gateway import db
 from gateway.auth import create_key
 from gateway.lifecycle import Actor
 
-from . import commitprobe, logcheck, mail, profile, propagation, redismem, report, walfiles
+from . import commitprobe, logcheck, mail, profile, propagation, redismem, report, voice, walfiles
 from .load import Shape, ensure_loaded, settle
 from .mix import body_prefix, describe, senders
 from .servers import Server, start_floor, start_gateway
@@ -283,14 +283,16 @@ async def _main(args: argparse.Namespace) -> int:
         print(f"  floor: {floor.rate:,.0f}/s", file=sys.stderr)
         scales = [await _scale(args, s, run_id, tmp) for s in shapes]
         mailed = await mail.run(args, shapes[-1], run_id, tmp, _redis_url(os.environ["REDIS_URL"]))
+        called = await voice.run(args, shapes[-1], run_id, tmp, _redis_url(os.environ["REDIS_URL"]))
     text = report.render(
         args, floor, floor_cpu, floor_steady, scales, describe(senders(shapes[-1])), time.monotonic() - started
     )
     text += mailed.line() + "\n"
+    text += called.line() + "\n"
     print(text)
     if not args.no_record:
         report.append(text)
-    return 0 if all(s.ok for s in scales) and mailed.check.ok else 1
+    return 0 if all(s.ok for s in scales) and mailed.check.ok and called.check.ok else 1
 
 
 def main(argv: list[str] | None = None) -> int:
