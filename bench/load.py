@@ -153,14 +153,14 @@ def _cases(shape: Shape) -> Iterator[tuple[Any, ...]]:
 
 
 def _params(kind: str, k: int, staff: Sequence[int]) -> dict[str, Any]:
-    extra: dict[str, Any] = {
+    by_kind: dict[str, dict[str, Any]] = {
         "set_times": {"windows": [{"days": ["tue", "thu"], "start": "10:00", "end": "12:00"}]},
         "named_contact": {"staff_id": staff[k % len(staff)]},
         "closed_issue": {"case_id": k + 1},
         "caution": {"note": "Do not visit alone"},
         "contact_limit": {"limit": 3, "period": "day"},
-    }.get(kind, {})
-    return {"kind": kind, **extra}
+    }
+    return {"kind": kind, **by_kind.get(kind, {})}
 
 
 RESTRICTION_COLUMNS = (

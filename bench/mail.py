@@ -9,14 +9,12 @@ look-up), an HTML-only body or a small attachment, so the reader's costly paths 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import json
 import os
 import random
 import sys
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import redis
@@ -26,10 +24,10 @@ from gateway.auth import create_key
 from gateway.lifecycle import Actor
 
 from . import logcheck
-from .load import Shape, ensure_loaded, settle
+from .load import Shape, ensure_loaded
 from .mix import Sender, senders
-from .servers import start_gateway
-from .wrk import LUA_COUNTS, WrkResult, run_wrk
+from .servers import saturate
+from .wrk import LUA_COUNTS, WrkResult
 
 PATH = "/v1/channels/email"
 POOL = 2_000
@@ -116,15 +114,7 @@ async def run(args: argparse.Namespace, shape: Shape, run_id: str, tmp: Path, re
     script = write_script(tmp / "mail.lua", shape, prefix, key)
     env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": redis_url, "GATEWAY_SPOOL_DIR": str(tmp / "mail-spool")}
     print(f"email mix: {shape.customers:,} customers, raw MIME, {args.seconds} s", file=sys.stderr)
-    server, _ = start_gateway(env, args.workers)
-    try:
-        run_wrk(server.url + PATH, warm, seconds=2, connections=args.connections)
-        await settle(url)
-        since = datetime.now(UTC) - timedelta(seconds=1)
-        result = run_wrk(server.url + PATH, script, seconds=args.seconds, connections=args.connections)
-        await asyncio.sleep(1.0)
-    finally:
-        server.stop()
+    result, _, since = await saturate(env, url, PATH, warm, script, args)
     check = await logcheck.by_count(url, since, "<" + prefix, result.ok201, args.connections)
     out = MailResult(shape.customers, result, check)
     print("  " + out.line(), file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -11,10 +12,16 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import psutil
 
 from gateway.serve import STOP_WITHIN
+
+from .load import settle
+from .wrk import WrkResult, run_wrk
 
 
 def free_port() -> int:
@@ -119,3 +126,24 @@ def _ready_or_stopped(server: Server, timeout: float) -> float:
     except BaseException:
         server.stop()
         raise
+
+
+async def saturate(
+    env: Mapping[str, str], database_url: str, path: str, warm: Path, script: Path, args: Any
+) -> tuple[WrkResult, float, datetime]:
+    """A gateway started on `env`, warmed with one script, then saturated on `path` with another
+    for `args.seconds`: wrk's result, the workers' CPU seconds meanwhile, and when the phase began
+    (for the log check)."""
+    server, _ = start_gateway(env, args.workers)
+    try:
+        run_wrk(server.url + path, warm, seconds=2, connections=args.connections)
+        await settle(database_url)
+        since = datetime.now(UTC) - timedelta(seconds=1)
+        procs = [psutil.Process(p) for p in server.worker_pids()]
+        before = sum(sum(p.cpu_times()[:2]) for p in procs)
+        result = run_wrk(server.url + path, script, seconds=args.seconds, connections=args.connections)
+        used = sum(sum(p.cpu_times()[:2]) for p in procs) - before
+        await asyncio.sleep(1.0)  # let the requests wrk cut off at its deadline commit
+    finally:
+        server.stop()
+    return result, used, since

@@ -13,27 +13,24 @@ scales, on the largest data set, beside the email mix.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import random
 import sys
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
-import psutil
 import redis
 from multidict import MultiDict
 
 from gateway.channels.twilio import VOICE_PATH, expected_signature
 
 from . import logcheck
-from .load import Shape, ensure_loaded, settle
+from .load import Shape, ensure_loaded
 from .mix import senders
-from .servers import start_gateway
-from .wrk import LUA_COUNTS, WrkResult, run_wrk
+from .servers import saturate
+from .wrk import LUA_COUNTS, WrkResult
 
 TOKEN = "bench-twilio-auth-token-0123456789"
 PUBLIC = "https://gateway.bench.example"  # the URL Twilio is given: what it signs, wherever we listen
@@ -131,18 +128,7 @@ async def run(args: argparse.Namespace, shape: Shape, run_id: str, tmp: Path, re
         "TWILIO_AUTH_TOKEN": TOKEN,
         "GATEWAY_PUBLIC_URL": PUBLIC,
     }
-    server, _ = start_gateway(env, args.workers)
-    try:
-        run_wrk(server.url + VOICE_PATH, warm, seconds=2, connections=args.connections)
-        await settle(url)
-        since = datetime.now(UTC) - timedelta(seconds=1)
-        procs = [psutil.Process(p) for p in server.worker_pids()]
-        before = sum(sum(p.cpu_times()[:2]) for p in procs)
-        result = run_wrk(server.url + VOICE_PATH, script, seconds=args.seconds, connections=args.connections)
-        used = sum(sum(p.cpu_times()[:2]) for p in procs) - before
-        await asyncio.sleep(1.0)
-    finally:
-        server.stop()
+    result, used, since = await saturate(env, url, VOICE_PATH, warm, script, args)
     # Every call is answered 200, new or repeated: the new ones are those sent once.
     new = result.ok200 - result.repeats
     check = await logcheck.by_count(url, since, prefix, new, args.connections)
