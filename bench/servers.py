@@ -21,6 +21,7 @@ import psutil
 from gateway.serve import STOP_WITHIN
 
 from .load import settle
+from .profile import cpu_seconds, used_since
 from .wrk import WrkResult, run_wrk
 
 
@@ -139,10 +140,10 @@ async def saturate(
         run_wrk(server.url + path, warm, seconds=2, connections=args.connections)
         await settle(database_url)
         since = datetime.now(UTC) - timedelta(seconds=1)
-        procs = [psutil.Process(p) for p in server.worker_pids()]
-        before = sum(sum(p.cpu_times()[:2]) for p in procs)
+        workers = server.worker_pids()
+        before = cpu_seconds(workers)
         result = run_wrk(server.url + path, script, seconds=args.seconds, connections=args.connections)
-        used = sum(sum(p.cpu_times()[:2]) for p in procs) - before
+        used = used_since(before, cpu_seconds(workers))
         await asyncio.sleep(1.0)  # let the requests wrk cut off at its deadline commit
     finally:
         server.stop()

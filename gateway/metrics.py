@@ -123,7 +123,7 @@ DECIDE_SECONDS = LoopHistogram(
 )
 LEAN_EDGE = LoopCounter(
     "gateway_lean_edge_total",
-    "POST /v1/contacts calls answered by the lean edge, and connections it handed to aiohttp",
+    "Plain calls answered by the lean edge (contacts, Twilio voice webhooks), and connections it handed to aiohttp",
     ["outcome"],
     registry=REGISTRY,
 )

@@ -15,10 +15,12 @@ import aiohttp
 import pytest
 from twilio.request_validator import RequestValidator
 
+from gateway.channels import twilio
 from gateway.channels.twilio import twiml, voice_reply
 from gateway.contact import Decision, Target
 from gateway.demo import load_demo
 from gateway.edge import Edge
+from gateway.rules.context import StaffView
 from tests.factory import insert_customer, insert_restriction
 from tests.helpers import logged_contacts, running, staff_numbers
 from tests.helpers import serving as served_worker
@@ -46,15 +48,38 @@ def sign(path: str, params: dict[str, str]) -> str:
     return RequestValidator(TOKEN).compute_signature(PUBLIC + path, params)
 
 
-@pytest.fixture(params=["aiohttp", "edge"])
+VIA = ["aiohttp", "edge"]
+
+
+@pytest.fixture(params=VIA)
 async def phone(request, settings, conn):
-    configured = settings.with_(twilio_auth_token=TOKEN, public_url=PUBLIC)
-    if request.param == "aiohttp":
-        async with running(configured, conn) as (c, _):
+    async with client_via(request.param, settings.with_(twilio_auth_token=TOKEN, public_url=PUBLIC), conn) as c:
+        yield c
+
+
+@contextlib.asynccontextmanager
+async def client_via(via: str, settings, conn, *, demo: bool = True):
+    """A client to an aiohttp-only app, or to a served worker with the lean edge in front."""
+    if via == "aiohttp":
+        async with running(settings, conn, demo=demo) as (c, _):
             yield c
         return
-    async with serving(configured, conn) as served:
+    async with serving(settings, conn, demo=demo) as served:
         yield served
+
+
+def answered_by_edge(client) -> contextlib.AbstractContextManager[None]:
+    """Asserts that the calls made inside were answered by the edge itself (a served worker's)."""
+    if not isinstance(client, Served):
+        return contextlib.nullcontext()
+    return _counted(client.edge)
+
+
+@contextlib.contextmanager
+def _counted(edge: Edge):
+    before = edge.answered
+    yield
+    assert edge.answered > before
 
 
 @dataclass
@@ -69,9 +94,10 @@ class Served:
 
 
 @contextlib.asynccontextmanager
-async def serving(settings, conn):
-    """A served worker (the lean edge in front) on the demo data, and a client to it."""
-    await load_demo(conn)
+async def serving(settings, conn, *, demo: bool = True):
+    """A served worker (the lean edge in front), on the demo data unless told, and a client to it."""
+    if demo:
+        await load_demo(conn)
     async with served_worker(settings) as (port, edge), aiohttp.ClientSession(f"http://127.0.0.1:{port}") as session:
         yield Served(session, edge)
 
@@ -83,11 +109,9 @@ async def post(client, params, path=VOICE, signature=None):
 
 async def verbs(client, sender, sid=None):
     """The TwiML verbs a call is answered with; a served worker's edge answers it itself."""
-    answered = client.edge.answered if isinstance(client, Served) else None
-    r = await post(client, call_params(sender, sid))
+    with answered_by_edge(client):
+        r = await post(client, call_params(sender, sid))
     assert r.status == 200, await r.text()
-    if answered is not None:
-        assert client.edge.answered == answered + 1
     assert r.content_type == "application/xml"
     root = ET.fromstring(await r.text())
     assert root.tag == "Response"
@@ -140,7 +164,8 @@ async def test_contact_limit_deflects_once_over_the_limit(phone):
     says_and_hangs_up(await verbs(phone, "07700 900008"))
 
 
-async def test_set_times_inside_and_outside(settings, conn):
+@pytest.mark.parametrize("via", VIA)
+async def test_set_times_inside_and_outside(settings, conn, via):
     tz = ZoneInfo(settings.tz)
     later = (datetime.now(tz) + timedelta(days=2)).strftime("%a").lower()
     every_day = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -159,7 +184,7 @@ async def test_set_times_inside_and_outside(settings, conn):
         conn, outside, {"kind": "set_times", "windows": [{"days": [later], "start": "09:00", "end": "10:00"}]}
     )
     cfg = settings.with_(twilio_auth_token=TOKEN, public_url=PUBLIC)
-    async with running(cfg, conn, demo=False) as (client, _):
+    async with client_via(via, cfg, conn, demo=False) as client:
         assert (await verbs(client, "07700 900501"))[0][0] == "Enqueue"
         message = says_and_hangs_up(await verbs(client, "07700 900502"))
     assert "The next time you can call is" in message and "at 9am" in message
@@ -175,8 +200,9 @@ async def test_withheld_numbers_routed_and_logged_as_withheld(phone, conn, withh
 
 async def test_retry_with_the_same_callsid_same_twiml_one_row(phone, conn):
     sid = "CA" + "7" * 32
-    first = await post(phone, call_params("07700 900003", sid))
-    again = await post(phone, call_params("07700 900003", sid))
+    with answered_by_edge(phone):
+        first = await post(phone, call_params("07700 900003", sid))
+        again = await post(phone, call_params("07700 900003", sid))
     assert first.status == again.status == 200
     assert await first.text() == await again.text()
     assert len(await logged_contacts(conn, "provider_id = $1", sid)) == 1
@@ -208,11 +234,13 @@ async def test_bad_signatures_are_refused_and_logged(phone, conn, how):
 async def test_signature_with_the_default_port_is_accepted(phone):
     params = call_params("07700 900010")
     signature = RequestValidator(TOKEN).compute_signature(PUBLIC + ":443" + VOICE, params)
-    assert (await post(phone, params, signature=signature)).status == 200
+    with answered_by_edge(phone):
+        assert (await post(phone, params, signature=signature)).status == 200
 
 
-async def test_not_configured_refuses_with_503(settings, conn):
-    async with running(settings.with_(twilio_auth_token=None, public_url=PUBLIC), conn, demo=False) as (client, _):
+@pytest.mark.parametrize("via", VIA)
+async def test_not_configured_refuses_with_503(settings, conn, via):
+    async with client_via(via, settings.with_(twilio_auth_token=None, public_url=PUBLIC), conn, demo=False) as client:
         params = call_params("07700 900010")
         r = await post(client, params)
         assert r.status == 503
@@ -247,7 +275,8 @@ def test_twiml_escapes_text():
     assert ET.fromstring(ET.tostring(twiml(queue, {}), encoding="unicode"))[0].text == "a<b>&c"
 
 
-def test_each_answer_is_written_once_and_never_given_for_another():
+def test_each_answer_is_written_once_and_never_given_for_another(monkeypatch):
+    monkeypatch.setattr(twilio, "_REPLIES", {})
     rt = SimpleNamespace(index=SimpleNamespace(staff={}))
     write = Decision(contact_id="a", action="deflect", target=None, customer_message="Please write to us.")
     later = Decision(contact_id="b", action="deflect", target=None, customer_message="Call again at 9am.")
@@ -256,3 +285,17 @@ def test_each_answer_is_written_once_and_never_given_for_another():
     assert bodies[3] is bodies[0]
     assert [ET.fromstring(b)[0].text for b in bodies[:3]] == ["Please write to us.", "Call again at 9am.", "rents"]
     assert bodies[2] == b'<?xml version="1.0" encoding="UTF-8"?><Response><Enqueue>rents</Enqueue></Response>'
+    monkeypatch.setattr(twilio, "_REPLIES_MAX", 3)  # three held: a fourth answer makes room by forgetting them all
+    other = Decision(contact_id="e", action="deflect", target=None, customer_message="Call again at 10am.")
+    assert b"10am" in voice_reply(other, rt) and len(twilio._REPLIES) == 1
+    again = voice_reply(write, rt)
+    assert again == bodies[0] and again is not bodies[0]
+
+
+def test_a_staff_members_new_line_is_dialled_not_the_answer_kept_for_the_old_one(monkeypatch):
+    monkeypatch.setattr(twilio, "_REPLIES", {})
+    sam = Decision(contact_id="d", action="route", target=Target(type="staff", id="7"))
+    before = SimpleNamespace(index=SimpleNamespace(staff={7: StaffView(7, "Sam", line="+441632960001")}))
+    after = SimpleNamespace(index=SimpleNamespace(staff={7: StaffView(7, "Sam", line="+441632960002")}))
+    assert b"+441632960001" in voice_reply(sam, before)
+    assert b"+441632960002" in voice_reply(sam, after)

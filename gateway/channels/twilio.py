@@ -24,7 +24,7 @@ from ..inputs import attempt_note, read_body
 from ..rules.context import StaffView
 from ..runtime import RUNTIME, Runtime
 from ..settings import Settings
-from .base import HttpMount
+from .base import HttpMount, checked
 from .render import dial_number
 
 log = logging.getLogger(__name__)
@@ -139,8 +139,9 @@ def contact_of(form: MultiDict[str]) -> InboundContact | Rejected:
 def plain_call(settings: Settings, target: str, body: bytes, signature: str | None) -> InboundContact | None:
     """For the lean edge (gateway/edge.py): the call of a voice webhook whose request line targets
     `target` (the path and its query, as Twilio signed them), when it is the plain case: the channel
-    configured, the form readable, the signature Twilio's, the fields a call. None otherwise: the
-    channel's full path then serves it, logs it and refuses it, as it always has."""
+    configured, the form readable, the signature Twilio's, the fields a call (as the driver checks
+    it). None otherwise: the channel's full path then serves it as it always has (refused and
+    logged, or, for a signed form that is not a call, logged as malformed and given the safe answer)."""
     if not settings.twilio_auth_token or not settings.public_url or not signature:
         return None
     try:
@@ -150,7 +151,7 @@ def plain_call(settings: Settings, target: str, body: bytes, signature: str | No
     url = settings.public_url.rstrip("/") + target
     if not signature_ok(settings.twilio_auth_token, url, form, signature):
         return None
-    parsed = contact_of(form)
+    parsed = checked(contact_of(form))
     return None if isinstance(parsed, Rejected) else parsed
 
 
