@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +24,7 @@ from gateway import db
 from gateway.auth import create_key
 from gateway.lifecycle import Actor
 
-from . import commitprobe, logcheck, mail, profile, propagation, redismem, report, voice, walfiles
+from . import commitprobe, logcheck, mail, profile, propagation, redismem, report, steady, voice, walfiles
 from .load import Shape, ensure_loaded, settle
 from .mix import body_prefix, describe, senders
 from .servers import Server, start_floor, start_gateway
@@ -73,23 +71,7 @@ def _saturate(server: Server, script: Path, args: argparse.Namespace) -> tuple[W
 
 
 async def _steady(url: str, key: str, pool: list[str], prefix: str, args: argparse.Namespace) -> dict[str, object]:
-    with tempfile.TemporaryDirectory(prefix="bench-steady-") as tmp:
-        out = Path(tmp) / "result.json"
-        spec = {
-            "url": url + "/v1/contacts",
-            "key": key,
-            "pool": pool,
-            "prefix": prefix,
-            "rate": args.rate,
-            "seconds": args.seconds,
-            "out": str(out),
-        }
-        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bench.steady", stdin=subprocess.PIPE)
-        await proc.communicate(json.dumps(spec).encode())
-        if proc.returncode != 0:
-            raise RuntimeError(f"bench.steady exited {proc.returncode}")
-        result: dict[str, object] = json.loads(out.read_text())
-    return result
+    return await steady.offer(url + "/v1/contacts", key, pool, prefix, args.rate, args.seconds)
 
 
 async def _new_key(url: str) -> str:

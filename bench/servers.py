@@ -10,7 +10,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -130,11 +130,17 @@ def _ready_or_stopped(server: Server, timeout: float) -> float:
 
 
 async def saturate(
-    env: Mapping[str, str], database_url: str, path: str, warm: Path, script: Path, args: Any
+    env: Mapping[str, str],
+    database_url: str,
+    path: str,
+    warm: Path,
+    script: Path,
+    args: Any,
+    then: Callable[[Server], Awaitable[None]] | None = None,
 ) -> tuple[WrkResult, float, datetime]:
     """A gateway started on `env`, warmed with one script, then saturated on `path` with another
     for `args.seconds`: wrk's result, the workers' CPU seconds meanwhile, and when the phase began
-    (for the log check)."""
+    (for the log check). `then`, if given, runs on the same gateway before it stops."""
     server, _ = start_gateway(env, args.workers)
     try:
         run_wrk(server.url + path, warm, seconds=2, connections=args.connections)
@@ -145,6 +151,9 @@ async def saturate(
         result = run_wrk(server.url + path, script, seconds=args.seconds, connections=args.connections)
         used = used_since(before, cpu_seconds(workers))
         await asyncio.sleep(1.0)  # let the requests wrk cut off at its deadline commit
+        if then is not None:
+            await settle(database_url)
+            await then(server)
     finally:
         server.stop()
     return result, used, since

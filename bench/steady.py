@@ -7,7 +7,10 @@ machine, over half a core at 1,000/s taken from the gateway it measures; this co
 Request i is due at t0 + i/rate whether or not earlier ones have been answered, and its latency is
 measured from that due time, so a stall shows up in every request that waited behind it
 (no coordinated omission). Every provider id answered 201 or 200 is kept for the log check.
-Run as a separate process: `python -m bench.steady < ARGS-JSON` writes a JSON result to ARGS' `out`.
+Run as a separate process: `python -m bench.steady < ARGS-JSON` writes a JSON result to ARGS' `out`
+(`offer` does both). With `calls` (a file of signed voice webhooks, bench/voice.py), it sends
+those instead, each once, as Twilio posts them: a call's provider id is its CallSid, and every
+call is new, so a 200 counts as created.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ import asyncio
 import gc
 import json
 import random
+import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -98,14 +103,17 @@ class _Connection(asyncio.Protocol):
 class _Sender:
     """Sends each request on an idle connection, opening one when none is idle (up to `connections`)."""
 
-    def __init__(self, url: str, key: str, pool: list[str], prefix: str, connections: int):
+    def __init__(
+        self, url: str, key: str, pool: list[str], prefix: str, connections: int, calls: list[str] | None = None
+    ):
         parts = urlsplit(url)
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
         self.head = (
             f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\nAuthorization: Bearer {key}\r\n"
             "Content-Type: application/json\r\nContent-Length: "
         ).encode()
-        self.pool, self.prefix = pool, prefix
+        self.voice_head = f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n".encode()
+        self.pool, self.prefix, self.calls = pool, prefix, calls
         self.idle: list[_Connection] = []
         self.slots = asyncio.Semaphore(connections)
         self.rng = random.Random(11)
@@ -121,13 +129,27 @@ class _Sender:
         self.recent = [*self.recent[-199:], item]
         return item
 
-    async def _post(self, body: bytes) -> int:
+    def next_request(self, i: int) -> tuple[str, bytes]:
+        """Request i's provider id and its bytes."""
+        if self.calls is None:
+            pid, body = self.next_body(i)
+            data = body.encode()
+            return pid, self.head + str(len(data)).encode() + b"\r\n\r\n" + data
+        form, _, signature = self.calls[i].partition("\t")
+        data = form.encode()
+        head = (
+            "Content-Type: application/x-www-form-urlencoded\r\n"
+            f"X-Twilio-Signature: {signature}\r\nContent-Length: {len(data)}\r\n\r\n"
+        )
+        return f"{self.prefix}{i}", self.voice_head + head.encode() + data
+
+    async def _post(self, data: bytes) -> int:
         async with self.slots:
             conn = self.idle.pop() if self.idle else None
             if conn is None or conn.transport is None:
                 _, conn = await asyncio.get_running_loop().create_connection(_Connection, self.host, self.port)
             try:
-                status = await conn.request(self.head + str(len(body)).encode() + b"\r\n\r\n" + body)
+                status = await conn.request(data)
             except BaseException:  # timed out or broken: its reply may still come, so it is not reused
                 if conn.transport is not None:
                     conn.transport.close()
@@ -136,18 +158,18 @@ class _Sender:
             return status
 
     async def send(self, i: int, due: float) -> None:
-        pid, body = self.next_body(i)
+        pid, data = self.next_request(i)
         self.result.max_lag_ms = max(self.result.max_lag_ms, (time.perf_counter() - due) * 1000)
         try:
             async with asyncio.timeout(10):
-                status = await self._post(body.encode())
+                status = await self._post(data)
         except (OSError, TimeoutError, ValueError):
             status = 0
         ms = (time.perf_counter() - due) * 1000
         self.result.latencies_ms.append(ms)
         if ms > LATE_MS:  # for bench.commitprobe: was it waiting for the storage?
             self.result.late.append((due + self.wall_offset, ms))
-        if status == 201:
+        if status == 201 or (status == 200 and self.calls is not None):  # a call is answered 200
             self.result.created.append(pid)
         elif status == 200:
             self.result.repeated += 1
@@ -161,9 +183,19 @@ class _Sender:
 
 
 async def run(
-    url: str, key: str, pool: list[str], prefix: str, rate: int, seconds: int, connections: int = 64
+    url: str,
+    key: str,
+    pool: list[str],
+    prefix: str,
+    rate: int,
+    seconds: int,
+    connections: int = 64,
+    calls: str | None = None,
 ) -> SteadyResult:
-    sender = _Sender(url, key, pool, prefix, connections)
+    signed = Path(calls).read_text().splitlines() if calls else None
+    if signed is not None and len(signed) < rate * seconds:
+        raise ValueError(f"{calls}: {len(signed)} signed calls, fewer than the {rate * seconds} to send")
+    sender = _Sender(url, key, pool, prefix, connections, signed)
     # The generator's own cyclic collections paused it 10-16 ms twice a phase (measured with gc
     # callbacks): every request in flight then read its reply late, and that lateness was counted
     # in the gateway's p99. Its garbage is freed by reference counting; the collector waits.
@@ -188,6 +220,32 @@ async def run(
     sender.result.started_at = t0 + sender.wall_offset
     sender.result.cpu_s = time.process_time() - cpu0
     return sender.result
+
+
+async def offer(
+    url: str, key: str, pool: list[str], prefix: str, rate: int, seconds: int, calls: Path | None = None
+) -> dict[str, Any]:
+    """Run the load in a process of its own (it shares the machine, not the gateway's loop) and
+    return its result as run() makes it."""
+    with tempfile.TemporaryDirectory(prefix="bench-steady-") as tmp:
+        out = Path(tmp) / "result.json"
+        spec: dict[str, Any] = {
+            "url": url,
+            "key": key,
+            "pool": pool,
+            "prefix": prefix,
+            "rate": rate,
+            "seconds": seconds,
+            "out": str(out),
+        }
+        if calls is not None:
+            spec["calls"] = str(calls)
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bench.steady", stdin=subprocess.PIPE)
+        await proc.communicate(json.dumps(spec).encode())
+        if proc.returncode != 0:
+            raise RuntimeError(f"bench.steady exited {proc.returncode}")
+        result: dict[str, Any] = json.loads(out.read_text())
+    return result
 
 
 def main() -> int:

@@ -1,11 +1,12 @@
 """The phone mix as Twilio sends it, for `make bench`: signed voice webhooks through
-POST /v1/channels/twilio/voice at saturation (wrk).
+POST /v1/channels/twilio/voice at saturation (wrk), then at the constant rate (bench/steady.py).
 
 Phone calls are most of a provider's traffic, and a telephony platform sends them in its own format:
 Twilio, a URL-encoded form signed with X-Twilio-Signature (HMAC-SHA1 over the URL and the sorted
 fields). wrk's Lua cannot sign, so every call is signed here beforehand, each with its own CallSid
 (carrying the run's prefix for the log check), enough for the phase at the fastest rate seen on
-these machines; a call sent again once they run out is counted as a repeat. The callers are the
+these machines; a call sent again once they run out is counted as a repeat. The constant load
+sends calls signed the same way, each once, and is checked id by id. The callers are the
 decide mix's phone senders. Self-contained: one call from bench/run.py after the decide-path
 scales, on the largest data set, beside the email mix.
 """
@@ -18,7 +19,9 @@ import os
 import random
 import sys
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import redis
@@ -26,10 +29,10 @@ from multidict import MultiDict
 
 from gateway.channels.twilio import VOICE_PATH, expected_signature
 
-from . import logcheck
+from . import logcheck, steady
 from .load import Shape, ensure_loaded
 from .mix import senders
-from .servers import saturate
+from .servers import Server, saturate
 from .wrk import LUA_COUNTS, WrkResult
 
 TOKEN = "bench-twilio-auth-token-0123456789"
@@ -101,26 +104,40 @@ class VoiceResult:
     wrk: WrkResult
     cpu_us: float  # the workers' CPU a request (as the contacts' CPU per decision at saturation)
     check: logcheck.LogCheck
+    steady: dict[str, Any]  # the constant load's result (bench/steady.py)
+    steady_check: logcheck.LogCheck
+    rate: int
 
     def line(self) -> str:
         w = self.wrk
         repeats = f", {w.repeats:,} of them repeats (the signed calls ran out)" if w.repeats else ""
+        latencies = self.steady["latencies_ms"]
+        at_rate = " / ".join(f"{steady.percentile(latencies, p):.2f}" for p in (50, 99, 99.9))
+        offered = self.steady["offered"] / self.steady["seconds"]
         return (
             f"Phone mix as Twilio sends it (signed voice webhooks through {VOICE_PATH}, {self.customers:,} "
             f"customers): **{w.rate:,.0f} calls/s**{repeats}, p50 / p99 / p99.9 {w.p50_ms:.1f} / {w.p99_ms:.1f} / "
             f"{w.p999_ms:.1f} ms; gateway CPU {self.cpu_us:.0f} µs a call; {w.other} non-200; "
-            f"log: {self.check.describe()}."
+            f"log: {self.check.describe()}. At {self.rate:,} calls/s offered ({offered:,.0f}/s sent): "
+            f"p50 / p99 / p99.9 {at_rate} ms, {self.steady['failed']} failed; log: {self.steady_check.describe()}."
         )
 
 
 async def run(args: argparse.Namespace, shape: Shape, run_id: str, tmp: Path, redis_url: str) -> VoiceResult:
-    """Start a gateway with the Twilio channel configured, saturate its voice webhook, check the log."""
+    """Start a gateway with the Twilio channel configured, saturate its voice webhook, then offer it
+    calls at the constant rate; check the log after each."""
     url = await ensure_loaded(os.environ["DATABASE_URL"], shape)
     redis.Redis.from_url(redis_url).flushdb()
-    prefix = f"{run_id}-voice-"
-    print(f"phone mix as Twilio sends it: {shape.customers:,} customers, {args.seconds} s", file=sys.stderr)
+    prefix, steady_prefix = f"{run_id}-voice-", f"{run_id}-voicesteady-"
+    print(
+        f"phone mix as Twilio sends it: {shape.customers:,} customers, {args.seconds} s, then {args.rate}/s",
+        file=sys.stderr,
+    )
     warm = write_script(tmp / "voice-warm.lua", shape, f"{run_id}-voicewarm-", 2 * CALLS_A_SECOND)
     script = write_script(tmp / "voice.lua", shape, prefix, args.seconds * CALLS_A_SECOND)
+    offered = write_script(tmp / "voice-steady.lua", shape, steady_prefix, args.seconds * args.rate).with_suffix(
+        ".calls"
+    )
     env = {
         **os.environ,
         "DATABASE_URL": url,
@@ -129,10 +146,22 @@ async def run(args: argparse.Namespace, shape: Shape, run_id: str, tmp: Path, re
         "TWILIO_AUTH_TOKEN": TOKEN,
         "GATEWAY_PUBLIC_URL": PUBLIC,
     }
-    result, used, since = await saturate(env, url, VOICE_PATH, warm, script, args)
+    at_rate: dict[str, Any] = {}
+
+    async def constant_load(server: Server) -> None:
+        at_rate["since"] = datetime.now(UTC) - timedelta(seconds=1)
+        at_rate["result"] = await steady.offer(
+            server.url + VOICE_PATH, "", [], steady_prefix, args.rate, args.seconds, calls=offered
+        )
+
+    result, used, since = await saturate(env, url, VOICE_PATH, warm, script, args, then=constant_load)
     # Every call is answered 200, new or repeated: the new ones are those sent once.
     new = result.ok200 - result.repeats
     check = await logcheck.by_count(url, since, prefix, new, args.connections)
-    out = VoiceResult(shape.customers, result, used / max(1, result.requests) * 1e6, check)
+    loaded = at_rate["result"]
+    steady_check = await logcheck.by_id(url, at_rate["since"], steady_prefix, loaded["created"], int(loaded["failed"]))
+    out = VoiceResult(
+        shape.customers, result, used / max(1, result.requests) * 1e6, check, loaded, steady_check, args.rate
+    )
     print("  " + out.line(), file=sys.stderr)
     return out

@@ -1,5 +1,6 @@
 """The bench's phone mix as Twilio sends it (bench/voice.py): every call it sends is one Twilio's own
-validator accepts, each once, and wrk reads them all from the file beside its script."""
+validator accepts, each once; wrk reads them all from the file beside its script, and the constant
+load (bench/steady.py) sends them to a served worker, whose edge answers them."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from urllib.parse import parse_qsl
 import pytest
 from twilio.request_validator import RequestValidator
 
-from bench import voice
+from bench import steady, voice
 from bench.load import Shape
 from gateway.channels.twilio import VOICE_PATH
+from tests.helpers import serving
 
 
 def test_every_call_is_signed_as_twilio_signs_and_has_a_call_id_of_its_own(tmp_path: Path):
@@ -57,3 +59,27 @@ def test_wrk_sends_each_call_once_then_counts_repeats(tmp_path: Path):
     assert "CALLS 5" in out.stdout, out.stdout + out.stderr
     assert "REPEATS 0,0,0,0,0,1,1" in out.stdout, out.stdout + out.stderr
     assert len(calls) == 5
+
+
+async def test_the_constant_load_sends_each_signed_call_once_and_the_edge_answers_them(settings, conn, tmp_path):
+    """bench/steady.py with a calls file, against a served worker with the Twilio channel set up as
+    the bench sets it: every call answered 200 (the edge's own answers), each logged once."""
+    calls = voice.write_script(tmp_path / "v.lua", Shape(10_000), "steady-voice-", 100).with_suffix(".calls")
+    configured = settings.with_(twilio_auth_token=voice.TOKEN, public_url=voice.PUBLIC)
+    async with serving(configured) as (port, edge):
+        result = await steady.offer(f"http://127.0.0.1:{port}{VOICE_PATH}", "", [], "steady-voice-", 50, 2, calls=calls)
+        assert edge.answered == 100
+    assert (result["offered"], result["failed"], sorted(result["created"])) == (
+        100,
+        0,
+        sorted(f"steady-voice-{i}" for i in range(100)),
+    )
+    logged = await conn.fetch("SELECT provider_id, channel FROM contacts WHERE provider_id LIKE 'steady-voice-%'")
+    assert sorted(r["provider_id"] for r in logged) == sorted(result["created"])
+    assert {r["channel"] for r in logged} == {"phone"}
+
+
+async def test_the_constant_load_refuses_to_start_with_fewer_calls_than_it_would_send(tmp_path):
+    calls = voice.write_script(tmp_path / "v.lua", Shape(10_000), "few-", 10).with_suffix(".calls")
+    with pytest.raises(ValueError, match="fewer than the 20 to send"):
+        await steady.run("http://127.0.0.1:9/", "", [], "few-", 10, 2, calls=str(calls))
