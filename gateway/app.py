@@ -83,7 +83,7 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
     app[REDIS] = client
     app[KEYRING] = KeyRing(app[POOL], client)
     yield
-    await client.aclose()
+    await client.aclose(close_connection_pool=True)  # a pool we made: the client does not close it by itself
 
 
 async def _runtime(app: web.Application) -> AsyncIterator[None]:
