@@ -6,7 +6,8 @@ machine, over half a core at 1,000/s taken from the gateway it measures; this co
 
 Request i is due at t0 + i/rate whether or not earlier ones have been answered, and its latency is
 measured from that due time, so a stall shows up in every request that waited behind it
-(no coordinated omission). Every provider id answered 201 or 200 is kept for the log check.
+(no coordinated omission). Every provider id answered 201 is kept for the log check (a 200, a
+repeat of an earlier one, is counted).
 Run as a separate process: `python -m bench.steady < ARGS-JSON` writes a JSON result to ARGS' `out`
 (`offer` does both). With `calls` (a file of signed voice webhooks, bench/voice.py), it sends
 those instead, each once, as Twilio posts them: a call's provider id is its CallSid, and every
@@ -19,6 +20,7 @@ import asyncio
 import gc
 import json
 import random
+import re
 import subprocess
 import sys
 import tempfile
@@ -26,13 +28,14 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, cast
-from urllib.parse import urlsplit
+from urllib.parse import unquote_plus, urlsplit
 
 import uvloop
 
 from .mix import REPEAT_SHARE
 
 LATE_MS = 5.0  # the p99 target: a request answered later than this is kept in `late`
+_CALL_ID = re.compile(r"(?:^|&)CallSid=([^&]*)")
 
 
 @dataclass
@@ -40,7 +43,7 @@ class SteadyResult:
     offered: int = 0
     seconds: float = 0.0
     latencies_ms: list[float] = field(default_factory=list)
-    created: list[str] = field(default_factory=list)  # provider ids answered 201
+    created: list[str] = field(default_factory=list)  # provider ids answered 201 (a call: 200)
     repeated: int = 0  # answered 200
     failed: int = 0
     max_lag_ms: float = 0.0  # how late the generator itself sent
@@ -136,12 +139,13 @@ class _Sender:
             data = body.encode()
             return pid, self.head + str(len(data)).encode() + b"\r\n\r\n" + data
         form, _, signature = self.calls[i].partition("\t")
+        call_id = _CALL_ID.search(form)
         data = form.encode()
         head = (
             "Content-Type: application/x-www-form-urlencoded\r\n"
             f"X-Twilio-Signature: {signature}\r\nContent-Length: {len(data)}\r\n\r\n"
         )
-        return f"{self.prefix}{i}", self.voice_head + head.encode() + data
+        return unquote_plus(call_id[1]) if call_id else "", self.voice_head + head.encode() + data
 
     async def _post(self, data: bytes) -> int:
         async with self.slots:

@@ -29,10 +29,11 @@ from multidict import MultiDict
 
 from gateway.channels.twilio import VOICE_PATH, expected_signature
 
-from . import logcheck, steady
+from . import commitprobe, logcheck, walfiles
 from .load import Shape, ensure_loaded
 from .mix import senders
 from .servers import Server, saturate
+from .steady import offer, percentile
 from .wrk import LUA_COUNTS, WrkResult
 
 TOKEN = "bench-twilio-auth-token-0123456789"
@@ -107,19 +108,28 @@ class VoiceResult:
     steady: dict[str, Any]  # the constant load's result (bench/steady.py)
     steady_check: logcheck.LogCheck
     rate: int
+    commits: commitprobe.CommitProbe  # PostgreSQL's own commits beside the constant load
+
+    @property
+    def ok(self) -> bool:
+        """Nothing lost or duplicated in either phase, nothing degraded, no call failed."""
+        checks = (self.check, self.steady_check)
+        return all(c.ok and c.degraded == 0 for c in checks) and int(self.steady["failed"]) == 0
 
     def line(self) -> str:
         w = self.wrk
         repeats = f", {w.repeats:,} of them repeats (the signed calls ran out)" if w.repeats else ""
         latencies = self.steady["latencies_ms"]
-        at_rate = " / ".join(f"{steady.percentile(latencies, p):.2f}" for p in (50, 99, 99.9))
+        at_rate = " / ".join(f"{percentile(latencies, p):.2f}" for p in (50, 99, 99.9))
         offered = self.steady["offered"] / self.steady["seconds"]
         return (
             f"Phone mix as Twilio sends it (signed voice webhooks through {VOICE_PATH}, {self.customers:,} "
             f"customers): **{w.rate:,.0f} calls/s**{repeats}, p50 / p99 / p99.9 {w.p50_ms:.1f} / {w.p99_ms:.1f} / "
             f"{w.p999_ms:.1f} ms; gateway CPU {self.cpu_us:.0f} µs a call; {w.other} non-200; "
-            f"log: {self.check.describe()}. At {self.rate:,} calls/s offered ({offered:,.0f}/s sent): "
-            f"p50 / p99 / p99.9 {at_rate} ms, {self.steady['failed']} failed; log: {self.steady_check.describe()}."
+            f"log: {self.check.describe()}. At {self.rate:,} calls/s ({offered:,.0f}/s offered), during a spread "
+            f"checkpoint as the contacts' constant load: p50 / p99 / p99.9 {at_rate} ms, {self.steady['failed']} "
+            f"failed; PostgreSQL's own one-row commit meanwhile, p50 / p99 / max ms: "
+            f"{self.commits.describe(self.steady.get('late', []))}; log: {self.steady_check.describe()}."
         )
 
 
@@ -149,10 +159,13 @@ async def run(args: argparse.Namespace, shape: Shape, run_id: str, tmp: Path, re
     at_rate: dict[str, Any] = {}
 
     async def constant_load(server: Server) -> None:
+        """As the contacts' constant load runs (bench/run.py): while a checkpoint spreads its
+        writes, with PostgreSQL's own commits timed beside it."""
         at_rate["since"] = datetime.now(UTC) - timedelta(seconds=1)
-        at_rate["result"] = await steady.offer(
-            server.url + VOICE_PATH, "", [], steady_prefix, args.rate, args.seconds, calls=offered
-        )
+        async with walfiles.spreading(url), commitprobe.probing(url) as probe:
+            loaded = await offer(server.url + VOICE_PATH, "", [], steady_prefix, args.rate, args.seconds, calls=offered)
+        start = float(loaded["started_at"])
+        at_rate["result"], at_rate["commits"] = loaded, probe.within(start, start + float(loaded["seconds"]))
 
     result, used, since = await saturate(env, url, VOICE_PATH, warm, script, args, then=constant_load)
     # Every call is answered 200, new or repeated: the new ones are those sent once.
@@ -160,8 +173,7 @@ async def run(args: argparse.Namespace, shape: Shape, run_id: str, tmp: Path, re
     check = await logcheck.by_count(url, since, prefix, new, args.connections)
     loaded = at_rate["result"]
     steady_check = await logcheck.by_id(url, at_rate["since"], steady_prefix, loaded["created"], int(loaded["failed"]))
-    out = VoiceResult(
-        shape.customers, result, used / max(1, result.requests) * 1e6, check, loaded, steady_check, args.rate
-    )
+    cpu_us = used / max(1, result.requests) * 1e6
+    out = VoiceResult(shape.customers, result, cpu_us, check, loaded, steady_check, args.rate, at_rate["commits"])
     print("  " + out.line(), file=sys.stderr)
     return out
