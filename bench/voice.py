@@ -114,7 +114,8 @@ class VoiceResult:
     def ok(self) -> bool:
         """Nothing lost or duplicated in either phase, nothing degraded, no call failed."""
         checks = (self.check, self.steady_check)
-        return all(c.ok and c.degraded == 0 for c in checks) and int(self.steady["failed"]) == 0
+        failed = self.wrk.other + self.wrk.errors + int(self.steady["failed"])
+        return all(c.ok and c.degraded == 0 for c in checks) and failed == 0
 
     def line(self) -> str:
         w = self.wrk

@@ -68,18 +68,18 @@ async def client_via(via: str, settings, conn, *, demo: bool = True):
         yield served
 
 
-def answered_by_edge(client) -> contextlib.AbstractContextManager[None]:
-    """Asserts that the calls made inside were answered by the edge itself (a served worker's)."""
+def answered_by_edge(client, calls: int = 1) -> contextlib.AbstractContextManager[None]:
+    """Asserts that the `calls` made inside were each answered by the edge itself (a served worker's)."""
     if not isinstance(client, Served):
         return contextlib.nullcontext()
-    return _counted(client.edge)
+    return _counted(client.edge, calls)
 
 
 @contextlib.contextmanager
-def _counted(edge: Edge):
+def _counted(edge: Edge, calls: int):
     before = edge.answered
     yield
-    assert edge.answered > before
+    assert edge.answered == before + calls
 
 
 @dataclass
@@ -200,7 +200,7 @@ async def test_withheld_numbers_routed_and_logged_as_withheld(phone, conn, withh
 
 async def test_retry_with_the_same_callsid_same_twiml_one_row(phone, conn):
     sid = "CA" + "7" * 32
-    with answered_by_edge(phone):
+    with answered_by_edge(phone, calls=2):
         first = await post(phone, call_params("07700 900003", sid))
         again = await post(phone, call_params("07700 900003", sid))
     assert first.status == again.status == 200

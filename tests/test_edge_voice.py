@@ -159,7 +159,7 @@ def _cases() -> dict[str, bytes]:
         "not a form": webhook(params(), content_type="text/plain"),
         "a form in Latin-1": webhook(params(), content_type="application/x-www-form-urlencoded; charset=latin-1"),
         "a form that is not UTF-8 (no signature can match it)": webhook({"From": "x"}, body=b"From=%FF%FE&CallSid=CA1"),
-        "a caller named twice": webhook(params(), body=urlencode(params()).encode() + b"&From=07700+900003"),
+        "a field added after signing": webhook(params(), body=urlencode(params()).encode() + b"&From=07700+900003"),
         "more fields than a form may have": webhook({}, body=b"&".join(b"f%d=x" % i for i in range(1001))),
         "a body over the limit": webhook({**params(), "Note": "x" * (1024 * 1024)}),
         "not a call (a call id too long)": webhook(params(sid="CA" + "9" * 300)),
