@@ -108,10 +108,14 @@ class Edge:
         self.stopping = False
         self.tasks: set[asyncio.Task[None]] = set()  # the answers under way (held: a task is only weakly held)
         self._sweeper: asyncio.Task[None] | None = None
+        # The worker's loop, once serving: its create_task, unlike asyncio's, does not ask which
+        # loop is running (a system call on Python 3.11), once a request.
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     def protocol(self) -> asyncio.Protocol:
         if self._sweeper is None:
-            self._sweeper = asyncio.create_task(self._sweep(), name="lean-edge-keep-alive")
+            self.loop = asyncio.get_running_loop()
+            self._sweeper = self.loop.create_task(self._sweep(), name="lean-edge-keep-alive")
         return EdgeConnection(self)
 
     async def _sweep(self) -> None:
@@ -248,7 +252,7 @@ class EdgeConnection(asyncio.Protocol):
             return
         assert isinstance(request, tuple)
         self.busy = True
-        task = asyncio.create_task(self._answer(*request))
+        task = (self.edge.loop or asyncio.get_running_loop()).create_task(self._answer(*request))
         self.edge.tasks.add(task)
         task.add_done_callback(self.edge.tasks.discard)
 

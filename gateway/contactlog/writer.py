@@ -20,6 +20,7 @@ import contextlib
 import functools
 import logging
 import uuid
+from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,7 +106,12 @@ class ContactLog:
         self._max = settings.log_flush_max_rows
         self._in_flight = settings.log_flushes_in_flight
         self._second_after = settings.log_second_commit_after_ms / 1000
-        self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
+        # What is appended and not taken into a batch yet (None: close), and the writer's wait for it:
+        # a deque and one future, not an asyncio.Queue (its get() asks for the running loop, a
+        # system call on Python 3.11, and runs a loop of its own, once a commit at low rates).
+        self._queue: deque[_Item | None] = deque()
+        self._arrived: asyncio.Future[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the writer's, once started
         self.spool = Spool(settings.spool_dir)
         self._task: asyncio.Task[None] | None = None
         self._replayer: asyncio.Task[None] | None = None
@@ -117,6 +123,7 @@ class ContactLog:
         self._freed: asyncio.Future[None] | None = None  # what `_slot` waits on: a commit ended
 
     def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self._task = asyncio.create_task(self._run(), name="contact-log-writer")
         self._replayer = asyncio.create_task(self._replay_loop(), name="contact-log-replayer")
 
@@ -125,7 +132,7 @@ class ContactLog:
         `claimed`: its provider id was claimed already; otherwise the writer claims it first."""
         record, line = encoded(record)  # caller text PostgreSQL cannot hold must not fail the whole batch
         claimable = not claimed and record.provider_id is not None and record.status == "decided"
-        loop = asyncio.get_running_loop()
+        loop = self._loop or asyncio.get_running_loop()
         item = _Item(record, line, loop.create_future(), claimable and self._claims is not None)
         if self.breaker.open:  # the database is known to be slow: durable on disk now, not in `wait`
             # In a task of its own: a caller that goes away meanwhile still has its contact spooled.
@@ -134,7 +141,7 @@ class ContactLog:
             spooling.add_done_callback(self._background.discard)
             spooling.add_done_callback(_say_if_failed)
             return await asyncio.shield(spooling)
-        self._queue.put_nowait(item)
+        self._put(item)
         if wait is None:
             return await item.fut
         self._deadlines.add(item, wait, loop)  # not a timeout context: on the path of every contact
@@ -204,7 +211,10 @@ class ContactLog:
         inflight: dict[asyncio.Task[None], float] = {}  # each commit under way, and when it began
         loop = asyncio.get_running_loop()
         while not closing:
-            first = await self._queue.get()
+            while not self._queue:
+                self._arrived = loop.create_future()
+                await self._arrived
+            first = self._queue.popleft()
             if inflight:
                 await self._slot(inflight, loop)
                 # Under load, one loop turn before taking the batch: the callers just answered reply,
@@ -218,7 +228,7 @@ class ContactLog:
                 else:
                     batch.append(item)
             if batch:
-                task = asyncio.create_task(self._flush(batch))
+                task = loop.create_task(self._flush(batch))
                 inflight[task] = loop.time()
                 task.add_done_callback(functools.partial(self._commit_ended, inflight))
         if inflight:
@@ -246,10 +256,15 @@ class ContactLog:
                 if timer is not None:
                     timer.cancel()
 
+    def _put(self, item: _Item | None) -> None:
+        self._queue.append(item)
+        _wake(self._arrived)
+        self._arrived = None
+
     def _take(self, first: _Item | None) -> list[_Item | None]:
-        items = [first]
-        while len(items) < self._max and not self._queue.empty():
-            items.append(self._queue.get_nowait())
+        items, queue = [first], self._queue
+        while queue and len(items) < self._max:
+            items.append(queue.popleft())
         return items
 
     async def _flush(self, batch: list[_Item]) -> None:
@@ -262,19 +277,20 @@ class ContactLog:
             if not batch:
                 return
         records = [item.record for item in batch]
-        results = [Appended(spooled=True) for _ in records]
-        loop = asyncio.get_running_loop()
+        results: list[Appended] | None = None  # None: each caller not answered yet hears "spooled"
+        loop = self._loop or asyncio.get_running_loop()
         claiming: list[asyncio.Task[None]] = []  # the claim of a commit that is slow, once started
-        claimer = loop.call_later(CLAIM_AFTER, lambda: claiming.append(self._background_task(self._claim(batch))))
-        watchdog = loop.call_later(SLOW_COMMIT, self._commit_is_slow, batch, claiming)
+        # One timer a commit: at CLAIM_AFTER it starts the claim and sets the watchdog for SLOW_COMMIT.
+        began = loop.time()
+        timers: list[asyncio.TimerHandle] = []
+        timers.append(loop.call_at(began + CLAIM_AFTER, self._commit_is_late, batch, claiming, timers, began))
         try:
-            rows = store.Batch.of((item.line for item in batch), mail=any(_mail(r) for r in records))
-            began = loop.time()
-            duplicates = await self._commit(rows)
+            rows = store.Batch.of([item.line for item in batch], mail=any(_mail(r) for r in records))
+            duplicates = await self._commit(rows, loop)
             metrics.LOG_COMMIT_SECONDS.observe(loop.time() - began)
             results = [Appended(duplicate_of=duplicates.get(r.id)) for r in records]
             metrics.LOG_BATCH.observe(len(records))
-            self._logged([r for r in records if r.id not in duplicates])
+            self._logged([r for r in records if r.id not in duplicates] if duplicates else records)
         except store.RECORD_ERRORS as exc:
             # A bad record must not take its batch-mates down with it: write them one by one.
             log.exception("contact log: batch of %d failed (%r); writing one by one", len(records), exc)
@@ -282,23 +298,34 @@ class ContactLog:
         except Exception as exc:  # anything else is an outage: spool, replay later
             log.warning("contact log: database unavailable (%r); spooling %d record(s)", exc, len(records))
             self._trip(repr(exc))
-            claimer.cancel()
+            timers[0].cancel()  # the claim is made with the spooling instead; the watchdog stays
+            if len(timers) == 1:
+                timers.append(loop.call_at(began + SLOW_COMMIT, self._commit_is_slow, batch, claiming))
             await self._answer_from_spool(batch, claiming)
         finally:
-            claimer.cancel()
-            watchdog.cancel()
-            for item, result in zip(batch, results, strict=True):
+            timers[0].cancel()
+            timers[-1].cancel()
+            for i, item in enumerate(batch):
                 if not item.fut.done():
-                    item.fut.set_result(result)
+                    item.fut.set_result(Appended(spooled=True) if results is None else results[i])
 
-    async def _commit(self, rows: store.Batch) -> dict[uuid.UUID, Any]:
+    def _commit_is_late(
+        self, batch: list[_Item], claiming: list[asyncio.Task[None]], timers: list[asyncio.TimerHandle], began: float
+    ) -> None:
+        """A commit not finished at CLAIM_AFTER: claim its provider ids now, and spool its records
+        if it has not finished at SLOW_COMMIT either."""
+        claiming.append(self._background_task(self._claim(batch)))
+        loop = self._loop or asyncio.get_running_loop()
+        timers.append(loop.call_at(began + SLOW_COMMIT, self._commit_is_slow, batch, claiming))
+
+    async def _commit(self, rows: store.Batch, loop: asyncio.AbstractEventLoop) -> dict[uuid.UUID, Any]:
         """Write a batch on a connection the writer keeps between commits: taking one from the pool
         and giving it back cost ~30 µs of a worker's CPU a commit (measured on uvloop). One found
         closed (the pool replaces it), one idle longer than KEPT_IDLE (the pool's own checks and
         lifetime apply to it again), and one a commit failed on go back to the pool, as they went
         back when each commit took its connection from the pool; so do all of them when the breaker
         trips, so that the commits after an outage start on connections the pool hands out."""
-        conn, now = None, asyncio.get_running_loop().time()
+        conn, now = None, loop.time()
         while conn is None and self._kept:
             conn, since = self._kept.pop()
             if not _open(conn) or now - since > KEPT_IDLE:
@@ -312,7 +339,7 @@ class ContactLog:
             await self._give_back(conn)
             raise
         if len(self._kept) < self._in_flight and not self.breaker.open:
-            self._kept.append((conn, asyncio.get_running_loop().time()))
+            self._kept.append((conn, loop.time()))
         else:
             await self._give_back(conn)
         return duplicates
@@ -351,14 +378,14 @@ class ContactLog:
         """What is queued behind the slow commits: it would wait for their slots, so it is spooled too."""
         items: list[_Item] = []
         closing = False
-        while not self._queue.empty():
-            item = self._queue.get_nowait()
+        while self._queue:
+            item = self._queue.popleft()
             if item is None:
                 closing = True
             else:
                 items.append(item)
         if closing:
-            self._queue.put_nowait(None)
+            self._put(None)
         return items
 
     async def _answer_from_spool(self, waiting: list[_Item], claiming: Sequence[asyncio.Task[None]] = ()) -> None:
@@ -476,7 +503,7 @@ class ContactLog:
                 await self._replayer
         try:
             if self._task is not None:
-                self._queue.put_nowait(None)
+                self._put(None)
                 await self._task
         finally:  # whatever the writer ended with: the pool cannot close while one is kept
             kept, self._kept = self._kept, []

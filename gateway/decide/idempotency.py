@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from typing import Any
 
 import asyncpg
@@ -141,12 +142,12 @@ class Idempotency:
         hold spooled contacts that the log's unique key cannot see yet."""
         if not self._closed and (self._watcher is None or self._watcher.done()):
             self._watcher = asyncio.create_task(self._watch_spooled(), name="spooled-flag")
-        return asyncio.get_running_loop().time() < self._spooled_until
+        return time.monotonic() < self._spooled_until
 
     async def spooling(self) -> None:
         """This process is spooling contacts, or holds spooled contacts not replayed yet: the flag
         goes (or stays) up."""
-        self._spooled_until = asyncio.get_running_loop().time() + SPOOLED_TTL
+        self._spooled_until = time.monotonic() + SPOOLED_TTL
         if self.health.usable():
             with contextlib.suppress(RedisError, OSError, TimeoutError):
                 async with asyncio.timeout(self.health.budget):
@@ -164,7 +165,7 @@ class Idempotency:
             except Exception:  # Redis slow or away, or a reply not understood: look again next time
                 continue
             if isinstance(left, int) and left > 0:
-                self._spooled_until = max(self._spooled_until, asyncio.get_running_loop().time() + left / 1000)
+                self._spooled_until = max(self._spooled_until, time.monotonic() + left / 1000)
 
     async def claim(self, records: list[ContactRecord], *, may_spool: bool = True) -> list[Appended | None]:
         """The contact log's `Claims`: claim these records' provider ids in one call, just before
@@ -175,7 +176,7 @@ class Idempotency:
         claims = [(key(r.channel, r.provider_id or ""), str(r.id), ttl_for(r.channel)) for r in records]
         flag = SPOOLED_TTL if may_spool else 0
         if may_spool:
-            self._spooled_until = asyncio.get_running_loop().time() + SPOOLED_TTL
+            self._spooled_until = time.monotonic() + SPOOLED_TTL
         try:
             try:
                 held = await self._send(claims, self.health.budget, flag)

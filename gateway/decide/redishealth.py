@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import redis.asyncio as aioredis
 
@@ -34,7 +35,7 @@ class RedisHealth:
         self._probe: asyncio.Task[None] | None = None
 
     def usable(self) -> bool:
-        if asyncio.get_running_loop().time() < self._resting_until:
+        if time.monotonic() < self._resting_until:
             return False
         if self._down:
             self._down = False
@@ -56,7 +57,7 @@ class RedisHealth:
             self._put_at_rest(exc)
 
     def _put_at_rest(self, exc: BaseException) -> None:
-        self._resting_until = asyncio.get_running_loop().time() + self.rest
+        self._resting_until = time.monotonic() + self.rest
         if not self._down:
             self._down = True
             log.warning("Redis unavailable (%r): using the database for %g s", exc, self.rest)
