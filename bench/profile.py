@@ -154,6 +154,52 @@ def waited_seconds(pids: Iterable[int]) -> dict[int, float]:
     return out
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Machine:
+    """A snapshot of every process's CPU seconds (with its name) and of the time the hypervisor
+    gave this machine's cores to others (steal, from /proc/stat)."""
+
+    processes: dict[int, tuple[str, float]]
+    steal_s: float
+
+    @classmethod
+    def now(cls) -> Machine:
+        processes = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            with contextlib.suppress(OSError, ValueError, IndexError):  # gone meanwhile
+                stat = (entry / "stat").read_text()
+                name, _, rest = stat[stat.index("(") + 1 :].rpartition(")")
+                fields = rest.split()
+                processes[int(entry.name)] = (name, (int(fields[11]) + int(fields[12])) / _TICK)
+        steal = 0.0
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            steal = int(Path("/proc/stat").read_text().split("\n", 1)[0].split()[8]) / _TICK
+        return cls(processes, steal)
+
+
+def others_since(
+    before: Machine, after: Machine, skip: Iterable[int], ours: Iterable[int] = ()
+) -> list[tuple[str, float]]:
+    """CPU seconds used between two snapshots by the processes outside `skip` that lived through
+    both, by name (the processes of one name together), most first. This process and `ours` (the
+    bench's own, e.g. its probe's PostgreSQL backend) are "the bench"."""
+    skipped, bench = set(skip), {os.getpid(), *ours}
+    used: dict[str, float] = {}
+    for pid, (name, seconds) in after.processes.items():
+        if pid in skipped or pid not in before.processes:
+            continue
+        spent = seconds - before.processes[pid][1]
+        if spent > 0:
+            label = "the bench" if pid in bench else name
+            used[label] = used.get(label, 0.0) + spent
+    return sorted(used.items(), key=lambda item: -item[1])
+
+
 def used_since(before: dict[int, float], after: dict[int, float]) -> float:
     """CPU seconds used between two snapshots (a process born meanwhile counts from zero)."""
     return sum(t - before.get(pid, 0.0) for pid, t in after.items())

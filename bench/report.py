@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,10 @@ class Cpu:
     pg_steady_s: float
     steady_wait_s: float = 0.0  # gateway workers' time runnable but waiting for a core, constant load
     pg_steady_wait_s: float = 0.0  # PostgreSQL's, the same
+    # The constant load's CPU seconds taken by every other process on the machine, by name (the
+    # generator, born and gone within it, is not among them), and by the hypervisor (steal).
+    others: list[tuple[str, float]] = field(default_factory=list)
+    steal_s: float = 0.0
 
 
 @dataclass
@@ -96,6 +100,16 @@ class ScaleResult:
     def waited(self) -> str:
         offered = max(int(self.steady["offered"]), 1)
         return f"{self.more.steady_wait_s / offered * 1e6:,.0f} / {self.more.pg_steady_wait_s / offered * 1e6:,.0f}"
+
+    def others(self) -> str:
+        """What the rest of the machine took from the two cores while the constant load ran."""
+        seconds = max(float(self.steady["seconds"]), 1e-9)
+        total = sum(s for _, s in self.more.others)
+        busiest = [f"{name} {100 * s / seconds:.1f}" for name, s in self.more.others[:4] if s / seconds >= 0.005]
+        return (
+            f"{100 * total / seconds:.1f} in all ({', '.join(busiest) or 'none over 0.5'}); "
+            f"steal {100 * self.more.steal_s / seconds:.1f}"
+        )
 
     def wal(self) -> str:
         written = self.wal_steady.describe(self.steady_check.rows) if self.wal_steady else "not measured"
@@ -164,6 +178,7 @@ def _rows(floor: WrkResult, floor_us: float, s: ScaleResult, rate: int) -> list[
         s.wal(),
         f"{s.steady_cpu_us_per_decision:,.0f}",
         s.waited(),
+        s.others(),
         s.steady_split.describe(s.steady_cpu_us_per_decision),
         s.pg_cpu(),
         s.sat_check.describe() + ("" if w.other == 0 and w.errors == 0 else f"; {w.other} non-2xx, {w.errors} errors"),
@@ -192,6 +207,8 @@ _LABELS = [
     "spread one, which goes on through the phases after it); files readied before the phases (bench/walfiles.py)",
     "gateway CPU per decision at the constant load, µs",
     "time waiting for a core at the constant load (run-queue delay), µs a contact: gateway workers / PostgreSQL",
+    "the rest of the machine at the constant load, % of a core: other processes in all (the busiest, by name; the "
+    "generator's own CPU is given above, the bench's is its commit probe), and time the hypervisor took (steal)",
     "gateway CPU split at the constant load (py-spy, one worker, in a 5 s slice after it): share (µs a decision)",
     "PostgreSQL CPU per contact logged, µs (saturation / constant load)",
     "log check, saturation",

@@ -197,13 +197,16 @@ async def _scale(args: argparse.Namespace, shape: Shape, run_id: str, tmp: Path)
             cpu0, pg0 = profile.cpu_seconds(workers), profile.cpu_seconds(postgres)
             wait0, pg_wait0 = profile.waited_seconds(workers), profile.waited_seconds(postgres)
             wal0 = await _wal_position(url)
+            machine0 = profile.Machine.now()
             steady = await _steady(server.url, key, bodies, prefix + "steady-", args)
+            machine1 = profile.Machine.now()
             wal1 = await _wal_position(url)
             steady_cpu = profile.used_since(cpu0, profile.cpu_seconds(workers))
             steady_wait = profile.used_since(wait0, profile.waited_seconds(workers))
             later = [pid for pid in profile.postgres_pids(url) if pid != probe.backend_pid]
             pg_steady = profile.used_since(pg0, profile.cpu_seconds(later))
             pg_steady_wait = profile.used_since(pg_wait0, profile.waited_seconds(later))
+            others = profile.others_since(machine0, machine1, [*workers, *later], [probe.backend_pid])
         start = float(steady["started_at"])  # the probe's commits of the load's own window
         commits = probe.within(start, start + float(steady["seconds"]))
         created = steady["created"]
@@ -241,7 +244,9 @@ async def _scale(args: argparse.Namespace, shape: Shape, run_id: str, tmp: Path)
         report.Propagation([c.seconds for c in changes], loaded, prop_commits),
         rss,
         split,
-        report.Cpu(steady_cpu, pg_sat, pg_steady, steady_wait, pg_steady_wait),
+        report.Cpu(
+            steady_cpu, pg_sat, pg_steady, steady_wait, pg_steady_wait, others, machine1.steal_s - machine0.steal_s
+        ),
         steady_split,
         commits,
         (split_check, steady_split_check),

@@ -47,3 +47,30 @@ def _spinner(core: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-c", SPIN, "0.9"], stdin=subprocess.PIPE, preexec_fn=lambda: os.sched_setaffinity(0, {core})
     )
+
+
+def test_the_rest_of_the_machine_is_counted_by_name_skipping_what_is_measured_apart():
+    """A process that ran through both snapshots is counted by its name; one skipped (a gateway
+    worker, PostgreSQL) is not, nor one born after the first; the bench's own are "the bench"."""
+    named, skipped = _spinner_named("bench-noise"), _spinner_named("bench-skipped")
+    try:
+        time.sleep(0.1)  # both started
+        before = profile.Machine.now()
+        late = _spinner_named("bench-late")
+        time.sleep(1.0)  # each has spun
+        after = profile.Machine.now()
+        used = dict(profile.others_since(before, after, [skipped.pid]))
+        assert used["bench-noise"] > 0.5, used
+        assert "bench-skipped" not in used and "bench-late" not in used, used
+        ours = dict(profile.others_since(before, after, [skipped.pid], [named.pid]))
+        assert "bench-noise" not in ours and ours["the bench"] >= used["bench-noise"], ours
+        assert after.steal_s >= before.steal_s >= 0.0
+    finally:
+        for p in (named, skipped, late):
+            p.communicate(b"")
+
+
+def _spinner_named(name: str) -> subprocess.Popen[bytes]:
+    """A spinner whose process name (/proc/PID/stat) is `name`, for 0.9 s."""
+    script = f"import ctypes; ctypes.CDLL(None).prctl(15, b'{name}', 0, 0, 0)\n" + SPIN
+    return subprocess.Popen([sys.executable, "-c", script, "0.9"], stdin=subprocess.PIPE)
