@@ -1,0 +1,99 @@
+"""The constant load's own client (bench/steady.py): every request is answered, failed or timed
+out, never lost, whatever the server does with its connection."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+
+import pytest
+
+from bench import steady
+
+pytestmark = pytest.mark.asyncio
+
+
+async def _run(port: int, rate: int, seconds: int, connections: int = 64) -> steady.SteadyResult:
+    try:
+        return await steady.run(
+            f"http://127.0.0.1:{port}/v1/contacts", "k", ['{"x": "'], "p-", rate, seconds, connections
+        )
+    finally:
+        gc.unfreeze()  # steady.run freezes what the process holds and pauses the collector, for the
+        gc.enable()  # generator's own sake: not for the rest of the suite
+
+
+async def _serve(handle):  # type: ignore[no-untyped-def]
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+async def _requests(reader: asyncio.StreamReader):  # type: ignore[no-untyped-def]
+    while True:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        body = await reader.readexactly(length)
+        yield body
+
+
+async def test_a_request_the_server_drops_fails_and_the_others_go_on_new_connections():
+    """Every third request's connection is closed unanswered: those fail, the rest are answered,
+    and no request is counted twice or left out, with one connection allowed at a time."""
+    seen = 0
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal seen
+        try:
+            async for _ in _requests(reader):
+                seen += 1
+                if seen % 3 == 0:
+                    break
+                writer.write(b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}")
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        writer.close()
+
+    server, port = await _serve(handle)
+    try:
+        result = await _run(port, rate=30, seconds=1, connections=1)
+    finally:
+        server.close()
+    assert result.offered == 30 and len(result.latencies_ms) == 30
+    assert result.failed == 10 and len(result.created) + result.repeated == 20
+
+
+async def test_a_request_never_answered_times_out_and_its_connection_is_not_reused(monkeypatch):
+    """A request the server reads and never answers fails after the client's time-out; the rest,
+    on other connections, are answered."""
+    monkeypatch.setattr(steady._Sender, "TIMEOUT", 0.3)
+    connections = 0
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        mine = connections
+        try:
+            async for _ in _requests(reader):
+                if mine == 1:
+                    continue  # the first connection never answers
+                writer.write(b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}")
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        writer.close()
+
+    server, port = await _serve(handle)
+    try:
+        result = await _run(port, rate=10, seconds=1, connections=2)
+    finally:
+        server.close()
+    assert result.offered == 10 and len(result.latencies_ms) == 10
+    assert result.failed == 1 and len(result.created) == 9
+    assert max(result.latencies_ms) >= 300
+
+
+async def test_nothing_listening_fails_every_request_and_the_run_ends():
+    server, port = await _serve(lambda r, w: w.close())
+    server.close()
+    await server.wait_closed()
+    result = await _run(port, rate=20, seconds=1, connections=4)
+    assert result.offered == 20 and result.failed == 20 and not result.created
