@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from collections.abc import Callable
 
 import pytest
 
@@ -23,37 +24,38 @@ async def _run(port: int, rate: int, seconds: int, connections: int = 64) -> ste
         gc.enable()  # generator's own sake: not for the rest of the suite
 
 
-async def _serve(handle):  # type: ignore[no-untyped-def]
+async def _serve(answer: Callable[[int, int], bool | None]) -> tuple[asyncio.Server, int]:
+    """A server that reads each request and answers it 201 when `answer(connection number, request
+    number)` (both counted from 1, the requests across all connections) says so; when it says no,
+    it goes on reading (never answering) or, if it returns None, closes the connection."""
+    connections = requests = 0
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections, requests
+        connections += 1
+        mine = connections
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                await reader.readexactly(int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0]))
+                requests += 1
+                verdict = answer(mine, requests)
+                if verdict is None:
+                    break
+                if verdict:
+                    writer.write(b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}")
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        writer.close()
+
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     return server, server.sockets[0].getsockname()[1]
-
-
-async def _requests(reader: asyncio.StreamReader):  # type: ignore[no-untyped-def]
-    while True:
-        head = await reader.readuntil(b"\r\n\r\n")
-        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
-        body = await reader.readexactly(length)
-        yield body
 
 
 async def test_a_request_the_server_drops_fails_and_the_others_go_on_new_connections():
     """Every third request's connection is closed unanswered: those fail, the rest are answered,
     and no request is counted twice or left out, with one connection allowed at a time."""
-    seen = 0
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal seen
-        try:
-            async for _ in _requests(reader):
-                seen += 1
-                if seen % 3 == 0:
-                    break
-                writer.write(b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}")
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        writer.close()
-
-    server, port = await _serve(handle)
+    server, port = await _serve(lambda _, n: None if n % 3 == 0 else True)
     try:
         result = await _run(port, rate=30, seconds=1, connections=1)
     finally:
@@ -66,22 +68,7 @@ async def test_a_request_never_answered_times_out_and_its_connection_is_not_reus
     """A request the server reads and never answers fails after the client's time-out; the rest,
     on other connections, are answered."""
     monkeypatch.setattr(steady._Sender, "TIMEOUT", 0.3)
-    connections = 0
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal connections
-        connections += 1
-        mine = connections
-        try:
-            async for _ in _requests(reader):
-                if mine == 1:
-                    continue  # the first connection never answers
-                writer.write(b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}")
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        writer.close()
-
-    server, port = await _serve(handle)
+    server, port = await _serve(lambda connection, _: connection != 1)  # the first one never answers
     try:
         result = await _run(port, rate=10, seconds=1, connections=2)
     finally:
@@ -92,7 +79,7 @@ async def test_a_request_never_answered_times_out_and_its_connection_is_not_reus
 
 
 async def test_nothing_listening_fails_every_request_and_the_run_ends():
-    server, port = await _serve(lambda r, w: w.close())
+    server, port = await _serve(lambda _, __: True)
     server.close()
     await server.wait_closed()
     result = await _run(port, rate=20, seconds=1, connections=4)
