@@ -28,6 +28,7 @@ from .api import (
 from .appkeys import KEYRING, POOL, REDIS, SETTINGS
 from .auth import KeyRing
 from .http import MAX_BODY, ROUTE_ROLES, auth_middleware_factory, error_middleware
+from .redispack import packed_by_hiredis
 from .runtime import RUNTIME, Runtime
 from .settings import Settings
 from .tasks import periodic_tasks
@@ -79,6 +80,7 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
         socket_connect_timeout=1.0,
         health_check_interval=10,
     )
+    packed_by_hiredis(pool)
     client = aioredis.Redis(connection_pool=pool)
     app[REDIS] = client
     app[KEYRING] = KeyRing(app[POOL], client)
