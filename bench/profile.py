@@ -164,6 +164,7 @@ class Machine:
 
     processes: dict[int, tuple[str, float]]
     steal_s: float
+    at: float = 0.0  # time.monotonic() when it was taken
 
     @classmethod
     def now(cls) -> Machine:
@@ -179,7 +180,7 @@ class Machine:
         steal = 0.0
         with contextlib.suppress(OSError, ValueError, IndexError):
             steal = int(Path("/proc/stat").read_text().split("\n", 1)[0].split()[8]) / _TICK
-        return cls(processes, steal)
+        return cls(processes, steal, time.monotonic())
 
 
 def others_since(

@@ -34,6 +34,7 @@ class Cpu:
     # generator, born and gone within it, is not among them), and by the hypervisor (steal).
     others: list[tuple[str, float]] = field(default_factory=list)
     steal_s: float = 0.0
+    others_window_s: float = 0.0  # the time between the two snapshots (the load, its start and its end)
 
 
 @dataclass
@@ -103,7 +104,7 @@ class ScaleResult:
 
     def others(self) -> str:
         """What the rest of the machine took from the two cores while the constant load ran."""
-        seconds = max(float(self.steady["seconds"]), 1e-9)
+        seconds = max(self.more.others_window_s or float(self.steady["seconds"]), 1e-9)
         total = sum(s for _, s in self.more.others)
         busiest = [f"{name} {100 * s / seconds:.1f}" for name, s in self.more.others[:4] if s / seconds >= 0.005]
         return (
@@ -207,8 +208,9 @@ _LABELS = [
     "spread one, which goes on through the phases after it); files readied before the phases (bench/walfiles.py)",
     "gateway CPU per decision at the constant load, µs",
     "time waiting for a core at the constant load (run-queue delay), µs a contact: gateway workers / PostgreSQL",
-    "the rest of the machine at the constant load, % of a core: other processes in all (the busiest, by name; the "
-    "generator's own CPU is given above, the bench's is its commit probe), and time the hypervisor took (steal)",
+    "the rest of the machine at the constant load, % of a core: the other processes that ran through it, in all (the "
+    "busiest, by name; the generator's own CPU is given above, the bench's is its commit probe), and time the "
+    "hypervisor took (steal)",
     "gateway CPU split at the constant load (py-spy, one worker, in a 5 s slice after it): share (µs a decision)",
     "PostgreSQL CPU per contact logged, µs (saturation / constant load)",
     "log check, saturation",

@@ -245,7 +245,14 @@ async def _scale(args: argparse.Namespace, shape: Shape, run_id: str, tmp: Path)
         rss,
         split,
         report.Cpu(
-            steady_cpu, pg_sat, pg_steady, steady_wait, pg_steady_wait, others, machine1.steal_s - machine0.steal_s
+            steady_cpu,
+            pg_sat,
+            pg_steady,
+            steady_wait,
+            pg_steady_wait,
+            others,
+            machine1.steal_s - machine0.steal_s,
+            machine1.at - machine0.at,
         ),
         steady_split,
         commits,

@@ -122,7 +122,8 @@ class _Sender:
 
     No task, timer or future a request: the reply is read in the connection's callback, where its
     latency is taken and the next request waiting, if any, is sent. A request unanswered after
-    TIMEOUT fails, and its connection is closed (its reply may still come)."""
+    TIMEOUT (looked for once a second) fails, and its connection is closed (its reply may still
+    come)."""
 
     TIMEOUT = 10.0
 
@@ -144,6 +145,7 @@ class _Sender:
         self.waiting: deque[_Job] = deque()  # due, and no connection idle for them yet
         self.unanswered = 0  # sent or waiting, not answered (nor failed) yet
         self.all_sent = False
+        self.closed = False  # the run is over: a connection that opens now is closed at once
         self.finished = asyncio.Event()
         self.rng = random.Random(11)
         self.recent: list[tuple[str, str]] = []
@@ -188,7 +190,7 @@ class _Sender:
     async def _open(self, loop: asyncio.AbstractEventLoop) -> None:
         try:
             await loop.create_connection(lambda: _Connection(self), self.host, self.port)
-        except OSError:
+        except Exception:  # refused, unreachable, or anything else: the connection never came
             self.opened -= 1
             if self.waiting:  # the request waiting longest fails, and the next one asks again
                 self._record(self.waiting.popleft(), 0)
@@ -196,6 +198,9 @@ class _Sender:
 
     def ready(self, conn: _Connection) -> None:
         """A connection opened, or answered: it takes the request waiting longest, or waits itself."""
+        if self.closed:
+            conn.close()
+            return
         self.live.add(conn)
         if self.waiting:
             conn.send(self.waiting.popleft())
@@ -247,6 +252,7 @@ class _Sender:
             self.finished.set()
 
     def close(self) -> None:
+        self.closed = True
         for conn in list(self.live):
             conn.close()
 

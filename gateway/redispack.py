@@ -5,7 +5,9 @@ saturation about 170 answers a call in each worker, ~690 arguments. redis-py pac
 Python and joins its growing buffer again for each one: 425 µs for such a call on the bench machine
 (2.5 µs an answer); hiredis.pack_command makes the same bytes in 72 µs. A command whose first
 argument holds several words ("CLIENT SETNAME") is split as redis-py splits it; a value hiredis will
-not take (one redis-py refuses) goes to redis-py's packer, which refuses it as it always has.
+not take (None, a bool, a bytearray) goes to redis-py's packer, which packs it or refuses it as it
+always has. A pool told to encode text other than as strict UTF-8 (REDIS_URL's `encoding` and
+`encoding_errors`) keeps redis-py's packer: hiredis knows no other.
 """
 
 from __future__ import annotations
@@ -18,7 +20,12 @@ from redis.asyncio.connection import AbstractConnection, ConnectionPool
 
 def packed_by_hiredis(pool: ConnectionPool) -> ConnectionPool:
     """The pool, its connections (made from now on) packing commands with hiredis."""
-    pool.connection_class = _with_hiredis_packing(pool.connection_class)
+    kwargs = pool.connection_kwargs
+    if (
+        kwargs.get("encoding", "utf-8").lower().replace("_", "-") in ("utf-8", "utf8")
+        and kwargs.get("encoding_errors", "strict") == "strict"
+    ):
+        pool.connection_class = _with_hiredis_packing(pool.connection_class)
     return pool
 
 
@@ -30,7 +37,7 @@ def _with_hiredis_packing(base: type[AbstractConnection]) -> type[AbstractConnec
                 args = (*first.split(), *args[1:])
             try:
                 return [hiredis.pack_command(args)]
-            except TypeError:  # not a value for Redis (None, a bool): redis-py says why, as before
+            except TypeError:  # a value hiredis does not take: redis-py packs it, or says why, as before
                 packed: list[bytes] = super().pack_command(*args)
                 return packed
 

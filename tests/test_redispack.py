@@ -58,3 +58,14 @@ async def test_the_app_s_redis_packs_with_hiredis_and_answers(client: TestClient
         for k in many[:50]:
             pipe.get(k)
         assert await pipe.execute() == [f"v{i}".encode() for i in range(50)]
+
+
+def test_a_pool_told_to_encode_otherwise_keeps_redis_py_s_packer() -> None:
+    """hiredis knows only strict UTF-8: a pool given another encoding (REDIS_URL's `encoding`) is
+    left as it was, and packs text as it was told to."""
+    plain = aioredis.ConnectionPool().connection_class
+    for kwargs in ({"encoding": "latin-1"}, {"encoding_errors": "replace"}):
+        pool = packed_by_hiredis(aioredis.ConnectionPool(**kwargs))
+        assert pool.connection_class is plain, kwargs
+    latin = packed_by_hiredis(aioredis.ConnectionPool.from_url("redis://127.0.0.1/0?encoding=latin-1"))
+    assert b"".join(latin.make_connection().pack_command("SET", "k", "é")).endswith(b"\xe9\r\n")

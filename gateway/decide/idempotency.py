@@ -133,7 +133,7 @@ class Idempotency:
         self._unsent: list[tuple[str, bytes, int, Template | None]] = []
         self.templates = Templates()
         self._sender: asyncio.Task[None] | None = None
-        self._spooled_until = 0.0  # (loop time) until then, a spool may hold contacts not replayed
+        self._spooled_until = 0.0  # (time.monotonic()) until then, a spool may hold contacts not replayed
         self._watcher: asyncio.Task[None] | None = None
         self._closed = False
 
