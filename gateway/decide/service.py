@@ -25,7 +25,7 @@ from ..contact import Decision, InboundContact, degraded_decision
 from ..contactlog import Appended, ContactLog, ContactRecord
 from ..identifiers import SenderHandle, sender_handle
 from ..index import RestrictionIndex
-from ..randomid import new_id
+from ..randomid import new_contact_id
 from ..rules.context import Match
 from ..rules.engine import Verdict
 from ..rules.engine import decide as rules_decide
@@ -84,7 +84,7 @@ class DecideService:
         started = time.perf_counter()
         contact = self.with_case_ref(contact)
         received = contact.received_at or datetime.now(UTC)
-        contact_id = new_id()
+        contact_id = new_contact_id()
         handle = sender_handle(contact.channel, contact.sender)
         claimed = False  # its provider id claimed before deciding (only when the rules count it)
         try:
