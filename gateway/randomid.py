@@ -2,17 +2,19 @@
 ones for requests.
 
 `uuid.uuid4()` asks the kernel for 16 bytes on every call, a system call twice per contact on the
-decide path; this reads 4 KiB at once and hands it out 16 bytes at a time. The same source (so
-the same unpredictability). A forked child starts a block of its own. Used on the event loop's
-thread only.
+decide path; this reads 4 KiB at once and hands it out 16 bytes at a time, from the same source. A
+forked child starts a block of its own. Used on the event loop's thread only.
 
-A contact id is a version-7 UUID (RFC 9562): the millisecond it was made, then 74 random bits. The
-contact log's primary key leads with it, so each new row goes at the end of that index rather than
-on a random page of it: after a checkpoint PostgreSQL writes a whole page to the WAL the first time
-it touches one, and a random id touched a new page nearly every row (measured on the bench's log,
-one-row commits after a checkpoint: 3.7–3.9 KB of WAL a row with random ids, 1.8–2.0 with these).
-On a month's partition too big for PostgreSQL's cache, a random id also reads a random index page
-from disk for each row.
+A contact id (decided, refused or malformed alike) is a version-7 UUID (RFC 9562): the millisecond
+it was made, then 74 random bits, so it tells when it was made (as the contact's own time does) and
+is still not to be guessed. The contact log's primary key leads with it, so new rows go at the end
+of that index (in any order within a millisecond) rather than each on a random page of it: after a
+checkpoint PostgreSQL writes a whole page to the WAL the first time it touches one, and a random id
+touched a new page nearly every row (measured on the bench's log, one-row commits after a
+checkpoint: 3.7–3.9 KB of WAL a row with random ids, 1.8–2.0 with these). On a month's partition
+too big for PostgreSQL's cache, a random id also reads a random index page from disk for each row.
+In the month a gateway is upgraded, new ids fall in the middle of that month's random ones, not at
+its end; from the next month's partition on, they are at its end.
 """
 
 from __future__ import annotations

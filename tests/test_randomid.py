@@ -47,3 +47,12 @@ async def test_a_decided_contact_is_logged_under_a_time_ordered_id(client, keys,
     assert contact_id.version == 7 and before <= contact_id.int >> 80 <= time.time_ns() // 1_000_000
     received = await conn.fetchval("SELECT received_at FROM contacts WHERE id = $1", contact_id)
     assert abs(received.timestamp() * 1000 - (contact_id.int >> 80)) < 1000
+
+
+@pytest.mark.asyncio
+async def test_a_refused_attempt_is_logged_under_a_time_ordered_id_too(client, keys, conn) -> None:
+    """A malformed contact is logged (never lost) in the same index, under the same kind of id."""
+    r = await client.post("/v1/contacts", headers=bearer(keys["channel"]), json={"channel": "phone", "from": 7})
+    assert r.status == 422
+    (row,) = await conn.fetch("SELECT id, status FROM contacts WHERE status <> 'decided'")
+    assert row["status"] == "malformed" and row["id"].version == 7

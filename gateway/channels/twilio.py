@@ -6,7 +6,6 @@ import base64
 import functools
 import hmac
 import logging
-import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from urllib.parse import parse_qsl, urlsplit
@@ -20,6 +19,7 @@ from ..decide import Rejected
 from ..errors import BadRequest, Forbidden, GatewayError, TooLarge, Unavailable
 from ..http import add_route
 from ..inputs import attempt_note, read_body
+from ..randomid import new_contact_id
 from ..rules.context import StaffView
 from ..runtime import RUNTIME, Runtime
 from ..settings import Settings
@@ -174,7 +174,7 @@ async def fallback(request: web.Request) -> web.StreamResponse:
             "subject": f"Twilio fallback for call {form.get('CallSid', '?')[:100]}",
         }
     )
-    decision = degraded_decision(str(uuid.uuid4()), error[:500])
+    decision = degraded_decision(new_contact_id(), error[:500])
     await rt.decide.log_answered(contact, decision, error)
     return _reply(enqueue(GENERAL_QUEUE))
 

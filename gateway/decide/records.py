@@ -11,6 +11,7 @@ from typing import Any, Literal
 from ..contact import MAIL_DEFECTS, Decision, InboundContact
 from ..contactlog import AnswerJson, ContactRecord
 from ..identifiers import SenderHandle
+from ..randomid import new_contact_id
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ def rejected_record(rejected: Rejected) -> ContactRecord:
     it, so a good retry is still decided and logged. The log makes caller text storable."""
     provider_id = rejected.provider_id[:200] if rejected.provider_id else None
     return ContactRecord(
-        id=uuid.uuid4(),
+        id=uuid.UUID(new_contact_id()),  # time-ordered, as a decided contact's (randomid.py)
         received_at=datetime.now(UTC),
         channel=rejected.channel[:32] or "unknown",
         action="hold",
