@@ -24,7 +24,7 @@ from gateway import db
 from gateway.auth import create_key
 from gateway.lifecycle import Actor
 
-from . import commitprobe, logcheck, mail, profile, propagation, redismem, report, voice, walfiles
+from . import alternate, commitprobe, logcheck, mail, profile, propagation, redismem, report, voice, walfiles
 from .load import Shape, ensure_loaded, settle
 from .mix import body_prefix, describe, senders
 from .servers import Server, start_floor, start_gateway
@@ -58,8 +58,8 @@ def _args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def _redis_url(base: str) -> str:
-    return base.rsplit("/", 1)[0] + f"/{BENCH_REDIS_DB}"
+def _redis_url(base: str, db: int = BENCH_REDIS_DB) -> str:
+    return base.rsplit("/", 1)[0] + f"/{db}"
 
 
 def _saturate(server: Server, script: Path, args: argparse.Namespace) -> tuple[WrkResult, float]:
@@ -277,17 +277,30 @@ async def _main(args: argparse.Namespace) -> int:
         floor, floor_cpu, floor_steady = await _floor(args, floor_script, floor_bodies, f"{run_id}-floor-steady-")
         print(f"  floor: {floor.rate:,.0f}/s", file=sys.stderr)
         scales = [await _scale(args, s, run_id, tmp) for s in shapes]
+        side = await alternate.run(
+            shapes,
+            os.environ["DATABASE_URL"],
+            lambda i: _redis_url(os.environ["REDIS_URL"], BENCH_REDIS_DB + i),
+            _new_key,
+            floor_script,
+            tmp,
+            f"{run_id}-side-",
+            args.workers,
+            args.connections,
+        )
+        print(f"  side by side: {side.line()}", file=sys.stderr)
         mailed = await mail.run(args, shapes[-1], run_id, tmp, _redis_url(os.environ["REDIS_URL"]))
         called = await voice.run(args, shapes[-1], run_id, tmp, _redis_url(os.environ["REDIS_URL"]))
     text = report.render(
         args, floor, floor_cpu, floor_steady, scales, describe(senders(shapes[-1])), time.monotonic() - started
     )
+    text += side.line() + "\n"
     text += mailed.line() + "\n"
     text += called.line() + "\n"
     print(text)
     if not args.no_record:
         report.append(text)
-    return 0 if all(s.ok for s in scales) and mailed.check.ok and called.ok else 1
+    return 0 if all(s.ok for s in scales) and side.ok and mailed.check.ok and called.ok else 1
 
 
 def main(argv: list[str] | None = None) -> int:
