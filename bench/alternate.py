@@ -1,56 +1,62 @@
-"""Side by side: the floor and every data set's gateway up at once, saturated in alternated slices.
-
-The phases before measure the floor first and each data set a minute or more after it, and this
-machine's speed drifts by more than the targets' margins within that (bench/RESULTS.md: the floor's
-cost a request moved from 38 to 51 µs within an hour; in the runs of 2026-11-28 01:26 and 01:32 the
-same code read +43 % and +9.6 % from 10,000 to 1,000,000 customers). Here the floor and the gateways
-run together, each idle but for the one being saturated, and take short slices in turn, the order
-reversed every round (floor, 10 k, 1 M, then 1 M, 10 k, floor, ...), so that a drift falls on each
-of them alike. The share of the floor and the scale are read from the sums of the slices.
-"""
+"""Side by side: the floor and each size's gateway up at once, saturated in turn in short slices, so
+that the machine's drift between phases (bench/README.md, item 3) falls on each of them alike."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import redis
 
-from . import logcheck, profile
+from . import logcheck, profile, setup
 from .load import Shape, ensure_loaded, settle
 from .logcheck import LogCheck
-from .mix import senders
+from .mix import Sender, senders
 from .servers import Server, start_floor, start_gateway
 from .wrk import WrkResult, run_wrk, write_script
 
 ROUNDS = 4  # even: a steady drift falls on every side alike (`order`)
 SLICE_SECONDS = 3
-WARM_SECONDS = 2
+WARM_SECONDS = 1  # before every slice, unmeasured: each slice follows its own side's load, none idle
+
+
+def order(sides: int, rounds: int) -> list[int]:
+    """The slices' order: every side once a round, the order reversed every round."""
+    out: list[int] = []
+    for k in range(rounds):
+        out += range(sides) if k % 2 == 0 else reversed(range(sides))
+    return out
+
+
+def slice_prefix(run_id: str, side: int, n: int, *, warm: bool = False) -> str:
+    """The provider ids of slice n of a side, or of the warm-up just before it: a prefix of its own
+    for each (wrk numbers its ids from 0 every run), and no warm-up's is the start of a slice's."""
+    return f"{run_id}-side-{'warm-' if warm else ''}{side}-{n}-"
 
 
 @dataclass
 class Side:
-    """One server's slices summed: the floor (customers None) or a data set's gateway."""
+    """One server's measured slices summed: the floor (customers None) or a size's gateway."""
 
     customers: int | None
     requests: int = 0
     seconds: float = 0.0
     cpu_s: float = 0.0  # its workers' CPU seconds during its slices
-    acked_new: int = 0  # replies 201, for the log check
-    slices: int = 0
-    check: LogCheck | None = None  # a gateway's rows of every slice, against what was acknowledged
+    other: int = 0  # answers neither 201 nor 200
+    errors: int = 0  # wrk's socket errors and time-outs
+    checks: list[LogCheck] = field(default_factory=list)  # a gateway's log, slice by slice
 
     def add(self, result: WrkResult, cpu_s: float) -> None:
         self.requests += result.requests
         self.seconds += result.seconds
         self.cpu_s += cpu_s
-        self.acked_new += result.ok201
-        self.slices += 1
+        self.other += result.other
+        self.errors += result.errors
 
     @property
     def rate(self) -> float:
@@ -61,32 +67,47 @@ class Side:
         """Workers' CPU a request (the floor) or a decision (a gateway), µs."""
         return self.cpu_s / max(self.requests, 1) * 1e6
 
-
-def order(sides: int, rounds: int) -> list[int]:
-    """The slices' order: every side once a round, the order reversed every other round."""
-    out: list[int] = []
-    for k in range(rounds):
-        out += range(sides) if k % 2 == 0 else reversed(range(sides))
-    return out
+    @property
+    def check(self) -> LogCheck | None:
+        """The slices' checks added up (each slice is judged on its own: `Alternated.ok`)."""
+        if not self.checks:
+            return None
+        total = LogCheck(0, 0, 0, 0, 0, exact=False)
+        for c in self.checks:
+            total.acked_new += c.acked_new
+            total.rows += c.rows
+            total.distinct_ids += c.distinct_ids
+            total.missing += c.missing
+            total.unacked_rows += c.unacked_rows
+            total.in_flight += c.in_flight
+            total.degraded += c.degraded
+            total.commits += c.commits
+        return total
 
 
 @dataclass
 class Alternated:
+    """The side-by-side phase's result: the floor, then each size's gateway, smallest first."""
+
     floor: Side
     gateways: list[Side] = field(default_factory=list)
-    rounds: int = ROUNDS
-    slice_s: int = SLICE_SECONDS
 
     @property
     def scale(self) -> float | None:
-        """Gateway CPU per decision, the largest data set against the smallest, less one."""
+        """Gateway CPU per decision, the largest size against the smallest, less one."""
         if len(self.gateways) < 2:
             return None
         return self.gateways[-1].cpu_us / self.gateways[0].cpu_us - 1
 
     @property
     def ok(self) -> bool:
-        return all(g.check is not None and g.check.ok and g.check.degraded == 0 for g in self.gateways)
+        """Every slice of every gateway logged, each once and none degraded; every answer 201 or 200."""
+        sides = (self.floor, *self.gateways)
+        answered = all(s.other == 0 and s.errors == 0 for s in sides)
+        logged = all(
+            g.checks and all(c.ok and c.degraded == 0 and c.acked_new > 0 for c in g.checks) for g in self.gateways
+        )
+        return answered and logged
 
     def line(self) -> str:
         parts = [
@@ -103,65 +124,76 @@ class Alternated:
             parts.append(
                 f"scale {small:,} → {big:,} customers: gateway CPU per decision **{scale:+.1%}** (target within ±10 %)"
             )
-        checks = "; ".join(f"{g.customers:,}: {g.check.describe()}" for g in self.gateways if g.check is not None)
+        bad = [
+            f"{f'{s.customers:,}' if s.customers else 'floor'}: {s.other} not 201 or 200, {s.errors} errors"
+            for s in (self.floor, *self.gateways)
+            if s.other or s.errors
+        ]
+        checks = [f"{g.customers:,}: {c.describe()}" for g in self.gateways if (c := g.check) is not None]
         return (
-            f"Side by side (the floor and each data set's gateway up at once, saturated in turn with the same "
-            f"wrk and mix: {self.rounds} rounds of {self.slice_s} s slices, the order reversed every round, so "
-            f"that the machine's drift falls on each alike): {'; '.join(parts)}. Log: {checks}."
+            f"Side by side (the floor and each size's gateway up at once, saturated in turn with the same wrk "
+            f"and mix: {ROUNDS} rounds of {SLICE_SECONDS} s slices, each after {WARM_SECONDS} s of its own load, "
+            f"the order reversed every round, so that a steady drift falls on each alike): {'; '.join(parts)}. "
+            f"Log, checked slice by slice: {'; '.join(checks)}" + (f". **{'; '.join(bad)}**" if bad else "") + "."
         )
 
 
-async def run(
-    shapes: list[Shape],
-    base_db: str,
-    redis_url_of: Callable[[int], str],
-    key_of: Callable[[str], Awaitable[str]],
-    floor_script: Path,
-    tmp: Path,
-    prefix: str,
-    workers: int,
-    connections: int,
-) -> Alternated:
-    """Start the floor and a gateway per data set (each on a Redis database of its own:
-    `redis_url_of(i)`), warm each, then saturate them in alternated slices."""
+@dataclass
+class _Gateway:
+    shape: Shape
+    server: Server
+    url: str
+    pool: list[Sender]
+    key: str
+
+
+async def run(args: argparse.Namespace, shapes: list[Shape], run_id: str, tmp: Path, floor_script: Path) -> Alternated:
+    """Start the floor and a gateway per size (each on a Redis database of its own), then saturate
+    them in alternated slices and check every gateway slice's contacts in the log."""
     print(
-        f"side by side: the floor and {len(shapes)} gateway(s), {ROUNDS} rounds of {SLICE_SECONDS} s slices",
-        file=sys.stderr,
+        f"side by side: the floor and {len(shapes)} gateway(s), {ROUNDS} rounds of {SLICE_SECONDS} s", file=sys.stderr
     )
     servers: list[Server] = []
     try:
-        floor = start_floor(workers)
+        floor = start_floor(args.workers)
         servers.append(floor)
-        run_wrk(floor.url + "/v1/contacts", floor_script, seconds=WARM_SECONDS, connections=connections)
-        gateways = []
+        gateways: list[_Gateway] = []
         for i, shape in enumerate(shapes):
-            url, redis_url = await ensure_loaded(base_db, shape), redis_url_of(i)
+            url = await ensure_loaded(os.environ["DATABASE_URL"], shape)
+            redis_url = setup.redis_url(os.environ["REDIS_URL"], setup.BENCH_REDIS_DB + i)
             redis.Redis.from_url(redis_url).flushdb()
-            key = await key_of(url)
             env = {"DATABASE_URL": url, "REDIS_URL": redis_url, "GATEWAY_SPOOL_DIR": str(tmp / f"spool-side-{i}")}
-            server, _ = start_gateway({**os.environ, **env}, workers)
+            server, _ = start_gateway({**os.environ, **env}, args.workers)
             servers.append(server)
-            pool = senders(shape)
-            warm = write_script(tmp / f"side-warm-{shape.customers}.lua", pool, f"{prefix}warm-{i}-", key)
-            run_wrk(server.url + "/v1/contacts", warm, seconds=WARM_SECONDS, connections=connections)
-            await settle(url)
-            gateways.append((shape, server, url, pool, key))
+            gateways.append(_Gateway(shape, server, url, senders(shape), await setup.new_key(url)))
+        for g in gateways:
+            await settle(g.url)
+        await setup.ready_wal(gateways[0].url)  # the files are the server's, for every database
         since = datetime.now(UTC) - timedelta(seconds=1)
-        result = Alternated(Side(None), [Side(shape.customers) for shape in shapes])
+        result = Alternated(Side(None), [Side(g.shape.customers) for g in gateways])
         sides = [result.floor, *result.gateways]
+        acked: list[tuple[int, str, int]] = []  # (gateway, slice prefix, replies 201)
         for n, which in enumerate(order(len(sides), ROUNDS)):
             if which == 0:
-                server, script = floor, floor_script
+                server, warm, script = floor, floor_script, floor_script
             else:
-                shape, server, _, pool, key = gateways[which - 1]
-                script = write_script(tmp / f"side-{shape.customers}-{n}.lua", pool, f"{prefix}{which - 1}-{n}-", key)
+                g = gateways[which - 1]
+                server = g.server
+                warm = write_script(
+                    tmp / f"side-warm-{n}.lua", g.pool, slice_prefix(run_id, which, n, warm=True), g.key
+                )
+                script = write_script(tmp / f"side-{n}.lua", g.pool, slice_prefix(run_id, which, n), g.key)
+            run_wrk(server.url + "/v1/contacts", warm, seconds=WARM_SECONDS, connections=args.connections)
             pids = server.worker_pids()
             before = profile.cpu_seconds(pids)
-            sliced = run_wrk(server.url + "/v1/contacts", script, seconds=SLICE_SECONDS, connections=connections)
+            sliced = run_wrk(server.url + "/v1/contacts", script, seconds=SLICE_SECONDS, connections=args.connections)
             sides[which].add(sliced, profile.used_since(before, profile.cpu_seconds(pids)))
+            if which:
+                acked.append((which, slice_prefix(run_id, which, n), sliced.ok201))
         await asyncio.sleep(1.0)  # let the requests wrk cut off at its deadline commit
-        for i, (side, (_, _, url, _, _)) in enumerate(zip(result.gateways, gateways, strict=True)):
-            side.check = await logcheck.by_count(url, since, f"{prefix}{i}-", side.acked_new, connections * side.slices)
+        for which, prefix, ok201 in acked:  # each slice: ≤ one row a connection cut off unread
+            g = gateways[which - 1]
+            sides[which].checks.append(await logcheck.by_count(g.url, since, prefix, ok201, args.connections))
         return result
     finally:
         for server in servers:

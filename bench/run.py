@@ -21,24 +21,18 @@ import psutil
 import redis
 
 from gateway import db
-from gateway.auth import create_key
-from gateway.lifecycle import Actor
 
-from . import alternate, commitprobe, logcheck, mail, profile, propagation, redismem, report, voice, walfiles
+from . import alternate, commitprobe, logcheck, mail, profile, propagation, redismem, report, setup, voice, walfiles
 from .load import Shape, ensure_loaded, settle
 from .mix import body_prefix, describe, senders
 from .servers import Server, start_floor, start_gateway
 from .steady import offer
 from .wrk import WrkResult, ensure_wrk, run_wrk, write_script
 
-BENCH_REDIS_DB = 1  # the bench's own Redis database, flushed at the start of each scale
 # The py-spy split is taken in a slice of its own after each measured phase, under the same load:
 # sampling costs the machine CPU (measured on 2026-11-27: 3–16 % fewer decisions a second with it
 # at saturation, and a longer tail at 1,000/s), which the floor, measured without it, does not pay.
 PROFILE_SECONDS = 5
-# WAL files readied before a data set's phases (bench/walfiles.py): a data set's phases write
-# ~250–400 MB of WAL at the default lengths (~2 KB a contact, more just after a checkpoint).
-WAL_FILES = 32
 
 
 def _args(argv: list[str]) -> argparse.Namespace:
@@ -58,10 +52,6 @@ def _args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def _redis_url(base: str, db: int = BENCH_REDIS_DB) -> str:
-    return base.rsplit("/", 1)[0] + f"/{db}"
-
-
 def _saturate(server: Server, script: Path, args: argparse.Namespace) -> tuple[WrkResult, float]:
     """A short warm-up, then the measured wrk run; also the workers' CPU seconds it used."""
     run_wrk(server.url + "/v1/contacts", script, seconds=2, connections=args.connections)
@@ -73,14 +63,6 @@ def _saturate(server: Server, script: Path, args: argparse.Namespace) -> tuple[W
 
 async def _steady(url: str, key: str, pool: list[str], prefix: str, args: argparse.Namespace) -> dict[str, object]:
     return await offer(url + "/v1/contacts", key, pool, prefix, args.rate, args.seconds)
-
-
-async def _new_key(url: str) -> str:
-    conn = await db.connect(url)
-    try:
-        return (await create_key(conn, "channel", "bench", actor=Actor("make bench")))[1]
-    finally:
-        await conn.close()
 
 
 async def _floor(
@@ -136,21 +118,6 @@ async def _profile_steady(
     return split, await logcheck.by_id(url, since, prefix, created, int(steady["failed"])), int(steady["failed"])
 
 
-async def _ready_wal(url: str) -> walfiles.Ready | str:
-    """Enough WAL files ready for a data set's phases (bench/walfiles.py), or why they could not be."""
-    conn = await db.connect(url)
-    try:
-        wal = await walfiles.ready(conn, WAL_FILES)
-    except asyncpg.PostgresError as exc:  # not a superuser: the phases may make files while commits wait
-        why = f"WAL files not readied ({type(exc).__name__}: {str(exc).splitlines()[0]})"
-        print(f"  PostgreSQL: {why}; the phases may wait while PostgreSQL makes them", file=sys.stderr)
-        return why.replace("|", "/")  # it goes in a table cell
-    finally:
-        await conn.close()
-    print(f"  PostgreSQL: {wal.describe()}", file=sys.stderr)
-    return wal
-
-
 async def _wal_position(url: str) -> walfiles.Position | None:
     conn = await db.connect(url)
     try:
@@ -163,10 +130,10 @@ async def _wal_position(url: str) -> walfiles.Position | None:
 
 async def _scale(args: argparse.Namespace, shape: Shape, run_id: str, tmp: Path) -> report.ScaleResult:
     base_db, base_redis = os.environ["DATABASE_URL"], os.environ["REDIS_URL"]
-    url, redis_url = await ensure_loaded(base_db, shape), _redis_url(base_redis)
+    url, redis_url = await ensure_loaded(base_db, shape), setup.redis_url(base_redis)
     redis.Redis.from_url(redis_url).flushdb()
-    key = await _new_key(url)
-    wal_ready = await _ready_wal(url)
+    key = await setup.new_key(url)
+    wal_ready = await setup.ready_wal(url)
     prefix = f"{run_id}-{shape.customers}-"
     (warm, sat, sat_profiled), bodies = _scripts(tmp, shape, prefix, key, "warm", "sat", "profiled-sat")
     env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": redis_url, "GATEWAY_SPOOL_DIR": str(tmp / "spool")}
@@ -277,20 +244,10 @@ async def _main(args: argparse.Namespace) -> int:
         floor, floor_cpu, floor_steady = await _floor(args, floor_script, floor_bodies, f"{run_id}-floor-steady-")
         print(f"  floor: {floor.rate:,.0f}/s", file=sys.stderr)
         scales = [await _scale(args, s, run_id, tmp) for s in shapes]
-        side = await alternate.run(
-            shapes,
-            os.environ["DATABASE_URL"],
-            lambda i: _redis_url(os.environ["REDIS_URL"], BENCH_REDIS_DB + i),
-            _new_key,
-            floor_script,
-            tmp,
-            f"{run_id}-side-",
-            args.workers,
-            args.connections,
-        )
+        side = await alternate.run(args, shapes, run_id, tmp, floor_script)
         print(f"  side by side: {side.line()}", file=sys.stderr)
-        mailed = await mail.run(args, shapes[-1], run_id, tmp, _redis_url(os.environ["REDIS_URL"]))
-        called = await voice.run(args, shapes[-1], run_id, tmp, _redis_url(os.environ["REDIS_URL"]))
+        mailed = await mail.run(args, shapes[-1], run_id, tmp, setup.redis_url(os.environ["REDIS_URL"]))
+        called = await voice.run(args, shapes[-1], run_id, tmp, setup.redis_url(os.environ["REDIS_URL"]))
     text = report.render(
         args, floor, floor_cpu, floor_steady, scales, describe(senders(shapes[-1])), time.monotonic() - started
     )
