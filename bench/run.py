@@ -49,6 +49,8 @@ def _args(argv: list[str]) -> argparse.Namespace:
     if args.quick:
         args.customers, args.seconds, args.changes = "10000", 5, 30
     args.sizes = [int(x) for x in args.customers.split(",")]
+    if len(args.sizes) > setup.MAX_SIZES:  # the side-by-side phase runs a gateway per size at once
+        p.error(f"--customers: at most {setup.MAX_SIZES} sizes")
     return args
 
 

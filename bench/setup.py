@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
@@ -13,10 +14,10 @@ from gateway.lifecycle import Actor
 from . import walfiles
 
 # The bench's own Redis databases on REDIS_URL's server, each flushed before a phase uses it: the
-# first for the phases of each size, the email and the phone mix, and one more per size for the
-# side-by-side phase's gateways (bench/alternate.py), which run at once. The test suite's is 13.
+# first for the phases of each size, the email and the phone mix; the side-by-side phase's gateways
+# (bench/alternate.py), which run at once, take one each from the first on. The test suite's is 13.
 BENCH_REDIS_DB = 1
-MAX_SIZES = 8
+MAX_SIZES = 8  # so databases 1–8
 # WAL files readied before a data set's phases (bench/walfiles.py): a data set's phases write
 # ~250–400 MB of WAL at the default lengths (~2 KB a contact, more just after a checkpoint).
 WAL_FILES = 32
@@ -24,9 +25,13 @@ WAL_FILES = 32
 
 def redis_url(base: str, n: int = BENCH_REDIS_DB) -> str:
     """REDIS_URL with the bench's database `n` in place of its own."""
-    if not BENCH_REDIS_DB <= n <= BENCH_REDIS_DB + MAX_SIZES:
+    if not BENCH_REDIS_DB <= n < BENCH_REDIS_DB + MAX_SIZES:
         raise ValueError(f"Redis database {n} is not one of the bench's")
-    return base.rsplit("/", 1)[0] + f"/{n}"
+    parts = urlsplit(base)
+    if parts.scheme == "unix":  # the database is a query parameter there
+        query = [(k, v) for k, v in parse_qsl(parts.query) if k != "db"] + [("db", str(n))]
+        return f"unix://{parts.netloc}{parts.path}?{urlencode(query)}"
+    return urlunsplit(parts._replace(path=f"/{n}"))
 
 
 async def new_key(url: str) -> str:

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from itertools import product
 
+import pytest
+
+from bench import setup
 from bench.alternate import Alternated, Side, order, slice_prefix
 from bench.logcheck import LogCheck
 from bench.wrk import WrkResult
@@ -66,14 +69,32 @@ def test_a_bad_answer_or_a_lost_duplicated_or_degraded_row_in_any_slice_fails_th
     result = Alternated(floor, [small])
     assert not result.ok  # not checked yet
     assert result.scale is None and "scale" not in result.line()
-    for bad in (_check(missing=1), _check(distinct_ids=99), _check(degraded=1), _check(acked_new=0, rows=0)):
-        small.checks = [_check(), bad]
+    for bad in (
+        _check(missing=1),
+        _check(distinct_ids=99),
+        _check(degraded=1),
+        _check(unacked_rows=65),  # more than one connection's worth, in this slice alone
+        _check(acked_new=0, rows=0, distinct_ids=0),  # nothing answered 201
+    ):
+        small.checks, small.slice_names = [_check(), bad], ["1-0", "1-3"]
         assert not result.ok, bad
+        assert "**FAILED: slice 1-3:" in result.line() and "slice 1-0" not in result.line()
     small.checks = [_check(), _check()]
-    assert result.ok
+    assert result.ok and "FAILED" not in result.line()
     small.add(_wrk(50, 1.0, other=2), 0.1)  # two answers 401, say
     assert not result.ok
     assert "10,000: 2 not 201 or 200, 0 errors" in result.line()
     small.other = 0
     floor.add(_wrk(50, 1.0, errors=1), 0.1)
     assert not result.ok
+    floor.errors = 0
+    small.unmeasured(_wrk(50, 1.0, other=1))  # a warm-up's answers count as much
+    assert not result.ok
+
+
+def test_the_bench_s_redis_databases_are_named_in_the_url_as_its_scheme_names_them():
+    assert setup.redis_url("redis://127.0.0.1:6379/0", 2) == "redis://127.0.0.1:6379/2"
+    assert setup.redis_url("redis://localhost:6379", 1) == "redis://localhost:6379/1"
+    assert setup.redis_url("unix:///run/redis.sock?db=0&timeout=2", 3) == "unix:///run/redis.sock?timeout=2&db=3"
+    with pytest.raises(ValueError):
+        setup.redis_url("redis://127.0.0.1:6379/0", setup.BENCH_REDIS_DB + setup.MAX_SIZES)
