@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -88,6 +89,37 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _serve_until_stopped(command: list[str], env: dict[str, str], banner: str) -> int:
+    """Start the server, print the banner and wait for the server. A stop signal is passed on to it
+    and the wait goes on: raising from a signal handler in the middle of `Popen.wait` can leave its
+    internal lock held, and every later wait then spins to its timeout while the server is long gone.
+    A repeat is not passed on again; a server still running STOP_WITHIN + 5 s after the first is killed."""
+    stopped_at: list[float] = []
+    server: list[subprocess.Popen[bytes]] = []
+
+    def forward(signum: int, frame: object) -> None:
+        if not stopped_at:
+            stopped_at.append(time.monotonic())
+            if server:
+                server[0].terminate()
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    # Started before the banner: a stop that follows the banner then always reaches it.
+    proc = subprocess.Popen(command, env=env)
+    server.append(proc)
+    if stopped_at:  # the stop came while it was being started
+        proc.terminate()
+    print(banner, file=sys.stderr, flush=True)
+    while True:
+        try:
+            code = proc.wait(timeout=0.5)
+            return 0 if stopped_at else code
+        except subprocess.TimeoutExpired:
+            if stopped_at and time.monotonic() - stopped_at[0] > STOP_WITHIN + 5:
+                proc.kill()  # serve itself kills a worker stuck past STOP_WITHIN; this is for serve stuck too
+
+
 def _banner(settings: Settings, key: str, key_file: Path, started: bool) -> str:
     url = f"http://{settings.host}:{settings.port}"
     return f"""
@@ -105,41 +137,40 @@ External services: DATABASE_URL=postgresql://... REDIS_URL=redis://... make run
 
 
 def main() -> int:
-    # Ctrl-C and a plain `kill` both stop the gateway and, if we started them, the services.
+    # Ctrl-C and a plain `kill` both stop the gateway and, if we started them, the services. Until the
+    # server runs, a stop raises here; from then on it is passed on to the server (_serve_until_stopped).
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     base = Path(os.environ.get("GATEWAY_EMBEDDED_DIR", ".gateway"))
-    env, started = embedded.ensure(base)
+    try:
+        env, started = embedded.ensure(base)
+    except KeyboardInterrupt:
+        return 130
+    try:
+        return _start(base, env, started)
+    except KeyboardInterrupt:  # stopped before the server ran
+        return 130
+    finally:
+        if started:
+            embedded.stop(base)
+            print("embedded services stopped", file=sys.stderr)
+
+
+def _start(base: Path, env: dict[str, str], started: bool) -> int:
     # The demo provider's name, address and contact details, unless the caller set their own.
     env = {**PROVIDER_SETTINGS, **env} if not any(k.startswith("GATEWAY_PROVIDER_") for k in env) else env
     try:
         settings = Settings.from_env(env)
     except SettingsError as exc:  # one line naming the setting, as `python -m gateway` gives it
         print(f"configuration error: {exc}", file=sys.stderr)
-        if started:
-            embedded.stop(base)
         return 2
     try:
         key = asyncio.run(_prepare(settings, base / KEY_FILE))
     except (OSError, asyncpg.PostgresError) as exc:
         print(f"cannot prepare the database at {settings.database_url}: {exc}", file=sys.stderr)
         return 3
-    # The server is started before the banner: a stop that follows the banner then always reaches it.
-    proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve"], env=env)
-    try:
-        print(_banner(settings, key, base / KEY_FILE, started), file=sys.stderr, flush=True)
-        return proc.wait()
-    except KeyboardInterrupt:
-        proc.terminate()
-        try:  # serve itself kills a worker stuck past STOP_WITHIN; this is for serve stuck as well
-            proc.wait(timeout=STOP_WITHIN + 5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        return 0
-    finally:
-        if started:
-            embedded.stop(base)
-            print("embedded services stopped", file=sys.stderr)
+    command = [sys.executable, "-m", "gateway", "serve"]
+    return _serve_until_stopped(command, env, _banner(settings, key, base / KEY_FILE, started))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import stat
 import sys
 
@@ -49,8 +50,8 @@ async def test_a_revoked_or_lost_key_is_replaced_and_earlier_ones_revoked(conn, 
     assert await conn.fetchval("SELECT revoked_at IS NULL FROM api_keys WHERE id = $1", other_id)
 
 
-async def _start_and_read_key(settings, base) -> str:
-    """One `make run` start against the test services, up to its banner; then stopped with a plain kill."""
+async def _make_run(settings, base) -> asyncio.subprocess.Process:
+    """`make run` started against the test services, its output (stderr) piped to the test."""
     env = {
         **os.environ,
         "DATABASE_URL": settings.database_url,
@@ -59,9 +60,14 @@ async def _start_and_read_key(settings, base) -> str:
         "GATEWAY_SPOOL_DIR": settings.spool_dir,
         "GATEWAY_PORT": "0",
     }
-    proc = await asyncio.create_subprocess_exec(
+    return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "gateway.devrun", env=env, cwd=ROOT, stderr=asyncio.subprocess.PIPE
     )
+
+
+async def _start_and_read_key(settings, base) -> str:
+    """One `make run` start against the test services, up to its banner; then stopped with a plain kill."""
+    proc = await _make_run(settings, base)
     assert proc.stderr is not None
     key = None
     try:
@@ -82,6 +88,27 @@ async def test_two_starts_print_the_same_key_and_leave_one(settings, conn, tmp_p
     second = await _start_and_read_key(settings, tmp_path)
     assert first == second and first.startswith("gwk_")
     assert await _active_run_keys(conn) == [await active_key_id(conn, first)]
+
+
+async def test_a_stop_signalled_again_and_again_stops_make_run_once_and_cleanly(settings, tmp_path):
+    """Ctrl-C in a terminal signals `make run` and its server; an impatient operator presses it again.
+    Each stop after the first is neither passed on again nor a traceback, and the output ends (so the
+    server has stopped too) well inside the server's own stop budget."""
+    proc = await _make_run(settings, tmp_path)
+    assert proc.stderr is not None
+    said = b""
+    async with asyncio.timeout(30):
+        while b"contact gateway serving" not in said and (line := await proc.stderr.readline()):
+            said += line  # the banner, then the server's line once it is past its migrations
+    assert b"Admin key" in said
+    await asyncio.sleep(0.3)  # its worker starting up
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGTERM):
+        proc.send_signal(signum)
+        await asyncio.sleep(0.01)
+    async with asyncio.timeout(15):
+        rest, _ = await proc.communicate()
+    assert proc.returncode == 0
+    assert b"Traceback" not in said + (rest or b"")
 
 
 async def test_a_malformed_setting_stops_make_run_with_one_line_naming_it(settings, tmp_path):
