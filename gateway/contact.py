@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import AwareDatetime, Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from .rules.vocabulary import (
     GENERAL_QUEUE,
@@ -58,7 +59,8 @@ class InboundContact(Contact):
     received_at: AwareDatetime | None = None
     provider_id: str | None = Field(default=None, min_length=1, max_length=200)
     # Set by adapters, not callers of POST /v1/contacts: email threading headers and the like.
-    headers: dict[str, str] = Field(default_factory=dict, exclude=True)
+    # Not in the API's schema, and refused from a caller (GenericChannel.contact_of).
+    headers: SkipJsonSchema[dict[str, str]] = Field(default_factory=dict, exclude=True)
 
     @field_validator("received_at", mode="before")
     @classmethod

@@ -162,6 +162,9 @@ def _translate(exc: BaseException) -> web.Response | None:
         return error_body(exc.status, _HTTP_CODES.get(exc.status, "error"), exc.reason)
     if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
         return _constraint_refusal(exc)
+    if isinstance(exc, asyncpg.DataError):  # a value the database cannot take (a NUL, a number out of range)
+        log.warning("refused by the database: %s", type(exc).__name__)
+        return error_body(422, "invalid", "a value in the request cannot be stored")
     if isinstance(
         exc,
         OSError

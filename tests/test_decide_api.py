@@ -122,6 +122,9 @@ async def test_same_provider_id_on_another_channel_is_another_contact(client, ch
         ('{"channel": "phone", "received_at": "yesterday"}', 422),
         ('{"channel": "phone", "received_at": "2026-03-29T01:30:00"}', 422),  # no offset: ambiguous
         ('["phone"]', 422),
+        # An email channel's verdict on RFC 3834 (here: "nothing against acknowledging"): a caller
+        # who could set it would have the gateway mail any address it names.
+        ('{"channel": "email", "from": "someone@example.com", "headers": {"no-ack": ""}}', 422),
     ],
 )
 async def test_malformed_contacts_are_refused_and_logged(client, channel, conn, body, status):

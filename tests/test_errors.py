@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -69,3 +70,16 @@ async def test_each_domain_refusal_becomes_its_http_answer(raising: TestClient[A
     resp = await raising.get(f"/{name}")
     assert resp.status == status
     assert await resp.json() == {"error": error}
+
+
+async def test_a_value_the_database_cannot_store_is_the_callers_422_not_a_server_error() -> None:
+    async def handler(request: web.Request) -> web.Response:
+        raise asyncpg.exceptions.CharacterNotInRepertoireError('invalid byte sequence for encoding "UTF8": 0x00')
+
+    app = web.Application(middlewares=[error_middleware])
+    app.router.add_post("/", handler)
+    async with TestClient(TestServer(app)) as c:
+        resp = await c.post("/")
+        assert resp.status == 422
+        assert (await resp.json())["error"]["code"] == "invalid"
+        assert "UTF8" not in await resp.text()  # nothing of the database's own wording

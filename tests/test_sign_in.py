@@ -109,6 +109,17 @@ async def test_a_post_that_is_not_a_form_is_refused_not_a_server_error(client: A
     assert r.status == 413
 
 
+async def test_a_nul_in_a_form_field_is_refused_as_any_wrong_sign_in_not_a_server_error(
+    client: Any, api: Api, team: Team
+) -> None:
+    token, cookie = await _form_token(client)
+    wrong = await _post_sign_in(client, cookie, token, "nobody@example.com", "not the password")
+    token, cookie = await _form_token(client)
+    nul = await _post_sign_in(client, cookie, token, "nobody\x00@example.com", "not\x00the password")
+    assert wrong.status != 500
+    assert (nul.status, nul.headers.get("Location")) == (wrong.status, wrong.headers.get("Location"))
+
+
 async def test_a_new_password_signs_out_every_browser(client: Any, api: Api, team: Team) -> None:
     login = await give_password(api, team.agent)
     token, cookie = await _form_token(client)

@@ -41,18 +41,26 @@ class GenericChannel:
         if not isinstance(data, dict):
             problem = Invalid("the body must be a JSON object", [{"field": "body", "message": "not an object"}])
             return Rejected("malformed", problem.message, refusal=problem)
+        if "headers" in data:  # an email channel's own (RFC 3834's verdict among them): never a caller's
+            message = "not a field of a contact: set only by the email channels"
+            return _rejected(data, Invalid(f"headers: {message}", [{"field": "headers", "message": message}]))
         try:
             return InboundContact.model_validate(data)
         except pydantic.ValidationError as exc:
-            provider_id = data.get("provider_id")
-            return Rejected(
-                "malformed",
-                str(exc),
-                _text(data.get("channel")) or "unknown",
-                _text(data.get("from")),
-                None if provider_id is None else str(provider_id),
-                refusal=exc,
-            )
+            return _rejected(data, exc)
 
     def render(self, decision: Decision, created: bool, rt: Runtime) -> web.StreamResponse:
         return json_reply(decision, created)
+
+
+def _rejected(data: dict[str, Any], refusal: Exception) -> Rejected:
+    """A body that is not a contact, logged with what it says of itself (its channel, sender, id)."""
+    provider_id = data.get("provider_id")
+    return Rejected(
+        "malformed",
+        str(refusal),
+        _text(data.get("channel")) or "unknown",
+        _text(data.get("from")),
+        None if provider_id is None else str(provider_id),
+        refusal=refusal,
+    )

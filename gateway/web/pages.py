@@ -78,9 +78,9 @@ async def read_form(request: web.Request, limit: int = MAX_FORM_BYTES) -> dict[s
                 break
         if fields is not None and request.content_type == "application/x-www-form-urlencoded":
             try:
-                fields = dict(
-                    parse_qsl(raw.decode("utf-8", errors="replace"), keep_blank_values=True, max_num_fields=30)
-                )
+                pairs = parse_qsl(raw.decode("utf-8", errors="replace"), keep_blank_values=True, max_num_fields=30)
+                # PostgreSQL text cannot hold NUL: replaced, as in a contact, so a form is read, not a 500.
+                fields = {k.replace("\x00", "\ufffd"): v.replace("\x00", "\ufffd") for k, v in pairs}
             except ValueError:  # more fields than any of our forms has: refused as too long, like a long one
                 fields = None
     request[_FORM] = fields
