@@ -13,6 +13,7 @@ import os
 import secrets
 import socket
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +44,9 @@ KEY_ROLE_OF_STAFF = {
 }
 KEY_PREFIX = "gwk_"
 _CACHE_SECONDS = 30.0
+# Keys refused (unknown or revoked) are remembered apart, the oldest forgotten first beyond this many:
+# a caller sending made-up keys can push out only its own, never the keys of the integrations at work.
+REFUSED_KEPT = 10_000
 LOOKUP_SECONDS = 0.5
 # The database cannot answer now (not: the key is bad): away, still starting (CannotConnectNow),
 # shutting down, cancelled or out of connections. A key lookup raises nothing else of its own.
@@ -170,12 +174,13 @@ class KeyRing:
         self._pool = pool
         self._redis = redis
         self._ttl = ttl
-        self._cache: dict[bytes, tuple[float, Principal | None]] = {}
+        self._cache: dict[bytes, tuple[float, Principal]] = {}  # keys that are good, by digest
+        self._refused: OrderedDict[bytes, float] = OrderedDict()  # refused keys: when to check again
         self._checking: dict[bytes, asyncio.Task[Principal | None]] = {}
 
     async def resolve(self, key: str) -> Principal | None:
         digest = hash_key(key)
-        hit = self._cache.get(digest)
+        hit = self._remembered(digest)
         if hit is None:
             return await self._lookup(digest)
         if hit[0] <= time.monotonic():
@@ -187,12 +192,20 @@ class KeyRing:
         behind it when stale, as `resolve` does); None for anything `resolve` has to ask about or
         would refuse. For the lean edge (gateway.edge), which never waits and never refuses."""
         digest = hash_key(key)
-        hit = self._cache.get(digest)
+        hit = self._remembered(digest)
         if hit is None:
             return None
         if hit[0] <= time.monotonic():
             self._check(digest)
         return hit[1]
+
+    def _remembered(self, digest: bytes) -> tuple[float, Principal | None] | None:
+        """(when to check again, who) as this process last heard; None if it has not heard."""
+        hit = self._cache.get(digest)
+        if hit is not None:
+            return hit
+        until = self._refused.get(digest)
+        return None if until is None else (until, None)
 
     async def _lookup(self, digest: bytes) -> Principal | None:
         """A key not seen yet: the database's answer if it comes in time, else what Redis holds.
@@ -218,9 +231,16 @@ class KeyRing:
     async def _fetch(self, digest: bytes) -> Principal | None:
         row = await store.active_key(self._pool, digest)
         principal = _principal(row) if row else None
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[digest] = (time.monotonic() + self._ttl, principal)
+        until = time.monotonic() + self._ttl
+        if principal is None:
+            self._cache.pop(digest, None)
+            self._refused[digest] = until
+            self._refused.move_to_end(digest)
+            while len(self._refused) > REFUSED_KEPT:
+                self._refused.popitem(last=False)
+        else:
+            self._refused.pop(digest, None)
+            self._cache[digest] = (until, principal)
         await self._share(digest, principal)
         return principal
 

@@ -6,7 +6,7 @@ import asyncio
 import struct
 import time
 
-from gateway import db
+from gateway import auth, db
 from gateway.auth import LOOKUP_SECONDS, KeyRing, create_key, create_staff_key, revoke_key
 from gateway.lifecycle import Actor, staff_actor
 from gateway.store.keys import key_events, revoke_others
@@ -102,3 +102,21 @@ async def test_each_key_change_names_who_made_it_once(conn, team):
     third, _ = await create_key(conn, "channel", "Amazon Connect", actor=SET_UP)
     assert await revoke_others(conn, "channel", "Amazon Connect", third, rotated) == [newer]
     assert [(e["kind"], e["actor"]) for e in (await key_events(conn))[newer]][-1] == ("revoked", rotated.label)
+
+
+async def test_made_up_keys_never_push_out_the_keys_at_work(settings, conn, monkeypatch):
+    """Refused keys are remembered apart and only so many of them: a flood of made-up keys (each one
+    refused) leaves the good keys answered from memory, as the lean edge needs them to be."""
+    monkeypatch.setattr(auth, "REFUSED_KEPT", 20)
+    _, good = await create_key(conn, "channel", "switch", actor=SET_UP)
+    pool = await db.create_pool(settings.database_url, min_size=0, max_size=2)
+    try:
+        ring = KeyRing(pool)
+        assert await ring.resolve(good) is not None
+        for n in range(60):
+            assert await ring.resolve(f"gwk_made-up-{n}") is None
+        assert ring.known(good) is not None  # still answered without asking the database
+        assert len(ring._refused) == 20
+        assert await ring.resolve("gwk_made-up-59") is None  # the latest refusals are still remembered
+    finally:
+        await pool.close()
