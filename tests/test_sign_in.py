@@ -4,6 +4,7 @@ and SameSite=None; a cookie-authenticated write needs the page's CSRF token."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import asyncpg
@@ -54,6 +55,21 @@ async def test_repeated_refusals_hold_sign_in_back(client: Any, api: Api, team: 
     assert r.status == 429 and "Too many attempts" in await r.text()
     held = await conn.fetchval("SELECT count(*) FROM staff_sign_in_events WHERE kind = 'held_back'")
     assert held == 1
+
+
+async def test_a_burst_of_guesses_at_once_gets_no_more_than_guesses_one_after_another(
+    client: Any, api: Api, team: Team, conn: asyncpg.Connection
+) -> None:
+    login = await give_password(api, team.agent)
+    forms = [await _form_token(client) for _ in range(15)]
+    answers = await asyncio.gather(
+        *(_post_sign_in(client, cookie, token, login, f"guess number {n}") for n, (token, cookie) in enumerate(forms))
+    )
+    statuses = sorted(r.status for r in answers)
+    assert statuses.count(422) <= 5 and statuses.count(429) >= 10, statuses  # 5 refusals per login at most
+    kinds = dict(await conn.fetch("SELECT kind, count(*) FROM staff_sign_in_events GROUP BY kind"))
+    assert kinds.get("refused") == statuses.count(422) and kinds.get("held_back") == statuses.count(429)
+    assert "checking" not in kinds  # every attempt came to something
 
 
 async def test_sign_in_without_or_with_a_forged_csrf_token_is_refused(client: Any, api: Api, team: Team) -> None:

@@ -90,6 +90,23 @@ async def record_event(
     )
 
 
+async def start_attempt(conn: Db, login: str, address: str) -> int:
+    """A sign-in attempt under way ('checking'): counted by every attempt made while it is checked."""
+    attempt: int = await conn.fetchval(
+        "INSERT INTO staff_sign_in_events (kind, login, address) VALUES ('checking', $1, $2) RETURNING id",
+        login,
+        address[:100] or None,
+    )
+    return attempt
+
+
+async def end_attempt(conn: Db, attempt: int, kind: str, staff_id: int | None = None) -> None:
+    """What the attempt came to: 'refused', 'held_back' or 'signed_in'."""
+    await conn.execute(
+        "UPDATE staff_sign_in_events SET kind = $2, staff_id = $3, at = now() WHERE id = $1", attempt, kind, staff_id
+    )
+
+
 async def shared_secret(conn: Db, name: str, fresh: bytes) -> bytes:
     """The secret called `name` that every process uses; the first process to ask stores `fresh`."""
     await conn.execute(

@@ -123,39 +123,42 @@ class SignInHeldBack(Exception):
     """Too many refused attempts lately for this login or from this address."""
 
 
-async def _held_back(pool: asyncpg.Pool, login: str, address: str) -> bool:
+async def _held_back(pool: asyncpg.Pool, login: str, address: str, attempt: int) -> bool:
+    """Too many refusals lately, counting the attempts under way besides this one."""
     since = datetime.now(UTC) - HOLD_BACK
     row = await pool.fetchrow(
         """SELECT count(*) FILTER (WHERE login = $1) AS by_login, count(*) FILTER (WHERE address = $2) AS by_address
-           FROM staff_sign_in_events WHERE kind = 'refused' AND at > $3 AND (login = $1 OR address = $2)""",
+           FROM staff_sign_in_events WHERE kind IN ('refused', 'checking') AND at > $3 AND id <> $4
+           AND (login = $1 OR address = $2)""",
         login,
         address,
         since,
+        attempt,
     )
     return bool(row["by_login"] >= REFUSALS_PER_LOGIN or row["by_address"] >= REFUSALS_PER_ADDRESS)
 
 
 async def sign_in(app: web.Application, mailbox: str, password: str, address: str) -> StaffSession:
     """Check a mailbox and password; a new session for its staff member. Raises SignInRefused or
-    SignInHeldBack, each audited."""
+    SignInHeldBack, each audited. The attempt is recorded before it is checked, so that attempts made
+    at once count each other: a burst gets no more guesses than attempts made one after another."""
     pool = app[POOL]
     login = login_of(mailbox)[:320]
-    if await _held_back(pool, login, address):
-        await store.record_event(pool, "held_back", login=login, address=address)
+    attempt = await store.start_attempt(pool, login, address)
+    if await _held_back(pool, login, address, attempt):
+        await store.end_attempt(pool, attempt, "held_back")
         raise SignInHeldBack
     row = await store.password_of(pool, login)
     ok = await asyncio.to_thread(password_matches, password[:MAX_PASSWORD], row["hash"] if row else _DECOY)
     if row is None or not ok:
-        await store.record_event(
-            pool, "refused", staff_id=row["staff_id"] if row else None, login=login, address=address
-        )
+        await store.end_attempt(pool, attempt, "refused", row["staff_id"] if row else None)
         raise SignInRefused
     token = secrets.token_urlsafe(32)
     lifetime = timedelta(hours=app[SETTINGS].session_hours)
     expires = datetime.now(UTC) + lifetime
     async with pool.acquire() as conn, conn.transaction():
         await store.start_session(conn, _digest(token), row["staff_id"], expires)
-        await store.record_event(conn, "signed_in", staff_id=row["staff_id"], login=login, address=address)
+        await store.end_attempt(conn, attempt, "signed_in", row["staff_id"])
     session = await _lookup(pool, token)
     assert session is not None
     return session
