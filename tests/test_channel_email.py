@@ -262,6 +262,24 @@ async def test_mailgun_headers_nested_past_reading_are_left_out_not_a_server_err
     assert [row["subject"] for row in await logged_contacts(conn, "channel = 'email'")] == ["A leak"]
 
 
+async def test_an_unsigned_form_of_more_parts_than_mailgun_sends_is_refused_before_it_is_parsed(email, conn):
+    """The signature is in the form, so the form is read first: one of thousands of tiny parts is
+    refused by counting its boundaries, not by building a message object for each part."""
+    boundary = "b0undary"
+    parts = "".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="f{n}"\r\n\r\nx\r\n'
+        for n in range(mailgun.MAX_FIELDS + 5)
+    )
+    body = (parts + f"--{boundary}--\r\n").encode()
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    r = await email.client.post(MAILGUN, data=body, headers=headers)
+    assert r.status == 413 and (await r.json())["error"]["code"] == "too_large"
+    rows = await logged_contacts(conn, "channel = 'email' AND status = 'malformed'")
+    assert len(rows) == 1 and "more than" in rows[0]["error"]
+    fields = mailgun_fields(mailgun_signed(), "A leak", "<mg-after-flood@mail.example.com>")
+    assert (await email.client.post(MAILGUN, data=fields)).status == 201  # a real one still comes in
+
+
 async def test_mailgun_unconfigured_is_503(settings, conn):
     async with running(settings, conn) as (client, _):
         r = await client.post(MAILGUN, data=mailgun_signed())

@@ -36,7 +36,7 @@ from ...runtime import Runtime
 from ..base import HttpMount, json_reply
 from .contact import contact_from_message
 from .mime import MailLimits, MailMessage, message_from_fields
-from .webhook import mail_limits, read_raw
+from .webhook import IN_PLACE_BYTES, mail_limits, read_raw
 
 log = logging.getLogger(__name__)
 PATH = "/v1/channels/email/mailgun/mime"
@@ -120,8 +120,24 @@ def read_form(content_type: str, raw: bytes) -> Form:
     raise BadRequest("expected a form body (urlencoded or multipart/form-data)", code="unsupported_media_type")
 
 
+async def read_form_off_loop(content_type: str, raw: bytes) -> Form:
+    """read_form, in a thread for a large body: it is read before the signature can be checked (the
+    signature is in the form), so a large unsigned post must not stall this worker's other requests."""
+    if len(raw) > IN_PLACE_BYTES:
+        return await asyncio.to_thread(read_form, content_type, raw)
+    return read_form(content_type, raw)
+
+
 def _multipart(content_type: str, raw: bytes) -> Form:
-    """multipart/form-data read with the (tolerant) email parser: one part per field."""
+    """multipart/form-data read with the (tolerant) email parser: one part per field. A form of more
+    parts than any Mailgun post has is refused before it is parsed (each part costs an object)."""
+    head = Message()
+    head["Content-Type"] = content_type
+    boundary = head.get_boundary()
+    if not boundary:
+        raise BadRequest("the multipart form has no boundary", code="malformed_form")
+    if raw.count(b"--" + boundary.encode("latin-1", "replace")) > MAX_FIELDS + 1:
+        raise TooLarge(f"the form has more than {MAX_FIELDS} fields")
     doc = message_from_bytes(
         b"Content-Type: " + content_type.encode("latin-1", "replace") + b"\r\n\r\n" + raw, policy=policy.compat32
     )
@@ -184,7 +200,7 @@ class MailgunChannel:
             return Rejected("rejected", why, "email", refusal=Unavailable("the Mailgun channel is not available"))
         limits = mail_limits(rt)
         try:
-            form = read_form(raw.headers.get("Content-Type", ""), await read_body(raw, limits.max_bytes))
+            form = await read_form_off_loop(raw.headers.get("Content-Type", ""), await read_body(raw, limits.max_bytes))
         except GatewayError as exc:
             return Rejected("malformed", attempt_note(raw, exc), "email", refusal=exc)
         sender = _text(form, "sender")[:320]

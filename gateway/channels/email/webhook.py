@@ -80,6 +80,8 @@ async def read_request(request: web.Request, rt: Runtime) -> MailMessage | Rejec
             f"expected message/rfc822 or application/json, got {request.content_type}", code="unsupported_media_type"
         )
         return Rejected("malformed", problem.message, "email", refusal=problem)
+    if len(raw) > IN_PLACE_BYTES:  # up to 25 MB of JSON, and the HTML in it, read off the loop
+        return await asyncio.to_thread(_from_json, raw, limits)
     return _from_json(raw, limits)
 
 
