@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Any, TypeVar
 
 import orjson
@@ -12,6 +13,7 @@ import pydantic
 import yaml
 from aiohttp import web
 
+from .appkeys import SETTINGS
 from .errors import BadRequest, GatewayError, Invalid, TooLarge, field_error
 from .http import MAX_BODY
 from .rules.params import BIGINT_MAX
@@ -47,11 +49,45 @@ async def _read_upto(request: web.Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def client_address(request: web.Request) -> str:
+    """The address a request came from. Behind a proxy the gateway trusts (GATEWAY_TRUSTED_PROXIES),
+    the nearest address in X-Forwarded-For that is not one of those proxies: the hops a client wrote
+    itself lie to the left of it and are never taken. Without trusted proxies, the peer's address."""
+    remote = request.remote or ""
+    proxies = request.app[SETTINGS].trusted_proxies
+    if not proxies or not _within(remote, proxies):
+        return remote
+    hops = ",".join(request.headers.getall("X-Forwarded-For", ())).split(",")
+    for hop in reversed(hops):
+        hop = hop.strip()
+        if not hop:
+            continue
+        if not _within(hop, proxies):
+            return hop if _is_address(hop) else remote  # not an address: the proxy's own, as a last resort
+    return remote
+
+
+def _within(address: str, networks: tuple[IPv4Network | IPv6Network, ...]) -> bool:
+    try:
+        ip = ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def attempt_note(request: web.Request, exc: GatewayError) -> str:
     """What the contact log keeps of a request whose body could not be read: why, the size it
     declared and the address it came from (the body itself may never have been read)."""
     size = "no declared size" if request.content_length is None else f"Content-Length {request.content_length}"
-    return f"{exc.message} ({size}; from {request.remote or 'an unknown address'})"
+    return f"{exc.message} ({size}; from {client_address(request) or 'an unknown address'})"
 
 
 _LONG_NUMBER = re.compile(rb"[0-9]{19}")

@@ -164,6 +164,9 @@ class Settings:
     agent_frame_origins: tuple[str, ...] = ()
     session_hours: int = 10  # a staff member's browser session lasts a shift, then they sign in again
     webform_per_hour: int = 10  # web form submissions per hour from one address
+    # The load balancers or reverse proxies in front of the gateway: a request from one of them is
+    # taken to come from the address it names in X-Forwarded-For (inputs.client_address).
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -222,6 +225,7 @@ class Settings:
             agent_frame_origins=_origins(env, "GATEWAY_AGENT_FRAME_ORIGINS"),
             session_hours=_int(env, "GATEWAY_SESSION_HOURS", 10, 1, 24),
             webform_per_hour=_int(env, "GATEWAY_WEBFORM_PER_HOUR", 10, 1, 10_000),
+            trusted_proxies=_networks(env, "GATEWAY_TRUSTED_PROXIES", ""),
         )
         return _check_mail_filter_timeout(settings)
 

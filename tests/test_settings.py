@@ -28,6 +28,7 @@ def test_defaults():
         ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
         ({"REDIS_URL": "localhost:6379"}, "REDIS_URL"),
         ({"FASTAGI_ALLOW": "10.0.0.0/8,not-an-address"}, "FASTAGI_ALLOW"),
+        ({"GATEWAY_TRUSTED_PROXIES": "10.0.0.0/8, the-balancer"}, "GATEWAY_TRUSTED_PROXIES"),
         ({"GATEWAY_WORKERS": "0"}, "GATEWAY_WORKERS"),
         ({"GATEWAY_WRITTEN_DEADLINE_MS": "3 s"}, "GATEWAY_WRITTEN_DEADLINE_MS"),
         ({"GATEWAY_LOG_FLUSHES_IN_FLIGHT": "0"}, "GATEWAY_LOG_FLUSHES_IN_FLIGHT"),

@@ -4,6 +4,7 @@ acknowledgement, axe-core), the closed-issue wording, refusals (CSRF 403, oversi
 
 from __future__ import annotations
 
+from ipaddress import ip_network
 from typing import Any
 
 import asyncpg
@@ -136,6 +137,33 @@ async def test_too_many_posts_from_one_address_get_429(settings: Settings, conn:
         assert r.status == 429 and "wait an hour" in await r.text()
         rows = await logged_contacts(conn, "channel = 'web_form' AND status = 'rejected'")
         assert len(rows) == 1 and "rate limit" in rows[0]["error"]
+
+
+async def test_behind_a_trusted_proxy_each_customer_has_their_own_limit(
+    settings: Settings, conn: asyncpg.Connection
+) -> None:
+    """Behind the provider's load balancer every post comes from its address: the limit is kept by the
+    address it forwards (the nearest one it did not write itself), and a hop a client wrote itself on
+    the left of the header gets it nothing. Without trusted proxies the header is not read at all."""
+    local = (ip_network("127.0.0.0/8"), ip_network("::1/128"))
+    async with running(settings.with_(webform_per_hour=2, trusted_proxies=local), conn, demo=False) as (client, _):
+        form, cookie = await _fresh_form(client)
+
+        async def post(forwarded: str, message: str) -> int:
+            fields = {**form, "name": "Ann", "email": "ann@example.org", "message": message}
+            return (await _post(client, fields, cookie, {"X-Forwarded-For": forwarded})).status
+
+        assert [await post("203.0.113.5", f"a{n}") for n in range(2)] == [200, 200]
+        assert await post("198.51.100.7", "b0") == 200  # another customer, the same balancer
+        assert await post("192.0.2.1, 203.0.113.5", "a-spoofed") == 429  # written by the client: ignored
+        rows = await logged_contacts(conn, "channel = 'web_form' AND status = 'rejected'")
+        assert [r["error"] for r in rows] == ["web form rate limit from 203.0.113.5"]
+    async with running(settings.with_(webform_per_hour=1), conn, demo=False) as (client, _):
+        form, cookie = await _fresh_form(client)
+        fields = {**form, "name": "Ann", "email": "ann@example.org", "message": "c0"}
+        assert (await _post(client, fields, cookie, {"X-Forwarded-For": "203.0.113.9"})).status == 200
+        fields["message"] = "c1"
+        assert (await _post(client, fields, cookie, {"X-Forwarded-For": "203.0.113.10"})).status == 429
 
 
 async def test_the_json_variant_for_a_portal(client: Any, keys: dict[str, str], team: Team, conn: asyncpg.Connection):

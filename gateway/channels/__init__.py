@@ -11,6 +11,7 @@ from aiohttp import web
 
 from ..decide import Rejected
 from ..http import LOG_REFUSED, OnRefused, add_route
+from ..inputs import client_address
 from ..runtime import RUNTIME
 from .base import HttpChannel, http_handler
 from .email import EmailChannel, MailgunChannel
@@ -63,7 +64,7 @@ def _log_refused(channel: str) -> OnRefused:
     otherwise lose every contact from the log. Its body is not read: the caller is not known."""
 
     async def log_refused(request: web.Request, why: str) -> None:
-        note = f"{why} (from {request.remote or 'unknown'})"
+        note = f"{why} (from {client_address(request) or 'unknown'})"
         await request.app[RUNTIME].decide.log_rejected(Rejected("rejected", note[:2000], channel))
 
     return log_refused

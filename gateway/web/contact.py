@@ -22,11 +22,12 @@ from ..channels.webform import CHANNEL, WebFormIn, acknowledgement, is_closed_is
 from ..contact import Decision, InboundContact
 from ..decide import Rejected
 from ..http import PageShown
+from ..inputs import client_address
 from ..rediskeys import WEBFORM_LIMIT
 from ..runtime import RUNTIME, Runtime
 from .pages import MAX_FORM_BYTES, add_page, read_form, render
 from .security import CSRF_FIELD, form_binding
-from .sessions import check_csrf, client_address
+from .sessions import check_csrf
 
 log = logging.getLogger(__name__)
 

@@ -24,6 +24,7 @@ from aiohttp import web
 from ..appkeys import POOL, SETTINGS
 from ..auth import KEY_ROLE_OF_STAFF, Principal
 from ..errors import Forbidden, Invalid
+from ..inputs import client_address
 from ..lifecycle import Actor, staff_actor
 from ..store import keys as key_store
 from ..store import signin as store
@@ -204,10 +205,6 @@ async def session_now(request: web.Request) -> Principal | None:
     once it has ended (signed out, a new password), expired, or its staff member is inactive."""
     session = await _cookie_session(request)
     return None if session is None else session.principal
-
-
-def client_address(request: web.Request) -> str:
-    return request.remote or ""
 
 
 async def check_csrf(request: web.Request, binding: str | None, token: str | None) -> bool:

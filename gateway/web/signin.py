@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from ..appkeys import SETTINGS
+from ..inputs import client_address
 from .pages import add_page, read_form, render
 from .security import CSRF_FIELD, form_binding, set_cookie
 from .sessions import (
@@ -16,7 +17,6 @@ from .sessions import (
     SignInHeldBack,
     SignInRefused,
     check_csrf,
-    client_address,
     current_session,
     sign_in,
     sign_out,

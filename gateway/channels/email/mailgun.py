@@ -30,7 +30,7 @@ from redis.exceptions import RedisError
 from ...contact import Decision, InboundContact
 from ...decide import Rejected
 from ...errors import BadRequest, Forbidden, GatewayError, TooLarge, Unavailable
-from ...inputs import attempt_note, read_body
+from ...inputs import attempt_note, client_address, read_body
 from ...rediskeys import MAILGUN_TOKEN
 from ...runtime import Runtime
 from ..base import HttpMount, json_reply
@@ -205,14 +205,16 @@ class MailgunChannel:
             return Rejected("malformed", attempt_note(raw, exc), "email", refusal=exc)
         sender = _text(form, "sender")[:320]
         if not signed(key, form):
-            log.warning("Mailgun post refused: bad or missing signature (from %s)", raw.remote)
+            log.warning("Mailgun post refused: bad or missing signature (from %s)", client_address(raw))
             return Rejected("rejected", "bad Mailgun signature", "email", sender, refusal=Forbidden("bad signature"))
         if not fresh(_text(form, "timestamp"), time.time()):
-            log.warning("Mailgun post refused: its signature's timestamp is out of date (from %s)", raw.remote)
+            log.warning("Mailgun post refused: its signature's timestamp is out of date (from %s)", client_address(raw))
             why = "Mailgun signature out of date"
             return Rejected("rejected", why, "email", sender, refusal=Forbidden("the signature is out of date"))
         if await replayed(rt.redis, _text(form, "token"), digest(form)):
-            log.warning("Mailgun post refused: its signed token came before with another message (from %s)", raw.remote)
+            log.warning(
+                "Mailgun post refused: its signed token came before with another message (from %s)", client_address(raw)
+            )
             why = "Mailgun signature replayed with another message"
             return Rejected("rejected", why, "email", sender, refusal=Forbidden("the signature was used before"))
         return await contact_from_message(await message_of(form, limits), rt)
