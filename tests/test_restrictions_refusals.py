@@ -91,7 +91,7 @@ async def test_field_refusals(api: Api, client: Any, team: Team) -> None:
         assert 400 <= resp.status < 500
 
 
-async def test_closed_issue_needs_a_closed_case_of_the_customer(api: Api, client: Any, team: Team) -> None:
+async def test_closed_issue_needs_an_exhausted_case_of_the_customer(api: Api, client: Any, team: Team) -> None:
     cid = await api.customer("Margaret Hughes", PHONE)
     other = await api.customer("Kevin Doyle", PHONE)
     open_case = await api.case(cid, "CMP-1", "open")
@@ -100,6 +100,9 @@ async def test_closed_issue_needs_a_closed_case_of_the_customer(api: Api, client
     lead = team.cl1
     err = await refused(client, lead, restriction_body(cid, "closed_issue", params={"case_id": open_case}), 422)
     assert "CMP-1 is open" in err["message"]
+    closed = await api.case(cid, "CMP-4", "closed")  # may still be escalated: not yet exhausted
+    err = await refused(client, lead, restriction_body(cid, "closed_issue", params={"case_id": closed}), 422)
+    assert "CMP-4 is closed" in err["message"] and "exhausted" in err["message"]
     err = await refused(client, lead, restriction_body(cid, "closed_issue", params={"case_id": theirs}), 422)
     assert "another customer" in err["message"]
     err = await refused(client, lead, restriction_body(cid, "closed_issue", params={"case_id": 4242}), 422)

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Any
 
 import pytest
 
 from gateway.rules.calendar import LONDON
-from gateway.rules.context import Match
+from gateway.rules.context import Bundle, Match
 from gateway.rules.counters import contact_limit_key
 from gateway.rules.engine import decide
 
 from .factories import (
     CLOSED_CASE,
+    CUSTOMER,
     OTHER_CASE,
     STAFF,
     TUE_1030,
@@ -136,3 +138,15 @@ def test_named_contact_with_no_line_never_falls_to_the_general_queue(channel, ta
     verdict = decide(make_contact(channel), ctx, TUE_1030)
     assert (verdict.target.type, verdict.target.id) == target
     assert verdict.flagged is flagged
+
+
+@pytest.mark.parametrize("status", ["open", "closed"])
+def test_a_complaint_no_longer_exhausted_is_answered_again_and_its_restriction_flagged_for_review(status) -> None:
+    """Reopened (or its review found not over): writing about it is no longer filed unanswered, and
+    the banner tells the agent the restriction wants reviewing."""
+    reopened = dataclasses.replace(CLOSED_CASE, status=status, closed_on=None)
+    r = restriction("closed_issue")
+    match = Match((Bundle(CUSTOMER, (r,), (), (reopened,)),))
+    verdict = decide(make_contact("email"), context(match, case=reopened), TUE_1030)
+    assert verdict.action == "route" and verdict.customer_message is None
+    assert verdict.banner is not None and f"is {status} again" in verdict.banner.text

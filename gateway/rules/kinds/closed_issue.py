@@ -14,7 +14,9 @@ from ..outcome import NEW_INFORMATION_QUEUE, BannerPart, Dest, Outcome
 from ..params import WRITTEN, Id, KindParams
 from ..vocabulary import Contact
 
-FINISHED = frozenset({"closed", "exhausted"})
+# The policies restrict contact about a complaint only once every internal and external review of it
+# is done ("exhausted"); a complaint merely closed may still be escalated, and that must be answered.
+EXHAUSTED = "exhausted"
 
 
 class ClosedIssue(KindParams):
@@ -30,6 +32,11 @@ def check(contact: Contact, r: RestrictionView, ctx: Context, now: datetime) -> 
     banner = BannerPart(
         "warning", f"Do not reopen case {ref} (closed {closed}): reply only to new, relevant information."
     )
+    if case is not None and case.status != EXHAUSTED:  # reopened (or its review not over after all)
+        banner = BannerPart(
+            "warning", f"Case {ref} is {case.status} again: its closed-issue restriction does not apply; review it."
+        )
+        return Outcome(because=f"case {ref} is {case.status}, no longer exhausted: not applied", banner=banner)
     about = ctx.case is not None and ctx.case.id == params.case_id
     if not about or not r.covers(contact.channel):
         return Outcome(because=f"not about closed case {ref}", banner=banner)
@@ -61,8 +68,11 @@ def on_save(p: ClosedIssue, proposal: Proposal) -> Sequence[Problem]:
         return ()
     if case.customer_id != proposal.customer_id:
         return [Problem("params.case_id", f"case {case.reference} belongs to another customer")]
-    if case.status not in FINISHED:
-        why = f"case {case.reference} is {case.status}; closed_issue needs a closed or exhausted case"
+    if case.status != EXHAUSTED:
+        why = (
+            f"case {case.reference} is {case.status}; closed_issue needs an exhausted case "
+            "(every internal and external review of it done)"
+        )
         return [Problem("params.case_id", why)]
     return ()
 
