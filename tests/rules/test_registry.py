@@ -93,8 +93,8 @@ def test_records_the_params_name_are_checked() -> None:
     found = Records(cases={42: dataclasses.replace(case, customer_id=1)})
     problems = closed.validate({"case_id": 42}, Proposal(1, frozenset({"email"}), found))
     assert [p.message for p in problems] == [
-            "case CMP-1 is open; closed_issue needs an exhausted case (every internal and external review of it done)"
-        ]
+        "case CMP-1 is open; closed_issue needs an exhausted case (every internal and external review of it done)"
+    ]
 
 
 def test_set_times_letter_mentions_bank_holidays_only_when_closed_on_them() -> None:
