@@ -138,11 +138,13 @@ async def test_an_appeal_varied_then_another_lifted(api: Api, life: Life, conn: 
     team = life.team
     windows = [{"days": ["tue", "thu"], "start": "10:00", "end": "12:00"}]
     r = await api.restriction(life.customer_id, "set_times", params={"windows": windows}, deciders=team.deciders)
+    await conn.execute("UPDATE restrictions SET letter_sent_on = current_date - 3 WHERE id = $1", r["id"])
     await life.appeal(r["id"])
     variation = {"params": {"windows": [{"days": ["wed"], "start": "14:00", "end": "16:00"}]}}
     decision = {"outcome": "varied", "notes": "Moved to Wednesdays.", "variation": variation}
     varied = await life.post(team.manager, f"/v1/restrictions/{r['id']}/appeal/decision", decision)
     assert varied["status"] == "active" and varied["params"]["windows"][0]["days"] == ["wed"]
+    assert varied["letter_sent_on"] is None  # the letter sent describes Tuesdays: a new one is due
     await life.appeal(r["id"])  # a second appeal may be lodged once the first is decided
     lifted = await life.decide_appeal(r["id"], team.senior, "lifted", "Not proportionate.")
     assert lifted["status"] == "lifted" and [a["outcome"] for a in lifted["appeals"]] == ["varied", "lifted"]

@@ -85,6 +85,10 @@ async def _varied(conn: asyncpg.Connection, row: asyncpg.Record, body: AppealDec
         if v.review_due > row["review_due"] or v.review_due <= row["valid_from"]:
             raise FieldInvalid("variation.review_due", "a variation may bring the review forward only")
         changes["review_due"] = v.review_due
+    if changes and row["letter_sent_on"] is not None:
+        # The customer's letter describes what no longer holds: a new one is due (policy 000 §6.3:
+        # the customer is told in writing), and the reports list it as not sent until it is recorded.
+        changes["letter_sent_on"] = None
     if "params" in changes or "channels" in changes:
         params, channels = changes.get("params", row["params"]), changes.get("channels", row["channels"])
         await check_kind(conn, row["kind"], row["customer_id"], params, channels, "variation.")
