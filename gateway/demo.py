@@ -49,6 +49,7 @@ PROVIDER_SETTINGS = {
     "GATEWAY_PROVIDER_NAME": "Demo Homes",
     "GATEWAY_PROVIDER_ADDRESS": "Riverside House; 1 Mill Lane; Leeds; LS1 4AB",
     "GATEWAY_PROVIDER_PHONE": "0113 496 0000",
+    "GATEWAY_PROVIDER_EMERGENCY_PHONE": "0113 496 0999",
     "GATEWAY_PROVIDER_EMAIL": "contact@demo-homes.org.uk",
     "GATEWAY_PROVIDER_WEB_FORM_URL": "https://demo-homes.org.uk/contact",
 }

@@ -148,6 +148,7 @@ class Settings:
     provider_email: str = ""
     provider_web_form_url: str = ""
     provider_phone: str = ""
+    provider_emergency_phone: str = ""  # the emergency repairs line told to anyone turned away
     provider_logo: str = ""  # an image file for the letterhead (PNG, JPEG or SVG)
     contact_retention_months: int = 24
     excerpt_retention_months: int = 6
@@ -211,6 +212,7 @@ class Settings:
             provider_email=_address(env, "GATEWAY_PROVIDER_EMAIL"),
             provider_web_form_url=_url(env, "GATEWAY_PROVIDER_WEB_FORM_URL", ("https", "http")) or "",
             provider_phone=_phone(env, "GATEWAY_PROVIDER_PHONE"),
+            provider_emergency_phone=_phone(env, "GATEWAY_PROVIDER_EMERGENCY_PHONE"),
             provider_logo=_logo(env, "GATEWAY_PROVIDER_LOGO"),
             contact_retention_months=_int(env, "GATEWAY_CONTACT_RETENTION_MONTHS", 24, 1, 1200),
             excerpt_retention_months=_int(env, "GATEWAY_EXCERPT_RETENTION_MONTHS", 6, 1, 1200),
@@ -245,6 +247,7 @@ class Settings:
             email=self.provider_email,
             web_form_url=self.provider_web_form_url,
             phone=self.provider_phone,
+            emergency_phone=self.provider_emergency_phone,
         )
 
     def with_(self, **changes: Any) -> Settings:

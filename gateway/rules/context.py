@@ -130,6 +130,14 @@ class Provider:
     email: str = ""
     web_form_url: str = ""
     phone: str = ""
+    emergency_phone: str = ""  # the emergency repairs line, answered whatever a restriction says
+
+    def emergency_sentence(self) -> str:
+        """Told to a caller or visitor turned away, and in letters: how to report an emergency. Empty
+        when no emergency line is configured (nothing is promised that the gateway cannot keep)."""
+        if not self.emergency_phone:
+            return ""
+        return f"In an emergency, such as a gas leak, a flood or no heating, call {self.emergency_phone} at any time."
 
     def address_lines(self) -> tuple[str, ...]:
         return tuple(line.strip() for line in self.address.splitlines() if line.strip())

@@ -181,7 +181,7 @@ def _compose(ctx: Context, now: datetime, proposal: Proposal, applied: tuple[App
         target=target.as_target() if target else None,
         flagged=proposal.flagged or any(a.outcome.flagged for a in acting),
         banner=_banner(ctx, proposal, applied),
-        customer_message=_message(ctx, now, proposal, deciding, action),
+        customer_message=_with_emergency(ctx, action, _message(ctx, now, proposal, deciding, action)),
         matched=_matched(ctx),
         reasons=_reasons(ctx, proposal, acting, deciding, action, target),
         ruleset_version=ctx.ruleset.version,
@@ -215,6 +215,14 @@ def _message(ctx: Context, now: datetime, proposal: Proposal, deciding: list[App
     return render(proposal.message, _variables(ctx, now, proposal))
 
 
+def _with_emergency(ctx: Context, action: Action, message: str | None) -> str | None:
+    """A caller or visitor turned away is told how to report an emergency, whatever turned them away."""
+    sentence = ctx.provider.emergency_sentence()
+    if action != "deflect" or not sentence:
+        return message
+    return f"{message} {sentence}" if message else sentence
+
+
 def _variables(ctx: Context, now: datetime, proposal: Proposal) -> dict[str, str]:
     bundles = ctx.match.bundles if not ctx.match.withheld else ()
     nxt = (
@@ -231,6 +239,7 @@ def _variables(ctx: Context, now: datetime, proposal: Proposal) -> dict[str, str
         "provider_address": p.address,
         "provider_email": p.email,
         "provider_phone": p.phone,
+        "emergency_phone": p.emergency_phone,
         "web_form_url": p.web_form_url,
     }
 

@@ -66,6 +66,7 @@ class LetterWords:
     channels: str  # the channels it covers, in words: "telephone and visits to our offices"
     write_instead: str  # a sentence: how the customer can still write to the provider
     records: Records = field(default_factory=Records)
+    emergency: str = ""  # a sentence: how to report an emergency (empty: no line is configured)
 
 
 def _names_nothing(params: KindParams) -> References:

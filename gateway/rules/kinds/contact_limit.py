@@ -66,9 +66,10 @@ def check(contact: Contact, r: RestrictionView, ctx: Context, now: datetime) -> 
 
 def letter(p: ContactLimit, w: LetterWords) -> Sentences:
     return (
-        f"We will respond to up to {p.limit} contacts by {w.channels} each {p.period}. Further "
-        "contacts will be acknowledged and kept on file.",
-        f"{w.write_instead} Anything urgent, such as an emergency repair, is always dealt with.",
+        f"We will respond to up to {p.limit} contacts by {w.channels} each {p.period}. Beyond that, "
+        f"calls will be declined until the next {p.period}, and emails and web forms acknowledged, "
+        "kept on file and read, though we may not reply.",
+        " ".join(s for s in (w.write_instead, w.emergency) if s),
     )
 
 
