@@ -144,6 +144,16 @@ def _constraint_refusal(exc: asyncpg.IntegrityConstraintViolationError) -> web.R
     return None
 
 
+# Values a caller can send that PostgreSQL cannot store. Other data errors (a division by zero, an
+# invalid cast) come from our own statements: they stay server errors, logged with their trace.
+_UNSTORABLE = (
+    asyncpg.CharacterNotInRepertoireError,
+    asyncpg.UntranslatableCharacterError,
+    asyncpg.NumericValueOutOfRangeError,
+    asyncpg.StringDataRightTruncationError,
+)
+
+
 def _translate(exc: BaseException) -> web.Response | None:
     """Map a known exception to its JSON error response; None for a genuine fault."""
     if isinstance(exc, GatewayError):  # the edge's own refusals carry their status
@@ -162,7 +172,7 @@ def _translate(exc: BaseException) -> web.Response | None:
         return error_body(exc.status, _HTTP_CODES.get(exc.status, "error"), exc.reason)
     if isinstance(exc, asyncpg.IntegrityConstraintViolationError):
         return _constraint_refusal(exc)
-    if isinstance(exc, asyncpg.DataError):  # a value the database cannot take (a NUL, a number out of range)
+    if isinstance(exc, _UNSTORABLE):  # a value the caller sent that the database cannot take
         log.warning("refused by the database: %s", type(exc).__name__)
         return error_body(422, "invalid", "a value in the request cannot be stored")
     if isinstance(

@@ -58,13 +58,22 @@ def client_address(request: web.Request) -> str:
     if not proxies or not _within(remote, proxies):
         return remote
     hops = ",".join(request.headers.getall("X-Forwarded-For", ())).split(",")
-    for hop in reversed(hops):
-        hop = hop.strip()
+    for raw in reversed(hops):
+        hop = _bare(raw.strip())
         if not hop:
             continue
         if not _within(hop, proxies):
-            return hop if _is_address(hop) else remote  # not an address: the proxy's own, as a last resort
+            return str(ip_address(hop)) if _is_address(hop) else remote  # not an address: the proxy's own
     return remote
+
+
+def _bare(hop: str) -> str:
+    """An X-Forwarded-For hop without the port some balancers add: 203.0.113.5:4711, [2001:db8::1]:443."""
+    if hop.startswith("["):
+        return hop[1:].partition("]")[0]
+    if hop.count(":") == 1:
+        return hop.partition(":")[0]
+    return hop
 
 
 def _within(address: str, networks: tuple[IPv4Network | IPv6Network, ...]) -> bool:

@@ -155,7 +155,7 @@ async def test_behind_a_trusted_proxy_each_customer_has_their_own_limit(
 
         assert [await post("203.0.113.5", f"a{n}") for n in range(2)] == [200, 200]
         assert await post("198.51.100.7", "b0") == 200  # another customer, the same balancer
-        assert await post("192.0.2.1, 203.0.113.5", "a-spoofed") == 429  # written by the client: ignored
+        assert await post("192.0.2.1, 203.0.113.5:4711", "a-spoofed") == 429  # its own hop; a port ignored
         rows = await logged_contacts(conn, "channel = 'web_form' AND status = 'rejected'")
         assert [r["error"] for r in rows] == ["web form rate limit from 203.0.113.5"]
     async with running(settings.with_(webform_per_hour=1), conn, demo=False) as (client, _):

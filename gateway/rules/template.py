@@ -17,6 +17,7 @@ PLACEHOLDERS = frozenset(
         "provider_address",
         "provider_email",
         "provider_phone",
+        "emergency_phone",
         "web_form_url",
     }
 )

@@ -107,6 +107,13 @@ async def end_attempt(conn: Db, attempt: int, kind: str, staff_id: int | None = 
     )
 
 
+async def abandon_attempt(conn: Db, attempt: int) -> None:
+    """An attempt whose check was cut short (an error, a stop): refused, if it is still under way."""
+    await conn.execute(
+        "UPDATE staff_sign_in_events SET kind = 'refused', at = now() WHERE id = $1 AND kind = 'checking'", attempt
+    )
+
+
 async def shared_secret(conn: Db, name: str, fresh: bytes) -> bytes:
     """The secret called `name` that every process uses; the first process to ask stores `fresh`."""
     await conn.execute(

@@ -11,6 +11,7 @@ the password, so guessing is slow and every guess is on record.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import secrets
@@ -125,11 +126,11 @@ class SignInHeldBack(Exception):
 
 
 async def _held_back(pool: asyncpg.Pool, login: str, address: str, attempt: int) -> bool:
-    """Too many refusals lately, counting the attempts under way besides this one."""
+    """Too many refusals lately, counting the attempts under way that began before this one."""
     since = datetime.now(UTC) - HOLD_BACK
     row = await pool.fetchrow(
         """SELECT count(*) FILTER (WHERE login = $1) AS by_login, count(*) FILTER (WHERE address = $2) AS by_address
-           FROM staff_sign_in_events WHERE kind IN ('refused', 'checking') AND at > $3 AND id <> $4
+           FROM staff_sign_in_events WHERE kind IN ('refused', 'checking') AND at > $3 AND id < $4
            AND (login = $1 OR address = $2)""",
         login,
         address,
@@ -146,6 +147,20 @@ async def sign_in(app: web.Application, mailbox: str, password: str, address: st
     pool = app[POOL]
     login = login_of(mailbox)[:320]
     attempt = await store.start_attempt(pool, login, address)
+    try:
+        return await _check(app, login, password, address, attempt)
+    except (SignInRefused, SignInHeldBack):
+        raise
+    except BaseException:
+        # Whatever else stopped the check (a database error, the worker stopping), the attempt is not
+        # left under way: it counts as refused, as a guess that got no answer.
+        with contextlib.suppress(Exception):
+            await store.abandon_attempt(pool, attempt)
+        raise
+
+
+async def _check(app: web.Application, login: str, password: str, address: str, attempt: int) -> StaffSession:
+    pool = app[POOL]
     if await _held_back(pool, login, address, attempt):
         await store.end_attempt(pool, attempt, "held_back")
         raise SignInHeldBack

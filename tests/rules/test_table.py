@@ -149,4 +149,4 @@ def test_a_complaint_no_longer_exhausted_is_answered_again_and_its_restriction_f
     match = Match((Bundle(CUSTOMER, (r,), (), (reopened,)),))
     verdict = decide(make_contact("email"), context(match, case=reopened), TUE_1030)
     assert verdict.action == "route" and verdict.customer_message is None
-    assert verdict.banner is not None and f"is {status} again" in verdict.banner.text
+    assert verdict.banner is not None and f"is {status}, not exhausted" in verdict.banner.text

@@ -34,7 +34,8 @@ def check(contact: Contact, r: RestrictionView, ctx: Context, now: datetime) -> 
     )
     if case is not None and case.status != EXHAUSTED:  # reopened (or its review not over after all)
         banner = BannerPart(
-            "warning", f"Case {ref} is {case.status} again: its closed-issue restriction does not apply; review it."
+            "warning",
+            f"Case {ref} is {case.status}, not exhausted: its closed-issue restriction does not apply; review it.",
         )
         return Outcome(because=f"case {ref} is {case.status}, no longer exhausted: not applied", banner=banner)
     about = ctx.case is not None and ctx.case.id == params.case_id
