@@ -126,7 +126,13 @@ def _ways_to_write(p: Provider) -> str:
 def _arrangement(f: LetterFacts) -> Sentences:
     """(what is restricted, how to contact us instead), in the words of the restriction's kind."""
     r = f.restriction
-    words = LetterWords(_channels(r.channels), _ways_to_write(f.provider), f.records, f.provider.emergency_sentence())
+    words = LetterWords(
+        _channels(r.channels),
+        _ways_to_write(f.provider),
+        f.records,
+        f.provider.emergency_sentence(),
+        frozenset(r.channels),
+    )
     return REGISTRY[r.kind].letter_wording(r.params, words)
 
 

@@ -67,6 +67,7 @@ class LetterWords:
     write_instead: str  # a sentence: how the customer can still write to the provider
     records: Records = field(default_factory=Records)
     emergency: str = ""  # a sentence: how to report an emergency (empty: no line is configured)
+    covered: frozenset[str] = frozenset()  # the channels it covers, as names ("phone", "email", ...)
 
 
 def _names_nothing(params: KindParams) -> References:

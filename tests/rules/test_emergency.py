@@ -41,9 +41,13 @@ def test_no_line_or_no_deflection_no_emergency_words(emergency: str, now) -> Non
 
 def test_the_contact_limit_letter_promises_only_what_is_done() -> None:
     params = ContactLimit(limit=3, period="week")
-    without = " ".join(limit_letter(params, LetterWords("telephone and email", "Write to us.")))
+    words = LetterWords("telephone and email", "Write to us.", covered=frozenset({"phone", "email"}))
+    without = " ".join(limit_letter(params, words))
     assert "emergency" not in without.lower() and "always dealt with" not in without
     assert "calls will be declined" in without  # as they are: a call over the limit is deflected
+    assert "emails acknowledged" in without and "web forms" not in without  # only what it covers
+    phone_only = limit_letter(params, LetterWords("telephone", "Write to us.", covered=frozenset({"phone"})))
+    assert "calls will be declined" in phone_only[0] and "acknowledged" not in phone_only[0]
     emergency = dataclasses.replace(PROVIDER, emergency_phone=LINE).emergency_sentence()
     with_line = " ".join(limit_letter(params, LetterWords("telephone and email", "Write to us.", emergency=emergency)))
     assert with_line.endswith(f"call {LINE} at any time.")

@@ -64,13 +64,29 @@ def check(contact: Contact, r: RestrictionView, ctx: Context, now: datetime) -> 
     )
 
 
+_DECLINED = (("phone", "calls"), ("visit", "visits"))
+_FILED = (("email", "emails"), ("web_form", "web forms"), ("letter", "letters"))
+
+
 def letter(p: ContactLimit, w: LetterWords) -> Sentences:
+    """What happens beyond the limit, said only of the channels the restriction covers."""
+    declined = _joined([name for ch, name in _DECLINED if ch in w.covered])
+    filed = _joined([name for ch, name in _FILED if ch in w.covered])
+    beyond = [
+        f"{declined} will be declined until the next {p.period}" if declined else "",
+        f"{filed}{'' if declined else ' will be'} acknowledged, kept on file and read, though we may not reply"
+        if filed
+        else "",
+    ]
+    said = ", and ".join(b for b in beyond if b) or "further contacts may not be answered"
     return (
-        f"We will respond to up to {p.limit} contacts by {w.channels} each {p.period}. Beyond that, "
-        f"calls will be declined until the next {p.period}, and emails and web forms acknowledged, "
-        "kept on file and read, though we may not reply.",
+        f"We will respond to up to {p.limit} contacts by {w.channels} each {p.period}. Beyond that, {said}.",
         " ".join(s for s in (w.write_instead, w.emergency) if s),
     )
+
+
+def _joined(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1] if names else ""
 
 
 KIND = RestrictionKind(
