@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from ipaddress import IPv4Network, IPv6Network, ip_address
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 from typing import Any, TypeVar
 
 import orjson
@@ -55,15 +55,18 @@ def client_address(request: web.Request) -> str:
     itself lie to the left of it and are never taken. Without trusted proxies, the peer's address."""
     remote = request.remote or ""
     proxies = request.app[SETTINGS].trusted_proxies
-    if not proxies or not _within(remote, proxies):
+    if not proxies or not _within(_ip(remote), proxies):
         return remote
     hops = ",".join(request.headers.getall("X-Forwarded-For", ())).split(",")
     for raw in reversed(hops):
         hop = _bare(raw.strip())
         if not hop:
             continue
-        if not _within(hop, proxies):
-            return str(ip_address(hop)) if _is_address(hop) else remote  # not an address: the proxy's own
+        ip = _ip(hop)
+        if ip is None:
+            return remote  # not an address ('unknown'): the proxy's own, as a last resort
+        if not _within(ip, proxies):
+            return str(ip)
     return remote
 
 
@@ -76,20 +79,15 @@ def _bare(hop: str) -> str:
     return hop
 
 
-def _within(address: str, networks: tuple[IPv4Network | IPv6Network, ...]) -> bool:
+def _ip(text: str) -> IPv4Address | IPv6Address | None:
     try:
-        ip = ip_address(address)
+        return ip_address(text)
     except ValueError:
-        return False
-    return any(ip in net for net in networks)
+        return None
 
 
-def _is_address(text: str) -> bool:
-    try:
-        ip_address(text)
-    except ValueError:
-        return False
-    return True
+def _within(ip: IPv4Address | IPv6Address | None, networks: tuple[IPv4Network | IPv6Network, ...]) -> bool:
+    return ip is not None and any(ip in net for net in networks)
 
 
 def attempt_note(request: web.Request, exc: GatewayError) -> str:

@@ -86,7 +86,10 @@ def letter(p: ContactLimit, w: LetterWords) -> Sentences:
 
 
 def _joined(names: list[str]) -> str:
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1] if names else ""
+    """'calls', 'calls and visits', 'emails, web forms and letters'; '' for none."""
+    if len(names) <= 1:
+        return "".join(names)
+    return ", ".join(names[:-1]) + " and " + names[-1]
 
 
 KIND = RestrictionKind(
