@@ -218,6 +218,32 @@ async def test_simulation_takes_restrictions_as_they_stood_or_as_they_stand(clie
     assert (today["contacts"], today["changed"], today["changes"]) == (2, 0, [])
 
 
+async def test_simulation_sees_a_household_number_as_ambiguous_as_the_live_decision_does(client, api, team, keys):
+    """Calls from a number a restricted customer shares with one who has none: a rule for ambiguous
+    senders takes them in the replay too, and not the calls from a number only she holds."""
+    m = team.manager.headers
+    rita = await api.customer("Rita Hall", ("phone", "0113 496 0123"), ("phone", "07700 900124"))
+    await api.customer("Sam Hall", ("phone", "0113 496 0123"))
+    await api.restriction(rita, "appointment_only", deciders=team.deciders)
+    check = {
+        "id": "who-is-it",
+        "description": "A shared number: the identity check team asks who is calling",
+        "when": {"sender": ["ambiguous"]},
+        "then": {"target": {"type": "queue", "id": "identity-check"}},
+    }
+    v = (await _json(await client.post("/v1/rulesets", headers=m, json={}), 201))["version"]
+    await _json(await client.put(f"/v1/rulesets/{v}", headers=m, json=draft_body(check)), 200)
+    now = datetime.now(UTC)
+    for number in ("0113 496 0123", "07700 900124"):
+        body = {"channel": "phone", "from": number, "received_at": (now - timedelta(hours=1)).isoformat()}
+        await _json(await client.post("/v1/contacts", headers=bearer(keys["channel"]), json=body), 201)
+
+    result = (await _simulate(client, m, v, days=1, restrictions="now"))["result"]
+    assert [(c["from"]["target"], c["to"]["target"], c["contacts"]) for c in result["changes"]] == [
+        ("queue general", "queue identity-check", 1)
+    ]
+
+
 async def test_edits_and_requests_that_cannot_be_used_are_refused_clearly(client, team, keys):
     m = team.manager.headers
     v = (await _json(await client.post("/v1/rulesets", headers=m, json={}), 201))["version"]

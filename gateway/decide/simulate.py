@@ -134,13 +134,21 @@ class World:
         restricted = {b.customer.id for b in bundles}
         acting_for = list(row["representative_of"] or ())
         flags = [self.customers[c].adjustments_flags for c in ids if c in self.customers]
+        # As the live index has it: an identifier that reaches a restricted or flagged customer also
+        # names the other customers whose own it is (the log's ids hold them all).
+        others = [c for c in ids if c not in restricted and c not in acting_for] if bundles or any(flags) else []
         return Match(
             bundles=bundles,
             representative_of=tuple(c for c in acting_for if c in restricted),
             sender_kind=row["sender_kind"] or "none",
             adjustments=frozenset().union(*flags),
             on_behalf=bool(acting_for),
+            shared_with=tuple((c, self._name(c)) for c in others) if len(others) + len(bundles) > 1 else (),
         )
+
+    def _name(self, customer_id: int) -> str:
+        customer = self.customers.get(customer_id)
+        return customer.name if customer else f"Customer {customer_id}"
 
 
 def _outcome(v: Verdict) -> dict[str, Any]:

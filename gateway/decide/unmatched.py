@@ -34,7 +34,7 @@ class UnmatchedVerdicts:
     @staticmethod
     def key(contact: Contact, match: Match, has_case: bool, ruleset: CompiledRuleSet) -> _Key | None:
         """What an unmatched sender's verdict depends on besides the minute; None when it depends on more."""
-        known = match.bundles or match.representative_of or match.adjustments or match.on_behalf
+        known = match.bundles or match.representative_of or match.adjustments or match.on_behalf or match.shared_with
         if known or has_case or contact.on_behalf_of or "subject_has" in ruleset.conditions:
             return None
         to = address_keys(contact.to) if "to" in ruleset.conditions else frozenset()

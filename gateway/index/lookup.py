@@ -1,4 +1,5 @@
-"""The in-memory restriction index: normalised identifier → the restricted customers it reaches.
+"""The in-memory restriction index: normalised identifier → the restricted customers it reaches
+(and, for an identifier several customers hold, who else it is: the decision says it was ambiguous).
 
 Only customers with an enforced restriction are held (a fraction of a percent), so every decision
 is a dictionary lookup. Writes swap in whole per-customer entries without awaiting, so a reader
@@ -35,6 +36,10 @@ class RestrictionIndex:
         self.cases_by_id: dict[int, CaseView] = {}
         self.external_refs: dict[str, int] = {}
         self.flags: dict[int, frozenset[str]] = {}  # customer → recorded adjustment flags
+        # Identifiers more than one customer holds as their own → those customers (id, name); read
+        # only for identifiers in `links`. `_sharing`: customer → the keys naming them there.
+        self.shared: dict[str, tuple[tuple[int, str], ...]] = {}
+        self._sharing: dict[int, set[str]] = {}
         self.closures: frozenset[date] = frozenset()
         self._handles: dict[int, set[str]] = {}
         self._ref_of: dict[int, str] = {}
@@ -50,7 +55,8 @@ class RestrictionIndex:
         if kind == "ref":
             cid = self.external_refs.get(value)
             return Match(bundles=(self.bundles[cid],) if cid in self.bundles else (), sender_kind="ref")
-        links = self.links.get(handle_key(kind, value), ())
+        key = handle_key(kind, value)
+        links = self.links.get(key, ())
         if not links and not on_behalf_of:  # nearly every sender: no customer of ours holds this identifier
             return _NO_ONE.get(kind) or Match(sender_kind=kind)
         direct = [lk.customer_id for lk in links if lk.representative_id is None]
@@ -64,12 +70,16 @@ class RestrictionIndex:
         ids = list(dict.fromkeys([*direct, *acting_for]))
         # Customers linked only for their adjustment flags have no bundle: they are not restricted.
         flags = [self.flags[c] for c in ids if c in self.flags]
+        bundles = tuple(self.bundles[c] for c in ids if c in self.bundles)
+        # Other customers whose own identifier this is too: the caller may be any of them.
+        shared = self.shared.get(key, ()) if links else ()
         return Match(
-            bundles=tuple(self.bundles[c] for c in ids if c in self.bundles),
+            bundles=bundles,
             representative_of=tuple(dict.fromkeys(c for c in acting_for if c in self.bundles)),
             sender_kind=kind,
             adjustments=frozenset().union(*flags),
             on_behalf=on_behalf,
+            shared_with=tuple(h for h in shared if h[0] not in self.bundles),
         )
 
     def _customer_named(self, text: str | None) -> int | None:
@@ -96,6 +106,7 @@ class RestrictionIndex:
         """Swap in a full load: every customer, the staff and the closure days."""
         self.bundles, self.links, self._handles = {}, {}, {}
         self.cases_by_ref, self.cases_by_id, self.external_refs, self._ref_of, self.flags = {}, {}, {}, {}, {}
+        self.shared, self._sharing = {}, {}
         self.staff, self.closures = staff, closures
         self.install(loaded, ())
         self.loaded = True
@@ -120,6 +131,10 @@ class RestrictionIndex:
         for ref, cid in loaded.external_refs.items():
             self.external_refs[ref] = cid
             self._ref_of[cid] = ref
+        for key, holders in loaded.shared.items():  # who holds each, as the database has it now
+            self.shared[key] = holders
+            for cid, _ in holders:
+                self._sharing.setdefault(cid, set()).add(key)
         self._changed()
 
     def _remove(self, cid: int) -> None:
@@ -138,6 +153,12 @@ class RestrictionIndex:
         ref = self._ref_of.pop(cid, None)
         if ref is not None:
             self.external_refs.pop(ref, None)
+        for key in self._sharing.pop(cid, set()):  # the load that follows names them again where they still are
+            holders = tuple(h for h in self.shared.get(key, ()) if h[0] != cid)
+            if len(holders) > 1:
+                self.shared[key] = holders
+            else:
+                self.shared.pop(key, None)
 
     def set_staff(self, staff: dict[int, StaffView]) -> None:
         self.staff = staff

@@ -107,14 +107,22 @@ class Match:
     # the sender is a registered representative of any customer (restricted or not).
     adjustments: frozenset[str] = frozenset()
     on_behalf: bool = False
+    # The other customers the identifier is theirs too (a household phone), who have no restriction:
+    # (id, name). The caller may be any of them, so the decision says it was ambiguous.
+    shared_with: tuple[tuple[int, str], ...] = ()
 
     @property
     def ambiguous(self) -> bool:
-        return len(self.bundles) > 1
+        return len(self.bundles) + len(self.shared_with) > 1
 
     @property
     def customer_ids(self) -> tuple[int, ...]:
-        return tuple(b.customer.id for b in self.bundles)
+        return (*(b.customer.id for b in self.bundles), *(cid for cid, _ in self.shared_with))
+
+    @property
+    def names(self) -> list[str]:
+        """Who the caller may be: the restricted customers, then the others sharing the identifier."""
+        return [*(b.customer.name for b in self.bundles), *(name for _, name in self.shared_with)]
 
 
 UNNAMED_PROVIDER = "the housing team"

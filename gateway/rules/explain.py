@@ -46,7 +46,7 @@ def identity_reasons(match: Match) -> list[Reason]:
                 because="Number withheld: no restriction can be matched; normal route.",
             )
         ]
-    if not match.bundles and (match.adjustments or match.on_behalf):
+    if not match.bundles and (match.adjustments or match.on_behalf or match.shared_with):
         # Known to us (their flags or their representative's link reached the rules), but with no
         # restriction: saying "not recognised" would mislead a manager reading a simulation.
         flags = join_words(sorted(match.adjustments)) if match.adjustments else "none"
@@ -61,15 +61,14 @@ def identity_reasons(match: Match) -> list[Reason]:
         return [Reason(source="identity", id="unmatched", because="Sender not recognised: normal route.")]
     reasons = []
     if match.ambiguous:
-        names = join_words([b.customer.name for b in match.bundles])
-        reasons.append(
-            Reason(
-                source="identity",
-                id="ambiguous",
-                because=f"This identifier reaches {len(match.bundles)} customers "
-                f"({names}): the restrictions of all of them apply.",
-            )
-        )
+        names = match.names
+        unrestricted = [name for _, name in match.shared_with]
+        because = f"This identifier reaches {len(names)} customers ({join_words(names)}): "
+        because += "the restrictions of all of them apply"
+        if unrestricted:
+            has = "has" if len(unrestricted) == 1 else "have"
+            because += f" ({join_words(unrestricted)} {has} none)"
+        reasons.append(Reason(source="identity", id="ambiguous", because=because + "."))
     for cid in match.representative_of:
         bundle = next((b for b in match.bundles if b.customer.id == cid), None)
         name = bundle.customer.name if bundle else f"customer #{cid}"
@@ -80,7 +79,7 @@ def identity_reasons(match: Match) -> list[Reason]:
 
 
 def ambiguous_banner(match: Match) -> BannerPart:
-    names = join_words([b.customer.name for b in match.bundles])
+    names = join_words(match.names, "or")
     return BannerPart(
         "warning",
         f"Shared identifier: could be {names}. Check who is contacting us; the restrictions of each are shown.",

@@ -49,6 +49,9 @@ class Loaded:
     links: dict[str, list[Link]] = field(default_factory=dict)
     external_refs: dict[str, int] = field(default_factory=dict)
     flags: dict[int, frozenset[str]] = field(default_factory=dict)  # recorded adjustment flags
+    # Every identifier of the customers loaded that is also another customer's own (a household
+    # phone), with all the customers it is theirs: (id, name), by the index's key.
+    shared: dict[str, tuple[tuple[int, str], ...]] = field(default_factory=dict)
 
 
 _RESTRICTIONS = """
@@ -70,6 +73,13 @@ _IDENTIFIERS = """SELECT kind, value, customer_id, NULL::bigint AS representativ
                   SELECT i.kind, i.value, r.customer_id, i.representative_id
                   FROM representatives r JOIN identifiers i ON i.representative_id = r.id
                   WHERE r.customer_id = ANY($1::bigint[])"""
+# The identifiers of these customers that more than one customer holds as their own, with everyone
+# holding each (identifiers_customer_unique makes each holder one row).
+_SHARED = """SELECT i.kind, i.value, array_agg(c.id ORDER BY c.id) AS ids, array_agg(c.name ORDER BY c.id) AS names
+             FROM (SELECT DISTINCT kind, value FROM identifiers WHERE customer_id = ANY($1::bigint[])) k
+             JOIN identifiers i ON i.kind = k.kind AND i.value = k.value
+             JOIN customers c ON c.id = i.customer_id
+             GROUP BY i.kind, i.value HAVING count(*) > 1"""
 _CASES = """SELECT id, reference, customer_id, status, closed_on, subject
             FROM cases WHERE customer_id = ANY($1::bigint[])"""
 _STAFF = "SELECT id, name, role, line, voicemail, mailbox, queue, working_hours FROM staff WHERE active"
@@ -130,11 +140,16 @@ async def _cases(conn: asyncpg.Connection, ids: list[int]) -> dict[int, list[Cas
 
 async def load(conn: asyncpg.Connection, today: date, only: Sequence[int] | None) -> Loaded:
     """Bundles and identifier links for customers with an enforced restriction (all, or `only`),
-    and links and flags for customers with recorded adjustment flags."""
+    links and flags for customers with recorded adjustment flags, and the identifiers of those (or
+    of every customer in `only`, restricted or not) that other customers share."""
     by_customer = await enforced_restrictions(conn, today, only)
     flagged = [r["id"] for r in await conn.fetch(_FLAGGED, None if only is None else list(only))]
     out = Loaded()
     ids = list(dict.fromkeys([*by_customer, *flagged]))
+    # `only` whole: a customer outside the index who gained or lost a restricted customer's number
+    # changes who that number reaches.
+    for row in await conn.fetch(_SHARED, ids if only is None else list(only)):
+        out.shared[handle_key(row["kind"], row["value"])] = tuple(zip(row["ids"], row["names"], strict=True))
     if not ids:
         return out
     restricted = list(by_customer)

@@ -128,10 +128,30 @@ def test_ambiguous_household_number_applies_everyone_s_restrictions() -> None:
     assert v.action == "deflect" and v.matched.ambiguous
     assert v.matched.customer_ids == [1, 2]
     assert v.banner is not None and v.banner.severity == "danger"
-    assert "Shared identifier: could be Alex Smith and Jo Smith" in v.banner.text
+    assert "Shared identifier: could be Alex Smith or Jo Smith" in v.banner.text
     assert "Alex Smith: Written contact only" in v.banner.text
     assert "Jo Smith: Caution: Dog on site." in v.banner.text
     assert any(r.id == "ambiguous" and "2 customers" in r.because for r in v.reasons)
+
+
+def test_a_number_shared_with_an_unrestricted_customer_is_ambiguous() -> None:
+    """A household phone: the restricted customer's restriction still covers the call (DESIGN §2),
+    and the agent and the log are told the caller may be the other customer, who has none."""
+    v = decide(
+        make_contact("phone"),
+        context(Match((bundle(restriction("caution", params=Caution(note="Dog"))),), shared_with=((2, "Jo Smith"),))),
+        TUE_1030,
+    )
+    assert v.action == "route" and v.matched.ambiguous
+    assert v.matched.customer_ids == [1, 2]
+    assert v.banner is not None and "Shared identifier: could be Alex Smith or Jo Smith" in v.banner.text
+    assert "Alex Smith: Caution: Dog" in v.banner.text
+    (why,) = [r.because for r in v.reasons if r.id == "ambiguous"]
+    assert "2 customers (Alex Smith and Jo Smith)" in why and "Jo Smith has none" in why
+    alone = decide(
+        make_contact("phone"), context(Match((bundle(restriction("caution", params=Caution(note="Dog"))),))), TUE_1030
+    )
+    assert not alone.matched.ambiguous and "Shared identifier" not in (alone.banner.text if alone.banner else "")
 
 
 def test_only_active_and_under_appeal_restrictions_are_enforced() -> None:

@@ -1,0 +1,89 @@
+"""A household phone: a number a restricted customer shares with a customer who has no restriction.
+
+The restriction still covers the call (DESIGN §2: the decision covers all of them), and the decision
+says it was ambiguous, naming both, so the agent asks who is calling and the log shows both. The
+index keeps this right as either customer gains or loses the number, and after a full load.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+import redis.asyncio as aioredis
+
+from gateway import db
+from gateway.identifiers import normalise
+from gateway.index import IndexKeeper, RestrictionIndex
+from tests.factory import bearer
+from tests.helpers import eventually
+
+HOME = "0113 496 0123"
+
+
+async def _call(client, keys) -> dict:
+    r = await client.post("/v1/contacts", headers=bearer(keys["channel"]), json={"channel": "phone", "from": HOME})
+    assert r.status == 201, await r.text()
+    return await r.json()
+
+
+async def test_a_number_shared_with_an_unrestricted_customer_is_ambiguous(client, api, team, keys, conn):
+    rita = await api.customer("Rita Hall", ("phone", HOME))
+    await api.restriction(rita, "caution", params={"note": "Raised voice at the door"}, deciders=team.deciders)
+    sam = await api.customer("Sam Hall", ("phone", HOME), ("phone", "07700 900555"))
+
+    async def ambiguous() -> bool:
+        return (await _call(client, keys))["matched"]["ambiguous"]
+
+    await eventually(ambiguous)
+    d = await _call(client, keys)
+    assert d["action"] == "route" and d["matched"]["customer_ids"] == [rita, sam]
+    assert "Shared identifier: could be Rita Hall or Sam Hall" in d["banner"]["text"]
+    assert "Rita Hall: " in d["banner"]["text"]  # whose restriction each line is
+    (why,) = [r["because"] for r in d["reasons"] if r["id"] == "ambiguous"]
+    assert "Sam Hall has none" in why
+    row = await conn.fetchrow("SELECT ambiguous, customer_ids FROM contacts WHERE id = $1", uuid.UUID(d["contact_id"]))
+    assert row["ambiguous"] is True and sorted(row["customer_ids"]) == [rita, sam]
+
+    # Sam moves out and takes his own number only: the home number is Rita's alone again.
+    await api.change_customer(team.cl1, sam, identifiers={"remove": [{"kind": "phone", "value": HOME}]})
+
+    async def hers_alone() -> bool:
+        return not (await _call(client, keys))["matched"]["ambiguous"]
+
+    await eventually(hers_alone)
+    d = await _call(client, keys)
+    assert d["matched"]["customer_ids"] == [rita] and "Shared identifier" not in d["banner"]["text"]
+
+    # He comes back: shared again, heard from his change alone (Rita's entry is not reloaded).
+    await api.change_customer(team.cl1, sam, identifiers={"add": [{"kind": "phone", "value": HOME}]})
+    await eventually(ambiguous)
+
+
+async def test_a_full_load_finds_the_shared_number_and_a_number_nobody_restricted_shares_stays_plain(
+    api, team, settings
+):
+    rita = await api.customer("Rita Hall", ("phone", HOME))
+    await api.restriction(rita, "written_only", deciders=team.deciders)
+    sam = await api.customer("Sam Hall", ("phone", HOME))
+    await api.customer("Ann Lee", ("phone", "07700 900321"))
+    await api.customer("Bob Lee", ("phone", "07700 900321"))
+    index = RestrictionIndex()
+    pool = await db.create_pool(settings.database_url or "", min_size=1, max_size=2)
+    redis = aioredis.from_url(settings.redis_url or "")
+    keeper = IndexKeeper(index, pool, redis, settings.database_url or "", 3600, lambda: date.today())
+    try:
+        await keeper.load_all()
+        match = index.match("phone", normalise("phone", HOME))
+        assert match.ambiguous and match.customer_ids == (rita, sam)
+        assert match.shared_with == ((sam, "Sam Hall"),)
+        # Two customers with no restriction sharing a number: nothing of theirs is in the index.
+        lees = index.match("phone", normalise("phone", "07700 900321"))
+        assert lees.bundles == () and lees.shared_with == () and not lees.ambiguous
+        # Rita's restriction lifted (her entry reloaded on its own): the number reaches no one restricted.
+        await pool.execute("UPDATE restrictions SET status = 'lifted' WHERE customer_id = $1", rita)
+        await keeper.refresh_customers([rita])
+        assert index.match("phone", normalise("phone", HOME)).customer_ids == ()
+    finally:
+        await pool.close()
+        await redis.aclose()
