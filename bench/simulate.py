@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 from gateway import db
 from gateway.decide.simulate import SimulationParams, simulate
 from gateway.migrate import migrate
+from gateway.rules.calendar import Calendar
 from gateway.rules.compiled import compile_ruleset
 from gateway.rules.default_ruleset import DEFAULT_RULESET
 from gateway.rules.ruleset import parse_ruleset
@@ -164,7 +165,7 @@ async def main(argv: list[str]) -> None:
 
         started = time.perf_counter()
         params = SimulationParams(days=30, restrictions=args.restrictions, examples=1)
-        result = await simulate(conn, draft, published, params, now, ZoneInfo("Europe/London"), progress)
+        result = await simulate(conn, draft, published, params, now, Calendar(ZoneInfo("Europe/London")), progress)
         took = time.perf_counter() - started
     finally:
         await conn.close()

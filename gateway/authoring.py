@@ -12,13 +12,14 @@ import asyncpg
 import yaml
 from aiohttp import web
 
-from .appkeys import POOL, REDIS
+from .appkeys import POOL, REDIS, SETTINGS
 from .decide.guardrails import guardrail_report
 from .decide.ruletests import CaseResult, run_ruleset_tests
 from .decide.simulate import SimulationParams
 from .errors import FieldInvalid, RuleConflict, StateConflict
 from .invalidation import publish
 from .models.rulesets import NOTE_MAX
+from .rules.calendar import Calendar
 from .rules.compiled import CompiledRuleSet, compile_ruleset
 from .rules.diff import diff_rulesets
 from .rules.ruleset import RuleSet, RuleSetError, parse_ruleset
@@ -69,8 +70,9 @@ async def load_version(conn: asyncpg.Pool | asyncpg.Connection, version: int) ->
     return parse_ruleset(await store.ruleset_data(conn, version))
 
 
-def test_report(compiled: CompiledRuleSet, now: datetime | None = None) -> dict[str, Any]:
-    results = run_ruleset_tests(compiled, None, now or datetime.now(UTC))
+def test_report(compiled: CompiledRuleSet, calendar: Calendar, now: datetime | None = None) -> dict[str, Any]:
+    """The version's test cases run in `calendar` (the provider's: Settings.calendar)."""
+    results = run_ruleset_tests(compiled, None, now or datetime.now(UTC), calendar)
     return {
         "version": compiled.version,
         "passed": all(r.passed for r in results),
@@ -113,7 +115,7 @@ async def put_in_force(
     reason = _reason(reason)
     compiled = compile_ruleset(await load_version(pool, version))
     if not rollback:
-        report = test_report(compiled)
+        report = test_report(compiled, app[SETTINGS].calendar())
         if not report["passed"]:
             raise RuleConflict(
                 f"{report['failed']} of {report['total']} test case(s) fail: all must pass to publish",

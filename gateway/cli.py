@@ -176,11 +176,9 @@ async def _retention(settings: Settings, dry_run: bool) -> int:
 
 
 async def _simulate(settings: Settings, job: int) -> int:
-    from zoneinfo import ZoneInfo
-
     from .simjob import run_job
 
-    return await run_job(settings.require_services().database_url or "", job, ZoneInfo(settings.tz))
+    return await run_job(settings.require_services().database_url or "", job, settings.calendar())
 
 
 def _parser() -> argparse.ArgumentParser:

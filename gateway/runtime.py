@@ -64,7 +64,7 @@ class Runtime:
         claims = Idempotency(redis, batch, health, pool)
         outbox = OutboxSender(pool, redis, settings)
         effects = Effects(redis, claims, settings, outbox.wake)
-        contexts = Contexts(index, rules, tz, settings.provider())
+        contexts = Contexts(index, rules, settings.calendar, settings.provider())
         contact_log = ContactLog(pool, settings, on_logged=effects.after_commit, claims=claims)
         decide = DecideService(
             settings, index, contexts, claims, Counting(batch, health, pool, tz), contact_log, effects
@@ -89,7 +89,7 @@ class Runtime:
         # calendar (~280 modules, ~10,000 objects, measured 2026-11-27). Read now, before the index
         # load freezes what the process holds (RestrictionIndex.replace_all), or every full
         # collection walks them: 5–9 ms each, every ~2 s, in a worker under load.
-        bank_holidays(today().year)
+        bank_holidays(today().year, settings.bank_holidays)
         await keeper.start()
         if index.loaded and (said := ways_to_write()):
             log.warning("%s", said)

@@ -7,12 +7,14 @@ import re
 import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import date
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from typing import Any
 
 from .caseref import DEFAULT_PATTERN, PatternRejected, vet
 from .identifiers import IdentifierError, normalise_phone
 from .lifecycle import parse_rule
+from .rules.calendar import NATIONS, Calendar
 from .rules.context import Provider
 
 DEFAULT_TZ = "Europe/London"
@@ -112,6 +114,7 @@ class Settings:
     port: int = 8080
     workers: int = 1
     tz: str = DEFAULT_TZ
+    bank_holidays: str = "ENG"
     max_body_bytes: int = 1024 * 1024
     decide_deadline_ms: int = 500
     written_deadline_ms: int = 1500
@@ -184,6 +187,7 @@ class Settings:
             port=_int(env, "GATEWAY_PORT", 8080, 0, 65535),
             workers=_int(env, "GATEWAY_WORKERS", 1, 1, 64),
             tz=tz,
+            bank_holidays=_nation(env),
             max_body_bytes=_int(env, "GATEWAY_MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),
             decide_deadline_ms=decide_ms,
             # A provider that raised the decide deadline keeps it for written contacts too, unless told.
@@ -238,6 +242,10 @@ class Settings:
         if not self.redis_url:
             raise SettingsError("REDIS_URL is not set (expected redis://host:port/0)")
         return self
+
+    def calendar(self, closures: frozenset[date] = frozenset()) -> Calendar:
+        """The provider's calendar: its time zone, its nation's bank holidays, these closure days."""
+        return Calendar(zoneinfo.ZoneInfo(self.tz), closures, self.bank_holidays)
 
     def provider(self) -> Provider:
         """How customers can write in, as quoted in deflections and letters."""
@@ -347,6 +355,17 @@ def _mail_filter(env: Mapping[str, str]) -> dict[str, Any]:
         "mail_filter_max_bytes": _int(env, "GATEWAY_MAIL_FILTER_MAX_BYTES", 64 * 1024 * 1024, 1024, 1024**3),
         "case_mailbox": _case_mailbox(env),
     }
+
+
+def _nation(env: Mapping[str, str]) -> str:
+    raw = env.get("GATEWAY_BANK_HOLIDAYS") or "ENG"
+    nation = raw.strip().upper()
+    if nation not in NATIONS:
+        raise SettingsError(
+            f"GATEWAY_BANK_HOLIDAYS={raw!r} is not a UK nation's code: ENG or WLS (England and Wales), "
+            "SCT (Scotland) or NIR (Northern Ireland)"
+        )
+    return nation
 
 
 def _tz(env: Mapping[str, str]) -> str:

@@ -12,10 +12,10 @@ import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from . import db
 from .decide.simulate import SimulationParams, simulate
+from .rules.calendar import Calendar
 from .rules.compiled import compile_ruleset
 from .rules.ruleset import parse_ruleset
 from .settings import Settings
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
 
 
-async def run_job(dsn: str, job: int, tz: ZoneInfo) -> int:
+async def run_job(dsn: str, job: int, calendar: Calendar) -> int:
     """Run the recorded job to the end; 0 when it finished (its row says done or failed)."""
     conn, progress_conn = await db.connect(dsn), await db.connect(dsn)
     try:
@@ -41,7 +41,7 @@ async def run_job(dsn: str, job: int, tz: ZoneInfo) -> int:
             async def progress(done: int, total: int) -> None:
                 await store.simulation_progress(progress_conn, job, done, total)
 
-            result = await simulate(conn, draft, against, params, datetime.now(UTC), tz, progress)
+            result = await simulate(conn, draft, against, params, datetime.now(UTC), calendar, progress)
         except Exception as exc:  # the job says it failed, and why; the manager can run it again
             log.exception("simulation %s failed", job)
             await store.finish_simulation(progress_conn, job, None, f"{type(exc).__name__}: {exc}"[:2000])
@@ -60,6 +60,7 @@ async def start_job_process(settings: Settings, job: int) -> asyncio.subprocess.
         "DATABASE_URL": settings.database_url or "",
         "REDIS_URL": settings.redis_url or "",
         "GATEWAY_TZ": settings.tz,
+        "GATEWAY_BANK_HOLIDAYS": settings.bank_holidays,
     }
     return await asyncio.create_subprocess_exec(
         sys.executable,

@@ -14,6 +14,8 @@ from gateway.settings import Settings, SettingsError
 def test_defaults():
     s = Settings.from_env({})
     assert (s.host, s.port, s.tz, s.workers) == ("127.0.0.1", 8080, "Europe/London", 1)
+    assert s.bank_holidays == "ENG" and s.calendar().nation == "ENG"
+    assert Settings.from_env({"GATEWAY_BANK_HOLIDAYS": " sct "}).calendar().nation == "SCT"
     assert (s.decide_deadline_ms, s.written_deadline_ms) == (500, 1500)
     assert Settings.from_env({"GATEWAY_WRITTEN_DEADLINE_MS": "2500"}).written_deadline_ms == 2500
     assert Settings.from_env({"GATEWAY_DECIDE_DEADLINE_MS": "3000"}).written_deadline_ms == 3000  # never shorter
@@ -25,6 +27,7 @@ def test_defaults():
         ({"GATEWAY_PORT": "eighty"}, "GATEWAY_PORT"),
         ({"GATEWAY_PORT": "70000"}, "GATEWAY_PORT"),
         ({"GATEWAY_TZ": "Mars/Olympus"}, "GATEWAY_TZ"),
+        ({"GATEWAY_BANK_HOLIDAYS": "GB"}, "GATEWAY_BANK_HOLIDAYS='GB' is not a UK nation's code"),
         ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
         ({"REDIS_URL": "localhost:6379"}, "REDIS_URL"),
         ({"FASTAGI_ALLOW": "10.0.0.0/8,not-an-address"}, "FASTAGI_ALLOW"),

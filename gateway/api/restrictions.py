@@ -35,7 +35,6 @@ from ..models.restrictions import (
 )
 from ..outbox.acks import ack_address
 from ..reviews import local_today, utc_now
-from ..rules.calendar import Calendar
 from ..runtime import RUNTIME
 from ..settings import Settings
 from ..store import appeals, people, reports, signoffs, transitions
@@ -63,7 +62,7 @@ async def policy(request: web.Request) -> lc.Policy:
     return lc.Policy(
         rule=lc.parse_rule(settings.activation_rule),
         review_months=settings.review_default_months,
-        calendar=Calendar(ZoneInfo(settings.tz), closures),
+        calendar=settings.calendar(closures),
     )
 
 

@@ -76,7 +76,7 @@ async def validate(request: web.Request) -> web.Response:
 async def test(request: web.Request) -> web.Response:
     version = _version(request)
     compiled = compile_ruleset(await _given_or_stored(request, version))
-    return web.json_response(authoring.test_report(compiled))
+    return web.json_response(authoring.test_report(compiled, request.app[SETTINGS].calendar()))
 
 
 async def simulate(request: web.Request) -> web.Response:

@@ -6,10 +6,9 @@ world whoever asks.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date
 from typing import Protocol
-from zoneinfo import ZoneInfo
 
 from ..rules.calendar import Calendar
 from ..rules.compiled import CompiledRuleSet
@@ -62,15 +61,19 @@ def make_context(
 class Contexts:
     """Builds Contexts for this process: its index, its rule set in force, its provider details."""
 
-    def __init__(self, world: World, rules: RulesInForce, tz: ZoneInfo, provider: Provider) -> None:
-        self.world, self.rules, self.tz, self.provider = world, rules, tz, provider
+    def __init__(
+        self, world: World, rules: RulesInForce, calendar: Callable[[frozenset[date]], Calendar], provider: Provider
+    ) -> None:
+        """`calendar`: the provider's calendar given its closure days (Settings.calendar)."""
+        self.world, self.rules, self.provider = world, rules, provider
+        self._calendar_with = calendar
         self._calendar: tuple[frozenset[date], Calendar] | None = None
 
     def calendar(self) -> Calendar:
         """Rebuilt only when the index loads a new set of closures."""
         closures = self.world.closures
         if self._calendar is None or self._calendar[0] is not closures:
-            self._calendar = (closures, Calendar(tz=self.tz, closures=closures))
+            self._calendar = (closures, self._calendar_with(closures))
         return self._calendar[1]
 
     def build(

@@ -118,9 +118,12 @@ def _problems(case: RuleTestCase, action: Action, target: Target | None, flagged
     return tuple(problems)
 
 
-def run_ruleset_tests(compiled: CompiledRuleSet, tests: list[RuleTestCase] | None, now: datetime) -> list[CaseResult]:
-    """Each case decided at its own `at` (or `now`); it passes when action, target and flag
-    are as expected."""
+def run_ruleset_tests(
+    compiled: CompiledRuleSet, tests: list[RuleTestCase] | None, now: datetime, calendar: Calendar | None = None
+) -> list[CaseResult]:
+    """Each case decided at its own `at` (or `now`), in the provider's time zone and bank holidays
+    (`calendar`, without closure days: a case means the same whenever it runs); it passes when
+    action, target and flag are as expected."""
     results = []
     for case in compiled.source.tests if tests is None else tests:
         at = case.situation.at or now
@@ -128,7 +131,7 @@ def run_ruleset_tests(compiled: CompiledRuleSet, tests: list[RuleTestCase] | Non
             problem = f"situation.at: {at.isoformat()} is not between 1900 and 2199, so the case cannot run"
             results.append(CaseResult(case.name, False, (problem,), "hold", None, False, []))
             continue
-        verdict = decide(case.contact, situation_context(case, compiled, at), at)
+        verdict = decide(case.contact, situation_context(case, compiled, at, calendar), at)
         problems = _problems(case, verdict.action, verdict.target, verdict.flagged)
         results.append(
             CaseResult(

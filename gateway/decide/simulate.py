@@ -12,7 +12,7 @@ import bisect
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -281,7 +281,7 @@ class Replay:
 
 
 async def load_world(
-    conn: asyncpg.Connection, mode: str, since: datetime, until: datetime, tz: ZoneInfo, today: date
+    conn: asyncpg.Connection, mode: str, since: datetime, until: datetime, calendar: Calendar, today: date
 ) -> World:
     restrictions_at: Callable[[int, datetime], tuple[RestrictionView, ...]]
     if mode == "now":
@@ -294,7 +294,7 @@ async def load_world(
 
         restrictions_at = as_now
     else:
-        history = HistoricalRestrictions(await store.restriction_history(conn, until), tz)
+        history = HistoricalRestrictions(await store.restriction_history(conn, until), calendar.tz)
         restricted = history.customer_ids
         restrictions_at = history.at
     cases = await store.cases(conn, restricted, since, until)
@@ -307,7 +307,7 @@ async def load_world(
         cases=cases,
         cases_of=cases_of,
         staff=await load_staff(conn),
-        calendar=Calendar(tz=tz, closures=await load_closures(conn)),
+        calendar=replace(calendar, closures=await load_closures(conn)),
         restrictions_at=restrictions_at,
     )
 
@@ -318,13 +318,14 @@ async def simulate(
     published: CompiledRuleSet,
     params: SimulationParams,
     now: datetime,
-    tz: ZoneInfo,
+    calendar: Calendar,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Replay [now - days, now) through both versions; the impact report."""
     started = time.perf_counter()
     since, until = now - timedelta(days=params.days), now
-    world = await load_world(conn, params.restrictions, since, until, tz, now.astimezone(tz).date())
+    tz = calendar.tz  # `calendar`: the provider's (Settings.calendar); its closure days are read here
+    world = await load_world(conn, params.restrictions, since, until, calendar, now.astimezone(tz).date())
     total = await store.count_logged(conn, since, until)
     replay = Replay(world, draft, published, params.examples)
     if progress is not None:

@@ -31,16 +31,23 @@ MONTH_NAMES = (
 )
 
 
+# The UK's bank holidays differ by nation: England and Wales (ENG and WLS: the same days),
+# Scotland (SCT: 2 January, St Andrew's Day, an August holiday at the start of the month) and
+# Northern Ireland (NIR: St Patrick's Day, the Battle of the Boyne).
+NATIONS = ("ENG", "WLS", "SCT", "NIR")
+
+
 @lru_cache(maxsize=128)
-def bank_holidays(year: int) -> frozenset[date]:
-    """England-and-Wales bank holidays, substitute days included (computed, no I/O)."""
-    return frozenset(holidays.country_holidays("GB", subdiv="ENG", years=year).keys())
+def bank_holidays(year: int, nation: str = "ENG") -> frozenset[date]:
+    """The nation's bank holidays, substitute days included (computed, no I/O)."""
+    return frozenset(holidays.country_holidays("GB", subdiv=nation, years=year).keys())
 
 
 @dataclass(frozen=True, slots=True)
 class Calendar:
     tz: ZoneInfo = LONDON
     closures: frozenset[date] = field(default_factory=frozenset)
+    nation: str = "ENG"  # whose bank holidays (NATIONS)
 
     def local(self, instant: datetime) -> datetime:
         if instant.tzinfo is None or instant.utcoffset() is None:
@@ -48,7 +55,7 @@ class Calendar:
         return instant.astimezone(self.tz)
 
     def is_holiday(self, day: date) -> bool:
-        return day in self.closures or day in bank_holidays(day.year)
+        return day in self.closures or day in bank_holidays(day.year, self.nation)
 
     def is_working_day(self, day: date) -> bool:
         return day.weekday() < 5 and not self.is_holiday(day)

@@ -155,7 +155,9 @@ async def run_tests(request: web.Request) -> web.Response:
     version = await _version_of(request)
     await _form(request, session)
     compiled = compile_ruleset(await _load(request, version))
-    return await _version_page(request, version, tests=authoring.test_report(compiled))
+    return await _version_page(
+        request, version, tests=authoring.test_report(compiled, request.app[SETTINGS].calendar())
+    )
 
 
 async def simulate(request: web.Request) -> web.Response:
