@@ -14,7 +14,7 @@ from .commitprobe import INTERVAL, CommitProbe
 from .logcheck import LogCheck
 from .profile import Profile
 from .redismem import RedisMemory
-from .steady import percentile
+from .steady import LATE_MS, percentile
 from .walfiles import Entered, Ready
 from .wrk import WrkResult
 
@@ -159,6 +159,22 @@ def _steady_ms(steady: dict[str, Any]) -> str:
     return f"{offered:,.0f}/s offered: {_ms([float(x) for x in steady['latencies_ms']])}"
 
 
+def _generator(steady: dict[str, Any]) -> str:
+    """The generator's own part: its CPU, and how late it sent (its own wait for a core or its loop),
+    over all requests and over the late ones: a late request sent late was late before the gateway
+    had it."""
+    cpu = float(steady.get("cpu_s", 0)) / max(int(steady["offered"]), 1) * 1e6
+    said = f"the generator's own CPU: {cpu:,.0f} µs per request"
+    lags, late = [float(x) for x in steady.get("lags_ms", [])], [float(x) for x in steady.get("late_lags_ms", [])]
+    if not lags:
+        return said
+    lagging = sum(1 for x in late if x >= 1.0)
+    return (
+        f"{said}; it sent them p99 {percentile(lags, 99):.2f} / max {max(lags):.2f} ms after they were due, "
+        f"and {lagging} of the {len(late)} over {LATE_MS:.0f} ms 1 ms or more after"
+    )
+
+
 def _per_request_us(cpu_s: float, run: WrkResult) -> float:
     return cpu_s / max(run.requests, 1) * 1e6
 
@@ -173,8 +189,7 @@ def _rows(floor: WrkResult, floor_us: float, s: ScaleResult, rate: int) -> list[
         f"{s.cpu_us_per_decision:,.0f}",
         f"{s.cpu_us_per_decision / max(floor_us, 1e-9):.1f}×",
         s.split.describe(s.cpu_us_per_decision),
-        f"{_steady_ms(s.steady)} (the generator's own CPU: "
-        f"{float(s.steady.get('cpu_s', 0)) / max(int(s.steady['offered']), 1) * 1e6:,.0f} µs per request)",
+        f"{_steady_ms(s.steady)} ({_generator(s.steady)})",
         s.commits.describe(s.steady.get("late", [])),
         s.wal(),
         f"{s.steady_cpu_us_per_decision:,.0f}",

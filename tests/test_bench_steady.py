@@ -84,3 +84,30 @@ async def test_nothing_listening_fails_every_request_and_the_run_ends():
     await server.wait_closed()
     result = await _run(port, rate=20, seconds=1, connections=4)
     assert result.offered == 20 and result.failed == 20 and not result.created
+
+
+async def test_each_request_says_how_late_the_generator_sent_it():
+    """The generator's own lateness is kept per request (and per late request, beside `late`), so
+    that the report can tell a request sent late from one the server answered late. One connection,
+    answered 120 ms after each request, at 20 a second: each request waits for the one before."""
+
+    async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                await reader.readexactly(int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0]))
+                await asyncio.sleep(0.12)
+                writer.write(b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}")
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        writer.close()
+
+    server = await asyncio.start_server(slow, "127.0.0.1", 0)
+    try:
+        result = await _run(server.sockets[0].getsockname()[1], rate=20, seconds=1, connections=1)
+    finally:
+        server.close()
+    assert len(result.lags_ms) == len(result.latencies_ms) == 20 and len(result.late_lags_ms) == len(result.late)
+    # The queue behind the one connection grows by ~70 ms a request: the last ones are sent ~1 s late.
+    assert max(result.lags_ms) > 500 and min(result.lags_ms) < 50
+    assert all(lag <= ms for lag, (_, ms) in zip(result.late_lags_ms, result.late, strict=True))
