@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 
 from gateway.lifecycle import add_months
+from gateway.store.transitions import lapse_expired
 from tests.factory import PHONE, Api, Member, Team, restriction_body, today
 
 pytestmark = pytest.mark.asyncio
@@ -216,3 +217,36 @@ async def test_the_audit_trail_refuses_changes_in_sql(active: int, conn: asyncpg
     ):
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await conn.execute(sql, active)
+
+
+async def test_an_appeal_open_when_its_restriction_is_lifted_or_lapses_is_ended(
+    life: Life, active: int, api: Api, conn: asyncpg.Connection
+) -> None:
+    """Nothing is left to decide: the appeal is closed as 'ended' on that day, by no one, so no
+    appeal stays open against a restriction no longer in force (and the lift's event says so)."""
+    await life.appeal(active)
+    lifted = await life.lift(active)
+    (appeal,) = lifted["appeals"]
+    assert (appeal["outcome"], appeal["decided_on"], appeal["decided_by"]) == ("ended", today().isoformat(), None)
+    assert "lifted by staff" in appeal["notes"]
+    after = await conn.fetchval(
+        "SELECT after FROM restriction_events WHERE restriction_id = $1 AND kind = 'lifted'", active
+    )
+    assert after["appeal_ended"] == appeal["id"]
+    await life.decide_appeal(active, life.team.senior, "upheld", "Too late.", status=409)
+
+    # One that lapses under appeal: its appeal ends the day after its last day.
+    second = await api.restriction(life.customer_id, "appointment_only", deciders=life.team.deciders)
+    await life.appeal(second["id"])
+    await conn.execute(
+        "UPDATE restrictions SET valid_from = $2, valid_to = $3 WHERE id = $1",
+        second["id"],
+        today() - timedelta(days=30),
+        today() - timedelta(days=3),
+    )
+    await conn.execute(
+        "UPDATE appeals SET lodged_on = $2 WHERE restriction_id = $1", second["id"], today() - timedelta(days=10)
+    )
+    assert await lapse_expired(conn, today()) == [(second["id"], life.customer_id)]
+    row = await conn.fetchrow("SELECT outcome, decided_on FROM appeals WHERE restriction_id = $1", second["id"])
+    assert (row["outcome"], row["decided_on"]) == ("ended", today() - timedelta(days=2))

@@ -244,7 +244,8 @@ class Appeal(BaseModel):
     due_on: date
     decided_by: int | None = None
     decided_on: date | None = None
-    outcome: AppealOutcome | None = None
+    # 'ended': the restriction was lifted or lapsed while the appeal was open (decided by no one).
+    outcome: AppealOutcome | Literal["ended"] | None = None
     notes: str | None = None
 
 

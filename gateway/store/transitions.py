@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import asyncpg
@@ -207,17 +207,30 @@ async def lift(
         require_status(row, {"proposed", "active", "under_appeal"}, "lift it")
         valid_to = max(row["valid_from"], min(lifted_on, row["valid_to"] or lifted_on))
         updated = await update_restriction(conn, restriction_id, status="lifted", valid_to=valid_to)
-        await event(
+        ended = await end_open_appeal(
             conn,
-            updated,
-            actor,
-            "lifted",
-            why=body.reason,
-            before=snapshot(row),
-            after={**snapshot(updated), "lifted_by": staff_id},
+            restriction_id,
+            lifted_on,
+            f"The restriction was lifted by staff {staff_id} before the appeal was decided.",
         )
+        after = {**snapshot(updated), "lifted_by": staff_id, **({"appeal_ended": ended} if ended else {})}
+        await event(conn, updated, actor, "lifted", why=body.reason, before=snapshot(row), after=after)
         await notify_in_transaction(conn, row["customer_id"])
     return await get(conn, restriction_id, policy)
+
+
+async def end_open_appeal(conn: asyncpg.Connection, restriction_id: int, on: date, why: str) -> int | None:
+    """The appeal still open against a restriction that has just stopped being in force (lifted, or
+    lapsed) has nothing left to decide: closed as 'ended' on that day (never before it was lodged),
+    by no one, with why. Returns its id, or None when none was open."""
+    found: int | None = await conn.fetchval(
+        """UPDATE appeals SET outcome = 'ended', decided_on = greatest(lodged_on, $2::date), notes = $3
+           WHERE restriction_id = $1 AND outcome IS NULL RETURNING id""",
+        restriction_id,
+        on,
+        why,
+    )
+    return found
 
 
 async def lapse_expired(conn: asyncpg.Connection, today: date) -> list[tuple[int, int]]:
@@ -230,14 +243,13 @@ async def lapse_expired(conn: asyncpg.Connection, today: date) -> list[tuple[int
             today,
         )
         for row in rows:
-            await event(
-                conn,
-                row,
-                LAPSE_ACTOR,
-                "lapsed",
-                why=f"valid to {row['valid_to'].isoformat()} has passed",
-                after={"status": "lapsed"},
+            lapsed_on = min(row["valid_to"] + timedelta(days=1), today)
+            why = f"valid to {row['valid_to'].isoformat()} has passed"
+            ended = await end_open_appeal(
+                conn, row["id"], lapsed_on, f"The restriction lapsed ({why}) before the appeal was decided."
             )
+            after = {"status": "lapsed", **({"appeal_ended": ended} if ended else {})}
+            await event(conn, row, LAPSE_ACTOR, "lapsed", why=why, after=after)
         for customer_id in sorted({r["customer_id"] for r in rows}):
             await notify_in_transaction(conn, customer_id)
     return [(r["id"], r["customer_id"]) for r in rows]
