@@ -33,6 +33,7 @@ from .rules.registry import REGISTRY
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 HTML_TEMPLATE, TEXT_TEMPLATE = "restriction_letter.html", "restriction_letter.txt"
+HEADING = "Decision to restrict your contact with us"
 BEHAVIOUR = {
     "aggressive_or_abusive": "aggressive, abusive or intimidating behaviour",
     "unreasonable_demands": "unreasonable demands",
@@ -61,6 +62,16 @@ class TemplateError(Fault):
 
 
 @dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a letter after the first tells the customer (policy 000 §6.3: the appeal's outcome, in
+    writing; §7.1: a review's): an appeal decided, or the restriction lifted, on appeal or not."""
+
+    result: str  # upheld | varied | lifted
+    decided_on: date
+    appealed_on: date | None = None  # when the appeal was lodged, if it was an appeal
+
+
+@dataclass(frozen=True, slots=True)
 class LetterFacts:
     restriction: Restriction
     customer_name: str
@@ -70,6 +81,8 @@ class LetterFacts:
     address: Address | None = None  # where it is posted; None: not on record
     large_print: bool = False  # the customer's adjustments ask for it, or the caller did
     logo: str = ""  # the provider's logo as a data: URL (GATEWAY_PROVIDER_LOGO)
+    outcome: Outcome | None = None  # None: the letter of the decision itself
+    others_in_force: int = 0  # the customer's other restrictions in force (a lift letter says they still apply)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +90,8 @@ class Letter:
     text: str
     html: str
     reference: str
+    heading: str = HEADING
+    appealable: bool = True  # it tells the customer how to appeal (an outcome letter does not)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,15 +106,17 @@ class Recipient:
 def letter_email(to: Recipient, letter: Letter, pdf: bytes, provider: Provider) -> OutgoingMail:
     """The letter as an email for the outbox: a short covering note, the PDF attached."""
     sender = provider.name if provider.name != UNNAMED_PROVIDER else "Customer Experience Team"
+    appeal = "The letter says how to appeal and by when. " if letter.appealable else ""
     text = (
         f"Dear {to.name},\n\n"
         f"Please find attached our letter {letter.reference} about how you can contact us. It is a PDF; "
         "if you cannot open it, or need it in another format such as large print, reply to this email "
         "and we will send it another way.\n\n"
-        f"The letter says how to appeal and by when. Please quote {letter.reference} when you write to us.\n\n"
+        f"{appeal}Please quote {letter.reference} when you write to us.\n\n"
         f"Yours sincerely,\n{sender}\n"
     )
-    subject = f"Our letter {letter.reference}: decision about how you contact us"
+    about = "decision about how you contact us" if letter.appealable else letter.heading[0].lower() + letter.heading[1:]
+    subject = f"Our letter {letter.reference}: {about}"
     attached = OutgoingAttachment(f"{letter.reference}.pdf", "application/pdf", pdf)
     return OutgoingMail(to=to.email, subject=subject, text=text, attachments=(attached,))
 
@@ -136,13 +153,63 @@ def _arrangement(f: LetterFacts) -> Sentences:
     return REGISTRY[r.kind].letter_wording(r.params, words)
 
 
+def _opening(f: LetterFacts) -> tuple[str, str]:
+    """The letter's heading and first paragraph: the decision, or what it tells of after it."""
+    o = f.outcome
+    if o is None:
+        return HEADING, "We are writing to tell you that we have decided to restrict how you contact us, and why."
+    on = format_date(o.decided_on)
+    appeal = (
+        f"Thank you for your appeal of {format_date(o.appealed_on)} against our decision to restrict how you "
+        "contact us. A manager who was not involved in that decision has considered it carefully and decided "
+        if o.appealed_on
+        else ""
+    )
+    if o.result == "lifted":
+        heading = (
+            "Your appeal: the restriction is lifted" if appeal else "The restriction on your contact with us is lifted"
+        )
+        said = (
+            f"{appeal}on {on} to lift it."
+            if appeal
+            else f"We have decided on {on} to lift the restriction on how you contact us."
+        )
+        return heading, said
+    if o.result == "varied":
+        return (
+            "Your appeal: our decision",
+            f"{appeal}on {on} to change the arrangements. From now on they are as set out below.",
+        )
+    return (
+        "Your appeal: our decision",
+        f"{appeal}on {on} that the arrangements still apply. They are set out again below.",
+    )
+
+
 def values(f: LetterFacts, cal: Calendar) -> dict[str, Any]:
     r = f.restriction
     restricted, instead = _arrangement(f)
     letter_date = r.letter_sent_on or f.today
     until = f"until {format_date(r.valid_to)}" if r.valid_to else "until we formally review it"
     named = f.provider.name != UNNAMED_PROVIDER
+    heading, intro = _opening(f)
+    o = f.outcome
+    lifted = o is not None and o.result == "lifted"
     return {
+        "heading": heading,
+        "intro": intro,
+        # After the decision itself: the appeal's or the lift's outcome (result: upheld, varied or
+        # lifted; appealed_on: "" unless it was an appeal); None in the letter of the decision.
+        "outcome": None
+        if o is None
+        else {
+            "result": o.result,
+            "decided_on": format_date(o.decided_on),
+            "appealed_on": format_date(o.appealed_on) if o.appealed_on else "",
+        },
+        "lifted_from": format_date(o.decided_on) if o is not None and lifted else "",  # in force no longer
+        "restored": _channels(r.channels),  # what a lift letter says the customer may use again
+        "others_in_force": f.others_in_force > 0,
         "customer_name": f.customer_name,
         "address_lines": list(f.address.lines) if f.address else [],
         "postcode": f.address.postcode if f.address else "",
@@ -170,7 +237,7 @@ def values(f: LetterFacts, cal: Calendar) -> dict[str, Any]:
         },
         "ombudsman": OMBUDSMAN,
         "large_print": f.large_print,
-        "draft": "" if r.status in ("active", "under_appeal") else "DRAFT - NOT YET IN FORCE",
+        "draft": "" if r.status in ("active", "under_appeal") or lifted else "DRAFT - NOT YET IN FORCE",
     }
 
 
@@ -202,6 +269,8 @@ def render(f: LetterFacts, cal: Calendar, template_dir: Path = TEMPLATE_DIR) -> 
         text=_fill(template_dir, TEXT_TEMPLATE, mapping),
         html=_fill(template_dir, HTML_TEMPLATE, mapping),
         reference=mapping["reference"],
+        heading=mapping["heading"],
+        appealable=f.outcome is None,
     )
 
 

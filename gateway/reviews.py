@@ -107,6 +107,8 @@ class ReportItem:
 
 def issues_of(row: ReviewRow, today: date, end: date) -> tuple[str, ...]:
     """What needs attention: each issue is a stable word a spreadsheet can filter on."""
+    if row.status == "lifted":  # listed only while the letter telling the customer is not sent
+        return ("letter_not_sent",) if row.letter_sent_on is None else ()
     found: list[str] = ["urgent_review"] if row.urgent_since is not None else []
     if row.status == "proposed":
         found.append("awaiting_deciders")

@@ -218,3 +218,44 @@ async def test_postcodes_and_web_addresses_are_kept_whole_and_text_escaped() -> 
     assert '<span class="unbroken">LS1 4AB</span>' in html
     assert '<span class="unbroken">https://x.example/a?b=1&amp;c=2</span>.' in html
     assert html.endswith("&lt;b&gt;")
+
+
+async def test_the_letters_after_an_appeal_print_their_outcome(provider_client: Any, keys: dict[str, str]) -> None:
+    """An upheld appeal's letter and a lift's, as the customer reads them on paper (page 1 of each
+    is saved to look at): the outcome, its date, and the address in the envelope's window."""
+    api = Api(provider_client, keys)
+    team = await api.team()
+    cid = await api.customer("Aisha Rahman", PHONE, postal_address=ADDRESS)
+    kept = (await api.restriction(cid, "set_times", params=PARAMS["set_times"], deciders=team.deciders))["id"]
+    lifted = (await api.restriction(cid, "appointment_only", deciders=team.deciders))["id"]
+    for rid, outcome in ((kept, "upheld"), (lifted, "lifted")):
+        grounds = {"lodged_on": today().isoformat(), "grounds": "I only call about repairs."}
+        r = await provider_client.post(f"/v1/restrictions/{rid}/appeal", headers=team.cl1.headers, json=grounds)
+        assert r.status == 200, await r.text()
+        r = await provider_client.post(
+            f"/v1/restrictions/{rid}/appeal/decision",
+            headers=team.senior.headers,
+            json={"outcome": outcome, "notes": "Considered with the call recordings."},
+        )
+        assert r.status == 200, await r.text()
+    upheld = await letter_pdf(provider_client, team, kept)
+    text = words(pdf_text(upheld))
+    for needed in (
+        "Your appeal: our decision",
+        "the arrangements still apply",
+        "Tuesdays and Thursdays",
+        "This is our final decision on your appeal",
+        "Housing Ombudsman",
+        "LS6 2AB",
+    ):
+        assert needed in text, needed
+    assert "Your right to appeal" not in text
+    screenshot(upheld, "letter-appeal-upheld")
+    ended = await letter_pdf(provider_client, team, lifted)
+    text = words(pdf_text(ended))
+    assert "Your appeal: the restriction is lifted" in text and f"From {format_date(today())}" in text
+    assert "What is restricted" not in text and "DRAFT" not in text
+    # Only this restriction ends: the set times upheld above still apply, and the letter says so.
+    assert "you can contact us again by visits to our offices" in text
+    assert "Any other arrangement we have written to you about still applies" in text
+    screenshot(ended, "letter-appeal-lifted")

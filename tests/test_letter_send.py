@@ -238,3 +238,73 @@ async def test_an_email_the_outbox_gave_up_on_is_on_the_report_until_posted(
             assert status == 200 and await issues(client, team, rid) == []
     finally:
         await sink.close()
+
+
+async def _text(client: Any, team: Team, rid: int) -> str:
+    resp = await client.get(f"/v1/restrictions/{rid}/letter?format=text", headers=team.cl1.headers)
+    assert resp.status == 200
+    return await resp.text()
+
+
+async def _appeal(client: Any, team: Team, rid: int, outcome: str) -> Any:
+    grounds = {"lodged_on": yesterday().isoformat(), "grounds": "I was provoked."}
+    r = await client.post(f"/v1/restrictions/{rid}/appeal", headers=team.cl1.headers, json=grounds)
+    assert r.status == 200, await r.text()
+    decision = {"outcome": outcome, "notes": "Considered with the recordings."}
+    r = await client.post(f"/v1/restrictions/{rid}/appeal/decision", headers=team.senior.headers, json=decision)
+    assert r.status == 200, await r.text()
+    return await r.json()
+
+
+async def test_an_upheld_appeal_makes_a_letter_due_that_gives_the_outcome(api: Api, client: Any, team: Team) -> None:
+    """Policy 000 §6.3: the appeal's outcome is told in writing, whatever it is. The letter due after
+    an upheld appeal gives the outcome and the arrangements, and no second right of appeal."""
+    cid = await api.customer("Sandra Clarke", PHONE, postal_address="Flat 12, Willow House; Leeds; LS11 5PX")
+    rid = (await api.restriction(cid, deciders=team.deciders))["id"]
+    first = await _text(client, team, rid)
+    assert "Decision to restrict your contact with us" in first and "Your right to appeal" in first
+    assert (await send(client, team.cl3, rid, {"by": "post"}))[0] == 200
+
+    upheld = await _appeal(client, team, rid, "upheld")
+    assert upheld["status"] == "active" and upheld["letter_sent_on"] is None
+    assert "letter_not_sent" in await issues(client, team, rid)
+    text = await _text(client, team, rid)
+    assert "Your appeal: our decision" in text and "the arrangements still apply" in text
+    assert "What is restricted" in text and "This is our final decision on your appeal" in text
+    assert "Your right to appeal" not in text and "Why we have made this decision" not in text
+    status, body = await send(client, team.cl3, rid, {"by": "post"})
+    assert status == 200 and body["letter_sent_on"] == today().isoformat()
+    assert "letter_not_sent" not in await issues(client, team, rid)
+    # Sent: the letter read now is the outcome's still (nothing has happened since).
+    assert "Your appeal: our decision" in await _text(client, team, rid)
+
+
+async def test_a_lift_makes_a_letter_due_that_says_contact_is_restored(
+    api: Api, client: Any, team: Team, conn: asyncpg.Connection
+) -> None:
+    """Lifted on appeal, or by a caution lead: the customer who was told of the restriction is told
+    it is lifted (policy 000 §6.3, §7.1). The report lists it until the letter is recorded, once."""
+    cid = await api.customer("Sandra Clarke", PHONE, postal_address="Flat 12, Willow House; Leeds; LS11 5PX")
+    on_appeal = (await api.restriction(cid, deciders=team.deciders))["id"]
+    assert (await send(client, team.cl3, on_appeal, {"by": "post"}))[0] == 200
+    lifted = await _appeal(client, team, on_appeal, "lifted")
+    assert lifted["status"] == "lifted" and lifted["letter_sent_on"] is None
+    assert await issues(client, team, on_appeal) == ["letter_not_sent"]
+    text = await _text(client, team, on_appeal)
+    assert "Your appeal: the restriction is lifted" in text and "the restriction no longer applies" in text
+    assert "What is restricted" not in text and "DRAFT" not in text
+    assert (await send(client, team.cl3, on_appeal, {"by": "post"}))[0] == 200
+    assert await issues(client, team, on_appeal) == []
+    status, body = await send(client, team.cl3, on_appeal, {"by": "post"})
+    assert status == 409 and body["error"]["code"] == "letter_already_sent"
+
+    by_lead = (await api.restriction(cid, "appointment_only", deciders=team.deciders))["id"]
+    assert (await send(client, team.cl3, by_lead, {"by": "post"}))[0] == 200
+    r = await client.post(f"/v1/restrictions/{by_lead}/lift", headers=team.cl1.headers, json={"reason": "Calmer."})
+    assert r.status == 200
+    text = await _text(client, team, by_lead)
+    assert "The restriction on your contact with us is lifted" in text and "appeal of" not in text
+    # Proposed and lifted before anyone decided it: the customer was never told, nothing is due.
+    never = await api.restriction(cid, "caution", params={"note": "x"}, deciders=team.deciders[:1], status="proposed")
+    r = await client.post(f"/v1/restrictions/{never['id']}/lift", headers=team.cl1.headers, json={"reason": "No."})
+    assert r.status == 200 and await issues(client, team, never["id"]) == []

@@ -85,10 +85,6 @@ async def _varied(conn: asyncpg.Connection, row: asyncpg.Record, body: AppealDec
         if v.review_due > row["review_due"] or v.review_due <= row["valid_from"]:
             raise FieldInvalid("variation.review_due", "a variation may bring the review forward only")
         changes["review_due"] = v.review_due
-    if changes and row["letter_sent_on"] is not None:
-        # The customer's letter describes what no longer holds: a new one is due (policy 000 §6.3:
-        # the customer is told in writing), and the reports list it as not sent until it is recorded.
-        changes["letter_sent_on"] = None
     if "params" in changes or "channels" in changes:
         params, channels = changes.get("params", row["params"]), changes.get("channels", row["channels"])
         await check_kind(conn, row["kind"], row["customer_id"], params, channels, "variation.")
@@ -119,12 +115,13 @@ async def decide_appeal(
             body.outcome,
             body.notes,
         )
-        changes: dict[str, Any] = {"status": "active"}
+        # Whatever the outcome, the customer is told it in writing (policy 000 §6.3): a letter is due.
+        changes: dict[str, Any] = {"status": "active", "letter_sent_on": None}
         if body.outcome == "varied":
             changes.update(await _varied(conn, row, body))
         elif body.outcome == "lifted":
             ends = min(decided_on, row["valid_to"] or decided_on)
-            changes = {"status": "lifted", "valid_to": ends}
+            changes = {"status": "lifted", "valid_to": ends, "letter_sent_on": None}
         updated = await update_restriction(conn, restriction_id, **changes)
         if body.outcome == "varied":
             signed = row["equality_note"] is not None

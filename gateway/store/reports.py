@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 
 from .. import lifecycle as lc
-from ..letters import LetterFacts
+from ..letters import LetterFacts, Outcome
 from ..postal import Address
 from ..reviews import ReviewRow
 from ..rules.registry import REGISTRY
@@ -36,7 +36,42 @@ async def letter_facts(conn: asyncpg.Connection, restriction_id: int, policy: lc
         records=records,
         address=Address(lines, customer["postcode"] or "") if lines else None,
         large_print=bool(customer["large_print"]),
+        outcome=await _outcome(conn, restriction_id, record.status, record.valid_to, today),
+        others_in_force=await conn.fetchval(
+            "SELECT count(*) FROM restrictions WHERE customer_id = $1 AND id <> $2 AND status = ANY($3::text[])",
+            record.customer_id,
+            restriction_id,
+            list(lc.ENFORCED),
+        ),
     )
+
+
+# The latest decision the customer is to be told of: an appeal decided since the restriction was
+# last made, amended or renewed (a new decision, told in a letter of its own), if any.
+_LATEST_APPEAL = """
+SELECT a.outcome, a.lodged_on, a.decided_on FROM appeals a
+JOIN restriction_events e ON e.restriction_id = a.restriction_id AND e.kind = 'appeal_decided'
+                         AND (e.after->>'appeal_id')::bigint = a.id
+WHERE a.restriction_id = $1 AND a.outcome IN ('upheld', 'varied', 'lifted')
+  AND e.id > coalesce((SELECT max(d.id) FROM restriction_events d WHERE d.restriction_id = $1
+                        AND (d.kind IN ('created', 'amended')
+                             OR (d.kind = 'reviewed' AND d.after->>'outcome' = 'renew'))), 0)
+ORDER BY a.id DESC LIMIT 1"""
+
+
+async def _outcome(
+    conn: asyncpg.Connection, restriction_id: int, status: str, valid_to: date | None, today: date
+) -> Outcome | None:
+    """What the restriction's letter tells of: None for the decision itself; else the outcome of the
+    appeal decided since, or the lift (policy 000 §6.3 and §7.1: told in writing)."""
+    appeal = await conn.fetchrow(_LATEST_APPEAL, restriction_id)
+    if status == "lifted":
+        if appeal is not None and appeal["outcome"] == "lifted":
+            return Outcome("lifted", appeal["decided_on"], appeal["lodged_on"])
+        return Outcome("lifted", valid_to or today)  # every lift sets valid_to
+    if appeal is not None:
+        return Outcome(appeal["outcome"], appeal["decided_on"], appeal["lodged_on"])
+    return None
 
 
 async def review_rows(conn: asyncpg.Connection | asyncpg.Pool) -> list[ReviewRow]:
@@ -56,7 +91,12 @@ async def review_rows(conn: asyncpg.Connection | asyncpg.Pool) -> list[ReviewRow
                    AND EXISTS (SELECT 1 FROM restriction_events e
                                 WHERE e.restriction_id = r.id AND e.kind = 'equality_note_declined')) AS note_declined
            FROM restrictions r JOIN customers c ON c.id = r.customer_id
-           WHERE r.status = ANY($1::text[]) ORDER BY r.review_due, r.id""",
+           WHERE r.status = ANY($1::text[])
+              -- Lifted, and the customer not told yet (they had a letter, or appealed).
+              OR (r.status = 'lifted' AND r.letter_sent_on IS NULL
+                  AND (EXISTS (SELECT 1 FROM restriction_letters l WHERE l.restriction_id = r.id)
+                       OR EXISTS (SELECT 1 FROM appeals a WHERE a.restriction_id = r.id)))
+           ORDER BY r.review_due, r.id""",
         OPEN_STATUSES,
     )
     return [

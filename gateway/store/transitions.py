@@ -64,7 +64,14 @@ async def record_letter(
     async with conn.transaction():
         await acting(conn, actor, roles=DECIDER_ROLES)
         row = await load(conn, restriction_id, lock=True)
-        require_status(row, lc.ENFORCED, "send a letter before the restriction is active")
+        if row["status"] == "lifted":  # the letter telling the customer it is lifted, once
+            if row["letter_sent_on"] is not None:
+                raise StateConflict(
+                    f"restriction {restriction_id} is lifted and its letter was sent on {row['letter_sent_on']}",
+                    code="letter_already_sent",
+                )
+        else:
+            require_status(row, lc.ENFORCED, "send a letter before the restriction is active")
         outbox_id = await enqueue_letter(conn, email) if email is not None else None
         await conn.execute(
             """INSERT INTO restriction_letters (restriction_id, sent_on, method, note, body_text, body_html,
@@ -131,10 +138,11 @@ async def review(
         staff_id, _ = await acting(conn, actor, body.staff_id, DECIDER_ROLES)
         row = await load(conn, restriction_id, lock=True)
         require_status(row, {"active"}, "review it (decide any open appeal first)")
-        if body.outcome == "lift":
+        if body.outcome == "lift":  # the customer is told (policy 000 §7.1): a letter is due
             changes: dict[str, Any] = {
                 "status": "lifted",
                 "valid_to": min(reviewed_on, row["valid_to"] or reviewed_on),
+                "letter_sent_on": None,
             }
         else:
             changes = await _renewal(conn, row, body, policy, reviewed_on, staff_id, today)
@@ -206,7 +214,10 @@ async def lift(
         row = await load(conn, restriction_id, lock=True)
         require_status(row, {"proposed", "active", "under_appeal"}, "lift it")
         valid_to = max(row["valid_from"], min(lifted_on, row["valid_to"] or lifted_on))
-        updated = await update_restriction(conn, restriction_id, status="lifted", valid_to=valid_to)
+        # A customer told of the restriction is told it is lifted (a letter is due; see letter_facts).
+        updated = await update_restriction(
+            conn, restriction_id, status="lifted", valid_to=valid_to, letter_sent_on=None
+        )
         ended = await end_open_appeal(
             conn,
             restriction_id,
