@@ -144,6 +144,12 @@ LOG_COMMIT_SECONDS = LoopHistogram(
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0),
     registry=REGISTRY,
 )
+REFUSALS_COUNTED = Counter(
+    "gateway_refusals_counted_total",
+    "Refused attempts past the per-address limit: counted, and logged as one row a minute (decide/refusals.py)",
+    ["channel"],
+    registry=REGISTRY,
+)
 SPOOLED = Gauge("gateway_contact_log_spooled", "Contacts waiting in the local spool", registry=REGISTRY)
 INDEX_SIZE = Gauge("gateway_index_identifiers", "Identifiers in the restriction index", registry=REGISTRY)
 MAIL_FILTER = Counter(

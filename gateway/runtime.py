@@ -99,7 +99,8 @@ class Runtime:
         """Each part closed in turn, whatever another's close raised: above all the contact log,
         which commits or spools what is queued and gives its connections back to the pool."""
         failed: Exception | None = None
-        for close in (self.outbox.close, self.keeper.close, self.contact_log.close, self.decide.claims.close):
+        closes = (self.outbox.close, self.keeper.close, self.decide.refusals.close, self.contact_log.close)
+        for close in (*closes, self.decide.claims.close):
             try:
                 await close()
             except Exception as exc:

@@ -64,7 +64,8 @@ def _log_refused(channel: str) -> OnRefused:
     otherwise lose every contact from the log. Its body is not read: the caller is not known."""
 
     async def log_refused(request: web.Request, why: str) -> None:
-        note = f"{why} (from {client_address(request) or 'unknown'})"
-        await request.app[RUNTIME].decide.log_rejected(Rejected("rejected", note[:2000], channel))
+        address = client_address(request)
+        note = f"{why} (from {address or 'unknown'})"
+        await request.app[RUNTIME].decide.log_rejected(Rejected("rejected", note[:2000], channel, address=address))
 
     return log_refused

@@ -18,7 +18,7 @@ from ..contact import GENERAL_QUEUE, Decision, InboundContact, degraded_decision
 from ..decide import Rejected
 from ..errors import BadRequest, Forbidden, GatewayError, TooLarge, Unavailable
 from ..http import add_route
-from ..inputs import attempt_note, read_body
+from ..inputs import attempt_note, client_address, read_body
 from ..randomid import new_contact_id
 from ..rules.context import StaffView
 from ..runtime import RUNTIME, Runtime
@@ -108,7 +108,15 @@ async def _signed_form(request: web.Request, rt: Runtime) -> MultiDict[str] | Re
     why = "bad X-Twilio-Signature" if signature else "missing X-Twilio-Signature"
     log.warning("Twilio %s refused: %s (signed URL expected: %s)", request.path, why, url)
     refusal = Forbidden(f"{why}: the request was not signed by Twilio")
-    return Rejected("rejected", why, "phone", form.get("From", ""), form.get("CallSid") or None, refusal=refusal)
+    return Rejected(
+        "rejected",
+        why,
+        "phone",
+        form.get("From", ""),
+        form.get("CallSid") or None,
+        refusal=refusal,
+        address=client_address(request),
+    )
 
 
 class TwilioVoice:

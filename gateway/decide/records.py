@@ -28,6 +28,9 @@ class Rejected:
     sender: str = ""
     provider_id: str | None = None
     refusal: Exception | None = None
+    # Who sent an attempt refused before anyone is known (a bad key or signature): past a limit a
+    # minute, such attempts from one address are counted, not logged one by one (refusals.py).
+    address: str = ""
 
 
 def decided_record(

@@ -36,6 +36,7 @@ from .counting import Counting
 from .effects import Effects
 from .idempotency import Idempotency
 from .records import Rejected, decided_record, rejected_record
+from .refusals import RefusalLimit
 from .unmatched import UnmatchedVerdicts
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ class DecideService:
         self.deadline = settings.decide_deadline_ms / 1000
         self.written_deadline = settings.written_deadline_ms / 1000
         self.log_wait = settings.log_wait_ms / 1000
+        self.refusals = RefusalLimit(self._log_rejected_now)
 
     def deadline_for(self, channel: str) -> float:
         """Who waits for the answer. A caller on the line or at the desk (phone, visit) hears the safe
@@ -180,7 +182,13 @@ class DecideService:
         return decision
 
     async def log_rejected(self, rejected: Rejected) -> None:
-        """Log an attempt we could not decide (malformed or refused), so that nothing is lost."""
+        """Log an attempt we could not decide (malformed or refused), so that nothing is lost; one
+        refused from an address that sent many this minute is counted, and logged with its count."""
+        if rejected.status == "rejected" and rejected.address and not self.refusals.admit(rejected):
+            return
+        await self._log_rejected_now(rejected)
+
+    async def _log_rejected_now(self, rejected: Rejected) -> None:
         await self.log.append(rejected_record(rejected), wait=self.log_wait)
 
     async def log_answered(self, contact: InboundContact, decision: Decision, error: str) -> None:

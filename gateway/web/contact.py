@@ -76,7 +76,8 @@ class ContactFormPage:
                 "Your message is too long",
                 "Shorten your message to 5,000 characters or fewer and send it again.",
             )
-            return Rejected("rejected", f"web form larger than {MAX_FORM_BYTES} bytes", CHANNEL, refusal=page)
+            why = f"web form larger than {MAX_FORM_BYTES} bytes"
+            return Rejected("rejected", why, CHANNEL, refusal=page, address=client_address(request))
         sender = (fields.get("email") or fields.get("phone") or "")[:320]
         if not await check_csrf(request, form_binding(request), fields.get(CSRF_FIELD)):
             page = await _refusal(
@@ -86,7 +87,8 @@ class ContactFormPage:
                 "The form had expired or did not come from our website.",
                 "Go back to the contact form, reload the page and send your message again.",
             )
-            return Rejected("rejected", "web form without a valid CSRF token", CHANNEL, sender, refusal=page)
+            why = "web form without a valid CSRF token"
+            return Rejected("rejected", why, CHANNEL, sender, refusal=page, address=client_address(request))
         if await _over_limit(request):
             page = await _refusal(
                 request,
@@ -95,9 +97,9 @@ class ContactFormPage:
                 "We have received the messages you already sent and will read them.",
                 "To send another message, wait an hour and try again.",
             )
-            return Rejected(
-                "rejected", f"web form rate limit from {client_address(request)}", CHANNEL, sender, refusal=page
-            )
+            address = client_address(request)
+            why = f"web form rate limit from {address}"
+            return Rejected("rejected", why, CHANNEL, sender, refusal=page, address=address)
         form = WebFormIn.model_construct(None, **{k: str(fields.get(k, "")).strip() for k in FIELDS})
         problems = form.problems() or _too_long(form)
         if problems:

@@ -206,17 +206,22 @@ class MailgunChannel:
         sender = _text(form, "sender")[:320]
         if not signed(key, form):
             log.warning("Mailgun post refused: bad or missing signature (from %s)", client_address(raw))
-            return Rejected("rejected", "bad Mailgun signature", "email", sender, refusal=Forbidden("bad signature"))
+            refused = Forbidden("bad signature")
+            return Rejected(
+                "rejected", "bad Mailgun signature", "email", sender, refusal=refused, address=client_address(raw)
+            )
         if not fresh(_text(form, "timestamp"), time.time()):
             log.warning("Mailgun post refused: its signature's timestamp is out of date (from %s)", client_address(raw))
             why = "Mailgun signature out of date"
-            return Rejected("rejected", why, "email", sender, refusal=Forbidden("the signature is out of date"))
+            refused = Forbidden("the signature is out of date")
+            return Rejected("rejected", why, "email", sender, refusal=refused, address=client_address(raw))
         if await replayed(rt.redis, _text(form, "token"), digest(form)):
             log.warning(
                 "Mailgun post refused: its signed token came before with another message (from %s)", client_address(raw)
             )
             why = "Mailgun signature replayed with another message"
-            return Rejected("rejected", why, "email", sender, refusal=Forbidden("the signature was used before"))
+            refused = Forbidden("the signature was used before")
+            return Rejected("rejected", why, "email", sender, refusal=refused, address=client_address(raw))
         return await contact_from_message(await message_of(form, limits), rt)
 
     def render(self, decision: Decision, created: bool, rt: Runtime) -> web.StreamResponse:
