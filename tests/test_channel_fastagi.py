@@ -165,3 +165,10 @@ def test_values_are_quoted_on_one_line():
     quoted = agi_quote('say "hi"\nSET VARIABLE X "1"\\')
     assert "\n" not in quoted
     assert parse_set(f"SET VARIABLE M {quoted}") == ("M", 'say "hi" SET VARIABLE X "1"\\')
+
+
+def test_a_long_message_keeps_its_end_where_the_emergency_line_is():
+    emergency = "In an emergency, such as a gas leak, a flood or no heating, call 0113 496 0999 at any time."
+    quoted = agi_quote("We can only accept calls at set times. " * 40 + emergency)
+    assert len(quoted) <= 1002 and quoted.endswith(emergency + '"') and " … " in quoted
+    assert agi_quote("short") == '"short"'

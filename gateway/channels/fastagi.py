@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 _LINE_LIMIT = 8192
 _MAX_ENV_LINES = 256
 _MAX_VALUE = 1000
+_KEPT_END = 300  # of a value cut to _MAX_VALUE, this much of its end is kept
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 # CONTACT_ACTION goes last: if it is empty, the exchange did not finish and the dialplan routes.
 VARIABLES = (
@@ -46,8 +47,12 @@ class PeerGone(Exception):
 
 
 def agi_quote(value: str) -> str:
-    """One AGI argument: control characters flattened to spaces, quotes and backslashes escaped."""
-    flat = _CONTROL.sub(" ", value)[:_MAX_VALUE]
+    """One AGI argument: control characters flattened to spaces, quotes and backslashes escaped. A
+    value over _MAX_VALUE loses its middle, not its end: a deflection's message ends with how to
+    report an emergency, which a caller turned away must still hear."""
+    flat = _CONTROL.sub(" ", value)
+    if len(flat) > _MAX_VALUE:
+        flat = flat[: _MAX_VALUE - _KEPT_END - 3] + " … " + flat[-_KEPT_END:]
     return '"' + flat.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
