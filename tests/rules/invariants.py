@@ -72,9 +72,14 @@ def _kind_breach(r: RestrictionView, c: InboundContact, ctx: Context, now: datet
         and ch in WRITTEN
         and ctx.case is not None
         and ctx.case.id == p.case_id
+        and ctx.case.status == "exhausted"
         and routed
     ):
         return "closed-issue correspondence routed for a reply"
+    if r.kind == "closed_issue" and isinstance(p, ClosedIssue):
+        case = ctx.find_case(p.case_id)
+        if case is not None and case.status != "exhausted" and (v.banner is None or "not exhausted" not in v.banner.text):
+            return "closed-issue restriction on a case not exhausted, and no banner asking for its review"
     if (
         r.kind == "contact_limit"
         and isinstance(p, ContactLimit)

@@ -180,7 +180,10 @@ def situations(draw: st.DrawFn) -> tuple[InboundContact, Context, datetime]:
         for i in staff_ids
     }
     case = draw(st.sampled_from([None, 41, 42, 43]))
-    case_view = None if case is None else CaseView(case, f"CMP-{case}", 1, "exhausted", None)
+    # Case 42 is merely closed in the customer's bundle, and may have been reopened since: its
+    # closed-issue restriction must then not apply (both policies require an exhausted complaint).
+    status = draw(st.sampled_from(["closed", "open"])) if case == 42 else "exhausted"
+    case_view = None if case is None else CaseView(case, f"CMP-{case}", 1, status, None)
     ctx = Context(
         match=match,
         ruleset=compiled,
