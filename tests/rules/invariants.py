@@ -78,7 +78,8 @@ def _kind_breach(r: RestrictionView, c: InboundContact, ctx: Context, now: datet
         return "closed-issue correspondence routed for a reply"
     if r.kind == "closed_issue" and isinstance(p, ClosedIssue):
         case = ctx.find_case(p.case_id)
-        if case is not None and case.status != "exhausted" and (v.banner is None or "not exhausted" not in v.banner.text):
+        said = v.banner is not None and "not exhausted" in v.banner.text
+        if case is not None and case.status != "exhausted" and not said:
             return "closed-issue restriction on a case not exhausted, and no banner asking for its review"
     if (
         r.kind == "contact_limit"
