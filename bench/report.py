@@ -170,7 +170,7 @@ def _generator(steady: dict[str, Any]) -> str:
         return said
     lagging = sum(1 for x in late if x >= 1.0)
     return (
-        f"{said}; it sent them p99 {percentile(lags, 99):.2f} / max {max(lags):.2f} ms after they were due, "
+        f"{said}; it fired them p99 {percentile(lags, 99):.2f} / max {max(lags):.2f} ms after they were due, "
         f"and {lagging} of the {len(late)} over {LATE_MS:.0f} ms 1 ms or more after"
     )
 

@@ -83,7 +83,6 @@ class _Connection(asyncio.Protocol):
 
     def send(self, job: _Job) -> None:
         assert self.transport is not None
-        job.lag_ms = (time.perf_counter() - job.due) * 1000
         self.job = job
         self.transport.write(job.data)
 
@@ -120,7 +119,7 @@ class _Job:
     pid: str
     due: float
     data: bytes
-    lag_ms: float = 0.0  # how late it was sent (a connection free for it, or not)
+    lag_ms: float = 0.0  # how late the generator fired it (waiting for a free connection not counted)
 
 
 class _Sender:
@@ -268,7 +267,13 @@ class _Sender:
 
 
 def _pace(
-    loop: asyncio.AbstractEventLoop, sender: _Sender, total: int, t0: float, rate: int, sent: asyncio.Event
+    loop: asyncio.AbstractEventLoop,
+    sender: _Sender,
+    total: int,
+    t0: float,
+    rate: int,
+    sent: asyncio.Event,
+    stop: threading.Event,
 ) -> None:
     """Hands each request to the loop as it falls due, from a thread of its own: `time.sleep` wakes
     within tens of µs of the time asked (clock_nanosleep), where uvloop's timers count whole
@@ -281,6 +286,8 @@ def _pace(
         wait = due - clock()
         if wait > 0:
             time.sleep(wait)
+        if stop.is_set():  # the run ended early (it raised): nothing more is fired
+            return
         loop.call_soon_threadsafe(sender.fire, i, due, loop)
     loop.call_soon_threadsafe(sent.set)
 
@@ -307,13 +314,16 @@ async def run(
     gc.disable()
     loop = asyncio.get_running_loop()
     total, t0, cpu0 = rate * seconds, time.perf_counter() + 0.05, time.process_time()
-    sent = asyncio.Event()
-    pacer = threading.Thread(target=_pace, args=(loop, sender, total, t0, rate, sent), name="pacer", daemon=True)
+    sent, stop = asyncio.Event(), threading.Event()
+    pacer = threading.Thread(target=_pace, args=(loop, sender, total, t0, rate, sent, stop), name="pacer", daemon=True)
     pacer.start()
-    while not sent.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(sent.wait(), 1.0)
-        sender.sweep()
+    try:
+        while not sent.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(sent.wait(), 1.0)
+            sender.sweep()
+    finally:
+        stop.set()
     sender.all_sent = True
     while sender.unanswered:
         with contextlib.suppress(TimeoutError):

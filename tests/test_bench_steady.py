@@ -88,8 +88,9 @@ async def test_nothing_listening_fails_every_request_and_the_run_ends():
 
 async def test_each_request_says_how_late_the_generator_sent_it():
     """The generator's own lateness is kept per request (and per late request, beside `late`), so
-    that the report can tell a request sent late from one the server answered late. One connection,
-    answered 120 ms after each request, at 20 a second: each request waits for the one before."""
+    that the report can tell a request the generator fired late from one the server answered late.
+    One connection, answered 120 ms after each request, at 20 a second: each request waits for the
+    one before, so the latencies grow to a second, and none of that is the generator's."""
 
     async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -108,6 +109,5 @@ async def test_each_request_says_how_late_the_generator_sent_it():
     finally:
         server.close()
     assert len(result.lags_ms) == len(result.latencies_ms) == 20 and len(result.late_lags_ms) == len(result.late)
-    # The queue behind the one connection grows by ~70 ms a request: the last ones are sent ~1 s late.
-    assert max(result.lags_ms) > 500 and min(result.lags_ms) < 50
+    assert max(result.latencies_ms) > 500 and max(result.lags_ms) < 200
     assert all(lag <= ms for lag, (_, ms) in zip(result.late_lags_ms, result.late, strict=True))

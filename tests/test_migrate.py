@@ -7,6 +7,7 @@ import os
 import shutil
 import sys
 import uuid
+from datetime import date
 from pathlib import Path
 
 import asyncpg
@@ -188,3 +189,57 @@ async def test_free_text_addresses_become_lines_and_a_postcode(fresh_db, tmp_pat
         "no postcode": (["The Old Mill", "Somewhere"], None),
         "none": ([], None),
     }
+
+
+async def test_appeals_left_open_on_ended_restrictions_are_closed_with_an_event(fresh_db, tmp_path):
+    """Migration 024: an appeal left open on a lifted restriction ends on the lift's day, one on a
+    lapsed restriction the day after its last day; each gets an event; one on a restriction still
+    under appeal stays open."""
+    (tmp_path / "m").mkdir()
+    for path in sorted((ROOT / "migrations").glob("*.sql")):
+        if int(path.name[:3]) < 24:
+            shutil.copy(path, tmp_path / "m")
+    conn = await asyncpg.connect(fresh_db)
+    try:
+        await migrate(conn, tmp_path / "m")
+        cid = await conn.fetchval("INSERT INTO customers (name) VALUES ('Ann') RETURNING id")
+        ids = {}
+        lifted_to, lapsed_to = date(2026, 3, 10), date(2026, 4, 30)
+        for status, valid_to in (("lifted", lifted_to), ("lapsed", lapsed_to), ("under_appeal", None)):
+            ids[status] = await conn.fetchval(
+                """INSERT INTO restrictions (customer_id, kind, params, channels, reason_category, reasons,
+                       incidents, warned_on, valid_from, valid_to, review_due, status, created_by)
+                   VALUES ($1, 'written_only', '{}', '{phone}', 'unreasonable_demands', 'r', '[]', '2026-01-02',
+                           '2026-01-05', $2, '2027-01-05', $3, 'test') RETURNING id""",
+                cid,
+                valid_to,
+                status,
+            )
+            await conn.execute(
+                "INSERT INTO appeals (restriction_id, lodged_on, grounds, due_on) "
+                "VALUES ($1, '2026-02-01', 'g', '2026-02-15')",
+                ids[status],
+            )
+        await conn.execute(
+            "INSERT INTO restriction_events (restriction_id, customer_id, at, actor, kind) "
+            "VALUES ($1, $2, '2026-03-12 10:00+00', 'staff:1:Tom', 'lifted')",
+            ids["lifted"],
+            cid,
+        )
+        await migrate(conn)
+        appeals = {
+            r["restriction_id"]: (r["outcome"], r["decided_on"] and r["decided_on"].isoformat())
+            for r in await conn.fetch("SELECT * FROM appeals")
+        }
+        events = await conn.fetch(
+            "SELECT restriction_id, actor, after FROM restriction_events WHERE kind = 'appeal_decided'"
+        )
+    finally:
+        await conn.close()
+    assert appeals == {
+        ids["lifted"]: ("ended", "2026-03-12"),
+        ids["lapsed"]: ("ended", "2026-05-01"),
+        ids["under_appeal"]: (None, None),
+    }
+    assert sorted(e["restriction_id"] for e in events) == sorted([ids["lifted"], ids["lapsed"]])
+    assert all(e["actor"] == "system:upgrade" for e in events)

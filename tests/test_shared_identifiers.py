@@ -45,6 +45,14 @@ async def test_a_number_shared_with_an_unrestricted_customer_is_ambiguous(client
     row = await conn.fetchrow("SELECT ambiguous, customer_ids FROM contacts WHERE id = $1", uuid.UUID(d["contact_id"]))
     assert row["ambiguous"] is True and sorted(row["customer_ids"]) == [rita, sam]
 
+    # Sam's subject-access export holds the call, but nothing of Rita's restriction nor her id.
+    doc = await (await client.get(f"/v1/customers/{sam}/export", headers=team.cl1.headers)).json()
+    (call,) = [c for c in doc["contacts"] if c["id"] == d["contact_id"]]
+    assert call["customer_ids"] == [sam] and "banner" not in call and "reasons" not in call and call["redacted"]
+    doc = await (await client.get(f"/v1/customers/{rita}/export", headers=team.cl1.headers)).json()
+    (call,) = [c for c in doc["contacts"] if c["id"] == d["contact_id"]]
+    assert "Raised voice at the door" in call["banner"]["text"] and "redacted" not in call
+
     # Sam moves out and takes his own number only: the home number is Rita's alone again.
     await api.change_customer(team.cl1, sam, identifiers={"remove": [{"kind": "phone", "value": HOME}]})
 
@@ -84,6 +92,40 @@ async def test_a_full_load_finds_the_shared_number_and_a_number_nobody_restricte
         await pool.execute("UPDATE restrictions SET status = 'lifted' WHERE customer_id = $1", rita)
         await keeper.refresh_customers([rita])
         assert index.match("phone", normalise("phone", HOME)).customer_ids == ()
+    finally:
+        await pool.close()
+        await redis.aclose()
+
+
+async def test_a_representative_s_number_other_customers_hold_reads_the_same_after_any_reload(
+    api, team, settings, conn
+):
+    """What a number reaches does not depend on which customer was reloaded last: a representative
+    of a restricted customer uses a number two other customers hold as their own. A full load does
+    not call it ambiguous, and nor does a reload of one of those customers."""
+    rita = await api.customer("Rita Hall", ("phone", "07700 900001"))
+    await api.restriction(rita, "written_only", deciders=team.deciders)
+    await api.change_customer(
+        team.cl1,
+        rita,
+        representatives={
+            "add": [
+                {"name": "Ann Advocate", "relationship": "advocate", "identifiers": [{"kind": "phone", "value": HOME}]}
+            ]
+        },
+    )
+    ben = await api.customer("Ben Cole", ("phone", HOME))
+    await api.customer("Cat Cole", ("phone", HOME))
+    index = RestrictionIndex()
+    pool = await db.create_pool(settings.database_url or "", min_size=1, max_size=2)
+    redis = aioredis.from_url(settings.redis_url or "")
+    keeper = IndexKeeper(index, pool, redis, settings.database_url or "", 3600, lambda: date.today())
+    try:
+        await keeper.load_all()
+        full = index.match("phone", normalise("phone", HOME))
+        assert full.representative_of == (rita,) and not full.ambiguous
+        await keeper.refresh_customers([ben])
+        assert index.match("phone", normalise("phone", HOME)) == full
     finally:
         await pool.close()
         await redis.aclose()

@@ -71,8 +71,9 @@ class RestrictionIndex:
         # Customers linked only for their adjustment flags have no bundle: they are not restricted.
         flags = [self.flags[c] for c in ids if c in self.flags]
         bundles = tuple(self.bundles[c] for c in ids if c in self.bundles)
-        # Other customers whose own identifier this is too: the caller may be any of them.
-        shared = self.shared.get(key, ()) if links else ()
+        # Other customers whose own identifier this is too: the caller may be any of them. Only
+        # for an identifier a customer of the index holds as their own (a full load knows no other).
+        shared = self.shared.get(key, ()) if any(lk.representative_id is None for lk in links) else ()
         return Match(
             bundles=bundles,
             representative_of=tuple(dict.fromkeys(c for c in acting_for if c in self.bundles)),
@@ -132,6 +133,8 @@ class RestrictionIndex:
             self.external_refs[ref] = cid
             self._ref_of[cid] = ref
         for key, holders in loaded.shared.items():  # who holds each, as the database has it now
+            if key not in self.links:  # no customer of the index holds it: never read (see match)
+                continue
             self.shared[key] = holders
             for cid, _ in holders:
                 self._sharing.setdefault(cid, set()).add(key)

@@ -78,12 +78,24 @@ def identity_reasons(match: Match) -> list[Reason]:
     return reasons
 
 
+MOST_NAMED = 4  # customers with no restriction named in a banner; the rest are counted
+
+
 def ambiguous_banner(match: Match) -> BannerPart:
-    names = join_words(match.names, "or")
-    return BannerPart(
-        "warning",
-        f"Shared identifier: could be {names}. Check who is contacting us; the restrictions of each are shown.",
-    )
+    """Who the caller may be: every restricted customer (their restrictions are shown), then up to
+    MOST_NAMED others (a hostel's landline may be dozens of residents'), said to have none."""
+    restricted = [b.customer.name for b in match.bundles]
+    others = [name for _, name in match.shared_with]
+    named = others[:MOST_NAMED]
+    rest = len(others) - len(named)
+    who = join_words([*restricted, *named, *([f"one of {rest} other customers"] if rest else [])], "or")
+    text = f"Shared identifier: could be {who}. Check who is contacting us"
+    if restricted and others:
+        none = f"{others[0]} has none" if len(others) == 1 else "the others have none"
+        text += f"; the restrictions of {join_words(restricted)} are shown ({none})"
+    elif restricted:
+        text += "; the restrictions of each are shown"
+    return BannerPart("warning", text + ".")
 
 
 def overridden(rule_id: str, proposed: str, restriction_id: int, kind: str, why: str) -> Reason:

@@ -127,6 +127,18 @@ async def _json_rows(conn: asyncpg.Connection, sql: str, *args: Any) -> list[Any
 
 
 _RESTRICTION_IDS = "(SELECT id FROM restrictions WHERE customer_id = $1)"
+# A contact from an identifier other customers share (a household phone), or made for others too,
+# may carry their restrictions in its banner and reasons: not this customer's data (UK GDPR Art.
+# 15(4)). Where the banner names a restriction of anyone else, the banner, the reasons and the other
+# customers' ids are left out, and the export says so.
+_CONTACT_AS_EXPORTED = """CASE
+    WHEN EXISTS (SELECT 1 FROM jsonb_array_elements_text(coalesce(k.banner->'restriction_ids', '[]')) x
+                 WHERE x::bigint NOT IN (SELECT id FROM restrictions WHERE customer_id = $1))
+    THEN to_jsonb(k) - 'banner' - 'reasons' || jsonb_build_object(
+        'customer_ids', CASE WHEN k.customer_ids @> ARRAY[$1]::bigint[] THEN ARRAY[$1]::bigint[] ELSE '{}' END,
+        'representative_of', CASE WHEN k.representative_of @> ARRAY[$1]::bigint[] THEN ARRAY[$1] ELSE '{}' END,
+        'redacted', 'What this contact says of other customers (their restrictions) is left out.')
+    ELSE to_jsonb(k) END"""
 # What a subject-access export holds beside the customer record: section → rows, each as JSON.
 _EXPORT_SECTIONS: tuple[tuple[str, str], ...] = (
     ("restrictions", "SELECT to_jsonb(r) FROM restrictions r WHERE customer_id = $1 ORDER BY id"),
@@ -142,7 +154,7 @@ _EXPORT_SECTIONS: tuple[tuple[str, str], ...] = (
     ("cases", "SELECT to_jsonb(c) FROM cases c WHERE customer_id = $1 ORDER BY id"),
     (
         "contacts",
-        "SELECT to_jsonb(k) FROM contacts k WHERE customer_ids @> ARRAY[$1]::bigint[] "
+        f"SELECT {_CONTACT_AS_EXPORTED} FROM contacts k WHERE customer_ids @> ARRAY[$1]::bigint[] "
         "OR representative_of @> ARRAY[$1]::bigint[] ORDER BY received_at",
     ),
 )

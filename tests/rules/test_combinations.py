@@ -148,6 +148,14 @@ def test_a_number_shared_with_an_unrestricted_customer_is_ambiguous() -> None:
     assert "Alex Smith: Caution: Dog" in v.banner.text
     (why,) = [r.because for r in v.reasons if r.id == "ambiguous"]
     assert "2 customers (Alex Smith and Jo Smith)" in why and "Jo Smith has none" in why
+    assert "the restrictions of Alex Smith are shown (Jo Smith has none)" in v.banner.text
+    # A hostel's landline: every resident named would bury the banner.
+    hostel = Match(
+        (bundle(restriction("caution", params=Caution(note="Dog"))),),
+        shared_with=tuple((i, f"Resident {i}") for i in range(2, 12)),
+    )
+    text = decide(make_contact("phone"), context(hostel), TUE_1030).banner.text
+    assert "could be Alex Smith, Resident 2, Resident 3, Resident 4, Resident 5 or one of 6 other customers" in text
     alone = decide(
         make_contact("phone"), context(Match((bundle(restriction("caution", params=Caution(note="Dog"))),))), TUE_1030
     )
