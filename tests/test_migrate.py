@@ -29,6 +29,16 @@ async def fresh_db(base_settings):
     await admin.close()
 
 
+def _migrations_before(number: int, tmp_path: Path) -> Path:
+    """A folder of the migrations numbered below `number`: the database as a release before it."""
+    folder = tmp_path / "m"
+    folder.mkdir()
+    for path in sorted((ROOT / "migrations").glob("*.sql")):
+        if int(path.name[:3]) < number:
+            shutil.copy(path, folder)
+    return folder
+
+
 async def _applied(url: str) -> list[tuple[int, str]]:
     conn = await asyncpg.connect(url)
     try:
@@ -165,13 +175,9 @@ async def test_old_provider_ids_are_forgotten_but_contacts_stay(settings, conn):
 async def test_free_text_addresses_become_lines_and_a_postcode(fresh_db, tmp_path):
     """Migration 014 reads the free-text postal addresses of 011 into lines and a postcode; one it
     cannot read keeps its lines and no postcode, for someone to correct."""
-    (tmp_path / "m").mkdir()
-    for path in sorted((ROOT / "migrations").glob("*.sql")):
-        if int(path.name[:3]) < 14:
-            shutil.copy(path, tmp_path / "m")
     conn = await asyncpg.connect(fresh_db)
     try:
-        await migrate(conn, tmp_path / "m")
+        await migrate(conn, _migrations_before(14, tmp_path))
         for name, text in (
             ("lines", "Flat 2, 1 River Street\nLeeds ls11aa"),
             ("semicolons", "2 Poplar Way; Leeds; LS15 7NB"),
@@ -195,13 +201,9 @@ async def test_appeals_left_open_on_ended_restrictions_are_closed_with_an_event(
     """Migration 024: an appeal left open on a lifted restriction ends on the lift's day, one on a
     lapsed restriction the day after its last day; each gets an event; one on a restriction still
     under appeal stays open."""
-    (tmp_path / "m").mkdir()
-    for path in sorted((ROOT / "migrations").glob("*.sql")):
-        if int(path.name[:3]) < 24:
-            shutil.copy(path, tmp_path / "m")
     conn = await asyncpg.connect(fresh_db)
     try:
-        await migrate(conn, tmp_path / "m")
+        await migrate(conn, _migrations_before(24, tmp_path))
         cid = await conn.fetchval("INSERT INTO customers (name) VALUES ('Ann') RETURNING id")
         ids = {}
         lifted_to, lapsed_to = date(2026, 3, 10), date(2026, 4, 30)

@@ -7,7 +7,9 @@ index keeps this right as either customer gains or loses the number, and after a
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from datetime import date
 
 import redis.asyncio as aioredis
@@ -19,6 +21,18 @@ from tests.factory import bearer
 from tests.helpers import eventually
 
 HOME = "0113 496 0123"
+
+
+@contextlib.asynccontextmanager
+async def _keeper(settings) -> AsyncIterator[IndexKeeper]:
+    """An index of its own and its keeper, loaded by the test (not started: no listening)."""
+    pool = await db.create_pool(settings.database_url or "", min_size=1, max_size=2)
+    redis = aioredis.from_url(settings.redis_url or "")
+    try:
+        yield IndexKeeper(RestrictionIndex(), pool, redis, settings.database_url or "", 3600, lambda: date.today())
+    finally:
+        await pool.close()
+        await redis.aclose()
 
 
 async def _call(client, keys) -> dict:
@@ -76,11 +90,8 @@ async def test_a_full_load_finds_the_shared_number_and_a_number_nobody_restricte
     sam = await api.customer("Sam Hall", ("phone", HOME))
     await api.customer("Ann Lee", ("phone", "07700 900321"))
     await api.customer("Bob Lee", ("phone", "07700 900321"))
-    index = RestrictionIndex()
-    pool = await db.create_pool(settings.database_url or "", min_size=1, max_size=2)
-    redis = aioredis.from_url(settings.redis_url or "")
-    keeper = IndexKeeper(index, pool, redis, settings.database_url or "", 3600, lambda: date.today())
-    try:
+    async with _keeper(settings) as keeper:
+        index = keeper.index
         await keeper.load_all()
         match = index.match("phone", normalise("phone", HOME))
         assert match.ambiguous and match.customer_ids == (rita, sam)
@@ -89,12 +100,9 @@ async def test_a_full_load_finds_the_shared_number_and_a_number_nobody_restricte
         lees = index.match("phone", normalise("phone", "07700 900321"))
         assert lees.bundles == () and lees.shared_with == () and not lees.ambiguous
         # Rita's restriction lifted (her entry reloaded on its own): the number reaches no one restricted.
-        await pool.execute("UPDATE restrictions SET status = 'lifted' WHERE customer_id = $1", rita)
+        await keeper.pool.execute("UPDATE restrictions SET status = 'lifted' WHERE customer_id = $1", rita)
         await keeper.refresh_customers([rita])
         assert index.match("phone", normalise("phone", HOME)).customer_ids == ()
-    finally:
-        await pool.close()
-        await redis.aclose()
 
 
 async def test_a_representative_s_number_other_customers_hold_reads_the_same_after_any_reload(
@@ -116,16 +124,10 @@ async def test_a_representative_s_number_other_customers_hold_reads_the_same_aft
     )
     ben = await api.customer("Ben Cole", ("phone", HOME))
     await api.customer("Cat Cole", ("phone", HOME))
-    index = RestrictionIndex()
-    pool = await db.create_pool(settings.database_url or "", min_size=1, max_size=2)
-    redis = aioredis.from_url(settings.redis_url or "")
-    keeper = IndexKeeper(index, pool, redis, settings.database_url or "", 3600, lambda: date.today())
-    try:
+    async with _keeper(settings) as keeper:
+        index = keeper.index
         await keeper.load_all()
         full = index.match("phone", normalise("phone", HOME))
         assert full.representative_of == (rita,) and not full.ambiguous
         await keeper.refresh_customers([ben])
         assert index.match("phone", normalise("phone", HOME)) == full
-    finally:
-        await pool.close()
-        await redis.aclose()
