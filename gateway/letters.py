@@ -34,6 +34,7 @@ from .rules.registry import REGISTRY
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 HTML_TEMPLATE, TEXT_TEMPLATE = "restriction_letter.html", "restriction_letter.txt"
 HEADING = "Decision to restrict your contact with us"
+DECISION_SUBJECT = "decision about how you contact us"
 BEHAVIOUR = {
     "aggressive_or_abusive": "aggressive, abusive or intimidating behaviour",
     "unreasonable_demands": "unreasonable demands",
@@ -92,6 +93,7 @@ class Letter:
     reference: str
     heading: str = HEADING
     appealable: bool = True  # it tells the customer how to appeal (an outcome letter does not)
+    subject: str = DECISION_SUBJECT  # after "Our letter R1: " in an email's subject
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,8 +117,7 @@ def letter_email(to: Recipient, letter: Letter, pdf: bytes, provider: Provider) 
         f"{appeal}Please quote {letter.reference} when you write to us.\n\n"
         f"Yours sincerely,\n{sender}\n"
     )
-    about = "decision about how you contact us" if letter.appealable else letter.heading[0].lower() + letter.heading[1:]
-    subject = f"Our letter {letter.reference}: {about}"
+    subject = f"Our letter {letter.reference}: {letter.subject}"
     attached = OutgoingAttachment(f"{letter.reference}.pdf", "application/pdf", pdf)
     return OutgoingMail(to=to.email, subject=subject, text=text, attachments=(attached,))
 
@@ -151,6 +152,15 @@ def _arrangement(f: LetterFacts) -> Sentences:
         frozenset(r.channels),
     )
     return REGISTRY[r.kind].letter_wording(r.params, words)
+
+
+# An outcome letter's email subject, by (result, whether it was an appeal).
+_SUBJECTS = {
+    ("upheld", True): "our decision on your appeal",
+    ("varied", True): "our decision on your appeal",
+    ("lifted", True): "the restriction is lifted after your appeal",
+    ("lifted", False): "the restriction on your contact with us is lifted",
+}
 
 
 def _opening(f: LetterFacts) -> tuple[str, str]:
@@ -271,6 +281,9 @@ def render(f: LetterFacts, cal: Calendar, template_dir: Path = TEMPLATE_DIR) -> 
         reference=mapping["reference"],
         heading=mapping["heading"],
         appealable=f.outcome is None,
+        subject=_SUBJECTS.get((f.outcome.result, bool(f.outcome.appealed_on)), DECISION_SUBJECT)
+        if f.outcome
+        else DECISION_SUBJECT,
     )
 
 

@@ -105,10 +105,16 @@ class ReportItem:
         }
 
 
+def _letter_issues(row: ReviewRow) -> tuple[str, ...]:
+    if row.letter_sent_on is None:
+        return ("letter_not_sent",)
+    return ("letter_email_failed",) if row.letter_undelivered else ()
+
+
 def issues_of(row: ReviewRow, today: date, end: date) -> tuple[str, ...]:
     """What needs attention: each issue is a stable word a spreadsheet can filter on."""
-    if row.status == "lifted":  # listed only while the letter telling the customer is not sent
-        return ("letter_not_sent",) if row.letter_sent_on is None else ()
+    if row.status == "lifted":  # listed only while the letter telling the customer is not sent or delivered
+        return _letter_issues(row)
     found: list[str] = ["urgent_review"] if row.urgent_since is not None else []
     if row.status == "proposed":
         found.append("awaiting_deciders")
@@ -122,10 +128,8 @@ def issues_of(row: ReviewRow, today: date, end: date) -> tuple[str, ...]:
         found.append("review_overdue")
     elif row.review_due <= end:
         found.append("review_due")
-    if row.status in ("active", "under_appeal") and row.letter_sent_on is None:
-        found.append("letter_not_sent")
-    elif row.status in ("active", "under_appeal") and row.letter_undelivered:
-        found.append("letter_email_failed")
+    if row.status in ("active", "under_appeal"):
+        found += _letter_issues(row)
     if row.appeal_due is not None:
         found.append("appeal_overdue" if row.appeal_due < today else "appeal_open")
     if row.valid_to is not None and today <= row.valid_to <= end:

@@ -5,14 +5,21 @@ send it to, else a 409 that says to post it."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from gateway import lifecycle as lc
 from gateway.app import create_app
+from gateway.errors import StateConflict
+from gateway.letters import render
+from gateway.models.restrictions import LetterSentIn
+from gateway.rules.calendar import format_date
 from gateway.settings import Settings
+from gateway.store import reports, transitions
 from tests.factory import PHONE, Api, Team, today, yesterday
 from tests.helpers import eventually
 from tests.smtpsink import SmtpSink
@@ -308,3 +315,43 @@ async def test_a_lift_makes_a_letter_due_that_says_contact_is_restored(
     never = await api.restriction(cid, "caution", params={"note": "x"}, deciders=team.deciders[:1], status="proposed")
     r = await client.post(f"/v1/restrictions/{never['id']}/lift", headers=team.cl1.headers, json={"reason": "No."})
     assert r.status == 200 and await issues(client, team, never["id"]) == []
+    status, body = await send(client, team.cl3, never["id"], {"by": "post"})
+    assert status == 409 and body["error"]["code"] == "no_letter_due"
+
+
+async def test_a_letter_made_before_the_restriction_changed_is_not_recorded(
+    api: Api, client: Any, team: Team, conn: asyncpg.Connection, settings: Settings
+) -> None:
+    """The letter is made, then recorded under the restriction's lock: an appeal decided or a lift in
+    between would have it record a letter that no longer says what holds."""
+    cid = await api.customer("Sandra Clarke", PHONE, postal_address="Flat 12, Willow House; Leeds; LS11 5PX")
+    rid = (await api.restriction(cid, deciders=team.deciders))["id"]
+    pol = lc.Policy(rule=lc.parse_rule(settings.activation_rule), calendar=settings.calendar())
+    facts = await reports.letter_facts(conn, rid, pol, today())
+    letter = render(facts, pol.calendar)
+    await conn.execute("UPDATE restrictions SET updated_at = now() WHERE id = $1", rid)  # changed meanwhile
+    with pytest.raises(StateConflict) as refused:
+        await transitions.record_letter(
+            conn,
+            rid,
+            LetterSentIn(method="post"),
+            letter,
+            pol,
+            lc.Actor(f"staff:{team.cl3.id}:x", team.cl3.id),
+            today(),
+            made_from=facts.restriction.updated_at,
+        )
+    assert refused.value.code == "letter_outdated"
+    assert await conn.fetchval("SELECT count(*) FROM restriction_letters") == 0
+
+
+async def test_the_lift_letter_gives_the_day_it_was_lifted(api: Api, client: Any, team: Team) -> None:
+    """A restriction due to start tomorrow, lifted today: its last day is kept as tomorrow (it may not
+    end before it starts), but the customer is told it no longer applies from today."""
+    cid = await api.customer("Sandra Clarke", PHONE, postal_address="Flat 12, Willow House; Leeds; LS11 5PX")
+    tomorrow = (today() + timedelta(days=1)).isoformat()
+    rid = (await api.restriction(cid, deciders=team.deciders, valid_from=tomorrow))["id"]
+    assert (await send(client, team.cl3, rid, {"by": "post"}))[0] == 200
+    r = await client.post(f"/v1/restrictions/{rid}/lift", headers=team.cl1.headers, json={"reason": "Calmer."})
+    assert r.status == 200 and (await r.json())["valid_to"] == tomorrow
+    assert f"From {format_date(today())} the restriction no longer applies" in await _text(client, team, rid)

@@ -7,7 +7,7 @@ import asyncio
 from typing import Any
 
 from gateway.decide.records import Rejected
-from gateway.decide.refusals import PER_MINUTE, RefusalLimit
+from gateway.decide.refusals import MOST_ROWS, OTHERS, PER_MINUTE, RefusalLimit
 from gateway.runtime import RUNTIME
 from tests.helpers import eventually
 
@@ -76,3 +76,34 @@ async def test_made_up_keys_in_a_loop_are_refused_every_time_and_logged_once_pas
 
 async def _rows(conn: Any, n: int) -> bool:
     return await conn.fetchval("SELECT count(*) FROM contacts WHERE status = 'rejected'") == n
+
+
+def test_a_refusal_that_carries_a_caller_is_always_logged_whole():
+    """A Twilio call refused for its signature (the token rotated) keeps its number and call id."""
+    assert not RefusalLimit.applies(
+        Rejected("rejected", "bad X-Twilio-Signature", "phone", "+447700900001", "CA1", address="54.1.2.3")
+    )
+    assert not RefusalLimit.applies(Rejected("malformed", "not JSON", "unknown", address="54.1.2.3"))
+    assert not RefusalLimit.applies(Rejected("rejected", "unknown API key", "unknown"))  # no address known
+    assert RefusalLimit.applies(Rejected("rejected", "unknown API key", "unknown", address="54.1.2.3"))
+
+
+async def test_many_addresses_together_are_held_to_a_budget_a_minute():
+    logged: list[Rejected] = []
+
+    async def log_row(r: Rejected) -> None:
+        logged.append(r)
+
+    now = [0.0]
+    limit = RefusalLimit(log_row, clock=lambda: now[0])
+    admitted = sum(
+        limit.admit(Rejected("rejected", "unknown API key", "unknown", address=f"2001:db8::{i:x}"))
+        for i in range(MOST_ROWS + 500)
+    )
+    assert admitted == MOST_ROWS
+    now[0] = 60.0
+    limit.flush()
+    await asyncio.sleep(0)
+    (row,) = logged
+    assert row.error.startswith(f"500 more attempt(s) refused from {OTHERS}")
+    await limit.close()

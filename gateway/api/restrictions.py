@@ -178,9 +178,17 @@ async def post_letter(request: web.Request) -> web.Response:
     body = await read_model(request, LetterSentIn)
     pol = await policy(request)
     async with request.app[POOL].acquire() as conn:
-        letter = render(await _facts(request, conn, pol, None), pol.calendar)
+        facts = await _facts(request, conn, pol, None)
+        letter = render(facts, pol.calendar)
         record = await transitions.record_letter(
-            conn, path_id(request), body, letter, pol, principal(request).actor, today(request)
+            conn,
+            path_id(request),
+            body,
+            letter,
+            pol,
+            principal(request).actor,
+            today(request),
+            made_from=facts.restriction.updated_at,
         )
     return await _published(request, record)
 
@@ -220,6 +228,7 @@ async def send_letter(request: web.Request) -> web.Response:
             today(request),
             pdf=pdf,
             email=email,
+            made_from=facts.restriction.updated_at,
         )
     if email is not None:
         request.app[RUNTIME].outbox.wake()

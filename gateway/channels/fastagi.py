@@ -142,7 +142,7 @@ class FastAGIServer:
             writer.close()
             log.warning("FastAGI: refused a connection from %s (not in FASTAGI_ALLOW)", host)
             why = f"FastAGI connection from {host} refused: not in FASTAGI_ALLOW"
-            await self.rt.decide.log_rejected(Rejected("rejected", why, "phone"))
+            await self.rt.decide.log_rejected(Rejected("rejected", why, "phone", address=host))
             return
         env, problem = await self._read_env(reader)
         if problem:  # nobody is left to answer: logged, and the dialplan routes on an empty result

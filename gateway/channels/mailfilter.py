@@ -260,7 +260,7 @@ class MailFilterServer:
         log.warning("mail filter: refused a connection from %s (not in GATEWAY_MAIL_FILTER_ALLOW)", host)
         metrics.MAIL_FILTER.labels("refused_peer").inc()
         why = f"mail filter connection from {host} refused: not in GATEWAY_MAIL_FILTER_ALLOW"
-        task = asyncio.ensure_future(self.rt.decide.log_rejected(Rejected("rejected", why, "email")))
+        task = asyncio.ensure_future(self.rt.decide.log_rejected(Rejected("rejected", why, "email", address=host)))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 

@@ -184,7 +184,7 @@ class DecideService:
     async def log_rejected(self, rejected: Rejected) -> None:
         """Log an attempt we could not decide (malformed or refused), so that nothing is lost; one
         refused from an address that sent many this minute is counted, and logged with its count."""
-        if rejected.status == "rejected" and rejected.address and not self.refusals.admit(rejected):
+        if self.refusals.applies(rejected) and not self.refusals.admit(rejected):
             return
         await self._log_rejected_now(rejected)
 

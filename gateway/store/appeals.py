@@ -130,7 +130,7 @@ async def decide_appeal(
         await event(conn, updated, actor, "appeal_decided", why=body.notes, before=snapshot(row), after=after)
         if body.outcome == "lifted":
             why = f"lifted on appeal by staff {staff_id}"
-            await event(conn, updated, actor, "lifted", why=why)
+            await event(conn, updated, actor, "lifted", why=why, after={"lifted_on": decided_on.isoformat()})
         await notify_in_transaction(conn, row["customer_id"])
     return await get(conn, restriction_id, policy)
 

@@ -54,9 +54,14 @@ JOIN restriction_events e ON e.restriction_id = a.restriction_id AND e.kind = 'a
                          AND (e.after->>'appeal_id')::bigint = a.id
 WHERE a.restriction_id = $1 AND a.outcome IN ('upheld', 'varied', 'lifted')
   AND e.id > coalesce((SELECT max(d.id) FROM restriction_events d WHERE d.restriction_id = $1
-                        AND (d.kind IN ('created', 'amended')
+                        AND (d.kind IN ('created', 'amended', 'review_period_approved')
                              OR (d.kind = 'reviewed' AND d.after->>'outcome' = 'renew'))), 0)
 ORDER BY a.id DESC LIMIT 1"""
+
+
+# The day the latest lift took effect, as its event says (lifts before this was recorded: none).
+_LIFTED_ON = """SELECT after->>'lifted_on' FROM restriction_events
+                WHERE restriction_id = $1 AND kind = 'lifted' ORDER BY id DESC LIMIT 1"""
 
 
 async def _outcome(
@@ -68,7 +73,8 @@ async def _outcome(
     if status == "lifted":
         if appeal is not None and appeal["outcome"] == "lifted":
             return Outcome("lifted", appeal["decided_on"], appeal["lodged_on"])
-        return Outcome("lifted", valid_to or today)  # every lift sets valid_to
+        lifted_on = await conn.fetchval(_LIFTED_ON, restriction_id)
+        return Outcome("lifted", date.fromisoformat(lifted_on) if lifted_on else valid_to or today)
     if appeal is not None:
         return Outcome(appeal["outcome"], appeal["decided_on"], appeal["lodged_on"])
     return None
@@ -92,10 +98,15 @@ async def review_rows(conn: asyncpg.Connection | asyncpg.Pool) -> list[ReviewRow
                                 WHERE e.restriction_id = r.id AND e.kind = 'equality_note_declined')) AS note_declined
            FROM restrictions r JOIN customers c ON c.id = r.customer_id
            WHERE r.status = ANY($1::text[])
-              -- Lifted, and the customer not told yet (they had a letter, or appealed).
-              OR (r.status = 'lifted' AND r.letter_sent_on IS NULL
+              -- Lifted, and the customer (who had a letter, or appealed) not told yet, or the
+              -- letter telling them emailed and not delivered.
+              OR (r.status = 'lifted'
                   AND (EXISTS (SELECT 1 FROM restriction_letters l WHERE l.restriction_id = r.id)
-                       OR EXISTS (SELECT 1 FROM appeals a WHERE a.restriction_id = r.id)))
+                       OR EXISTS (SELECT 1 FROM appeals a WHERE a.restriction_id = r.id))
+                  AND (r.letter_sent_on IS NULL OR coalesce((
+                      SELECT o.status IN ('failed', 'refused') FROM restriction_letters l
+                      LEFT JOIN outbox o ON o.id = l.outbox_id
+                      WHERE l.restriction_id = r.id ORDER BY l.id DESC LIMIT 1), false)))
            ORDER BY r.review_due, r.id""",
         OPEN_STATUSES,
     )
@@ -129,12 +140,14 @@ async def _json_rows(conn: asyncpg.Connection, sql: str, *args: Any) -> list[Any
 _RESTRICTION_IDS = "(SELECT id FROM restrictions WHERE customer_id = $1)"
 # A contact from an identifier other customers share (a household phone), or made for others too,
 # may carry their restrictions in its banner and reasons: not this customer's data (UK GDPR Art.
-# 15(4)). Where the banner names a restriction of anyone else, the banner, the reasons and the other
+# 15(4)). Where the banner names a restriction of anyone else, what the decision took from it (the
+# banner, the reasons, the message the caller was given, the target, the case) and the other
 # customers' ids are left out, and the export says so.
 _CONTACT_AS_EXPORTED = """CASE
     WHEN EXISTS (SELECT 1 FROM jsonb_array_elements_text(coalesce(k.banner->'restriction_ids', '[]')) x
                  WHERE x::bigint NOT IN (SELECT id FROM restrictions WHERE customer_id = $1))
-    THEN to_jsonb(k) - 'banner' - 'reasons' || jsonb_build_object(
+    THEN to_jsonb(k) - 'banner' - 'reasons' - 'customer_message' - 'target' - 'case_id' - 'case_ref'
+         || jsonb_build_object(
         'customer_ids', CASE WHEN k.customer_ids @> ARRAY[$1]::bigint[] THEN ARRAY[$1]::bigint[] ELSE '{}' END,
         'representative_of', CASE WHEN k.representative_of @> ARRAY[$1]::bigint[] THEN ARRAY[$1] ELSE '{}' END,
         'redacted', 'What this contact says of other customers (their restrictions) is left out.')

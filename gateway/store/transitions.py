@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -44,6 +44,11 @@ async def update_restriction(conn: asyncpg.Connection, restriction_id: int, **fi
     )
 
 
+# The customer knew of the restriction: a letter was sent, or they appealed.
+_TOLD_OF_IT = """SELECT EXISTS (SELECT 1 FROM restriction_letters WHERE restriction_id = $1)
+                     OR EXISTS (SELECT 1 FROM appeals WHERE restriction_id = $1)"""
+
+
 async def record_letter(
     conn: asyncpg.Connection,
     restriction_id: int,
@@ -55,6 +60,7 @@ async def record_letter(
     *,
     pdf: bytes | None = None,
     email: OutgoingMail | None = None,
+    made_from: datetime | None = None,
 ) -> Restriction:
     """Marks the letter sent and keeps a copy of exactly what was sent (text, html, the PDF); an
     emailed letter goes into the email outbox in the same transaction, so it is sent if and only if
@@ -64,11 +70,22 @@ async def record_letter(
     async with conn.transaction():
         await acting(conn, actor, roles=DECIDER_ROLES)
         row = await load(conn, restriction_id, lock=True)
-        if row["status"] == "lifted":  # the letter telling the customer it is lifted, once
+        if made_from is not None and row["updated_at"] != made_from:  # an appeal decided, a lift, since
+            raise StateConflict(
+                f"restriction {restriction_id} changed while its letter was being made: make it again",
+                code="letter_outdated",
+            )
+        if row["status"] == "lifted":  # the letter telling a customer who knew of it that it is lifted, once
             if row["letter_sent_on"] is not None:
                 raise StateConflict(
                     f"restriction {restriction_id} is lifted and its letter was sent on {row['letter_sent_on']}",
                     code="letter_already_sent",
+                )
+            if not await conn.fetchval(_TOLD_OF_IT, restriction_id):
+                raise StateConflict(
+                    f"restriction {restriction_id} was lifted before the customer was written to or appealed: "
+                    "there is nothing to tell them",
+                    code="no_letter_due",
                 )
         else:
             require_status(row, lc.ENFORCED, "send a letter before the restriction is active")
@@ -162,7 +179,8 @@ async def review(
             },
         )
         if body.outcome == "lift":
-            await event(conn, updated, actor, "lifted", why=f"lifted at review by staff {staff_id}")
+            lifted = {"lifted_on": reviewed_on.isoformat()}
+            await event(conn, updated, actor, "lifted", why=f"lifted at review by staff {staff_id}", after=lifted)
         await notify_in_transaction(conn, row["customer_id"])
     return await get(conn, restriction_id, policy)
 
@@ -224,7 +242,12 @@ async def lift(
             lifted_on,
             f"The restriction was lifted by staff {staff_id} before the appeal was decided.",
         )
-        after = {**snapshot(updated), "lifted_by": staff_id, **({"appeal_ended": ended} if ended else {})}
+        after = {
+            **snapshot(updated),
+            "lifted_by": staff_id,
+            "lifted_on": lifted_on.isoformat(),  # in force no longer from then (valid_to may be clamped)
+            **({"appeal_ended": ended} if ended else {}),
+        }
         await event(conn, updated, actor, "lifted", why=body.reason, before=snapshot(row), after=after)
         await notify_in_transaction(conn, row["customer_id"])
     return await get(conn, restriction_id, policy)
