@@ -242,6 +242,8 @@ async def test_simulation_sees_a_household_number_as_ambiguous_as_the_live_decis
     assert [(c["from"]["target"], c["to"]["target"], c["contacts"]) for c in result["changes"]] == [
         ("queue general", "queue identity-check", 1)
     ]
+    (example,) = result["examples"]
+    assert any("Rita Hall and Sam Hall" in r["because"] for r in example["draft"]["reasons"])  # named, as live
 
 
 async def test_edits_and_requests_that_cannot_be_used_are_refused_clearly(client, team, keys):

@@ -28,7 +28,14 @@ from ..rules.engine import Verdict, decide
 from ..rules.outcome import ENFORCED_STATUSES
 from ..rules.vocabulary import Contact, Reason
 from ..store import replay as store
-from ..store.index import enforced_restrictions, load_closures, load_staff, representatives_of, restriction_view
+from ..store.index import (
+    enforced_restrictions,
+    load_closures,
+    load_staff,
+    representatives_of,
+    restriction_view,
+    sharers,
+)
 from .context import make_context
 from .counting import period_start
 
@@ -302,7 +309,8 @@ async def load_world(
     for c in cases.values():
         cases_of[c.customer_id] = (*cases_of.get(c.customer_id, ()), c)
     return World(
-        customers=await store.customers(conn, restricted),
+        # The restricted customers and, so that a shared number's banner names them, their housemates.
+        customers=await store.customers(conn, [*restricted, *await sharers(conn, restricted)]),
         representatives=await representatives_of(conn, restricted),
         cases=cases,
         cases_of=cases_of,

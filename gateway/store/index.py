@@ -176,6 +176,19 @@ async def load(conn: asyncpg.Connection, today: date, only: Sequence[int] | None
     return out
 
 
+async def sharers(conn: asyncpg.Connection, ids: Sequence[int]) -> list[int]:
+    """The other customers who hold any identifier of these customers as their own (a household
+    phone): a simulation names them as the index does."""
+    rows = await conn.fetch(
+        """SELECT DISTINCT i.customer_id FROM identifiers i
+           JOIN identifiers mine ON mine.kind = i.kind AND mine.value = i.value
+           WHERE mine.customer_id = ANY($1::bigint[]) AND i.customer_id IS NOT NULL
+             AND NOT i.customer_id = ANY($1::bigint[])""",
+        list(ids),
+    )
+    return [r[0] for r in rows]
+
+
 async def load_staff(conn: asyncpg.Connection | asyncpg.Pool) -> dict[int, StaffView]:
     return {
         r["id"]: StaffView(
